@@ -1,0 +1,130 @@
+/**
+ * Service contracts: one shared definition, written with zod, from which both the server's handler types and the
+ * client's call types are inferred.
+ */
+import type { z } from 'zod';
+import { RpcError } from './errors.js';
+
+/** MethodSpec describes one method: the zod schemas of its params and result, and how it may be invoked. */
+export interface MethodSpec<I extends z.ZodType = z.ZodType, O extends z.ZodType = z.ZodType> {
+  /** Schema of the params. The server parses every request with it; failures are INVALID_ARGUMENT. */
+  readonly input: I;
+  /** Schema of the result. The typed client parses every result with it. */
+  readonly output: O;
+  /**
+   * The method is safe to run twice (a read, or a write keyed by the caller). Clients may retry it after a
+   * connection loss even when it may already have run. Default false.
+   */
+  readonly idempotent?: boolean;
+  /** The typed client sends this method as a notification (no answer, no result). Default false. */
+  readonly notification?: boolean;
+}
+
+/** ServiceMethods maps method names to their specs. */
+export type ServiceMethods = { readonly [method: string]: MethodSpec };
+
+/** ServiceContract is what defineService returns: a service name and its methods, shared by client and server. */
+export interface ServiceContract<Name extends string = string, Methods extends ServiceMethods = ServiceMethods> {
+  readonly name: Name;
+  readonly methods: Methods;
+}
+
+/** InputOf is the params type a caller passes to a method (before zod transforms). */
+export type InputOf<M extends MethodSpec> = z.input<M['input']>;
+/** ParsedInputOf is the params type a handler receives (after zod parsing). */
+export type ParsedInputOf<M extends MethodSpec> = z.output<M['input']>;
+/** OutputOf is the result type a caller receives (after zod parsing). */
+export type OutputOf<M extends MethodSpec> = z.output<M['output']>;
+/** ReturnOf is the result type a handler returns (before zod parsing on the client). */
+export type ReturnOf<M extends MethodSpec> = z.input<M['output']>;
+
+const SERVICE_NAME = /^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$/;
+const METHOD_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+
+/**
+ * defineService declares a service contract. Methods are called on the wire as `"<name>.<method>"`.
+ *
+ * @example
+ * const Echo = defineService('Echo', {
+ *   add: { input: z.object({ a: z.number(), b: z.number() }), output: z.number() },
+ * });
+ */
+export function defineService<const Name extends string, const Methods extends ServiceMethods>(
+  name: Name,
+  methods: Methods,
+): ServiceContract<Name, Methods> {
+  if (!SERVICE_NAME.test(name)) {
+    throw new RpcError('INVALID_ARGUMENT', `service name ${JSON.stringify(name)} must be dot-separated identifiers, like "Echo" or "billing.Invoices"`);
+  }
+  for (const method of Object.keys(methods)) {
+    if (!METHOD_NAME.test(method)) {
+      throw new RpcError('INVALID_ARGUMENT', `method name ${JSON.stringify(method)} of service ${name} must be an identifier (letters, digits, _)`);
+    }
+    const spec = methods[method];
+    if (spec === undefined || typeof spec.input?.safeParse !== 'function' || typeof spec.output?.safeParse !== 'function') {
+      throw new RpcError('INVALID_ARGUMENT', `method ${name}.${method} needs zod schemas in both input and output`);
+    }
+  }
+  return Object.freeze({ name, methods });
+}
+
+/** methodPath is the wire name of a contract method: `"Service.method"`. */
+export function methodPath(contract: ServiceContract, method: string): string {
+  return `${contract.name}.${method}`;
+}
+
+/**
+ * parseWithSchema runs a zod schema and returns its issues on failure. MessagePack has one nil for both null and
+ * undefined, so a nil that the schema refuses is tried once more as undefined (for `z.void()` and optional
+ * params). A schema that throws (a stack overflow on deep input) is reported as a failure, not thrown.
+ */
+export function parseWithSchema(
+  schema: z.ZodType,
+  value: unknown,
+): { success: true; data: unknown } | { success: false; issues: z.core.$ZodIssue[] } {
+  try {
+    let result = schema.safeParse(value);
+    if (!result.success && value === null) {
+      const retry = schema.safeParse(undefined);
+      if (retry.success) result = retry;
+    }
+    return result.success ? { success: true, data: result.data } : { success: false, issues: result.error.issues };
+  } catch (error) {
+    const message = error instanceof RangeError ? 'value nested too deeply to validate' : 'schema threw while validating';
+    return { success: false, issues: [{ code: 'custom', path: [], message, input: undefined }] };
+  }
+}
+
+// Bounds on the issues an INVALID_ARGUMENT carries: a million wrong elements must not become a 16 MB error
+// (shared/RELIABILITY.md 2c, case T15).
+const MAX_ISSUES = 10;
+const MAX_ISSUES_BYTES = 4096;
+
+/** WireIssue is one validation issue as sent in INVALID_ARGUMENT data. */
+export interface WireIssue { path: (string | number)[]; code: string; message: string }
+
+/**
+ * summarizeIssues keeps the first 10 issues, at most 4 KiB of them, in a plain form fit for the wire. Peer input
+ * is never echoed: only paths, codes and zod's messages.
+ */
+export function summarizeIssues(issues: readonly z.core.$ZodIssue[]): { issues: WireIssue[]; total: number } {
+  const out: WireIssue[] = [];
+  let bytes = 0;
+  for (const issue of issues) {
+    if (out.length >= MAX_ISSUES) break;
+    const wire: WireIssue = {
+      path: issue.path.map((key) => (typeof key === 'number' ? key : String(key))).slice(0, 16),
+      code: issue.code,
+      message: issue.message.slice(0, 200),
+    };
+    bytes += JSON.stringify(wire).length;
+    if (bytes > MAX_ISSUES_BYTES) break;
+    out.push(wire);
+  }
+  return { issues: out, total: issues.length };
+}
+
+/** formatIssues renders issues as one line: `a: Expected number, received string; b: Required`. */
+export function formatIssues(issues: readonly WireIssue[]): string {
+  return issues.map((issue) => `${issue.path.length > 0 ? issue.path.join('.') : '(root)'}: ${issue.message}`).join('; ');
+}

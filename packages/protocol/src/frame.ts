@@ -1,0 +1,139 @@
+/**
+ * Framing (PROTOCOL.md "Frames"). Every message travels as one frame:
+ *
+ *   offset 0   uint32 big-endian L   payload length, 1 <= L <= maxFrameSize
+ *   offset 4   L bytes               exactly one MessagePack value
+ *
+ * The decoder is pure (bytes in, payloads out) and takes any split of the stream: one byte at a time, many frames
+ * in one chunk, a frame spanning chunks.
+ */
+import { RpcError, protocolViolation } from './errors.js';
+import { DEFAULT_MAX_FRAME_SIZE } from './limits.js';
+
+/** FRAME_HEADER_SIZE is the length of the frame prefix in bytes. */
+export const FRAME_HEADER_SIZE = 4;
+
+// A partial frame starts with a buffer this small and doubles as bytes arrive, so a header that declares 8 MiB
+// and then stalls pins 64 KiB, not 8 MiB (shared/RELIABILITY.md G1, case T2).
+const INITIAL_PARTIAL_CAPACITY = 64 * 1024;
+
+/** encodeFrame prefixes a payload with its length. It does not check maxFrameSize; the sender does. */
+export function encodeFrame(payload: Uint8Array): Buffer {
+  const frame = Buffer.allocUnsafe(FRAME_HEADER_SIZE + payload.length);
+  frame.writeUInt32BE(payload.length, 0);
+  frame.set(payload, FRAME_HEADER_SIZE);
+  return frame;
+}
+
+/** frameTooLarge builds the RESOURCE_EXHAUSTED error for a frame over the limit, naming size, limit and fix. */
+export function frameTooLarge(size: number, maxFrameSize: number, side: 'received' | 'sent'): RpcError {
+  return new RpcError(
+    'RESOURCE_EXHAUSTED',
+    `frame of ${size} bytes ${side === 'received' ? 'received' : 'to send'} exceeds maxFrameSize ${maxFrameSize}; ` +
+      'raise maxFrameSize on both peers or send smaller values',
+    { size, maxFrameSize },
+  );
+}
+
+/**
+ * FrameDecoder splits a byte stream into frame payloads. It keeps at most one partial frame in one contiguous
+ * buffer (never a list of chunks), and checks each length prefix before allocating anything for it.
+ */
+export class FrameDecoder {
+  readonly #maxFrameSize: number;
+  readonly #header = Buffer.alloc(FRAME_HEADER_SIZE);
+  #headerFill = 0;
+  // Declared length of the frame being assembled, or -1 while reading a header.
+  #expected = -1;
+  #partial: Buffer | undefined;
+  #partialFill = 0;
+
+  constructor(maxFrameSize: number = DEFAULT_MAX_FRAME_SIZE) {
+    this.#maxFrameSize = maxFrameSize;
+  }
+
+  /** bufferedBytes is how many bytes of an unfinished frame (header included) the decoder holds. */
+  get bufferedBytes(): number {
+    return this.#expected === -1 ? this.#headerFill : FRAME_HEADER_SIZE + this.#partialFill;
+  }
+
+  /** inFrame tells whether the decoder holds part of a frame, so the caller can time its completion. */
+  get inFrame(): boolean {
+    return this.bufferedBytes > 0;
+  }
+
+  /**
+   * push feeds a chunk and returns the payloads it completed, in order. A returned payload may be a view into
+   * `chunk`; the decoder never writes to it again. Throws an RpcError (RESOURCE_EXHAUSTED for a length over
+   * maxFrameSize, INTERNAL for a zero length) after which the stream is unusable.
+   */
+  push(chunk: Uint8Array): Buffer[] {
+    const out: Buffer[] = [];
+    const bytes = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+    let offset = 0;
+    const end = bytes.length;
+    while (offset < end) {
+      if (this.#expected === -1) {
+        if (this.#headerFill === 0 && end - offset >= FRAME_HEADER_SIZE) {
+          const length = bytes.readUInt32BE(offset);
+          this.#checkLength(length);
+          offset += FRAME_HEADER_SIZE;
+          if (end - offset >= length) {
+            // Whole frame inside this chunk: hand out a view, no copy.
+            out.push(bytes.subarray(offset, offset + length));
+            offset += length;
+            continue;
+          }
+          this.#startPartial(length);
+          continue;
+        }
+        const take = Math.min(FRAME_HEADER_SIZE - this.#headerFill, end - offset);
+        bytes.copy(this.#header, this.#headerFill, offset, offset + take);
+        this.#headerFill += take;
+        offset += take;
+        if (this.#headerFill < FRAME_HEADER_SIZE) break;
+        this.#headerFill = 0;
+        const length = this.#header.readUInt32BE(0);
+        this.#checkLength(length);
+        this.#startPartial(length);
+        continue;
+      }
+      offset = this.#fillPartial(bytes, offset, out);
+    }
+    return out;
+  }
+
+  #checkLength(length: number): void {
+    if (length === 0) throw protocolViolation('zero-length frame; every frame carries one MessagePack value');
+    if (length > this.#maxFrameSize) throw frameTooLarge(length, this.#maxFrameSize, 'received');
+  }
+
+  #startPartial(length: number): void {
+    this.#expected = length;
+    this.#partialFill = 0;
+    this.#partial = Buffer.allocUnsafe(Math.min(length, INITIAL_PARTIAL_CAPACITY));
+  }
+
+  #fillPartial(bytes: Buffer, offset: number, out: Buffer[]): number {
+    const expected = this.#expected;
+    let partial = this.#partial as Buffer;
+    const take = Math.min(expected - this.#partialFill, bytes.length - offset);
+    const needed = this.#partialFill + take;
+    if (needed > partial.length) {
+      // Geometric growth capped at the declared length keeps copying linear in the frame size.
+      const grown = Buffer.allocUnsafe(Math.min(expected, Math.max(needed, partial.length * 2)));
+      partial.copy(grown, 0, 0, this.#partialFill);
+      partial = grown;
+      this.#partial = grown;
+    }
+    bytes.copy(partial, this.#partialFill, offset, offset + take);
+    this.#partialFill = needed;
+    if (needed === expected) {
+      out.push(partial.length === expected ? partial : partial.subarray(0, expected));
+      this.#partial = undefined;
+      this.#partialFill = 0;
+      this.#expected = -1;
+    }
+    return offset + take;
+  }
+}

@@ -1,0 +1,83 @@
+/**
+ * The CONNECT handshake (PROTOCOL.md "Handshake"): the client's request head, the server's one accepted reply,
+ * and a parser for the reply head that keeps every byte behind it.
+ */
+import { RpcError } from './errors.js';
+
+/** DEFAULT_RPC_PATH is the request target of the CONNECT when none is given. */
+export const DEFAULT_RPC_PATH = '/_rpc';
+
+/** CONNECTED_RESPONSE is the exact reply of a server that takes the tunnel; frames follow it. */
+export const CONNECTED_RESPONSE = 'HTTP/1.0 200 Connected\r\n\r\n';
+
+/** DEFAULT_MAX_HEAD_SIZE caps the reply head a client reads: 8 KiB. */
+export const DEFAULT_MAX_HEAD_SIZE = 8 * 1024;
+
+const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+const FIELD_VALUE = /^[\t\x20-\x7e\x80-\xff]*$/;
+
+/** encodeConnectRequest builds `CONNECT <path> HTTP/1.0` with Host and the given headers. */
+export function encodeConnectRequest(path: string, host: string, headers: Readonly<Record<string, string>> = {}): Buffer {
+  if (!path.startsWith('/') || /[\s]/.test(path)) {
+    throw new RpcError('INVALID_ARGUMENT', `RPC path ${JSON.stringify(path)} must start with "/" and hold no spaces`);
+  }
+  let head = `CONNECT ${path} HTTP/1.0\r\nHost: ${host}\r\n`;
+  for (const [name, value] of Object.entries(headers)) {
+    if (!TOKEN.test(name) || !FIELD_VALUE.test(value)) {
+      throw new RpcError('INVALID_ARGUMENT', `handshake header ${JSON.stringify(name)} has a character HTTP does not allow (CR, LF or a control)`);
+    }
+    if (name.toLowerCase() === 'host') continue;
+    head += `${name}: ${value}\r\n`;
+  }
+  return Buffer.from(`${head}\r\n`, 'latin1');
+}
+
+/** ResponseHead is a parsed HTTP response head plus every byte that came after it. */
+export interface ResponseHead {
+  status: number;
+  reason: string;
+  /** Header names in lower case; a repeated header keeps its last value. */
+  headers: Record<string, string>;
+  /** Bytes after the blank line: frames after a 200, the body after a refusal. */
+  rest: Buffer;
+}
+
+/**
+ * parseResponseHead parses the reply to a CONNECT. Returns undefined while the blank line has not arrived yet.
+ * Throws RpcError UNAVAILABLE when the head passes `maxHeadSize` or is not HTTP. Accepts CRLF and bare LF line
+ * ends (RFC 9112 section 2.2).
+ */
+export function parseResponseHead(buf: Buffer, maxHeadSize: number = DEFAULT_MAX_HEAD_SIZE): ResponseHead | undefined {
+  const end = findHeadEnd(buf, Math.min(buf.length, maxHeadSize + 4));
+  if (end === undefined) {
+    if (buf.length > maxHeadSize) {
+      throw new RpcError('UNAVAILABLE', `the server's reply head passed ${maxHeadSize} bytes without ending; this is not a tunnelrpc endpoint`, { maxHeadSize });
+    }
+    if (buf.length >= 5 && buf.subarray(0, 5).toString('latin1') !== 'HTTP/') throw notHttp();
+    return undefined;
+  }
+  const lines = buf.subarray(0, end.headLength).toString('latin1').split('\n').map((line) => (line.endsWith('\r') ? line.slice(0, -1) : line));
+  const match = /^HTTP\/1\.[01] (\d{3})(?: (.*))?$/.exec(lines[0] ?? '');
+  if (match === null) throw notHttp();
+  const headers: Record<string, string> = Object.create(null) as Record<string, string>;
+  for (const line of lines.slice(1)) {
+    const colon = line.indexOf(':');
+    if (colon <= 0) continue;
+    headers[line.slice(0, colon).trim().toLowerCase()] = line.slice(colon + 1).trim();
+  }
+  return { status: Number(match[1]), reason: match[2] ?? '', headers, rest: buf.subarray(end.bodyStart) };
+}
+
+function notHttp(): RpcError {
+  return new RpcError('UNAVAILABLE', 'the server did not answer the CONNECT with an HTTP/1.x status line; this is not a tunnelrpc endpoint');
+}
+
+// Finds the blank line that ends the head: CRLF CRLF, or bare LF LF (mixed forms included).
+function findHeadEnd(buf: Buffer, limit: number): { headLength: number; bodyStart: number } | undefined {
+  for (let i = 0; i < limit; i++) {
+    if (buf[i] !== 0x0a) continue;
+    if (buf[i + 1] === 0x0a) return { headLength: i, bodyStart: i + 2 };
+    if (buf[i + 1] === 0x0d && buf[i + 2] === 0x0a) return { headLength: i, bodyStart: i + 3 };
+  }
+  return undefined;
+}

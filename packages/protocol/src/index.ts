@@ -1,0 +1,66 @@
+/**
+ * @tunnelrpc/protocol: the pure half of tunnelrpc. Bytes in, messages out; no sockets, no timers.
+ *
+ * It holds the service contract helpers both sides share, the one error class and its closed code list, and the
+ * wire-v1 codec (frames, messages, the CONNECT handshake) that PROTOCOL.md specifies.
+ *
+ * @example
+ * import { z } from 'zod';
+ * import { defineService } from '@tunnelrpc/protocol';
+ *
+ * export const Echo = defineService('Echo', {
+ *   add: { input: z.object({ a: z.number(), b: z.number() }), output: z.number() },
+ * });
+ * // Server: rpc.register(Echo, { add: ({ a, b }) => a + b });
+ * // Client: await createClient(Echo, client).add({ a: 1, b: 2 }); // 3
+ */
+export { defineService, methodPath } from './contract.js';
+export type {
+  InputOf,
+  MethodSpec,
+  OutputOf,
+  ParsedInputOf,
+  ReturnOf,
+  ServiceContract,
+  ServiceMethods,
+  WireIssue,
+} from './contract.js';
+export { ERROR_CODES, RpcError, codeFromHttpStatus, isErrorCode } from './errors.js';
+export type { ErrorCode, GoawayCode, WireError } from './errors.js';
+
+// ---- Building blocks for the server and client packages and for other implementations' tests. ----
+export { formatIssues, parseWithSchema, summarizeIssues } from './contract.js';
+export { fromWireError, goawayCodeOf, protocolViolation, toWireError } from './errors.js';
+export { FRAME_HEADER_SIZE, FrameDecoder, encodeFrame, frameTooLarge } from './frame.js';
+export {
+  CONNECTED_RESPONSE,
+  DEFAULT_MAX_HEAD_SIZE,
+  DEFAULT_RPC_PATH,
+  encodeConnectRequest,
+  parseResponseHead,
+} from './handshake.js';
+export type { ResponseHead } from './handshake.js';
+export {
+  DEFAULT_DECODE_LIMITS,
+  DEFAULT_MAX_DEPTH,
+  DEFAULT_MAX_FRAME_SIZE,
+  DEFAULT_MAX_ITEMS_PER_FRAME,
+  MAX_UINT32,
+  checkInteger,
+  definedOnly,
+  resolveDecodeLimits,
+} from './limits.js';
+export type { DecodeLimits } from './limits.js';
+export { MessageType, decodeMessage, encodeMessage, isPlainMap } from './message.js';
+export type {
+  CancelMessage,
+  GoawayMessage,
+  Message,
+  NotificationMessage,
+  PingMessage,
+  PongMessage,
+  RequestMessage,
+  RequestMeta,
+  ResponseMessage,
+} from './message.js';
+export { scanMessagePack } from './prescan.js';

@@ -1,0 +1,242 @@
+/**
+ * Messages (PROTOCOL.md "Messages"). Each frame payload is one MessagePack array whose first element is its type:
+ *
+ *   [0, id, method, params, meta?]   request       id: uint32, method: "Service.method", meta: {timeout?, headers?}
+ *   [1, id, error, result]           response      error: nil on success, else {code, message, data?}
+ *   [2, method, params, meta?]       notification  never answered
+ *   [3, id]                          cancel
+ *   [6, data]                        ping          answered by a pong with the same data
+ *   [7, data]                        pong
+ *   [8, lastId, code, message]       goaway        code: PROTOCOL_ERROR | RESOURCE_EXHAUSTED | UNAVAILABLE
+ *
+ * Types 4 and 5 are reserved for streams. Only standard MessagePack is written: no msgpackr records, bundled
+ * strings or class extensions; `undefined` is written as nil.
+ */
+import { Packr, Unpackr } from 'msgpackr';
+import { protocolViolation, type GoawayCode, type WireError } from './errors.js';
+import { FRAME_HEADER_SIZE } from './frame.js';
+import { DEFAULT_DECODE_LIMITS, MAX_UINT32, type DecodeLimits } from './limits.js';
+import { scanMessagePack } from './prescan.js';
+
+/** MessageType names the first element of every message array. */
+export const MessageType = {
+  Request: 0,
+  Response: 1,
+  Notification: 2,
+  Cancel: 3,
+  Ping: 6,
+  Pong: 7,
+  Goaway: 8,
+} as const;
+
+/** RequestMeta is the optional fourth element of a request: a relative deadline and string headers. */
+export interface RequestMeta {
+  /** Relative deadline in whole milliseconds from the moment the server reads the request. */
+  timeout?: number;
+  /** Application headers, string to string (auth tokens, trace ids). */
+  headers?: Record<string, string>;
+}
+
+/** RequestMessage asks the peer to run `method` and answer with a ResponseMessage of the same id. */
+export interface RequestMessage { type: 0; id: number; method: string; params: unknown; meta?: RequestMeta }
+/** ResponseMessage answers the request with the same id: `error` is undefined on success. */
+export interface ResponseMessage { type: 1; id: number; error?: WireError; result: unknown }
+/** NotificationMessage runs `method` without an answer. */
+export interface NotificationMessage { type: 2; method: string; params: unknown; meta?: RequestMeta }
+/** CancelMessage asks the server to abort the call with this id. */
+export interface CancelMessage { type: 3; id: number }
+/** PingMessage asks for a PongMessage carrying the same data. */
+export interface PingMessage { type: 6; data: unknown }
+/** PongMessage answers a ping. */
+export interface PongMessage { type: 7; data: unknown }
+/** GoawayMessage announces that the sender takes no request above lastId (see PROTOCOL.md "Goaway"). */
+export interface GoawayMessage { type: 8; lastId: number; code: GoawayCode | string; message: string }
+
+/** Message is any wire-v1 message. */
+export type Message =
+  | RequestMessage
+  | ResponseMessage
+  | NotificationMessage
+  | CancelMessage
+  | PingMessage
+  | PongMessage
+  | GoawayMessage;
+
+// Packing never holds state across messages (no records, no shared structures), so one instance serves all.
+const packr = new Packr({
+  useRecords: false,
+  moreTypes: false,
+  structuredClone: false,
+  bundleStrings: false,
+  encodeUndefinedAsNil: true,
+});
+
+// The configuration of shared/RELIABILITY.md section 3. It holds no state across frames; the pre-scan refuses
+// what msgpackr cannot be told to refuse. 'auto' (a Number up to 2^53, a BigInt above) is missing from the
+// .d.ts union, hence the cast.
+const unpackr = new Unpackr({
+  useRecords: false,
+  mapsAsObjects: true,
+  structuredClone: false,
+  moreTypes: false,
+  copyBuffers: true,
+  int64AsType: 'auto' as 'bigint',
+});
+
+/** toTuple lays a message out as its wire array. */
+function toTuple(message: Message): unknown[] {
+  switch (message.type) {
+    case MessageType.Request:
+      return message.meta === undefined
+        ? [0, message.id, message.method, message.params]
+        : [0, message.id, message.method, message.params, message.meta];
+    case MessageType.Response:
+      return [1, message.id, message.error ?? null, message.error === undefined ? message.result : null];
+    case MessageType.Notification:
+      return message.meta === undefined
+        ? [2, message.method, message.params]
+        : [2, message.method, message.params, message.meta];
+    case MessageType.Cancel:
+      return [3, message.id];
+    case MessageType.Ping:
+      return [6, message.data];
+    case MessageType.Pong:
+      return [7, message.data];
+    case MessageType.Goaway:
+      return [8, message.lastId, message.code, message.message];
+  }
+}
+
+/**
+ * encodeMessage returns the whole frame for a message: the 4-byte length, then the MessagePack array. The caller
+ * compares `frame.length - 4` with the peer's maxFrameSize before writing. Throws (a TypeError from msgpackr) when
+ * a value cannot be encoded, such as a symbol or a BigInt beyond 64 bits.
+ */
+export function encodeMessage(message: Message): Buffer {
+  const payload = packr.pack(toTuple(message));
+  const frame = Buffer.allocUnsafe(FRAME_HEADER_SIZE + payload.length);
+  frame.writeUInt32BE(payload.length, 0);
+  frame.set(payload, FRAME_HEADER_SIZE);
+  return frame;
+}
+
+/**
+ * decodeMessage turns one frame payload into a Message, after the pre-scan and shape checks of wire-v1. Throws an
+ * RpcError for a violation: RESOURCE_EXHAUSTED over maxItemsPerFrame, INTERNAL (protocol error) for anything else.
+ * Messages never quote the peer's bytes.
+ */
+export function decodeMessage(payload: Uint8Array, limits: DecodeLimits = DEFAULT_DECODE_LIMITS): Message {
+  scanMessagePack(payload, limits);
+  let value: unknown;
+  try {
+    value = unpackr.unpack(payload);
+  } catch {
+    // msgpackr messages can embed up to 100 characters of peer data: never pass them on.
+    throw protocolViolation('the frame is not a valid MessagePack value');
+  }
+  return toMessage(value);
+}
+
+function toMessage(value: unknown): Message {
+  if (!Array.isArray(value) || value.length === 0) throw protocolViolation('a message must be a non-empty array');
+  const type: unknown = value[0];
+  switch (type) {
+    case MessageType.Request: {
+      arity(value, 4, 5, 'request [0, id, method, params, meta?]');
+      const meta = parseMeta(value[4]);
+      const request: RequestMessage = { type: 0, id: uint32(value[1], 'request id'), method: methodName(value[2]), params: value[3] };
+      if (meta !== undefined) request.meta = meta;
+      return request;
+    }
+    case MessageType.Response: {
+      arity(value, 4, 4, 'response [1, id, error, result]');
+      const id = uint32(value[1], 'response id');
+      const error = value[2];
+      if (error === null || error === undefined) return { type: 1, id, result: value[3] };
+      return { type: 1, id, error: wireError(error), result: undefined };
+    }
+    case MessageType.Notification: {
+      arity(value, 3, 4, 'notification [2, method, params, meta?]');
+      const meta = parseMeta(value[3]);
+      const notification: NotificationMessage = { type: 2, method: methodName(value[1]), params: value[2] };
+      if (meta !== undefined) notification.meta = meta;
+      return notification;
+    }
+    case MessageType.Cancel:
+      arity(value, 2, 2, 'cancel [3, id]');
+      return { type: 3, id: uint32(value[1], 'cancel id') };
+    case MessageType.Ping:
+      arity(value, 2, 2, 'ping [6, data]');
+      return { type: 6, data: value[1] };
+    case MessageType.Pong:
+      arity(value, 2, 2, 'pong [7, data]');
+      return { type: 7, data: value[1] };
+    case MessageType.Goaway: {
+      arity(value, 4, 4, 'goaway [8, lastId, code, message]');
+      const code = value[2];
+      const message = value[3];
+      if (typeof code !== 'string') throw protocolViolation('goaway code must be a string');
+      if (typeof message !== 'string') throw protocolViolation('goaway message must be a string');
+      return { type: 8, lastId: uint32(value[1], 'goaway lastId'), code, message };
+    }
+    case 4:
+    case 5:
+      throw protocolViolation(`message type ${type} is reserved for streams, which wire-v1 does not define`);
+    default:
+      throw protocolViolation('unknown message type; wire-v1 defines 0, 1, 2, 3, 6, 7 and 8');
+  }
+}
+
+function arity(value: unknown[], min: number, max: number, shape: string): void {
+  if (value.length < min || value.length > max) {
+    throw protocolViolation(`a ${shape} has ${value.length} elements`);
+  }
+}
+
+function uint32(value: unknown, what: string): number {
+  if (typeof value === 'number' && Number.isInteger(value) && value >= 0 && value <= MAX_UINT32) return value;
+  throw protocolViolation(`${what} must be an unsigned 32-bit integer`);
+}
+
+function methodName(value: unknown): string {
+  if (typeof value !== 'string') throw protocolViolation('method must be a string');
+  return value;
+}
+
+/** isMap tells whether a decoded value came from a MessagePack map (msgpackr gives plain objects). */
+export function isPlainMap(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value) && !(value instanceof Date) && !(value instanceof Uint8Array);
+}
+
+function parseMeta(value: unknown): RequestMeta | undefined {
+  if (value === undefined || value === null) return undefined;
+  if (!isPlainMap(value)) throw protocolViolation('meta must be a map');
+  const meta: RequestMeta = {};
+  const timeout = value['timeout'];
+  if (timeout !== undefined && timeout !== null) {
+    if (typeof timeout !== 'number' || !Number.isInteger(timeout) || timeout < 0) {
+      throw protocolViolation('meta.timeout must be a non-negative integer of milliseconds');
+    }
+    meta.timeout = timeout;
+  }
+  const headers = value['headers'];
+  if (headers !== undefined && headers !== null) {
+    if (!isPlainMap(headers)) throw protocolViolation('meta.headers must be a map of strings to strings');
+    const copy: Record<string, string> = Object.create(null) as Record<string, string>;
+    for (const [name, text] of Object.entries(headers)) {
+      if (typeof text !== 'string') throw protocolViolation('meta.headers must be a map of strings to strings');
+      copy[name] = text;
+    }
+    meta.headers = copy;
+  }
+  return meta;
+}
+
+function wireError(value: unknown): WireError {
+  if (!isPlainMap(value) || typeof value['code'] !== 'string' || typeof value['message'] !== 'string') {
+    throw protocolViolation('a response error must be a map with string code and message');
+  }
+  const error: WireError = { code: value['code'], message: value['message'] };
+  if (value['data'] !== undefined && value['data'] !== null) error.data = value['data'];
+  return error;
+}

@@ -1,0 +1,152 @@
+/**
+ * A validating walk over one MessagePack value that runs before msgpackr sees the bytes (shared/RELIABILITY.md
+ * G2). It allocates nothing per value and never recurses, so hostile input costs one linear pass:
+ * - depth <= maxDepth and values <= maxItemsPerFrame (an item cap is what bounds the decoded heap);
+ * - only the timestamp extension (-1) in its three standard forms; every other extension is refused, including
+ *   msgpackr's record (0x72), structured-clone (0x69/0x70) and class extensions that msgpackr cannot turn off;
+ * - the never-used byte 0xc1, declared lengths past the end, and trailing bytes are refused;
+ * - map keys are scalars (no arrays, maps or extensions as keys).
+ */
+import { RpcError, protocolViolation } from './errors.js';
+import type { DecodeLimits } from './limits.js';
+
+const TIMESTAMP_TYPE = 0xff; // extension type -1 as an unsigned byte
+const NANOS_PER_SECOND = 1_000_000_000;
+const MAX_DATE_SECONDS = 8_640_000_000_000n;
+
+/**
+ * scanMessagePack checks that `buf` holds exactly one standard MessagePack value within the limits, and returns
+ * how many values it holds. Throws RpcError: RESOURCE_EXHAUSTED over maxItemsPerFrame, INTERNAL (a protocol
+ * violation) for anything else. Messages never quote the peer's bytes.
+ */
+export function scanMessagePack(buf: Uint8Array, limits: Pick<DecodeLimits, 'maxDepth' | 'maxItemsPerFrame'>): number {
+  const { maxDepth, maxItemsPerFrame } = limits;
+  const end = buf.length;
+  // remaining[d]: values still to read in the container open at depth d; isMap[d]: that container is a map.
+  const remaining = new Float64Array(maxDepth + 1);
+  const isMap = new Uint8Array(maxDepth + 1);
+  let depth = 0;
+  remaining[0] = 1;
+  let pos = 0;
+  let items = 0;
+  const view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+
+  const need = (n: number): void => {
+    if (pos + n > end) throw protocolViolation('truncated MessagePack value: a length runs past the end of the frame');
+  };
+
+  for (;;) {
+    while (depth > 0 && remaining[depth] === 0) depth--;
+    if (depth === 0 && remaining[0] === 0) break;
+    const isKey = isMap[depth] === 1 && remaining[depth]! % 2 === 0;
+    remaining[depth]!--;
+    if (++items > maxItemsPerFrame) {
+      throw new RpcError(
+        'RESOURCE_EXHAUSTED',
+        `frame holds more than maxItemsPerFrame ${maxItemsPerFrame} MessagePack values; ` +
+          'send bulk data as bin or str, or raise maxItemsPerFrame on the receiving peer',
+        { maxItemsPerFrame },
+      );
+    }
+    need(1);
+    const b = buf[pos++]!;
+    let children = -1; // >= 0 when b opens a container
+    let map = false;
+    let skip = 0;
+    if (b <= 0x7f || b >= 0xe0) {
+      // fixint
+    } else if (b <= 0x8f) {
+      children = b & 0x0f;
+      map = true;
+    } else if (b <= 0x9f) {
+      children = b & 0x0f;
+    } else if (b <= 0xbf) {
+      skip = b & 0x1f;
+    } else {
+      switch (b) {
+        case 0xc0: case 0xc2: case 0xc3:
+          break;
+        case 0xc1:
+          throw protocolViolation('the never-used MessagePack byte 0xc1');
+        case 0xc4: case 0xd9:
+          need(1); skip = buf[pos]!; pos += 1; break;
+        case 0xc5: case 0xda:
+          need(2); skip = view.getUint16(pos); pos += 2; break;
+        case 0xc6: case 0xdb:
+          need(4); skip = view.getUint32(pos); pos += 4; break;
+        case 0xca: case 0xce: case 0xd2:
+          skip = 4; break;
+        case 0xcb: case 0xcf: case 0xd3:
+          skip = 8; break;
+        case 0xcc: case 0xd0:
+          skip = 1; break;
+        case 0xcd: case 0xd1:
+          skip = 2; break;
+        case 0xd6:
+          need(5); checkTimestamp(buf, view, pos, 4); skip = 5; break;
+        case 0xd7:
+          need(9); checkTimestamp(buf, view, pos, 8); skip = 9; break;
+        case 0xc7:
+          need(2);
+          if (buf[pos] !== 12) throw extensionRefused(buf[pos + 1]);
+          need(14); checkTimestamp(buf, view, pos + 1, 12); skip = 14; break;
+        case 0xc8: case 0xc9: case 0xd4: case 0xd5: case 0xd8: {
+          const typeAt = b === 0xc8 ? pos + 2 : b === 0xc9 ? pos + 4 : pos;
+          throw extensionRefused(typeAt < end ? buf[typeAt] : undefined);
+        }
+        case 0xdc:
+          need(2); children = view.getUint16(pos); pos += 2; break;
+        case 0xdd:
+          need(4); children = view.getUint32(pos); pos += 4; break;
+        case 0xde:
+          need(2); children = view.getUint16(pos); pos += 2; map = true; break;
+        case 0xdf:
+          need(4); children = view.getUint32(pos); pos += 4; map = true; break;
+      }
+    }
+    if (skip > 0) {
+      need(skip);
+      pos += skip;
+    }
+    if (children >= 0) {
+      if (isKey) throw protocolViolation('a map key is an array or a map; keys must be scalars (strings or integers)');
+      // The container read at stack depth d sits at nesting level d + 1 (the message array is level 1).
+      if (depth + 1 > maxDepth) throw protocolViolation(`MessagePack nesting deeper than maxDepth ${maxDepth}`, { maxDepth });
+      const count = map ? children * 2 : children;
+      // Each value takes at least one byte: a count beyond the bytes left is a lie, refused before any allocation.
+      if (count > end - pos) throw protocolViolation('a MessagePack array or map declares more values than the frame holds');
+      if (count > 0) {
+        depth++;
+        remaining[depth] = count;
+        isMap[depth] = map ? 1 : 0;
+      }
+    } else if (isKey && (b === 0xd6 || b === 0xd7 || b === 0xc7)) {
+      throw protocolViolation('a map key is an extension value; keys must be scalars (strings or integers)');
+    }
+  }
+  if (pos !== end) throw protocolViolation(`${end - pos} bytes left over after the MessagePack value; a frame holds exactly one`);
+  return items;
+}
+
+function extensionRefused(type: number | undefined): RpcError {
+  const signed = type === undefined ? 'unknown' : String(type > 127 ? type - 256 : type);
+  return protocolViolation(`MessagePack extension type ${signed} is not allowed; only the timestamp extension (-1) is`);
+}
+
+// Timestamps (extension -1) in their three standard forms; an out-of-range nanosecond field would decode as an
+// Invalid Date, so it is refused here. `at` points at the type byte.
+function checkTimestamp(buf: Uint8Array, view: DataView, at: number, length: 4 | 8 | 12): void {
+  if (buf[at] !== TIMESTAMP_TYPE) throw extensionRefused(buf[at]);
+  if (length === 8) {
+    if (view.getUint32(at + 1) >>> 2 >= NANOS_PER_SECOND) throw badTimestamp();
+  } else if (length === 12) {
+    if (view.getUint32(at + 1) >= NANOS_PER_SECOND) throw badTimestamp();
+    // JavaScript Dates end at +-8.64e15 ms; a 96-bit timestamp past that would decode as an Invalid Date.
+    const seconds = view.getBigInt64(at + 5);
+    if (seconds > MAX_DATE_SECONDS || seconds < -MAX_DATE_SECONDS) throw badTimestamp();
+  }
+}
+
+function badTimestamp(): RpcError {
+  return protocolViolation('timestamp extension out of range (nanoseconds of 1e9 or more, or beyond the Date range)');
+}
