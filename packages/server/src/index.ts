@@ -1,1 +1,24 @@
-export const placeholder = 1;
+/**
+ * @tunnelrpc/server: serve zod-typed services over CONNECT tunnels on a Node http or https server.
+ *
+ * A client sends `CONNECT /_rpc`; the server answers `HTTP/1.0 200 Connected` and the socket carries
+ * length-prefixed MessagePack frames from then on (PROTOCOL.md). Other paths keep going to your own request
+ * handler, so one port serves both. Every limit is an option with a safe default (ServerOptions).
+ *
+ * @example
+ * import { createServer } from 'node:http';
+ * import { RpcServer } from '@tunnelrpc/server';
+ * import { Echo } from './echo-contract.js';
+ *
+ * const rpc = new RpcServer().register(Echo, { add: ({ a, b }) => a + b });
+ * const http = createServer((req, res) => res.end('hello'));
+ * rpc.attach(http);
+ * http.listen(8080);
+ * // or: await rpc.listen(8080); ... await rpc.close();
+ */
+export { RpcServer } from './server.js';
+export type { ListenAddress } from './server.js';
+export type { ServerLogger, ServerOptions } from './options.js';
+export type { CallContext, Handler, PeerAddress, ServiceImpl } from './dispatch.js';
+export { RpcError } from '@tunnelrpc/protocol';
+export type { ErrorCode } from '@tunnelrpc/protocol';

@@ -1,0 +1,41 @@
+/**
+ * `pnpm example:server --port N [--host H]`: serves the Echo fixture in the foreground and prints
+ * `listening http://HOST:PORT/_rpc` once it accepts connections. SIGINT/SIGTERM close it gracefully.
+ */
+import { parseArgs } from 'node:util';
+import { RpcServer } from '@tunnelrpc/server';
+import { Echo, createEchoService } from './echo-service.js';
+
+const usage = 'usage: pnpm example:server --port N [--host H]   (port 0 picks a free port)';
+
+async function main(): Promise<void> {
+  let values: { port?: string; host?: string; help?: boolean };
+  try {
+    ({ values } = parseArgs({ options: { port: { type: 'string', default: '0' }, host: { type: 'string', default: '127.0.0.1' }, help: { type: 'boolean' } } }));
+  } catch (error) {
+    console.error(`${(error as Error).message}\n${usage}`);
+    process.exit(2);
+  }
+  if (values.help === true) {
+    console.log(usage);
+    return;
+  }
+  const port = Number(values.port);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) {
+    console.error(`--port must be an integer from 0 to 65535; got ${values.port}\n${usage}`);
+    process.exit(2);
+  }
+  const server = new RpcServer().register(Echo, createEchoService());
+  const address = await server.listen(port, values.host);
+  console.log(`listening ${address.url}`);
+  const stop = (): void => {
+    server.close().then(() => process.exit(0), () => process.exit(1));
+  };
+  process.once('SIGINT', stop);
+  process.once('SIGTERM', stop);
+}
+
+main().catch((error: unknown) => {
+  console.error(`example server failed: ${(error as Error).message}`);
+  process.exit(1);
+});

@@ -1,0 +1,111 @@
+#!/usr/bin/env node
+/**
+ * `tunnelrpc call URL Service.method [JSON] [--timeout ms] [-H 'Name: value']`: a thin layer over the public API.
+ * Exit 0: the result as JSON on stdout. Exit 1: an RPC error, `CODE: message` on stderr. Exit 2: a usage, dial or
+ * handshake failure, as a sentence on stderr. -H headers go with the CONNECT and to the handler (meta.headers).
+ */
+import { parseArgs } from 'node:util';
+import { RpcError } from '@tunnelrpc/protocol';
+import { connect } from './index.js';
+
+const USAGE = `usage: tunnelrpc call URL Service.method [JSON] [--timeout ms] [-H 'Name: value']...
+  URL      http://host:port/_rpc, https://host:port/_rpc, unix:/path/to.sock
+  JSON     the params (default: none, sent as nil)
+  --timeout  call deadline in ms (default 30000)
+  -H, --header  a header for the CONNECT and the call, repeatable`;
+
+class UsageError extends Error {}
+
+interface Invocation {
+  url: string;
+  method: string;
+  params: unknown;
+  timeout: number | undefined;
+  headers: Record<string, string>;
+}
+
+function parseInvocation(argv: string[]): Invocation {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: { timeout: { type: 'string' }, header: { type: 'string', short: 'H', multiple: true }, help: { type: 'boolean', short: 'h' } },
+  });
+  if (values.help === true) throw new UsageError('');
+  const [command, url, method, json, ...extra] = positionals;
+  if (command !== 'call') throw new UsageError(command === undefined ? 'missing command' : `unknown command ${JSON.stringify(command)}`);
+  if (url === undefined || method === undefined) throw new UsageError('call needs a URL and a Service.method');
+  if (extra.length > 0) throw new UsageError(`unexpected arguments after the JSON params: ${extra.join(' ')}`);
+  let params: unknown;
+  if (json !== undefined) {
+    try {
+      params = JSON.parse(json);
+    } catch (error) {
+      throw new UsageError(`the params are not valid JSON (${(error as Error).message})`);
+    }
+  }
+  let timeout: number | undefined;
+  if (values.timeout !== undefined) {
+    timeout = Number(values.timeout);
+    if (!Number.isInteger(timeout) || timeout < 0) throw new UsageError(`--timeout must be a whole number of ms; got ${values.timeout}`);
+  }
+  const headers: Record<string, string> = {};
+  for (const header of values.header ?? []) {
+    const colon = header.indexOf(':');
+    if (colon <= 0) throw new UsageError(`-H takes 'Name: value'; got ${JSON.stringify(header)}`);
+    headers[header.slice(0, colon).trim()] = header.slice(colon + 1).trim();
+  }
+  return { url, method, params, timeout, headers };
+}
+
+// JSON has no bytes or bigints: print bytes as base64 strings and bigints as decimal strings.
+function toJson(value: unknown): string {
+  return JSON.stringify(value, (_key, item: unknown) => {
+    if (typeof item === 'bigint') return item.toString();
+    if (item instanceof Uint8Array) return Buffer.from(item).toString('base64');
+    if (typeof item === 'object' && item !== null && (item as { type?: unknown }).type === 'Buffer' && Array.isArray((item as { data?: unknown }).data)) {
+      return Buffer.from((item as { data: number[] }).data).toString('base64');
+    }
+    return item;
+  }) ?? 'null';
+}
+
+async function main(argv: string[]): Promise<number> {
+  let invocation: Invocation;
+  try {
+    invocation = parseInvocation(argv);
+  } catch (error) {
+    const message = error instanceof Error ? error.message : String(error);
+    process.stderr.write(`${message.length > 0 ? `tunnelrpc: ${message}\n` : ''}${USAGE}\n`);
+    return 2;
+  }
+  const { url, method, params, timeout, headers } = invocation;
+  let client;
+  try {
+    client = await connect(url, { headers });
+  } catch (error) {
+    const rpc = RpcError.from(error, 'UNAVAILABLE');
+    process.stderr.write(`tunnelrpc: ${rpc.message} [${rpc.code}]\n`);
+    return 2;
+  }
+  try {
+    const result = await client.call(method, params, { timeout, headers: Object.keys(headers).length > 0 ? headers : undefined });
+    process.stdout.write(`${toJson(result)}\n`);
+    return 0;
+  } catch (error) {
+    const rpc = RpcError.from(error, 'UNKNOWN');
+    process.stderr.write(`${rpc.code}: ${rpc.message}\n`);
+    return 1;
+  } finally {
+    await client.close();
+  }
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (error: unknown) => {
+    process.stderr.write(`tunnelrpc: unexpected failure: ${String(error)}\n`);
+    process.exitCode = 2;
+  },
+);

@@ -1,0 +1,140 @@
+/**
+ * Dialing: open TCP, TLS or a unix socket, send the CONNECT, read the reply head (size-capped, timed), and hand
+ * back the socket with every byte that came after the head. Nothing behind the head is ever dropped: a server may
+ * write frames in the same packet as its 200 line (grpc-node PR #2746 is this bug).
+ */
+import { connect as netConnect, type Socket } from 'node:net';
+import { connect as tlsConnect } from 'node:tls';
+import { RpcError, codeFromHttpStatus, encodeConnectRequest, parseResponseHead, type ResponseHead } from '@tunnelrpc/protocol';
+import type { ResolvedClientOptions } from './options.js';
+import type { DialTarget } from './target.js';
+
+/** Dialed is an open tunnel: the socket, and the bytes already read past the 200 head. @internal */
+export interface Dialed {
+  socket: Socket;
+  rest: Buffer;
+}
+
+// How much of a refusal body is kept for the error message, and how long we wait for it.
+const MAX_REFUSAL_BODY = 1024;
+const REFUSAL_BODY_WAIT_MS = 200;
+
+/** dial opens a tunnel or rejects with an RpcError whose code and message say what failed and where. */
+export function dial(target: DialTarget, options: ResolvedClientOptions): Promise<Dialed> {
+  return new Promise((resolve, reject) => {
+    let socket: Socket;
+    try {
+      socket =
+        target.kind === 'unix'
+          ? netConnect({ path: target.socketPath })
+          : target.kind === 'tls'
+            ? tlsConnect({ host: target.host, port: target.port, servername: isIp(target.host) ? undefined : target.host, ALPNProtocols: ['http/1.1'], ...options.tls })
+            : netConnect({ host: target.host, port: target.port });
+      socket.write(encodeConnectRequest(target.path, target.hostHeader, options.headers));
+    } catch (error) {
+      reject(RpcError.from(error, 'INVALID_ARGUMENT'));
+      return;
+    }
+    let received: Buffer = Buffer.alloc(0);
+    let settled = false;
+    const finish = (outcome: RpcError | Dialed): void => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      socket.off('data', onData);
+      socket.off('error', onError);
+      socket.off('close', onClose);
+      if (outcome instanceof RpcError) {
+        socket.destroy();
+        reject(outcome);
+      } else {
+        resolve(outcome);
+      }
+    };
+    const timer = setTimeout(() => {
+      finish(new RpcError('UNAVAILABLE', `no CONNECT reply from ${target.display} within handshakeTimeout ${options.handshakeTimeout} ms; is a tunnelrpc server listening there?`));
+    }, options.handshakeTimeout);
+    const onError = (error: Error): void => {
+      const errno = (error as NodeJS.ErrnoException).code;
+      finish(new RpcError('UNAVAILABLE', `cannot connect to ${target.display}: ${errno ?? error.message}${hintFor(errno)}`, errno === undefined ? undefined : { errno }, { cause: error }));
+    };
+    const onClose = (): void => {
+      finish(new RpcError('UNAVAILABLE', `${target.display} closed the connection during the CONNECT handshake; is it a tunnelrpc server?`));
+    };
+    const onData = (chunk: Buffer): void => {
+      received = received.length === 0 ? chunk : Buffer.concat([received, chunk]);
+      let head: ResponseHead | undefined;
+      try {
+        head = parseResponseHead(received, options.maxHeadSize);
+      } catch (error) {
+        finish(new RpcError('UNAVAILABLE', `${target.display}: ${(error as RpcError).message}`, undefined, { cause: error }));
+        return;
+      }
+      if (head === undefined) return;
+      if (head.status === 200) {
+        finish({ socket, rest: head.rest });
+        return;
+      }
+      const refused = head;
+      settled = true;
+      clearTimeout(timer);
+      socket.off('data', onData);
+      readRefusalBody(socket, refused).then((body) => {
+        socket.destroy();
+        const text = body.length > 0 ? `: ${body}` : '';
+        reject(new RpcError(codeFromHttpStatus(refused.status), `CONNECT ${target.display} refused with HTTP ${refused.status} ${refused.reason}${text}`, { status: refused.status, body }));
+      });
+    };
+    socket.on('data', onData);
+    socket.on('error', onError);
+    socket.on('close', onClose);
+  });
+}
+
+// The body of a refusal explains it; read what is there (bounded in size and time) so the error can say why.
+function readRefusalBody(socket: Socket, head: ResponseHead): Promise<string> {
+  const declared = Number(head.headers['content-length']);
+  const want = Number.isInteger(declared) && declared >= 0 ? Math.min(declared, MAX_REFUSAL_BODY) : MAX_REFUSAL_BODY;
+  let body: Buffer = head.rest.subarray(0, MAX_REFUSAL_BODY);
+  return new Promise((resolve) => {
+    const done = (): void => {
+      clearTimeout(timer);
+      socket.off('data', onData);
+      socket.off('end', done);
+      socket.off('close', done);
+      socket.off('error', done);
+      resolve(body.subarray(0, want).toString('utf8').trim());
+    };
+    const onData = (chunk: Buffer): void => {
+      body = Buffer.concat([body, chunk]).subarray(0, MAX_REFUSAL_BODY);
+      if (body.length >= want) done();
+    };
+    const timer = setTimeout(done, REFUSAL_BODY_WAIT_MS);
+    if (body.length >= want) {
+      done();
+      return;
+    }
+    socket.on('data', onData);
+    socket.on('end', done);
+    socket.on('close', done);
+    socket.on('error', done);
+  });
+}
+
+function hintFor(errno: string | undefined): string {
+  switch (errno) {
+    case 'ECONNREFUSED':
+      return ' (nothing listens there; check the host and port, or start the server)';
+    case 'ENOENT':
+      return ' (no unix socket at that path)';
+    case 'ENOTFOUND':
+    case 'EAI_AGAIN':
+      return ' (the host name does not resolve)';
+    default:
+      return '';
+  }
+}
+
+function isIp(host: string): boolean {
+  return /^[\d.]+$/.test(host) || host.includes(':');
+}

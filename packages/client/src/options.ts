@@ -1,0 +1,66 @@
+/** Client options: every limit with its default, validated once in connect(). */
+import type { ConnectionOptions } from 'node:tls';
+import { checkInteger, definedOnly, MAX_UINT32, resolveDecodeLimits, type DecodeLimits } from '@tunnelrpc/protocol';
+
+/** ClientOptions configures connect(). Every field is optional. */
+export interface ClientOptions {
+  /** Headers sent with the CONNECT, such as `Authorization`. Host is set from the URL. */
+  headers?: Record<string, string>;
+  /** TLS settings for https:// URLs (ca, cert, key, servername, rejectUnauthorized). */
+  tls?: ConnectionOptions;
+  /** ms to connect and get the reply head; past it connect() fails UNAVAILABLE. Default 10000. 1 … 2147483647. */
+  handshakeTimeout?: number;
+  /** Largest reply head accepted, in bytes; a longer one fails connect() with UNAVAILABLE. Default 8192. */
+  maxHeadSize?: number;
+  /**
+   * Largest frame payload accepted and sent, in bytes. A larger response closes the connection (goaway
+   * RESOURCE_EXHAUSTED); a larger request fails that call with RESOURCE_EXHAUSTED before it is sent.
+   * Default 8 MiB (8388608). Range 1 … 4294967295.
+   */
+  maxFrameSize?: number;
+  /** Deepest nesting of arrays and maps in a frame from the server. Default 32. Range 2 … 1000. */
+  maxDepth?: number;
+  /** Most MessagePack values in one frame from the server. Default 262144. */
+  maxItemsPerFrame?: number;
+  /** Deadline in ms of a call that gives no `timeout`. Every call has one. Default 30000. 1 … 2147483647. */
+  defaultTimeout?: number;
+  /**
+   * Calls waiting for an answer (including ones given up locally whose answer has not arrived yet). A call past
+   * it fails at once with RESOURCE_EXHAUSTED, unsent. Default 1024. Range 1 … 4294967295.
+   */
+  maxPendingCalls?: number;
+  /**
+   * Bytes queued to a server that is not reading, above which new calls fail RESOURCE_EXHAUSTED unsent.
+   * Default maxFrameSize + 1 MiB (9437184).
+   */
+  maxWriteBuffer?: number;
+}
+
+/** ResolvedClientOptions is ClientOptions with every default filled in. @internal */
+export interface ResolvedClientOptions extends DecodeLimits {
+  headers: Record<string, string>;
+  tls: ConnectionOptions;
+  handshakeTimeout: number;
+  maxHeadSize: number;
+  defaultTimeout: number;
+  maxPendingCalls: number;
+  maxWriteBuffer: number;
+}
+
+const MAX_TIMER_MS = 2_147_483_647;
+
+/** resolveClientOptions fills defaults and validates, throwing INVALID_ARGUMENT naming the bad option. */
+export function resolveClientOptions(options: ClientOptions = {}): ResolvedClientOptions {
+  const given = definedOnly(options);
+  const decode = resolveDecodeLimits(given);
+  return {
+    ...decode,
+    headers: given.headers ?? {},
+    tls: given.tls ?? {},
+    handshakeTimeout: checkInteger('handshakeTimeout', given.handshakeTimeout ?? 10_000, 1, MAX_TIMER_MS),
+    maxHeadSize: checkInteger('maxHeadSize', given.maxHeadSize ?? 8192, 64, 1024 * 1024),
+    defaultTimeout: checkInteger('defaultTimeout', given.defaultTimeout ?? 30_000, 1, MAX_TIMER_MS),
+    maxPendingCalls: checkInteger('maxPendingCalls', given.maxPendingCalls ?? 1024, 1, MAX_UINT32),
+    maxWriteBuffer: checkInteger('maxWriteBuffer', given.maxWriteBuffer ?? Math.min(MAX_UINT32, decode.maxFrameSize + 1024 * 1024), 1, MAX_UINT32),
+  };
+}

@@ -1,0 +1,41 @@
+/**
+ * Parsing of the URLs connect() takes:
+ *   http://host:port/path                 TCP
+ *   https://host:port/path                TLS
+ *   unix:/path/to/socket                  unix socket, RPC path /_rpc
+ *   http+unix://%2Fpath%2Fto%2Fsocket/path  unix socket with an RPC path (socket path percent-encoded)
+ */
+import { DEFAULT_RPC_PATH, RpcError } from '@tunnelrpc/protocol';
+
+/** DialTarget says where and how to dial. @internal */
+export type DialTarget =
+  | { kind: 'tcp' | 'tls'; host: string; port: number; path: string; hostHeader: string; display: string }
+  | { kind: 'unix'; socketPath: string; path: string; hostHeader: string; display: string };
+
+/** parseTarget turns a connect() URL into a DialTarget, or throws INVALID_ARGUMENT saying what form is expected. */
+export function parseTarget(url: string): DialTarget {
+  const bad = (why: string): RpcError =>
+    new RpcError('INVALID_ARGUMENT', `cannot use ${JSON.stringify(url)} as a tunnelrpc URL: ${why}; write http://host:port/_rpc, https://host:port/_rpc, unix:/path/to.sock or http+unix://%2Fpath%2Fto.sock/_rpc`);
+  if (url.startsWith('unix:') && !url.startsWith('unix://')) {
+    const socketPath = url.slice('unix:'.length);
+    if (socketPath.length === 0) throw bad('the socket path is empty');
+    return { kind: 'unix', socketPath, path: DEFAULT_RPC_PATH, hostHeader: 'localhost', display: url };
+  }
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    throw bad('it is not a URL');
+  }
+  const path = parsed.pathname === '' || parsed.pathname === '/' ? DEFAULT_RPC_PATH : parsed.pathname;
+  if (parsed.protocol === 'http+unix:') {
+    const socketPath = decodeURIComponent(parsed.host);
+    if (socketPath.length === 0) throw bad('the socket path is empty');
+    return { kind: 'unix', socketPath, path, hostHeader: 'localhost', display: url };
+  }
+  if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') throw bad(`the scheme ${parsed.protocol} is not supported`);
+  const tls = parsed.protocol === 'https:';
+  const port = parsed.port === '' ? (tls ? 443 : 80) : Number(parsed.port);
+  const host = parsed.hostname.startsWith('[') ? parsed.hostname.slice(1, -1) : parsed.hostname;
+  return { kind: tls ? 'tls' : 'tcp', host, port, path, hostHeader: parsed.host, display: `${parsed.protocol}//${parsed.host}${path}` };
+}

@@ -1,0 +1,416 @@
+/**
+ * One tunnel on the server side: a frame decoder fed from the socket, the calls in flight, a coalescing write
+ * path with bounds, goaway and close. Everything that can go wrong here costs this one connection only.
+ */
+import type { Socket } from 'node:net';
+import {
+  FrameDecoder,
+  MessageType,
+  RpcError,
+  decodeMessage,
+  encodeMessage,
+  frameTooLarge,
+  goawayCodeOf,
+  protocolViolation,
+  toWireError,
+  type GoawayCode,
+  type Message,
+  type NotificationMessage,
+  type RequestMessage,
+} from '@tunnelrpc/protocol';
+import { errorFromHandler, parseParams, unknownMethod, type CallContext, type MethodTable, type PeerAddress } from './dispatch.js';
+import type { ResolvedServerOptions } from './options.js';
+
+/** ConnectionHost is what a connection needs from its server. @internal */
+export interface ConnectionHost {
+  readonly options: ResolvedServerOptions;
+  readonly methods: MethodTable;
+  /** Takes a global call slot; false when maxCallsInFlight are running. */
+  acquireCall(): boolean;
+  releaseCall(): void;
+  connectionClosed(connection: ServerConnection): void;
+}
+
+interface ActiveCall {
+  readonly id: number;
+  readonly method: string;
+  readonly controller: AbortController;
+  timer: NodeJS.Timeout | undefined;
+}
+
+// Hard stop for a socket that was told goaway but does not take the close (a peer that never reads).
+const CLOSE_LINGER_MS = 1000;
+const EMPTY_HEADERS: Readonly<Record<string, string>> = Object.freeze(Object.create(null) as Record<string, string>);
+
+/** ServerConnection serves wire-v1 on one taken-over socket. @internal */
+export class ServerConnection {
+  readonly #socket: Socket;
+  readonly #host: ConnectionHost;
+  readonly #options: ResolvedServerOptions;
+  readonly #decoder: FrameDecoder;
+  readonly #calls = new Map<number, ActiveCall>();
+  readonly #peer: PeerAddress;
+  readonly #auth: unknown;
+  #notificationsRunning = 0;
+  // Payloads read but not yet dispatched because maxInFlight calls were running.
+  #backlog: Buffer[] = [];
+  #backlogHead = 0;
+  #pumping = false;
+  #state: 'open' | 'draining' | 'closed' = 'open';
+  #lastId = 0;
+  #lastActivity = Date.now();
+  #frameStartedAt = 0;
+  #writeBlockedSince = 0;
+  #corked = false;
+
+  constructor(host: ConnectionHost, socket: Socket, auth: unknown) {
+    this.#host = host;
+    this.#options = host.options;
+    this.#socket = socket;
+    this.#auth = auth;
+    this.#decoder = new FrameDecoder(this.#options.maxFrameSize);
+    this.#peer = { address: socket.remoteAddress, port: socket.remotePort, family: socket.remoteFamily };
+    socket.on('data', (chunk: Buffer) => this.#onData(chunk));
+    socket.on('drain', () => this.#onDrain());
+    socket.on('close', () => this.#onClose());
+    socket.on('end', () => this.#onPeerEnd());
+  }
+
+  /** open answers the CONNECT and feeds the bytes that arrived with the head (Node's `head`) to the decoder. */
+  open(head: Buffer): void {
+    this.#socket.write('HTTP/1.0 200 Connected\r\n\r\n');
+    if (head.length > 0) this.#onData(head);
+  }
+
+  /** callsInFlight counts the requests this connection is running. */
+  get callsInFlight(): number {
+    return this.#calls.size;
+  }
+
+  /** drain sends goaway UNAVAILABLE: calls in flight finish, then the socket closes. */
+  drain(reason: string): void {
+    if (this.#state !== 'open') return;
+    this.#send({ type: MessageType.Goaway, lastId: this.#lastId, code: 'UNAVAILABLE', message: reason });
+    this.#state = 'draining';
+    this.#backlog = [];
+    this.#backlogHead = 0;
+    this.#closeIfIdle();
+  }
+
+  /** destroy ends the connection now; calls still running are aborted. */
+  destroy(reason: RpcError): void {
+    if (this.#state === 'closed') return;
+    this.#abortAll(reason);
+    this.#socket.destroy();
+  }
+
+  /** checkTimers runs from the server's sweep: idle, frame completion and drain deadlines. */
+  checkTimers(now: number): void {
+    if (this.#state === 'closed') return;
+    const { idleTimeout, frameTimeout, drainTimeout } = this.#options;
+    if (frameTimeout > 0 && this.#frameStartedAt > 0 && now - this.#frameStartedAt >= frameTimeout) {
+      this.#fail(protocolViolation(`a frame took longer than frameTimeout ${frameTimeout} ms to arrive`));
+    } else if (drainTimeout > 0 && this.#writeBlockedSince > 0 && now - this.#writeBlockedSince >= drainTimeout) {
+      this.destroy(new RpcError('UNAVAILABLE', `peer did not read its responses within drainTimeout ${drainTimeout} ms`));
+    } else if (
+      idleTimeout > 0 &&
+      this.#state === 'open' &&
+      this.#calls.size === 0 &&
+      this.#notificationsRunning === 0 &&
+      now - this.#lastActivity >= idleTimeout
+    ) {
+      this.drain(`tunnel idle for ${idleTimeout} ms; reconnect when there is work`);
+    }
+  }
+
+  #onData(chunk: Buffer): void {
+    if (this.#state === 'closed') return;
+    this.#lastActivity = Date.now();
+    let payloads: Buffer[];
+    try {
+      payloads = this.#decoder.push(chunk);
+    } catch (error) {
+      this.#fail(RpcError.from(error, 'INTERNAL'));
+      return;
+    }
+    this.#frameStartedAt = this.#decoder.inFrame ? this.#frameStartedAt || this.#lastActivity : 0;
+    if (payloads.length === 0) return;
+    if (this.#backlogHead < this.#backlog.length) {
+      for (const payload of payloads) this.#backlog.push(payload);
+      this.#pump();
+      return;
+    }
+    for (let i = 0; i < payloads.length; i++) {
+      if (this.#atCapacity()) {
+        this.#backlog = payloads;
+        this.#backlogHead = i;
+        this.#socket.pause();
+        return;
+      }
+      if (!this.#handleFrame(payloads[i]!)) return;
+    }
+  }
+
+  #atCapacity(): boolean {
+    return this.#calls.size + this.#notificationsRunning >= this.#options.maxInFlight;
+  }
+
+  // Dispatches backlogged frames while there is room; resumes reading once the backlog is empty. A synchronous
+  // handler finishes inside #handleFrame and calls back here, hence the re-entrancy guard.
+  #pump(): void {
+    if (this.#pumping) return;
+    this.#pumping = true;
+    try {
+      while (this.#backlogHead < this.#backlog.length && !this.#atCapacity() && this.#state !== 'closed') {
+        if (!this.#handleFrame(this.#backlog[this.#backlogHead++]!)) break;
+      }
+    } finally {
+      this.#pumping = false;
+    }
+    if (this.#backlogHead < this.#backlog.length) return;
+    this.#backlog = [];
+    this.#backlogHead = 0;
+    if (this.#state !== 'closed' && this.#writeBlockedSince === 0) this.#socket.resume();
+  }
+
+  // Returns false when the frame ended the connection.
+  #handleFrame(payload: Buffer): boolean {
+    let message: Message;
+    try {
+      message = decodeMessage(payload, this.#options);
+    } catch (error) {
+      this.#fail(RpcError.from(error, 'INTERNAL'));
+      return false;
+    }
+    switch (message.type) {
+      case MessageType.Request:
+        return this.#onRequest(message);
+      case MessageType.Notification:
+        this.#onNotification(message);
+        return true;
+      case MessageType.Cancel: {
+        const call = this.#calls.get(message.id);
+        if (call !== undefined) this.#finish(call, new RpcError('CANCELLED', `call ${call.method} was cancelled by the client`));
+        return true;
+      }
+      case MessageType.Ping:
+        this.#send({ type: MessageType.Pong, data: message.data });
+        return true;
+      case MessageType.Pong:
+        return true;
+      case MessageType.Goaway:
+        return this.#onPeerGoaway(message.code);
+      case MessageType.Response:
+        this.#fail(protocolViolation('a response was sent to the server; only the server answers requests'));
+        return false;
+    }
+  }
+
+  #onRequest(request: RequestMessage): boolean {
+    // After our goaway the client has failed ids above lastId itself; answering them would confuse it.
+    if (this.#state !== 'open') return true;
+    if (this.#calls.has(request.id)) {
+      this.#fail(protocolViolation(`request id ${request.id} is already in flight on this connection`));
+      return false;
+    }
+    if (request.id > this.#lastId) this.#lastId = request.id;
+    const method = this.#host.methods.get(request.method);
+    if (method === undefined) {
+      this.#respond(request.id, unknownMethod(request.method), undefined);
+      return true;
+    }
+    const timeout = Math.min(request.meta?.timeout ?? this.#options.defaultTimeout, this.#options.maxTimeout);
+    if (timeout === 0) {
+      this.#respond(request.id, new RpcError('DEADLINE_EXCEEDED', `deadline of ${method.path} had passed before it arrived`), undefined);
+      return true;
+    }
+    const parsed = parseParams(method, request.params);
+    if (!parsed.ok) {
+      this.#respond(request.id, parsed.error, undefined);
+      return true;
+    }
+    if (!this.#host.acquireCall()) {
+      this.#respond(
+        request.id,
+        new RpcError('RESOURCE_EXHAUSTED', `server is running maxCallsInFlight ${this.#options.maxCallsInFlight} calls; retry with backoff`),
+        undefined,
+      );
+      return true;
+    }
+    const call: ActiveCall = { id: request.id, method: method.path, controller: new AbortController(), timer: undefined };
+    this.#calls.set(request.id, call);
+    call.timer = setTimeout(() => {
+      this.#finish(call, new RpcError('DEADLINE_EXCEEDED', `${method.path} passed its deadline of ${timeout} ms`));
+    }, timeout);
+    const ctx = this.#context(method.path, call.controller.signal, Date.now() + timeout, request.meta?.headers, false);
+    const failed = (error: unknown): void =>
+      this.#finish(call, errorFromHandler(error, method.path, this.#options.exposeInternalErrors, this.#log));
+    try {
+      const outcome = method.handler(parsed.input, ctx);
+      if (outcome instanceof Promise || isThenable(outcome)) {
+        Promise.resolve(outcome).then((result) => this.#finish(call, undefined, result), failed);
+      } else {
+        this.#finish(call, undefined, outcome);
+      }
+    } catch (error) {
+      failed(error);
+    }
+    return true;
+  }
+
+  #onNotification(notification: NotificationMessage): void {
+    if (this.#state !== 'open') return;
+    const method = this.#host.methods.get(notification.method);
+    if (method === undefined) {
+      this.#log(`notification for unknown method ${JSON.stringify(notification.method.slice(0, 200))} dropped`);
+      return;
+    }
+    const parsed = parseParams(method, notification.params);
+    if (!parsed.ok) {
+      this.#log(`notification ${method.path} dropped: ${parsed.error.message}`);
+      return;
+    }
+    const controller = new AbortController();
+    const timeout = Math.min(notification.meta?.timeout ?? this.#options.defaultTimeout, this.#options.maxTimeout);
+    const ctx = this.#context(method.path, controller.signal, Date.now() + timeout, notification.meta?.headers, true);
+    this.#notificationsRunning++;
+    const done = (error?: unknown): void => {
+      this.#notificationsRunning--;
+      if (error !== undefined) errorFromHandler(error, method.path, false, this.#log);
+      if (this.#backlogHead < this.#backlog.length) this.#pump();
+      this.#closeIfIdle();
+    };
+    try {
+      Promise.resolve(method.handler(parsed.input, ctx)).then(() => done(), (error: unknown) => done(error ?? 'rejected'));
+    } catch (error) {
+      done(error ?? 'threw');
+    }
+  }
+
+  #onPeerGoaway(code: string): boolean {
+    if (code === 'UNAVAILABLE') {
+      // The client sends no more requests: answer what is in flight, then close.
+      this.#state = 'draining';
+      this.#closeIfIdle();
+      return true;
+    }
+    this.destroy(new RpcError('UNAVAILABLE', `client sent goaway ${code.slice(0, 40)}`));
+    return false;
+  }
+
+  #context(method: string, signal: AbortSignal, deadline: number, headers: Record<string, string> | undefined, notification: boolean): CallContext {
+    return { method, signal, deadline, headers: headers ?? EMPTY_HEADERS, notification, peer: this.#peer, socket: this.#socket, auth: this.#auth };
+  }
+
+  // Settles a call exactly once: the Map entry is the guard (Go's pending delete-then-done).
+  #finish(call: ActiveCall, error: RpcError | undefined, result?: unknown): void {
+    if (this.#calls.get(call.id) !== call) return;
+    this.#calls.delete(call.id);
+    clearTimeout(call.timer);
+    this.#host.releaseCall();
+    if (error !== undefined && !call.controller.signal.aborted) call.controller.abort(error);
+    if (this.#state !== 'closed') this.#respond(call.id, error, result);
+    if (this.#backlogHead < this.#backlog.length) this.#pump();
+    this.#closeIfIdle();
+  }
+
+  #respond(id: number, error: RpcError | undefined, result: unknown): void {
+    let frame: Buffer;
+    try {
+      frame = encodeMessage(error === undefined ? { type: MessageType.Response, id, result } : { type: MessageType.Response, id, error: toWireError(error), result: undefined });
+    } catch {
+      frame = encodeMessage({ type: MessageType.Response, id, error: toWireError(new RpcError('INTERNAL', 'the result could not be encoded as MessagePack')), result: undefined });
+    }
+    if (frame.length - 4 > this.#options.maxFrameSize) {
+      const tooLarge = frameTooLarge(frame.length - 4, this.#options.maxFrameSize, 'sent');
+      frame = encodeMessage({ type: MessageType.Response, id, error: toWireError(tooLarge), result: undefined });
+    }
+    this.#write(frame);
+  }
+
+  #send(message: Message): void {
+    this.#write(encodeMessage(message));
+  }
+
+  // Coalesces every frame written in one tick into one writev; bounds what a non-reading peer can queue.
+  #write(frame: Buffer): void {
+    if (this.#state === 'closed' || this.#socket.destroyed) return;
+    this.#lastActivity = Date.now();
+    if (!this.#corked) {
+      this.#corked = true;
+      this.#socket.cork();
+      process.nextTick(() => {
+        this.#corked = false;
+        this.#socket.uncork();
+      });
+    }
+    this.#socket.write(frame);
+    const queued = this.#socket.writableLength;
+    if (queued > this.#options.maxWriteBuffer) {
+      this.destroy(new RpcError('RESOURCE_EXHAUSTED', `peer is not reading: ${queued} bytes queued exceed maxWriteBuffer ${this.#options.maxWriteBuffer}`));
+    } else if (queued > this.#options.writeHighWaterMark && this.#writeBlockedSince === 0) {
+      this.#writeBlockedSince = Date.now();
+      this.#socket.pause();
+    }
+  }
+
+  #onDrain(): void {
+    if (this.#writeBlockedSince === 0) return;
+    this.#writeBlockedSince = 0;
+    if (this.#backlogHead >= this.#backlog.length && this.#state !== 'closed') this.#socket.resume();
+  }
+
+  // A violation: goaway with a code the peer can act on, then close. The message never quotes peer bytes.
+  #fail(error: RpcError): void {
+    if (this.#state === 'closed') return;
+    const code: GoawayCode = goawayCodeOf(error);
+    this.#send({ type: MessageType.Goaway, lastId: this.#lastId, code, message: error.message });
+    this.#abortAll(new RpcError('CANCELLED', `connection closed after ${code}: ${error.message}`));
+    this.#socket.end();
+    setTimeout(() => this.#socket.destroy(), CLOSE_LINGER_MS).unref();
+  }
+
+  #closeIfIdle(): void {
+    if (this.#state === 'draining' && this.#calls.size === 0 && this.#notificationsRunning === 0) {
+      this.#state = 'closed';
+      this.#socket.end();
+      setTimeout(() => this.#socket.destroy(), CLOSE_LINGER_MS).unref();
+    }
+  }
+
+  #abortAll(reason: RpcError): void {
+    this.#state = 'closed';
+    this.#backlog = [];
+    this.#backlogHead = 0;
+    this.#socket.pause();
+    for (const call of this.#calls.values()) {
+      clearTimeout(call.timer);
+      this.#host.releaseCall();
+      call.controller.abort(reason);
+    }
+    this.#calls.clear();
+  }
+
+  #onPeerEnd(): void {
+    // A half-closed client sends nothing more; answer what runs, then close our side.
+    if (this.#state === 'open') this.#state = 'draining';
+    this.#closeIfIdle();
+  }
+
+  #onClose(): void {
+    this.#abortAll(new RpcError('CANCELLED', 'the connection to the client closed'));
+    this.#host.connectionClosed(this);
+  }
+
+  readonly #log = (message: string, detail?: unknown): void => {
+    try {
+      this.#options.logger(message, detail);
+    } catch {
+      // A logger that throws must not take the connection down.
+    }
+  };
+}
+
+function isThenable(value: unknown): value is PromiseLike<unknown> {
+  return typeof value === 'object' && value !== null && typeof (value as { then?: unknown }).then === 'function';
+}

@@ -1,0 +1,115 @@
+/**
+ * The method table and the mapping of handler outcomes to wire errors (Go's service.call; wire-v1 "Error codes").
+ */
+import type { Socket } from 'node:net';
+import {
+  RpcError,
+  formatIssues,
+  methodPath,
+  parseWithSchema,
+  summarizeIssues,
+  type MethodSpec,
+  type ParsedInputOf,
+  type ReturnOf,
+  type ServiceContract,
+} from '@tunnelrpc/protocol';
+
+/** PeerAddress is the remote end of a tunnel as the socket reports it. */
+export interface PeerAddress {
+  address: string | undefined;
+  port: number | undefined;
+  family: string | undefined;
+}
+
+/** CallContext is handed to every handler next to its parsed params. */
+export interface CallContext {
+  /** Wire name of the method, `"Service.method"`. */
+  readonly method: string;
+  /** Aborted when the call is cancelled, passes its deadline, or its connection closes. */
+  readonly signal: AbortSignal;
+  /** Absolute deadline, in ms since the epoch (compare with Date.now()). */
+  readonly deadline: number;
+  /** Headers the caller sent in meta.headers. */
+  readonly headers: Readonly<Record<string, string>>;
+  /** True for a notification: the result is discarded and errors are only logged. */
+  readonly notification: boolean;
+  /** Remote address of the tunnel. */
+  readonly peer: PeerAddress;
+  /** The tunneled socket (a net.Socket, or a tls.TLSSocket behind https). */
+  readonly socket: Socket;
+  /** What ServerOptions.authorize returned for this tunnel (undefined without authorize). */
+  readonly auth: unknown;
+}
+
+/** Handler runs one method: parsed params in, result (or a promise of it) out. Throw RpcError to fail the call. */
+export type Handler<M extends MethodSpec> = (input: ParsedInputOf<M>, ctx: CallContext) => ReturnOf<M> | Promise<ReturnOf<M>>;
+
+/** ServiceImpl is the handler object a contract requires: one handler per method, typed from the schemas. */
+export type ServiceImpl<C extends ServiceContract> = { [K in keyof C['methods']]: Handler<C['methods'][K]> };
+
+/** RegisteredMethod is one row of the method table. @internal */
+export interface RegisteredMethod {
+  readonly path: string;
+  readonly spec: MethodSpec;
+  readonly handler: (input: unknown, ctx: CallContext) => unknown;
+}
+
+/** MethodTable maps wire names to handlers. A Map, so "__proto__" or "toString" is simply not found. @internal */
+export class MethodTable {
+  readonly #methods = new Map<string, RegisteredMethod>();
+
+  add<C extends ServiceContract>(contract: C, impl: ServiceImpl<C>): void {
+    for (const name of Object.keys(contract.methods)) {
+      const path = methodPath(contract, name);
+      const handler: unknown = (impl as Record<string, unknown>)[name];
+      if (typeof handler !== 'function') {
+        throw new RpcError('INVALID_ARGUMENT', `register(${contract.name}): no handler function for method ${name}`);
+      }
+      if (this.#methods.has(path)) {
+        throw new RpcError('ALREADY_EXISTS', `method ${path} is registered already; register each service once`);
+      }
+    }
+    for (const [name, spec] of Object.entries(contract.methods)) {
+      const handler = (impl as Record<string, (input: unknown, ctx: CallContext) => unknown>)[name]!;
+      this.#methods.set(methodPath(contract, name), { path: methodPath(contract, name), spec, handler: handler.bind(impl) });
+    }
+  }
+
+  get(method: string): RegisteredMethod | undefined {
+    return this.#methods.get(method);
+  }
+}
+
+/** unknownMethod is the UNIMPLEMENTED answer for a method nobody registered. @internal */
+export function unknownMethod(method: string): RpcError {
+  return new RpcError('UNIMPLEMENTED', `method ${JSON.stringify(method.slice(0, 200))} is not implemented by this server; check the service and method name`);
+}
+
+/** parseParams validates params with the method's input schema; on failure INVALID_ARGUMENT with capped issues. */
+export function parseParams(method: RegisteredMethod, params: unknown): { ok: true; input: unknown } | { ok: false; error: RpcError } {
+  const result = parseWithSchema(method.spec.input, params);
+  if (result.success) return { ok: true, input: result.data };
+  const summary = summarizeIssues(result.issues);
+  return {
+    ok: false,
+    error: new RpcError('INVALID_ARGUMENT', `invalid params for ${method.path}: ${formatIssues(summary.issues)}`, summary),
+  };
+}
+
+/**
+ * errorFromHandler maps what a handler threw to the error sent to the caller. RpcError goes as written; anything
+ * else becomes INTERNAL with a generic message, and the detail goes to the log only (unless exposed).
+ */
+export function errorFromHandler(thrown: unknown, method: string, expose: boolean, log: (m: string, d?: unknown) => void): RpcError {
+  if (thrown instanceof RpcError) return thrown;
+  log(`handler ${method} threw`, thrown);
+  let detail = '';
+  if (expose) {
+    try {
+      detail = thrown instanceof Error ? `: ${thrown.message}` : `: ${String(thrown)}`;
+    } catch {
+      detail = '';
+    }
+  }
+  return new RpcError('INTERNAL', `internal error in ${method}${detail || '; the server logged the details'}`);
+}

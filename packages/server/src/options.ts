@@ -1,0 +1,126 @@
+/**
+ * Server options: every limit with its default in one object, validated once at construction
+ * (shared/RELIABILITY.md section 5).
+ */
+import type { IncomingMessage } from 'node:http';
+import { checkInteger, definedOnly, MAX_UINT32, resolveDecodeLimits, RpcError, type DecodeLimits } from '@tunnelrpc/protocol';
+
+/** ServerLogger receives what the server cannot send to a peer: handler crashes, dropped notifications. */
+export type ServerLogger = (message: string, detail?: unknown) => void;
+
+/** ServerOptions configures an RpcServer. Every field is optional; the defaults are safe for a public port. */
+export interface ServerOptions {
+  /** Request target of the CONNECT. Default "/_rpc". */
+  path?: string;
+  /**
+   * Largest frame payload accepted and sent, in bytes. A peer that announces more is sent goaway
+   * RESOURCE_EXHAUSTED and disconnected; a result that would be larger is answered RESOURCE_EXHAUSTED.
+   * Default 8 MiB (8388608). Range 1 … 4294967295.
+   */
+  maxFrameSize?: number;
+  /** Deepest nesting of arrays and maps in a frame (the message array is level 1). Default 32. Range 2 … 1000. */
+  maxDepth?: number;
+  /** Most MessagePack values in one frame; more is goaway RESOURCE_EXHAUSTED. Default 262144. */
+  maxItemsPerFrame?: number;
+  /** Tunnels open at once; further CONNECTs are answered 503. Default 10000. Range 1 … 4294967295. */
+  maxConnections?: number;
+  /**
+   * Calls (and notifications) one connection may have running. At the limit the server stops reading that
+   * socket until a call finishes, so a fast pipelining client is slowed, not buffered. Default 128.
+   */
+  maxInFlight?: number;
+  /** Calls running across all connections; a request past it is answered RESOURCE_EXHAUSTED. Default 10000. */
+  maxCallsInFlight?: number;
+  /**
+   * Bytes queued for a peer that is not reading, above which the connection is destroyed (its calls are
+   * abandoned). Default maxFrameSize + 1 MiB (9437184). Range 1 … 4294967295.
+   */
+  maxWriteBuffer?: number;
+  /** Bytes queued for a peer above which the server stops reading that socket until it drains. Default 1 MiB. */
+  writeHighWaterMark?: number;
+  /** ms a peer over writeHighWaterMark has to drain before it is destroyed. 0 disables. Default 30000. */
+  drainTimeout?: number;
+  /** ms from the first byte of a frame to its last; slower peers are sent goaway and closed. Default 30000. */
+  frameTimeout?: number;
+  /**
+   * ms a tunnel may stay silent (no frame either way, no call running) before it is sent goaway UNAVAILABLE and
+   * closed. Node applies no timeout to a socket after the CONNECT takeover. 0 disables. Default 60000.
+   */
+  idleTimeout?: number;
+  /** ms granted to a call whose request carries no meta.timeout. Default 30000. */
+  defaultTimeout?: number;
+  /** Cap in ms on any call's deadline, whatever meta.timeout asks. Default 300000 (5 min). */
+  maxTimeout?: number;
+  /** ms that close() lets calls in flight finish before it destroys the remaining tunnels. Default 10000. */
+  shutdownTimeout?: number;
+  /**
+   * Send the text of non-RpcError throws to callers as the INTERNAL message. Off by default: handler errors can
+   * hold secrets, so callers get a generic message and the detail goes to `logger`.
+   */
+  exposeInternalErrors?: boolean;
+  /**
+   * Decides whether a CONNECT may open a tunnel. Throw RpcError UNAUTHENTICATED (answered 401),
+   * PERMISSION_DENIED (403), RESOURCE_EXHAUSTED (429) or UNAVAILABLE (503); any other throw is 403. The value
+   * returned is handed to every handler as `ctx.auth`.
+   */
+  authorize?: (req: IncomingMessage) => unknown;
+  /** Where handler crashes and dropped notifications are reported. Default: console.error. */
+  logger?: ServerLogger;
+}
+
+/** ResolvedServerOptions is ServerOptions with every default filled in. @internal */
+export interface ResolvedServerOptions extends DecodeLimits {
+  path: string;
+  maxConnections: number;
+  maxInFlight: number;
+  maxCallsInFlight: number;
+  maxWriteBuffer: number;
+  writeHighWaterMark: number;
+  drainTimeout: number;
+  frameTimeout: number;
+  idleTimeout: number;
+  defaultTimeout: number;
+  maxTimeout: number;
+  shutdownTimeout: number;
+  exposeInternalErrors: boolean;
+  authorize: ((req: IncomingMessage) => unknown) | undefined;
+  logger: ServerLogger;
+}
+
+const MAX_TIMER_MS = 2_147_483_647; // setTimeout's ceiling
+
+function defaultLogger(message: string, detail?: unknown): void {
+  console.error(`tunnelrpc: ${message}`, ...(detail === undefined ? [] : [detail]));
+}
+
+/** resolveServerOptions fills defaults and validates every option, throwing INVALID_ARGUMENT naming the bad one. */
+export function resolveServerOptions(options: ServerOptions = {}): ResolvedServerOptions {
+  const given = definedOnly(options);
+  const decode = resolveDecodeLimits(given);
+  const path = given.path ?? '/_rpc';
+  if (!path.startsWith('/') || /\s/.test(path)) {
+    throw new RpcError('INVALID_ARGUMENT', `option path ${JSON.stringify(path)} must start with "/" and hold no spaces`);
+  }
+  const ms = (name: keyof ServerOptions, fallback: number, min = 0): number =>
+    checkInteger(name, given[name] ?? fallback, min, MAX_TIMER_MS);
+  const count = (name: keyof ServerOptions, fallback: number): number =>
+    checkInteger(name, given[name] ?? fallback, 1, MAX_UINT32);
+  return {
+    ...decode,
+    path,
+    maxConnections: count('maxConnections', 10_000),
+    maxInFlight: count('maxInFlight', 128),
+    maxCallsInFlight: count('maxCallsInFlight', 10_000),
+    maxWriteBuffer: count('maxWriteBuffer', Math.min(MAX_UINT32, decode.maxFrameSize + 1024 * 1024)),
+    writeHighWaterMark: count('writeHighWaterMark', 1024 * 1024),
+    drainTimeout: ms('drainTimeout', 30_000),
+    frameTimeout: ms('frameTimeout', 30_000),
+    idleTimeout: ms('idleTimeout', 60_000),
+    defaultTimeout: ms('defaultTimeout', 30_000, 1),
+    maxTimeout: ms('maxTimeout', 300_000, 1),
+    shutdownTimeout: ms('shutdownTimeout', 10_000),
+    exposeInternalErrors: given.exposeInternalErrors ?? false,
+    authorize: given.authorize,
+    logger: given.logger ?? defaultLogger,
+  };
+}

@@ -1,0 +1,232 @@
+/**
+ * RpcServer: the method table, the CONNECT takeover on a Node http/https server, the tunnel set, and graceful
+ * shutdown. One port keeps serving the application's own HTTP routes.
+ */
+import { createServer, type IncomingMessage, type RequestListener, type Server as HttpServer, type ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
+import { RpcError, type ServiceContract } from '@tunnelrpc/protocol';
+import { ServerConnection, type ConnectionHost } from './connection.js';
+import { MethodTable, type ServiceImpl } from './dispatch.js';
+import { resolveServerOptions, type ResolvedServerOptions, type ServerOptions } from './options.js';
+import { refuseConnect, statusForCode } from './refuse.js';
+
+// Node's defaults (60 s for headers, 300 s per request, 16 KiB of headers) are meant for a proxy in front; a
+// server that listen() creates faces peers directly (shared/RELIABILITY.md section 5).
+const HEAD_LIMITS = { headersTimeout: 10_000, requestTimeout: 10_000, connectionsCheckingInterval: 1_000, maxHeaderSize: 8 * 1024 };
+const MAX_HEADERS_COUNT = 64;
+// How often idle, frame-completion and drain deadlines are checked across all tunnels.
+const SWEEP_INTERVAL_MS = 1_000;
+
+/** ListenAddress is where listen() accepted connections. */
+export interface ListenAddress {
+  host: string;
+  port: number;
+  /** The URL a client passes to connect(): `http://HOST:PORT/_rpc`. */
+  url: string;
+}
+
+/**
+ * RpcServer serves registered services over CONNECT tunnels. Attach it to your http/https server, or let
+ * listen() create one.
+ */
+export class RpcServer {
+  readonly #options: ResolvedServerOptions;
+  readonly #methods = new MethodTable();
+  readonly #connections = new Set<ServerConnection>();
+  readonly #attached = new Set<HttpServer>();
+  #ownServer: HttpServer | undefined;
+  #callsInFlight = 0;
+  #closing: Promise<void> | undefined;
+  #sweep: NodeJS.Timeout | undefined;
+  readonly #host: ConnectionHost;
+
+  /** Creates a server; throws RpcError INVALID_ARGUMENT for a bad option. */
+  constructor(options: ServerOptions = {}) {
+    this.#options = resolveServerOptions(options);
+    this.#host = {
+      options: this.#options,
+      methods: this.#methods,
+      acquireCall: () => {
+        if (this.#callsInFlight >= this.#options.maxCallsInFlight) return false;
+        this.#callsInFlight++;
+        return true;
+      },
+      releaseCall: () => {
+        this.#callsInFlight--;
+      },
+      connectionClosed: (connection) => {
+        this.#connections.delete(connection);
+        if (this.#connections.size === 0 && this.#sweep !== undefined) {
+          clearInterval(this.#sweep);
+          this.#sweep = undefined;
+        }
+      },
+    };
+  }
+
+  /** register adds a service: one handler per contract method, typed from its schemas. */
+  register<C extends ServiceContract>(contract: C, impl: ServiceImpl<C>): this {
+    this.#methods.add(contract, impl);
+    return this;
+  }
+
+  /** connectionCount is the number of open tunnels. */
+  get connectionCount(): number {
+    return this.#connections.size;
+  }
+
+  /**
+   * attach serves RPC on an existing http or https server: CONNECTs to the RPC path open tunnels, other CONNECTs
+   * get 404, other methods on the RPC path get 405, and every other request goes to the request listeners the
+   * server had when attach was called. Attach after adding your request handler.
+   */
+  attach(server: HttpServer): this {
+    if (this.#attached.has(server)) return this;
+    this.#attached.add(server);
+    const listeners = server.listeners('request') as RequestListener[];
+    server.removeAllListeners('request');
+    server.on('request', (req: IncomingMessage, res: ServerResponse) => {
+      if (this.#isRpcPath(req.url)) {
+        res.writeHead(405, { Allow: 'CONNECT', 'Content-Type': 'text/plain; charset=utf-8', Connection: 'close' });
+        res.end('405 must CONNECT\n');
+        return;
+      }
+      if (listeners.length === 0) {
+        res.writeHead(404, { 'Content-Type': 'text/plain; charset=utf-8' });
+        res.end('404 not found\n');
+        return;
+      }
+      for (const listener of listeners) listener.call(server, req, res);
+    });
+    server.on('connect', (req: IncomingMessage, socket: Duplex, head: Buffer) => this.handleConnect(req, socket, head));
+    return this;
+  }
+
+  /**
+   * handleConnect takes over a socket from an http 'connect' event, for servers that route CONNECT themselves.
+   * It answers 404 for another path, 503 while closing or at maxConnections, and 401/403 when `authorize` refuses.
+   */
+  handleConnect(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+    // Node removes its own listeners at the takeover: without this an ECONNRESET would crash the process.
+    socket.on('error', () => socket.destroy());
+    if (!this.#isRpcPath(req.url)) {
+      refuseConnect(socket, 404, `404 no RPC endpoint at ${String(req.url).slice(0, 100)}; use ${this.#options.path}`);
+      return;
+    }
+    if (this.#closing !== undefined) {
+      refuseConnect(socket, 503, '503 server is shutting down; connect to another instance', { 'Retry-After': '1' });
+      return;
+    }
+    if (this.#connections.size >= this.#options.maxConnections) {
+      refuseConnect(socket, 503, `503 server has maxConnections ${this.#options.maxConnections} tunnels open; retry later`, { 'Retry-After': '1' });
+      return;
+    }
+    const authorize = this.#options.authorize;
+    if (authorize === undefined) {
+      this.#open(socket, head, undefined);
+      return;
+    }
+    let decision: unknown;
+    try {
+      decision = authorize(req);
+    } catch (error) {
+      this.#refuseAuth(socket, error);
+      return;
+    }
+    Promise.resolve(decision).then(
+      (auth) => this.#open(socket, head, auth),
+      (error: unknown) => this.#refuseAuth(socket, error),
+    );
+  }
+
+  /**
+   * listen creates an http server with tight head limits (10 s, 8 KiB, 64 headers), attaches to it and resolves
+   * once it accepts connections. Port 0 picks a free port; the result tells which.
+   */
+  listen(port: number, host = '127.0.0.1'): Promise<ListenAddress> {
+    if (this.#ownServer !== undefined) {
+      return Promise.reject(new RpcError('FAILED_PRECONDITION', 'listen() was called already; create another RpcServer for another port'));
+    }
+    const server = createServer(HEAD_LIMITS);
+    server.maxHeadersCount = MAX_HEADERS_COUNT;
+    this.#ownServer = server;
+    this.attach(server);
+    return new Promise((resolve, reject) => {
+      const onError = (error: Error): void => reject(new RpcError('UNAVAILABLE', `cannot listen on ${host}:${port}: ${error.message}`, undefined, { cause: error }));
+      server.once('error', onError);
+      server.listen(port, host, () => {
+        server.off('error', onError);
+        const address = server.address();
+        const actual = typeof address === 'object' && address !== null ? address.port : port;
+        const shownHost = host.includes(':') ? `[${host}]` : host;
+        resolve({ host, port: actual, url: `http://${shownHost}:${actual}${this.#options.path}` });
+      });
+    });
+  }
+
+  /**
+   * close shuts down gracefully: new CONNECTs get 503, every tunnel gets goaway UNAVAILABLE, calls in flight
+   * have shutdownTimeout ms to finish, then remaining tunnels are destroyed. Resolves when all are closed.
+   */
+  close(): Promise<void> {
+    this.#closing ??= this.#shutdown();
+    return this.#closing;
+  }
+
+  async #shutdown(): Promise<void> {
+    const own = this.#ownServer;
+    const serverClosed = own === undefined ? Promise.resolve() : new Promise<void>((resolve) => own.close(() => resolve()));
+    for (const connection of this.#connections) connection.drain('server is shutting down; reconnect to another instance');
+    const allClosed = new Promise<void>((resolve) => {
+      const check = setInterval(() => {
+        if (this.#connections.size === 0) {
+          clearInterval(check);
+          clearTimeout(deadline);
+          resolve();
+        }
+      }, 10);
+      const deadline = setTimeout(() => {
+        for (const connection of this.#connections) {
+          connection.destroy(new RpcError('UNAVAILABLE', `server shut down; call did not finish within shutdownTimeout ${this.#options.shutdownTimeout} ms`));
+        }
+      }, this.#options.shutdownTimeout);
+    });
+    await allClosed;
+    // Node's closeAllConnections skips taken-over sockets; ours are gone already, close idle keep-alives too.
+    own?.closeAllConnections();
+    await serverClosed;
+  }
+
+  #open(socket: Duplex, head: Buffer, auth: unknown): void {
+    if (socket.destroyed) return;
+    if (this.#closing !== undefined) {
+      refuseConnect(socket, 503, '503 server is shutting down; connect to another instance');
+      return;
+    }
+    const tcp = socket as Socket;
+    tcp.setNoDelay?.(true);
+    tcp.setKeepAlive?.(true, 60_000);
+    tcp.setTimeout?.(0);
+    const connection = new ServerConnection(this.#host, tcp, auth);
+    this.#connections.add(connection);
+    this.#sweep ??= setInterval(() => {
+      const now = Date.now();
+      for (const each of this.#connections) each.checkTimers(now);
+    }, SWEEP_INTERVAL_MS).unref();
+    connection.open(head);
+  }
+
+  #refuseAuth(socket: Duplex, error: unknown): void {
+    const rpc = error instanceof RpcError ? error : undefined;
+    const status = rpc === undefined ? 403 : statusForCode(rpc.code);
+    const text = rpc?.message ?? 'not allowed';
+    refuseConnect(socket, status, `${status} ${text.slice(0, 200)}`, status === 401 ? { 'WWW-Authenticate': 'Bearer' } : {});
+  }
+
+  #isRpcPath(url: string | undefined): boolean {
+    if (url === undefined) return false;
+    const query = url.indexOf('?');
+    return (query === -1 ? url : url.slice(0, query)) === this.#options.path;
+  }
+}
