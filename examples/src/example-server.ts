@@ -25,7 +25,11 @@ async function main(): Promise<void> {
     console.error(`--port must be an integer from 0 to 65535; got ${values.port}\n${usage}`);
     process.exit(2);
   }
-  const server = new RpcServer().register(Echo, createEchoService());
+  // One line per handler crash: the detail stays in the server's log, never in the caller's error.
+  const logger = (message: string, detail?: unknown): void => {
+    console.error(`[example server] ${message}${detail === undefined ? '' : `: ${detail instanceof Error ? detail.message : String(detail)}`}`);
+  };
+  const server = new RpcServer({ logger }).register(Echo, createEchoService());
   const address = await server.listen(port, values.host);
   console.log(`listening ${address.url}`);
   const stop = (): void => {
