@@ -117,7 +117,7 @@ export function summarizeIssues(issues: readonly z.core.$ZodIssue[]): { issues: 
       code: issue.code,
       message: issue.message.slice(0, 200),
     };
-    bytes += JSON.stringify(wire).length;
+    bytes += Buffer.byteLength(JSON.stringify(wire));
     if (bytes > MAX_ISSUES_BYTES) break;
     out.push(wire);
   }

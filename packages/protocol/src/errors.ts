@@ -59,8 +59,16 @@ export class RpcError extends Error {
     if (reason instanceof Error && reason.name === 'AbortError') {
       return new RpcError('CANCELLED', 'the call was cancelled by its AbortSignal', undefined, { cause: reason });
     }
-    const text = reason instanceof Error ? reason.message : String(reason);
-    return new RpcError(code, text, undefined, { cause: reason });
+    return new RpcError(code, describe(reason), undefined, { cause: reason });
+  }
+}
+
+// String() throws for objects without a usable string form (Object.create(null), a throwing toString).
+function describe(reason: unknown): string {
+  try {
+    return reason instanceof Error ? reason.message : String(reason);
+  } catch {
+    return 'a value that has no string form was thrown';
   }
 }
 

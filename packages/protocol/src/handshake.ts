@@ -18,8 +18,12 @@ const FIELD_VALUE = /^[\t\x20-\x7e\x80-\xff]*$/;
 
 /** encodeConnectRequest builds `CONNECT <path> HTTP/1.0` with Host and the given headers. */
 export function encodeConnectRequest(path: string, host: string, headers: Readonly<Record<string, string>> = {}): Buffer {
-  if (!path.startsWith('/') || /[\s]/.test(path)) {
-    throw new RpcError('INVALID_ARGUMENT', `RPC path ${JSON.stringify(path)} must start with "/" and hold no spaces`);
+  // Visible ASCII only: anything else could end the request line early (latin1 keeps only a char's low byte).
+  if (!/^\/[\x21-\x7e]*$/.test(path)) {
+    throw new RpcError('INVALID_ARGUMENT', `RPC path ${JSON.stringify(path)} must start with "/" and hold only visible ASCII (no spaces or controls)`);
+  }
+  if (!/^[\x21-\x7e]+$/.test(host)) {
+    throw new RpcError('INVALID_ARGUMENT', `Host ${JSON.stringify(host)} must be visible ASCII (no spaces or controls)`);
   }
   let head = `CONNECT ${path} HTTP/1.0\r\nHost: ${host}\r\n`;
   for (const [name, value] of Object.entries(headers)) {
@@ -48,8 +52,8 @@ export interface ResponseHead {
  * ends (RFC 9112 section 2.2).
  */
 export function parseResponseHead(buf: Buffer, maxHeadSize: number = DEFAULT_MAX_HEAD_SIZE): ResponseHead | undefined {
-  const end = findHeadEnd(buf, Math.min(buf.length, maxHeadSize + 4));
-  if (end === undefined) {
+  const end = findHeadEnd(buf, Math.min(buf.length, maxHeadSize));
+  if (end === undefined || end.bodyStart > maxHeadSize) {
     if (buf.length > maxHeadSize) {
       throw new RpcError('UNAVAILABLE', `the server's reply head passed ${maxHeadSize} bytes without ending; this is not a tunnelrpc endpoint`, { maxHeadSize });
     }

@@ -13,7 +13,7 @@
  * strings or class extensions; `undefined` is written as nil.
  */
 import { Packr, Unpackr } from 'msgpackr';
-import { protocolViolation, type GoawayCode, type WireError } from './errors.js';
+import { RpcError, protocolViolation, type GoawayCode, type WireError } from './errors.js';
 import { FRAME_HEADER_SIZE } from './frame.js';
 import { DEFAULT_DECODE_LIMITS, MAX_UINT32, type DecodeLimits } from './limits.js';
 import { scanMessagePack } from './prescan.js';
@@ -109,11 +109,16 @@ function toTuple(message: Message): unknown[] {
 
 /**
  * encodeMessage returns the whole frame for a message: the 4-byte length, then the MessagePack array. The caller
- * compares `frame.length - 4` with the peer's maxFrameSize before writing. Throws (a TypeError from msgpackr) when
+ * compares `frame.length - 4` with the peer's maxFrameSize before writing. Throws RpcError INVALID_ARGUMENT when
  * a value cannot be encoded, such as a symbol or a BigInt beyond 64 bits.
  */
 export function encodeMessage(message: Message): Buffer {
-  const payload = packr.pack(toTuple(message));
+  let payload: Uint8Array;
+  try {
+    payload = packr.pack(toTuple(message));
+  } catch (error) {
+    throw new RpcError('INVALID_ARGUMENT', `value cannot be encoded as MessagePack: ${error instanceof Error ? error.message : 'unsupported value'}`, undefined, { cause: error });
+  }
   const frame = Buffer.allocUnsafe(FRAME_HEADER_SIZE + payload.length);
   frame.writeUInt32BE(payload.length, 0);
   frame.set(payload, FRAME_HEADER_SIZE);

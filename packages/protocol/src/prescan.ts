@@ -12,7 +12,7 @@ import type { DecodeLimits } from './limits.js';
 
 const TIMESTAMP_TYPE = 0xff; // extension type -1 as an unsigned byte
 const NANOS_PER_SECOND = 1_000_000_000;
-const MAX_DATE_SECONDS = 8_640_000_000_000n;
+const MAX_DATE_MS = 8.64e15;
 
 /**
  * scanMessagePack checks that `buf` holds exactly one standard MessagePack value within the limits, and returns
@@ -88,10 +88,14 @@ export function scanMessagePack(buf: Uint8Array, limits: Pick<DecodeLimits, 'max
           need(9); checkTimestamp(buf, view, pos, 8); skip = 9; break;
         case 0xc7:
           need(2);
-          if (buf[pos] !== 12) throw extensionRefused(buf[pos + 1]);
+          if (buf[pos] !== 12) {
+            if (buf[pos + 1] === TIMESTAMP_TYPE) throw protocolViolation('a timestamp extension (-1) must hold 4, 8 or 12 bytes');
+            throw extensionRefused(buf[pos + 1]);
+          }
           need(14); checkTimestamp(buf, view, pos + 1, 12); skip = 14; break;
         case 0xc8: case 0xc9: case 0xd4: case 0xd5: case 0xd8: {
           const typeAt = b === 0xc8 ? pos + 2 : b === 0xc9 ? pos + 4 : pos;
+          if (typeAt < end && buf[typeAt] === TIMESTAMP_TYPE) throw protocolViolation('a timestamp extension (-1) must hold 4, 8 or 12 bytes');
           throw extensionRefused(typeAt < end ? buf[typeAt] : undefined);
         }
         case 0xdc:
@@ -142,8 +146,8 @@ function checkTimestamp(buf: Uint8Array, view: DataView, at: number, length: 4 |
   } else if (length === 12) {
     if (view.getUint32(at + 1) >= NANOS_PER_SECOND) throw badTimestamp();
     // JavaScript Dates end at +-8.64e15 ms; a 96-bit timestamp past that would decode as an Invalid Date.
-    const seconds = view.getBigInt64(at + 5);
-    if (seconds > MAX_DATE_SECONDS || seconds < -MAX_DATE_SECONDS) throw badTimestamp();
+    const ms = Number(view.getBigInt64(at + 5)) * 1000 + view.getUint32(at + 1) / 1e6;
+    if (!(Math.abs(ms) <= MAX_DATE_MS)) throw badTimestamp();
   }
 }
 

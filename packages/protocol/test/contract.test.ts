@@ -1,0 +1,210 @@
+import { expect } from 'chai';
+import { z } from 'zod';
+import { defineService, formatIssues, methodPath, parseWithSchema, summarizeIssues, type WireIssue } from '@tunnelrpc/protocol';
+import { expectRpcError } from './expect-rpc-error.js';
+
+const echoMethod = { input: z.object({ text: z.string() }), output: z.string() };
+
+/** customIssue builds a zod issue by hand, so the sizes summarizeIssues counts are known exactly. */
+function customIssue(path: PropertyKey[], message: string): z.core.$ZodIssue {
+  return { code: 'custom', path, message, input: undefined };
+}
+
+/** wireLength is what summarizeIssues counts for one issue: the length of its JSON. */
+function wireLength(issue: WireIssue): number {
+  return JSON.stringify(issue).length;
+}
+
+describe('defineService', () => {
+  it('returns the name and the methods, frozen', () => {
+    const methods = { echo: echoMethod };
+    const contract = defineService('Echo', methods);
+    expect(contract.name).to.equal('Echo');
+    expect(contract.methods).to.equal(methods);
+    expect(Object.isFrozen(contract)).to.equal(true);
+  });
+
+  it('accepts dot-separated identifier names', () => {
+    for (const name of ['Echo', 'billing.Invoices', '_private', 'a1.b2.c3', 'A_B']) {
+      expect(defineService(name, { echo: echoMethod }).name).to.equal(name);
+    }
+  });
+
+  it('refuses service names that are not dot-separated identifiers, naming the name', () => {
+    for (const name of ['', '1Echo', 'Echo.', '.Echo', 'a..b', 'Echo Svc', 'Echo/x', 'Echo-x', 'Écho', 'Echo\r\n']) {
+      expectRpcError(() => defineService(name, { echo: echoMethod }), 'INVALID_ARGUMENT', JSON.stringify(name));
+    }
+  });
+
+  it('refuses method names that are not identifiers, naming the method and the service', () => {
+    for (const method of ['', 'do-it', '1a', 'a.b', 'a b', 'x\n']) {
+      const error = expectRpcError(() => defineService('Echo', { [method]: echoMethod }), 'INVALID_ARGUMENT', JSON.stringify(method));
+      expect(error.message).to.include('Echo');
+    }
+  });
+
+  it('refuses a method without zod schemas in both input and output', () => {
+    const specs = [
+      { input: z.string() },
+      { output: z.string() },
+      { input: {}, output: z.string() },
+      { input: z.string(), output: 'string' },
+    ];
+    for (const spec of specs) {
+      expectRpcError(
+        () => defineService('Echo', { echo: spec as unknown as typeof echoMethod }),
+        'INVALID_ARGUMENT',
+        'Echo.echo needs zod schemas',
+      );
+    }
+  });
+
+  it('accepts a service with no methods', () => {
+    expect(defineService('Empty', {}).methods).to.deep.equal({});
+  });
+});
+
+describe('methodPath', () => {
+  it('joins the service name and the method with a dot', () => {
+    expect(methodPath(defineService('billing.Invoices', { get: echoMethod }), 'get')).to.equal('billing.Invoices.get');
+  });
+});
+
+describe('parseWithSchema', () => {
+  it('returns the parsed data on success, transforms applied', () => {
+    expect(parseWithSchema(z.string().transform((s) => s.length), 'abc')).to.deep.equal({ success: true, data: 3 });
+  });
+
+  it('returns zod issues on failure', () => {
+    const result = parseWithSchema(z.object({ a: z.number() }), { a: 'x' });
+    expect(result.success).to.equal(false);
+    if (result.success) return;
+    expect(result.issues.length).to.equal(1);
+    expect(result.issues[0]?.path).to.deep.equal(['a']);
+    expect(result.issues[0]?.code).to.equal('invalid_type');
+  });
+
+  it('accepts nil (null) for z.void() by retrying it as undefined', () => {
+    expect(parseWithSchema(z.void(), null)).to.deep.equal({ success: true, data: undefined });
+  });
+
+  it('accepts nil (null) for an optional schema by retrying it as undefined', () => {
+    expect(parseWithSchema(z.number().optional(), null)).to.deep.equal({ success: true, data: undefined });
+  });
+
+  it('keeps null for a schema that takes null, without the retry', () => {
+    expect(parseWithSchema(z.null(), null)).to.deep.equal({ success: true, data: null });
+    expect(parseWithSchema(z.number().nullable().default(5), null)).to.deep.equal({ success: true, data: null });
+  });
+
+  it('reports the original failure when neither null nor undefined passes', () => {
+    const result = parseWithSchema(z.number(), null);
+    expect(result.success).to.equal(false);
+    if (result.success) return;
+    expect(result.issues[0]?.code).to.equal('invalid_type');
+  });
+
+  it('retries only nil: a wrong non-nil value for z.void() still fails', () => {
+    expect(parseWithSchema(z.void(), 0).success).to.equal(false);
+    expect(parseWithSchema(z.void(), false).success).to.equal(false);
+  });
+
+  it('reports a schema that throws as a failure instead of throwing', () => {
+    const throwing = z.string().transform(() => {
+      throw new Error('secret detail');
+    });
+    const result = parseWithSchema(throwing, 'x');
+    expect(result).to.deep.equal({
+      success: false,
+      issues: [{ code: 'custom', path: [], message: 'schema threw while validating', input: undefined }],
+    });
+  });
+
+  it('reports a stack overflow on deep input as "nested too deeply"', () => {
+    type Tree = Tree[];
+    const tree: z.ZodType<Tree> = z.lazy(() => z.array(tree));
+    let deep: Tree = [];
+    for (let i = 0; i < 100_000; i++) deep = [deep];
+    const result = parseWithSchema(tree, deep);
+    expect(result.success).to.equal(false);
+    if (result.success) return;
+    expect(result.issues).to.deep.equal([{ code: 'custom', path: [], message: 'value nested too deeply to validate', input: undefined }]);
+  });
+
+  it('reports an async refinement, which safeParse cannot run, as a failure', () => {
+    const result = parseWithSchema(z.string().refine(async () => true), 'x');
+    expect(result.success).to.equal(false);
+  });
+});
+
+describe('summarizeIssues', () => {
+  it('keeps the first 10 of 100000 issues from a z.array(z.number()) of strings, under 4 KiB', () => {
+    const result = parseWithSchema(z.array(z.number()), Array.from({ length: 100_000 }, () => 'x'));
+    expect(result.success).to.equal(false);
+    if (result.success) return;
+    const summary = summarizeIssues(result.issues);
+    expect(summary.total).to.equal(100_000);
+    expect(summary.issues.length).to.equal(10);
+    expect(JSON.stringify(summary.issues).length).to.be.at.most(4096);
+    expect(summary.issues.map((issue) => issue.path)).to.deep.equal([[0], [1], [2], [3], [4], [5], [6], [7], [8], [9]]);
+    expect(summary.issues[0]?.code).to.equal('invalid_type');
+    expect(summary.issues[0]).to.have.all.keys('path', 'code', 'message');
+  });
+
+  it('keeps issues up to exactly 4096 bytes of JSON and drops the one that would pass it', () => {
+    // Each issue below is 1024 characters of JSON; four fill 4096 exactly.
+    const base = wireLength({ path: [''], code: 'custom', message: 'm' });
+    const key = 'k'.repeat(1024 - base);
+    const issues = Array.from({ length: 6 }, () => customIssue([key], 'm'));
+    expect(wireLength({ path: [key], code: 'custom', message: 'm' })).to.equal(1024);
+    const summary = summarizeIssues(issues);
+    expect(summary.issues.length).to.equal(4);
+    expect(summary.total).to.equal(6);
+    // One more character in the first issue pushes the fourth past 4096.
+    const longer = [customIssue([`${key}k`], 'm'), ...issues.slice(1)];
+    expect(summarizeIssues(longer).issues.length).to.equal(3);
+  });
+
+  it('returns no issue at all when the first alone passes 4 KiB', () => {
+    const summary = summarizeIssues([customIssue(['k'.repeat(5000)], 'm'), customIssue([], 'short')]);
+    expect(summary.issues).to.deep.equal([]);
+    expect(summary.total).to.equal(2);
+  });
+
+  it('cuts each message to 200 characters and each path to 16 elements', () => {
+    const path = Array.from({ length: 20 }, (_, i) => i);
+    const [wire] = summarizeIssues([customIssue(path, 'm'.repeat(500))]).issues;
+    expect(wire?.message).to.equal('m'.repeat(200));
+    expect(wire?.path).to.deep.equal(path.slice(0, 16));
+  });
+
+  it('writes symbol path keys as strings and keeps numbers as numbers', () => {
+    const [wire] = summarizeIssues([customIssue([Symbol('s'), 3, 'a'], 'm')]).issues;
+    expect(wire?.path).to.deep.equal(['Symbol(s)', 3, 'a']);
+  });
+
+  it('does not copy the input value of an issue', () => {
+    const issue: z.core.$ZodIssue = { code: 'custom', path: ['a'], message: 'bad', input: 'peer secret' };
+    const summary = summarizeIssues([issue]);
+    expect(JSON.stringify(summary)).to.not.include('peer secret');
+  });
+
+  it('returns nothing for no issues', () => {
+    expect(summarizeIssues([])).to.deep.equal({ issues: [], total: 0 });
+  });
+});
+
+describe('formatIssues', () => {
+  it('renders issues as one line: dotted path, colon, message, separated by semicolons', () => {
+    const line = formatIssues([
+      { path: ['a', 'b'], code: 'invalid_type', message: 'Expected number, received string' },
+      { path: [], code: 'custom', message: 'Required' },
+      { path: [0, 'x'], code: 'too_big', message: 'Too big' },
+    ]);
+    expect(line).to.equal('a.b: Expected number, received string; (root): Required; 0.x: Too big');
+  });
+
+  it('renders no issues as an empty string', () => {
+    expect(formatIssues([])).to.equal('');
+  });
+});
