@@ -1,0 +1,3 @@
+module tunnelrpc.bench/gorpc
+
+go 1.19

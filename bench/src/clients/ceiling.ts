@@ -1,0 +1,49 @@
+/**
+ * Ceiling client: one net socket, ids in a Map of callbacks, frames through the capped coalescing writer.
+ */
+import { connect } from 'node:net';
+import { CeilingReader, CeilingWriter, decodeCeilingFrame, encodeCeilingFrame } from '../ceiling-wire.js';
+import { failClient, runClosedLoop } from '../closed-loop.js';
+
+type Done = (error: unknown, echoed?: Uint8Array) => void;
+
+runClosedLoop(async ({ host, port }) => {
+  const socket = connect({ host, port });
+  await new Promise<void>((resolve, reject) => {
+    socket.once('connect', resolve);
+    socket.once('error', reject);
+  });
+  socket.setNoDelay(true);
+  const pending = new Map<number, Done>();
+  const reader = new CeilingReader();
+  const writer = new CeilingWriter(socket);
+  let nextId = 1;
+  const onFrame = (body: Buffer): void => {
+    const [id, payload] = decodeCeilingFrame(body);
+    const done = pending.get(id);
+    pending.delete(id);
+    done?.(undefined, payload);
+  };
+  socket.on('data', (chunk: Buffer) => reader.push(chunk, onFrame));
+  const failAll = (error: unknown): void => {
+    for (const done of pending.values()) done(error ?? new Error('connection closed'));
+    pending.clear();
+  };
+  socket.on('error', failAll);
+  socket.on('close', () => failAll(new Error('connection closed')));
+  return {
+    call(payload, done) {
+      if (socket.destroyed) {
+        done(new Error('connection closed'));
+        return;
+      }
+      const id = nextId;
+      nextId = nextId === 0x7fff_ffff ? 1 : nextId + 1;
+      pending.set(id, done);
+      writer.write(encodeCeilingFrame(id, payload));
+    },
+    close: async () => {
+      socket.end();
+    },
+  };
+}).catch(failClient);
