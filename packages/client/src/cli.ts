@@ -75,7 +75,11 @@ async function main(argv: string[]): Promise<number> {
     invocation = parseInvocation(argv);
   } catch (error) {
     const message = error instanceof Error ? error.message : String(error);
-    process.stderr.write(`${message.length > 0 ? `tunnelrpc: ${message}\n` : ''}${USAGE}\n`);
+    if (message.length === 0) {
+      process.stdout.write(`${USAGE}\n`); // --help asked for it: not an error
+      return 0;
+    }
+    process.stderr.write(`tunnelrpc: ${message}\n${USAGE}\n`);
     return 2;
   }
   const { url, method, params, timeout, headers } = invocation;

@@ -69,6 +69,7 @@ export class RpcClient {
   #state: 'open' | 'draining' | 'closing' | 'closed' = 'open';
   #closeReason: RpcError | undefined;
   #corked = false;
+  #corkedBytes = 0;
   readonly #closed: Promise<RpcError | undefined>;
   #resolveClosed!: (reason: RpcError | undefined) => void;
 
@@ -115,9 +116,11 @@ export class RpcClient {
         new RpcError('RESOURCE_EXHAUSTED', `${method} not sent: ${this.#options.maxPendingCalls} calls are waiting for answers (maxPendingCalls); slow down or raise the limit`, { mayHaveRun: false }),
       );
     }
-    if (this.#socket.writableLength > this.#options.maxWriteBuffer) {
+    // Frames corked in this tick are on their way; only bytes left over from earlier ticks mean a server not reading.
+    const unsent = this.#socket.writableLength - this.#corkedBytes;
+    if (unsent > this.#options.maxWriteBuffer) {
       return Promise.reject(
-        new RpcError('RESOURCE_EXHAUSTED', `${method} not sent: ${this.#socket.writableLength} bytes are queued to a server that is not reading (maxWriteBuffer ${this.#options.maxWriteBuffer})`, { mayHaveRun: false }),
+        new RpcError('RESOURCE_EXHAUSTED', `${method} not sent: ${unsent} bytes are queued to a server that is not reading (maxWriteBuffer ${this.#options.maxWriteBuffer})`, { mayHaveRun: false }),
       );
     }
     const signal = options.signal;
@@ -190,11 +193,12 @@ export class RpcClient {
     return new RpcError('UNAVAILABLE', `${method} not sent: ${why}; connect again`, { mayHaveRun: false });
   }
 
-  // Ids increase and wrap at 2^32, skipping any the server may still hold: goaway lastId compares them.
+  // Ids increase and wrap at 2^32 back to 1, skipping any the server may still hold: goaway lastId compares
+  // them, and 0 is never used so that lastId 0 means "took nothing" (PROTOCOL.md 7.6).
   #allocateId(): number {
     for (;;) {
       const id = this.#nextId;
-      this.#nextId = id === MAX_UINT32 ? 0 : id + 1;
+      this.#nextId = id === MAX_UINT32 ? 1 : id + 1;
       if (!this.#pending.has(id) && !this.#abandoned.has(id)) return id;
     }
   }
@@ -346,9 +350,11 @@ export class RpcClient {
       this.#socket.cork();
       process.nextTick(() => {
         this.#corked = false;
+        this.#corkedBytes = 0;
         this.#socket.uncork();
       });
     }
+    this.#corkedBytes += frame.length;
     this.#socket.write(frame);
   }
 }

@@ -24,13 +24,15 @@ export function dial(target: DialTarget, options: ResolvedClientOptions): Promis
   return new Promise((resolve, reject) => {
     let socket: Socket;
     try {
+      // Build the head before dialing: a header it refuses (CR, LF) must not leave an open socket behind.
+      const request = encodeConnectRequest(target.path, target.hostHeader, options.headers);
       socket =
         target.kind === 'unix'
           ? netConnect({ path: target.socketPath })
           : target.kind === 'tls'
             ? tlsConnect({ host: target.host, port: target.port, servername: isIp(target.host) ? undefined : target.host, ALPNProtocols: ['http/1.1'], ...options.tls })
             : netConnect({ host: target.host, port: target.port });
-      socket.write(encodeConnectRequest(target.path, target.hostHeader, options.headers));
+      socket.write(request);
     } catch (error) {
       reject(RpcError.from(error, 'INVALID_ARGUMENT'));
       return;
@@ -67,7 +69,8 @@ export function dial(target: DialTarget, options: ResolvedClientOptions): Promis
       try {
         head = parseResponseHead(received, options.maxHeadSize);
       } catch (error) {
-        finish(new RpcError('UNAVAILABLE', `${target.display}: ${(error as RpcError).message}`, undefined, { cause: error }));
+        const parseError = RpcError.from(error, 'UNAVAILABLE');
+        finish(new RpcError('UNAVAILABLE', `${target.display}: ${parseError.message}`, parseError.data, { cause: error }));
         return;
       }
       if (head === undefined) return;

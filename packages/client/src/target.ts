@@ -29,7 +29,13 @@ export function parseTarget(url: string): DialTarget {
   }
   const path = parsed.pathname === '' || parsed.pathname === '/' ? DEFAULT_RPC_PATH : parsed.pathname;
   if (parsed.protocol === 'http+unix:') {
-    const socketPath = decodeURIComponent(parsed.host);
+    let socketPath: string;
+    try {
+      socketPath = decodeURIComponent(parsed.host);
+    } catch {
+      // decodeURIComponent throws a URIError on a bad escape such as %ZZ; connect() only ever rejects RpcError.
+      throw bad('the socket path has a malformed percent escape');
+    }
     if (socketPath.length === 0) throw bad('the socket path is empty');
     return { kind: 'unix', socketPath, path, hostHeader: 'localhost', display: url };
   }

@@ -57,7 +57,8 @@ export function defineService<const Name extends string, const Methods extends S
     throw new RpcError('INVALID_ARGUMENT', `service name ${JSON.stringify(name)} must be dot-separated identifiers, like "Echo" or "billing.Invoices"`);
   }
   for (const method of Object.keys(methods)) {
-    if (!METHOD_NAME.test(method)) {
+    // "__proto__" would set the prototype of the typed client's method table instead of adding a method.
+    if (!METHOD_NAME.test(method) || method === '__proto__') {
       throw new RpcError('INVALID_ARGUMENT', `method name ${JSON.stringify(method)} of service ${name} must be an identifier (letters, digits, _)`);
     }
     const spec = methods[method];

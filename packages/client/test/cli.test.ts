@@ -1,0 +1,204 @@
+/**
+ * The `tunnelrpc call` CLI (packages/client/dist/cli.js), run as a child process against a hand-written server:
+ * exit 0 with the result as JSON on stdout, exit 1 with `CODE: message` for an RPC error, exit 2 with a sentence
+ * for usage, dial and handshake failures.
+ */
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { fileURLToPath } from 'node:url';
+import { expect } from 'chai';
+import { ScriptedServer, cleanup, freePort, type Peer } from './helpers.js';
+
+const CLI = fileURLToPath(new URL('../dist/cli.js', import.meta.url));
+
+interface CliRun {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** runCli runs the CLI with `args` and resolves with its exit code and output once it exits. */
+function runCli(args: string[]): Promise<CliRun> {
+  const child = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.setEncoding('utf8').on('data', (text: string) => (stdout += text));
+  child.stderr.setEncoding('utf8').on('data', (text: string) => (stderr += text));
+  return once(child, 'close').then(([code]) => ({ code: code as number | null, stdout, stderr }));
+}
+
+/** acceptCall accepts the next tunnel and reads its first request; returns the peer, the CONNECT head and the request. */
+async function acceptCall(server: ScriptedServer) {
+  const peer = await server.nextPeer();
+  const head = await peer.head;
+  await peer.accept();
+  const request = await peer.nextRequest();
+  return { peer, head, request };
+}
+
+/** expectGracefulClose asserts that the CLI closed the tunnel with goaway UNAVAILABLE and nothing else after. */
+async function expectGracefulClose(peer: Peer, before: unknown[] = []): Promise<void> {
+  expect(await peer.messagesUntilEnd()).to.deep.equal([...before, { type: 8, lastId: 0, code: 'UNAVAILABLE', message: 'client closing' }]);
+}
+
+describe('tunnelrpc call (CLI)', () => {
+  afterEach(cleanup);
+
+  describe('success', () => {
+    it('prints the result as JSON on stdout and exits 0', async () => {
+      const server = await ScriptedServer.start();
+      const run = runCli(['call', server.url, 'Echo.add', '{"a":1,"b":2}']);
+      const { peer, head, request } = await acceptCall(server);
+      expect(head).to.equal(`CONNECT /_rpc HTTP/1.0\r\nHost: 127.0.0.1:${server.port}\r\n\r\n`);
+      expect(request).to.deep.equal({ type: 0, id: request.id, method: 'Echo.add', params: { a: 1, b: 2 }, meta: { timeout: 30000 } });
+      await peer.respond(request.id, { sum: 3, list: [1, 'x', null] });
+      await expectGracefulClose(peer);
+      expect(await run).to.deep.equal({ code: 0, stdout: '{"sum":3,"list":[1,"x",null]}\n', stderr: '' });
+    });
+
+    it('sends -H headers in the CONNECT head and in meta.headers, and --timeout as meta.timeout', async () => {
+      const server = await ScriptedServer.start();
+      const run = runCli(['call', server.url, 'Echo.echo', '"hi"', '--timeout', '1500', '-H', 'Authorization: Bearer abc', '--header', 'X-Trace:t-1']);
+      const { peer, head, request } = await acceptCall(server);
+      expect(head).to.equal(`CONNECT /_rpc HTTP/1.0\r\nHost: 127.0.0.1:${server.port}\r\nAuthorization: Bearer abc\r\nX-Trace: t-1\r\n\r\n`);
+      expect(request.params).to.equal('hi');
+      expect(request.meta).to.deep.equal({ timeout: 1500, headers: { Authorization: 'Bearer abc', 'X-Trace': 't-1' } });
+      await peer.respond(request.id, 'hi');
+      await expectGracefulClose(peer);
+      expect(await run).to.deep.equal({ code: 0, stdout: '"hi"\n', stderr: '' });
+    });
+
+    it('sends params nil when no JSON is given', async () => {
+      const server = await ScriptedServer.start();
+      const run = runCli(['call', server.url, 'Echo.count']);
+      const { peer, request } = await acceptCall(server);
+      expect(request.params).to.equal(null);
+      expect(request.meta).to.deep.equal({ timeout: 30000 });
+      await peer.respond(request.id, null);
+      expect(await run).to.deep.equal({ code: 0, stdout: 'null\n', stderr: '' });
+    });
+
+    it('prints bytes as base64 and integers beyond 2^53 as decimal strings', async () => {
+      const server = await ScriptedServer.start();
+      const run = runCli(['call', server.url, 'Blob.get']);
+      const { peer, request } = await acceptCall(server);
+      await peer.respond(request.id, { bytes: Buffer.from('hi'), big: 2n ** 60n });
+      expect(await run).to.deep.equal({ code: 0, stdout: '{"bytes":"aGk=","big":"1152921504606846976"}\n', stderr: '' });
+    });
+
+    it('works over a unix socket URL', async () => {
+      const server = await ScriptedServer.start({ unix: true });
+      const run = runCli(['call', `unix:${server.socketPath}`, 'Echo.echo', '[1,2]']);
+      const { peer, head, request } = await acceptCall(server);
+      expect(head).to.equal('CONNECT /_rpc HTTP/1.0\r\nHost: localhost\r\n\r\n');
+      await peer.respond(request.id, request.params);
+      expect(await run).to.deep.equal({ code: 0, stdout: '[1,2]\n', stderr: '' });
+    });
+  });
+
+  describe('RPC errors (exit 1)', () => {
+    it('prints CODE: message on stderr and exits 1 for an error response', async () => {
+      const server = await ScriptedServer.start();
+      const run = runCli(['call', server.url, 'Users.get', '{"id":7}']);
+      const { peer, request } = await acceptCall(server);
+      await peer.fail(request.id, 'NOT_FOUND', 'no user 7', { id: 7 });
+      await expectGracefulClose(peer);
+      expect(await run).to.deep.equal({ code: 1, stdout: '', stderr: 'NOT_FOUND: no user 7\n' });
+    });
+
+    it('exits 1 with DEADLINE_EXCEEDED when the server is silent past --timeout, cancelling the call', async () => {
+      const server = await ScriptedServer.start();
+      const run = runCli(['call', server.url, 'Slow.op', '--timeout', '200']);
+      const { peer, request } = await acceptCall(server);
+      await expectGracefulClose(peer, [{ type: 3, id: request.id }]);
+      const { code, stdout, stderr } = await run;
+      expect({ code, stdout }).to.deep.equal({ code: 1, stdout: '' });
+      expect(stderr).to.match(/^DEADLINE_EXCEEDED: Slow\.op passed its deadline of 200 ms; it may have run on the server\n$/);
+    });
+
+    it('exits 1 with UNAVAILABLE when the server drops the tunnel during the call', async () => {
+      const server = await ScriptedServer.start();
+      const run = runCli(['call', server.url, 'Echo.echo', '1']);
+      const { peer } = await acceptCall(server);
+      peer.socket.destroy();
+      const { code, stdout, stderr } = await run;
+      expect({ code, stdout }).to.deep.equal({ code: 1, stdout: '' });
+      expect(stderr).to.match(/^UNAVAILABLE: Echo\.echo failed: lost the tunnel to http:\/\/127\.0\.0\.1:\d+\/_rpc.*\n$/);
+    });
+  });
+
+  describe('dial and handshake failures (exit 2)', () => {
+    it('prints a sentence naming the status and body and exits 2 when the CONNECT is refused with 401', async () => {
+      const server = await ScriptedServer.start();
+      const run = runCli(['call', server.url, 'Echo.echo', '1', '-H', 'Authorization: Bearer wrong']);
+      const peer = await server.nextPeer();
+      expect(await peer.head).to.include('Authorization: Bearer wrong\r\n');
+      const body = 'bad token';
+      await peer.write(`HTTP/1.0 401 Unauthorized\r\nConnection: close\r\nContent-Length: ${body.length}\r\n\r\n${body}`);
+      peer.socket.end();
+      expect(await run).to.deep.equal({
+        code: 2,
+        stdout: '',
+        stderr: `tunnelrpc: CONNECT ${server.url} refused with HTTP 401 Unauthorized: bad token [UNAUTHENTICATED]\n`,
+      });
+    });
+
+    it('prints a sentence and exits 2 when nothing listens at the URL', async () => {
+      const port = await freePort();
+      const { code, stdout, stderr } = await runCli(['call', `http://127.0.0.1:${port}/_rpc`, 'Echo.echo', '1']);
+      expect({ code, stdout }).to.deep.equal({ code: 2, stdout: '' });
+      expect(stderr).to.equal(
+        `tunnelrpc: cannot connect to http://127.0.0.1:${port}/_rpc: ECONNREFUSED (nothing listens there; check the host and port, or start the server) [UNAVAILABLE]\n`,
+      );
+    });
+
+    it('exits 2 without dialing for a -H value with CR LF', async () => {
+      const server = await ScriptedServer.start();
+      const { code, stdout, stderr } = await runCli(['call', server.url, 'Echo.echo', '1', '-H', 'X-A: b\r\nX-Injected: 1']);
+      expect({ code, stdout }).to.deep.equal({ code: 2, stdout: '' });
+      expect(stderr).to.equal('tunnelrpc: handshake header "X-A" has a character HTTP does not allow (CR, LF or a control) [INVALID_ARGUMENT]\n');
+      expect(server.peers).to.have.length(0);
+    });
+
+    it('exits 2 naming the accepted forms for an unsupported URL', async () => {
+      const { code, stdout, stderr } = await runCli(['call', 'ftp://127.0.0.1/_rpc', 'Echo.echo', '1']);
+      expect({ code, stdout }).to.deep.equal({ code: 2, stdout: '' });
+      expect(stderr).to.include('cannot use "ftp://127.0.0.1/_rpc" as a tunnelrpc URL').and.include('[INVALID_ARGUMENT]');
+    });
+  });
+
+  describe('usage errors (exit 2)', () => {
+    const cases: [string, string[], string][] = [
+      ['params that are not JSON', ['Echo.echo', '{a:1}'], 'tunnelrpc: the params are not valid JSON'],
+      ['a --timeout that is not a whole number', ['Echo.echo', '1', '--timeout', '1.5'], 'tunnelrpc: --timeout must be a whole number of ms; got 1.5'],
+      ['a negative --timeout', ['Echo.echo', '1', '--timeout=-5'], 'tunnelrpc: --timeout must be a whole number of ms; got -5'],
+      ['a -H without a colon', ['Echo.echo', '1', '-H', 'NoColon'], `tunnelrpc: -H takes 'Name: value'; got "NoColon"`],
+      ['extra arguments', ['Echo.echo', '1', '2'], 'tunnelrpc: unexpected arguments after the JSON params: 2'],
+      ['a missing method', [], 'tunnelrpc: call needs a URL and a Service.method'],
+    ];
+    for (const [what, rest, message] of cases) {
+      it(`exits 2 with the usage for ${what}, without dialing`, async () => {
+        const server = await ScriptedServer.start();
+        const args = rest.length === 0 ? ['call', server.url] : ['call', server.url, ...rest];
+        const { code, stdout, stderr } = await runCli(args);
+        expect({ code, stdout }).to.deep.equal({ code: 2, stdout: '' });
+        expect(stderr).to.include(message);
+        expect(stderr).to.include('usage: tunnelrpc call URL Service.method');
+        expect(server.peers).to.have.length(0);
+      });
+    }
+
+    it('exits 2 with the usage for an unknown command', async () => {
+      const { code, stdout, stderr } = await runCli(['get', 'http://127.0.0.1:1/_rpc', 'Echo.echo']);
+      expect({ code, stdout }).to.deep.equal({ code: 2, stdout: '' });
+      expect(stderr).to.equal(`tunnelrpc: unknown command "get"\n${stderr.slice(stderr.indexOf('usage:'))}`);
+      expect(stderr).to.include('usage: tunnelrpc call URL Service.method');
+    });
+
+    it('exits 2 with the usage when run without arguments', async () => {
+      const { code, stderr } = await runCli([]);
+      expect(code).to.equal(2);
+      expect(stderr).to.match(/^tunnelrpc: missing command\nusage: tunnelrpc call/);
+    });
+  });
+});
