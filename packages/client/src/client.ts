@@ -1,34 +1,29 @@
 /**
- * RpcClient: many concurrent calls multiplexed over one tunnel, answered in any order. Every call ends:
- * answered, or failed with an RpcError whose code says why and whose data says whether it may have run.
+ * RpcClient: many concurrent calls multiplexed over one tunnel, answered in any order, with redials after a loss.
+ * Every call ends: answered, or failed with an RpcError whose code says why and whose data says whether it may
+ * have run. Calls that surely did not run, and idempotent ones, are re-sent on the next tunnel within their
+ * deadline; calls made while there is no tunnel wait for one, bounded by their deadline.
  */
-import type { Socket } from 'node:net';
-import {
-  FrameDecoder,
-  MAX_UINT32,
-  MessageType,
-  RpcError,
-  decodeMessage,
-  encodeMessage,
-  frameTooLarge,
-  fromWireError,
-  goawayCodeOf,
-  protocolViolation,
-  type GoawayMessage,
-  type Message,
-  type RequestMeta,
-  type ResponseMessage,
-} from '@tunnelrpc/protocol';
+import { MessageType, RpcError, encodeMessage, frameTooLarge } from '@tunnelrpc/protocol';
+import { failCall, settleCall, type Call } from './call.js';
+import { dial, type Dialed } from './dial.js';
 import type { ResolvedClientOptions } from './options.js';
+import type { DialTarget } from './target.js';
+import { Tunnel, type TunnelHost } from './tunnel.js';
 
 /** CallOptions tune one call. */
 export interface CallOptions {
-  /** Deadline in ms from now; the server gets it as meta.timeout. Default: the client's defaultTimeout. */
+  /** Deadline in ms from now; the server gets what is left of it as meta.timeout. Default: defaultTimeout. */
   timeout?: number;
   /** Aborting it fails the call with CANCELLED and sends a cancel to the server. */
   signal?: AbortSignal;
   /** Headers for the handler (ctx.headers): trace ids, per-call credentials. */
   headers?: Record<string, string>;
+  /**
+   * The method is safe to run twice: after a lost tunnel the call is re-sent (up to maxRetries) instead of failing
+   * with "may have run". The typed client sets it from the contract. Default false.
+   */
+  idempotent?: boolean;
 }
 
 /** NotifyOptions tune one notification. */
@@ -43,318 +38,300 @@ export interface CallFailure {
   mayHaveRun: boolean;
 }
 
-interface PendingCall {
-  readonly id: number;
-  readonly method: string;
-  readonly resolve: (value: unknown) => void;
-  readonly reject: (error: RpcError) => void;
-  readonly timer: NodeJS.Timeout;
-  readonly signal: AbortSignal | undefined;
-  readonly onAbort: (() => void) | undefined;
-}
+// Dial errors that another try will not fix: calls waiting for a tunnel fail with them at once.
+const PERMANENT_REFUSALS: ReadonlySet<string> = new Set(['UNAUTHENTICATED', 'PERMISSION_DENIED', 'UNIMPLEMENTED', 'INVALID_ARGUMENT']);
 
-// Hard stop for a socket we closed after a violation but whose peer does not take the close.
-const CLOSE_LINGER_MS = 1000;
-
-/** RpcClient sends calls and notifications over one tunnel. Create it with connect(). */
+/** RpcClient sends calls and notifications to one server. Create it with connect(). */
 export class RpcClient {
-  readonly #socket: Socket;
   readonly #options: ResolvedClientOptions;
-  readonly #decoder: FrameDecoder;
-  readonly #target: string;
-  readonly #pending = new Map<number, PendingCall>();
-  // Ids given up locally (deadline, abort, goaway) whose answer may still come: the id stays reserved until then.
-  readonly #abandoned = new Set<number>();
-  #nextId = 1;
-  #state: 'open' | 'draining' | 'closing' | 'closed' = 'open';
+  readonly #target: DialTarget;
+  readonly #host: TunnelHost;
+  // The tunnel new calls go to; older ones finish their calls in #draining.
+  #tunnel: Tunnel | undefined;
+  readonly #draining = new Set<Tunnel>();
+  // Calls waiting for a tunnel, oldest first.
+  #queue: Call[] = [];
+  #state: 'open' | 'closing' | 'closed' = 'open';
+  #dialing = false;
+  #reconnectTimer: NodeJS.Timeout | undefined;
+  #failedDials = 0;
+  #lastDialError: RpcError | undefined;
   #closeReason: RpcError | undefined;
-  #corked = false;
-  #corkedBytes = 0;
   readonly #closed: Promise<RpcError | undefined>;
   #resolveClosed!: (reason: RpcError | undefined) => void;
 
   /** @internal Use connect(). */
-  constructor(socket: Socket, rest: Buffer, options: ResolvedClientOptions, target: string) {
-    this.#socket = socket;
+  constructor(dialed: Dialed, options: ResolvedClientOptions, target: DialTarget) {
     this.#options = options;
     this.#target = target;
-    this.#decoder = new FrameDecoder(options.maxFrameSize);
     this.#closed = new Promise((resolve) => (this.#resolveClosed = resolve));
-    socket.setNoDelay(true);
-    socket.setKeepAlive(true, 60_000);
-    socket.on('error', (error) => this.#lost(error));
-    socket.on('close', () => this.#lost(undefined));
-    socket.on('end', () => this.#lost(undefined));
-    if (rest.length > 0) this.#onData(rest);
-    socket.on('data', (chunk: Buffer) => this.#onData(chunk));
+    this.#host = {
+      tunnelDraining: (tunnel, refused) => this.#onDraining(tunnel, refused),
+      tunnelEnded: (tunnel, reason, orphans) => this.#onEnded(tunnel, reason, orphans),
+    };
+    this.#tunnel = new Tunnel(dialed.socket, dialed.rest, options, target.display, this.#host);
   }
 
-  /** target is the URL this client dialed. */
+  /** target is the URL this client dials. */
   get target(): string {
-    return this.#target;
+    return this.#target.display;
   }
 
-  /** pendingCalls counts calls waiting for an answer. */
+  /** pendingCalls counts calls not yet settled: waiting for a tunnel or for their answer. */
   get pendingCalls(): number {
-    return this.#pending.size;
+    let count = this.#queue.length + (this.#tunnel?.callCount ?? 0);
+    for (const tunnel of this.#draining) count += tunnel.callCount;
+    return count;
   }
 
-  /** closed resolves when the tunnel is gone: undefined after close(), else the error that ended it. */
+  /** closed resolves when the client is done: undefined after close(), else the error that ended it. */
   get closed(): Promise<RpcError | undefined> {
     return this.#closed;
   }
 
   /**
    * call invokes `method` ("Service.method") and resolves with its result, or rejects with an RpcError:
-   * the server's error, DEADLINE_EXCEEDED at the deadline, CANCELLED on abort, UNAVAILABLE when the tunnel is lost.
+   * the server's error, DEADLINE_EXCEEDED at the deadline, CANCELLED on abort, UNAVAILABLE when the tunnel is lost
+   * and the call may have run, RESOURCE_EXHAUSTED when too many calls wait.
    */
   call(method: string, params?: unknown, options: CallOptions = {}): Promise<unknown> {
-    const refused = this.#refuseNew(method);
-    if (refused !== undefined) return Promise.reject(refused);
-    if (this.#pending.size + this.#abandoned.size >= this.#options.maxPendingCalls) {
+    if (this.#state !== 'open') {
+      const why = this.#closeReason === undefined ? `close() was called on the client for ${this.#target.display}` : `the tunnel to ${this.#target.display} is closed (${this.#closeReason.message})`;
+      return Promise.reject(new RpcError('UNAVAILABLE', `${method} not sent: ${why}; connect again`, { mayHaveRun: false }));
+    }
+    const timeout = options.timeout ?? this.#options.defaultTimeout;
+    if (!Number.isInteger(timeout) || timeout < 0 || timeout > 2_147_483_647) {
+      return Promise.reject(new RpcError('INVALID_ARGUMENT', `timeout of ${method} must be an integer of ms from 0 to 2147483647; got ${String(timeout)}`));
+    }
+    if (this.#load() >= this.#options.maxPendingCalls) {
       return Promise.reject(
         new RpcError('RESOURCE_EXHAUSTED', `${method} not sent: ${this.#options.maxPendingCalls} calls are waiting for answers (maxPendingCalls); slow down or raise the limit`, { mayHaveRun: false }),
-      );
-    }
-    // Frames corked in this tick are on their way; only bytes left over from earlier ticks mean a server not reading.
-    const unsent = this.#socket.writableLength - this.#corkedBytes;
-    if (unsent > this.#options.maxWriteBuffer) {
-      return Promise.reject(
-        new RpcError('RESOURCE_EXHAUSTED', `${method} not sent: ${unsent} bytes are queued to a server that is not reading (maxWriteBuffer ${this.#options.maxWriteBuffer})`, { mayHaveRun: false }),
       );
     }
     const signal = options.signal;
     if (signal?.aborted === true) {
       return Promise.reject(new RpcError('CANCELLED', `${method} not sent: its AbortSignal was aborted already`, { mayHaveRun: false }, { cause: signal.reason }));
     }
-    const timeout = options.timeout ?? this.#options.defaultTimeout;
-    if (!Number.isInteger(timeout) || timeout < 0 || timeout > 2_147_483_647) {
-      return Promise.reject(new RpcError('INVALID_ARGUMENT', `timeout of ${method} must be an integer of ms from 0 to 2147483647; got ${String(timeout)}`));
-    }
-    const meta: RequestMeta = options.headers === undefined ? { timeout } : { timeout, headers: options.headers };
-    const id = this.#allocateId();
-    let frame: Buffer;
-    try {
-      frame = encodeMessage({ type: MessageType.Request, id, method, params, meta });
-    } catch (error) {
-      return Promise.reject(new RpcError('INVALID_ARGUMENT', `${method} not sent: its params cannot be encoded as MessagePack (${(error as Error).message})`, { mayHaveRun: false }));
-    }
-    if (frame.length - 4 > this.#options.maxFrameSize) {
-      const tooLarge = frameTooLarge(frame.length - 4, this.#options.maxFrameSize, 'sent');
-      return Promise.reject(new RpcError('RESOURCE_EXHAUSTED', `${method} not sent: ${tooLarge.message}`, { ...(tooLarge.data as object), mayHaveRun: false }));
-    }
     return new Promise((resolve, reject) => {
-      const onAbort =
-        signal === undefined
-          ? undefined
-          : (): void => this.#giveUp(id, RpcError.from(signal.reason, 'CANCELLED'), `${method} was cancelled by its AbortSignal`);
-      const timer = setTimeout(() => {
-        this.#giveUp(id, undefined, `${method} passed its deadline of ${timeout} ms`);
-      }, timeout);
-      this.#pending.set(id, { id, method, resolve, reject, timer, signal, onAbort });
-      signal?.addEventListener('abort', onAbort!, { once: true });
-      this.#write(frame);
+      const call: Call = {
+        method,
+        params,
+        headers: options.headers,
+        deadline: Date.now() + timeout,
+        idempotent: options.idempotent === true,
+        resolve,
+        reject,
+        signal,
+        onAbort: undefined,
+        timer: undefined,
+        attempts: 0,
+        tunnel: undefined,
+        id: 0,
+        settled: false,
+      };
+      call.timer = setTimeout(() => this.#giveUp(call, 'DEADLINE_EXCEEDED', `${method} passed its deadline of ${timeout} ms`), timeout);
+      if (signal !== undefined) {
+        // AbortSignal.timeout() aborts with a TimeoutError: that is a deadline, not a cancel.
+        call.onAbort = () => {
+          const reason = RpcError.from(signal.reason, 'CANCELLED');
+          const code = reason.code === 'DEADLINE_EXCEEDED' ? 'DEADLINE_EXCEEDED' : 'CANCELLED';
+          this.#giveUp(call, code, `${method} was ${code === 'CANCELLED' ? 'cancelled' : 'timed out'} by its AbortSignal`, signal.reason);
+        };
+        signal.addEventListener('abort', call.onAbort, { once: true });
+      }
+      this.#dispatch(call, timeout);
     });
   }
 
-  /** notify sends a notification: no answer, no result. Throws RpcError when it cannot be sent. */
+  /** notify sends a notification: no answer, no result. Throws RpcError when it cannot be sent now. */
   notify(method: string, params?: unknown, options: NotifyOptions = {}): void {
-    const refused = this.#refuseNew(method);
-    if (refused !== undefined) throw refused;
+    const tunnel = this.#tunnel;
+    if (this.#state !== 'open' || tunnel === undefined || !tunnel.accepting) {
+      const why = this.#state !== 'open' ? 'close() was called on the client' : 'no open tunnel (the last one was lost or got goaway; the client reconnects)';
+      throw new RpcError('UNAVAILABLE', `notification ${method} not sent: ${why} (${this.#target.display})`, { mayHaveRun: false });
+    }
     let frame: Buffer;
     try {
       frame = encodeMessage({ type: MessageType.Notification, method, params, ...(options.headers === undefined ? {} : { meta: { headers: options.headers } }) });
     } catch (error) {
-      throw new RpcError('INVALID_ARGUMENT', `notification ${method} not sent: its params cannot be encoded as MessagePack (${(error as Error).message})`);
+      throw new RpcError('INVALID_ARGUMENT', `notification ${method} not sent: ${(error as Error).message}`, undefined, { cause: error });
     }
     if (frame.length - 4 > this.#options.maxFrameSize) throw frameTooLarge(frame.length - 4, this.#options.maxFrameSize, 'sent');
-    this.#write(frame);
+    tunnel.notify(frame);
   }
 
   /**
-   * close ends the tunnel gracefully: no new calls, a goaway to the server, then the socket closes once every
-   * pending call has its answer (each is still bounded by its deadline). Resolves when the socket is closed.
+   * close ends the client gracefully: no new calls, calls waiting for a tunnel fail unsent, a goaway goes to the
+   * server, and the socket closes once every sent call has its answer (each still bounded by its deadline).
+   * Resolves when every tunnel is closed.
    */
   close(): Promise<void> {
-    if (this.#state === 'open' || this.#state === 'draining') {
+    if (this.#state === 'open') {
       this.#state = 'closing';
-      this.#write(encodeMessage({ type: MessageType.Goaway, lastId: 0, code: 'UNAVAILABLE', message: 'client closing' }));
-      this.#endIfDone();
+      clearTimeout(this.#reconnectTimer);
+      const queued = this.#queue;
+      this.#queue = [];
+      for (const call of queued) failCall(call, 'UNAVAILABLE', `${call.method} not sent: close() was called on the client`, call.attempts > 0);
+      this.#tunnel?.close();
+      for (const tunnel of this.#draining) tunnel.close();
+      this.#finishCloseIfDone();
     }
     return this.#closed.then(() => undefined);
   }
 
-  #refuseNew(method: string): RpcError | undefined {
-    if (this.#state === 'open') return undefined;
-    if (this.#closeReason !== undefined) {
-      return new RpcError('UNAVAILABLE', `${method} not sent: the tunnel to ${this.#target} is closed (${this.#closeReason.message}); connect again`, { mayHaveRun: false });
-    }
-    const why = this.#state === 'draining' ? 'the server is shutting down this tunnel (goaway)' : 'close() was called';
-    return new RpcError('UNAVAILABLE', `${method} not sent: ${why}; connect again`, { mayHaveRun: false });
+  #load(): number {
+    let load = this.#queue.length + (this.#tunnel?.load ?? 0);
+    for (const tunnel of this.#draining) load += tunnel.load;
+    return load;
   }
 
-  // Ids increase and wrap at 2^32 back to 1, skipping any the server may still hold: goaway lastId compares
-  // them, and 0 is never used so that lastId 0 means "took nothing" (PROTOCOL.md 7.6).
-  #allocateId(): number {
-    for (;;) {
-      const id = this.#nextId;
-      this.#nextId = id === MAX_UINT32 ? 1 : id + 1;
-      if (!this.#pending.has(id) && !this.#abandoned.has(id)) return id;
-    }
-  }
-
-  // Fails a call locally and tells the server to stop; the id stays reserved until the server answers.
-  #giveUp(id: number, reason: RpcError | undefined, message: string): void {
-    const call = this.#settle(id);
-    if (call === undefined) return;
-    this.#abandoned.add(id);
-    if (this.#state !== 'closed') this.#write(encodeMessage({ type: MessageType.Cancel, id }));
-    const error =
-      reason === undefined
-        ? new RpcError('DEADLINE_EXCEEDED', `${message}; it may have run on the server`, { mayHaveRun: true })
-        : new RpcError(reason.code, `${message}; it may have run on the server`, { mayHaveRun: true }, { cause: reason });
-    call.reject(error);
-    this.#endIfDone();
-  }
-
-  // Removes a call from the pending map: whoever removes it settles it, exactly once.
-  #settle(id: number): PendingCall | undefined {
-    const call = this.#pending.get(id);
-    if (call === undefined) return undefined;
-    this.#pending.delete(id);
-    clearTimeout(call.timer);
-    if (call.onAbort !== undefined) call.signal?.removeEventListener('abort', call.onAbort);
-    return call;
-  }
-
-  #onData(chunk: Buffer): void {
-    if (this.#state === 'closed') return;
-    let payloads: Buffer[];
-    try {
-      payloads = this.#decoder.push(chunk);
-    } catch (error) {
-      this.#violation(RpcError.from(error, 'INTERNAL'));
-      return;
-    }
-    for (const payload of payloads) {
-      let message: Message;
-      try {
-        message = decodeMessage(payload, this.#options);
-      } catch (error) {
-        this.#violation(RpcError.from(error, 'INTERNAL'));
+  // Sends a call on the current tunnel, or queues it until one opens. A call sent at once carries its whole
+  // timeout; a queued one what is left of it.
+  #dispatch(call: Call, timeout?: number): void {
+    const tunnel = this.#tunnel;
+    if (tunnel === undefined || !tunnel.accepting) {
+      if (!this.#options.reconnect) {
+        failCall(call, 'UNAVAILABLE', `${call.method} not sent: the server is shutting down this tunnel (goaway) and reconnect is off; connect again to ${this.#target.display}`, call.attempts > 0);
         return;
       }
-      if (!this.#onMessage(message)) return;
+      this.#queue.push(call);
+      this.#ensureDialing();
+      return;
     }
+    const unsent = tunnel.unsentBytes;
+    if (unsent > this.#options.maxWriteBuffer) {
+      failCall(call, 'RESOURCE_EXHAUSTED', `${call.method} not sent: ${unsent} bytes are queued to a server that is not reading (maxWriteBuffer ${this.#options.maxWriteBuffer})`, call.attempts > 0);
+      return;
+    }
+    const refused = tunnel.send(call, timeout);
+    if (refused !== undefined && settleCall(call)) call.reject(refused);
   }
 
-  // Returns false when the message ended the connection.
-  #onMessage(message: Message): boolean {
-    switch (message.type) {
-      case MessageType.Response:
-        return this.#onResponse(message);
-      case MessageType.Ping:
-        this.#write(encodeMessage({ type: MessageType.Pong, data: message.data }));
-        return true;
-      case MessageType.Pong:
-        return true;
-      case MessageType.Goaway:
-        return this.#onGoaway(message);
-      default:
-        this.#violation(protocolViolation(`the server sent a message of type ${message.type}, which only clients send`));
-        return false;
+  // The caller stops waiting (deadline or abort). A call on a tunnel is cancelled there and may have run.
+  #giveUp(call: Call, code: 'DEADLINE_EXCEEDED' | 'CANCELLED', message: string, cause?: unknown): void {
+    if (call.settled) return;
+    const tunnel = call.tunnel;
+    if (tunnel !== undefined) {
+      tunnel.abandon(call);
+      failCall(call, code, `${message}; it may have run on the server`, true, cause);
+      return;
     }
+    this.#queue = this.#queue.filter((queued) => queued !== call);
+    const waiting = this.#lastDialError === undefined ? '' : ` while no tunnel was open (last dial error: ${this.#lastDialError.message})`;
+    const ran = call.attempts > 0 ? '; an earlier attempt may have run on the server' : '; it was not sent';
+    failCall(call, code, `${message}${waiting}${ran}`, call.attempts > 0, cause);
   }
 
-  #onResponse(response: ResponseMessage): boolean {
-    const call = this.#settle(response.id);
-    if (call === undefined) {
-      if (this.#abandoned.delete(response.id)) {
-        this.#endIfDone();
-        return true;
+  #onDraining(tunnel: Tunnel, refused: Call[]): void {
+    if (this.#tunnel === tunnel) {
+      this.#tunnel = undefined;
+      this.#draining.add(tunnel);
+    }
+    for (const call of refused) this.#retryOrFail(call, undefined, true);
+    this.#ensureDialing();
+  }
+
+  #onEnded(tunnel: Tunnel, reason: RpcError | undefined, orphans: Call[]): void {
+    if (this.#tunnel === tunnel) this.#tunnel = undefined;
+    this.#draining.delete(tunnel);
+    for (const call of orphans) this.#retryOrFail(call, reason, false);
+    if (this.#state === 'closing') {
+      this.#finishCloseIfDone();
+      return;
+    }
+    if (!this.#options.reconnect) {
+      if (this.#tunnel === undefined && this.#draining.size === 0) {
+        this.#finish(reason ?? new RpcError('UNAVAILABLE', `the server at ${this.#target.display} shut this tunnel down (goaway) and reconnect is off`));
       }
-      this.#violation(protocolViolation(`the server answered request id ${response.id}, which is not waiting for an answer`));
-      return false;
+      return;
     }
-    if (response.error === undefined) call.resolve(response.result);
-    else call.reject(fromWireError(response.error));
-    this.#endIfDone();
-    return true;
+    this.#ensureDialing();
   }
 
-  #onGoaway(goaway: GoawayMessage): boolean {
-    if (goaway.code !== 'UNAVAILABLE') {
-      const reason = new RpcError('UNAVAILABLE', `the server closed the tunnel with goaway ${goaway.code.slice(0, 40)}: ${goaway.message.slice(0, 300)}`, { goaway: goaway.code.slice(0, 40) });
-      this.#shutdown(reason);
-      return false;
+  // A call whose tunnel went away: re-send it when it surely did not run, or when it is idempotent and has tries
+  // left; otherwise it fails saying it may have run.
+  #retryOrFail(call: Call, reason: RpcError | undefined, surelyNotRun: boolean): void {
+    if (call.settled) return;
+    const retry =
+      this.#state === 'open' &&
+      this.#options.reconnect &&
+      call.deadline > Date.now() &&
+      (surelyNotRun || (call.idempotent && call.attempts <= this.#options.maxRetries));
+    if (retry) {
+      this.#queue.push(call);
+      return;
     }
-    if (this.#state === 'open') this.#state = 'draining';
-    for (const id of [...this.#pending.keys()]) {
-      if (id <= goaway.lastId) continue;
-      const call = this.#settle(id)!;
-      this.#abandoned.add(id);
-      call.reject(new RpcError('UNAVAILABLE', `${call.method} was not run: the server is shutting down (goaway) and did not take it; safe to retry on a new connection`, { mayHaveRun: false }));
+    if (surelyNotRun) {
+      failCall(call, 'UNAVAILABLE', `${call.method} was not run: the server is shutting down (goaway) and did not take it; safe to retry on a new connection to ${this.#target.display}`, false);
+      return;
     }
-    this.#endIfDone();
-    return true;
+    const why = reason?.message ?? `the tunnel to ${this.#target.display} closed`;
+    failCall(call, 'UNAVAILABLE', `${call.method} failed: ${why}; it may have run on the server`, true, reason);
   }
 
-  // The server broke wire-v1: tell it why, fail everything, close.
-  #violation(error: RpcError): void {
+  #ensureDialing(): void {
+    if (this.#state !== 'open' || !this.#options.reconnect || this.#dialing || this.#reconnectTimer !== undefined) return;
+    if (this.#tunnel?.accepting === true) return;
+    const delay = this.#failedDials === 0 ? 0 : this.#backoff(this.#failedDials);
+    this.#reconnectTimer = setTimeout(() => {
+      this.#reconnectTimer = undefined;
+      this.#redial();
+    }, delay);
+    this.#reconnectTimer.unref();
+  }
+
+  // Exponential backoff with equal jitter: half the delay fixed, half random, so clients spread out.
+  #backoff(failures: number): number {
+    const { minReconnectDelay, maxReconnectDelay } = this.#options;
+    const ceiling = Math.min(maxReconnectDelay, minReconnectDelay * 2 ** Math.min(failures - 1, 30));
+    return Math.round(ceiling / 2 + Math.random() * (ceiling / 2));
+  }
+
+  #redial(): void {
+    this.#dialing = true;
+    dial(this.#target, this.#options).then(
+      (dialed) => {
+        this.#dialing = false;
+        if (this.#state !== 'open') {
+          dialed.socket.destroy();
+          return;
+        }
+        this.#failedDials = 0;
+        this.#lastDialError = undefined;
+        this.#tunnel = new Tunnel(dialed.socket, dialed.rest, this.#options, this.#target.display, this.#host);
+        const queued = this.#queue;
+        this.#queue = [];
+        for (const call of queued) if (!call.settled) this.#dispatch(call);
+      },
+      (error: unknown) => {
+        this.#dialing = false;
+        this.#failedDials++;
+        const rpc = RpcError.from(error, 'UNAVAILABLE');
+        this.#lastDialError = rpc;
+        if (PERMANENT_REFUSALS.has(rpc.code)) {
+          const queued = this.#queue;
+          this.#queue = [];
+          for (const call of queued) {
+            failCall(call, rpc.code, `${call.method} not sent: ${rpc.message}`, call.attempts > 0, rpc);
+          }
+        }
+        this.#ensureDialing();
+      },
+    );
+  }
+
+  #finishCloseIfDone(): void {
+    if (this.#tunnel === undefined && this.#draining.size === 0) this.#finish(undefined);
+  }
+
+  #finish(reason: RpcError | undefined): void {
     if (this.#state === 'closed') return;
-    this.#write(encodeMessage({ type: MessageType.Goaway, lastId: 0, code: goawayCodeOf(error), message: error.message }));
-    this.#shutdown(new RpcError('UNAVAILABLE', `tunnel to ${this.#target} closed: the server sent invalid data (${error.message})`, { goaway: goawayCodeOf(error) }));
-  }
-
-  #shutdown(reason: RpcError): void {
-    this.#failAll(reason);
-    this.#socket.end();
-    setTimeout(() => this.#socket.destroy(), CLOSE_LINGER_MS).unref();
-  }
-
-  #lost(error: Error | undefined): void {
-    if (this.#state === 'closed') return;
-    const wasClosing = this.#state === 'closing' && this.#pending.size === 0;
-    const reason = wasClosing
-      ? undefined
-      : new RpcError('UNAVAILABLE', `lost the tunnel to ${this.#target}${error === undefined ? '' : `: ${(error as NodeJS.ErrnoException).code ?? error.message}`}`, undefined, { cause: error });
-    this.#failAll(reason);
-    this.#socket.destroy();
-  }
-
-  #failAll(reason: RpcError | undefined): void {
-    if (this.#state === 'closed') return;
+    this.#closeReason = reason ?? (this.#state === 'closing' ? new RpcError('UNAVAILABLE', 'close() was called') : undefined);
     this.#state = 'closed';
-    this.#closeReason = reason ?? new RpcError('UNAVAILABLE', 'close() was called');
-    for (const id of [...this.#pending.keys()]) {
-      const call = this.#settle(id)!;
-      call.reject(new RpcError('UNAVAILABLE', `${call.method} failed: ${this.#closeReason.message}; it may have run on the server`, { mayHaveRun: true }, { cause: reason }));
-    }
-    this.#abandoned.clear();
+    clearTimeout(this.#reconnectTimer);
+    const queued = this.#queue;
+    this.#queue = [];
+    for (const call of queued) failCall(call, 'UNAVAILABLE', `${call.method} not sent: the client for ${this.#target.display} is closed`, call.attempts > 0);
     this.#resolveClosed(reason);
-  }
-
-  #endIfDone(): void {
-    if (this.#state !== 'closing' && this.#state !== 'draining') return;
-    if (this.#pending.size > 0) return;
-    this.#failAll(this.#state === 'closing' ? undefined : new RpcError('UNAVAILABLE', `the server at ${this.#target} shut this tunnel down (goaway)`));
-    this.#socket.end();
-    setTimeout(() => this.#socket.destroy(), CLOSE_LINGER_MS).unref();
-  }
-
-  // Coalesces the frames of one tick into one writev.
-  #write(frame: Buffer): void {
-    if (this.#socket.destroyed || this.#socket.writableEnded) return;
-    if (!this.#corked) {
-      this.#corked = true;
-      this.#socket.cork();
-      process.nextTick(() => {
-        this.#corked = false;
-        this.#corkedBytes = 0;
-        this.#socket.uncork();
-      });
-    }
-    this.#corkedBytes += frame.length;
-    this.#socket.write(frame);
   }
 }

@@ -28,8 +28,7 @@ import { parseTarget } from './target.js';
 export async function connect(url: string, options: ClientOptions = {}): Promise<RpcClient> {
   const resolved = resolveClientOptions(options);
   const target = parseTarget(url);
-  const { socket, rest } = await dial(target, resolved);
-  return new RpcClient(socket, rest, resolved, target.display);
+  return new RpcClient(await dial(target, resolved), resolved, target);
 }
 
 export { RpcClient } from './client.js';

@@ -34,6 +34,28 @@ export interface ClientOptions {
    * Default maxFrameSize + 1 MiB (9437184).
    */
   maxWriteBuffer?: number;
+  /**
+   * Redial after the tunnel is lost or the server sends goaway, with exponential backoff and jitter. Calls made
+   * meanwhile wait for the new tunnel, each bounded by its deadline. Default true.
+   */
+  reconnect?: boolean;
+  /** First backoff delay in ms after a failed dial; it doubles per failure. Default 100. 1 … 2147483647. */
+  minReconnectDelay?: number;
+  /** Largest backoff delay in ms between dials. Default 10000. 1 … 2147483647. */
+  maxReconnectDelay?: number;
+  /**
+   * Times a call to a method marked idempotent is re-sent after the tunnel was lost while it ran (it may have run).
+   * Calls that surely did not run (never sent, or refused by goaway) are re-sent regardless, within their
+   * deadline. Default 2. Range 0 … 100.
+   */
+  maxRetries?: number;
+  /**
+   * ms without any frame from the server after which the client sends a ping. Shorter than the idle cut of common
+   * proxies (HAProxy: 50 s). 0 disables keepalive pings. Default 30000.
+   */
+  keepaliveInterval?: number;
+  /** ms to wait for any frame after a keepalive ping before the tunnel is declared dead. Default 20000. */
+  keepaliveTimeout?: number;
 }
 
 /** ResolvedClientOptions is ClientOptions with every default filled in. @internal */
@@ -45,6 +67,12 @@ export interface ResolvedClientOptions extends DecodeLimits {
   defaultTimeout: number;
   maxPendingCalls: number;
   maxWriteBuffer: number;
+  reconnect: boolean;
+  minReconnectDelay: number;
+  maxReconnectDelay: number;
+  maxRetries: number;
+  keepaliveInterval: number;
+  keepaliveTimeout: number;
 }
 
 const MAX_TIMER_MS = 2_147_483_647;
@@ -62,5 +90,11 @@ export function resolveClientOptions(options: ClientOptions = {}): ResolvedClien
     defaultTimeout: checkInteger('defaultTimeout', given.defaultTimeout ?? 30_000, 1, MAX_TIMER_MS),
     maxPendingCalls: checkInteger('maxPendingCalls', given.maxPendingCalls ?? 1024, 1, MAX_UINT32),
     maxWriteBuffer: checkInteger('maxWriteBuffer', given.maxWriteBuffer ?? Math.min(MAX_UINT32, decode.maxFrameSize + 1024 * 1024), 1, MAX_UINT32),
+    reconnect: given.reconnect ?? true,
+    minReconnectDelay: checkInteger('minReconnectDelay', given.minReconnectDelay ?? 100, 1, MAX_TIMER_MS),
+    maxReconnectDelay: checkInteger('maxReconnectDelay', given.maxReconnectDelay ?? 10_000, 1, MAX_TIMER_MS),
+    maxRetries: checkInteger('maxRetries', given.maxRetries ?? 2, 0, 100),
+    keepaliveInterval: checkInteger('keepaliveInterval', given.keepaliveInterval ?? 30_000, 0, MAX_TIMER_MS),
+    keepaliveTimeout: checkInteger('keepaliveTimeout', given.keepaliveTimeout ?? 20_000, 1, MAX_TIMER_MS),
   };
 }

@@ -37,7 +37,8 @@ export function createClient<C extends ServiceContract>(contract: C, client: Rpc
     const path = methodPath(contract, name);
     methods[name] = spec.notification === true
       ? (input?: unknown, options?: NotifyOptions): void => client.notify(path, input, options)
-      : async (input?: unknown, options?: CallOptions): Promise<unknown> => checkResult(spec, path, await client.call(path, input, options));
+      : async (input?: unknown, options?: CallOptions): Promise<unknown> =>
+          checkResult(spec, path, await client.call(path, input, spec.idempotent === true ? { ...options, idempotent: true } : options));
   }
   return Object.freeze(methods) as TypedClient<C>;
 }

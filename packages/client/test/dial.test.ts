@@ -14,7 +14,8 @@ const PING_42 = encodeMessage({ type: 6, data: 42 }); // 00 00 00 03  92 06 2a
 /** startDial starts a scripted server, begins a connect() with `options`, and returns the promise and the peer. */
 async function startDial(options: Parameters<typeof connect>[1] = {}) {
   const server = await ScriptedServer.start();
-  const connecting = connect(server.url, options);
+  // One tunnel per test: reconnects are covered in reconnect.test.ts.
+  const connecting = connect(server.url, { reconnect: false, ...options });
   // The test awaits `connecting` later; keep an early rejection from being reported as unhandled meanwhile.
   connecting.catch(() => {});
   const peer = await server.nextPeer();

@@ -240,7 +240,8 @@ export interface Tunnel {
 /** openTunnel starts a scripted server, connects a client to it and accepts (with `after` behind the 200 head). */
 export async function openTunnel(options: ClientOptions = {}, after?: Buffer): Promise<Tunnel> {
   const server = await ScriptedServer.start();
-  const connecting = connect(server.url, options);
+  // One tunnel per test: reconnects are covered in reconnect.test.ts, against a server that accepts again.
+  const connecting = connect(server.url, { reconnect: false, ...options });
   const peer = await server.nextPeer();
   await peer.head;
   await peer.accept(after);
@@ -254,7 +255,7 @@ export async function openTunnel(options: ClientOptions = {}, after?: Buffer): P
  */
 export async function cleanup(): Promise<void> {
   for (const server of [...servers]) await server.close();
-  for (const client of [...clients]) await client.closed;
+  for (const client of [...clients]) await client.close();
   clients.clear();
 }
 

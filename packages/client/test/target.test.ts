@@ -10,7 +10,7 @@ const FORMS = 'write http://host:port/_rpc, https://host:port/_rpc, unix:/path/t
 
 /** dialAndAccept connects to `url`, accepts on `server`, and returns the client, the peer and the head it sent. */
 async function dialAndAccept(server: ScriptedServer, url: string): Promise<{ client: RpcClient; peer: Peer; head: string }> {
-  const connecting = connect(url);
+  const connecting = connect(url, { reconnect: false });
   const peer = await server.nextPeer();
   const head = await peer.head;
   await peer.accept();

@@ -1,0 +1,41 @@
+/** One call's state, shared by the client (queueing, retries) and the tunnel it is sent on. */
+import { RpcError } from '@tunnelrpc/protocol';
+import type { Tunnel } from './tunnel.js';
+
+/** Call is one client call from call() until it settles. @internal */
+export interface Call {
+  readonly method: string;
+  readonly params: unknown;
+  readonly headers: Record<string, string> | undefined;
+  /** Absolute deadline, Date.now() based. */
+  readonly deadline: number;
+  /** The contract marks the method idempotent: it may be re-sent even when it may have run. */
+  readonly idempotent: boolean;
+  readonly resolve: (value: unknown) => void;
+  readonly reject: (error: RpcError) => void;
+  readonly signal: AbortSignal | undefined;
+  onAbort: (() => void) | undefined;
+  timer: NodeJS.Timeout | undefined;
+  /** Times the call was written to a tunnel. */
+  attempts: number;
+  /** The tunnel it waits on, and its id there; undefined while queued. */
+  tunnel: Tunnel | undefined;
+  id: number;
+  settled: boolean;
+}
+
+/** settleCall marks a call done and drops its timer and abort listener; false if it was settled already. @internal */
+export function settleCall(call: Call): boolean {
+  if (call.settled) return false;
+  call.settled = true;
+  clearTimeout(call.timer);
+  if (call.onAbort !== undefined) call.signal?.removeEventListener('abort', call.onAbort);
+  call.tunnel = undefined;
+  return true;
+}
+
+/** failCall settles a call with a locally made error that says whether it may have run. @internal */
+export function failCall(call: Call, code: RpcError['code'], message: string, mayHaveRun: boolean, cause?: unknown): void {
+  if (!settleCall(call)) return;
+  call.reject(new RpcError(code, message, { mayHaveRun }, cause === undefined ? undefined : { cause }));
+}

@@ -1,0 +1,321 @@
+/**
+ * Tunnel: one open CONNECT socket on the client side. It owns the frame decoder, the calls waiting on it by id,
+ * the coalescing write path and keepalive pings; its client decides what happens to calls when it ends.
+ */
+import type { Socket } from 'node:net';
+import {
+  FrameDecoder,
+  MAX_UINT32,
+  MessageType,
+  RpcError,
+  decodeMessage,
+  encodeMessage,
+  frameTooLarge,
+  fromWireError,
+  goawayCodeOf,
+  protocolViolation,
+  type GoawayMessage,
+  type Message,
+  type ResponseMessage,
+} from '@tunnelrpc/protocol';
+import { settleCall, type Call } from './call.js';
+import type { ResolvedClientOptions } from './options.js';
+
+/** TunnelHost is what a tunnel tells its client. @internal */
+export interface TunnelHost {
+  /** The server sent goaway UNAVAILABLE: `refused` calls did not run (ids above lastId) and may go elsewhere. */
+  tunnelDraining(tunnel: Tunnel, refused: Call[]): void;
+  /** The socket is gone. `orphans` were sent and unanswered: they may have run. */
+  tunnelEnded(tunnel: Tunnel, reason: RpcError | undefined, orphans: Call[]): void;
+}
+
+// Hard stop for a socket we closed whose peer does not take the close.
+const CLOSE_LINGER_MS = 1000;
+
+/** Tunnel carries calls over one socket. @internal */
+export class Tunnel {
+  readonly #socket: Socket;
+  readonly #options: ResolvedClientOptions;
+  readonly #target: string;
+  readonly #host: TunnelHost;
+  readonly #decoder: FrameDecoder;
+  readonly #calls = new Map<number, Call>();
+  // Ids given up locally (deadline, abort) whose answer may still come: reserved until it does.
+  readonly #abandoned = new Set<number>();
+  #nextId = 1;
+  #state: 'open' | 'draining' | 'closing' | 'ended' = 'open';
+  #corked = false;
+  #corkedBytes = 0;
+  #lastReceived = Date.now();
+  #pingSentAt = 0;
+  #keepalive: NodeJS.Timeout | undefined;
+
+  constructor(socket: Socket, rest: Buffer, options: ResolvedClientOptions, target: string, host: TunnelHost) {
+    this.#socket = socket;
+    this.#options = options;
+    this.#target = target;
+    this.#host = host;
+    this.#decoder = new FrameDecoder(options.maxFrameSize);
+    socket.setNoDelay(true);
+    socket.setKeepAlive(true, 60_000);
+    socket.on('error', (error) => this.#lost(error));
+    socket.on('close', () => this.#lost(undefined));
+    socket.on('end', () => this.#lost(undefined));
+    // Bytes that came behind the 200 head are the first frames: feed them before any 'data' (grpc-node #2746).
+    if (rest.length > 0) this.#onData(rest);
+    socket.on('data', (chunk: Buffer) => this.#onData(chunk));
+    if (options.keepaliveInterval > 0) this.#scheduleKeepalive(options.keepaliveInterval);
+  }
+
+  /** accepting tells whether new calls may be sent here (open, no goaway received or sent). */
+  get accepting(): boolean {
+    return this.#state === 'open';
+  }
+
+  /** callCount counts calls waiting for their answers here. */
+  get callCount(): number {
+    return this.#calls.size;
+  }
+
+  /** load counts ids in use here: calls waiting for answers plus abandoned ones. */
+  get load(): number {
+    return this.#calls.size + this.#abandoned.size;
+  }
+
+  /** unsentBytes is what earlier ticks left queued in the socket: a server that does not read. */
+  get unsentBytes(): number {
+    return this.#socket.writableLength - this.#corkedBytes;
+  }
+
+  /**
+   * send writes a call's request with `timeout` (what is left of its deadline) as meta.timeout; returns the error
+   * that keeps it from being sent (the call stays unsettled).
+   */
+  send(call: Call, timeout = Math.max(0, call.deadline - Date.now())): RpcError | undefined {
+    const id = this.#allocateId();
+    let frame: Buffer;
+    try {
+      frame = encodeMessage({
+        type: MessageType.Request,
+        id,
+        method: call.method,
+        params: call.params,
+        meta: call.headers === undefined ? { timeout } : { timeout, headers: call.headers },
+      });
+    } catch (error) {
+      return new RpcError('INVALID_ARGUMENT', `${call.method} not sent: its params cannot be encoded (${(error as Error).message})`, { mayHaveRun: false }, { cause: error });
+    }
+    if (frame.length - 4 > this.#options.maxFrameSize) {
+      const tooLarge = frameTooLarge(frame.length - 4, this.#options.maxFrameSize, 'sent');
+      return new RpcError('RESOURCE_EXHAUSTED', `${call.method} not sent: ${tooLarge.message}`, { ...(tooLarge.data as object), mayHaveRun: false });
+    }
+    call.id = id;
+    call.tunnel = this;
+    call.attempts++;
+    this.#calls.set(id, call);
+    this.#write(frame);
+    return undefined;
+  }
+
+  /** notify writes a notification frame (already encoded and size-checked). */
+  notify(frame: Buffer): void {
+    this.#write(frame);
+  }
+
+  /** abandon stops waiting for a call here (its caller gave up): a cancel goes out, the id stays reserved. */
+  abandon(call: Call): void {
+    if (this.#calls.get(call.id) !== call) return;
+    this.#calls.delete(call.id);
+    this.#abandoned.add(call.id);
+    this.#write(encodeMessage({ type: MessageType.Cancel, id: call.id }));
+    this.#endIfDone();
+  }
+
+  /** close sends goaway and ends the socket once every call here has its answer. */
+  close(): void {
+    if (this.#state !== 'open' && this.#state !== 'draining') return;
+    this.#state = 'closing';
+    this.#write(encodeMessage({ type: MessageType.Goaway, lastId: 0, code: 'UNAVAILABLE', message: 'client closing' }));
+    this.#endIfDone();
+  }
+
+  /** destroy ends the socket now; calls still waiting become orphans of tunnelEnded. */
+  destroy(reason: RpcError): void {
+    this.#end(reason);
+    this.#socket.destroy();
+  }
+
+  // Ids increase and wrap at 2^32 back to 1, skipping any the server may still hold: goaway lastId compares
+  // them, and 0 is never used so that lastId 0 means "took nothing" (PROTOCOL.md 7.6).
+  #allocateId(): number {
+    for (;;) {
+      const id = this.#nextId;
+      this.#nextId = id === MAX_UINT32 ? 1 : id + 1;
+      if (!this.#calls.has(id) && !this.#abandoned.has(id)) return id;
+    }
+  }
+
+  #onData(chunk: Buffer): void {
+    if (this.#state === 'ended') return;
+    this.#lastReceived = Date.now();
+    let payloads: Buffer[];
+    try {
+      payloads = this.#decoder.push(chunk);
+    } catch (error) {
+      this.#violation(RpcError.from(error, 'INTERNAL'));
+      return;
+    }
+    for (const payload of payloads) {
+      let message: Message;
+      try {
+        message = decodeMessage(payload, this.#options);
+      } catch (error) {
+        this.#violation(RpcError.from(error, 'INTERNAL'));
+        return;
+      }
+      if (!this.#onMessage(message)) return;
+    }
+  }
+
+  // Returns false when the message ended the tunnel.
+  #onMessage(message: Message): boolean {
+    switch (message.type) {
+      case MessageType.Response:
+        return this.#onResponse(message);
+      case MessageType.Ping:
+        this.#write(encodeMessage({ type: MessageType.Pong, data: message.data }));
+        return true;
+      case MessageType.Pong:
+        return true;
+      case MessageType.Goaway:
+        return this.#onGoaway(message);
+      default:
+        this.#violation(protocolViolation(`the server sent a message of type ${message.type}, which only clients send`));
+        return false;
+    }
+  }
+
+  #onResponse(response: ResponseMessage): boolean {
+    const call = this.#calls.get(response.id);
+    if (call === undefined) {
+      if (this.#abandoned.delete(response.id)) {
+        this.#endIfDone();
+        return true;
+      }
+      this.#violation(protocolViolation(`the server answered request id ${response.id}, which is not waiting for an answer`));
+      return false;
+    }
+    this.#calls.delete(response.id);
+    if (settleCall(call)) {
+      if (response.error === undefined) call.resolve(response.result);
+      else call.reject(fromWireError(response.error));
+    }
+    this.#endIfDone();
+    return true;
+  }
+
+  #onGoaway(goaway: GoawayMessage): boolean {
+    if (goaway.code !== 'UNAVAILABLE') {
+      this.destroy(new RpcError('UNAVAILABLE', `the server closed the tunnel to ${this.#target} with goaway ${goaway.code.slice(0, 40)}: ${goaway.message.slice(0, 300)}`, { goaway: goaway.code.slice(0, 40) }));
+      return false;
+    }
+    if (this.#state === 'open') this.#state = 'draining';
+    const refused: Call[] = [];
+    for (const [id, call] of this.#calls) {
+      if (id <= goaway.lastId) continue;
+      // The server drops these unanswered; keep the id reserved in case another implementation answers anyway.
+      this.#calls.delete(id);
+      this.#abandoned.add(id);
+      call.tunnel = undefined;
+      refused.push(call);
+    }
+    this.#host.tunnelDraining(this, refused);
+    this.#endIfDone();
+    return true;
+  }
+
+  // The server broke wire-v1: tell it why, then close.
+  #violation(error: RpcError): void {
+    if (this.#state === 'ended') return;
+    this.#write(encodeMessage({ type: MessageType.Goaway, lastId: 0, code: goawayCodeOf(error), message: error.message }));
+    this.#end(new RpcError('UNAVAILABLE', `tunnel to ${this.#target} closed: the server sent invalid data (${error.message})`, { goaway: goawayCodeOf(error) }));
+    this.#socket.end();
+    setTimeout(() => this.#socket.destroy(), CLOSE_LINGER_MS).unref();
+  }
+
+  #endIfDone(): void {
+    if (this.#state !== 'closing' && this.#state !== 'draining') return;
+    if (this.#calls.size > 0) return;
+    this.#end(undefined);
+    this.#socket.end();
+    setTimeout(() => this.#socket.destroy(), CLOSE_LINGER_MS).unref();
+  }
+
+  #lost(error: Error | undefined): void {
+    if (this.#state === 'ended') return;
+    const graceful = (this.#state === 'closing' || this.#state === 'draining') && this.#calls.size === 0;
+    const errno = error === undefined ? '' : `: ${(error as NodeJS.ErrnoException).code ?? error.message}`;
+    this.#end(graceful ? undefined : new RpcError('UNAVAILABLE', `lost the tunnel to ${this.#target}${errno}`, undefined, { cause: error }));
+    this.#socket.destroy();
+  }
+
+  // Ends the tunnel once: every call still waiting goes back to the client as an orphan.
+  #end(reason: RpcError | undefined): void {
+    if (this.#state === 'ended') return;
+    this.#state = 'ended';
+    clearTimeout(this.#keepalive);
+    const orphans = [...this.#calls.values()];
+    this.#calls.clear();
+    this.#abandoned.clear();
+    for (const call of orphans) call.tunnel = undefined;
+    this.#host.tunnelEnded(this, reason, orphans);
+  }
+
+  // Pings when the server has been silent for keepaliveInterval; declares it dead when a ping gets no frame back
+  // within keepaliveTimeout. A half-open TCP connection otherwise looks alive until the OS gives up (minutes).
+  #scheduleKeepalive(delay: number): void {
+    this.#keepalive = setTimeout(() => this.#keepaliveTick(), delay);
+    this.#keepalive.unref();
+  }
+
+  #keepaliveTick(): void {
+    if (this.#state === 'ended') return;
+    const now = Date.now();
+    const { keepaliveInterval, keepaliveTimeout } = this.#options;
+    if (this.#pingSentAt > 0 && this.#lastReceived < this.#pingSentAt) {
+      const waited = now - this.#pingSentAt;
+      if (waited >= keepaliveTimeout) {
+        this.destroy(new RpcError('UNAVAILABLE', `the server at ${this.#target} did not answer a keepalive ping within keepaliveTimeout ${keepaliveTimeout} ms`));
+        return;
+      }
+      this.#scheduleKeepalive(Math.min(keepaliveTimeout - waited, keepaliveInterval));
+      return;
+    }
+    this.#pingSentAt = 0;
+    const silentFor = now - this.#lastReceived;
+    if (silentFor < keepaliveInterval) {
+      this.#scheduleKeepalive(keepaliveInterval - silentFor);
+      return;
+    }
+    this.#pingSentAt = now;
+    this.#write(encodeMessage({ type: MessageType.Ping, data: now % MAX_UINT32 }));
+    // Look again after the shorter of the two: a pong that comes back early lets the next ping go on time.
+    this.#scheduleKeepalive(Math.min(keepaliveTimeout, keepaliveInterval));
+  }
+
+  // Coalesces the frames of one tick into one writev.
+  #write(frame: Buffer): void {
+    if (this.#socket.destroyed || this.#socket.writableEnded) return;
+    if (!this.#corked) {
+      this.#corked = true;
+      this.#socket.cork();
+      process.nextTick(() => {
+        this.#corked = false;
+        this.#corkedBytes = 0;
+        this.#socket.uncork();
+      });
+    }
+    this.#corkedBytes += frame.length;
+    this.#socket.write(frame);
+  }
+}
