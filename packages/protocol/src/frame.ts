@@ -69,6 +69,19 @@ export class FrameDecoder {
    */
   push(chunk: Uint8Array): Buffer[] {
     const out: Buffer[] = [];
+    this.pushEach(chunk, (payload) => {
+      out.push(payload);
+      return true;
+    });
+    return out;
+  }
+
+  /**
+   * pushEach feeds a chunk and calls `onFrame` for each payload it completes, in order; `onFrame` returns false to
+   * stop (the connection ended). A bad length prefix throws only after the frames before it in the chunk were
+   * delivered, so what a peer sent before a violation does not depend on how TCP split the bytes.
+   */
+  pushEach(chunk: Uint8Array, onFrame: (payload: Buffer) => boolean): void {
     const bytes = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
     let offset = 0;
     const end = bytes.length;
@@ -80,8 +93,9 @@ export class FrameDecoder {
           offset += FRAME_HEADER_SIZE;
           if (end - offset >= length) {
             // Whole frame inside this chunk: hand out a view, no copy.
-            out.push(bytes.subarray(offset, offset + length));
+            const payload = bytes.subarray(offset, offset + length);
             offset += length;
+            if (!onFrame(payload)) return;
             continue;
           }
           this.#startPartial(length);
@@ -98,9 +112,10 @@ export class FrameDecoder {
         this.#startPartial(length);
         continue;
       }
-      offset = this.#fillPartial(bytes, offset, out);
+      const payload = this.#fillPartial(bytes, offset);
+      offset = payload.offset;
+      if (payload.frame !== undefined && !onFrame(payload.frame)) return;
     }
-    return out;
   }
 
   #checkLength(length: number): void {
@@ -114,7 +129,7 @@ export class FrameDecoder {
     this.#partial = Buffer.allocUnsafe(Math.min(length, INITIAL_PARTIAL_CAPACITY));
   }
 
-  #fillPartial(bytes: Buffer, offset: number, out: Buffer[]): number {
+  #fillPartial(bytes: Buffer, offset: number): { offset: number; frame: Buffer | undefined } {
     const expected = this.#expected;
     let partial = this.#partial as Buffer;
     const take = Math.min(expected - this.#partialFill, bytes.length - offset);
@@ -128,12 +143,10 @@ export class FrameDecoder {
     }
     bytes.copy(partial, this.#partialFill, offset, offset + take);
     this.#partialFill = needed;
-    if (needed === expected) {
-      out.push(partial.length === expected ? partial : partial.subarray(0, expected));
-      this.#partial = undefined;
-      this.#partialFill = 0;
-      this.#expected = -1;
-    }
-    return offset + take;
+    if (needed !== expected) return { offset: offset + take, frame: undefined };
+    this.#partial = undefined;
+    this.#partialFill = 0;
+    this.#expected = -1;
+    return { offset: offset + take, frame: partial.length === expected ? partial : partial.subarray(0, expected) };
   }
 }

@@ -291,3 +291,21 @@ describe('FrameDecoder', () => {
     });
   });
 });
+
+describe('FrameDecoder#pushEach', () => {
+  it('delivers the frames before a zero-length header in the same chunk, then throws', () => {
+    const decoder = new FrameDecoder(1024);
+    const seen: string[] = [];
+    const chunk = Buffer.concat([encodeFrame(Buffer.from([0xa1, 0x61])), encodeFrame(Buffer.from([0xa1, 0x62])), Buffer.from([0, 0, 0, 0])]);
+    expect(() => decoder.pushEach(chunk, (payload) => (seen.push(payload.toString('hex')), true))).to.throw(RpcError, 'zero-length frame');
+    expect(seen).to.deep.equal(['a161', 'a162']);
+  });
+
+  it('stops delivering when onFrame returns false', () => {
+    const decoder = new FrameDecoder(1024);
+    const seen: number[] = [];
+    const chunk = Buffer.concat([1, 2, 3].map((n) => encodeFrame(Buffer.from([n]))));
+    decoder.pushEach(chunk, (payload) => (seen.push(payload[0]!), seen.length < 2));
+    expect(seen).to.deep.equal([1, 2]);
+  });
+});

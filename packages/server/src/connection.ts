@@ -52,6 +52,8 @@ export class ServerConnection {
   readonly #peer: PeerAddress;
   readonly #auth: unknown;
   #notificationsRunning = 0;
+  // Signals of running notification handlers, aborted at their deadline or when the connection closes.
+  readonly #notifications = new Set<AbortController>();
   // Payloads read but not yet dispatched because maxInFlight calls were running.
   #backlog: Buffer[] = [];
   #backlogHead = 0;
@@ -92,8 +94,10 @@ export class ServerConnection {
     if (this.#state !== 'open') return;
     this.#send({ type: MessageType.Goaway, lastId: this.#lastId, code: 'UNAVAILABLE', message: reason });
     this.#state = 'draining';
-    this.#backlog = [];
-    this.#backlogHead = 0;
+    // Frames read but not dispatched yet are still handled (PROTOCOL.md 7.2): requests are dropped, but a cancel
+    // for a call taken before the goaway is honoured and a ping answered. Pumping also resumes a socket paused at
+    // maxInFlight, without which those frames, and the peer's FIN, would never be read.
+    if (this.#backlogHead < this.#backlog.length) this.#pump();
     this.#closeIfIdle();
   }
 
@@ -108,7 +112,9 @@ export class ServerConnection {
   checkTimers(now: number): void {
     if (this.#state === 'closed') return;
     const { idleTimeout, frameTimeout, drainTimeout } = this.#options;
-    if (frameTimeout > 0 && this.#frameStartedAt > 0 && now - this.#frameStartedAt >= frameTimeout) {
+    // While we do not read the socket (maxInFlight reached, or the peer not reading our writes), a partial frame is
+    // stalled by us, not by the peer: its clock restarts when reading resumes.
+    if (frameTimeout > 0 && this.#frameStartedAt > 0 && !this.#readingPaused() && now - this.#frameStartedAt >= frameTimeout) {
       this.#fail(protocolViolation(`a frame took longer than frameTimeout ${frameTimeout} ms to arrive`));
     } else if (drainTimeout > 0 && this.#writeBlockedSince > 0 && now - this.#writeBlockedSince >= drainTimeout) {
       this.destroy(new RpcError('UNAVAILABLE', `peer did not read its responses within drainTimeout ${drainTimeout} ms`));
@@ -126,33 +132,40 @@ export class ServerConnection {
   #onData(chunk: Buffer): void {
     if (this.#state === 'closed') return;
     this.#lastActivity = Date.now();
-    let payloads: Buffer[];
     try {
-      payloads = this.#decoder.push(chunk);
+      this.#decoder.pushEach(chunk, this.#onFrame);
     } catch (error) {
       this.#fail(RpcError.from(error, 'INTERNAL'));
       return;
     }
     this.#frameStartedAt = this.#decoder.inFrame ? this.#frameStartedAt || this.#lastActivity : 0;
-    if (payloads.length === 0) return;
-    if (this.#backlogHead < this.#backlog.length) {
-      for (const payload of payloads) this.#backlog.push(payload);
-      this.#pump();
-      return;
-    }
-    for (let i = 0; i < payloads.length; i++) {
-      if (this.#atCapacity()) {
-        this.#backlog = payloads;
-        this.#backlogHead = i;
-        this.#socket.pause();
-        return;
-      }
-      if (!this.#handleFrame(payloads[i]!)) return;
-    }
+    if (this.#backlogHead < this.#backlog.length) this.#pump();
   }
 
+  // Frames beyond maxInFlight wait in the backlog, in order, and reading stops until calls finish.
+  readonly #onFrame = (payload: Buffer): boolean => {
+    if (this.#state === 'closed') return false;
+    if (this.#backlogHead < this.#backlog.length || this.#atCapacity()) {
+      this.#backlog.push(payload);
+      this.#socket.pause();
+      return true;
+    }
+    return this.#handleFrame(payload);
+  };
+
+  // Only an open connection takes new calls; while draining, every frame left can be handled at once.
   #atCapacity(): boolean {
-    return this.#calls.size + this.#notificationsRunning >= this.#options.maxInFlight;
+    return this.#state === 'open' && this.#calls.size + this.#notificationsRunning >= this.#options.maxInFlight;
+  }
+
+  #readingPaused(): boolean {
+    return this.#backlogHead < this.#backlog.length || this.#writeBlockedSince > 0;
+  }
+
+  #resumeReading(): void {
+    if (this.#state === 'closed' || this.#readingPaused()) return;
+    if (this.#frameStartedAt > 0) this.#frameStartedAt = Date.now();
+    this.#socket.resume();
   }
 
   // Dispatches backlogged frames while there is room; resumes reading once the backlog is empty. A synchronous
@@ -170,7 +183,7 @@ export class ServerConnection {
     if (this.#backlogHead < this.#backlog.length) return;
     this.#backlog = [];
     this.#backlogHead = 0;
-    if (this.#state !== 'closed' && this.#writeBlockedSince === 0) this.#socket.resume();
+    this.#resumeReading();
   }
 
   // Returns false when the frame ended the connection.
@@ -213,6 +226,8 @@ export class ServerConnection {
       this.#fail(protocolViolation(`request id ${request.id} is already in flight on this connection`));
       return false;
     }
+    // PROTOCOL.md 7.6: the highest id taken. After a client's ids wrap this errs towards "may have run", never
+    // towards re-sending a call the server took.
     if (request.id > this.#lastId) this.#lastId = request.id;
     const method = this.#host.methods.get(request.method);
     if (method === undefined) {
@@ -272,9 +287,20 @@ export class ServerConnection {
     }
     const controller = new AbortController();
     const timeout = Math.min(notification.meta?.timeout ?? this.#options.defaultTimeout, this.#options.maxTimeout);
+    if (timeout === 0) {
+      this.#log(`notification ${method.path} dropped: its deadline had passed before it arrived`);
+      return;
+    }
     const ctx = this.#context(method.path, controller.signal, Date.now() + timeout, notification.meta?.headers, true);
     this.#notificationsRunning++;
+    this.#notifications.add(controller);
+    // PROTOCOL.md 8.1 / 5.3: a notification's signal is aborted at its deadline too; nothing is sent.
+    const timer = setTimeout(() => {
+      controller.abort(new RpcError('DEADLINE_EXCEEDED', `notification ${method.path} passed its deadline of ${timeout} ms`));
+    }, timeout);
     const done = (error?: unknown): void => {
+      clearTimeout(timer);
+      this.#notifications.delete(controller);
       this.#notificationsRunning--;
       if (error !== undefined) errorFromHandler(error, method.path, false, this.#log);
       if (this.#backlogHead < this.#backlog.length) this.#pump();
@@ -357,7 +383,7 @@ export class ServerConnection {
   #onDrain(): void {
     if (this.#writeBlockedSince === 0) return;
     this.#writeBlockedSince = 0;
-    if (this.#backlogHead >= this.#backlog.length && this.#state !== 'closed') this.#socket.resume();
+    this.#resumeReading();
   }
 
   // A violation: goaway with a code the peer can act on, then close. The message never quotes peer bytes.
@@ -389,6 +415,7 @@ export class ServerConnection {
       call.controller.abort(reason);
     }
     this.#calls.clear();
+    for (const controller of this.#notifications) controller.abort(reason);
   }
 
   #onPeerEnd(): void {

@@ -114,14 +114,7 @@ export class RpcServer {
       refuseConnect(socket, 404, `404 no RPC endpoint at ${String(req.url).slice(0, 100)}; use ${this.#options.path}`);
       return;
     }
-    if (this.#closing !== undefined) {
-      refuseConnect(socket, 503, '503 server is shutting down; connect to another instance', { 'Retry-After': '1' });
-      return;
-    }
-    if (this.#connections.size >= this.#options.maxConnections) {
-      refuseConnect(socket, 503, `503 server has maxConnections ${this.#options.maxConnections} tunnels open; retry later`, { 'Retry-After': '1' });
-      return;
-    }
+    if (this.#refusedForCapacity(socket)) return;
     const authorize = this.#options.authorize;
     if (authorize === undefined) {
       this.#open(socket, head, undefined);
@@ -199,11 +192,8 @@ export class RpcServer {
   }
 
   #open(socket: Duplex, head: Buffer, auth: unknown): void {
-    if (socket.destroyed) return;
-    if (this.#closing !== undefined) {
-      refuseConnect(socket, 503, '503 server is shutting down; connect to another instance');
-      return;
-    }
+    // Checked again here: CONNECTs waiting on an async authorize all passed the first check together.
+    if (socket.destroyed || this.#refusedForCapacity(socket)) return;
     const tcp = socket as Socket;
     tcp.setNoDelay?.(true);
     tcp.setKeepAlive?.(true, 60_000);
@@ -215,6 +205,19 @@ export class RpcServer {
       for (const each of this.#connections) each.checkTimers(now);
     }, SWEEP_INTERVAL_MS).unref();
     connection.open(head);
+  }
+
+  // Answers 503 when the server is closing or full; true when it did.
+  #refusedForCapacity(socket: Duplex): boolean {
+    if (this.#closing !== undefined) {
+      refuseConnect(socket, 503, '503 server is shutting down; connect to another instance', { 'Retry-After': '1' });
+      return true;
+    }
+    if (this.#connections.size >= this.#options.maxConnections) {
+      refuseConnect(socket, 503, `503 server has maxConnections ${this.#options.maxConnections} tunnels open; retry later`, { 'Retry-After': '1' });
+      return true;
+    }
+    return false;
   }
 
   #refuseAuth(socket: Duplex, error: unknown): void {
