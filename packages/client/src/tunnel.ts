@@ -158,24 +158,25 @@ export class Tunnel {
   #onData(chunk: Buffer): void {
     if (this.#state === 'ended') return;
     this.#lastReceived = Date.now();
-    let payloads: Buffer[];
     try {
-      payloads = this.#decoder.push(chunk);
+      this.#decoder.pushEach(chunk, this.#onFrame);
     } catch (error) {
       this.#violation(RpcError.from(error, 'INTERNAL'));
-      return;
-    }
-    for (const payload of payloads) {
-      let message: Message;
-      try {
-        message = decodeMessage(payload, this.#options);
-      } catch (error) {
-        this.#violation(RpcError.from(error, 'INTERNAL'));
-        return;
-      }
-      if (!this.#onMessage(message)) return;
     }
   }
+
+  // Returns false when the frame ended the tunnel.
+  readonly #onFrame = (payload: Buffer): boolean => {
+    if (this.#state === 'ended') return false;
+    let message: Message;
+    try {
+      message = decodeMessage(payload, this.#options);
+    } catch (error) {
+      this.#violation(RpcError.from(error, 'INTERNAL'));
+      return false;
+    }
+    return this.#onMessage(message);
+  };
 
   // Returns false when the message ended the tunnel.
   #onMessage(message: Message): boolean {
