@@ -64,6 +64,8 @@ export class ServerConnection {
   #frameStartedAt = 0;
   #writeBlockedSince = 0;
   #corked = false;
+  #lastPingAt = 0;
+  #pingStrikes = 0;
 
   constructor(host: ConnectionHost, socket: Socket, auth: unknown) {
     this.#host = host;
@@ -82,6 +84,11 @@ export class ServerConnection {
   open(head: Buffer): void {
     this.#socket.write('HTTP/1.0 200 Connected\r\n\r\n');
     if (head.length > 0) this.#onData(head);
+  }
+
+  /** peerAddress is the remote IP address, for the per-IP connection count. */
+  get peerAddress(): string {
+    return this.#peer.address ?? 'unknown';
   }
 
   /** callsInFlight counts the requests this connection is running. */
@@ -207,8 +214,7 @@ export class ServerConnection {
         return true;
       }
       case MessageType.Ping:
-        this.#send({ type: MessageType.Pong, data: message.data });
-        return true;
+        return this.#onPing(message.data);
       case MessageType.Pong:
         return true;
       case MessageType.Goaway:
@@ -229,6 +235,7 @@ export class ServerConnection {
     // PROTOCOL.md 7.6: the highest id taken. After a client's ids wrap this errs towards "may have run", never
     // towards re-sending a call the server took.
     if (request.id > this.#lastId) this.#lastId = request.id;
+    this.#pingStrikes = 0;
     const method = this.#host.methods.get(request.method);
     if (method === undefined) {
       this.#respond(request.id, unknownMethod(request.method), undefined);
@@ -311,6 +318,22 @@ export class ServerConnection {
     } catch (error) {
       done(error ?? 'threw');
     }
+  }
+
+  // gRPC's keepalive enforcement: pings with no call running may come once per minPingInterval; a client that
+  // floods them past maxPingStrikes costs us CPU for nothing and is cut off.
+  #onPing(data: unknown): boolean {
+    const { minPingInterval, maxPingStrikes } = this.#options;
+    const now = Date.now();
+    if (minPingInterval > 0 && this.#calls.size === 0 && now - this.#lastPingAt < minPingInterval) {
+      if (++this.#pingStrikes > maxPingStrikes) {
+        this.#fail(new RpcError('RESOURCE_EXHAUSTED', `too many pings: more than ${maxPingStrikes} sooner than minPingInterval ${minPingInterval} ms with no call running; ping less often`));
+        return false;
+      }
+    }
+    this.#lastPingAt = now;
+    this.#send({ type: MessageType.Pong, data });
+    return true;
   }
 
   #onPeerGoaway(code: string): boolean {

@@ -24,6 +24,23 @@ export interface ServerOptions {
   maxItemsPerFrame?: number;
   /** Tunnels open at once; further CONNECTs are answered 503. Default 10000. Range 1 … 4294967295. */
   maxConnections?: number;
+  /** Tunnels open at once from one remote address; further CONNECTs from it are answered 503. Default 256. */
+  maxConnectionsPerIp?: number;
+  /**
+   * Shortest gap in ms between pings from a client that has no call running. A ping sooner than that is a strike;
+   * past maxPingStrikes the tunnel is sent goaway RESOURCE_EXHAUSTED and closed (gRPC's too_many_pings). Calls
+   * reset the count. 0 allows any rate. Default 10000.
+   */
+  minPingInterval?: number;
+  /** Pings sooner than minPingInterval tolerated before the tunnel is closed. Default 2. Range 0 … 1000. */
+  maxPingStrikes?: number;
+  /**
+   * ms a client has to send its whole CONNECT head, for servers listen() creates (Node's headersTimeout and
+   * requestTimeout; a late head gets 408). Set them on your own server when you use attach(). Default 10000.
+   */
+  handshakeTimeout?: number;
+  /** Largest CONNECT head in bytes, for servers listen() creates (Node's maxHeaderSize; larger gets 431). Default 8192. */
+  maxHeadSize?: number;
   /**
    * Calls (and notifications) one connection may have running. At the limit the server stops reading that
    * socket until a call finishes, so a fast pipelining client is slowed, not buffered. Default 128.
@@ -72,6 +89,11 @@ export interface ServerOptions {
 export interface ResolvedServerOptions extends DecodeLimits {
   path: string;
   maxConnections: number;
+  maxConnectionsPerIp: number;
+  minPingInterval: number;
+  maxPingStrikes: number;
+  handshakeTimeout: number;
+  maxHeadSize: number;
   maxInFlight: number;
   maxCallsInFlight: number;
   maxWriteBuffer: number;
@@ -109,6 +131,11 @@ export function resolveServerOptions(options: ServerOptions = {}): ResolvedServe
     ...decode,
     path,
     maxConnections: count('maxConnections', 10_000),
+    maxConnectionsPerIp: count('maxConnectionsPerIp', 256),
+    minPingInterval: ms('minPingInterval', 10_000),
+    maxPingStrikes: checkInteger('maxPingStrikes', given.maxPingStrikes ?? 2, 0, 1000),
+    handshakeTimeout: ms('handshakeTimeout', 10_000, 1),
+    maxHeadSize: checkInteger('maxHeadSize', given.maxHeadSize ?? 8192, 1024, 1024 * 1024),
     maxInFlight: count('maxInFlight', 128),
     maxCallsInFlight: count('maxCallsInFlight', 10_000),
     maxWriteBuffer: count('maxWriteBuffer', Math.min(MAX_UINT32, decode.maxFrameSize + 1024 * 1024)),

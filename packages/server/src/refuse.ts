@@ -12,7 +12,7 @@ const REFUSAL_LINGER_MS = 1000;
 /** refuseConnect writes `status` with Connection: close and a short text body, then closes the socket. */
 export function refuseConnect(socket: Duplex, status: number, body: string, extraHeaders: Record<string, string> = {}): void {
   if (socket.destroyed) return;
-  const text = `${body}\n`;
+  const text = body;
   let head = `HTTP/1.0 ${status} ${STATUS_CODES[status] ?? 'Error'}\r\nConnection: close\r\n`;
   head += `Content-Type: text/plain; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(text)}\r\n`;
   for (const [name, value] of Object.entries(extraHeaders)) head += `${name}: ${value}\r\n`;

@@ -11,12 +11,7 @@ import { MethodTable, type ServiceImpl } from './dispatch.js';
 import { resolveServerOptions, type ResolvedServerOptions, type ServerOptions } from './options.js';
 import { refuseConnect, statusForCode } from './refuse.js';
 
-// Node's defaults (60 s for headers, 300 s per request, 16 KiB of headers) are meant for a proxy in front; a
-// server that listen() creates faces peers directly (shared/RELIABILITY.md section 5).
-const HEAD_LIMITS = { headersTimeout: 10_000, requestTimeout: 10_000, connectionsCheckingInterval: 1_000, maxHeaderSize: 8 * 1024 };
 const MAX_HEADERS_COUNT = 64;
-// How often idle, frame-completion and drain deadlines are checked across all tunnels.
-const SWEEP_INTERVAL_MS = 1_000;
 
 /** ListenAddress is where listen() accepted connections. */
 export interface ListenAddress {
@@ -34,6 +29,7 @@ export class RpcServer {
   readonly #options: ResolvedServerOptions;
   readonly #methods = new MethodTable();
   readonly #connections = new Set<ServerConnection>();
+  readonly #perIp = new Map<string, number>();
   readonly #attached = new Set<HttpServer>();
   #ownServer: HttpServer | undefined;
   #callsInFlight = 0;
@@ -56,7 +52,11 @@ export class RpcServer {
         this.#callsInFlight--;
       },
       connectionClosed: (connection) => {
-        this.#connections.delete(connection);
+        if (!this.#connections.delete(connection)) return;
+        const address = connection.peerAddress;
+        const left = (this.#perIp.get(address) ?? 1) - 1;
+        if (left > 0) this.#perIp.set(address, left);
+        else this.#perIp.delete(address);
         if (this.#connections.size === 0 && this.#sweep !== undefined) {
           clearInterval(this.#sweep);
           this.#sweep = undefined;
@@ -89,7 +89,7 @@ export class RpcServer {
     server.on('request', (req: IncomingMessage, res: ServerResponse) => {
       if (this.#isRpcPath(req.url)) {
         res.writeHead(405, { Allow: 'CONNECT', 'Content-Type': 'text/plain; charset=utf-8', Connection: 'close' });
-        res.end('405 must CONNECT\n');
+        res.end('405 must CONNECT');
         return;
       }
       if (listeners.length === 0) {
@@ -141,7 +141,15 @@ export class RpcServer {
     if (this.#ownServer !== undefined) {
       return Promise.reject(new RpcError('FAILED_PRECONDITION', 'listen() was called already; create another RpcServer for another port'));
     }
-    const server = createServer(HEAD_LIMITS);
+    // Node's defaults (60 s for headers, 300 s per request, 16 KiB of headers) are meant for a proxy in front; a
+    // server that listen() creates faces peers directly (shared/RELIABILITY.md section 5).
+    const { handshakeTimeout, maxHeadSize } = this.#options;
+    const server = createServer({
+      headersTimeout: handshakeTimeout,
+      requestTimeout: handshakeTimeout,
+      connectionsCheckingInterval: Math.min(1000, handshakeTimeout),
+      maxHeaderSize: maxHeadSize,
+    });
     server.maxHeadersCount = MAX_HEADERS_COUNT;
     this.#ownServer = server;
     this.attach(server);
@@ -200,10 +208,15 @@ export class RpcServer {
     tcp.setTimeout?.(0);
     const connection = new ServerConnection(this.#host, tcp, auth);
     this.#connections.add(connection);
+    this.#perIp.set(connection.peerAddress, (this.#perIp.get(connection.peerAddress) ?? 0) + 1);
+    // One sweep checks the idle, frame and drain deadlines of every tunnel (no timer per idle tunnel), often
+    // enough that each fires within a quarter of its own length, and at least once a second.
+    const { idleTimeout, frameTimeout, drainTimeout } = this.#options;
+    const shortest = Math.min(...[idleTimeout, frameTimeout, drainTimeout, 4000].filter((ms) => ms > 0));
     this.#sweep ??= setInterval(() => {
       const now = Date.now();
       for (const each of this.#connections) each.checkTimers(now);
-    }, SWEEP_INTERVAL_MS).unref();
+    }, Math.max(50, Math.floor(shortest / 4))).unref();
     connection.open(head);
   }
 
@@ -215,6 +228,11 @@ export class RpcServer {
     }
     if (this.#connections.size >= this.#options.maxConnections) {
       refuseConnect(socket, 503, `503 server has maxConnections ${this.#options.maxConnections} tunnels open; retry later`, { 'Retry-After': '1' });
+      return true;
+    }
+    const address = (socket as Socket).remoteAddress ?? 'unknown';
+    if ((this.#perIp.get(address) ?? 0) >= this.#options.maxConnectionsPerIp) {
+      refuseConnect(socket, 503, `503 ${address} has maxConnectionsPerIp ${this.#options.maxConnectionsPerIp} tunnels open; share tunnels or raise the limit`, { 'Retry-After': '1' });
       return true;
     }
     return false;

@@ -13,6 +13,8 @@ import {
   request,
   startServer,
   type Tunnel,
+  CONNECT_HEAD,
+  exchange,
 } from './helpers.js';
 
 /**
@@ -168,7 +170,7 @@ describe('RpcServer limits and timers', () => {
     });
 
     it('keeps a tunnel open while it sends pings', async () => {
-      const server = await startServer({ idleTimeout: 300 });
+      const server = await startServer({ idleTimeout: 300, minPingInterval: 0 });
       const pinging = await openTunnel(server.port);
       const idle = await openTunnel(server.port);
       // The client pings every 50 ms until the idle tunnel, opened at the same time, has been sent its goaway.
@@ -183,6 +185,51 @@ describe('RpcServer limits and timers', () => {
       let message = await pinging.next();
       while (message.type === MessageType.Pong) message = await pinging.next();
       expect(expectResult(message, 1)).to.equal(2);
+    });
+  });
+
+  describe('minPingInterval', () => {
+    it('closes a tunnel with goaway RESOURCE_EXHAUSTED after maxPingStrikes fast pings without calls', async () => {
+      const server = await startServer({ minPingInterval: 60_000, maxPingStrikes: 2 });
+      const flooder = await openTunnel(server.port);
+      const other = await openTunnel(server.port);
+      // The first ping sets the clock; two more are strikes and answered; the fourth is one too many.
+      for (let i = 0; i < 3; i++) {
+        await flooder.send({ type: MessageType.Ping, data: i });
+        expect(await flooder.next()).to.deep.equal({ type: MessageType.Pong, data: i });
+      }
+      await flooder.send({ type: MessageType.Ping, data: 3 });
+      const goaway = expectGoaway(await flooder.next(), 'RESOURCE_EXHAUSTED');
+      expect(goaway.message).to.include('too many pings');
+      await flooder.closed;
+      expect(expectResult(await other.call(1, 'Svc.add', { a: 2, b: 2 }), 1)).to.equal(4);
+    });
+
+    it('forgives fast pings from a tunnel that sends calls between them', async () => {
+      const server = await startServer({ minPingInterval: 60_000, maxPingStrikes: 1 });
+      const tunnel = await openTunnel(server.port);
+      for (let i = 1; i <= 4; i++) {
+        await tunnel.send({ type: MessageType.Ping, data: i });
+        expect(await tunnel.next()).to.deep.equal({ type: MessageType.Pong, data: i });
+        expect(expectResult(await tunnel.call(i, 'Svc.add', { a: i, b: 0 }), i)).to.equal(i);
+      }
+    });
+  });
+
+  describe('maxConnectionsPerIp', () => {
+    it('answers 503 to the next tunnel from an address at its limit, and takes one again after a close', async () => {
+      const server = await startServer({ maxConnectionsPerIp: 2 });
+      const first = await openTunnel(server.port);
+      await openTunnel(server.port);
+      const refused = await exchange(server.port, CONNECT_HEAD);
+      expect(refused.status).to.equal(503);
+      expect(refused.body).to.include('maxConnectionsPerIp 2');
+      first.socket.destroy();
+      await first.closed;
+      // The server counts the close when its own socket closes; then a CONNECT from the same address is taken.
+      while (server.rpc.connectionCount > 1) await new Promise((resolve) => setImmediate(resolve));
+      const reopened = await openTunnel(server.port);
+      expect(expectResult(await reopened.call(1, 'Svc.add', { a: 1, b: 1 }), 1)).to.equal(2);
     });
   });
 
