@@ -18,6 +18,8 @@ export interface Call {
   timer: NodeJS.Timeout | undefined;
   /** Times the call was written to a tunnel. */
   attempts: number;
+  /** An earlier attempt was lost while the server may have been running it (refused attempts do not count). */
+  mayHaveRun: boolean;
   /** The tunnel it waits on, and its id there; undefined while queued. */
   tunnel: Tunnel | undefined;
   id: number;

@@ -67,7 +67,7 @@ export class RpcClient {
     this.#closed = new Promise((resolve) => (this.#resolveClosed = resolve));
     this.#host = {
       tunnelDraining: (tunnel, refused) => this.#onDraining(tunnel, refused),
-      tunnelEnded: (tunnel, reason, orphans) => this.#onEnded(tunnel, reason, orphans),
+      tunnelEnded: (tunnel, reason, orphans, refused) => this.#onEnded(tunnel, reason, orphans, refused),
     };
     this.#tunnel = new Tunnel(dialed.socket, dialed.rest, options, target.display, this.#host);
   }
@@ -125,6 +125,7 @@ export class RpcClient {
         onAbort: undefined,
         timer: undefined,
         attempts: 0,
+        mayHaveRun: false,
         tunnel: undefined,
         id: 0,
         settled: false,
@@ -171,7 +172,7 @@ export class RpcClient {
       clearTimeout(this.#reconnectTimer);
       const queued = this.#queue;
       this.#queue = [];
-      for (const call of queued) failCall(call, 'UNAVAILABLE', `${call.method} not sent: close() was called on the client`, call.attempts > 0);
+      for (const call of queued) failCall(call, 'UNAVAILABLE', `${call.method} not sent: close() was called on the client`, call.mayHaveRun);
       this.#tunnel?.close();
       for (const tunnel of this.#draining) tunnel.close();
       this.#finishCloseIfDone();
@@ -191,7 +192,7 @@ export class RpcClient {
     const tunnel = this.#tunnel;
     if (tunnel === undefined || !tunnel.accepting) {
       if (!this.#options.reconnect) {
-        failCall(call, 'UNAVAILABLE', `${call.method} not sent: the server is shutting down this tunnel (goaway) and reconnect is off; connect again to ${this.#target.display}`, call.attempts > 0);
+        failCall(call, 'UNAVAILABLE', `${call.method} not sent: the server is shutting down this tunnel (goaway) and reconnect is off; connect again to ${this.#target.display}`, call.mayHaveRun);
         return;
       }
       this.#queue.push(call);
@@ -200,7 +201,7 @@ export class RpcClient {
     }
     const unsent = tunnel.unsentBytes;
     if (unsent > this.#options.maxWriteBuffer) {
-      failCall(call, 'RESOURCE_EXHAUSTED', `${call.method} not sent: ${unsent} bytes are queued to a server that is not reading (maxWriteBuffer ${this.#options.maxWriteBuffer})`, call.attempts > 0);
+      failCall(call, 'RESOURCE_EXHAUSTED', `${call.method} not sent: ${unsent} bytes are queued to a server that is not reading (maxWriteBuffer ${this.#options.maxWriteBuffer})`, call.mayHaveRun);
       return;
     }
     const refused = tunnel.send(call, timeout);
@@ -218,8 +219,8 @@ export class RpcClient {
     }
     this.#queue = this.#queue.filter((queued) => queued !== call);
     const waiting = this.#lastDialError === undefined ? '' : ` while no tunnel was open (last dial error: ${this.#lastDialError.message})`;
-    const ran = call.attempts > 0 ? '; an earlier attempt may have run on the server' : '; it was not sent';
-    failCall(call, code, `${message}${waiting}${ran}`, call.attempts > 0, cause);
+    const ran = call.mayHaveRun ? '; an earlier attempt may have run on the server' : '; it did not run';
+    failCall(call, code, `${message}${waiting}${ran}`, call.mayHaveRun, cause);
   }
 
   #onDraining(tunnel: Tunnel, refused: Call[]): void {
@@ -231,10 +232,16 @@ export class RpcClient {
     this.#ensureDialing();
   }
 
-  #onEnded(tunnel: Tunnel, reason: RpcError | undefined, orphans: Call[]): void {
+  #onEnded(tunnel: Tunnel, reason: RpcError | undefined, orphans: Call[], refused: Call[]): void {
     if (this.#tunnel === tunnel) this.#tunnel = undefined;
     this.#draining.delete(tunnel);
     for (const call of orphans) this.#retryOrFail(call, reason, false);
+    // Above the lastId of a closing goaway: not run, but not re-sent either, since one of them may be the frame
+    // that broke the server's limits and would break the next tunnel the same way.
+    for (const call of refused) {
+      const why = reason?.message ?? `the tunnel to ${this.#target.display} closed`;
+      failCall(call, 'UNAVAILABLE', `${call.method} failed: ${why}; the server had not taken it, so it did not run`, call.mayHaveRun, reason);
+    }
     if (this.#state === 'closing') {
       this.#finishCloseIfDone();
       return;
@@ -257,12 +264,13 @@ export class RpcClient {
       this.#options.reconnect &&
       call.deadline > Date.now() &&
       (surelyNotRun || (call.idempotent && call.attempts <= this.#options.maxRetries));
+    if (!surelyNotRun) call.mayHaveRun = true;
     if (retry) {
       this.#queue.push(call);
       return;
     }
     if (surelyNotRun) {
-      failCall(call, 'UNAVAILABLE', `${call.method} was not run: the server is shutting down (goaway) and did not take it; safe to retry on a new connection to ${this.#target.display}`, false);
+      failCall(call, 'UNAVAILABLE', `${call.method} was not run: the server is shutting down (goaway) and did not take it; safe to retry on a new connection to ${this.#target.display}`, call.mayHaveRun);
       return;
     }
     const why = reason?.message ?? `the tunnel to ${this.#target.display} closed`;
@@ -312,7 +320,7 @@ export class RpcClient {
           const queued = this.#queue;
           this.#queue = [];
           for (const call of queued) {
-            failCall(call, rpc.code, `${call.method} not sent: ${rpc.message}`, call.attempts > 0, rpc);
+            failCall(call, rpc.code, `${call.method} not sent: ${rpc.message}`, call.mayHaveRun, rpc);
           }
         }
         this.#ensureDialing();
@@ -331,7 +339,7 @@ export class RpcClient {
     clearTimeout(this.#reconnectTimer);
     const queued = this.#queue;
     this.#queue = [];
-    for (const call of queued) failCall(call, 'UNAVAILABLE', `${call.method} not sent: the client for ${this.#target.display} is closed`, call.attempts > 0);
+    for (const call of queued) failCall(call, 'UNAVAILABLE', `${call.method} not sent: the client for ${this.#target.display} is closed`, call.mayHaveRun);
     this.#resolveClosed(reason);
   }
 }

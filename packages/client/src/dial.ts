@@ -134,7 +134,10 @@ function hintFor(errno: string | undefined): string {
     case 'EAI_AGAIN':
       return ' (the host name does not resolve)';
     default:
-      return '';
+      // Node's TLS verification codes: DEPTH_ZERO_SELF_SIGNED_CERT, UNABLE_TO_VERIFY_LEAF_SIGNATURE, ERR_TLS_CERT_ALTNAME_INVALID…
+      return errno !== undefined && /CERT|SELF_SIGNED|UNABLE_TO_VERIFY/.test(errno)
+        ? " (the server's certificate is not trusted for this host: pass its CA as options.tls.ca, or connect by the name the certificate holds)"
+        : '';
   }
 }
 

@@ -25,8 +25,11 @@ import type { ResolvedClientOptions } from './options.js';
 export interface TunnelHost {
   /** The server sent goaway UNAVAILABLE: `refused` calls did not run (ids above lastId) and may go elsewhere. */
   tunnelDraining(tunnel: Tunnel, refused: Call[]): void;
-  /** The socket is gone. `orphans` were sent and unanswered: they may have run. */
-  tunnelEnded(tunnel: Tunnel, reason: RpcError | undefined, orphans: Call[]): void;
+  /**
+   * The socket is gone. `orphans` were sent and unanswered: they may have run. `refused` were above the lastId of
+   * the server's closing goaway: they did not run.
+   */
+  tunnelEnded(tunnel: Tunnel, reason: RpcError | undefined, orphans: Call[], refused: Call[]): void;
 }
 
 // Hard stop for a socket we closed whose peer does not take the close.
@@ -217,7 +220,9 @@ export class Tunnel {
 
   #onGoaway(goaway: GoawayMessage): boolean {
     if (goaway.code !== 'UNAVAILABLE') {
-      this.destroy(new RpcError('UNAVAILABLE', `the server closed the tunnel to ${this.#target} with goaway ${goaway.code.slice(0, 40)}: ${goaway.message.slice(0, 300)}`, { goaway: goaway.code.slice(0, 40) }));
+      const reason = new RpcError('UNAVAILABLE', `the server closed the tunnel to ${this.#target} with goaway ${goaway.code.slice(0, 40)}: ${goaway.message.slice(0, 300)}`, { goaway: goaway.code.slice(0, 40) });
+      this.#end(reason, goaway.lastId);
+      this.#socket.destroy();
       return false;
     }
     if (this.#state === 'open') this.#state = 'draining';
@@ -260,16 +265,21 @@ export class Tunnel {
     this.#socket.destroy();
   }
 
-  // Ends the tunnel once: every call still waiting goes back to the client as an orphan.
-  #end(reason: RpcError | undefined): void {
+  // Ends the tunnel once: every call still waiting goes back to the client, as refused when a closing goaway's
+  // lastId is below its id, else as an orphan that may have run.
+  #end(reason: RpcError | undefined, lastId = Infinity): void {
     if (this.#state === 'ended') return;
     this.#state = 'ended';
     clearTimeout(this.#keepalive);
-    const orphans = [...this.#calls.values()];
+    const orphans: Call[] = [];
+    const refused: Call[] = [];
+    for (const [id, call] of this.#calls) {
+      call.tunnel = undefined;
+      (id > lastId ? refused : orphans).push(call);
+    }
     this.#calls.clear();
     this.#abandoned.clear();
-    for (const call of orphans) call.tunnel = undefined;
-    this.#host.tunnelEnded(this, reason, orphans);
+    this.#host.tunnelEnded(this, reason, orphans, refused);
   }
 
   // Pings when the server has been silent for keepaliveInterval; declares it dead when a ping gets no frame back

@@ -64,7 +64,7 @@ describe('RpcClient reconnects', () => {
     await refused.head;
     refused.socket.destroy();
     await server.close();
-    const error = await expectRejects(client.call('Never.sent', null, { timeout: 300 }), 'DEADLINE_EXCEEDED', 'it was not sent');
+    const error = await expectRejects(client.call('Never.sent', null, { timeout: 300 }), 'DEADLINE_EXCEEDED', 'it did not run');
     expect(mayHaveRun(error)).to.equal(false);
     expect(error.message).to.include('last dial error');
   });

@@ -1,0 +1,111 @@
+/**
+ * The shipped entry points as processes: the example server (`examples/dist/example-server.js`) and the tunnelrpc
+ * CLI (`packages/client/dist/cli.js`), started with the current node binary from the repository root.
+ */
+import { expect } from 'chai';
+import type { ChildProcess } from 'node:child_process';
+import { connect, createClient } from '@tunnelrpc/client';
+import { Echo } from '@tunnelrpc/examples';
+import { Cleanup } from '../helpers/cleanup.js';
+import { exitOf, runNode, spawnNode, waitForLine } from '../helpers/processes.js';
+import { tempSocketPath } from '../helpers/servers.js';
+
+const EXAMPLE_SERVER = 'examples/dist/example-server.js';
+const CLI = 'packages/client/dist/cli.js';
+
+describe('example server and CLI processes', () => {
+  const cleanup = new Cleanup();
+  let server: ChildProcess;
+  let url: string;
+
+  beforeEach(async () => {
+    server = cleanup.add(spawnNode([EXAMPLE_SERVER, '--port', '0']), (child) => {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    });
+    const match = await waitForLine(server, /^listening (http:\/\/127\.0\.0\.1:(\d+)\/_rpc)$/);
+    url = match[1]!;
+    expect(Number(match[2])).to.be.greaterThan(0);
+  });
+  afterEach(() => cleanup.run());
+
+  it('prints the result of Echo.add as JSON and exits 0', async () => {
+    const result = await runNode([CLI, 'call', url, 'Echo.add', '{"a":1,"b":2}']);
+    expect(result.stderr).to.equal('');
+    expect(result.stdout).to.equal('3\n');
+    expect(result.code).to.equal(0);
+  });
+
+  it('prints a structured echo as JSON', async () => {
+    const params = { text: 'héllo 🎉', list: [1, null, true], nested: { x: -1.5 } };
+    const result = await runNode([CLI, 'call', url, 'Echo.echo', JSON.stringify(params)]);
+    expect(result.code).to.equal(0);
+    expect(JSON.parse(result.stdout)).to.deep.equal(params);
+  });
+
+  it('prints CODE: message on stderr and exits 1 for an RPC error', async () => {
+    const result = await runNode([CLI, 'call', url, 'Echo.fail', '{"code":"NOT_FOUND","message":"gone"}']);
+    expect(result.stdout).to.equal('');
+    expect(result.stderr).to.equal('NOT_FOUND: gone\n');
+    expect(result.code).to.equal(1);
+  });
+
+  it('exits 1 with UNIMPLEMENTED for an unknown method', async () => {
+    const result = await runNode([CLI, 'call', url, 'Echo.nope']);
+    expect(result.stderr).to.match(/^UNIMPLEMENTED: /);
+    expect(result.code).to.equal(1);
+  });
+
+  it('exits 1 with DEADLINE_EXCEEDED when --timeout passes', async () => {
+    const result = await runNode([CLI, 'call', url, 'Echo.sleep', '{"ms":60000}', '--timeout', '100']);
+    expect(result.stderr).to.match(/^DEADLINE_EXCEEDED: /);
+    expect(result.code).to.equal(1);
+  });
+
+  it('exits 2 with a sentence on stderr when it cannot connect', async () => {
+    const result = await runNode([CLI, 'call', `unix:${tempSocketPath()}`, 'Echo.add', '{"a":1,"b":2}']);
+    expect(result.stdout).to.equal('');
+    expect(result.stderr).to.match(/^tunnelrpc: .*ENOENT.*\[UNAVAILABLE\]\n$/);
+    expect(result.code).to.equal(2);
+  });
+
+  it('exits 2 with the usage for params that are not JSON', async () => {
+    const result = await runNode([CLI, 'call', url, 'Echo.add', '{a:1}']);
+    expect(result.stderr).to.include('not valid JSON');
+    expect(result.stderr).to.include('usage: tunnelrpc call');
+    expect(result.code).to.equal(2);
+  });
+
+  it('serves an in-process client too, and counts notifications across its connections', async () => {
+    const client = cleanup.add(await connect(url), (each) => each.close());
+    const echo = createClient(Echo, client);
+    echo.notify(1);
+    echo.notify(2);
+    expect(await echo.count()).to.equal(2);
+    const result = await runNode([CLI, 'call', url, 'Echo.count']);
+    expect(result.stdout).to.equal('2\n');
+  });
+
+  it('exits 0 on SIGTERM', async () => {
+    server.kill('SIGTERM');
+    expect(await exitOf(server)).to.deep.equal({ code: 0, signal: null });
+  });
+
+  it('exits 0 on SIGTERM while a client is connected, closing that client', async () => {
+    const client = cleanup.add(await connect(url, { reconnect: false }), (each) => each.close());
+    expect(await createClient(Echo, client).add({ a: 1, b: 1 })).to.equal(2);
+    server.kill('SIGTERM');
+    expect(await exitOf(server)).to.deep.equal({ code: 0, signal: null });
+    expect((await client.closed)?.code).to.equal('UNAVAILABLE');
+  });
+
+  it('exits 0 on SIGTERM after letting a running call finish', async () => {
+    const client = cleanup.add(await connect(url), (each) => each.close());
+    const echo = createClient(Echo, client);
+    const running = echo.sleep({ ms: 300 });
+    // The server reads one tunnel's frames in order: once add is answered, the sleep sent before it was taken.
+    expect(await echo.add({ a: 0, b: 0 })).to.equal(0);
+    server.kill('SIGTERM');
+    expect(await running).to.deep.equal({ slept: 300 });
+    expect(await exitOf(server)).to.deep.equal({ code: 0, signal: null });
+  });
+});
