@@ -68,6 +68,9 @@ export class RpcClient {
     this.#host = {
       tunnelDraining: (tunnel, refused) => this.#onDraining(tunnel, refused),
       tunnelEnded: (tunnel, reason, orphans, refused) => this.#onEnded(tunnel, reason, orphans, refused),
+      tunnelWritable: (tunnel) => {
+        if (tunnel === this.#tunnel) this.#flushQueue();
+      },
     };
     this.#tunnel = new Tunnel(dialed.socket, dialed.rest, options, target.display, this.#host);
   }
@@ -199,13 +202,28 @@ export class RpcClient {
       this.#ensureDialing();
       return;
     }
-    const unsent = tunnel.unsentBytes;
-    if (unsent > this.#options.maxWriteBuffer) {
-      failCall(call, 'RESOURCE_EXHAUSTED', `${call.method} not sent: ${unsent} bytes are queued to a server that is not reading (maxWriteBuffer ${this.#options.maxWriteBuffer})`, call.mayHaveRun);
+    // A server that does not read slows the caller down instead of growing our buffers: calls wait, in order,
+    // until the socket drains (bounded by their deadlines and maxPendingCalls).
+    if (this.#queue.length > 0 || tunnel.unsentBytes > this.#options.maxWriteBuffer) {
+      this.#queue.push(call);
       return;
     }
     const refused = tunnel.send(call, timeout);
     if (refused !== undefined && settleCall(call)) call.reject(refused);
+  }
+
+  // Sends waiting calls, oldest first, while the current tunnel takes them.
+  #flushQueue(): void {
+    const tunnel = this.#tunnel;
+    if (tunnel === undefined || !tunnel.accepting) return;
+    let sent = 0;
+    while (sent < this.#queue.length && tunnel.unsentBytes <= this.#options.maxWriteBuffer) {
+      const call = this.#queue[sent++]!;
+      if (call.settled) continue;
+      const refused = tunnel.send(call);
+      if (refused !== undefined && settleCall(call)) call.reject(refused);
+    }
+    this.#queue = this.#queue.slice(sent);
   }
 
   // The caller stops waiting (deadline or abort). A call on a tunnel is cancelled there and may have run.
@@ -307,9 +325,7 @@ export class RpcClient {
         this.#failedDials = 0;
         this.#lastDialError = undefined;
         this.#tunnel = new Tunnel(dialed.socket, dialed.rest, this.#options, this.#target.display, this.#host);
-        const queued = this.#queue;
-        this.#queue = [];
-        for (const call of queued) if (!call.settled) this.#dispatch(call);
+        this.#flushQueue();
       },
       (error: unknown) => {
         this.#dialing = false;

@@ -30,8 +30,9 @@ export interface ClientOptions {
    */
   maxPendingCalls?: number;
   /**
-   * Bytes queued to a server that is not reading, above which new calls fail RESOURCE_EXHAUSTED unsent.
-   * Default maxFrameSize + 1 MiB (9437184).
+   * Bytes queued to a server that is not reading, above which new calls wait (in order, each bounded by its
+   * deadline and by maxPendingCalls) until the socket drains: a slow server slows callers down rather than
+   * growing this process's memory. Default 1 MiB (1048576). Range 1 … 4294967295.
    */
   maxWriteBuffer?: number;
   /**
@@ -89,7 +90,7 @@ export function resolveClientOptions(options: ClientOptions = {}): ResolvedClien
     maxHeadSize: checkInteger('maxHeadSize', given.maxHeadSize ?? 8192, 64, 1024 * 1024),
     defaultTimeout: checkInteger('defaultTimeout', given.defaultTimeout ?? 30_000, 1, MAX_TIMER_MS),
     maxPendingCalls: checkInteger('maxPendingCalls', given.maxPendingCalls ?? 1024, 1, MAX_UINT32),
-    maxWriteBuffer: checkInteger('maxWriteBuffer', given.maxWriteBuffer ?? Math.min(MAX_UINT32, decode.maxFrameSize + 1024 * 1024), 1, MAX_UINT32),
+    maxWriteBuffer: checkInteger('maxWriteBuffer', given.maxWriteBuffer ?? 1024 * 1024, 1, MAX_UINT32),
     reconnect: given.reconnect ?? true,
     minReconnectDelay: checkInteger('minReconnectDelay', given.minReconnectDelay ?? 100, 1, MAX_TIMER_MS),
     maxReconnectDelay: checkInteger('maxReconnectDelay', given.maxReconnectDelay ?? 10_000, 1, MAX_TIMER_MS),

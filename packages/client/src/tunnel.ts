@@ -30,6 +30,8 @@ export interface TunnelHost {
    * the server's closing goaway: they did not run.
    */
   tunnelEnded(tunnel: Tunnel, reason: RpcError | undefined, orphans: Call[], refused: Call[]): void;
+  /** The socket drained: calls waiting on a slow server may be written. */
+  tunnelWritable(tunnel: Tunnel): void;
 }
 
 // Hard stop for a socket we closed whose peer does not take the close.
@@ -64,6 +66,7 @@ export class Tunnel {
     socket.on('error', (error) => this.#lost(error));
     socket.on('close', () => this.#lost(undefined));
     socket.on('end', () => this.#lost(undefined));
+    socket.on('drain', () => this.#host.tunnelWritable(this));
     // Bytes that came behind the 200 head are the first frames: feed them before any 'data' (grpc-node #2746).
     if (rest.length > 0) this.#onData(rest);
     socket.on('data', (chunk: Buffer) => this.#onData(chunk));
