@@ -4,7 +4,7 @@
  * have run. Calls that surely did not run, and idempotent ones, are re-sent on the next tunnel within their
  * deadline; calls made while there is no tunnel wait for one, bounded by their deadline.
  */
-import { MessageType, RpcError, encodeMessage, frameTooLarge } from '@tunnelrpc/protocol';
+import { MessageType, RpcError, encodePayload, frameTooLarge } from '@tunnelrpc/protocol';
 import { failCall, settleCall, type Call } from './call.js';
 import { dial, type Dialed } from './dial.js';
 import type { ResolvedClientOptions } from './options.js';
@@ -154,14 +154,14 @@ export class RpcClient {
       const why = this.#state !== 'open' ? 'close() was called on the client' : 'no open tunnel (the last one was lost or got goaway; the client reconnects)';
       throw new RpcError('UNAVAILABLE', `notification ${method} not sent: ${why} (${this.#target.display})`, { mayHaveRun: false });
     }
-    let frame: Buffer;
+    let payload: Uint8Array;
     try {
-      frame = encodeMessage({ type: MessageType.Notification, method, params, ...(options.headers === undefined ? {} : { meta: { headers: options.headers } }) });
+      payload = encodePayload({ type: MessageType.Notification, method, params, ...(options.headers === undefined ? {} : { meta: { headers: options.headers } }) });
     } catch (error) {
       throw new RpcError('INVALID_ARGUMENT', `notification ${method} not sent: ${(error as Error).message}`, undefined, { cause: error });
     }
-    if (frame.length - 4 > this.#options.maxFrameSize) throw frameTooLarge(frame.length - 4, this.#options.maxFrameSize, 'sent');
-    tunnel.notify(frame);
+    if (payload.length > this.#options.maxFrameSize) throw frameTooLarge(payload.length, this.#options.maxFrameSize, 'sent');
+    tunnel.notify(payload);
   }
 
   /**

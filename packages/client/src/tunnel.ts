@@ -9,7 +9,8 @@ import {
   MessageType,
   RpcError,
   decodeMessage,
-  encodeMessage,
+  encodePayload,
+  FrameBatcher,
   frameTooLarge,
   fromWireError,
   goawayCodeOf,
@@ -49,8 +50,7 @@ export class Tunnel {
   readonly #abandoned = new Set<number>();
   #nextId = 1;
   #state: 'open' | 'draining' | 'closing' | 'ended' = 'open';
-  #corked = false;
-  #corkedBytes = 0;
+  readonly #batcher: FrameBatcher;
   #lastReceived = Date.now();
   #pingSentAt = 0;
   #keepalive: NodeJS.Timeout | undefined;
@@ -61,6 +61,7 @@ export class Tunnel {
     this.#target = target;
     this.#host = host;
     this.#decoder = new FrameDecoder(options.maxFrameSize);
+    this.#batcher = new FrameBatcher(socket);
     socket.setNoDelay(true);
     socket.setKeepAlive(true, 60_000);
     socket.on('error', (error) => this.#lost(error));
@@ -88,9 +89,9 @@ export class Tunnel {
     return this.#calls.size + this.#abandoned.size;
   }
 
-  /** unsentBytes is what earlier ticks left queued in the socket: a server that does not read. */
+  /** unsentBytes is what earlier batches left queued in the socket: a server that does not read. */
   get unsentBytes(): number {
-    return this.#socket.writableLength - this.#corkedBytes;
+    return this.#socket.writableLength;
   }
 
   /**
@@ -99,9 +100,9 @@ export class Tunnel {
    */
   send(call: Call, timeout = Math.max(0, call.deadline - Date.now())): RpcError | undefined {
     const id = this.#allocateId();
-    let frame: Buffer;
+    let payload: Uint8Array;
     try {
-      frame = encodeMessage({
+      payload = encodePayload({
         type: MessageType.Request,
         id,
         method: call.method,
@@ -111,21 +112,21 @@ export class Tunnel {
     } catch (error) {
       return new RpcError('INVALID_ARGUMENT', `${call.method} not sent: its params cannot be encoded (${(error as Error).message})`, { mayHaveRun: false }, { cause: error });
     }
-    if (frame.length - 4 > this.#options.maxFrameSize) {
-      const tooLarge = frameTooLarge(frame.length - 4, this.#options.maxFrameSize, 'sent');
+    if (payload.length > this.#options.maxFrameSize) {
+      const tooLarge = frameTooLarge(payload.length, this.#options.maxFrameSize, 'sent');
       return new RpcError('RESOURCE_EXHAUSTED', `${call.method} not sent: ${tooLarge.message}`, { ...(tooLarge.data as object), mayHaveRun: false });
     }
     call.id = id;
     call.tunnel = this;
     call.attempts++;
     this.#calls.set(id, call);
-    this.#write(frame);
+    this.#write(payload);
     return undefined;
   }
 
-  /** notify writes a notification frame (already encoded and size-checked). */
-  notify(frame: Buffer): void {
-    this.#write(frame);
+  /** notify writes a notification payload (already encoded and size-checked). */
+  notify(payload: Uint8Array): void {
+    this.#write(payload);
   }
 
   /** abandon stops waiting for a call here (its caller gave up): a cancel goes out, the id stays reserved. */
@@ -133,7 +134,7 @@ export class Tunnel {
     if (this.#calls.get(call.id) !== call) return;
     this.#calls.delete(call.id);
     this.#abandoned.add(call.id);
-    this.#write(encodeMessage({ type: MessageType.Cancel, id: call.id }));
+    this.#write(encodePayload({ type: MessageType.Cancel, id: call.id }));
     this.#endIfDone();
   }
 
@@ -141,7 +142,7 @@ export class Tunnel {
   close(): void {
     if (this.#state !== 'open' && this.#state !== 'draining') return;
     this.#state = 'closing';
-    this.#write(encodeMessage({ type: MessageType.Goaway, lastId: 0, code: 'UNAVAILABLE', message: 'client closing' }));
+    this.#write(encodePayload({ type: MessageType.Goaway, lastId: 0, code: 'UNAVAILABLE', message: 'client closing' }));
     this.#endIfDone();
   }
 
@@ -190,7 +191,7 @@ export class Tunnel {
       case MessageType.Response:
         return this.#onResponse(message);
       case MessageType.Ping:
-        this.#write(encodeMessage({ type: MessageType.Pong, data: message.data }));
+        this.#write(encodePayload({ type: MessageType.Pong, data: message.data }));
         return true;
       case MessageType.Pong:
         return true;
@@ -246,18 +247,16 @@ export class Tunnel {
   // The server broke wire-v1: tell it why, then close.
   #violation(error: RpcError): void {
     if (this.#state === 'ended') return;
-    this.#write(encodeMessage({ type: MessageType.Goaway, lastId: 0, code: goawayCodeOf(error), message: error.message }));
+    this.#write(encodePayload({ type: MessageType.Goaway, lastId: 0, code: goawayCodeOf(error), message: error.message }));
     this.#end(new RpcError('UNAVAILABLE', `tunnel to ${this.#target} closed: the server sent invalid data (${error.message})`, { goaway: goawayCodeOf(error) }));
-    this.#socket.end();
-    setTimeout(() => this.#socket.destroy(), CLOSE_LINGER_MS).unref();
+    this.#endSocket();
   }
 
   #endIfDone(): void {
     if (this.#state !== 'closing' && this.#state !== 'draining') return;
     if (this.#calls.size > 0) return;
     this.#end(undefined);
-    this.#socket.end();
-    setTimeout(() => this.#socket.destroy(), CLOSE_LINGER_MS).unref();
+    this.#endSocket();
   }
 
   #lost(error: Error | undefined): void {
@@ -312,24 +311,21 @@ export class Tunnel {
       return;
     }
     this.#pingSentAt = now;
-    this.#write(encodeMessage({ type: MessageType.Ping, data: now % MAX_UINT32 }));
+    this.#write(encodePayload({ type: MessageType.Ping, data: now % MAX_UINT32 }));
     // Look again after the shorter of the two: a pong that comes back early lets the next ping go on time.
     this.#scheduleKeepalive(Math.min(keepaliveTimeout, keepaliveInterval));
   }
 
-  // Coalesces the frames of one tick into one writev.
-  #write(frame: Buffer): void {
+  // Frames go out in capped batches (FrameBatcher).
+  #write(payload: Uint8Array): void {
     if (this.#socket.destroyed || this.#socket.writableEnded) return;
-    if (!this.#corked) {
-      this.#corked = true;
-      this.#socket.cork();
-      process.nextTick(() => {
-        this.#corked = false;
-        this.#corkedBytes = 0;
-        this.#socket.uncork();
-      });
-    }
-    this.#corkedBytes += frame.length;
-    this.#socket.write(frame);
+    this.#batcher.push(payload);
+  }
+
+  // Ends our side after what is queued, with a hard stop for a server that does not take the close.
+  #endSocket(): void {
+    this.#batcher.flush();
+    this.#socket.end();
+    setTimeout(() => this.#socket.destroy(), CLOSE_LINGER_MS).unref();
   }
 }

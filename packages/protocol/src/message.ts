@@ -113,16 +113,24 @@ function toTuple(message: Message): unknown[] {
  * a value cannot be encoded, such as a symbol or a BigInt beyond 64 bits.
  */
 export function encodeMessage(message: Message): Buffer {
-  let payload: Uint8Array;
-  try {
-    payload = packr.pack(toTuple(message));
-  } catch (error) {
-    throw new RpcError('INVALID_ARGUMENT', `value cannot be encoded as MessagePack: ${error instanceof Error ? error.message : 'unsupported value'}`, undefined, { cause: error });
-  }
+  const payload = encodePayload(message);
   const frame = Buffer.allocUnsafe(FRAME_HEADER_SIZE + payload.length);
   frame.writeUInt32BE(payload.length, 0);
   frame.set(payload, FRAME_HEADER_SIZE);
   return frame;
+}
+
+/**
+ * encodePayload returns a message's MessagePack bytes without the length prefix, for a FrameBatcher. The bytes may
+ * share an ArrayBuffer with other payloads; they are never written to again. Throws RpcError INVALID_ARGUMENT when a
+ * value cannot be encoded.
+ */
+export function encodePayload(message: Message): Uint8Array {
+  try {
+    return packr.pack(toTuple(message));
+  } catch (error) {
+    throw new RpcError('INVALID_ARGUMENT', `value cannot be encoded as MessagePack: ${error instanceof Error ? error.message : 'unsupported value'}`, undefined, { cause: error });
+  }
 }
 
 /**

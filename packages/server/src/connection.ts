@@ -8,7 +8,8 @@ import {
   MessageType,
   RpcError,
   decodeMessage,
-  encodeMessage,
+  encodePayload,
+  FrameBatcher,
   frameTooLarge,
   goawayCodeOf,
   protocolViolation,
@@ -63,7 +64,7 @@ export class ServerConnection {
   #lastActivity = Date.now();
   #frameStartedAt = 0;
   #writeBlockedSince = 0;
-  #corked = false;
+  readonly #batcher: FrameBatcher;
   #lastPingAt = 0;
   #pingStrikes = 0;
 
@@ -73,6 +74,7 @@ export class ServerConnection {
     this.#socket = socket;
     this.#auth = auth;
     this.#decoder = new FrameDecoder(this.#options.maxFrameSize);
+    this.#batcher = new FrameBatcher(socket);
     this.#peer = { address: socket.remoteAddress, port: socket.remotePort, family: socket.remoteFamily };
     socket.on('data', (chunk: Buffer) => this.#onData(chunk));
     socket.on('drain', () => this.#onDrain());
@@ -364,43 +366,42 @@ export class ServerConnection {
   }
 
   #respond(id: number, error: RpcError | undefined, result: unknown): void {
-    let frame: Buffer;
+    let payload: Uint8Array;
     try {
-      frame = encodeMessage(error === undefined ? { type: MessageType.Response, id, result } : { type: MessageType.Response, id, error: toWireError(error), result: undefined });
+      payload = encodePayload(error === undefined ? { type: MessageType.Response, id, result } : { type: MessageType.Response, id, error: toWireError(error), result: undefined });
     } catch {
-      frame = encodeMessage({ type: MessageType.Response, id, error: toWireError(new RpcError('INTERNAL', 'the result could not be encoded as MessagePack')), result: undefined });
+      payload = encodePayload({ type: MessageType.Response, id, error: toWireError(new RpcError('INTERNAL', 'the result could not be encoded as MessagePack')), result: undefined });
     }
-    if (frame.length - 4 > this.#options.maxFrameSize) {
-      const tooLarge = frameTooLarge(frame.length - 4, this.#options.maxFrameSize, 'sent');
-      frame = encodeMessage({ type: MessageType.Response, id, error: toWireError(tooLarge), result: undefined });
+    if (payload.length > this.#options.maxFrameSize) {
+      const tooLarge = frameTooLarge(payload.length, this.#options.maxFrameSize, 'sent');
+      payload = encodePayload({ type: MessageType.Response, id, error: toWireError(tooLarge), result: undefined });
     }
-    this.#write(frame);
+    this.#write(payload);
   }
 
   #send(message: Message): void {
-    this.#write(encodeMessage(message));
+    this.#write(encodePayload(message));
   }
 
-  // Coalesces every frame written in one tick into one writev; bounds what a non-reading peer can queue.
-  #write(frame: Buffer): void {
+  // Frames go out in capped batches (FrameBatcher); what a non-reading peer can make us queue is bounded.
+  #write(payload: Uint8Array): void {
     if (this.#state === 'closed' || this.#socket.destroyed) return;
     this.#lastActivity = Date.now();
-    if (!this.#corked) {
-      this.#corked = true;
-      this.#socket.cork();
-      process.nextTick(() => {
-        this.#corked = false;
-        this.#socket.uncork();
-      });
-    }
-    this.#socket.write(frame);
-    const queued = this.#socket.writableLength;
+    this.#batcher.push(payload);
+    const queued = this.#socket.writableLength + this.#batcher.queuedBytes;
     if (queued > this.#options.maxWriteBuffer) {
       this.destroy(new RpcError('RESOURCE_EXHAUSTED', `peer is not reading: ${queued} bytes queued exceed maxWriteBuffer ${this.#options.maxWriteBuffer}`));
     } else if (queued > this.#options.writeHighWaterMark && this.#writeBlockedSince === 0) {
       this.#writeBlockedSince = Date.now();
       this.#socket.pause();
     }
+  }
+
+  // Ends our side after what is queued (a goaway, the last answers), with a hard stop for a peer that never reads.
+  #endSocket(): void {
+    this.#batcher.flush();
+    this.#socket.end();
+    setTimeout(() => this.#socket.destroy(), CLOSE_LINGER_MS).unref();
   }
 
   #onDrain(): void {
@@ -415,15 +416,13 @@ export class ServerConnection {
     const code: GoawayCode = goawayCodeOf(error);
     this.#send({ type: MessageType.Goaway, lastId: this.#lastId, code, message: error.message });
     this.#abortAll(new RpcError('CANCELLED', `connection closed after ${code}: ${error.message}`));
-    this.#socket.end();
-    setTimeout(() => this.#socket.destroy(), CLOSE_LINGER_MS).unref();
+    this.#endSocket();
   }
 
   #closeIfIdle(): void {
     if (this.#state === 'draining' && this.#calls.size === 0 && this.#notificationsRunning === 0) {
       this.#state = 'closed';
-      this.#socket.end();
-      setTimeout(() => this.#socket.destroy(), CLOSE_LINGER_MS).unref();
+      this.#endSocket();
     }
   }
 
