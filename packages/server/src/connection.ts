@@ -19,7 +19,8 @@ import {
   type NotificationMessage,
   type RequestMessage,
 } from '@tunnelrpc/protocol';
-import { errorFromHandler, parseParams, unknownMethod, type CallContext, type MethodTable, type PeerAddress } from './dispatch.js';
+import { HandlerContext } from './context.js';
+import { errorFromHandler, parseParams, unknownMethod, type MethodTable, type PeerAddress } from './dispatch.js';
 import type { ResolvedServerOptions } from './options.js';
 
 /** ConnectionHost is what a connection needs from its server. @internal */
@@ -35,7 +36,7 @@ export interface ConnectionHost {
 interface ActiveCall {
   readonly id: number;
   readonly method: string;
-  readonly controller: AbortController;
+  readonly ctx: HandlerContext;
   timer: NodeJS.Timeout | undefined;
 }
 
@@ -54,7 +55,7 @@ export class ServerConnection {
   readonly #auth: unknown;
   #notificationsRunning = 0;
   // Signals of running notification handlers, aborted at their deadline or when the connection closes.
-  readonly #notifications = new Set<AbortController>();
+  readonly #notifications = new Set<HandlerContext>();
   // Payloads read but not yet dispatched because maxInFlight calls were running.
   #backlog: Buffer[] = [];
   #backlogHead = 0;
@@ -261,24 +262,31 @@ export class ServerConnection {
       );
       return true;
     }
-    const call: ActiveCall = { id: request.id, method: method.path, controller: new AbortController(), timer: undefined };
+    const deadline = Date.now() + timeout;
+    const ctx = this.#context(method.path, deadline, request.meta?.headers, false);
+    let outcome: unknown;
+    try {
+      outcome = method.handler(parsed.input, ctx);
+      // A handler that answers synchronously needs no timer and no entry in the in-flight map.
+      if (!(outcome instanceof Promise) && !isThenable(outcome)) {
+        this.#host.releaseCall();
+        this.#respond(request.id, undefined, outcome);
+        return true;
+      }
+    } catch (error) {
+      this.#host.releaseCall();
+      this.#respond(request.id, errorFromHandler(error, method.path, this.#options.exposeInternalErrors, this.#log), undefined);
+      return true;
+    }
+    const call: ActiveCall = { id: request.id, method: method.path, ctx, timer: undefined };
     this.#calls.set(request.id, call);
     call.timer = setTimeout(() => {
       this.#finish(call, new RpcError('DEADLINE_EXCEEDED', `${method.path} passed its deadline of ${timeout} ms`));
-    }, timeout);
-    const ctx = this.#context(method.path, call.controller.signal, Date.now() + timeout, request.meta?.headers, false);
-    const failed = (error: unknown): void =>
-      this.#finish(call, errorFromHandler(error, method.path, this.#options.exposeInternalErrors, this.#log));
-    try {
-      const outcome = method.handler(parsed.input, ctx);
-      if (outcome instanceof Promise || isThenable(outcome)) {
-        Promise.resolve(outcome).then((result) => this.#finish(call, undefined, result), failed);
-      } else {
-        this.#finish(call, undefined, outcome);
-      }
-    } catch (error) {
-      failed(error);
-    }
+    }, Math.max(0, deadline - Date.now()));
+    Promise.resolve(outcome).then(
+      (result) => this.#finish(call, undefined, result),
+      (error: unknown) => this.#finish(call, errorFromHandler(error, method.path, this.#options.exposeInternalErrors, this.#log)),
+    );
     return true;
   }
 
@@ -294,22 +302,21 @@ export class ServerConnection {
       this.#log(`notification ${method.path} dropped: ${parsed.error.message}`);
       return;
     }
-    const controller = new AbortController();
     const timeout = Math.min(notification.meta?.timeout ?? this.#options.defaultTimeout, this.#options.maxTimeout);
     if (timeout === 0) {
       this.#log(`notification ${method.path} dropped: its deadline had passed before it arrived`);
       return;
     }
-    const ctx = this.#context(method.path, controller.signal, Date.now() + timeout, notification.meta?.headers, true);
+    const ctx = this.#context(method.path, Date.now() + timeout, notification.meta?.headers, true);
     this.#notificationsRunning++;
-    this.#notifications.add(controller);
+    this.#notifications.add(ctx);
     // PROTOCOL.md 8.1 / 5.3: a notification's signal is aborted at its deadline too; nothing is sent.
     const timer = setTimeout(() => {
-      controller.abort(new RpcError('DEADLINE_EXCEEDED', `notification ${method.path} passed its deadline of ${timeout} ms`));
+      ctx.abort(new RpcError('DEADLINE_EXCEEDED', `notification ${method.path} passed its deadline of ${timeout} ms`));
     }, timeout);
     const done = (error?: unknown): void => {
       clearTimeout(timer);
-      this.#notifications.delete(controller);
+      this.#notifications.delete(ctx);
       this.#notificationsRunning--;
       if (error !== undefined) errorFromHandler(error, method.path, false, this.#log);
       if (this.#backlogHead < this.#backlog.length) this.#pump();
@@ -349,8 +356,8 @@ export class ServerConnection {
     return false;
   }
 
-  #context(method: string, signal: AbortSignal, deadline: number, headers: Record<string, string> | undefined, notification: boolean): CallContext {
-    return { method, signal, deadline, headers: headers ?? EMPTY_HEADERS, notification, peer: this.#peer, socket: this.#socket, auth: this.#auth };
+  #context(method: string, deadline: number, headers: Record<string, string> | undefined, notification: boolean): HandlerContext {
+    return new HandlerContext(method, deadline, headers ?? EMPTY_HEADERS, notification, this.#peer, this.#socket, this.#auth);
   }
 
   // Settles a call exactly once: the Map entry is the guard (Go's pending delete-then-done).
@@ -359,7 +366,7 @@ export class ServerConnection {
     this.#calls.delete(call.id);
     clearTimeout(call.timer);
     this.#host.releaseCall();
-    if (error !== undefined && !call.controller.signal.aborted) call.controller.abort(error);
+    if (error !== undefined) call.ctx.abort(error);
     if (this.#state !== 'closed') this.#respond(call.id, error, result);
     if (this.#backlogHead < this.#backlog.length) this.#pump();
     this.#closeIfIdle();
@@ -434,10 +441,10 @@ export class ServerConnection {
     for (const call of this.#calls.values()) {
       clearTimeout(call.timer);
       this.#host.releaseCall();
-      call.controller.abort(reason);
+      call.ctx.abort(reason);
     }
     this.#calls.clear();
-    for (const controller of this.#notifications) controller.abort(reason);
+    for (const ctx of this.#notifications) ctx.abort(reason);
   }
 
   #onPeerEnd(): void {

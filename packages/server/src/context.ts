@@ -1,0 +1,53 @@
+/**
+ * HandlerContext is the CallContext a handler gets. Its AbortSignal is made only when the handler reads it: most
+ * handlers never do, and an AbortController costs about as much as the rest of a small call.
+ */
+import type { Socket } from 'node:net';
+import type { RpcError } from '@tunnelrpc/protocol';
+import type { CallContext, PeerAddress } from './dispatch.js';
+
+/** HandlerContext carries one handler run; abort() ends its signal, now or when it is first read. @internal */
+export class HandlerContext implements CallContext {
+  readonly method: string;
+  readonly deadline: number;
+  readonly headers: Readonly<Record<string, string>>;
+  readonly notification: boolean;
+  readonly peer: PeerAddress;
+  readonly socket: Socket;
+  readonly auth: unknown;
+  #controller: AbortController | undefined;
+  #reason: RpcError | undefined;
+
+  constructor(
+    method: string,
+    deadline: number,
+    headers: Readonly<Record<string, string>>,
+    notification: boolean,
+    peer: PeerAddress,
+    socket: Socket,
+    auth: unknown,
+  ) {
+    this.method = method;
+    this.deadline = deadline;
+    this.headers = headers;
+    this.notification = notification;
+    this.peer = peer;
+    this.socket = socket;
+    this.auth = auth;
+  }
+
+  get signal(): AbortSignal {
+    if (this.#controller === undefined) {
+      this.#controller = new AbortController();
+      if (this.#reason !== undefined) this.#controller.abort(this.#reason);
+    }
+    return this.#controller.signal;
+  }
+
+  /** abort ends the handler's signal with `reason` (CANCELLED, DEADLINE_EXCEEDED); the first reason wins. */
+  abort(reason: RpcError): void {
+    if (this.#reason !== undefined) return;
+    this.#reason = reason;
+    this.#controller?.abort(reason);
+  }
+}
