@@ -13,6 +13,8 @@ import type { DecodeLimits } from './limits.js';
 const TIMESTAMP_TYPE = 0xff; // extension type -1 as an unsigned byte
 const NANOS_PER_SECOND = 1_000_000_000;
 const MAX_DATE_MS = 8.64e15;
+let scratchRemaining = new Float64Array(33);
+let scratchIsMap = new Uint8Array(33);
 
 /**
  * scanMessagePack checks that `buf` holds exactly one standard MessagePack value within the limits, and returns
@@ -23,17 +25,18 @@ export function scanMessagePack(buf: Uint8Array, limits: Pick<DecodeLimits, 'max
   const { maxDepth, maxItemsPerFrame } = limits;
   const end = buf.length;
   // remaining[d]: values still to read in the container open at depth d; isMap[d]: that container is a map.
-  const remaining = new Float64Array(maxDepth + 1);
-  const isMap = new Uint8Array(maxDepth + 1);
+  // Scratch arrays are shared: the scan is synchronous and never re-entered, and this runs for every frame.
+  if (scratchRemaining.length <= maxDepth) {
+    scratchRemaining = new Float64Array(maxDepth + 1);
+    scratchIsMap = new Uint8Array(maxDepth + 1);
+  }
+  const remaining = scratchRemaining;
+  const isMap = scratchIsMap;
   let depth = 0;
   remaining[0] = 1;
+  isMap[0] = 0;
   let pos = 0;
   let items = 0;
-  const view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
-
-  const need = (n: number): void => {
-    if (pos + n > end) throw protocolViolation('truncated MessagePack value: a length runs past the end of the frame');
-  };
 
   for (;;) {
     while (depth > 0 && remaining[depth] === 0) depth--;
@@ -48,7 +51,7 @@ export function scanMessagePack(buf: Uint8Array, limits: Pick<DecodeLimits, 'max
         { maxItemsPerFrame },
       );
     }
-    need(1);
+    if (pos + 1 > end) throw truncated();
     const b = buf[pos++]!;
     let children = -1; // >= 0 when b opens a container
     let map = false;
@@ -69,11 +72,11 @@ export function scanMessagePack(buf: Uint8Array, limits: Pick<DecodeLimits, 'max
         case 0xc1:
           throw protocolViolation('the never-used MessagePack byte 0xc1');
         case 0xc4: case 0xd9:
-          need(1); skip = buf[pos]!; pos += 1; break;
+          if (pos + 1 > end) throw truncated(); skip = buf[pos]!; pos += 1; break;
         case 0xc5: case 0xda:
-          need(2); skip = view.getUint16(pos); pos += 2; break;
+          if (pos + 2 > end) throw truncated(); skip = u16(buf, pos); pos += 2; break;
         case 0xc6: case 0xdb:
-          need(4); skip = view.getUint32(pos); pos += 4; break;
+          if (pos + 4 > end) throw truncated(); skip = u32(buf, pos); pos += 4; break;
         case 0xca: case 0xce: case 0xd2:
           skip = 4; break;
         case 0xcb: case 0xcf: case 0xd3:
@@ -83,33 +86,33 @@ export function scanMessagePack(buf: Uint8Array, limits: Pick<DecodeLimits, 'max
         case 0xcd: case 0xd1:
           skip = 2; break;
         case 0xd6:
-          need(5); checkTimestamp(buf, view, pos, 4); skip = 5; break;
+          if (pos + 5 > end) throw truncated(); checkTimestamp(buf, pos, 4); skip = 5; break;
         case 0xd7:
-          need(9); checkTimestamp(buf, view, pos, 8); skip = 9; break;
+          if (pos + 9 > end) throw truncated(); checkTimestamp(buf, pos, 8); skip = 9; break;
         case 0xc7:
-          need(2);
+          if (pos + 2 > end) throw truncated();
           if (buf[pos] !== 12) {
             if (buf[pos + 1] === TIMESTAMP_TYPE) throw protocolViolation('a timestamp extension (-1) must hold 4, 8 or 12 bytes');
             throw extensionRefused(buf[pos + 1]);
           }
-          need(14); checkTimestamp(buf, view, pos + 1, 12); skip = 14; break;
+          if (pos + 14 > end) throw truncated(); checkTimestamp(buf, pos + 1, 12); skip = 14; break;
         case 0xc8: case 0xc9: case 0xd4: case 0xd5: case 0xd8: {
           const typeAt = b === 0xc8 ? pos + 2 : b === 0xc9 ? pos + 4 : pos;
           if (typeAt < end && buf[typeAt] === TIMESTAMP_TYPE) throw protocolViolation('a timestamp extension (-1) must hold 4, 8 or 12 bytes');
           throw extensionRefused(typeAt < end ? buf[typeAt] : undefined);
         }
         case 0xdc:
-          need(2); children = view.getUint16(pos); pos += 2; break;
+          if (pos + 2 > end) throw truncated(); children = u16(buf, pos); pos += 2; break;
         case 0xdd:
-          need(4); children = view.getUint32(pos); pos += 4; break;
+          if (pos + 4 > end) throw truncated(); children = u32(buf, pos); pos += 4; break;
         case 0xde:
-          need(2); children = view.getUint16(pos); pos += 2; map = true; break;
+          if (pos + 2 > end) throw truncated(); children = u16(buf, pos); pos += 2; map = true; break;
         case 0xdf:
-          need(4); children = view.getUint32(pos); pos += 4; map = true; break;
+          if (pos + 4 > end) throw truncated(); children = u32(buf, pos); pos += 4; map = true; break;
       }
     }
     if (skip > 0) {
-      need(skip);
+      if (pos + skip > end) throw truncated();
       pos += skip;
     }
     if (children >= 0) {
@@ -132,6 +135,18 @@ export function scanMessagePack(buf: Uint8Array, limits: Pick<DecodeLimits, 'max
   return items;
 }
 
+function truncated(): RpcError {
+  return protocolViolation('truncated MessagePack value: a length runs past the end of the frame');
+}
+
+function u16(buf: Uint8Array, at: number): number {
+  return (buf[at]! << 8) | buf[at + 1]!;
+}
+
+function u32(buf: Uint8Array, at: number): number {
+  return buf[at]! * 0x1000000 + ((buf[at + 1]! << 16) | (buf[at + 2]! << 8) | buf[at + 3]!);
+}
+
 function extensionRefused(type: number | undefined): RpcError {
   const signed = type === undefined ? 'unknown' : String(type > 127 ? type - 256 : type);
   return protocolViolation(`MessagePack extension type ${signed} is not allowed; only the timestamp extension (-1) is`);
@@ -139,8 +154,9 @@ function extensionRefused(type: number | undefined): RpcError {
 
 // Timestamps (extension -1) in their three standard forms; an out-of-range nanosecond field would decode as an
 // Invalid Date, so it is refused here. `at` points at the type byte.
-function checkTimestamp(buf: Uint8Array, view: DataView, at: number, length: 4 | 8 | 12): void {
+function checkTimestamp(buf: Uint8Array, at: number, length: 4 | 8 | 12): void {
   if (buf[at] !== TIMESTAMP_TYPE) throw extensionRefused(buf[at]);
+  const view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
   if (length === 8) {
     if (view.getUint32(at + 1) >>> 2 >= NANOS_PER_SECOND) throw badTimestamp();
   } else if (length === 12) {
