@@ -13,6 +13,7 @@
  * strings or class extensions; `undefined` is written as nil.
  */
 import { Packr, Unpackr } from 'msgpackr';
+import { EnvelopeEncoder } from './envelope.js';
 import { RpcError, protocolViolation, type GoawayCode, type WireError } from './errors.js';
 import { FRAME_HEADER_SIZE } from './frame.js';
 import { DEFAULT_DECODE_LIMITS, MAX_UINT32, type DecodeLimits } from './limits.js';
@@ -71,6 +72,8 @@ const packr = new Packr({
   encodeUndefinedAsNil: true,
 });
 
+const envelope = new EnvelopeEncoder(packr);
+
 // The configuration of shared/RELIABILITY.md section 3. It holds no state across frames; the pre-scan refuses
 // what msgpackr cannot be told to refuse. 'auto' (a Number up to 2^53, a BigInt above) is missing from the
 // .d.ts union, hence the cast.
@@ -127,6 +130,10 @@ export function encodeMessage(message: Message): Buffer {
  */
 export function encodePayload(message: Message): Uint8Array {
   try {
+    if (message.type === MessageType.Request) {
+      return envelope.request(message.id, message.method, message.params, message.meta?.timeout, message.meta?.headers);
+    }
+    if (message.type === MessageType.Response && message.error === undefined) return envelope.result(message.id, message.result);
     return packr.pack(toTuple(message));
   } catch (error) {
     throw new RpcError('INVALID_ARGUMENT', `value cannot be encoded as MessagePack: ${error instanceof Error ? error.message : 'unsupported value'}`, undefined, { cause: error });
