@@ -1,5 +1,6 @@
 /** One call's state, shared by the client (queueing, retries) and the tunnel it is sent on. */
 import { RpcError } from '@tunnelrpc/protocol';
+import { Deadlines, type DeadlineGroup } from './deadlines.js';
 import type { Tunnel } from './tunnel.js';
 
 /** Call is one client call from call() until it settles. @internal */
@@ -15,7 +16,8 @@ export interface Call {
   readonly reject: (error: RpcError) => void;
   readonly signal: AbortSignal | undefined;
   onAbort: (() => void) | undefined;
-  timer: NodeJS.Timeout | undefined;
+  /** The shared deadline timer the call waits on (Deadlines). */
+  deadlineGroup: DeadlineGroup | undefined;
   /** Times the call was written to a tunnel. */
   attempts: number;
   /** An earlier attempt was lost while the server may have been running it (refused attempts do not count). */
@@ -24,13 +26,15 @@ export interface Call {
   tunnel: Tunnel | undefined;
   id: number;
   settled: boolean;
+  /** Runs when the deadline passes before the call settled. */
+  readonly expire: (timeout: number) => void;
 }
 
-/** settleCall marks a call done and drops its timer and abort listener; false if it was settled already. @internal */
+/** settleCall marks a call done and drops its deadline and abort listener; false if it was settled already. @internal */
 export function settleCall(call: Call): boolean {
   if (call.settled) return false;
   call.settled = true;
-  clearTimeout(call.timer);
+  if (call.deadlineGroup !== undefined) callDeadlines.disarm(call);
   if (call.onAbort !== undefined) call.signal?.removeEventListener('abort', call.onAbort);
   call.tunnel = undefined;
   return true;
@@ -41,3 +45,10 @@ export function failCall(call: Call, code: RpcError['code'], message: string, ma
   if (!settleCall(call)) return;
   call.reject(new RpcError(code, message, { mayHaveRun }, cause === undefined ? undefined : { cause }));
 }
+
+/**
+ * callDeadlines is the one set of shared deadline timers for all calls of the process; each call's expiry goes to
+ * the client that made it.
+ * @internal
+ */
+export const callDeadlines = new Deadlines<Call>((call, timeout) => call.expire(timeout));

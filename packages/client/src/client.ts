@@ -5,7 +5,7 @@
  * deadline; calls made while there is no tunnel wait for one, bounded by their deadline.
  */
 import { MessageType, RpcError, encodePayload, frameTooLarge } from '@tunnelrpc/protocol';
-import { failCall, settleCall, type Call } from './call.js';
+import { callDeadlines, failCall, settleCall, type Call } from './call.js';
 import { dial, type Dialed } from './dial.js';
 import type { ResolvedClientOptions } from './options.js';
 import type { DialTarget } from './target.js';
@@ -126,14 +126,15 @@ export class RpcClient {
         reject,
         signal,
         onAbort: undefined,
-        timer: undefined,
+        deadlineGroup: undefined,
         attempts: 0,
         mayHaveRun: false,
         tunnel: undefined,
         id: 0,
         settled: false,
+        expire: (ms) => this.#giveUp(call, 'DEADLINE_EXCEEDED', `${method} passed its deadline of ${ms} ms`),
       };
-      call.timer = setTimeout(() => this.#giveUp(call, 'DEADLINE_EXCEEDED', `${method} passed its deadline of ${timeout} ms`), timeout);
+      callDeadlines.arm(call, timeout);
       if (signal !== undefined) {
         // AbortSignal.timeout() aborts with a TimeoutError: that is a deadline, not a cancel.
         call.onAbort = () => {

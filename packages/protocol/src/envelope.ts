@@ -13,9 +13,25 @@ const SLAB_SIZE = 64 * 1024;
 // Worst case of everything but the params: array header, type, id, method header, meta with timeout.
 const ENVELOPE_MARGIN = 64;
 
+const MAX_CACHED_METHODS = 1024;
+
+// A standalone MessagePack str (header and UTF-8 bytes), for names written again and again.
+function encodeString(text: string): Uint8Array {
+  const length = Buffer.byteLength(text, 'utf8');
+  const header = length < 32 ? [0xa0 | length] : length < 0x100 ? [0xd9, length] : length < 0x10000 ? [0xda, length >>> 8, length & 0xff] : [0xdb, (length >>> 24) & 0xff, (length >>> 16) & 0xff, (length >>> 8) & 0xff, length & 0xff];
+  const out = Buffer.allocUnsafe(header.length + length);
+  out.set(header, 0);
+  out.write(text, header.length, 'utf8');
+  return out;
+}
+
+const TIMEOUT_KEY = encodeString('timeout');
+const HEADERS_KEY = encodeString('headers');
+
 /** EnvelopeEncoder writes wire-v1 requests and responses. @internal */
 export class EnvelopeEncoder {
   readonly #packr: Packr;
+  readonly #methods = new Map<string, Uint8Array>();
   #slab = Buffer.allocUnsafe(SLAB_SIZE);
   #start = 0;
   #pos = 0;
@@ -26,22 +42,22 @@ export class EnvelopeEncoder {
 
   /** request writes `[0, id, method, params, {timeout, headers?}]` (meta omitted when undefined). */
   request(id: number, method: string, params: unknown, timeout: number | undefined, headers: Record<string, string> | undefined): Uint8Array {
-    this.#begin(method.length * 3);
+    this.#begin(0);
     const hasMeta = timeout !== undefined || headers !== undefined;
     this.#byte(hasMeta ? 0x95 : 0x94);
     this.#byte(0x00);
     this.#uint(id);
-    this.#string(method);
+    this.#raw(this.#methodBytes(method));
     this.#value(params);
     if (hasMeta) {
       this.#ensure(ENVELOPE_MARGIN);
       this.#byte(0x80 | ((timeout === undefined ? 0 : 1) + (headers === undefined ? 0 : 1)));
       if (timeout !== undefined) {
-        this.#string('timeout');
+        this.#raw(TIMEOUT_KEY);
         this.#uint(timeout);
       }
       if (headers !== undefined) {
-        this.#string('headers');
+        this.#raw(HEADERS_KEY);
         this.#packed(headers);
       }
     }
@@ -57,6 +73,23 @@ export class EnvelopeEncoder {
     this.#byte(0xc0);
     this.#value(result);
     return this.#end();
+  }
+
+  // A client calls few distinct methods: their encoded names are kept instead of UTF-8 encoded per call.
+  #methodBytes(method: string): Uint8Array {
+    let bytes = this.#methods.get(method);
+    if (bytes === undefined) {
+      bytes = encodeString(method);
+      if (this.#methods.size >= MAX_CACHED_METHODS) this.#methods.clear();
+      this.#methods.set(method, bytes);
+    }
+    return bytes;
+  }
+
+  #raw(bytes: Uint8Array): void {
+    this.#ensure(bytes.length);
+    this.#slab.set(bytes, this.#pos);
+    this.#pos += bytes.length;
   }
 
   #begin(extra: number): void {

@@ -1,0 +1,71 @@
+/**
+ * Deadline timers shared by calls: calls made in the same millisecond with the same timeout share one timer.
+ * A closed loop of many calls otherwise pays for a timer per call (creation, list insertion and a clock read),
+ * about a twentieth of a small call's cost on the client.
+ */
+
+/** DeadlineGroup is one shared timer and the calls waiting on it. @internal */
+export interface DeadlineGroup {
+  readonly members: DeadlineMember[];
+  live: number;
+  timer: NodeJS.Timeout | undefined;
+}
+
+/** DeadlineMember is what a group needs of a call. @internal */
+export interface DeadlineMember {
+  deadlineGroup: DeadlineGroup | undefined;
+}
+
+/** Deadlines hands out shared timers; `expire` runs for every member still armed when its group fires. @internal */
+export class Deadlines<M extends DeadlineMember> {
+  readonly #expire: (member: M, timeout: number) => void;
+  // The group still open for new members: same timeout, same millisecond.
+  #open: DeadlineGroup | undefined;
+  #openTimeout = -1;
+  #openAt = -1;
+
+  constructor(expire: (member: M, timeout: number) => void) {
+    this.#expire = expire;
+  }
+
+  /** arm starts `member`'s deadline, `timeout` ms from now. */
+  arm(member: M, timeout: number): void {
+    const now = Date.now();
+    let group = this.#open;
+    if (group === undefined || this.#openAt !== now || this.#openTimeout !== timeout || group.timer === undefined) {
+      const created: DeadlineGroup = { members: [], live: 0, timer: undefined };
+      created.timer = setTimeout(() => this.#fire(created, timeout), timeout);
+      group = created;
+      this.#open = created;
+      this.#openAt = now;
+      this.#openTimeout = timeout;
+    }
+    group.members.push(member);
+    group.live++;
+    member.deadlineGroup = group;
+  }
+
+  /** disarm stops `member`'s deadline; the shared timer goes when its last member does. */
+  disarm(member: M): void {
+    const group = member.deadlineGroup;
+    if (group === undefined) return;
+    member.deadlineGroup = undefined;
+    if (--group.live === 0) {
+      clearTimeout(group.timer);
+      group.timer = undefined;
+      group.members.length = 0;
+    }
+  }
+
+  #fire(group: DeadlineGroup, timeout: number): void {
+    group.timer = undefined;
+    for (const member of group.members) {
+      if (member.deadlineGroup === group) {
+        member.deadlineGroup = undefined;
+        this.#expire(member as M, timeout);
+      }
+    }
+    group.members.length = 0;
+    group.live = 0;
+  }
+}
