@@ -9,7 +9,9 @@ import {
   MessageType,
   RpcError,
   decodeMessage,
-  encodePayload,
+  encodePayloadParts,
+  payloadLength,
+  type PayloadParts,
   FrameBatcher,
   frameTooLarge,
   fromWireError,
@@ -100,9 +102,9 @@ export class Tunnel {
    */
   send(call: Call, timeout = Math.max(0, call.deadline - Date.now())): RpcError | undefined {
     const id = this.#allocateId();
-    let payload: Uint8Array;
+    let payload: PayloadParts;
     try {
-      payload = encodePayload({
+      payload = encodePayloadParts({
         type: MessageType.Request,
         id,
         method: call.method,
@@ -112,8 +114,9 @@ export class Tunnel {
     } catch (error) {
       return new RpcError('INVALID_ARGUMENT', `${call.method} not sent: its params cannot be encoded (${(error as Error).message})`, { mayHaveRun: false }, { cause: error });
     }
-    if (payload.length > this.#options.maxFrameSize) {
-      const tooLarge = frameTooLarge(payload.length, this.#options.maxFrameSize, 'sent');
+    const length = payloadLength(payload);
+    if (length > this.#options.maxFrameSize) {
+      const tooLarge = frameTooLarge(length, this.#options.maxFrameSize, 'sent');
       return new RpcError('RESOURCE_EXHAUSTED', `${call.method} not sent: ${tooLarge.message}`, { ...(tooLarge.data as object), mayHaveRun: false });
     }
     call.id = id;
@@ -134,7 +137,7 @@ export class Tunnel {
     if (this.#calls.get(call.id) !== call) return;
     this.#calls.delete(call.id);
     this.#abandoned.add(call.id);
-    this.#write(encodePayload({ type: MessageType.Cancel, id: call.id }));
+    this.#write(encodePayloadParts({ type: MessageType.Cancel, id: call.id }));
     this.#endIfDone();
   }
 
@@ -142,7 +145,7 @@ export class Tunnel {
   close(): void {
     if (this.#state !== 'open' && this.#state !== 'draining') return;
     this.#state = 'closing';
-    this.#write(encodePayload({ type: MessageType.Goaway, lastId: 0, code: 'UNAVAILABLE', message: 'client closing' }));
+    this.#write(encodePayloadParts({ type: MessageType.Goaway, lastId: 0, code: 'UNAVAILABLE', message: 'client closing' }));
     this.#endIfDone();
   }
 
@@ -191,7 +194,7 @@ export class Tunnel {
       case MessageType.Response:
         return this.#onResponse(message);
       case MessageType.Ping:
-        this.#write(encodePayload({ type: MessageType.Pong, data: message.data }));
+        this.#write(encodePayloadParts({ type: MessageType.Pong, data: message.data }));
         return true;
       case MessageType.Pong:
         return true;
@@ -247,7 +250,7 @@ export class Tunnel {
   // The server broke wire-v1: tell it why, then close.
   #violation(error: RpcError): void {
     if (this.#state === 'ended') return;
-    this.#write(encodePayload({ type: MessageType.Goaway, lastId: 0, code: goawayCodeOf(error), message: error.message }));
+    this.#write(encodePayloadParts({ type: MessageType.Goaway, lastId: 0, code: goawayCodeOf(error), message: error.message }));
     this.#end(new RpcError('UNAVAILABLE', `tunnel to ${this.#target} closed: the server sent invalid data (${error.message})`, { goaway: goawayCodeOf(error) }));
     this.#endSocket();
   }
@@ -311,13 +314,13 @@ export class Tunnel {
       return;
     }
     this.#pingSentAt = now;
-    this.#write(encodePayload({ type: MessageType.Ping, data: now % MAX_UINT32 }));
+    this.#write(encodePayloadParts({ type: MessageType.Ping, data: now % MAX_UINT32 }));
     // Look again after the shorter of the two: a pong that comes back early lets the next ping go on time.
     this.#scheduleKeepalive(Math.min(keepaliveTimeout, keepaliveInterval));
   }
 
   // Frames go out in capped batches (FrameBatcher).
-  #write(payload: Uint8Array): void {
+  #write(payload: PayloadParts): void {
     if (this.#socket.destroyed || this.#socket.writableEnded) return;
     this.#batcher.push(payload);
   }

@@ -8,6 +8,7 @@
  * the bare ceiling, 440k/s with the cap; issue "Performance"). Large payloads skip the copy: their 4-byte prefix
  * and the payload itself are written as they are.
  */
+import type { PayloadParts } from './envelope.js';
 import { FRAME_HEADER_SIZE } from './frame.js';
 
 /** BatchSink is where batches go: a socket, or anything with write(). */
@@ -36,14 +37,14 @@ export class FrameBatcher {
     return this.#bytes;
   }
 
-  /** push queues one frame payload (without its length prefix). */
-  push(payload: Uint8Array): void {
+  /** push queues one frame payload (without its length prefix), whole or in parts. */
+  push(payload: PayloadParts): void {
+    if (!(payload instanceof Uint8Array)) {
+      this.#pushParts(payload);
+      return;
+    }
     if (payload.length >= DIRECT_WRITE_BYTES) {
-      this.flush();
-      const header = Buffer.allocUnsafe(FRAME_HEADER_SIZE);
-      header.writeUInt32BE(payload.length, 0);
-      this.#sink.write(header);
-      this.#sink.write(payload);
+      this.#pushParts([payload]);
       return;
     }
     this.#payloads.push(payload);
@@ -54,6 +55,26 @@ export class FrameBatcher {
       this.#scheduled = true;
       process.nextTick(this.#onTick);
     }
+  }
+
+  // A large payload goes out as it is: what is queued first, then its prefix together with the small parts that
+  // lead it (the envelope), then its large parts, uncopied.
+  #pushParts(parts: readonly Uint8Array[]): void {
+    this.flush();
+    let length = 0;
+    for (const part of parts) length += part.length;
+    let lead = 0;
+    let leadBytes = 0;
+    while (lead < parts.length && parts[lead]!.length < DIRECT_WRITE_BYTES) leadBytes += parts[lead++]!.length;
+    const head = Buffer.allocUnsafe(FRAME_HEADER_SIZE + leadBytes);
+    head.writeUInt32BE(length, 0);
+    let offset = FRAME_HEADER_SIZE;
+    for (let i = 0; i < lead; i++) {
+      head.set(parts[i]!, offset);
+      offset += parts[i]!.length;
+    }
+    this.#sink.write(head);
+    for (let i = lead; i < parts.length; i++) this.#sink.write(parts[i]!);
   }
 
   /** flush writes what is queued now, as one buffer. */

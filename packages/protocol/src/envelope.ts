@@ -14,6 +14,22 @@ const SLAB_SIZE = 64 * 1024;
 const ENVELOPE_MARGIN = 64;
 
 const MAX_CACHED_METHODS = 1024;
+// Byte arrays this large are sent from the caller's memory, not copied (see PayloadParts).
+const ZERO_COPY_BYTES = 16 * 1024;
+
+/**
+ * PayloadParts is one frame payload, whole or in pieces whose concatenation is the payload. Pieces let large
+ * byte arrays go to the socket without a copy; such a Buffer must not be changed until its call has ended.
+ */
+export type PayloadParts = Uint8Array | readonly Uint8Array[];
+
+/** payloadLength is the byte length of a payload given whole or in parts. */
+export function payloadLength(payload: PayloadParts): number {
+  if (payload instanceof Uint8Array) return payload.length;
+  let length = 0;
+  for (const part of payload) length += part.length;
+  return length;
+}
 
 // A standalone MessagePack str (header and UTF-8 bytes), for names written again and again.
 function encodeString(text: string): Uint8Array {
@@ -33,6 +49,7 @@ export class EnvelopeEncoder {
   readonly #packr: Packr;
   readonly #methods = new Map<string, Uint8Array>();
   #slab = Buffer.allocUnsafe(SLAB_SIZE);
+  #parts: Uint8Array[] | undefined;
   #start = 0;
   #pos = 0;
 
@@ -41,7 +58,7 @@ export class EnvelopeEncoder {
   }
 
   /** request writes `[0, id, method, params, {timeout, headers?}]` (meta omitted when undefined). */
-  request(id: number, method: string, params: unknown, timeout: number | undefined, headers: Record<string, string> | undefined): Uint8Array {
+  request(id: number, method: string, params: unknown, timeout: number | undefined, headers: Record<string, string> | undefined): PayloadParts {
     this.#begin(0);
     const hasMeta = timeout !== undefined || headers !== undefined;
     this.#byte(hasMeta ? 0x95 : 0x94);
@@ -65,7 +82,7 @@ export class EnvelopeEncoder {
   }
 
   /** response writes `[1, id, nil, result]`; errors go through the generic path, they are rare. */
-  result(id: number, result: unknown): Uint8Array {
+  result(id: number, result: unknown): PayloadParts {
     this.#begin(0);
     this.#byte(0x94);
     this.#byte(0x01);
@@ -97,10 +114,22 @@ export class EnvelopeEncoder {
     this.#start = this.#pos;
   }
 
-  #end(): Uint8Array {
+  #end(): PayloadParts {
     const out = this.#slab.subarray(this.#start, this.#pos);
     this.#start = this.#pos;
-    return out;
+    const parts = this.#parts;
+    if (parts === undefined) return out;
+    this.#parts = undefined;
+    if (out.length > 0) parts.push(out);
+    return parts;
+  }
+
+  // Large byte arrays are not copied: the message becomes parts, with the caller's bytes as one of them.
+  #cutAround(data: Uint8Array): void {
+    const parts = (this.#parts ??= []);
+    if (this.#pos > this.#start) parts.push(this.#slab.subarray(this.#start, this.#pos));
+    parts.push(data);
+    this.#start = this.#pos;
   }
 
   // Makes room for n more bytes, moving the message begun so far to a new slab if needed.
@@ -176,7 +205,7 @@ export class EnvelopeEncoder {
 
   #bytes(data: Uint8Array): void {
     const length = data.length;
-    this.#ensure(5 + length);
+    this.#ensure(length >= ZERO_COPY_BYTES ? 5 : 5 + length);
     const slab = this.#slab;
     if (length < 0x100) {
       slab[this.#pos++] = 0xc4;
@@ -189,6 +218,10 @@ export class EnvelopeEncoder {
       slab[this.#pos++] = 0xc6;
       slab.writeUInt32BE(length, this.#pos);
       this.#pos += 4;
+    }
+    if (length >= ZERO_COPY_BYTES) {
+      this.#cutAround(data);
+      return;
     }
     slab.set(data, this.#pos);
     this.#pos += length;

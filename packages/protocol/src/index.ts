@@ -51,7 +51,9 @@ export {
   resolveDecodeLimits,
 } from './limits.js';
 export type { DecodeLimits } from './limits.js';
-export { MessageType, decodeMessage, encodeMessage, encodePayload, isPlainMap } from './message.js';
+export { MessageType, decodeMessage, encodeMessage, encodePayload, encodePayloadParts, isPlainMap } from './message.js';
+export { payloadLength } from './envelope.js';
+export type { PayloadParts } from './envelope.js';
 export { FrameBatcher } from './batch.js';
 export type { BatchSink } from './batch.js';
 export type {

@@ -13,7 +13,7 @@
  * strings or class extensions; `undefined` is written as nil.
  */
 import { Packr, Unpackr } from 'msgpackr';
-import { EnvelopeEncoder } from './envelope.js';
+import { EnvelopeEncoder, type PayloadParts } from './envelope.js';
 import { RpcError, protocolViolation, type GoawayCode, type WireError } from './errors.js';
 import { FRAME_HEADER_SIZE } from './frame.js';
 import { DEFAULT_DECODE_LIMITS, MAX_UINT32, type DecodeLimits } from './limits.js';
@@ -70,6 +70,12 @@ const packr = new Packr({
   structuredClone: false,
   bundleStrings: false,
   encodeUndefinedAsNil: true,
+  // msgpackr writes an Invalid Date as the 1-byte timestamp d4 ff ff, which no peer may accept (wire-v1 allows 4,
+  // 8 or 12 bytes; our pre-scan refuses it). Sent, it would take the whole tunnel down with goaway PROTOCOL_ERROR;
+  // refused here, only the one call fails (INVALID_ARGUMENT unsent, or INTERNAL for a handler's result).
+  onInvalidDate: () => {
+    throw new TypeError('an Invalid Date has no MessagePack timestamp form');
+  },
 });
 
 const envelope = new EnvelopeEncoder(packr);
@@ -129,6 +135,15 @@ export function encodeMessage(message: Message): Buffer {
  * value cannot be encoded.
  */
 export function encodePayload(message: Message): Uint8Array {
+  const parts = encodePayloadParts(message);
+  return parts instanceof Uint8Array ? parts : Buffer.concat(parts);
+}
+
+/**
+ * encodePayloadParts is encodePayload for a FrameBatcher: a large byte array in params or a result is not copied
+ * but becomes a part of its own (PayloadParts), so it must not change until the call ends.
+ */
+export function encodePayloadParts(message: Message): PayloadParts {
   try {
     if (message.type === MessageType.Request) {
       return envelope.request(message.id, message.method, message.params, message.meta?.timeout, message.meta?.headers);

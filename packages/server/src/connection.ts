@@ -8,7 +8,9 @@ import {
   MessageType,
   RpcError,
   decodeMessage,
-  encodePayload,
+  encodePayloadParts,
+  payloadLength,
+  type PayloadParts,
   FrameBatcher,
   frameTooLarge,
   goawayCodeOf,
@@ -373,25 +375,26 @@ export class ServerConnection {
   }
 
   #respond(id: number, error: RpcError | undefined, result: unknown): void {
-    let payload: Uint8Array;
+    let payload: PayloadParts;
     try {
-      payload = encodePayload(error === undefined ? { type: MessageType.Response, id, result } : { type: MessageType.Response, id, error: toWireError(error), result: undefined });
+      payload = encodePayloadParts(error === undefined ? { type: MessageType.Response, id, result } : { type: MessageType.Response, id, error: toWireError(error), result: undefined });
     } catch {
-      payload = encodePayload({ type: MessageType.Response, id, error: toWireError(new RpcError('INTERNAL', 'the result could not be encoded as MessagePack')), result: undefined });
+      payload = encodePayloadParts({ type: MessageType.Response, id, error: toWireError(new RpcError('INTERNAL', 'the result could not be encoded as MessagePack')), result: undefined });
     }
-    if (payload.length > this.#options.maxFrameSize) {
-      const tooLarge = frameTooLarge(payload.length, this.#options.maxFrameSize, 'sent');
-      payload = encodePayload({ type: MessageType.Response, id, error: toWireError(tooLarge), result: undefined });
+    const length = payloadLength(payload);
+    if (length > this.#options.maxFrameSize) {
+      const tooLarge = frameTooLarge(length, this.#options.maxFrameSize, 'sent');
+      payload = encodePayloadParts({ type: MessageType.Response, id, error: toWireError(tooLarge), result: undefined });
     }
     this.#write(payload);
   }
 
   #send(message: Message): void {
-    this.#write(encodePayload(message));
+    this.#write(encodePayloadParts(message));
   }
 
   // Frames go out in capped batches (FrameBatcher); what a non-reading peer can make us queue is bounded.
-  #write(payload: Uint8Array): void {
+  #write(payload: PayloadParts): void {
     if (this.#state === 'closed' || this.#socket.destroyed) return;
     this.#lastActivity = Date.now();
     this.#batcher.push(payload);
