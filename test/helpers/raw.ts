@@ -66,10 +66,20 @@ export class RawTunnel {
   readonly closed: Promise<void>;
   readonly #decoder = new FrameDecoder(64 * 1024 * 1024);
   #undecodable: unknown;
+  // next() reads `messages` in order from here; waiters are woken by every message and by the close.
+  #cursor = 0;
+  #isClosed = false;
+  #wake: Array<() => void> = [];
 
   private constructor(socket: Socket, rest: Buffer) {
     this.socket = socket;
-    this.closed = new Promise((resolve) => socket.once('close', () => resolve()));
+    this.closed = new Promise((resolve) =>
+      socket.once('close', () => {
+        this.#isClosed = true;
+        this.#wakeAll();
+        resolve();
+      }),
+    );
     // A reset is an acceptable way for the server to drop a hostile peer; the test looks at 'close'.
     socket.on('error', () => undefined);
     socket.on('data', (chunk: Buffer) => this.#onData(chunk));
@@ -106,6 +116,23 @@ export class RawTunnel {
     return this.messages;
   }
 
+  /**
+   * next resolves with the next message the server sent that no earlier next() returned, waiting for it if
+   * needed. Rejects if the socket closes first, or if the server sent bytes that do not decode.
+   */
+  async next(): Promise<Message> {
+    for (;;) {
+      if (this.#undecodable !== undefined) throw new Error(`the server sent bytes that do not decode: ${String(this.#undecodable)}`);
+      const message = this.messages[this.#cursor];
+      if (message !== undefined) {
+        this.#cursor++;
+        return message;
+      }
+      if (this.#isClosed) throw new Error(`the socket closed before another message arrived; messages so far: ${JSON.stringify(this.messages).slice(0, 300)}`);
+      await new Promise<void>((resolve) => this.#wake.push(resolve));
+    }
+  }
+
   /** destroy closes the socket from this side. */
   destroy(): void {
     this.socket.destroy();
@@ -117,5 +144,12 @@ export class RawTunnel {
     } catch (error) {
       this.#undecodable ??= error;
     }
+    this.#wakeAll();
+  }
+
+  #wakeAll(): void {
+    const waiting = this.#wake;
+    this.#wake = [];
+    for (const resolve of waiting) resolve();
   }
 }

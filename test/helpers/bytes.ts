@@ -1,0 +1,44 @@
+/**
+ * Byte builders for hand-made MessagePack: plain values through a records-off Packr, and the pieces a hostile
+ * peer assembles by hand (str8 keys, maps of raw entries, requests whose params are raw bytes).
+ */
+import { Packr } from 'msgpackr';
+import { frame, hex } from './raw.js';
+
+const packr = new Packr({ useRecords: false, moreTypes: false, structuredClone: false, encodeUndefinedAsNil: true });
+
+/** pack encodes one value as standard MessagePack (no records, no extensions besides timestamps). */
+export function pack(value: unknown): Buffer {
+  return Buffer.from(packr.pack(value));
+}
+
+/** fixstr encodes a string of at most 31 bytes as fixstr (a0-bf). */
+export function fixstr(text: string): Buffer {
+  const bytes = Buffer.from(text, 'utf8');
+  if (bytes.length > 31) throw new Error(`fixstr(): ${bytes.length} bytes do not fit`);
+  return Buffer.concat([Buffer.from([0xa0 | bytes.length]), bytes]);
+}
+
+/** str8 encodes a string as str8 (d9 LEN), the form msgpackr itself never writes for short keys. */
+export function str8(text: string): Buffer {
+  const bytes = Buffer.from(text, 'utf8');
+  if (bytes.length > 255) throw new Error(`str8(): ${bytes.length} bytes do not fit`);
+  return Buffer.concat([Buffer.from([0xd9, bytes.length]), bytes]);
+}
+
+/** map encodes a fixmap (at most 15 entries) of raw key and value bytes. */
+export function map(entries: ReadonlyArray<readonly [Buffer, Buffer]>): Buffer {
+  if (entries.length > 15) throw new Error('map(): a fixmap holds at most 15 entries');
+  return Buffer.concat([Buffer.from([0x80 | entries.length]), ...entries.flat()]);
+}
+
+/**
+ * rawRequest is the frame of `[0, id, method, params, meta?]` where each part is either a value to pack or raw
+ * bytes (a Buffer) written as they are.
+ */
+export function rawRequest(id: unknown, method: unknown, params: unknown, meta?: unknown): Buffer {
+  const part = (value: unknown): Buffer => (Buffer.isBuffer(value) ? value : pack(value));
+  const parts = [hex(meta === undefined ? '94' : '95'), hex('00'), part(id), part(method), part(params)];
+  if (meta !== undefined) parts.push(part(meta));
+  return frame(Buffer.concat(parts));
+}
