@@ -24,7 +24,8 @@ const DIRECT_WRITE_BYTES = 16 * 1024;
 /** FrameBatcher frames payloads and writes them to its sink in batches. */
 export class FrameBatcher {
   readonly #sink: BatchSink;
-  #payloads: Uint8Array[] = [];
+  // The shared empty list until the first frame: an idle tunnel holds no array of its own.
+  #payloads: Uint8Array[] = NO_PAYLOADS;
   #bytes = 0;
   #scheduled = false;
 
@@ -47,13 +48,14 @@ export class FrameBatcher {
       this.#pushParts([payload]);
       return;
     }
+    if (this.#payloads === NO_PAYLOADS) this.#payloads = [];
     this.#payloads.push(payload);
     this.#bytes += FRAME_HEADER_SIZE + payload.length;
     if (this.#payloads.length >= MAX_BATCH_FRAMES || this.#bytes >= MAX_BATCH_BYTES) {
       this.flush();
     } else if (!this.#scheduled) {
       this.#scheduled = true;
-      process.nextTick(this.#onTick);
+      process.nextTick(flushAtEndOfTick, this);
     }
   }
 
@@ -88,13 +90,20 @@ export class FrameBatcher {
       batch.set(payload, offset + FRAME_HEADER_SIZE);
       offset += FRAME_HEADER_SIZE + payload.length;
     }
-    this.#payloads = [];
+    this.#payloads = NO_PAYLOADS;
     this.#bytes = 0;
     this.#sink.write(batch);
   }
 
-  readonly #onTick = (): void => {
+  /** endTick is the end-of-tick flush. @internal */
+  endTick(): void {
     this.#scheduled = false;
     this.flush();
-  };
+  }
+}
+
+const NO_PAYLOADS: Uint8Array[] = [];
+
+function flushAtEndOfTick(batcher: FrameBatcher): void {
+  batcher.endTick();
 }

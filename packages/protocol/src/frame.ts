@@ -42,7 +42,8 @@ export function frameTooLarge(size: number, maxFrameSize: number, side: 'receive
  */
 export class FrameDecoder {
   readonly #maxFrameSize: number;
-  readonly #header = Buffer.alloc(FRAME_HEADER_SIZE);
+  // A length prefix split across chunks is gathered here as a number: no buffer per decoder (idle tunnels).
+  #header = 0;
   #headerFill = 0;
   // Declared length of the frame being assembled, or -1 while reading a header.
   #expected = -1;
@@ -102,13 +103,14 @@ export class FrameDecoder {
           this.#startPartial(length);
           continue;
         }
-        const take = Math.min(FRAME_HEADER_SIZE - this.#headerFill, end - offset);
-        bytes.copy(this.#header, this.#headerFill, offset, offset + take);
-        this.#headerFill += take;
-        offset += take;
+        while (this.#headerFill < FRAME_HEADER_SIZE && offset < end) {
+          this.#header = this.#header * 256 + bytes[offset++]!;
+          this.#headerFill++;
+        }
         if (this.#headerFill < FRAME_HEADER_SIZE) break;
+        const length = this.#header;
+        this.#header = 0;
         this.#headerFill = 0;
-        const length = this.#header.readUInt32BE(0);
         this.#checkLength(length);
         this.#startPartial(length);
         continue;

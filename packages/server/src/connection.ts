@@ -33,6 +33,8 @@ export interface ConnectionHost {
   acquireCall(): boolean;
   releaseCall(): void;
   connectionClosed(connection: ServerConnection): void;
+  /** Reports to ServerOptions.logger; a logger that throws is ignored. */
+  readonly log: (message: string, detail?: unknown) => void;
 }
 
 interface ActiveCall {
@@ -45,6 +47,12 @@ interface ActiveCall {
 // Hard stop for a socket that was told goaway but does not take the close (a peer that never reads).
 const CLOSE_LINGER_MS = 1000;
 const EMPTY_HEADERS: Readonly<Record<string, string>> = Object.freeze(Object.create(null) as Record<string, string>);
+// Shared empty collections; a connection replaces one with its own before the first write to it.
+const NO_CALLS: Map<number, ActiveCall> = new Map();
+const NO_NOTIFICATIONS: Set<HandlerContext> = new Set();
+const NO_BACKLOG: Buffer[] = [];
+// The connection of each tunneled socket, for the shared socket listeners.
+const CONNECTIONS = new WeakMap<Socket, ServerConnection>();
 
 /** ServerConnection serves wire-v1 on one taken-over socket. @internal */
 export class ServerConnection {
@@ -52,14 +60,16 @@ export class ServerConnection {
   readonly #host: ConnectionHost;
   readonly #options: ResolvedServerOptions;
   readonly #decoder: FrameDecoder;
-  readonly #calls = new Map<number, ActiveCall>();
-  readonly #peer: PeerAddress;
+  // Idle tunnels are most tunnels: the collections below start as shared empty ones and get their own on first use.
+  #calls: Map<number, ActiveCall> = NO_CALLS;
+  readonly #address: string;
+  #peer: PeerAddress | undefined;
   readonly #auth: unknown;
   #notificationsRunning = 0;
   // Signals of running notification handlers, aborted at their deadline or when the connection closes.
-  readonly #notifications = new Set<HandlerContext>();
+  #notifications: Set<HandlerContext> = NO_NOTIFICATIONS;
   // Payloads read but not yet dispatched because maxInFlight calls were running.
-  #backlog: Buffer[] = [];
+  #backlog: Buffer[] = NO_BACKLOG;
   #backlogHead = 0;
   #pumping = false;
   #state: 'open' | 'draining' | 'closed' = 'open';
@@ -78,11 +88,34 @@ export class ServerConnection {
     this.#auth = auth;
     this.#decoder = new FrameDecoder(this.#options.maxFrameSize);
     this.#batcher = new FrameBatcher(socket);
-    this.#peer = { address: socket.remoteAddress, port: socket.remotePort, family: socket.remoteFamily };
-    socket.on('data', (chunk: Buffer) => this.#onData(chunk));
-    socket.on('drain', () => this.#onDrain());
-    socket.on('close', () => this.#onClose());
-    socket.on('end', () => this.#onPeerEnd());
+    // Kept as a string: the socket forgets its address once closed, and the per-IP count needs it then.
+    this.#address = socket.remoteAddress ?? 'unknown';
+    CONNECTIONS.set(socket, this);
+    socket.on('data', ServerConnection.#socketData);
+    socket.on('drain', ServerConnection.#socketDrain);
+    socket.on('close', ServerConnection.#socketClose);
+    socket.on('end', ServerConnection.#socketEnd);
+  }
+
+  // One listener function per event for all tunnels, instead of four closures per tunnel.
+  static #socketData(this: Socket, chunk: Buffer): void {
+    const connection = CONNECTIONS.get(this);
+    if (connection !== undefined) connection.#onData(chunk);
+  }
+
+  static #socketDrain(this: Socket): void {
+    const connection = CONNECTIONS.get(this);
+    if (connection !== undefined) connection.#onDrain();
+  }
+
+  static #socketClose(this: Socket): void {
+    const connection = CONNECTIONS.get(this);
+    if (connection !== undefined) connection.#onClose();
+  }
+
+  static #socketEnd(this: Socket): void {
+    const connection = CONNECTIONS.get(this);
+    if (connection !== undefined) connection.#onPeerEnd();
   }
 
   /** open answers the CONNECT and feeds the bytes that arrived with the head (Node's `head`) to the decoder. */
@@ -93,7 +126,7 @@ export class ServerConnection {
 
   /** peerAddress is the remote IP address, for the per-IP connection count. */
   get peerAddress(): string {
-    return this.#peer.address ?? 'unknown';
+    return this.#address;
   }
 
   /** callsInFlight counts the requests this connection is running. */
@@ -158,6 +191,7 @@ export class ServerConnection {
   readonly #onFrame = (payload: Buffer): boolean => {
     if (this.#state === 'closed') return false;
     if (this.#backlogHead < this.#backlog.length || this.#atCapacity()) {
+      if (this.#backlog === NO_BACKLOG) this.#backlog = [];
       this.#backlog.push(payload);
       this.#socket.pause();
       return true;
@@ -193,7 +227,7 @@ export class ServerConnection {
       this.#pumping = false;
     }
     if (this.#backlogHead < this.#backlog.length) return;
-    this.#backlog = [];
+    this.#backlog = NO_BACKLOG;
     this.#backlogHead = 0;
     this.#resumeReading();
   }
@@ -277,17 +311,18 @@ export class ServerConnection {
       }
     } catch (error) {
       this.#host.releaseCall();
-      this.#respond(request.id, errorFromHandler(error, method.path, this.#options.exposeInternalErrors, this.#log), undefined);
+      this.#respond(request.id, errorFromHandler(error, method.path, this.#options.exposeInternalErrors, this.#host.log), undefined);
       return true;
     }
     const call: ActiveCall = { id: request.id, method: method.path, ctx, timer: undefined };
+    if (this.#calls === NO_CALLS) this.#calls = new Map();
     this.#calls.set(request.id, call);
     call.timer = setTimeout(() => {
       this.#finish(call, new RpcError('DEADLINE_EXCEEDED', `${method.path} passed its deadline of ${timeout} ms`));
     }, Math.max(0, deadline - Date.now()));
     Promise.resolve(outcome).then(
       (result) => this.#finish(call, undefined, result),
-      (error: unknown) => this.#finish(call, errorFromHandler(error, method.path, this.#options.exposeInternalErrors, this.#log)),
+      (error: unknown) => this.#finish(call, errorFromHandler(error, method.path, this.#options.exposeInternalErrors, this.#host.log)),
     );
     return true;
   }
@@ -296,21 +331,22 @@ export class ServerConnection {
     if (this.#state !== 'open') return;
     const method = this.#host.methods.get(notification.method);
     if (method === undefined) {
-      this.#log(`notification for unknown method ${JSON.stringify(notification.method.slice(0, 200))} dropped`);
+      this.#host.log(`notification for unknown method ${JSON.stringify(notification.method.slice(0, 200))} dropped`);
       return;
     }
     const parsed = parseParams(method, notification.params);
     if (!parsed.ok) {
-      this.#log(`notification ${method.path} dropped: ${parsed.error.message}`);
+      this.#host.log(`notification ${method.path} dropped: ${parsed.error.message}`);
       return;
     }
     const timeout = Math.min(notification.meta?.timeout ?? this.#options.defaultTimeout, this.#options.maxTimeout);
     if (timeout === 0) {
-      this.#log(`notification ${method.path} dropped: its deadline had passed before it arrived`);
+      this.#host.log(`notification ${method.path} dropped: its deadline had passed before it arrived`);
       return;
     }
     const ctx = this.#context(method.path, Date.now() + timeout, notification.meta?.headers, true);
     this.#notificationsRunning++;
+    if (this.#notifications === NO_NOTIFICATIONS) this.#notifications = new Set();
     this.#notifications.add(ctx);
     // PROTOCOL.md 8.1 / 5.3: a notification's signal is aborted at its deadline too; nothing is sent.
     const timer = setTimeout(() => {
@@ -320,7 +356,7 @@ export class ServerConnection {
       clearTimeout(timer);
       this.#notifications.delete(ctx);
       this.#notificationsRunning--;
-      if (error !== undefined) errorFromHandler(error, method.path, false, this.#log);
+      if (error !== undefined) errorFromHandler(error, method.path, false, this.#host.log);
       if (this.#backlogHead < this.#backlog.length) this.#pump();
       this.#closeIfIdle();
     };
@@ -359,7 +395,9 @@ export class ServerConnection {
   }
 
   #context(method: string, deadline: number, headers: Record<string, string> | undefined, notification: boolean): HandlerContext {
-    return new HandlerContext(method, deadline, headers ?? EMPTY_HEADERS, notification, this.#peer, this.#socket, this.#auth);
+    const socket = this.#socket;
+    this.#peer ??= { address: socket.remoteAddress, port: socket.remotePort, family: socket.remoteFamily };
+    return new HandlerContext(method, deadline, headers ?? EMPTY_HEADERS, notification, this.#peer, socket, this.#auth);
   }
 
   // Settles a call exactly once: the Map entry is the guard (Go's pending delete-then-done).
@@ -438,7 +476,7 @@ export class ServerConnection {
 
   #abortAll(reason: RpcError): void {
     this.#state = 'closed';
-    this.#backlog = [];
+    this.#backlog = NO_BACKLOG;
     this.#backlogHead = 0;
     this.#socket.pause();
     for (const call of this.#calls.values()) {
@@ -461,13 +499,6 @@ export class ServerConnection {
     this.#host.connectionClosed(this);
   }
 
-  readonly #log = (message: string, detail?: unknown): void => {
-    try {
-      this.#options.logger(message, detail);
-    } catch {
-      // A logger that throws must not take the connection down.
-    }
-  };
 }
 
 function isThenable(value: unknown): value is PromiseLike<unknown> {

@@ -13,6 +13,11 @@ import { refuseConnect, statusForCode } from './refuse.js';
 
 const MAX_HEADERS_COUNT = 64;
 
+// Shared by every tunnel's socket: its own closure per tunnel would cost memory on idle tunnels.
+function destroyOnError(this: Duplex): void {
+  this.destroy();
+}
+
 /** ListenAddress is where listen() accepted connections. */
 export interface ListenAddress {
   host: string;
@@ -50,6 +55,13 @@ export class RpcServer {
       },
       releaseCall: () => {
         this.#callsInFlight--;
+      },
+      log: (message, detail) => {
+        try {
+          this.#options.logger(message, detail);
+        } catch {
+          // A logger that throws must not take a connection down.
+        }
       },
       connectionClosed: (connection) => {
         if (!this.#connections.delete(connection)) return;
@@ -109,7 +121,7 @@ export class RpcServer {
    */
   handleConnect(req: IncomingMessage, socket: Duplex, head: Buffer): void {
     // Node removes its own listeners at the takeover: without this an ECONNRESET would crash the process.
-    socket.on('error', () => socket.destroy());
+    socket.on('error', destroyOnError);
     if (!this.#isRpcPath(req.url)) {
       refuseConnect(socket, 404, `404 no RPC endpoint at ${String(req.url).slice(0, 100)}; use ${this.#options.path}`);
       return;
