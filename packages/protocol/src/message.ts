@@ -92,6 +92,20 @@ const unpackr = new Unpackr({
   int64AsType: 'auto' as 'bigint',
 });
 
+// In frames this large, byte arrays are views of the frame rather than copies: the frame buffer belongs to this
+// message alone (the decoder never reuses it), and copying 64 KiB values again costs more than it saves. A kept
+// byte array then keeps at most its own frame alive; in smaller frames it is copied so that it does not pin a
+// whole socket chunk.
+const VIEW_FRAME_BYTES = 64 * 1024;
+const viewUnpackr = new Unpackr({
+  useRecords: false,
+  mapsAsObjects: true,
+  structuredClone: false,
+  moreTypes: false,
+  copyBuffers: false,
+  int64AsType: 'auto' as 'bigint',
+});
+
 /** toTuple lays a message out as its wire array. */
 function toTuple(message: Message): unknown[] {
   switch (message.type) {
@@ -164,7 +178,7 @@ export function decodeMessage(payload: Uint8Array, limits: DecodeLimits = DEFAUL
   scanMessagePack(payload, limits);
   let value: unknown;
   try {
-    value = unpackr.unpack(payload);
+    value = (payload.length >= VIEW_FRAME_BYTES ? viewUnpackr : unpackr).unpack(payload);
   } catch {
     // msgpackr messages can embed up to 100 characters of peer data: never pass them on.
     throw protocolViolation('the frame is not a valid MessagePack value');

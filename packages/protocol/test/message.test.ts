@@ -435,3 +435,19 @@ describe('isPlainMap', () => {
     }
   });
 });
+
+describe('decodeMessage byte arrays', () => {
+  it('copies a byte array out of a frame under 64 KiB, so keeping it does not keep the frame', () => {
+    const frame = encodeMessage({ type: 1, id: 1, result: Buffer.alloc(1024, 5) }).subarray(4);
+    const { result } = decodeMessage(frame) as { result: Buffer };
+    frame.fill(0);
+    expect(result.every((byte) => byte === 5)).to.equal(true);
+  });
+
+  it('returns a byte array of a frame of 64 KiB or more as a view of that frame, uncopied', () => {
+    const frame = encodeMessage({ type: 1, id: 1, result: Buffer.alloc(64 * 1024, 5) }).subarray(4);
+    const { result } = decodeMessage(frame) as { result: Buffer };
+    expect(result.buffer).to.equal(frame.buffer);
+    expect(result.length).to.equal(64 * 1024);
+  });
+});
