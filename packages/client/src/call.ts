@@ -26,8 +26,8 @@ export interface Call {
   tunnel: Tunnel | undefined;
   id: number;
   settled: boolean;
-  /** Runs when the deadline passes before the call settled. */
-  readonly expire: (timeout: number) => void;
+  /** Fails the call when its deadline passes (one function per client). */
+  readonly expire: (call: Call, timeout: number) => void;
 }
 
 /** settleCall marks a call done and drops its deadline and abort listener; false if it was settled already. @internal */
@@ -51,4 +51,4 @@ export function failCall(call: Call, code: RpcError['code'], message: string, ma
  * the client that made it.
  * @internal
  */
-export const callDeadlines = new Deadlines<Call>((call, timeout) => call.expire(timeout));
+export const callDeadlines = new Deadlines<Call>((call, timeout) => call.expire(call, timeout));

@@ -38,6 +38,8 @@ export interface CallFailure {
   mayHaveRun: boolean;
 }
 
+const NO_OPTIONS: CallOptions = Object.freeze({});
+
 // Dial errors that another try will not fix: calls waiting for a tunnel fail with them at once.
 const PERMANENT_REFUSALS: ReadonlySet<string> = new Set(['UNAUTHENTICATED', 'PERMISSION_DENIED', 'UNIMPLEMENTED', 'INVALID_ARGUMENT']);
 
@@ -59,6 +61,11 @@ export class RpcClient {
   #closeReason: RpcError | undefined;
   readonly #closed: Promise<RpcError | undefined>;
   #resolveClosed!: (reason: RpcError | undefined) => void;
+
+  // One function per client, shared by its calls, for when a call's deadline passes.
+  readonly #expire = (call: Call, timeout: number): void => {
+    this.#giveUp(call, 'DEADLINE_EXCEEDED', `${call.method} passed its deadline of ${timeout} ms`);
+  };
 
   /** @internal Use connect(). */
   constructor(dialed: Dialed, options: ResolvedClientOptions, target: DialTarget) {
@@ -97,7 +104,7 @@ export class RpcClient {
    * the server's error, DEADLINE_EXCEEDED at the deadline, CANCELLED on abort, UNAVAILABLE when the tunnel is lost
    * and the call may have run, RESOURCE_EXHAUSTED when too many calls wait.
    */
-  call(method: string, params?: unknown, options: CallOptions = {}): Promise<unknown> {
+  call(method: string, params?: unknown, options: CallOptions = NO_OPTIONS): Promise<unknown> {
     if (this.#state !== 'open') {
       const why = this.#closeReason === undefined ? `close() was called on the client for ${this.#target.display}` : `the tunnel to ${this.#target.display} is closed (${this.#closeReason.message})`;
       return Promise.reject(new RpcError('UNAVAILABLE', `${method} not sent: ${why}; connect again`, { mayHaveRun: false }));
@@ -115,12 +122,13 @@ export class RpcClient {
     if (signal?.aborted === true) {
       return Promise.reject(new RpcError('CANCELLED', `${method} not sent: its AbortSignal was aborted already`, { mayHaveRun: false }, { cause: signal.reason }));
     }
+    const now = Date.now();
     return new Promise((resolve, reject) => {
       const call: Call = {
         method,
         params,
         headers: options.headers,
-        deadline: Date.now() + timeout,
+        deadline: now + timeout,
         idempotent: options.idempotent === true,
         resolve,
         reject,
@@ -132,9 +140,9 @@ export class RpcClient {
         tunnel: undefined,
         id: 0,
         settled: false,
-        expire: (ms) => this.#giveUp(call, 'DEADLINE_EXCEEDED', `${method} passed its deadline of ${ms} ms`),
+        expire: this.#expire,
       };
-      callDeadlines.arm(call, timeout);
+      callDeadlines.arm(call, timeout, now);
       if (signal !== undefined) {
         // AbortSignal.timeout() aborts with a TimeoutError: that is a deadline, not a cancel.
         call.onAbort = () => {

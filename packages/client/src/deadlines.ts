@@ -28,9 +28,8 @@ export class Deadlines<M extends DeadlineMember> {
     this.#expire = expire;
   }
 
-  /** arm starts `member`'s deadline, `timeout` ms from now. */
-  arm(member: M, timeout: number): void {
-    const now = Date.now();
+  /** arm starts `member`'s deadline, `timeout` ms after `now` (Date.now(), read once by the caller). */
+  arm(member: M, timeout: number, now: number): void {
     let group = this.#open;
     if (group === undefined || this.#openAt !== now || this.#openTimeout !== timeout || group.timer === undefined) {
       const created: DeadlineGroup = { members: [], live: 0, timer: undefined };
