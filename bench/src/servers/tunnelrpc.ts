@@ -2,7 +2,8 @@
  * tunnelrpc server: the real RpcServer with the Echo fixture's `echo` (input and output z.unknown()), every guard
  * at its default. Only two limits move, and only when the run needs more than the default:
  *   --concurrency C        maxInFlight = C when C > 128 (the default)
- *   --max-connections N    maxConnections = N when N > 10000 (the default), for the idle-tunnel count
+ *   --max-connections N    maxConnectionsPerIp = N (and maxConnections when N > 10000, the default), for the
+ *                          idle-tunnel count, which opens every tunnel from 127.0.0.1
  */
 import { Echo, createEchoService } from '@tunnelrpc/examples';
 import { RpcServer, type ServerOptions } from '@tunnelrpc/server';
@@ -18,7 +19,11 @@ async function main(): Promise<void> {
   const maxConnections = args.number('max-connections', 0);
   const options: ServerOptions = {};
   if (concurrency > DEFAULT_MAX_IN_FLIGHT) options.maxInFlight = concurrency;
-  if (maxConnections > DEFAULT_MAX_CONNECTIONS) options.maxConnections = maxConnections;
+  // The idle-tunnel count opens every tunnel from 127.0.0.1, so the per-address cap moves with the total.
+  if (maxConnections > 0) {
+    options.maxConnections = Math.max(maxConnections, DEFAULT_MAX_CONNECTIONS);
+    options.maxConnectionsPerIp = maxConnections;
+  }
   const rpc = new RpcServer(options).register(Echo, createEchoService());
   const { port } = await rpc.listen(0, '127.0.0.1');
   serveControl(port, { connections: () => rpc.connectionCount, close: () => rpc.close() });
