@@ -1,9 +1,9 @@
 /**
  * The long fuzz run (not in CI): the engine of test/e2e/fuzz.test.ts with a chosen seed and count.
  *
- *   npm run fuzz                               200,000 inputs with a fresh random seed
- *   npm run fuzz -- --seed 42 --count 1000000  a chosen seed and count
- *   npm run fuzz -- --seed 42 --from 1234 --count 1   replay input 1234 of seed 42 alone
+ *   pnpm fuzz                                   200,000 inputs with a fresh random seed
+ *   pnpm fuzz --seed 42 --count 1000000  a chosen seed and count
+ *   pnpm fuzz --seed 42 --from 1234 --count 1   replay input 1234 of seed 42 alone
  *
  * The first line printed is the seed, so a run that crashes can be replayed. The last is a JSON report; the exit
  * code is 0 only when every oracle held and a known-good call worked afterwards.
@@ -31,7 +31,7 @@ async function main(): Promise<void> {
   if (!Number.isInteger(count) || count < 1 || !Number.isInteger(from) || from < 0 || !Number.isInteger(parallel) || parallel < 1) {
     throw new Error('--count and --parallel must be positive integers, --from a non-negative integer');
   }
-  console.log(`fuzz seed ${seed} (replay: npm run fuzz -- --seed ${seed} --from ${from} --count ${count})`);
+  console.log(`fuzz seed ${seed} (replay: pnpm fuzz --seed ${seed} --from ${from} --count ${count})`);
   if (values.show) {
     for (let index = from; index < from + count; index++) {
       const input = generateInput(seed, index);

@@ -2,9 +2,9 @@
  * The soak (not in CI): many mixed calls against a server in a child process, with random cancels, short
  * deadlines and tunnels killed from the server side, then an account of every call and of the server's memory.
  *
- *   npm run soak                                   1,000,000 calls
- *   npm run soak -- --calls 200000 --clients 8 --concurrency 32 --kill-every 200 --seed 7
- *   npm run soak -- --idle-tunnels 10000           server RSS for N idle tunnels instead
+ *   pnpm soak                                       1,000,000 calls
+ *   pnpm soak --calls 200000 --clients 8 --concurrency 32 --kill-every 200 --seed 7
+ *   pnpm soak --idle-tunnels 10000           server RSS for N idle tunnels instead
  *
  * Every call must end exactly once: answered with the right value, or failed with an RpcError whose code is in
  * ERROR_CODES. The report counts lost calls (never settled: must be 0), doubled ones (settled twice: must be 0),
