@@ -285,7 +285,7 @@ export class ServerConnection {
       this.#respond(request.id, new RpcError('DEADLINE_EXCEEDED', `deadline of ${method.path} had passed before it arrived`), undefined);
       return true;
     }
-    const parsed = parseParams(method, request.params);
+    const parsed = parseParams(method, request.params, this.#options.validateParams);
     if (!parsed.ok) {
       this.#respond(request.id, parsed.error, undefined);
       return true;
@@ -334,7 +334,7 @@ export class ServerConnection {
       this.#host.log(`notification for unknown method ${JSON.stringify(notification.method.slice(0, 200))} dropped`);
       return;
     }
-    const parsed = parseParams(method, notification.params);
+    const parsed = parseParams(method, notification.params, this.#options.validateParams);
     if (!parsed.ok) {
       this.#host.log(`notification ${method.path} dropped: ${parsed.error.message}`);
       return;

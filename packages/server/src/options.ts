@@ -71,6 +71,12 @@ export interface ServerOptions {
   /** ms that close() lets calls in flight finish before it destroys the remaining tunnels. Default 10000. */
   shutdownTimeout?: number;
   /**
+   * Parse every request's params with its method's zod schema (INVALID_ARGUMENT on failure). Turn it off only for
+   * tunnels from trusted peers, to save the parse: handlers then get the decoded params as they came, unchecked
+   * (still bounded by the frame limits), and zod transforms and defaults do not run. Default true.
+   */
+  validateParams?: boolean;
+  /**
    * Send the text of non-RpcError throws to callers as the INTERNAL message. Off by default: handler errors can
    * hold secrets, so callers get a generic message and the detail goes to `logger`.
    */
@@ -105,6 +111,7 @@ export interface ResolvedServerOptions extends DecodeLimits {
   maxTimeout: number;
   shutdownTimeout: number;
   exposeInternalErrors: boolean;
+  validateParams: boolean;
   authorize: ((req: IncomingMessage) => unknown) | undefined;
   logger: ServerLogger;
 }
@@ -147,6 +154,7 @@ export function resolveServerOptions(options: ServerOptions = {}): ResolvedServe
     maxTimeout: ms('maxTimeout', 300_000, 1),
     shutdownTimeout: ms('shutdownTimeout', 10_000),
     exposeInternalErrors: given.exposeInternalErrors ?? false,
+    validateParams: given.validateParams ?? true,
     authorize: given.authorize,
     logger: given.logger ?? defaultLogger,
   };

@@ -76,6 +76,16 @@ describe('RpcServer dispatch', () => {
     });
   });
 
+  describe('validateParams: false', () => {
+    it('hands params to the handler unchecked, for trusted peers', async () => {
+      const trusting = await startServer({ validateParams: false });
+      const peer = await openTunnel(trusting.port);
+      // A strict schema would refuse the extra key and the string; unchecked, the handler adds what it gets.
+      expect(expectResult(await peer.call(1, 'Svc.add', { a: 'x', b: 'y', extra: true }), 1)).to.equal('xy');
+      expect(trusting.probe.entered('add')).to.equal(1);
+    });
+  });
+
   describe('invalid params', () => {
     it('answers INVALID_ARGUMENT with the same id and the zod issues in data, and keeps the connection', async () => {
       const error = expectError(await tunnel.call(11, 'Svc.add', { a: 1, b: 'two' }), 11, 'INVALID_ARGUMENT');
