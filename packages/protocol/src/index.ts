@@ -58,6 +58,7 @@ export { FrameBatcher } from './batch.js';
 export type { BatchSink } from './batch.js';
 export type {
   CancelMessage,
+  DecodeStats,
   GoawayMessage,
   Message,
   NotificationMessage,

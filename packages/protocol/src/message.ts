@@ -169,13 +169,19 @@ export function encodePayloadParts(message: Message): PayloadParts {
   }
 }
 
+/** DecodeStats receives what decodeMessage measured: the MessagePack values in the frame (its decoded size). */
+export interface DecodeStats {
+  items: number;
+}
+
 /**
  * decodeMessage turns one frame payload into a Message, after the pre-scan and shape checks of wire-v1. Throws an
  * RpcError for a violation: RESOURCE_EXHAUSTED over maxItemsPerFrame, INTERNAL (protocol error) for anything else.
  * Messages never quote the peer's bytes.
  */
-export function decodeMessage(payload: Uint8Array, limits: DecodeLimits = DEFAULT_DECODE_LIMITS): Message {
-  scanMessagePack(payload, limits);
+export function decodeMessage(payload: Uint8Array, limits: DecodeLimits = DEFAULT_DECODE_LIMITS, stats?: DecodeStats): Message {
+  const items = scanMessagePack(payload, limits);
+  if (stats !== undefined) stats.items = items;
   let value: unknown;
   try {
     value = (payload.length >= VIEW_FRAME_BYTES ? viewUnpackr : unpackr).unpack(payload);

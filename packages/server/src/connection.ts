@@ -16,6 +16,7 @@ import {
   goawayCodeOf,
   protocolViolation,
   toWireError,
+  type DecodeStats,
   type GoawayCode,
   type Message,
   type NotificationMessage,
@@ -29,9 +30,9 @@ import type { ResolvedServerOptions } from './options.js';
 export interface ConnectionHost {
   readonly options: ResolvedServerOptions;
   readonly methods: MethodTable;
-  /** Takes a global call slot; false when maxCallsInFlight are running. */
-  acquireCall(): boolean;
-  releaseCall(): void;
+  /** Takes a global call slot for a call holding `items` decoded values; the refusal when the server is full. */
+  acquireCall(items: number): RpcError | undefined;
+  releaseCall(items: number): void;
   connectionClosed(connection: ServerConnection): void;
   /** Reports to ServerOptions.logger; a logger that throws is ignored. */
   readonly log: (message: string, detail?: unknown) => void;
@@ -42,6 +43,8 @@ interface ActiveCall {
   readonly method: string;
   readonly ctx: HandlerContext;
   timer: NodeJS.Timeout | undefined;
+  /** Decoded values its params hold, counted against maxItemsInFlight. */
+  readonly items: number;
 }
 
 // Hard stop for a socket that was told goaway but does not take the close (a peer that never reads).
@@ -51,6 +54,8 @@ const EMPTY_HEADERS: Readonly<Record<string, string>> = Object.freeze(Object.cre
 const NO_CALLS: Map<number, ActiveCall> = new Map();
 const NO_NOTIFICATIONS: Set<HandlerContext> = new Set();
 const NO_BACKLOG: Buffer[] = [];
+// What the last decodeMessage measured; read right after it (decoding is synchronous, one frame at a time).
+const DECODE_STATS: DecodeStats = { items: 0 };
 // The connection of each tunneled socket, for the shared socket listeners.
 const CONNECTIONS = new WeakMap<Socket, ServerConnection>();
 
@@ -236,7 +241,7 @@ export class ServerConnection {
   #handleFrame(payload: Buffer): boolean {
     let message: Message;
     try {
-      message = decodeMessage(payload, this.#options);
+      message = decodeMessage(payload, this.#options, DECODE_STATS);
     } catch (error) {
       this.#fail(RpcError.from(error, 'INTERNAL'));
       return false;
@@ -290,12 +295,10 @@ export class ServerConnection {
       this.#respond(request.id, parsed.error, undefined);
       return true;
     }
-    if (!this.#host.acquireCall()) {
-      this.#respond(
-        request.id,
-        new RpcError('RESOURCE_EXHAUSTED', `server is running maxCallsInFlight ${this.#options.maxCallsInFlight} calls; retry with backoff`),
-        undefined,
-      );
+    const items = DECODE_STATS.items;
+    const full = this.#host.acquireCall(items);
+    if (full !== undefined) {
+      this.#respond(request.id, full, undefined);
       return true;
     }
     const deadline = Date.now() + timeout;
@@ -305,16 +308,16 @@ export class ServerConnection {
       outcome = method.handler(parsed.input, ctx);
       // A handler that answers synchronously needs no timer and no entry in the in-flight map.
       if (!(outcome instanceof Promise) && !isThenable(outcome)) {
-        this.#host.releaseCall();
+        this.#host.releaseCall(items);
         this.#respond(request.id, undefined, outcome);
         return true;
       }
     } catch (error) {
-      this.#host.releaseCall();
+      this.#host.releaseCall(items);
       this.#respond(request.id, errorFromHandler(error, method.path, this.#options.exposeInternalErrors, this.#host.log), undefined);
       return true;
     }
-    const call: ActiveCall = { id: request.id, method: method.path, ctx, timer: undefined };
+    const call: ActiveCall = { id: request.id, method: method.path, ctx, timer: undefined, items };
     if (this.#calls === NO_CALLS) this.#calls = new Map();
     this.#calls.set(request.id, call);
     call.timer = setTimeout(() => {
@@ -405,7 +408,7 @@ export class ServerConnection {
     if (this.#calls.get(call.id) !== call) return;
     this.#calls.delete(call.id);
     clearTimeout(call.timer);
-    this.#host.releaseCall();
+    this.#host.releaseCall(call.items);
     if (error !== undefined) call.ctx.abort(error);
     if (this.#state !== 'closed') this.#respond(call.id, error, result);
     if (this.#backlogHead < this.#backlog.length) this.#pump();
@@ -481,7 +484,7 @@ export class ServerConnection {
     this.#socket.pause();
     for (const call of this.#calls.values()) {
       clearTimeout(call.timer);
-      this.#host.releaseCall();
+      this.#host.releaseCall(call.items);
       call.ctx.abort(reason);
     }
     this.#calls.clear();

@@ -49,6 +49,12 @@ export interface ServerOptions {
   /** Calls running across all connections; a request past it is answered RESOURCE_EXHAUSTED. Default 10000. */
   maxCallsInFlight?: number;
   /**
+   * MessagePack values in the params of all running calls together (the decoded heap they hold: at worst about
+   * 64 bytes a value). A request that would pass it is answered RESOURCE_EXHAUSTED, so many connections each
+   * holding large decoded params cannot add up without bound. Default 4194304 (about 256 MiB at worst).
+   */
+  maxItemsInFlight?: number;
+  /**
    * Bytes queued for a peer that is not reading, above which the connection is destroyed (its calls are
    * abandoned). Default maxFrameSize + 1 MiB (9437184). Range 1 … 4294967295.
    */
@@ -102,6 +108,7 @@ export interface ResolvedServerOptions extends DecodeLimits {
   maxHeadSize: number;
   maxInFlight: number;
   maxCallsInFlight: number;
+  maxItemsInFlight: number;
   maxWriteBuffer: number;
   writeHighWaterMark: number;
   drainTimeout: number;
@@ -145,6 +152,7 @@ export function resolveServerOptions(options: ServerOptions = {}): ResolvedServe
     maxHeadSize: checkInteger('maxHeadSize', given.maxHeadSize ?? 8192, 1024, 1024 * 1024),
     maxInFlight: count('maxInFlight', 128),
     maxCallsInFlight: count('maxCallsInFlight', 10_000),
+    maxItemsInFlight: count('maxItemsInFlight', 4_194_304),
     maxWriteBuffer: count('maxWriteBuffer', Math.min(MAX_UINT32, decode.maxFrameSize + 1024 * 1024)),
     writeHighWaterMark: count('writeHighWaterMark', 1024 * 1024),
     drainTimeout: ms('drainTimeout', 30_000),

@@ -38,6 +38,7 @@ export class RpcServer {
   readonly #attached = new Set<HttpServer>();
   #ownServer: HttpServer | undefined;
   #callsInFlight = 0;
+  #itemsInFlight = 0;
   #closing: Promise<void> | undefined;
   #sweep: NodeJS.Timeout | undefined;
   readonly #host: ConnectionHost;
@@ -48,13 +49,21 @@ export class RpcServer {
     this.#host = {
       options: this.#options,
       methods: this.#methods,
-      acquireCall: () => {
-        if (this.#callsInFlight >= this.#options.maxCallsInFlight) return false;
+      acquireCall: (items) => {
+        const { maxCallsInFlight, maxItemsInFlight } = this.#options;
+        if (this.#callsInFlight >= maxCallsInFlight) {
+          return new RpcError('RESOURCE_EXHAUSTED', `server is running maxCallsInFlight ${maxCallsInFlight} calls; retry with backoff`);
+        }
+        if (this.#itemsInFlight + items > maxItemsInFlight) {
+          return new RpcError('RESOURCE_EXHAUSTED', `running calls hold maxItemsInFlight ${maxItemsInFlight} decoded values; retry with backoff or send smaller params`);
+        }
         this.#callsInFlight++;
-        return true;
+        this.#itemsInFlight += items;
+        return undefined;
       },
-      releaseCall: () => {
+      releaseCall: (items) => {
         this.#callsInFlight--;
+        this.#itemsInFlight -= items;
       },
       log: (message, detail) => {
         try {

@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 import { once } from 'node:events';
 import type { Socket } from 'node:net';
-import { MessageType, RpcError, encodeMessage, type ResponseMessage } from '@tunnelrpc/protocol';
+import { DEFAULT_DECODE_LIMITS, MessageType, RpcError, encodeMessage, scanMessagePack, type ResponseMessage } from '@tunnelrpc/protocol';
 import { RpcServer, type ServerOptions } from '@tunnelrpc/server';
 import {
   cleanup,
@@ -267,6 +267,36 @@ describe('RpcServer limits and timers', () => {
       expect(server.probe.entered('slow')).to.equal(3);
       expect(server.probe.maxRunning).to.equal(2);
     });
+  });
+
+  describe('maxItemsInFlight', () => {
+    // The values a request frame holds, as the server counts them (the pre-scan's count).
+    const itemsOf = (frame: Buffer): number => scanMessagePack(frame.subarray(4), DEFAULT_DECODE_LIMITS);
+
+    for (const [label, slack, code] of [
+      ['takes a call whose params exactly fill maxItemsInFlight', 0, undefined],
+      ['answers RESOURCE_EXHAUSTED to a call one value over maxItemsInFlight', -1, 'RESOURCE_EXHAUSTED'],
+    ] as const) {
+      it(`${label}, counting the params of the calls still running`, async () => {
+        const held = request(1, 'Svc.hang', null);
+        const next = request(2, 'Svc.add', { a: 1, b: 2 });
+        const server = await startServer({ maxItemsInFlight: itemsOf(held) + itemsOf(next) + slack });
+        const tunnel = await openTunnel(server.port);
+        await tunnel.write(held);
+        await server.probe.waitFor('hang');
+        await tunnel.write(next);
+        if (code === undefined) {
+          expect(expectResult(await tunnel.next(), 2)).to.equal(3);
+        } else {
+          expect(expectError(await tunnel.next(), 2, code).message).to.include('maxItemsInFlight');
+          expect(server.probe.entered('add')).to.equal(0);
+        }
+        // Cancelling the held call gives its values back: the same call now fits.
+        await tunnel.send({ type: MessageType.Cancel, id: 1 });
+        expectError(await tunnel.next(), 1, 'CANCELLED');
+        expect(expectResult(await tunnel.call(3, 'Svc.add', { a: 2, b: 2 }), 3)).to.equal(4);
+      });
+    }
   });
 
   describe('maxCallsInFlight', () => {
