@@ -30,13 +30,15 @@ async function main(): Promise<void> {
     console.error(`[example server] ${message}${detail === undefined ? '' : `: ${detail instanceof Error ? detail.message : String(detail)}`}`);
   };
   const server = new RpcServer({ logger }).register(Echo, createEchoService());
-  const address = await server.listen(port, values.host);
-  console.log(`listening ${address.url}`);
+  // Handlers go in before the 'listening' line: a supervisor that signals as soon as it reads the line must
+  // never meet the default action (death by signal, not a graceful close and exit 0).
   const stop = (): void => {
     server.close().then(() => process.exit(0), () => process.exit(1));
   };
   process.once('SIGINT', stop);
   process.once('SIGTERM', stop);
+  const address = await server.listen(port, values.host);
+  console.log(`listening ${address.url}`);
 }
 
 main().catch((error: unknown) => {
