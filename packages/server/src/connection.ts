@@ -80,6 +80,8 @@ export class ServerConnection {
   #state: 'open' | 'draining' | 'closed' = 'open';
   #lastId = 0;
   #lastActivity = Date.now();
+  #lastReceived = Date.now();
+  #pingSentAt = 0;
   #frameStartedAt = 0;
   #writeBlockedSince = 0;
   readonly #batcher: FrameBatcher;
@@ -158,10 +160,22 @@ export class ServerConnection {
     this.#socket.destroy();
   }
 
-  /** checkTimers runs from the server's sweep: idle, frame completion and drain deadlines. */
+  /** checkTimers runs from the server's sweep: idle, frame completion, drain and keepalive deadlines. */
   checkTimers(now: number): void {
     if (this.#state === 'closed') return;
-    const { idleTimeout, frameTimeout, drainTimeout } = this.#options;
+    const { idleTimeout, frameTimeout, drainTimeout, keepaliveInterval, keepaliveTimeout } = this.#options;
+    // A client with calls running that has gone silent: ping it, and give up on it when the ping gets nothing back.
+    if (keepaliveInterval > 0 && this.#calls.size > 0) {
+      if (this.#pingSentAt > 0 && this.#lastReceived < this.#pingSentAt) {
+        if (now - this.#pingSentAt >= keepaliveTimeout) {
+          this.destroy(new RpcError('UNAVAILABLE', `client did not answer a keepalive ping within keepaliveTimeout ${keepaliveTimeout} ms`));
+          return;
+        }
+      } else if (now - this.#lastReceived >= keepaliveInterval) {
+        this.#pingSentAt = now;
+        this.#send({ type: MessageType.Ping, data: now % 0x1_0000_0000 });
+      }
+    }
     // While we do not read the socket (maxInFlight reached, or the peer not reading our writes), a partial frame is
     // stalled by us, not by the peer: its clock restarts when reading resumes.
     if (frameTimeout > 0 && this.#frameStartedAt > 0 && !this.#readingPaused() && now - this.#frameStartedAt >= frameTimeout) {
@@ -182,6 +196,7 @@ export class ServerConnection {
   #onData(chunk: Buffer): void {
     if (this.#state === 'closed') return;
     this.#lastActivity = Date.now();
+    this.#lastReceived = this.#lastActivity;
     try {
       this.#decoder.pushEach(chunk, this.#onFrame);
     } catch (error) {

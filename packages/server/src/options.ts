@@ -35,6 +35,14 @@ export interface ServerOptions {
   /** Pings sooner than minPingInterval tolerated before the tunnel is closed. Default 2. Range 0 … 1000. */
   maxPingStrikes?: number;
   /**
+   * ms without any frame from a client that has calls running, after which the server pings it: a client that
+   * vanished (a half-open connection) would otherwise hold its calls until their deadlines. 0 disables.
+   * Default 30000.
+   */
+  keepaliveInterval?: number;
+  /** ms to wait for any frame after such a ping before the tunnel is destroyed and its calls aborted. Default 20000. */
+  keepaliveTimeout?: number;
+  /**
    * ms a client has to send its whole CONNECT head, for servers listen() creates (Node's headersTimeout and
    * requestTimeout; a late head gets 408). Set them on your own server when you use attach(). Default 10000.
    */
@@ -104,6 +112,8 @@ export interface ResolvedServerOptions extends DecodeLimits {
   maxConnectionsPerIp: number;
   minPingInterval: number;
   maxPingStrikes: number;
+  keepaliveInterval: number;
+  keepaliveTimeout: number;
   handshakeTimeout: number;
   maxHeadSize: number;
   maxInFlight: number;
@@ -148,6 +158,8 @@ export function resolveServerOptions(options: ServerOptions = {}): ResolvedServe
     maxConnectionsPerIp: count('maxConnectionsPerIp', 256),
     minPingInterval: ms('minPingInterval', 10_000),
     maxPingStrikes: checkInteger('maxPingStrikes', given.maxPingStrikes ?? 2, 0, 1000),
+    keepaliveInterval: ms('keepaliveInterval', 30_000),
+    keepaliveTimeout: ms('keepaliveTimeout', 20_000, 1),
     handshakeTimeout: ms('handshakeTimeout', 10_000, 1),
     maxHeadSize: checkInteger('maxHeadSize', given.maxHeadSize ?? 8192, 1024, 1024 * 1024),
     maxInFlight: count('maxInFlight', 128),

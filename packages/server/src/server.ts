@@ -232,8 +232,10 @@ export class RpcServer {
     this.#perIp.set(connection.peerAddress, (this.#perIp.get(connection.peerAddress) ?? 0) + 1);
     // One sweep checks the idle, frame and drain deadlines of every tunnel (no timer per idle tunnel), often
     // enough that each fires within a quarter of its own length, and at least once a second.
-    const { idleTimeout, frameTimeout, drainTimeout } = this.#options;
-    const shortest = Math.min(...[idleTimeout, frameTimeout, drainTimeout, 4000].filter((ms) => ms > 0));
+    const { idleTimeout, frameTimeout, drainTimeout, keepaliveInterval, keepaliveTimeout } = this.#options;
+    const timeouts = [idleTimeout, frameTimeout, drainTimeout, keepaliveTimeout, 4000];
+    if (keepaliveInterval > 0) timeouts.push(keepaliveInterval);
+    const shortest = Math.min(...timeouts.filter((ms) => ms > 0));
     this.#sweep ??= setInterval(() => {
       const now = Date.now();
       for (const each of this.#connections) each.checkTimers(now);

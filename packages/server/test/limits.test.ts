@@ -188,6 +188,42 @@ describe('RpcServer limits and timers', () => {
     });
   });
 
+  describe('keepaliveInterval', () => {
+    it('pings a silent client with a call running and destroys the tunnel when nothing comes back', async () => {
+      const server = await startServer({ keepaliveInterval: 100, keepaliveTimeout: 100 });
+      const silent = await openTunnel(server.port);
+      const other = await openTunnel(server.port);
+      await silent.write(request(1, 'Svc.hang', null, { timeout: 60_000 }));
+      const { ctx } = await server.probe.waitFor('hang');
+      expect((await silent.next()).type).to.equal(MessageType.Ping);
+      await silent.closed;
+      expect(ctx.signal.aborted).to.equal(true);
+      expect(expectResult(await other.call(1, 'Svc.add', { a: 1, b: 1 }), 1)).to.equal(2);
+    });
+
+    it('keeps a tunnel whose client answers the pings while its call runs', async () => {
+      const server = await startServer({ keepaliveInterval: 100, keepaliveTimeout: 100 });
+      const tunnel = await openTunnel(server.port);
+      await tunnel.write(request(1, 'Svc.hang', null, { timeout: 60_000 }));
+      const { ctx } = await server.probe.waitFor('hang');
+      for (let i = 0; i < 3; i++) {
+        const ping = await tunnel.next();
+        expect(ping.type).to.equal(MessageType.Ping);
+        await tunnel.send({ type: MessageType.Pong, data: (ping as { data: unknown }).data });
+      }
+      expect(ctx.signal.aborted).to.equal(false);
+      await tunnel.send({ type: MessageType.Cancel, id: 1 });
+      expectError(await tunnel.next(), 1, 'CANCELLED');
+    });
+
+    it('does not ping a client with no call running', async () => {
+      const server = await startServer({ keepaliveInterval: 50, keepaliveTimeout: 50, idleTimeout: 400 });
+      const tunnel = await openTunnel(server.port);
+      // The first thing the idle tunnel hears is the idle goaway, never a ping.
+      expectGoaway(await tunnel.next(), 'UNAVAILABLE');
+    });
+  });
+
   describe('minPingInterval', () => {
     it('closes a tunnel with goaway RESOURCE_EXHAUSTED after maxPingStrikes fast pings without calls', async () => {
       const server = await startServer({ minPingInterval: 60_000, maxPingStrikes: 2 });
