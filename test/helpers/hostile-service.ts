@@ -7,6 +7,7 @@ import { setTimeout as delay } from 'node:timers/promises';
 import { z } from 'zod';
 import { RpcError, defineService } from '@tunnelrpc/protocol';
 import type { CallContext, ServiceImpl } from '@tunnelrpc/server';
+import { Counter } from './servers.js';
 
 /** THROW_KINDS lists what Hostile.throws can do instead of returning (RELIABILITY.md T23). */
 export const THROW_KINDS = ['rpc', 'error', 'string', 'null', 'getter', 'rejected', 'rejectedUndefined', 'hang', 'late'] as const;
@@ -81,23 +82,6 @@ export function inspectValue(value: unknown): z.infer<typeof Inspection> {
     inheritsPolluted,
     globalPolluted: ({} as Record<string, unknown>)['polluted'] !== undefined,
   };
-}
-
-/** Counter lets a test await the n-th event. */
-class Counter {
-  value = 0;
-  #waiting: Array<{ count: number; resolve: () => void }> = [];
-
-  increment(): void {
-    this.value++;
-    const ready = this.#waiting.filter((each) => each.count <= this.value);
-    this.#waiting = this.#waiting.filter((each) => each.count > this.value);
-    for (const waiter of ready) waiter.resolve();
-  }
-
-  reach(count: number): Promise<void> {
-    return this.value >= count ? Promise.resolve() : new Promise((resolve) => this.#waiting.push({ count, resolve }));
-  }
 }
 
 /** createHostileService returns the Hostile handlers and the state they record. */

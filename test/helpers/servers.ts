@@ -31,7 +31,7 @@ export interface ObservedEcho {
 }
 
 /** Counter counts events and lets a test await the n-th one. */
-class Counter {
+export class Counter {
   value = 0;
   #waiting: Array<{ count: number; resolve: () => void }> = [];
 
