@@ -85,7 +85,8 @@ async function main(argv: string[]): Promise<number> {
   const { url, method, params, timeout, headers } = invocation;
   let client;
   try {
-    client = await connect(url, { headers });
+    // One call, one tunnel: a redial in the background could keep the process alive after the answer.
+    client = await connect(url, { headers, reconnect: false });
   } catch (error) {
     const rpc = RpcError.from(error, 'UNAVAILABLE');
     process.stderr.write(`tunnelrpc: ${rpc.message} [${rpc.code}]\n`);
