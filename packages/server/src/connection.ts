@@ -453,11 +453,16 @@ export class ServerConnection {
   #write(payload: PayloadParts): void {
     if (this.#state === 'closed' || this.#socket.destroyed) return;
     this.#lastActivity = Date.now();
+    // The cap applies to what is still queued from before this frame: a peer holds at most maxWriteBuffer plus one
+    // frame (RELIABILITY.md T18), and two large results written in one tick do not cut off a peer that reads.
+    const backlog = this.#socket.writableLength + this.#batcher.queuedBytes;
+    if (backlog > this.#options.maxWriteBuffer) {
+      this.destroy(new RpcError('RESOURCE_EXHAUSTED', `peer is not reading: ${backlog} bytes queued exceed maxWriteBuffer ${this.#options.maxWriteBuffer}`));
+      return;
+    }
     this.#batcher.push(payload);
     const queued = this.#socket.writableLength + this.#batcher.queuedBytes;
-    if (queued > this.#options.maxWriteBuffer) {
-      this.destroy(new RpcError('RESOURCE_EXHAUSTED', `peer is not reading: ${queued} bytes queued exceed maxWriteBuffer ${this.#options.maxWriteBuffer}`));
-    } else if (queued > this.#options.writeHighWaterMark && this.#writeBlockedSince === 0) {
+    if (queued > this.#options.writeHighWaterMark && this.#writeBlockedSince === 0) {
       this.#writeBlockedSince = Date.now();
       this.#socket.pause();
     }

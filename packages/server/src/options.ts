@@ -64,7 +64,8 @@ export interface ServerOptions {
   maxItemsInFlight?: number;
   /**
    * Bytes queued for a peer that is not reading, above which the connection is destroyed (its calls are
-   * abandoned). Default maxFrameSize + 1 MiB (9437184). Range 1 … 4294967295.
+   * abandoned) instead of queueing one more frame: a peer holds at most this plus one frame.
+   * Default maxFrameSize + 1 MiB (9437184). Range 1 … 4294967295.
    */
   maxWriteBuffer?: number;
   /** Bytes queued for a peer above which the server stops reading that socket until it drains. Default 1 MiB. */

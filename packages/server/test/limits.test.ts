@@ -382,6 +382,21 @@ describe('RpcServer limits and timers', () => {
       await tunnel.write(Buffer.concat(frames));
     }
 
+    it('answers two results near maxFrameSize made in one tick, though together they pass maxWriteBuffer', async () => {
+      // Default limits: maxFrameSize 8 MiB, maxWriteBuffer 9 MiB. The client reads only after both are queued.
+      const server = await startServer();
+      const tunnel = await openTunnel(server.port);
+      const size = 7 * 1024 * 1024;
+      await flood(tunnel, 2, size);
+      await server.probe.waitFor('big', 1);
+      tunnel.socket.resume();
+      for (let i = 0; i < 2; i++) {
+        const response = (await tunnel.next()) as ResponseMessage;
+        expect((response.result as string).length).to.equal(size);
+      }
+      expect(expectResult(await tunnel.call(3, 'Svc.add', { a: 1, b: 2 }), 3)).to.equal(3);
+    });
+
     it('destroys a connection whose peer never reads once maxWriteBuffer is queued, and keeps serving others', async () => {
       const server = await startServer({ maxWriteBuffer: 1024 * 1024, writeHighWaterMark: 256 * 1024 });
       const bystander = await openTunnel(server.port);
