@@ -3,24 +3,17 @@
  * server's CPU time and RSS sampled right before and right after it.
  */
 import { ManagedChild, type ChildMessage } from './child-process.js';
+import type { ClientResult } from './closed-loop.js';
 import { HAS_PROC, readProcessSample } from './proc-stats.js';
 import { clientCommand, serverCommand, type CellSpec, type TargetName } from './targets.js';
 
 /** Measurement is the outcome of one client window against one server. */
-export interface Measurement {
+export interface Measurement extends ClientResult {
   target: TargetName;
   payload: string;
   bytes: number;
   concurrency: number;
   run: number;
-  calls: number;
-  seconds: number;
-  callsPerSec: number;
-  p50us: number;
-  p99us: number;
-  maxUs: number;
-  errors: number;
-  firstError?: string;
   /** Server CPU seconds (user + system) over the window. */
   serverCpuSeconds: number | undefined;
   /** Server CPU seconds per million calls. */

@@ -4,6 +4,7 @@
  */
 import type { Socket } from 'node:net';
 import {
+  CONNECTED_RESPONSE,
   FrameDecoder,
   MessageType,
   RpcError,
@@ -127,18 +128,13 @@ export class ServerConnection {
 
   /** open answers the CONNECT and feeds the bytes that arrived with the head (Node's `head`) to the decoder. */
   open(head: Buffer): void {
-    this.#socket.write('HTTP/1.0 200 Connected\r\n\r\n');
+    this.#socket.write(CONNECTED_RESPONSE);
     if (head.length > 0) this.#onData(head);
   }
 
   /** peerAddress is the remote IP address, for the per-IP connection count. */
   get peerAddress(): string {
     return this.#address;
-  }
-
-  /** callsInFlight counts the requests this connection is running. */
-  get callsInFlight(): number {
-    return this.#calls.size;
   }
 
   /** drain sends goaway UNAVAILABLE: calls in flight finish, then the socket closes. */
