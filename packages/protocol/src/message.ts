@@ -70,6 +70,10 @@ const packr = new Packr({
   structuredClone: false,
   bundleStrings: false,
   encodeUndefinedAsNil: true,
+  // Whatever the decoder produced must encode again (issue 7): a decoded map may hold a key "toJSON" that is not a
+  // function, which msgpackr would call, and more than 65,535 keys, which its fast path cannot size.
+  useToJSON: false,
+  variableMapSize: true,
   // msgpackr writes an Invalid Date as the 1-byte timestamp d4 ff ff, which no peer may accept (wire-v1 allows 4,
   // 8 or 12 bytes; our pre-scan refuses it). Sent, it would take the whole tunnel down with goaway PROTOCOL_ERROR;
   // refused here, only the one call fails (INVALID_ARGUMENT unsent, or INTERNAL for a handler's result).
