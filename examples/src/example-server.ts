@@ -3,7 +3,7 @@
  * `listening http://HOST:PORT/_rpc` once it accepts connections. SIGINT/SIGTERM close it gracefully.
  */
 import { parseArgs } from 'node:util';
-import { RpcServer } from '@tunnelrpc/server';
+import { RpcServer, type LogEntry } from '@tunnelrpc/server';
 import { Echo, createEchoService } from './echo-service.js';
 
 const usage = 'usage: pnpm example:server --port N [--host H]   (port 0 picks a free port)';
@@ -26,8 +26,10 @@ async function main(): Promise<void> {
     process.exit(2);
   }
   // One line per handler crash: the detail stays in the server's log, never in the caller's error.
-  const logger = (message: string, detail?: unknown): void => {
-    console.error(`[example server] ${message}${detail === undefined ? '' : `: ${detail instanceof Error ? detail.message : String(detail)}`}`);
+  const logger = (entry: LogEntry): void => {
+    if (entry.level === 'debug') return;
+    const error = entry.error === undefined ? '' : `: ${entry.error instanceof Error ? entry.error.message : String(entry.error)}`;
+    console.error(`[example server] ${entry.level} ${entry.method ?? ''} ${entry.message}${error}`);
   };
   const server = new RpcServer({ logger }).register(Echo, createEchoService());
   // Handlers go in before the 'listening' line: a supervisor that signals as soon as it reads the line must

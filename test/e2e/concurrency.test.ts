@@ -112,7 +112,7 @@ describe('concurrency', () => {
     });
 
     it('answers a call past the server maxCallsInFlight with RESOURCE_EXHAUSTED, across tunnels', async () => {
-      const server = await startEchoServer(cleanup, { server: { maxCallsInFlight: 2 } });
+      const server = await startEchoServer(cleanup, { server: { maxCallsInFlight: 2, shareByAddress: false } });
       const first = createClient(Echo, await open(server.url));
       const second = createClient(Echo, await open(server.url));
       const running = [first.sleep({ ms: 100 }), second.sleep({ ms: 100 })];

@@ -161,7 +161,7 @@ describe('Echo over a real tunnel', () => {
       it(`rejects with ${code} and the handler's message`, async () => {
         const error = await expectRejection(echo.fail({ code, message: `failing with ${code}: ✗` }), code);
         expect(error.message).to.equal(`failing with ${code}: ✗`);
-        expect(error.data).to.equal(undefined);
+        expect(error.data, 'a handler error says the call may have run').to.deep.equal({ mayHaveRun: true });
       });
     }
 

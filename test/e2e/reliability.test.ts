@@ -763,7 +763,7 @@ describe('RELIABILITY.md section 4: hostile and fault cases', () => {
       };
       process.on('unhandledRejection', onUnhandled);
       cleanup.defer(() => process.off('unhandledRejection', onUnhandled));
-      const r = await rig({ maxCallsInFlight: 3 });
+      const r = await rig({ maxCallsInFlight: 6 });
       const tunnel = await raw(r);
       const call = async (id: number, kind: string, timeout?: number): Promise<Message> => {
         tunnel.write(request(id, 'Hostile.throws', { kind }, timeout));
@@ -771,13 +771,13 @@ describe('RELIABILITY.md section 4: hostile and fault cases', () => {
       };
 
       const rpc = expectErrorResponse(await call(1, 'rpc'), 1, 'FAILED_PRECONDITION');
-      expect(rpc).to.deep.equal({ code: 'FAILED_PRECONDITION', message: 'the widget is not ready; call prepare first', data: { widget: 7 } });
+      expect(rpc).to.deep.equal({ code: 'FAILED_PRECONDITION', message: 'the widget is not ready; call prepare first', data: { widget: 7, mayHaveRun: true } });
       for (const [i, kind] of ['error', 'string', 'null', 'getter', 'rejected', 'rejectedUndefined'].entries()) {
         const error = expectErrorResponse(await call(10 + i, kind), 10 + i, 'INTERNAL');
         expect(error.message, kind).to.equal('internal error in Hostile.throws; the server logged the details');
-        expect(error.data).to.equal(undefined);
+        expect(error.data).to.deep.equal({ mayHaveRun: true });
       }
-      expect(r.server.logs.filter((line) => line === 'handler Hostile.throws threw')).to.have.length(6);
+      expect(r.server.logs.filter((line) => line === 'Hostile.throws: handler threw; the caller got INTERNAL')).to.have.length(6);
       // The crash() of the Echo fixture, through the real client: INTERNAL, no text and no stack of the Error.
       const crash = await expectRejection(r.echo.crash(), 'INTERNAL');
       expect(crash.message).not.to.match(/secret|crash\(\)|\n\s+at /);
@@ -792,7 +792,8 @@ describe('RELIABILITY.md section 4: hostile and fault cases', () => {
       await new Promise((resolve) => setImmediate(resolve));
       expect(unhandled).to.deep.equal([]);
 
-      // maxCallsInFlight is 3: had any of the calls above kept its slot, one of these would be RESOURCE_EXHAUSTED.
+      // maxCallsInFlight is 6, so one tunnel's fair share is 3: had any of the calls above kept its slot, one of these
+      // would be RESOURCE_EXHAUSTED.
       tunnel.write(Buffer.concat([31, 32, 33].map((id) => request(id, 'Hostile.pace', { ms: 50 }))));
       const answers = [await tunnel.next(), await tunnel.next(), await tunnel.next()];
       expect(answers.map((message) => expectResult(message, (message as ResponseMessage).id))).to.deep.equal([50, 50, 50]);

@@ -33,6 +33,7 @@ import {
 } from '@tunnelrpc/protocol';
 import { RpcServer } from '@tunnelrpc/server';
 import { RawTunnel } from './raw.js';
+import { logLine } from './servers.js';
 
 /** mulberry32 is a tiny seeded PRNG with uniform 32-bit output (public domain, Tommy Ettinger). */
 export function mulberry32(seed: number): () => number {
@@ -359,14 +360,14 @@ export async function startFuzzServer(): Promise<FuzzServer> {
     maxTimeout: 200,
     shutdownTimeout: 500,
     maxConnectionsPerIp: 100_000,
-    logger: (message) => logs.push(message),
+    logger: (entry) => logs.push(logLine(entry)),
   }).register(Echo, createEchoService());
   const { port, url } = await rpc.listen(0);
   return { rpc, port, url, logs };
 }
 
 // What the Echo fixture may log under fuzz: crash() throwing, and notifications it drops.
-const EXPECTED_LOG = /^(handler Echo\.crash threw|notification .* dropped.*)$/s;
+const EXPECTED_LOG = /^(Echo\.crash: handler threw.*|.*notification .*dropped.*)$/s;
 
 /** unexpectedLogs returns the log lines that are not an expected crash or dropped notification. */
 export function unexpectedLogs(logs: readonly string[]): string[] {

@@ -12,9 +12,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Duplex } from 'node:stream';
 import { promisify } from 'node:util';
-import { RpcServer, type CallContext, type ServerOptions, type ServiceImpl } from '@tunnelrpc/server';
+import { RpcServer, type CallContext, type LogEntry, type ServerOptions, type ServiceImpl } from '@tunnelrpc/server';
 import { Echo, createEchoService } from '@tunnelrpc/examples';
 import type { Cleanup } from './cleanup.js';
+
+/** logLine renders a log entry as tests match it: `Service.method: message`, or the message alone. */
+export function logLine(entry: LogEntry): string {
+  return entry.method === undefined ? entry.message : `${entry.method}: ${entry.message}`;
+}
 
 /** APP_GREETING is what the ordinary GET route next to the RPC endpoint answers. */
 export const APP_GREETING = 'hello from the application route\n';
@@ -117,7 +122,7 @@ function appRoute(req: IncomingMessage, res: ServerResponse): void {
 export async function startEchoServer(cleanup: Cleanup, options: EchoServerOptions = {}): Promise<EchoServer> {
   const logs: string[] = [];
   const echo = observeEcho();
-  const rpc = new RpcServer({ logger: (message) => logs.push(message), ...options.server }).register(Echo, echo.impl);
+  const rpc = new RpcServer({ logger: (entry) => logs.push(logLine(entry)), ...options.server }).register(Echo, echo.impl);
   const http: HttpServer = options.tls === undefined ? createHttpServer(appRoute) : createHttpsServer({ key: options.tls.key, cert: options.tls.cert }, appRoute);
   const tunnels = new Set<Duplex>();
   http.on('connect', (_req: IncomingMessage, socket: Duplex) => {

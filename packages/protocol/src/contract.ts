@@ -4,6 +4,7 @@
  */
 import type { z } from 'zod';
 import { RpcError } from './errors.js';
+import { escapePeerText, quotePeerText } from './peer-text.js';
 
 /** MethodSpec describes one method: the zod schemas of its params and result, and how it may be invoked. */
 export interface MethodSpec<I extends z.ZodType = z.ZodType, O extends z.ZodType = z.ZodType> {
@@ -113,16 +114,23 @@ export function summarizeIssues(issues: readonly z.core.$ZodIssue[]): { issues: 
   let bytes = 0;
   for (const issue of issues) {
     if (out.length >= MAX_ISSUES) break;
+    // Paths and zod's messages can hold the peer's own keys (an unrecognized key is quoted raw): bound and escape
+    // them, since they reach the caller and the server's log.
     const wire: WireIssue = {
-      path: issue.path.map((key) => (typeof key === 'number' ? key : String(key))).slice(0, 16),
+      path: issue.path.slice(0, 16).map((key) => (typeof key === 'number' ? key : escapePeerText(String(key), 64))),
       code: issue.code,
-      message: issue.message.slice(0, 200),
+      message: issue.code === 'unrecognized_keys' ? unrecognizedKeys(issue.keys) : escapePeerText(issue.message, 200),
     };
     bytes += Buffer.byteLength(JSON.stringify(wire));
     if (bytes > MAX_ISSUES_BYTES) break;
     out.push(wire);
   }
   return { issues: out, total: issues.length };
+}
+
+function unrecognizedKeys(keys: readonly string[]): string {
+  const shown = keys.slice(0, 5).map((key) => quotePeerText(key, 64)).join(', ');
+  return `unrecognized key${keys.length === 1 ? '' : 's'}: ${shown}${keys.length > 5 ? ` and ${keys.length - 5} more` : ''}`;
 }
 
 /** formatIssues renders issues as one line: `a: Expected number, received string; b: Required`. */

@@ -59,6 +59,11 @@ export class FrameDecoder {
     return this.#expected === -1 ? this.#headerFill : FRAME_HEADER_SIZE + this.#partialFill;
   }
 
+  /** partialCapacity is the size of the buffer an unfinished frame holds (what a stalled peer pins), 0 if none. */
+  get partialCapacity(): number {
+    return this.#partial?.length ?? 0;
+  }
+
   /** inFrame tells whether the decoder holds part of a frame, so the caller can time its completion. */
   get inFrame(): boolean {
     return this.bufferedBytes > 0;

@@ -26,6 +26,7 @@ export type {
   WireIssue,
 } from './contract.js';
 export { ERROR_CODES, RpcError, codeFromHttpStatus, isErrorCode } from './errors.js';
+export { escapePeerText, quotePeerText } from './peer-text.js';
 export type { ErrorCode, GoawayCode, WireError } from './errors.js';
 
 // ---- Building blocks for the server and client packages and for other implementations' tests. ----
@@ -51,7 +52,7 @@ export {
   resolveDecodeLimits,
 } from './limits.js';
 export type { DecodeLimits } from './limits.js';
-export { MessageType, decodeMessage, encodeMessage, encodePayload, encodePayloadParts, isPlainMap } from './message.js';
+export { MAX_PING_DATA_BYTES, MessageType, decodeMessage, encodeMessage, encodePayload, encodePayloadParts, encodePongPayload, isPlainMap } from './message.js';
 export { payloadLength } from './envelope.js';
 export type { PayloadParts } from './envelope.js';
 export { FrameBatcher } from './batch.js';
@@ -69,3 +70,4 @@ export type {
   ResponseMessage,
 } from './message.js';
 export { scanMessagePack } from './prescan.js';
+export type { ScanStats } from './prescan.js';

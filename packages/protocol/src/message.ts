@@ -176,6 +176,8 @@ export function encodePayloadParts(message: Message): PayloadParts {
 /** DecodeStats receives what decodeMessage measured: the MessagePack values in the frame (its decoded size). */
 export interface DecodeStats {
   items: number;
+  /** Entries of the largest map in the frame (a map's key count drives the cost of validating it). */
+  largestMap?: number;
 }
 
 /**
@@ -184,7 +186,7 @@ export interface DecodeStats {
  * Messages never quote the peer's bytes.
  */
 export function decodeMessage(payload: Uint8Array, limits: DecodeLimits = DEFAULT_DECODE_LIMITS, stats?: DecodeStats): Message {
-  const items = scanMessagePack(payload, limits);
+  const items = scanMessagePack(payload, limits, stats as { largestMap: number } | undefined);
   if (stats !== undefined) stats.items = items;
   let value: unknown;
   try {
@@ -243,6 +245,41 @@ function toMessage(value: unknown): Message {
       throw protocolViolation(`message type ${type} is reserved for streams, which wire-v1 does not define`);
     default:
       throw protocolViolation('unknown message type; wire-v1 defines 0, 1, 2, 3, 6, 7 and 8');
+  }
+}
+
+/** MAX_PING_DATA_BYTES bounds the encoded `data` of a ping (PROTOCOL.md 5.5): a pong is never a large frame. */
+export const MAX_PING_DATA_BYTES = 1024;
+
+/**
+ * encodePongPayload answers a ping payload (already decoded as a valid ping) with the pong payload `[7, data]`,
+ * carrying the ping's data as the very bytes that came in. Re-encoding a decoded value can fail (a map with a key
+ * "toJSON") or grow it (invalid UTF-8 decodes to U+FFFD, 3 bytes for each 1); echoing the bytes can do neither, so
+ * a pong is never larger than its ping. Throws a protocol violation when the data exceeds MAX_PING_DATA_BYTES.
+ */
+export function encodePongPayload(ping: Uint8Array): Uint8Array {
+  // The ping is an array of 2 (fixarray, array16 or array32 header), then the type 6 as any integer or float form.
+  let at = ping[0] === 0x92 ? 1 : ping[0] === 0xdc ? 3 : 5;
+  at += scalarLength(ping[at]!);
+  const dataLength = ping.length - at;
+  if (dataLength > MAX_PING_DATA_BYTES) {
+    throw protocolViolation(`ping data of ${dataLength} bytes exceeds ${MAX_PING_DATA_BYTES}; ping with a small value such as an integer`);
+  }
+  const pong = new Uint8Array(2 + dataLength);
+  pong[0] = 0x92;
+  pong[1] = MessageType.Pong;
+  pong.set(ping.subarray(at), 2);
+  return pong;
+}
+
+// Encoded length of a MessagePack number that starts with `first` (the pre-scan has checked the frame already).
+function scalarLength(first: number): number {
+  switch (first) {
+    case 0xcc: case 0xd0: return 2;
+    case 0xcd: case 0xd1: return 3;
+    case 0xca: case 0xce: case 0xd2: return 5;
+    case 0xcb: case 0xcf: case 0xd3: return 9;
+    default: return 1;
   }
 }
 

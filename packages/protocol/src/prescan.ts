@@ -16,12 +16,18 @@ const MAX_DATE_MS = 8.64e15;
 let scratchRemaining = new Float64Array(33);
 let scratchIsMap = new Uint8Array(33);
 
+/** ScanStats receives what a scan measured beyond the value count. */
+export interface ScanStats {
+  /** Entries (key-value pairs) of the largest map in the value; 0 when it holds none. */
+  largestMap: number;
+}
+
 /**
  * scanMessagePack checks that `buf` holds exactly one standard MessagePack value within the limits, and returns
  * how many values it holds. Throws RpcError: RESOURCE_EXHAUSTED over maxItemsPerFrame, INTERNAL (a protocol
  * violation) for anything else. Messages never quote the peer's bytes.
  */
-export function scanMessagePack(buf: Uint8Array, limits: Pick<DecodeLimits, 'maxDepth' | 'maxItemsPerFrame'>): number {
+export function scanMessagePack(buf: Uint8Array, limits: Pick<DecodeLimits, 'maxDepth' | 'maxItemsPerFrame'>, stats?: ScanStats): number {
   const { maxDepth, maxItemsPerFrame } = limits;
   const end = buf.length;
   // remaining[d]: values still to read in the container open at depth d; isMap[d]: that container is a map.
@@ -37,6 +43,7 @@ export function scanMessagePack(buf: Uint8Array, limits: Pick<DecodeLimits, 'max
   isMap[0] = 0;
   let pos = 0;
   let items = 0;
+  let largestMap = 0;
 
   for (;;) {
     while (depth > 0 && remaining[depth] === 0) depth--;
@@ -122,6 +129,7 @@ export function scanMessagePack(buf: Uint8Array, limits: Pick<DecodeLimits, 'max
       const count = map ? children * 2 : children;
       // Each value takes at least one byte: a count beyond the bytes left is a lie, refused before any allocation.
       if (count > end - pos) throw protocolViolation('a MessagePack array or map declares more values than the frame holds');
+      if (map && children > largestMap) largestMap = children;
       if (count > 0) {
         depth++;
         remaining[depth] = count;
@@ -132,6 +140,7 @@ export function scanMessagePack(buf: Uint8Array, limits: Pick<DecodeLimits, 'max
     }
   }
   if (pos !== end) throw protocolViolation(`${end - pos} bytes left over after the MessagePack value; a frame holds exactly one`);
+  if (stats !== undefined) stats.largestMap = largestMap;
   return items;
 }
 

@@ -152,30 +152,50 @@ describe('summarizeIssues', () => {
   });
 
   it('keeps issues up to exactly 4096 bytes of JSON and drops the one that would pass it', () => {
-    // Each issue below is 1024 characters of JSON; four fill 4096 exactly.
-    const base = wireLength({ path: [''], code: 'custom', message: 'm' });
-    const key = 'k'.repeat(1024 - base);
-    const issues = Array.from({ length: 6 }, () => customIssue([key], 'm'));
-    expect(wireLength({ path: [key], code: 'custom', message: 'm' })).to.equal(1024);
+    // Path keys are cut to 64 characters and messages to 200, so a 1024-byte issue needs a path of 16 keys.
+    const keysFor = (size: number): string[] => {
+      let left = size - wireLength({ path: Array.from({ length: 16 }, () => ''), code: 'custom', message: 'm' });
+      return Array.from({ length: 16 }, () => {
+        const key = 'k'.repeat(Math.min(64, left));
+        left -= key.length;
+        return key;
+      });
+    };
+    const keys = keysFor(1024);
+    const issues = Array.from({ length: 6 }, () => customIssue(keys, 'm'));
+    expect(wireLength({ path: keys, code: 'custom', message: 'm' })).to.equal(1024);
     const summary = summarizeIssues(issues);
     expect(summary.issues.length).to.equal(4);
     expect(summary.total).to.equal(6);
     // One more character in the first issue pushes the fourth past 4096.
-    const longer = [customIssue([`${key}k`], 'm'), ...issues.slice(1)];
+    const longer = [customIssue(keysFor(1025), 'm'), ...issues.slice(1)];
     expect(summarizeIssues(longer).issues.length).to.equal(3);
   });
 
-  it('returns no issue at all when the first alone passes 4 KiB', () => {
-    const summary = summarizeIssues([customIssue(['k'.repeat(5000)], 'm'), customIssue([], 'short')]);
-    expect(summary.issues).to.deep.equal([]);
-    expect(summary.total).to.equal(2);
+  it('bounds every issue well under 4 KiB, however long the peer made its keys', () => {
+    const summary = summarizeIssues([customIssue(Array.from({ length: 20 }, () => 'k'.repeat(5000)), 'm'), customIssue([], 'short')]);
+    expect(summary.issues).to.have.length(2);
+    expect(summary.issues[0]?.path).to.have.length(16);
+    expect(summary.issues[0]?.path[0]).to.equal(`${'k'.repeat(64)}…(5000 chars)`);
+    expect(wireLength(summary.issues[0]!)).to.be.below(2048);
   });
 
-  it('cuts each message to 200 characters and each path to 16 elements', () => {
+  it('cuts each message to 200 characters, marking the cut, and each path to 16 elements', () => {
     const path = Array.from({ length: 20 }, (_, i) => i);
     const [wire] = summarizeIssues([customIssue(path, 'm'.repeat(500))]).issues;
-    expect(wire?.message).to.equal('m'.repeat(200));
+    expect(wire?.message).to.equal(`${'m'.repeat(200)}…(500 chars)`);
     expect(wire?.path).to.deep.equal(path.slice(0, 16));
+  });
+
+  it('escapes control characters in keys and messages, and quotes unrecognized keys escaped (no forged log lines)', () => {
+    const result = z.strictObject({}).safeParse({ 'evil\n\u001b[31mFAKE': 1 });
+    expect(result.success).to.equal(false);
+    const [wire] = summarizeIssues(result.error!.issues).issues;
+    expect(wire?.message).to.equal('unrecognized key: "evil\\u000a\\u001b[31mFAKE"');
+    expect(wire?.message).to.not.match(/[\u0000-\u001f]/);
+    const [nested] = summarizeIssues([customIssue(['a\r\nb'], 'bad\u202evalue')]).issues;
+    expect(nested?.path).to.deep.equal(['a\\u000d\\u000ab']);
+    expect(nested?.message).to.equal('bad\\u202evalue');
   });
 
   it('writes symbol path keys as strings and keeps numbers as numbers', () => {

@@ -10,6 +10,8 @@ import {
   RpcError,
   decodeMessage,
   encodePayloadParts,
+  encodePongPayload,
+  quotePeerText,
   payloadLength,
   type PayloadParts,
   FrameBatcher,
@@ -23,20 +25,26 @@ import {
   type NotificationMessage,
   type RequestMessage,
 } from '@tunnelrpc/protocol';
+import { Account, type Cost } from './budget.js';
 import { HandlerContext } from './context.js';
-import { errorFromHandler, parseParams, unknownMethod, type MethodTable, type PeerAddress } from './dispatch.js';
+import { errorFromHandler, parseParams, unknownMethod, type MethodTable, type PeerAddress, type RegisteredMethod } from './dispatch.js';
+import type { LogEntry } from './log.js';
 import type { ResolvedServerOptions } from './options.js';
 
 /** ConnectionHost is what a connection needs from its server. @internal */
 export interface ConnectionHost {
   readonly options: ResolvedServerOptions;
   readonly methods: MethodTable;
-  /** Takes a global call slot for a call holding `items` decoded values; the refusal when the server is full. */
-  acquireCall(items: number): RpcError | undefined;
-  releaseCall(items: number): void;
+  /** Takes a share of the server-wide budget for a call or notification; the refusal when there is none. */
+  acquireCall(connection: ServerConnection, cost: Cost): RpcError | undefined;
+  releaseCall(connection: ServerConnection, cost: Cost): void;
+  /** Bytes of unfinished frames held by this connection changed by `delta`. */
+  partialBytesChanged(delta: number): void;
+  /** True while unfinished frames across the server hold maxPartialFrameBytes: `connection` waits for room. */
+  waitForPartialRoom(connection: ServerConnection): boolean;
   connectionClosed(connection: ServerConnection): void;
-  /** Reports to ServerOptions.logger; a logger that throws is ignored. */
-  readonly log: (message: string, detail?: unknown) => void;
+  /** Reports to ServerOptions.logger, rate-limited; a logger that throws is ignored. */
+  readonly log: (entry: LogEntry) => void;
 }
 
 interface ActiveCall {
@@ -44,8 +52,8 @@ interface ActiveCall {
   readonly method: string;
   readonly ctx: HandlerContext;
   timer: NodeJS.Timeout | undefined;
-  /** Decoded values its params hold, counted against maxItemsInFlight. */
-  readonly items: number;
+  /** What it holds of the server-wide budget (decoded values and frame bytes). */
+  readonly cost: Cost;
 }
 
 // Hard stop for a socket that was told goaway but does not take the close (a peer that never reads).
@@ -56,7 +64,7 @@ const NO_CALLS: Map<number, ActiveCall> = new Map();
 const NO_NOTIFICATIONS: Set<HandlerContext> = new Set();
 const NO_BACKLOG: Buffer[] = [];
 // What the last decodeMessage measured; read right after it (decoding is synchronous, one frame at a time).
-const DECODE_STATS: DecodeStats = { items: 0 };
+const DECODE_STATS: DecodeStats = { items: 0, largestMap: 0 };
 // The connection of each tunneled socket, for the shared socket listeners.
 const CONNECTIONS = new WeakMap<Socket, ServerConnection>();
 
@@ -88,6 +96,13 @@ export class ServerConnection {
   readonly #batcher: FrameBatcher;
   #lastPingAt = 0;
   #pingStrikes = 0;
+  // Bytes of the partial frame last reported to the server's cap; a chunk held back while the server is over it.
+  #partialReported = 0;
+  #heldChunk: Buffer | undefined;
+  /** What this connection's running calls hold of the server-wide budget. */
+  readonly account = new Account();
+  /** The account of this connection's source address, when the budget is shared by address. */
+  addressAccount: Account | undefined;
 
   constructor(host: ConnectionHost, socket: Socket, auth: unknown) {
     this.#host = host;
@@ -105,31 +120,88 @@ export class ServerConnection {
     socket.on('end', ServerConnection.#socketEnd);
   }
 
-  // One listener function per event for all tunnels, instead of four closures per tunnel.
+  // One listener function per event for all tunnels, instead of four closures per tunnel. Each is a way into the
+  // connection from outside our own stack, so each is guarded: a throw costs this connection, never the process.
   static #socketData(this: Socket, chunk: Buffer): void {
     const connection = CONNECTIONS.get(this);
-    if (connection !== undefined) connection.#onData(chunk);
+    if (connection === undefined) return;
+    try {
+      connection.#onData(chunk);
+    } catch (error) {
+      connection.#crash(error);
+    }
   }
 
   static #socketDrain(this: Socket): void {
     const connection = CONNECTIONS.get(this);
-    if (connection !== undefined) connection.#onDrain();
+    if (connection === undefined) return;
+    try {
+      connection.#onDrain();
+    } catch (error) {
+      connection.#crash(error);
+    }
   }
 
   static #socketClose(this: Socket): void {
     const connection = CONNECTIONS.get(this);
-    if (connection !== undefined) connection.#onClose();
+    if (connection === undefined) return;
+    try {
+      connection.#onClose();
+    } catch (error) {
+      connection.#crash(error);
+    }
   }
 
   static #socketEnd(this: Socket): void {
     const connection = CONNECTIONS.get(this);
-    if (connection !== undefined) connection.#onPeerEnd();
+    if (connection === undefined) return;
+    try {
+      connection.#onPeerEnd();
+    } catch (error) {
+      connection.#crash(error);
+    }
+  }
+
+  /** guarded runs `step` from a timer or promise callback; a throw costs this connection, logged. */
+  guarded(step: () => void): void {
+    try {
+      step();
+    } catch (error) {
+      this.#crash(error);
+    }
+  }
+
+  // An error nobody expected (a bug, a value that cannot be encoded): logged, and this connection destroyed with its
+  // calls aborted. No goaway: the peer did nothing wrong that a code could name; its calls fail "may have run".
+  #crash(error: unknown): void {
+    this.#host.log({ level: 'error', message: 'unexpected error; this tunnel is closed, others are not affected', peer: this.#peerText(), error });
+    try {
+      this.destroy(new RpcError('UNAVAILABLE', 'the server closed the tunnel after an internal error'));
+    } catch {
+      this.#socket.destroy();
+    }
   }
 
   /** open answers the CONNECT and feeds the bytes that arrived with the head (Node's `head`) to the decoder. */
   open(head: Buffer): void {
     this.#socket.write(CONNECTED_RESPONSE);
-    if (head.length > 0) this.#onData(head);
+    if (head.length > 0) this.guarded(() => this.#onData(head));
+  }
+
+  /** resumeHeld feeds a chunk held back while the server was over maxPartialFrameBytes; the server calls it. */
+  resumeHeld(): void {
+    const chunk = this.#heldChunk;
+    if (chunk === undefined || this.#state === 'closed') return;
+    this.#heldChunk = undefined;
+    this.guarded(() => {
+      this.#onData(chunk);
+      this.#resumeReading();
+    });
+  }
+
+  /** holdingChunk tells whether reading waits for the server's partial-frame bytes to drop under the cap. */
+  get holdingChunk(): boolean {
+    return this.#heldChunk !== undefined;
   }
 
   /** peerAddress is the remote IP address, for the per-IP connection count. */
@@ -193,14 +265,32 @@ export class ServerConnection {
     if (this.#state === 'closed') return;
     this.#lastActivity = Date.now();
     this.#lastReceived = this.#lastActivity;
+    // While unfinished frames across the server hold maxPartialFrameBytes, chunks are held back (one per
+    // connection) and reading stops; the frame clock keeps running, so stalled peers time out and free the room.
+    if (this.#heldChunk !== undefined || this.#host.waitForPartialRoom(this)) {
+      if (this.#heldChunk === undefined) this.#heldChunk = chunk;
+      else this.#heldChunk = Buffer.concat([this.#heldChunk, chunk]);
+      this.#frameStartedAt ||= this.#lastActivity;
+      this.#socket.pause();
+      return;
+    }
     try {
       this.#decoder.pushEach(chunk, this.#onFrame);
     } catch (error) {
       this.#fail(RpcError.from(error, 'INTERNAL'));
       return;
     }
+    this.#reportPartial();
     this.#frameStartedAt = this.#decoder.inFrame ? this.#frameStartedAt || this.#lastActivity : 0;
     if (this.#backlogHead < this.#backlog.length) this.#pump();
+  }
+
+  #reportPartial(): void {
+    const held = this.#state === 'closed' ? 0 : this.#decoder.partialCapacity;
+    if (held === this.#partialReported) return;
+    const delta = held - this.#partialReported;
+    this.#partialReported = held;
+    this.#host.partialBytesChanged(delta);
   }
 
   // Frames beyond maxInFlight wait in the backlog, in order, and reading stops until calls finish.
@@ -225,7 +315,7 @@ export class ServerConnection {
   }
 
   #resumeReading(): void {
-    if (this.#state === 'closed' || this.#readingPaused()) return;
+    if (this.#state === 'closed' || this.#readingPaused() || this.#heldChunk !== undefined) return;
     if (this.#frameStartedAt > 0) this.#frameStartedAt = Date.now();
     this.#socket.resume();
   }
@@ -259,17 +349,17 @@ export class ServerConnection {
     }
     switch (message.type) {
       case MessageType.Request:
-        return this.#onRequest(message);
+        return this.#onRequest(message, payload.length);
       case MessageType.Notification:
-        this.#onNotification(message);
+        this.#onNotification(message, payload.length);
         return true;
       case MessageType.Cancel: {
         const call = this.#calls.get(message.id);
-        if (call !== undefined) this.#finish(call, new RpcError('CANCELLED', `call ${call.method} was cancelled by the client`));
+        if (call !== undefined) this.#finish(call, new RpcError('CANCELLED', `call ${call.method} was cancelled by the client`, { mayHaveRun: true }));
         return true;
       }
       case MessageType.Ping:
-        return this.#onPing(message.data);
+        return this.#onPing(payload);
       case MessageType.Pong:
         return true;
       case MessageType.Goaway:
@@ -280,7 +370,7 @@ export class ServerConnection {
     }
   }
 
-  #onRequest(request: RequestMessage): boolean {
+  #onRequest(request: RequestMessage, bytes: number): boolean {
     // After our goaway the client has failed ids above lastId itself; answering them would confuse it.
     if (this.#state !== 'open') return true;
     if (this.#calls.has(request.id)) {
@@ -298,67 +388,115 @@ export class ServerConnection {
     }
     const timeout = Math.min(request.meta?.timeout ?? this.#options.defaultTimeout, this.#options.maxTimeout);
     if (timeout === 0) {
-      this.#respond(request.id, new RpcError('DEADLINE_EXCEEDED', `deadline of ${method.path} had passed before it arrived`), undefined);
+      this.#respond(request.id, new RpcError('DEADLINE_EXCEEDED', `deadline of ${method.path} had passed before it arrived`, { mayHaveRun: false }), undefined);
       return true;
     }
-    const parsed = parseParams(method, request.params, this.#options.validateParams);
-    if (!parsed.ok) {
-      this.#respond(request.id, parsed.error, undefined);
+    const admitted = this.#admit(method, request.params, request.meta?.headers, bytes);
+    if (admitted instanceof RpcError) {
+      this.#respond(request.id, admitted, undefined);
       return true;
     }
-    const items = DECODE_STATS.items;
-    const full = this.#host.acquireCall(items);
-    if (full !== undefined) {
-      this.#respond(request.id, full, undefined);
-      return true;
-    }
+    const { input, headers, cost } = admitted;
     const deadline = Date.now() + timeout;
-    const ctx = this.#context(method.path, deadline, request.meta?.headers, false);
+    const ctx = this.#context(method.path, deadline, headers, false);
     let outcome: unknown;
     try {
-      outcome = method.handler(parsed.input, ctx);
+      outcome = method.handler(input, ctx);
       // A handler that answers synchronously needs no timer and no entry in the in-flight map.
       if (!(outcome instanceof Promise) && !isThenable(outcome)) {
-        this.#host.releaseCall(items);
+        this.#host.releaseCall(this, cost);
         this.#respond(request.id, undefined, outcome);
         return true;
       }
     } catch (error) {
-      this.#host.releaseCall(items);
-      this.#respond(request.id, errorFromHandler(error, method.path, this.#options.exposeInternalErrors, this.#host.log), undefined);
+      this.#host.releaseCall(this, cost);
+      this.#respond(request.id, this.#handlerError(error, method.path, ctx), undefined);
       return true;
     }
-    const call: ActiveCall = { id: request.id, method: method.path, ctx, timer: undefined, items };
+    const call: ActiveCall = { id: request.id, method: method.path, ctx, timer: undefined, cost };
     if (this.#calls === NO_CALLS) this.#calls = new Map();
     this.#calls.set(request.id, call);
     call.timer = setTimeout(() => {
-      this.#finish(call, new RpcError('DEADLINE_EXCEEDED', `${method.path} passed its deadline of ${timeout} ms`));
+      this.guarded(() => this.#finish(call, new RpcError('DEADLINE_EXCEEDED', `${method.path} passed its deadline of ${timeout} ms`, { mayHaveRun: true })));
     }, Math.max(0, deadline - Date.now()));
     Promise.resolve(outcome).then(
-      (result) => this.#finish(call, undefined, result),
-      (error: unknown) => this.#finish(call, errorFromHandler(error, method.path, this.#options.exposeInternalErrors, this.#host.log)),
+      (result) => this.guarded(() => this.#finish(call, undefined, result)),
+      (error: unknown) => this.guarded(() => this.#finish(call, this.#handlerError(error, method.path, ctx))),
     );
     return true;
   }
 
-  #onNotification(notification: NotificationMessage): void {
+  // The checks between a decoded request and its handler, shared by requests and notifications: header limits,
+  // the map size, the params schema, and a share of the server-wide budget. Each refusal means the handler did not
+  // run.
+  #admit(method: RegisteredMethod, params: unknown, rawHeaders: Record<string, string> | undefined, bytes: number): { input: unknown; headers: Readonly<Record<string, string>>; cost: Cost } | RpcError {
+    const headers = rawHeaders === undefined ? EMPTY_HEADERS : this.#checkHeaders(method.path, rawHeaders);
+    if (headers instanceof RpcError) return headers;
+    const largestMap = DECODE_STATS.largestMap ?? 0;
+    const items = DECODE_STATS.items;
+    if (largestMap > this.#options.maxKeysPerMap) {
+      return new RpcError('INVALID_ARGUMENT', `a map in the request for ${method.path} holds ${largestMap} keys, more than maxKeysPerMap ${this.#options.maxKeysPerMap}; send large collections as arrays`, { mayHaveRun: false, maxKeysPerMap: this.#options.maxKeysPerMap });
+    }
+    const parsed = parseParams(method, params, this.#options.validateParams);
+    if (!parsed.ok) return parsed.error;
+    const cost: Cost = { items, bytes };
+    const refused = this.#host.acquireCall(this, cost);
+    if (refused !== undefined) return refused;
+    return { input: parsed.input, headers, cost };
+  }
+
+  // Header names are case-insensitive, as in HTTP: handlers see them in lower case. Counts and bytes are bounded
+  // because a running call keeps its headers until it ends.
+  #checkHeaders(path: string, raw: Record<string, string>): Readonly<Record<string, string>> | RpcError {
+    const { maxHeaderCount, maxHeaderBytes } = this.#options;
+    const headers = Object.create(null) as Record<string, string>;
+    let count = 0;
+    let size = 0;
+    for (const name in raw) {
+      const value = raw[name]!;
+      if (++count > maxHeaderCount) {
+        return new RpcError('INVALID_ARGUMENT', `the request for ${path} carries more than maxHeaderCount ${maxHeaderCount} headers`, { mayHaveRun: false, maxHeaderCount });
+      }
+      size += name.length + value.length;
+      if (size > maxHeaderBytes) {
+        return new RpcError('INVALID_ARGUMENT', `the headers of the request for ${path} exceed maxHeaderBytes ${maxHeaderBytes}`, { mayHaveRun: false, maxHeaderBytes });
+      }
+      const lower = name.toLowerCase();
+      if (lower in headers) {
+        return new RpcError('INVALID_ARGUMENT', `the request for ${path} carries header ${quotePeerText(lower, 64)} twice (names are case-insensitive)`, { mayHaveRun: false });
+      }
+      headers[lower] = value;
+    }
+    // A string's length counts UTF-16 units; recount in UTF-8 bytes only when the quick sum is near the limit.
+    if (size * 3 > maxHeaderBytes) {
+      let bytes = 0;
+      for (const name in headers) bytes += Buffer.byteLength(name) + Buffer.byteLength(headers[name]!);
+      if (bytes > maxHeaderBytes) {
+        return new RpcError('INVALID_ARGUMENT', `the headers of the request for ${path} exceed maxHeaderBytes ${maxHeaderBytes}`, { mayHaveRun: false, maxHeaderBytes });
+      }
+    }
+    return headers;
+  }
+
+  #onNotification(notification: NotificationMessage, bytes: number): void {
     if (this.#state !== 'open') return;
     const method = this.#host.methods.get(notification.method);
     if (method === undefined) {
-      this.#host.log(`notification for unknown method ${JSON.stringify(notification.method.slice(0, 200))} dropped`);
-      return;
-    }
-    const parsed = parseParams(method, notification.params, this.#options.validateParams);
-    if (!parsed.ok) {
-      this.#host.log(`notification ${method.path} dropped: ${parsed.error.message}`);
+      this.#host.log({ level: 'warn', message: `notification for unknown method ${quotePeerText(notification.method)} dropped`, peer: this.#peerText() });
       return;
     }
     const timeout = Math.min(notification.meta?.timeout ?? this.#options.defaultTimeout, this.#options.maxTimeout);
     if (timeout === 0) {
-      this.#host.log(`notification ${method.path} dropped: its deadline had passed before it arrived`);
+      this.#host.log({ level: 'warn', message: 'notification dropped: its deadline had passed before it arrived', method: method.path, code: 'DEADLINE_EXCEEDED', peer: this.#peerText() });
       return;
     }
-    const ctx = this.#context(method.path, Date.now() + timeout, notification.meta?.headers, true);
+    const admitted = this.#admit(method, notification.params, notification.meta?.headers, bytes);
+    if (admitted instanceof RpcError) {
+      this.#host.log({ level: 'warn', message: `notification dropped: ${admitted.message}`, method: method.path, code: admitted.code, peer: this.#peerText() });
+      return;
+    }
+    const { input, headers, cost } = admitted;
+    const ctx = this.#context(method.path, Date.now() + timeout, headers, true);
     this.#notificationsRunning++;
     if (this.#notifications === NO_NOTIFICATIONS) this.#notifications = new Set();
     this.#notifications.add(ctx);
@@ -366,24 +504,45 @@ export class ServerConnection {
     const timer = setTimeout(() => {
       ctx.abort(new RpcError('DEADLINE_EXCEEDED', `notification ${method.path} passed its deadline of ${timeout} ms`));
     }, timeout);
-    const done = (error?: unknown): void => {
+    let done = false;
+    const finish = (error?: unknown): void => {
+      if (done) return;
+      done = true;
       clearTimeout(timer);
+      this.#host.releaseCall(this, cost);
       this.#notifications.delete(ctx);
       this.#notificationsRunning--;
-      if (error !== undefined) errorFromHandler(error, method.path, false, this.#host.log);
+      if (error !== undefined) this.#handlerError(error, method.path, ctx);
       if (this.#backlogHead < this.#backlog.length) this.#pump();
       this.#closeIfIdle();
     };
     try {
-      Promise.resolve(method.handler(parsed.input, ctx)).then(() => done(), (error: unknown) => done(error ?? 'rejected'));
+      Promise.resolve(method.handler(input, ctx)).then(
+        () => this.guarded(() => finish()),
+        (error: unknown) => this.guarded(() => finish(error ?? 'rejected')),
+      );
     } catch (error) {
-      done(error ?? 'threw');
+      finish(error ?? 'threw');
     }
   }
 
+  // A handler's failure, logged at its level: an abort after the call ended (cancel, deadline, disconnect) is the
+  // handler doing what ctx.signal asked, not a crash.
+  #handlerError(thrown: unknown, path: string, ctx: HandlerContext): RpcError {
+    const aborted = ctx.aborted;
+    return errorFromHandler(thrown, path, this.#options.exposeInternalErrors, (entry) =>
+      this.#host.log({ ...entry, level: aborted ? 'debug' : entry.level, peer: this.#peerText() }),
+    );
+  }
+
+  #peerText(): string {
+    const socket = this.#socket;
+    return socket.remotePort === undefined ? this.#address : `${this.#address}:${socket.remotePort}`;
+  }
+
   // gRPC's keepalive enforcement: pings with no call running may come once per minPingInterval; a client that
-  // floods them past maxPingStrikes costs us CPU for nothing and is cut off.
-  #onPing(data: unknown): boolean {
+  // floods them past maxPingStrikes costs us CPU for nothing and is cut off. The pong carries the ping's own bytes.
+  #onPing(payload: Uint8Array): boolean {
     const { minPingInterval, maxPingStrikes } = this.#options;
     const now = Date.now();
     if (minPingInterval > 0 && this.#calls.size === 0 && now - this.#lastPingAt < minPingInterval) {
@@ -393,7 +552,14 @@ export class ServerConnection {
       }
     }
     this.#lastPingAt = now;
-    this.#send({ type: MessageType.Pong, data });
+    let pong: Uint8Array;
+    try {
+      pong = encodePongPayload(payload);
+    } catch (error) {
+      this.#fail(RpcError.from(error, 'INTERNAL'));
+      return false;
+    }
+    this.#write(pong);
     return true;
   }
 
@@ -419,7 +585,7 @@ export class ServerConnection {
     if (this.#calls.get(call.id) !== call) return;
     this.#calls.delete(call.id);
     clearTimeout(call.timer);
-    this.#host.releaseCall(call.items);
+    this.#host.releaseCall(this, call.cost);
     if (error !== undefined) call.ctx.abort(error);
     if (this.#state !== 'closed') this.#respond(call.id, error, result);
     if (this.#backlogHead < this.#backlog.length) this.#pump();
@@ -450,7 +616,7 @@ export class ServerConnection {
     if (this.#state === 'closed' || this.#socket.destroyed) return;
     this.#lastActivity = Date.now();
     // The cap applies to what is still queued from before this frame: a peer holds at most maxWriteBuffer plus one
-    // frame (RELIABILITY.md T18), and two large results written in one tick do not cut off a peer that reads.
+    // frame (SECURITY.md, a peer that never reads), and two large results written in one tick do not cut off a peer that reads.
     const backlog = this.#socket.writableLength + this.#batcher.queuedBytes;
     if (backlog > this.#options.maxWriteBuffer) {
       this.destroy(new RpcError('RESOURCE_EXHAUSTED', `peer is not reading: ${backlog} bytes queued exceed maxWriteBuffer ${this.#options.maxWriteBuffer}`));
@@ -500,7 +666,7 @@ export class ServerConnection {
     this.#socket.pause();
     for (const call of this.#calls.values()) {
       clearTimeout(call.timer);
-      this.#host.releaseCall(call.items);
+      this.#host.releaseCall(this, call.cost);
       call.ctx.abort(reason);
     }
     this.#calls.clear();
@@ -515,6 +681,8 @@ export class ServerConnection {
 
   #onClose(): void {
     this.#abortAll(new RpcError('CANCELLED', 'the connection to the client closed'));
+    this.#heldChunk = undefined;
+    this.#reportPartial();
     this.#host.connectionClosed(this);
   }
 

@@ -44,6 +44,11 @@ export class HandlerContext implements CallContext {
     return this.#controller.signal;
   }
 
+  /** aborted tells whether the call ended for the handler already (cancel, deadline, disconnect). */
+  get aborted(): boolean {
+    return this.#reason !== undefined;
+  }
+
   /** abort ends the handler's signal with `reason` (CANCELLED, DEADLINE_EXCEEDED); the first reason wins. */
   abort(reason: RpcError): void {
     if (this.#reason !== undefined) return;

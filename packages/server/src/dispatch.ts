@@ -13,6 +13,7 @@ import {
   type ReturnOf,
   type ServiceContract,
 } from '@tunnelrpc/protocol';
+import type { LogEntry } from './log.js';
 
 /** PeerAddress is the remote end of a tunnel as the socket reports it. */
 export interface PeerAddress {
@@ -102,11 +103,13 @@ export function parseParams(method: RegisteredMethod, params: unknown, validate 
 
 /**
  * errorFromHandler maps what a handler threw to the error sent to the caller. RpcError goes as written; anything
- * else becomes INTERNAL with a generic message, and the detail goes to the log only (unless exposed).
+ * else becomes INTERNAL with a generic message, and the detail goes to the log only (unless exposed). Either way
+ * the data says `mayHaveRun: true`: the handler ran, so whatever a call it made downstream reported about that
+ * other hop (an UNAVAILABLE that "did not run") must not reach our caller as if it were about this call.
  */
-export function errorFromHandler(thrown: unknown, method: string, expose: boolean, log: (m: string, d?: unknown) => void): RpcError {
-  if (thrown instanceof RpcError) return thrown;
-  log(`handler ${method} threw`, thrown);
+export function errorFromHandler(thrown: unknown, method: string, expose: boolean, log: (entry: LogEntry) => void): RpcError {
+  if (thrown instanceof RpcError) return markMayHaveRun(thrown);
+  log({ level: 'error', message: 'handler threw; the caller got INTERNAL', method, code: 'INTERNAL', error: thrown });
   let detail = '';
   if (expose) {
     try {
@@ -115,5 +118,12 @@ export function errorFromHandler(thrown: unknown, method: string, expose: boolea
       detail = '';
     }
   }
-  return new RpcError('INTERNAL', `internal error in ${method}${detail || '; the server logged the details'}`);
+  return new RpcError('INTERNAL', `internal error in ${method}${detail || '; the server logged the details'}`, { mayHaveRun: true });
+}
+
+function markMayHaveRun(error: RpcError): RpcError {
+  const data = error.data;
+  if (data === undefined || data === null) return new RpcError(error.code, error.message, { mayHaveRun: true }, { cause: error });
+  if (typeof data !== 'object' || Array.isArray(data) || (data as { mayHaveRun?: unknown }).mayHaveRun === true) return error;
+  return new RpcError(error.code, error.message, { ...(data as Record<string, unknown>), mayHaveRun: true }, { cause: error });
 }

@@ -5,8 +5,7 @@
 import type { IncomingMessage } from 'node:http';
 import { checkInteger, definedOnly, MAX_UINT32, resolveDecodeLimits, RpcError, type DecodeLimits } from '@tunnelrpc/protocol';
 
-/** ServerLogger receives what the server cannot send to a peer: handler crashes, dropped notifications. */
-export type ServerLogger = (message: string, detail?: unknown) => void;
+import { defaultLogger, type ServerLogger } from './log.js';
 
 /** ServerOptions configures an RpcServer. Every field is optional; the defaults are safe for a public port. */
 export interface ServerOptions {
@@ -54,14 +53,58 @@ export interface ServerOptions {
    * socket until a call finishes, so a fast pipelining client is slowed, not buffered. Default 128.
    */
   maxInFlight?: number;
-  /** Calls running across all connections; a request past it is answered RESOURCE_EXHAUSTED. Default 10000. */
+  /**
+   * Calls and notifications running across all connections; a request past it is answered RESOURCE_EXHAUSTED (a
+   * notification past it is dropped and logged). Once half of it is in use, each connection, and each source
+   * address unless shareByAddress is off, may hold at most a fair share: cap / (other active holders + 2).
+   * Default 10000. Range 1 … 4294967295.
+   */
   maxCallsInFlight?: number;
   /**
-   * MessagePack values in the params of all running calls together (the decoded heap they hold: at worst about
-   * 64 bytes a value). A request that would pass it is answered RESOURCE_EXHAUSTED, so many connections each
-   * holding large decoded params cannot add up without bound. Default 4194304 (about 256 MiB at worst).
+   * MessagePack values in the frames of all running calls and notifications together (the decoded heap they hold:
+   * at worst about 64 bytes a value). A request that would pass it is answered RESOURCE_EXHAUSTED, so many
+   * connections each holding large decoded params cannot add up without bound. Shared fairly as maxCallsInFlight.
+   * Default 4194304 (about 256 MiB at worst).
    */
   maxItemsInFlight?: number;
+  /**
+   * Frame bytes of all running calls and notifications together: their params and headers (a decoded string
+   * takes at most twice its bytes in memory). A request that would pass it is answered RESOURCE_EXHAUSTED. Shared
+   * fairly as maxCallsInFlight. Default 64 MiB (67108864). Range 1 … 4294967295.
+   */
+  maxBytesInFlight?: number;
+  /**
+   * Share maxCallsInFlight, maxItemsInFlight and maxBytesInFlight between source addresses as well as between
+   * connections, so that many tunnels from one address cannot take the whole server. Turn it off behind a TCP
+   * balancer that does not pass client addresses (every tunnel then has the balancer's address, which would get
+   * half the budget at most). Default true.
+   */
+  shareByAddress?: boolean;
+  /**
+   * Headers (meta.headers) one call may carry; a request with more is answered INVALID_ARGUMENT, unrun.
+   * Default 64. Range 0 … 65535.
+   */
+  maxHeaderCount?: number;
+  /**
+   * Bytes of header names and values (UTF-8) one call may carry; a request with more is answered
+   * INVALID_ARGUMENT, unrun. Default 8192. Range 0 … 4294967295.
+   */
+  maxHeaderBytes?: number;
+  /**
+   * Keys of the largest map a request's params may hold; a request with a larger map is answered
+   * INVALID_ARGUMENT before its params are validated (validating a map costs time per key: 131,000 unknown keys
+   * cost zod about 90 ms). Send large collections as arrays, or raise it for large records. Default 8192.
+   * Range 1 … 4294967295.
+   */
+  maxKeysPerMap?: number;
+  /**
+   * Bytes of unfinished frames held across all connections. A connection whose partial frame would grow past it
+   * stops being read until other frames complete (its frameTimeout still runs), so stalled peers cannot pin
+   * memory without bound. Default 128 MiB (134217728). Range 1 … 4294967295.
+   */
+  maxPartialFrameBytes?: number;
+  /** Log entries per second passed to `logger` (bursts of as many); the rest are counted in one line. Default 100. */
+  maxLogEntriesPerSecond?: number;
   /**
    * Bytes queued for a peer that is not reading, above which the connection is destroyed (its calls are
    * abandoned) instead of queueing one more frame: a peer holds at most this plus one frame.
@@ -102,7 +145,10 @@ export interface ServerOptions {
    * returned is handed to every handler as `ctx.auth`.
    */
   authorize?: (req: IncomingMessage) => unknown;
-  /** Where handler crashes and dropped notifications are reported. Default: console.error. */
+  /**
+   * Receives leveled log entries with fields (method, code, peer, error): handler crashes (error), dropped
+   * notifications and peers that misbehave (warn), aborted handlers (debug). Default: warn and error to stderr.
+   */
   logger?: ServerLogger;
 }
 
@@ -120,6 +166,13 @@ export interface ResolvedServerOptions extends DecodeLimits {
   maxInFlight: number;
   maxCallsInFlight: number;
   maxItemsInFlight: number;
+  maxBytesInFlight: number;
+  shareByAddress: boolean;
+  maxHeaderCount: number;
+  maxHeaderBytes: number;
+  maxKeysPerMap: number;
+  maxPartialFrameBytes: number;
+  maxLogEntriesPerSecond: number;
   maxWriteBuffer: number;
   writeHighWaterMark: number;
   drainTimeout: number;
@@ -135,10 +188,6 @@ export interface ResolvedServerOptions extends DecodeLimits {
 }
 
 const MAX_TIMER_MS = 2_147_483_647; // setTimeout's ceiling
-
-function defaultLogger(message: string, detail?: unknown): void {
-  console.error(`tunnelrpc: ${message}`, ...(detail === undefined ? [] : [detail]));
-}
 
 /** resolveServerOptions fills defaults and validates every option, throwing INVALID_ARGUMENT naming the bad one. */
 export function resolveServerOptions(options: ServerOptions = {}): ResolvedServerOptions {
@@ -166,6 +215,13 @@ export function resolveServerOptions(options: ServerOptions = {}): ResolvedServe
     maxInFlight: count('maxInFlight', 128),
     maxCallsInFlight: count('maxCallsInFlight', 10_000),
     maxItemsInFlight: count('maxItemsInFlight', 4_194_304),
+    maxBytesInFlight: count('maxBytesInFlight', 64 * 1024 * 1024),
+    shareByAddress: given.shareByAddress ?? true,
+    maxHeaderCount: checkInteger('maxHeaderCount', given.maxHeaderCount ?? 64, 0, 65_535),
+    maxHeaderBytes: checkInteger('maxHeaderBytes', given.maxHeaderBytes ?? 8192, 0, MAX_UINT32),
+    maxKeysPerMap: count('maxKeysPerMap', 8192),
+    maxPartialFrameBytes: count('maxPartialFrameBytes', 128 * 1024 * 1024),
+    maxLogEntriesPerSecond: count('maxLogEntriesPerSecond', 100),
     maxWriteBuffer: count('maxWriteBuffer', Math.min(MAX_UINT32, decode.maxFrameSize + 1024 * 1024)),
     writeHighWaterMark: count('writeHighWaterMark', 1024 * 1024),
     drainTimeout: ms('drainTimeout', 30_000),

@@ -6,8 +6,10 @@ import { createServer, type IncomingMessage, type RequestListener, type Server a
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { RpcError, type ServiceContract } from '@tunnelrpc/protocol';
+import { Account, FairBudget } from './budget.js';
 import { ServerConnection, type ConnectionHost } from './connection.js';
 import { MethodTable, type ServiceImpl } from './dispatch.js';
+import { RateLimitedLog } from './log.js';
 import { resolveServerOptions, type ResolvedServerOptions, type ServerOptions } from './options.js';
 import { refuseConnect, statusForCode } from './refuse.js';
 
@@ -34,11 +36,15 @@ export class RpcServer {
   readonly #options: ResolvedServerOptions;
   readonly #methods = new MethodTable();
   readonly #connections = new Set<ServerConnection>();
-  readonly #perIp = new Map<string, number>();
+  // Per source address: its open tunnels, and what its running calls hold of the budget.
+  readonly #perIp = new Map<string, { tunnels: number; account: Account }>();
+  readonly #budget: FairBudget;
+  readonly #log: RateLimitedLog;
+  #partialBytes = 0;
+  // Connections whose reading waits for unfinished frames across the server to drop under maxPartialFrameBytes.
+  readonly #waitingForPartialRoom = new Set<ServerConnection>();
   readonly #attached = new Set<HttpServer>();
   #ownServer: HttpServer | undefined;
-  #callsInFlight = 0;
-  #itemsInFlight = 0;
   #closing: Promise<void> | undefined;
   #sweep: NodeJS.Timeout | undefined;
   readonly #host: ConnectionHost;
@@ -46,44 +52,44 @@ export class RpcServer {
   /** Creates a server; throws RpcError INVALID_ARGUMENT for a bad option. */
   constructor(options: ServerOptions = {}) {
     this.#options = resolveServerOptions(options);
+    this.#budget = new FairBudget(this.#options);
+    this.#log = new RateLimitedLog(this.#options.logger, this.#options.maxLogEntriesPerSecond);
     this.#host = {
       options: this.#options,
       methods: this.#methods,
-      acquireCall: (items) => {
-        const { maxCallsInFlight, maxItemsInFlight } = this.#options;
-        if (this.#callsInFlight >= maxCallsInFlight) {
-          return new RpcError('RESOURCE_EXHAUSTED', `server is running maxCallsInFlight ${maxCallsInFlight} calls; retry with backoff`);
-        }
-        if (this.#itemsInFlight + items > maxItemsInFlight) {
-          return new RpcError('RESOURCE_EXHAUSTED', `running calls hold maxItemsInFlight ${maxItemsInFlight} decoded values; retry with backoff or send smaller params`);
-        }
-        this.#callsInFlight++;
-        this.#itemsInFlight += items;
-        return undefined;
+      acquireCall: (connection, cost) => this.#budget.acquire(connection.account, connection.addressAccount, cost),
+      releaseCall: (connection, cost) => this.#budget.release(connection.account, connection.addressAccount, cost),
+      partialBytesChanged: (delta) => {
+        this.#partialBytes += delta;
+        if (delta < 0 && this.#partialBytes < this.#options.maxPartialFrameBytes) this.#resumePartialWaiters();
       },
-      releaseCall: (items) => {
-        this.#callsInFlight--;
-        this.#itemsInFlight -= items;
+      waitForPartialRoom: (connection) => {
+        if (this.#partialBytes < this.#options.maxPartialFrameBytes) return false;
+        this.#waitingForPartialRoom.add(connection);
+        return true;
       },
-      log: (message, detail) => {
-        try {
-          this.#options.logger(message, detail);
-        } catch {
-          // A logger that throws must not take a connection down.
-        }
-      },
+      log: (entry) => this.#log.log(entry),
       connectionClosed: (connection) => {
         if (!this.#connections.delete(connection)) return;
+        this.#waitingForPartialRoom.delete(connection);
         const address = connection.peerAddress;
-        const left = (this.#perIp.get(address) ?? 1) - 1;
-        if (left > 0) this.#perIp.set(address, left);
-        else this.#perIp.delete(address);
+        const entry = this.#perIp.get(address);
+        if (entry !== undefined && --entry.tunnels === 0) this.#perIp.delete(address);
         if (this.#connections.size === 0 && this.#sweep !== undefined) {
           clearInterval(this.#sweep);
           this.#sweep = undefined;
         }
       },
     };
+  }
+
+  // Room for unfinished frames again: the held chunks are fed in order until the server is over the cap again.
+  #resumePartialWaiters(): void {
+    for (const connection of this.#waitingForPartialRoom) {
+      if (this.#partialBytes >= this.#options.maxPartialFrameBytes) return;
+      this.#waitingForPartialRoom.delete(connection);
+      connection.resumeHeld();
+    }
   }
 
   /** register adds a service: one handler per contract method, typed from its schemas. */
@@ -163,7 +169,7 @@ export class RpcServer {
       return Promise.reject(new RpcError('FAILED_PRECONDITION', 'listen() was called already; create another RpcServer for another port'));
     }
     // Node's defaults (60 s for headers, 300 s per request, 16 KiB of headers) are meant for a proxy in front; a
-    // server that listen() creates faces peers directly (shared/RELIABILITY.md section 5).
+    // server that listen() creates faces peers directly (SECURITY.md, limits).
     const { handshakeTimeout, maxHeadSize } = this.#options;
     const server = createServer({
       headersTimeout: handshakeTimeout,
@@ -229,7 +235,13 @@ export class RpcServer {
     tcp.setTimeout?.(0);
     const connection = new ServerConnection(this.#host, tcp, auth);
     this.#connections.add(connection);
-    this.#perIp.set(connection.peerAddress, (this.#perIp.get(connection.peerAddress) ?? 0) + 1);
+    let perIp = this.#perIp.get(connection.peerAddress);
+    if (perIp === undefined) {
+      perIp = { tunnels: 0, account: new Account() };
+      this.#perIp.set(connection.peerAddress, perIp);
+    }
+    perIp.tunnels++;
+    if (this.#options.shareByAddress) connection.addressAccount = perIp.account;
     // One sweep checks the idle, frame and drain deadlines of every tunnel (no timer per idle tunnel), often
     // enough that each fires within a quarter of its own length, and at least once a second.
     const { idleTimeout, frameTimeout, drainTimeout, keepaliveInterval, keepaliveTimeout } = this.#options;
@@ -238,7 +250,7 @@ export class RpcServer {
     const shortest = Math.min(...timeouts.filter((ms) => ms > 0));
     this.#sweep ??= setInterval(() => {
       const now = Date.now();
-      for (const each of this.#connections) each.checkTimers(now);
+      for (const each of this.#connections) each.guarded(() => each.checkTimers(now));
     }, Math.max(50, Math.floor(shortest / 4))).unref();
     connection.open(head);
   }
@@ -254,7 +266,7 @@ export class RpcServer {
       return true;
     }
     const address = (socket as Socket).remoteAddress ?? 'unknown';
-    if ((this.#perIp.get(address) ?? 0) >= this.#options.maxConnectionsPerIp) {
+    if ((this.#perIp.get(address)?.tunnels ?? 0) >= this.#options.maxConnectionsPerIp) {
       refuseConnect(socket, 503, `503 ${address} has maxConnectionsPerIp ${this.#options.maxConnectionsPerIp} tunnels open; share tunnels or raise the limit`, { 'Retry-After': '1' });
       return true;
     }

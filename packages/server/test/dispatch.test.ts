@@ -159,7 +159,17 @@ describe('RpcServer dispatch', () => {
         'NOT_FOUND',
       );
       expect(error.message).to.equal('no user 42; create it first');
-      expect(error.data).to.deep.equal({ user: 42 });
+      expect(error.data, 'the data as thrown, marked: the handler ran').to.deep.equal({ user: 42, mayHaveRun: true });
+      await stillWorks();
+    });
+
+    it('marks a rethrown error from another hop as may have run (mayHaveRun describes this hop only)', async () => {
+      const error = expectError(
+        await tunnel.call(24, 'Svc.fail', { code: 'UNAVAILABLE', message: 'downstream did not run it', data: { mayHaveRun: false } }),
+        24,
+        'UNAVAILABLE',
+      );
+      expect(error.data).to.deep.equal({ mayHaveRun: true });
       await stillWorks();
     });
 
@@ -168,10 +178,11 @@ describe('RpcServer dispatch', () => {
       expect(error.message).to.not.include(SECRET);
       expect(error.message).to.not.include('hunter2');
       expect(error.message).to.include('Svc.crash');
-      expect(error).to.not.have.property('data');
-      const logged = server.logs.find((entry) => entry.detail instanceof Error);
+      expect(error.data, 'a handler ran, so its error says it may have run').to.deep.equal({ mayHaveRun: true });
+      const logged = server.logs.find((entry) => entry.error instanceof Error);
       expect(logged, 'the logger receives the thrown Error').to.not.equal(undefined);
-      expect((logged!.detail as Error).message).to.equal(SECRET);
+      expect(logged).to.include({ level: 'error', method: 'Svc.crash', code: 'INTERNAL' });
+      expect((logged!.error as Error).message).to.equal(SECRET);
       await stillWorks();
     });
 

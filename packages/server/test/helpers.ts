@@ -22,18 +22,13 @@ import {
   type ResponseMessage,
   type WireError,
 } from '@tunnelrpc/protocol';
-import { RpcServer, type ServerOptions } from '@tunnelrpc/server';
+import { RpcServer, type LogEntry, type ServerOptions } from '@tunnelrpc/server';
 import { Probe, Svc, createSvc } from './fixture.js';
 
 const sockets = new Set<Socket>();
 const rpcServers = new Set<RpcServer>();
 const httpServers = new Set<HttpServer>();
 
-/** LogEntry is one call of the server's logger. */
-export interface LogEntry {
-  message: string;
-  detail: unknown;
-}
 
 /** TestServer is a listening RpcServer with the Svc fixture registered. */
 export interface TestServer {
@@ -48,7 +43,7 @@ export async function startServer(options: ServerOptions = {}): Promise<TestServ
   const probe = new Probe();
   const logs: LogEntry[] = [];
   // A short shutdownTimeout keeps cleanup() fast when a test leaves a call hanging; tests of shutdown set their own.
-  const rpc = new RpcServer({ logger: (message, detail) => logs.push({ message, detail }), shutdownTimeout: 500, ...options });
+  const rpc = new RpcServer({ logger: (entry) => logs.push(entry), shutdownTimeout: 500, ...options });
   rpc.register(Svc, createSvc(probe));
   rpcServers.add(rpc);
   const { port } = await rpc.listen(0);
