@@ -1,6 +1,7 @@
 /**
  * `pnpm example:server --port N [--host H]`: serves the Echo fixture in the foreground and prints
- * `listening http://HOST:PORT/_rpc` once it accepts connections. SIGINT/SIGTERM close it gracefully.
+ * `listening http://HOST:PORT/_rpc` once it accepts connections, followed on a loopback host (the default,
+ * 127.0.0.1) by a note that only this machine can connect. SIGINT/SIGTERM close it gracefully.
  */
 import { parseArgs } from 'node:util';
 import { RpcServer, type LogEntry } from '@tunnelrpc/server';
@@ -40,7 +41,9 @@ async function main(): Promise<void> {
   process.once('SIGINT', stop);
   process.once('SIGTERM', stop);
   const address = await server.listen(port, values.host);
-  console.log(`listening ${address.url}`);
+  // Like rpc.listen(), the example binds 127.0.0.1 by default: other machines and containers cannot reach it.
+  const loopback = ['127.0.0.1', '::1', 'localhost'].includes(address.host);
+  console.log(`listening ${address.url}${loopback ? ' (loopback only; --host 0.0.0.0 listens on every interface)' : ''}`);
 }
 
 main().catch((error: unknown) => {

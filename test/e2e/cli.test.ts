@@ -22,7 +22,7 @@ describe('example server and CLI processes', () => {
     server = cleanup.add(spawnNode([EXAMPLE_SERVER, '--port', '0']), (child) => {
       if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
     });
-    const match = await waitForLine(server, /^listening (http:\/\/127\.0\.0\.1:(\d+)\/_rpc)$/);
+    const match = await waitForLine(server, /^listening (http:\/\/127\.0\.0\.1:(\d+)\/_rpc) \(loopback only; --host 0\.0\.0\.0 listens on every interface\)$/);
     url = match[1]!;
     expect(Number(match[2])).to.be.greaterThan(0);
   });
