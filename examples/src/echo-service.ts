@@ -23,6 +23,17 @@ export const Echo = defineService('Echo', {
   notify: { input: z.unknown(), output: z.void(), notification: true },
   /** How many notifications `notify` has received. */
   count: { input: z.void(), output: z.number().int(), idempotent: true },
+  /** A server stream of the integers 0 … n-1, `ms` apart (default 0); the result is how many were sent. */
+  ticks: {
+    kind: 'serverStream',
+    input: z.strictObject({ n: z.number().int().min(0).max(1_000_000_000), ms: z.number().int().min(0).max(60_000).optional() }),
+    serverMessage: z.number().int(),
+    output: z.object({ sent: z.number().int() }),
+  },
+  /** A client stream of numbers; the result is their total. */
+  sum: { kind: 'clientStream', input: z.void(), clientMessage: z.number(), output: z.number() },
+  /** A bidirectional stream: each message is echoed back as it arrives; the result is how many were echoed. */
+  chat: { kind: 'bidiStream', input: z.void(), clientMessage: z.unknown(), serverMessage: z.unknown(), output: z.object({ echoed: z.number().int() }) },
 });
 
 /** createEchoService returns the Echo handlers with a fresh notification counter. */
@@ -48,5 +59,29 @@ export function createEchoService(): ServiceImpl<typeof Echo> {
       received++;
     },
     count: () => received,
+    ticks: async function* ({ n, ms = 0 }, ctx) {
+      for (let i = 0; i < n; i++) {
+        if (ms > 0 && i > 0) {
+          await delay(ms, undefined, { signal: ctx.signal }).catch(() => {
+            throw ctx.signal.reason;
+          });
+        }
+        yield i;
+      }
+      return { sent: n };
+    },
+    sum: async (_params, numbers) => {
+      let total = 0;
+      for await (const value of numbers) total += value;
+      return total;
+    },
+    chat: async function* (_params, messages) {
+      let echoed = 0;
+      for await (const message of messages) {
+        yield message;
+        echoed++;
+      }
+      return { echoed };
+    },
   };
 }

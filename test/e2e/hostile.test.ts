@@ -64,7 +64,8 @@ const GARBAGE: GarbageCase[] = [
   { name: 'a response [1, 1, nil, nil] sent to the server', bytes: () => encodeMessage({ type: MessageType.Response, id: 1, result: null }), code: 'PROTOCOL_ERROR' },
   { name: 'a request with a non-string method', bytes: () => frame(hex('94 00 01 07 c0')), code: 'PROTOCOL_ERROR' },
   { name: 'a request with id -1', bytes: () => frame(Buffer.concat([hex('94 00 ff a9'), Buffer.from('Echo.echo'), hex('c0')])), code: 'PROTOCOL_ERROR' },
-  { name: 'reserved message type 4', bytes: () => frame(hex('92 04 01')), code: 'PROTOCOL_ERROR' },
+  { name: 'a stream message [4, 1] without its message', bytes: () => frame(hex('92 04 01')), code: 'PROTOCOL_ERROR' },
+  { name: 'a half-close [5, 1] for a stream never opened', bytes: () => frame(hex('92 05 01')), code: 'PROTOCOL_ERROR' },
 ];
 
 describe('hostile peers', () => {

@@ -250,6 +250,11 @@ export function expectationFor(payload: Buffer): Expectation {
       return { kind: 'goaway', code: 'PROTOCOL_ERROR' };
     case MessageType.Ping:
       return { kind: 'pong', data: message.data };
+    // One frame on a fresh tunnel: no request has opened the stream these name.
+    case MessageType.StreamMessage:
+    case MessageType.HalfClose:
+    case MessageType.Credit:
+      return { kind: 'goaway', code: 'PROTOCOL_ERROR' };
     default:
       return { kind: 'nothing' };
   }

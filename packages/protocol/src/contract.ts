@@ -19,6 +19,26 @@ export interface MethodSpec<I extends z.ZodType = z.ZodType, O extends z.ZodType
   readonly idempotent?: boolean;
   /** The typed client sends this method as a notification (no answer, no result). Default false. */
   readonly notification?: boolean;
+  /**
+   * How the method is called (PROTOCOL.md 12): 'unary' (params in, result out; the default), 'serverStream' (the
+   * server sends serverMessage values, then the result), 'clientStream' (the client sends clientMessage values,
+   * then the server answers the result) or 'bidiStream' (both at once).
+   */
+  readonly kind?: MethodKind;
+  /** Schema of each stream message the client sends (clientStream, bidiStream); checked by the server on receipt. */
+  readonly clientMessage?: z.ZodType;
+  /** Schema of each stream message the server sends (serverStream, bidiStream); checked by the client on receipt. */
+  readonly serverMessage?: z.ZodType;
+}
+
+/** MethodKind names the four ways a method may be called. */
+export type MethodKind = 'unary' | 'serverStream' | 'clientStream' | 'bidiStream';
+
+const METHOD_KINDS: readonly MethodKind[] = ['unary', 'serverStream', 'clientStream', 'bidiStream'];
+
+/** methodKind is a spec's kind, 'unary' when unset. */
+export function methodKind(spec: MethodSpec): MethodKind {
+  return spec.kind ?? 'unary';
 }
 
 /** ServiceMethods maps method names to their specs. */
@@ -38,6 +58,14 @@ export type ParsedInputOf<M extends MethodSpec> = z.output<M['input']>;
 export type OutputOf<M extends MethodSpec> = z.output<M['output']>;
 /** ReturnOf is the result type a handler returns (before zod parsing on the client). */
 export type ReturnOf<M extends MethodSpec> = z.input<M['output']>;
+/** ClientMessageOf is a client-to-server stream message as the client sends it (before zod parsing). */
+export type ClientMessageOf<M extends MethodSpec> = M extends { readonly clientMessage: infer S extends z.ZodType } ? z.input<S> : never;
+/** ParsedClientMessageOf is a client-to-server stream message as the handler receives it (after zod parsing). */
+export type ParsedClientMessageOf<M extends MethodSpec> = M extends { readonly clientMessage: infer S extends z.ZodType } ? z.output<S> : never;
+/** ServerMessageOf is a server-to-client stream message as the handler yields it (before zod parsing). */
+export type ServerMessageOf<M extends MethodSpec> = M extends { readonly serverMessage: infer S extends z.ZodType } ? z.input<S> : never;
+/** ParsedServerMessageOf is a server-to-client stream message as the client receives it (after zod parsing). */
+export type ParsedServerMessageOf<M extends MethodSpec> = M extends { readonly serverMessage: infer S extends z.ZodType } ? z.output<S> : never;
 
 const SERVICE_NAME = /^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$/;
 const METHOD_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
@@ -66,8 +94,28 @@ export function defineService<const Name extends string, const Methods extends S
     if (spec === undefined || typeof spec.input?.safeParse !== 'function' || typeof spec.output?.safeParse !== 'function') {
       throw new RpcError('INVALID_ARGUMENT', `method ${name}.${method} needs zod schemas in both input and output`);
     }
+    checkKind(name, method, spec);
   }
   return Object.freeze({ name, methods });
+}
+
+function checkKind(service: string, method: string, spec: MethodSpec): void {
+  const kind = spec.kind ?? 'unary';
+  const where = `method ${service}.${method}`;
+  if (!METHOD_KINDS.includes(kind)) {
+    throw new RpcError('INVALID_ARGUMENT', `${where} has kind ${JSON.stringify(kind)}; use one of ${METHOD_KINDS.join(', ')}`);
+  }
+  const needsClient = kind === 'clientStream' || kind === 'bidiStream';
+  const needsServer = kind === 'serverStream' || kind === 'bidiStream';
+  if (needsClient !== (spec.clientMessage !== undefined) || (needsClient && typeof spec.clientMessage?.safeParse !== 'function')) {
+    throw new RpcError('INVALID_ARGUMENT', needsClient ? `${where} is a ${kind}: give clientMessage a zod schema` : `${where} is ${kind}: remove clientMessage, the client sends no stream messages`);
+  }
+  if (needsServer !== (spec.serverMessage !== undefined) || (needsServer && typeof spec.serverMessage?.safeParse !== 'function')) {
+    throw new RpcError('INVALID_ARGUMENT', needsServer ? `${where} is a ${kind}: give serverMessage a zod schema` : `${where} is ${kind}: remove serverMessage, the server sends no stream messages`);
+  }
+  if (kind !== 'unary' && spec.notification === true) {
+    throw new RpcError('INVALID_ARGUMENT', `${where} is a ${kind}, which cannot be a notification; remove notification: true`);
+  }
 }
 
 /** methodPath is the wire name of a contract method: `"Service.method"`. */

@@ -14,9 +14,14 @@
  * // Server: rpc.register(Echo, { add: ({ a, b }) => a + b });
  * // Client: await createClient(Echo, client).add({ a: 1, b: 2 }); // 3
  */
-export { defineService, methodPath } from './contract.js';
+export { defineService, methodKind, methodPath } from './contract.js';
 export type {
+  ClientMessageOf,
   InputOf,
+  MethodKind,
+  ParsedClientMessageOf,
+  ParsedServerMessageOf,
+  ServerMessageOf,
   MethodSpec,
   OutputOf,
   ParsedInputOf,
@@ -52,14 +57,23 @@ export {
   resolveDecodeLimits,
 } from './limits.js';
 export type { DecodeLimits } from './limits.js';
-export { MAX_PING_DATA_BYTES, MessageType, decodeMessage, encodeMessage, encodePayload, encodePayloadParts, encodePongPayload, isPlainMap } from './message.js';
+export { MAX_CREDIT, MAX_PING_DATA_BYTES, MessageType, decodeMessage, encodeMessage, encodePayload, encodePayloadParts, encodePongPayload, isPlainMap } from './message.js';
 export { payloadLength } from './envelope.js';
 export type { PayloadParts } from './envelope.js';
 export { FrameBatcher } from './batch.js';
 export type { BatchSink } from './batch.js';
+export { CreditLedger, DEFAULT_MAX_STREAM_BUFFER, DEFAULT_MAX_STREAM_CREDIT, DEFAULT_MAX_STREAM_MESSAGE_SIZE } from './credit.js';
+export type { Grant } from './credit.js';
+export { StreamState, clientSends, serverSends } from './stream-state.js';
+export type { StreamKind, StreamSide, Verdict } from './stream-state.js';
+export { MessageQueue } from './message-queue.js';
+export type { MessageQueueHooks } from './message-queue.js';
 export type {
   CancelMessage,
+  CreditMessage,
   DecodeStats,
+  HalfCloseMessage,
+  StreamMessageMessage,
   GoawayMessage,
   Message,
   NotificationMessage,

@@ -5,11 +5,14 @@
  *   [1, id, error, result]           response      error: nil on success, else {code, message, data?}
  *   [2, method, params, meta?]       notification  never answered
  *   [3, id]                          cancel
+ *   [4, id, message]                 stream message  either direction, within the receiver's credit
+ *   [5, id]                          half-close      the client has sent its last stream message
  *   [6, data]                        ping          answered by a pong with the same data
  *   [7, data]                        pong
  *   [8, lastId, code, message]       goaway        code: PROTOCOL_ERROR | RESOURCE_EXHAUSTED | UNAVAILABLE
+ *   [9, id, n, maxMessageSize?]      credit        n: 1 … 2^31-1 more stream messages; maxMessageSize on a first grant
  *
- * Types 4 and 5 are reserved for streams. Only standard MessagePack is written: no msgpackr records, bundled
+ * Streams (types 4, 5, 9 and the request meta keys credit / maxMessageSize) are PROTOCOL.md section 12. Only standard MessagePack is written: no msgpackr records, bundled
  * strings or class extensions; `undefined` is written as nil.
  */
 import { Packr, Unpackr } from 'msgpackr';
@@ -25,10 +28,16 @@ export const MessageType = {
   Response: 1,
   Notification: 2,
   Cancel: 3,
+  StreamMessage: 4,
+  HalfClose: 5,
   Ping: 6,
   Pong: 7,
   Goaway: 8,
+  Credit: 9,
 } as const;
+
+/** MAX_CREDIT is the most credit a stream may hold in one direction: 2^31-1 messages (PROTOCOL.md 12.3). */
+export const MAX_CREDIT = 0x7fff_ffff;
 
 /** RequestMeta is the optional fourth element of a request: a relative deadline and string headers. */
 export interface RequestMeta {
@@ -36,6 +45,10 @@ export interface RequestMeta {
   timeout?: number;
   /** Application headers, string to string (auth tokens, trace ids). */
   headers?: Record<string, string>;
+  /** Stream opening only: the caller's first grant of server-to-client messages, 0 … 2^31-1 (PROTOCOL.md 12.3). */
+  credit?: number;
+  /** Stream opening only: the largest server-to-client stream message payload the caller accepts, in bytes. */
+  maxMessageSize?: number;
 }
 
 /** RequestMessage asks the peer to run `method` and answer with a ResponseMessage of the same id. */
@@ -46,6 +59,12 @@ export interface ResponseMessage { type: 1; id: number; error?: WireError; resul
 export interface NotificationMessage { type: 2; method: string; params: unknown; meta?: RequestMeta }
 /** CancelMessage asks the server to abort the call with this id. */
 export interface CancelMessage { type: 3; id: number }
+/** StreamMessageMessage carries one stream message, either direction, spending one credit. */
+export interface StreamMessageMessage { type: 4; id: number; message: unknown }
+/** HalfCloseMessage says the client has sent its last stream message on stream `id`. */
+export interface HalfCloseMessage { type: 5; id: number }
+/** CreditMessage grants the peer `n` more stream messages; a server's first grant carries maxMessageSize. */
+export interface CreditMessage { type: 9; id: number; n: number; maxMessageSize?: number }
 /** PingMessage asks for a PongMessage carrying the same data. */
 export interface PingMessage { type: 6; data: unknown }
 /** PongMessage answers a ping. */
@@ -59,9 +78,12 @@ export type Message =
   | ResponseMessage
   | NotificationMessage
   | CancelMessage
+  | StreamMessageMessage
+  | HalfCloseMessage
   | PingMessage
   | PongMessage
-  | GoawayMessage;
+  | GoawayMessage
+  | CreditMessage;
 
 // Packing never holds state across messages (no records, no shared structures), so one instance serves all.
 const packr = new Packr({
@@ -125,12 +147,18 @@ function toTuple(message: Message): unknown[] {
         : [2, message.method, message.params, message.meta];
     case MessageType.Cancel:
       return [3, message.id];
+    case MessageType.StreamMessage:
+      return [4, message.id, message.message];
+    case MessageType.HalfClose:
+      return [5, message.id];
     case MessageType.Ping:
       return [6, message.data];
     case MessageType.Pong:
       return [7, message.data];
     case MessageType.Goaway:
       return [8, message.lastId, message.code, message.message];
+    case MessageType.Credit:
+      return message.maxMessageSize === undefined ? [9, message.id, message.n] : [9, message.id, message.n, message.maxMessageSize];
   }
 }
 
@@ -163,7 +191,8 @@ export function encodePayload(message: Message): Uint8Array {
  */
 export function encodePayloadParts(message: Message): PayloadParts {
   try {
-    if (message.type === MessageType.Request) {
+    // A stream opening's meta holds more than the envelope writes; it goes through msgpackr like the rest.
+    if (message.type === MessageType.Request && message.meta?.credit === undefined && message.meta?.maxMessageSize === undefined) {
       return envelope.request(message.id, message.method, message.params, message.meta?.timeout, message.meta?.headers);
     }
     if (message.type === MessageType.Response && message.error === undefined) return envelope.result(message.id, message.result);
@@ -240,11 +269,20 @@ function toMessage(value: unknown): Message {
       if (typeof message !== 'string') throw protocolViolation('goaway message must be a string');
       return { type: 8, lastId: uint32(value[1], 'goaway lastId'), code, message };
     }
-    case 4:
-    case 5:
-      throw protocolViolation(`message type ${type} is reserved for streams, which wire-v1 does not define`);
+    case MessageType.StreamMessage:
+      arity(value, 3, 3, 'stream message [4, id, message]');
+      return { type: 4, id: uint32(value[1], 'stream message id'), message: value[2] };
+    case MessageType.HalfClose:
+      arity(value, 2, 2, 'half-close [5, id]');
+      return { type: 5, id: uint32(value[1], 'half-close id') };
+    case MessageType.Credit: {
+      arity(value, 3, 4, 'credit [9, id, n, maxMessageSize?]');
+      const credit: CreditMessage = { type: 9, id: uint32(value[1], 'credit id'), n: grant(value[2]) };
+      if (value[3] !== undefined && value[3] !== null) credit.maxMessageSize = messageSize(value[3], 'credit maxMessageSize');
+      return credit;
+    }
     default:
-      throw protocolViolation('unknown message type; wire-v1 defines 0, 1, 2, 3, 6, 7 and 8');
+      throw protocolViolation('unknown message type; wire-v1 defines 0 to 9');
   }
 }
 
@@ -294,6 +332,18 @@ function uint32(value: unknown, what: string): number {
   throw protocolViolation(`${what} must be an unsigned 32-bit integer`);
 }
 
+// PROTOCOL.md 12.3: a grant adds 1 … 2^31-1 messages; a grant of 0 is a violation (it would be a no-op that costs
+// a frame, and a peer that sends one has miscounted).
+function grant(value: unknown): number {
+  if (typeof value === 'number' && Number.isInteger(value) && value >= 1 && value <= MAX_CREDIT) return value;
+  throw protocolViolation('credit n must be an integer from 1 to 2147483647');
+}
+
+function messageSize(value: unknown, what: string): number {
+  if (typeof value === 'number' && Number.isInteger(value) && value >= 1 && value <= MAX_UINT32) return value;
+  throw protocolViolation(`${what} must be an integer from 1 to 4294967295`);
+}
+
 function methodName(value: unknown): string {
   if (typeof value !== 'string') throw protocolViolation('method must be a string');
   return value;
@@ -325,6 +375,15 @@ function parseMeta(value: unknown): RequestMeta | undefined {
     }
     meta.headers = copy;
   }
+  const credit = value['credit'];
+  if (credit !== undefined && credit !== null) {
+    if (typeof credit !== 'number' || !Number.isInteger(credit) || credit < 0 || credit > MAX_CREDIT) {
+      throw protocolViolation('meta.credit must be an integer from 0 to 2147483647');
+    }
+    meta.credit = credit;
+  }
+  const size = value['maxMessageSize'];
+  if (size !== undefined && size !== null) meta.maxMessageSize = messageSize(size, 'meta.maxMessageSize');
   return meta;
 }
 

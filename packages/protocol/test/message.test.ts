@@ -38,8 +38,8 @@ const CODE = str('code'); //        a4 63 6f 64 65
 const MESSAGE = str('message'); //  a7 6d 65 73 73 61 67 65
 
 describe('MessageType', () => {
-  it('numbers the message types as wire-v1 does, leaving 4 and 5 to streams', () => {
-    expect(MessageType).to.deep.equal({ Request: 0, Response: 1, Notification: 2, Cancel: 3, Ping: 6, Pong: 7, Goaway: 8 });
+  it('numbers the message types as wire-v1 does, with 4, 5 and 9 for streams', () => {
+    expect(MessageType).to.deep.equal({ Request: 0, Response: 1, Notification: 2, Cancel: 3, StreamMessage: 4, HalfClose: 5, Ping: 6, Pong: 7, Goaway: 8, Credit: 9 });
   });
 });
 
@@ -59,6 +59,40 @@ describe('encodeMessage', () => {
     const withMeta = encodeMessage({ type: 0, id: 1, method: 'E', params: null, meta: { timeout: 5 } });
     expect(without[4]).to.equal(0x94);
     expect(withMeta[4]).to.equal(0x95);
+  });
+
+  it('writes the stream messages byte for byte (PROTOCOL.md 12)', () => {
+    expect(toHex(encodeMessage({ type: 4, id: 1, message: 2 }))).to.equal(toHex(hex(
+      '00 00 00 04' + // length 4
+      '93 04 01' + //    array of 3: type 4 (stream message), id 1
+      '02', //           message: 2
+    )));
+    expect(toHex(encodeMessage({ type: 5, id: 1 }))).to.equal('00 00 00 03 92 05 01'); // [5, 1] half-close
+    expect(toHex(encodeMessage({ type: 9, id: 1, n: 16 }))).to.equal('00 00 00 04 93 09 01 10'); // [9, 1, 16]
+    expect(toHex(encodeMessage({ type: 9, id: 1, n: 32, maxMessageSize: 131072 }))).to.equal(toHex(hex(
+      '00 00 00 09' + //    length 9
+      '94 09 01 20' + //    array of 4: type 9 (credit), id 1, n 32
+      'ce 00 02 00 00', //  maxMessageSize 131072
+    )));
+  });
+
+  it('round-trips stream messages, half-closes, credit and the stream opening meta', () => {
+    const messages: Message[] = [
+      { type: 4, id: 7, message: { a: [1, 'x'] } },
+      { type: 5, id: 7 },
+      { type: 9, id: 7, n: 0x7fff_ffff },
+      { type: 9, id: 7, n: 1, maxMessageSize: 0xffff_ffff },
+      { type: 0, id: 7, method: 'Echo.ticks', params: { n: 3 }, meta: { credit: 0, maxMessageSize: 1 } },
+      { type: 0, id: 7, method: 'Echo.ticks', params: { n: 3 }, meta: { timeout: 5, credit: 32, maxMessageSize: 131072 } },
+    ];
+    for (const message of messages) expect(roundTrip(message)).to.deep.equal(message);
+  });
+
+  it('refuses an opening meta.credit outside 0 … 2^31-1 and a maxMessageSize of 0', () => {
+    const open = (meta: unknown): Buffer => encodeMessage({ type: 0, id: 1, method: 'E', params: null, meta: meta as never }).subarray(4);
+    expectMalformed(open({ credit: -1 }), 'meta.credit must be an integer from 0 to 2147483647');
+    expectMalformed(open({ credit: 0x8000_0000 }), 'meta.credit must be');
+    expectMalformed(open({ credit: 1, maxMessageSize: 0 }), 'meta.maxMessageSize must be an integer from 1');
   });
 
   it('writes a successful response as [1, id, nil, result]', () => {
@@ -350,11 +384,19 @@ describe('decodeMessage', () => {
       ['an integer instead of an array', hex('01'), 'non-empty array'],
       ['a map instead of an array', hex('81 a1 61 01'), 'non-empty array'],
       ['a string instead of an array', hex('a1 61'), 'non-empty array'],
-      ['unknown type 9', hex('92 09 01'), 'unknown message type'],
+      ['unknown type 10', hex('92 0a 01'), 'unknown message type'],
       ['type -1', hex('92 ff 01'), 'unknown message type'],
       ['type "0" as a string', hex('94 a1 30 01 a1 45 c0'), 'unknown message type'],
-      ['reserved type 4', hex('92 04 01'), 'reserved for streams'],
-      ['reserved type 5', hex('92 05 01'), 'reserved for streams'],
+      ['a stream message of 2 elements', hex('92 04 01'), 'stream message [4, id, message] has 2 elements'],
+      ['a stream message of 4 elements', hex('94 04 01 c0 c0'), 'has 4 elements'],
+      ['a half-close of 3 elements', hex('93 05 01 01'), 'half-close [5, id] has 3 elements'],
+      ['a half-close id of -1', hex('92 05 ff'), 'half-close id must be an unsigned 32-bit integer'],
+      ['a credit of 2 elements', hex('92 09 01'), 'credit [9, id, n, maxMessageSize?] has 2 elements'],
+      ['a credit of 5 elements', hex('95 09 01 01 01 01'), 'has 5 elements'],
+      ['a grant of 0', hex('93 09 01 00'), 'credit n must be an integer from 1 to 2147483647'],
+      ['a grant of 2^31', hex('93 09 01 ce 80 00 00 00'), 'credit n must be an integer from 1 to 2147483647'],
+      ['a grant of 1.5', hex('93 09 01 cb 3f f8 00 00 00 00 00 00'), 'credit n must be'],
+      ['a grant with maxMessageSize 0', hex('94 09 01 01 00'), 'credit maxMessageSize must be an integer from 1 to 4294967295'],
       ['a request of 3 elements', Buffer.concat([hex('93 00 01'), METHOD]), 'request [0, id, method, params, meta?] has 3 elements'],
       ['a request of 6 elements', Buffer.concat([hex('96 00 01'), METHOD, hex('c0 c0 c0')]), 'has 6 elements'],
       ['a response of 3 elements', hex('93 01 01 c0'), 'response [1, id, error, result] has 3 elements'],

@@ -8,9 +8,14 @@ import {
   methodPath,
   parseWithSchema,
   summarizeIssues,
+  isPlainMap,
+  methodKind,
+  type MethodKind,
   type MethodSpec,
+  type ParsedClientMessageOf,
   type ParsedInputOf,
   type ReturnOf,
+  type ServerMessageOf,
   type ServiceContract,
 } from '@tunnelrpc/protocol';
 import type { LogEntry } from './log.js';
@@ -45,14 +50,40 @@ export interface CallContext {
 /** Handler runs one method: parsed params in, result (or a promise of it) out. Throw RpcError to fail the call. */
 export type Handler<M extends MethodSpec> = (input: ParsedInputOf<M>, ctx: CallContext) => ReturnOf<M> | Promise<ReturnOf<M>>;
 
+/**
+ * ServerStreamHandler runs a serverStream method: an async generator whose every `yield` sends one message (pulled
+ * only when the client has granted credit) and whose return value is the result. `finally` blocks run when the
+ * stream ends early (cancel, deadline, goaway cut-off, a lost tunnel); ctx.signal is aborted then.
+ */
+export type ServerStreamHandler<M extends MethodSpec> = (input: ParsedInputOf<M>, ctx: CallContext) => AsyncIterator<ServerMessageOf<M>, ReturnOf<M>, undefined>;
+
+/**
+ * ClientStreamHandler runs a clientStream method: it reads the client's messages (validated, ending when the client
+ * half-closes, throwing the RpcError that ended the stream otherwise) and returns the result.
+ */
+export type ClientStreamHandler<M extends MethodSpec> = (input: ParsedInputOf<M>, messages: AsyncIterable<ParsedClientMessageOf<M>>, ctx: CallContext) => ReturnOf<M> | Promise<ReturnOf<M>>;
+
+/** BidiStreamHandler runs a bidiStream method: the client's messages in, an async generator of messages out. */
+export type BidiStreamHandler<M extends MethodSpec> = (input: ParsedInputOf<M>, messages: AsyncIterable<ParsedClientMessageOf<M>>, ctx: CallContext) => AsyncIterator<ServerMessageOf<M>, ReturnOf<M>, undefined>;
+
+/** HandlerOf is the handler type a method spec requires, by its kind. */
+export type HandlerOf<M extends MethodSpec> = M extends { readonly kind: 'serverStream' }
+  ? ServerStreamHandler<M>
+  : M extends { readonly kind: 'clientStream' }
+    ? ClientStreamHandler<M>
+    : M extends { readonly kind: 'bidiStream' }
+      ? BidiStreamHandler<M>
+      : Handler<M>;
+
 /** ServiceImpl is the handler object a contract requires: one handler per method, typed from the schemas. */
-export type ServiceImpl<C extends ServiceContract> = { [K in keyof C['methods']]: Handler<C['methods'][K]> };
+export type ServiceImpl<C extends ServiceContract> = { [K in keyof C['methods']]: HandlerOf<C['methods'][K]> };
 
 /** RegisteredMethod is one row of the method table. @internal */
 export interface RegisteredMethod {
   readonly path: string;
   readonly spec: MethodSpec;
-  readonly handler: (input: unknown, ctx: CallContext) => unknown;
+  readonly kind: MethodKind;
+  readonly handler: (input: unknown, ...rest: unknown[]) => unknown;
 }
 
 /** MethodTable maps wire names to handlers. A Map, so "__proto__" or "toString" is simply not found. @internal */
@@ -71,8 +102,8 @@ export class MethodTable {
       }
     }
     for (const [name, spec] of Object.entries(contract.methods)) {
-      const handler = (impl as Record<string, (input: unknown, ctx: CallContext) => unknown>)[name]!;
-      this.#methods.set(methodPath(contract, name), { path: methodPath(contract, name), spec, handler: handler.bind(impl) });
+      const handler = (impl as Record<string, (input: unknown, ...rest: unknown[]) => unknown>)[name]!;
+      this.#methods.set(methodPath(contract, name), { path: methodPath(contract, name), spec, kind: methodKind(spec), handler: handler.bind(impl) });
     }
   }
 
@@ -92,7 +123,13 @@ export function unknownMethod(method: string): RpcError {
  */
 export function parseParams(method: RegisteredMethod, params: unknown, validate = true): { ok: true; input: unknown } | { ok: false; error: RpcError } {
   if (!validate) return { ok: true, input: params };
-  const result = parseWithSchema(method.spec.input, params);
+  let result = parseWithSchema(method.spec.input, params);
+  // PROTOCOL.md 5.1: an empty map is accepted wherever nil is (a caller in another language sends {}, gRPC's Empty,
+  // for a method that takes no params).
+  if (!result.success && isPlainMap(params) && Object.keys(params).length === 0) {
+    const retry = parseWithSchema(method.spec.input, null);
+    if (retry.success) result = retry;
+  }
   if (result.success) return { ok: true, input: result.data };
   const summary = summarizeIssues(result.issues);
   return {

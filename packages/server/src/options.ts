@@ -3,7 +3,7 @@
  * (shared/RELIABILITY.md section 5).
  */
 import type { IncomingMessage } from 'node:http';
-import { checkInteger, definedOnly, MAX_UINT32, resolveDecodeLimits, RpcError, type DecodeLimits } from '@tunnelrpc/protocol';
+import { DEFAULT_MAX_STREAM_BUFFER, DEFAULT_MAX_STREAM_CREDIT, DEFAULT_MAX_STREAM_MESSAGE_SIZE, MAX_CREDIT, checkInteger, definedOnly, MAX_UINT32, resolveDecodeLimits, RpcError, type DecodeLimits } from '@tunnelrpc/protocol';
 
 import { defaultLogger, type ServerLogger } from './log.js';
 
@@ -53,6 +53,29 @@ export interface ServerOptions {
    * socket until a call finishes, so a fast pipelining client is slowed, not buffered. Default 128.
    */
   maxInFlight?: number;
+  /**
+   * Streams one connection may have open (PROTOCOL.md 12). They do not count towards maxInFlight: a stream whose
+   * reader is slow never stops the server reading the tunnel. An opening past it is answered RESOURCE_EXHAUSTED
+   * (not run). Each stream also counts as a call in maxCallsInFlight. Default 1024. Range 1 … 4294967295.
+   */
+  maxStreams?: number;
+  /**
+   * Bytes of client stream messages one connection may make the server hold: every grant reserves
+   * maxStreamMessageSize per message until the handler takes it, and grants wait (FIFO) while this is used up, so
+   * the stream data received and not yet consumed on a connection never exceeds it, whatever the number of streams.
+   * Default 16 MiB (16777216). Range maxStreamMessageSize … 4294967295.
+   */
+  maxStreamBuffer?: number;
+  /**
+   * Largest client stream message payload accepted, in bytes, announced to the client with the first grant. A larger
+   * one is goaway PROTOCOL_ERROR. Default 128 KiB (131072). Range 1 … maxFrameSize.
+   */
+  maxStreamMessageSize?: number;
+  /**
+   * Messages granted to one client stream and not yet consumed, at most (its window); more is granted as the handler
+   * reads, once half is used. Default 32. Range 1 … 2147483647.
+   */
+  maxStreamCredit?: number;
   /**
    * Calls and notifications running across all connections; a request past it is answered RESOURCE_EXHAUSTED (a
    * notification past it is dropped and logged). Once half of it is in use, each connection, and each source
@@ -164,6 +187,10 @@ export interface ResolvedServerOptions extends DecodeLimits {
   handshakeTimeout: number;
   maxHeadSize: number;
   maxInFlight: number;
+  maxStreams: number;
+  maxStreamBuffer: number;
+  maxStreamMessageSize: number;
+  maxStreamCredit: number;
   maxCallsInFlight: number;
   maxItemsInFlight: number;
   maxBytesInFlight: number;
@@ -189,6 +216,16 @@ export interface ResolvedServerOptions extends DecodeLimits {
 
 const MAX_TIMER_MS = 2_147_483_647; // setTimeout's ceiling
 
+// The stream limits depend on each other: one message must fit a frame, and the budget must hold one message.
+function streamLimits(given: ServerOptions, maxFrameSize: number): { maxStreamBuffer: number; maxStreamMessageSize: number; maxStreamCredit: number } {
+  const maxStreamMessageSize = checkInteger('maxStreamMessageSize', given.maxStreamMessageSize ?? Math.min(DEFAULT_MAX_STREAM_MESSAGE_SIZE, maxFrameSize), 1, maxFrameSize);
+  return {
+    maxStreamMessageSize,
+    maxStreamBuffer: checkInteger('maxStreamBuffer', given.maxStreamBuffer ?? Math.max(DEFAULT_MAX_STREAM_BUFFER, maxStreamMessageSize), maxStreamMessageSize, MAX_UINT32),
+    maxStreamCredit: checkInteger('maxStreamCredit', given.maxStreamCredit ?? DEFAULT_MAX_STREAM_CREDIT, 1, MAX_CREDIT),
+  };
+}
+
 /** resolveServerOptions fills defaults and validates every option, throwing INVALID_ARGUMENT naming the bad one. */
 export function resolveServerOptions(options: ServerOptions = {}): ResolvedServerOptions {
   const given = definedOnly(options);
@@ -213,6 +250,8 @@ export function resolveServerOptions(options: ServerOptions = {}): ResolvedServe
     handshakeTimeout: ms('handshakeTimeout', 10_000, 1),
     maxHeadSize: checkInteger('maxHeadSize', given.maxHeadSize ?? 8192, 1024, 1024 * 1024),
     maxInFlight: count('maxInFlight', 128),
+    maxStreams: count('maxStreams', 1024),
+    ...streamLimits(given, decode.maxFrameSize),
     maxCallsInFlight: count('maxCallsInFlight', 10_000),
     maxItemsInFlight: count('maxItemsInFlight', 4_194_304),
     maxBytesInFlight: count('maxBytesInFlight', 64 * 1024 * 1024),
