@@ -1,7 +1,10 @@
 import { expect } from 'chai';
 import {
   DEFAULT_DECODE_LIMITS,
+  MAX_PING_DATA_BYTES,
   MessageType,
+  encodePongPayload,
+  escapePeerText,
   decodeMessage,
   encodeMessage,
   isPlainMap,
@@ -449,5 +452,40 @@ describe('decodeMessage byte arrays', () => {
     const { result } = decodeMessage(frame) as { result: Buffer };
     expect(result.buffer).to.equal(frame.buffer);
     expect(result.length).to.equal(64 * 1024);
+  });
+});
+
+describe('encodePongPayload', () => {
+  it('answers with the very bytes of the ping data, whatever encoding the ping used for its header and type', () => {
+    const data = hex('82 ab 63 6f 6e 73 74 72 75 63 74 6f 72 01 a6 74 6f 4a 53 4f 4e 01'); // {constructor: 1, toJSON: 1}
+    for (const head of ['92 06', 'dc 00 02 06', 'dd 00 00 00 02 06', '92 cc 06', '92 d0 06', '92 cd 00 06', '92 cb 40 18 00 00 00 00 00 00']) {
+      const ping = Buffer.concat([hex(head), data]);
+      expect(decodeMessage(ping).type, head).to.equal(MessageType.Ping);
+      expect(toHex(encodePongPayload(ping)), head).to.equal(toHex(Buffer.concat([hex('92 07'), data])));
+    }
+  });
+
+  it('never grows invalid UTF-8: a pong of a 0xff string is the ping with type 7', () => {
+    const ping = Buffer.concat([hex('92 06 d9 80'), Buffer.alloc(0x80, 0xff)]);
+    const pong = encodePongPayload(ping);
+    expect(pong.length).to.equal(ping.length);
+    expect(toHex(pong.subarray(2))).to.equal(toHex(ping.subarray(2)));
+  });
+
+  it(`takes data up to MAX_PING_DATA_BYTES (${MAX_PING_DATA_BYTES}) and refuses one byte more as a protocol violation`, () => {
+    const pingOf = (size: number): Buffer => Buffer.concat([hex('92 06 c5'), Buffer.from([(size - 3) >> 8, (size - 3) & 0xff]), Buffer.alloc(size - 3)]);
+    expect(encodePongPayload(pingOf(MAX_PING_DATA_BYTES)).length).to.equal(MAX_PING_DATA_BYTES + 2);
+    expectRpcError(() => encodePongPayload(pingOf(MAX_PING_DATA_BYTES + 1)), 'INTERNAL', 'ping data of 1025 bytes exceeds 1024');
+  });
+});
+
+describe('escapePeerText', () => {
+  it('writes controls, DEL, C1, line separators, bidi controls and lone surrogates as escapes', () => {
+    expect(escapePeerText('a\nb\r\u001b[31m\u007f\u0085\u2028\u202e\u2066\ud800z')).to.equal('a\\u000ab\\u000d\\u001b[31m\\u007f\\u0085\\u2028\\u202e\\u2066\\ud800z');
+    expect(escapePeerText('emoji 😀 stays')).to.equal('emoji 😀 stays');
+  });
+
+  it('cuts long text and says how long it was', () => {
+    expect(escapePeerText('x'.repeat(10), 4)).to.equal('xxxx…(10 chars)');
   });
 });

@@ -40,8 +40,10 @@ export interface ConnectionHost {
   releaseCall(connection: ServerConnection, cost: Cost): void;
   /** Bytes of unfinished frames held by this connection changed by `delta`. */
   partialBytesChanged(delta: number): void;
-  /** True while unfinished frames across the server hold maxPartialFrameBytes: `connection` waits for room. */
-  waitForPartialRoom(connection: ServerConnection): boolean;
+  /** True while unfinished frames across the server hold maxPartialFrameBytes. */
+  partialOverCap(): boolean;
+  /** Feeds `connection` its held chunk (resumeHeld) once unfinished frames drop under maxPartialFrameBytes. */
+  waitForPartialRoom(connection: ServerConnection): void;
   connectionClosed(connection: ServerConnection): void;
   /** Reports to ServerOptions.logger, rate-limited; a logger that throws is ignored. */
   readonly log: (entry: LogEntry) => void;
@@ -265,11 +267,16 @@ export class ServerConnection {
     if (this.#state === 'closed') return;
     this.#lastActivity = Date.now();
     this.#lastReceived = this.#lastActivity;
-    // While unfinished frames across the server hold maxPartialFrameBytes, chunks are held back (one per
-    // connection) and reading stops; the frame clock keeps running, so stalled peers time out and free the room.
-    if (this.#heldChunk !== undefined || this.#host.waitForPartialRoom(this)) {
-      if (this.#heldChunk === undefined) this.#heldChunk = chunk;
-      else this.#heldChunk = Buffer.concat([this.#heldChunk, chunk]);
+    // While unfinished frames across the server hold maxPartialFrameBytes, a chunk that would leave part of a frame
+    // is held back (one per connection) and reading stops; chunks of whole frames still go through. The frame
+    // clock keeps running, so stalled peers time out and free the room.
+    if (this.#heldChunk !== undefined || (this.#host.partialOverCap() && this.#decoder.leavesPartial(chunk))) {
+      if (this.#heldChunk === undefined) {
+        this.#heldChunk = chunk;
+        this.#host.waitForPartialRoom(this);
+      } else {
+        this.#heldChunk = Buffer.concat([this.#heldChunk, chunk]);
+      }
       this.#frameStartedAt ||= this.#lastActivity;
       this.#socket.pause();
       return;

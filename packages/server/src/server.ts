@@ -11,7 +11,7 @@ import { ServerConnection, type ConnectionHost } from './connection.js';
 import { MethodTable, type ServiceImpl } from './dispatch.js';
 import { RateLimitedLog } from './log.js';
 import { resolveServerOptions, type ResolvedServerOptions, type ServerOptions } from './options.js';
-import { refuseConnect, statusForCode } from './refuse.js';
+import { malformedConnect, refuseConnect, statusForCode } from './refuse.js';
 
 const MAX_HEADERS_COUNT = 64;
 
@@ -63,10 +63,9 @@ export class RpcServer {
         this.#partialBytes += delta;
         if (delta < 0 && this.#partialBytes < this.#options.maxPartialFrameBytes) this.#resumePartialWaiters();
       },
+      partialOverCap: () => this.#partialBytes >= this.#options.maxPartialFrameBytes,
       waitForPartialRoom: (connection) => {
-        if (this.#partialBytes < this.#options.maxPartialFrameBytes) return false;
         this.#waitingForPartialRoom.add(connection);
-        return true;
       },
       log: (entry) => this.#log.log(entry),
       connectionClosed: (connection) => {
@@ -137,6 +136,11 @@ export class RpcServer {
   handleConnect(req: IncomingMessage, socket: Duplex, head: Buffer): void {
     // Node removes its own listeners at the takeover: without this an ECONNRESET would crash the process.
     socket.on('error', destroyOnError);
+    const malformed = malformedConnect(req);
+    if (malformed !== undefined) {
+      refuseConnect(socket, 400, malformed);
+      return;
+    }
     if (!this.#isRpcPath(req.url)) {
       refuseConnect(socket, 404, `404 no RPC endpoint at ${String(req.url).slice(0, 100)}; use ${this.#options.path}`);
       return;
