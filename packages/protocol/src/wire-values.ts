@@ -9,7 +9,8 @@
  *   z.bigint(), bigint literal      int (int 64 / uint 64)           bigint (the decoder gives a number up to 2^53)
  *   z.set(T)                        array                            Set
  *   z.map(K, V)                     array of [key, value] arrays     Map (a map with string keys is accepted too)
- *   accepts undefined, not null     nil, or an absent property       undefined
+ *   accepts undefined, not null     absent property                  absent (zod's default or undefined)
+ *                                   nil (array element, top level)   undefined
  *   z.instanceof(Buffer)            bin                              Buffer
  *
  * The plan for a schema is built once and cached; a schema with none of these parts gets no walk at all. The same
@@ -99,8 +100,23 @@ function recursivePlan(schema: Schema): Plan {
 function withNilRule(plan: Plan): Plan {
   if (!plan.acceptsUndefined || plan.acceptsNull) return plan;
   const inner = plan.decode;
-  const decode: Mapper = inner === undefined ? (value) => (value === null ? undefined : value) : (value) => (value === null ? undefined : inner(value));
+  const decode: Mapper = inner === undefined ? nilToUndefined : (value) => (value === null ? undefined : inner(value));
+  withoutNilRule.set(decode, inner ?? null);
   return { ...plan, decode };
+}
+
+function nilToUndefined(value: unknown): unknown {
+  return value === null ? undefined : value;
+}
+
+// A property can be absent, so a nil property is a null the peer sent, not an undefined: objects map their
+// properties without the nil rule, which also leaves objects with only optional fields unwalked.
+const withoutNilRule = new WeakMap<Mapper, Mapper | null>();
+
+function propertyMapper(decode: Mapper | undefined): Mapper | undefined {
+  if (decode === undefined) return undefined;
+  const inner = withoutNilRule.get(decode);
+  return inner === undefined ? decode : inner ?? undefined;
 }
 
 function leaf(kinds: number, acceptsNull = false, acceptsUndefined = false): Plan {
@@ -168,7 +184,7 @@ function build(schema: Schema): Plan {
     case 'record': {
       const values = planOf(def['valueType'] as Schema);
       const problem = firstProblem(within('<key>', planOf(def['keyType'] as Schema).problem), within('<value>', values.problem));
-      return { ...leaf(OBJECT), decode: recordMapper(values.decode), encode: recordMapper(values.encode), problem };
+      return { ...leaf(OBJECT), decode: recordMapper(propertyMapper(values.decode)), encode: recordMapper(values.encode), problem };
     }
     case 'union':
       return unionPlan(def['options'] as readonly Schema[]);
@@ -307,7 +323,11 @@ function tuplePlan(items: readonly Schema[], rest: Schema | null | undefined): P
 }
 
 function isPlainObject(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value) && !(value instanceof Date) && !(value instanceof Uint8Array) && !(value instanceof Map) && !(value instanceof Set);
+  if (typeof value !== 'object' || value === null) return false;
+  // Decoded maps are plain objects: one prototype check settles them, the instanceof chain is for anything else.
+  const proto: unknown = Object.getPrototypeOf(value);
+  if (proto === Object.prototype || proto === null) return true;
+  return !Array.isArray(value) && !(value instanceof Date) && !(value instanceof Uint8Array) && !(value instanceof Map) && !(value instanceof Set);
 }
 
 interface Field {
@@ -323,14 +343,14 @@ function objectMapper(fields: readonly Field[], known: ReadonlySet<string>, rest
     if (!isPlainObject(value)) return value;
     let out: Record<string, unknown> | undefined;
     for (const field of fields) {
-      if (Object.hasOwn(value, field.key)) {
-        if (field.map === undefined) continue;
-        const before = value[field.key];
-        const after = field.map(before);
-        if (after !== before) (out ??= { ...value })[field.key] = after;
-      } else if (field.present) {
-        (out ??= { ...value })[field.key] = undefined;
+      const before = value[field.key];
+      if (before === undefined) {
+        if (field.present && !Object.hasOwn(value, field.key)) (out ??= { ...value })[field.key] = undefined;
+        continue;
       }
+      if (field.map === undefined) continue;
+      const after = field.map(before);
+      if (after !== before) (out ??= { ...value })[field.key] = after;
     }
     if (rest !== undefined) {
       for (const key of Object.keys(value)) {
@@ -355,7 +375,8 @@ function objectPlan(shape: Record<string, Schema>, catchall: Schema | undefined)
     problem ??= within(key, plan.problem);
     // Properties holding undefined are left out on the wire; zod wants the key back unless it is optional.
     const present = plan.acceptsUndefined && schema._zod.optin === undefined;
-    if (plan.decode !== undefined || present) decodeFields.push({ key, map: plan.decode, present });
+    const map = propertyMapper(plan.decode);
+    if (map !== undefined || present) decodeFields.push({ key, map, present });
     if (plan.encode !== undefined) encodeFields.push({ key, map: plan.encode, present: false });
   }
   // z.strictObject's catchall is z.never() and z.looseObject's z.unknown(): neither maps anything.
@@ -363,7 +384,7 @@ function objectPlan(shape: Record<string, Schema>, catchall: Schema | undefined)
   problem ??= within('[*]', rest?.problem);
   return {
     ...leaf(OBJECT),
-    decode: objectMapper(decodeFields, known, rest?.decode),
+    decode: objectMapper(decodeFields, known, propertyMapper(rest?.decode)),
     encode: objectMapper(encodeFields, known, rest?.encode),
     problem,
   };

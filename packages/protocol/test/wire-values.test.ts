@@ -114,8 +114,10 @@ describe('parseWithSchema wire mapping', () => {
       expect(parsed(z.array(z.unknown()), [null])).to.deep.equal([null]);
     });
 
-    it('reads a nil property of an optional field as absent-like undefined, as a Go peer without omitempty sends it', () => {
-      expect(parsed(z.object({ cursor: z.string().optional() }), params('81 a6 63 75 72 73 6f 72 c0'))).to.deep.equal({ cursor: undefined });
+    it('keeps a nil property as null: an undefined property is left out, so a nil one is a null the peer sent', () => {
+      const result = parseWithSchema(z.object({ cursor: z.string().optional() }), params('81 a6 63 75 72 73 6f 72 c0'));
+      expect(result.success).to.equal(false);
+      expect(parsed(z.object({ cursor: z.string().optional() }), params('80'))).to.deep.equal({});
     });
 
     it('puts back a property that zod requires although its schema takes undefined (z.unknown(), z.undefined())', () => {
@@ -189,6 +191,7 @@ describe('parseWithSchema wire mapping', () => {
 describe('hasWireMapping', () => {
   it('is false both ways for schemas without bigint, Set, Map or undefined-only parts: no walk at all', () => {
     for (const schema of [
+      z.object({ id: z.string(), note: z.string().optional(), tag: z.string().nullish(), n: z.number().default(0) }),
       z.object({ a: z.number(), b: z.string(), c: z.array(z.boolean()), d: z.date(), e: z.instanceof(Uint8Array) }),
       z.string().nullable(),
       z.record(z.string(), z.number()),
