@@ -11,7 +11,7 @@ import { expect } from 'chai';
 import { z } from 'zod';
 import { connect, createClient } from '@tunnelrpc/client';
 import { RpcError, defineService, toWireValue, type MethodSpec } from '@tunnelrpc/protocol';
-import { RpcServer, type ServiceImpl } from '@tunnelrpc/server';
+import { RpcServer, type ServerOptions, type ServiceImpl } from '@tunnelrpc/server';
 import { Cleanup } from '../helpers/cleanup.js';
 
 // Fixed so that a failure reproduces; VALUES_SEED=<n> explores others. The seed is in every failure message.
@@ -238,6 +238,72 @@ describe('Values round-trip by schema (property)', () => {
     await values[`put${arrayCase}`]!(['a', undefined, 'b']);
     expect(received[arrayCase]).to.deep.equal([['a', undefined, 'b']]);
     expect(await values[`get${arrayCase}`]!({ index: 0 })).to.deep.equal(['a', undefined, 'b']);
+  });
+
+  describe('the calls of issue 8', () => {
+    const Billing = defineService('billing.Invoices', {
+      list: { input: z.object({ customerId: z.string(), cursor: z.string().optional() }), output: z.array(z.string()) },
+      create: { input: z.object({ cents: z.bigint(), note: z.string().optional() }), output: z.object({ id: z.string(), cents: z.bigint(), note: z.string().optional() }) },
+      tally: { input: z.object({ ids: z.set(z.string()), byDay: z.map(z.date(), z.bigint()) }), output: z.bigint() },
+    });
+    const impl: ServiceImpl<typeof Billing> = {
+      list: ({ customerId, cursor }) => [customerId, cursor ?? '(start)'],
+      create: ({ cents, note }) => ({ id: 'inv_1', cents, note }),
+      tally: ({ ids, byDay }) => BigInt(ids.size) + [...byDay.values()].reduce((sum, n) => sum + n, 0n),
+    };
+
+    async function startBilling(options: ServerOptions = {}): Promise<ReturnType<typeof createClient<typeof Billing>>> {
+      const rpc = new RpcServer({ logger: () => undefined, ...options }).register(Billing, impl);
+      const http: HttpServer = createServer();
+      rpc.attach(http);
+      cleanup.defer(async () => {
+        await rpc.close();
+        http.closeAllConnections();
+        if (http.listening) await new Promise<void>((resolve) => http.close(() => resolve()));
+      });
+      http.listen(0, '127.0.0.1');
+      await once(http, 'listening');
+      const { port } = http.address() as AddressInfo;
+      return createClient(Billing, cleanup.add(await connect(`http://127.0.0.1:${port}/_rpc`), (each) => each.close()));
+    }
+
+    it('sends an optional param holding undefined as absent: list({ customerId, cursor: undefined })', async () => {
+      const billing = await startBilling();
+      const cursor: string | undefined = undefined;
+      expect(await billing.list({ customerId: 'cus_1', cursor })).to.deep.equal(['cus_1', '(start)']);
+    });
+
+    it('returns a result whose optional field holds undefined, and a small bigint, to the client: create() returning { note: input.note }', async () => {
+      const billing = await startBilling();
+      expect(await billing.create({ cents: 1000n })).to.deep.equal({ id: 'inv_1', cents: 1000n });
+      expect(await billing.create({ cents: 5n, note: 'x' })).to.deep.equal({ id: 'inv_1', cents: 5n, note: 'x' });
+    });
+
+    it('carries a Set and a Map with Date keys as params', async () => {
+      const billing = await startBilling();
+      const byDay = new Map([[new Date(0), 2n], [new Date(86_400_000), 3n]]);
+      expect(await billing.tally({ ids: new Set(['a', 'b']), byDay })).to.equal(7n);
+    });
+
+    it('maps params to bigint, Set and Map for handlers with validateParams false too', async () => {
+      const billing = await startBilling({ validateParams: false });
+      const byDay = new Map([[new Date(0), 2n]]);
+      expect(await billing.tally({ ids: new Set(['a']), byDay })).to.equal(3n);
+    });
+
+    it('fails a call with a bigint beyond 64 bits locally with INVALID_ARGUMENT, and the tunnel keeps working', async () => {
+      const billing = await startBilling();
+      let thrown: unknown;
+      try {
+        await billing.create({ cents: 2n ** 64n });
+      } catch (error) {
+        thrown = error;
+      }
+      expect(thrown).to.be.instanceOf(RpcError);
+      expect((thrown as RpcError).code).to.equal('INVALID_ARGUMENT');
+      expect((thrown as RpcError).message).to.include('outside -2^63 … 2^64-1');
+      expect(await billing.create({ cents: 2n ** 64n - 1n })).to.deep.equal({ id: 'inv_1', cents: 2n ** 64n - 1n });
+    });
   });
 
   describe('schemas the wire cannot carry', () => {

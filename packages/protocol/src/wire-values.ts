@@ -357,7 +357,7 @@ function objectMapper(fields: readonly Field[], known: ReadonlySet<string>, rest
         if (known.has(key)) continue;
         const before = value[key];
         const after = rest(before);
-        if (after !== before) (out ??= { ...value })[key] = after;
+        if (after !== before) putOwn((out ??= { ...value }), key, after);
       }
     }
     return out ?? value;
@@ -398,10 +398,17 @@ function recordMapper(map: Mapper | undefined): Mapper | undefined {
     for (const key of Object.keys(value)) {
       const before = value[key];
       const after = map(before);
-      if (after !== before) (out ??= { ...value })[key] = after;
+      if (after !== before) putOwn((out ??= { ...value }), key, after);
     }
     return out ?? value;
   };
+}
+
+// Keys of records and catchalls come from the value: an own "__proto__" key must stay a property, not become the
+// copy's prototype.
+function putOwn(target: Record<string, unknown>, key: string, value: unknown): void {
+  if (key === '__proto__') Object.defineProperty(target, key, { value, writable: true, enumerable: true, configurable: true });
+  else target[key] = value;
 }
 
 function popcount(bits: number): number {

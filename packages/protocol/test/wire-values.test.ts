@@ -179,6 +179,14 @@ describe('parseWithSchema wire mapping', () => {
     });
   });
 
+  it('keeps an own "__proto__" key of a record a property of the copy, never its prototype', () => {
+    const value = JSON.parse('{"__proto__": 1, "b": 2}') as Record<string, unknown>;
+    const result = fromWireValue(z.record(z.string(), z.bigint()), value) as Record<string, unknown>;
+    expect(Object.getPrototypeOf(result)).to.equal(Object.prototype);
+    expect(Object.getOwnPropertyDescriptor(result, '__proto__')?.value).to.equal(1n);
+    expect(result['b']).to.equal(2n);
+  });
+
   it('never changes the value it is given: it copies what it maps', () => {
     const value = { n: 1, list: [1, 2], keep: { deep: 'x' } };
     const schema = z.object({ n: z.bigint(), list: z.array(z.bigint()), keep: z.object({ deep: z.string() }) });
