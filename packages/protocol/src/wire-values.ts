@@ -83,17 +83,112 @@ function planOf(schema: Schema): Plan {
   }
 }
 
-// A reference back into a schema still being built: it maps through the finished plan at call time. It claims to
-// accept null so that no nil rule is applied on a guess; the finished plan applies its own.
+// A reference back into a schema still being built: it maps through the finished plan at call time. What it
+// accepts is read from the schema's shape alone (traitsOf), so the nil rule of a wrapper around it still applies.
 function recursivePlan(schema: Schema): Plan {
+  const traits = traitsOf(schema, new Set());
   return {
-    decode: (value) => plans.get(schema)?.decode?.(value) ?? value,
-    encode: (value) => plans.get(schema)?.encode?.(value) ?? value,
-    acceptsNull: true,
-    acceptsUndefined: false,
-    kinds: 0,
+    decode: (value) => {
+      const decode = plans.get(schema)?.decode;
+      return decode === undefined ? value : decode(value);
+    },
+    encode: (value) => {
+      const encode = plans.get(schema)?.encode;
+      return encode === undefined ? value : encode(value);
+    },
+    ...traits,
     problem: undefined,
   };
+}
+
+interface Traits {
+  readonly acceptsNull: boolean;
+  readonly acceptsUndefined: boolean;
+  readonly kinds: number;
+}
+
+// The accepts-null, accepts-undefined and kinds of a schema without building its mappers, for recursion.
+function traitsOf(schema: Schema, seen: Set<Schema>): Traits {
+  const none: Traits = { acceptsNull: false, acceptsUndefined: false, kinds: 0 };
+  if (seen.has(schema)) return none;
+  seen.add(schema);
+  const def = defOf(schema);
+  const inner = (field: string): Traits => traitsOf(def[field] as Schema, seen);
+  switch (def.type) {
+    case 'number':
+    case 'nan':
+      return { ...none, kinds: NUMBER };
+    case 'bigint':
+      return { ...none, kinds: BIGINT };
+    case 'null':
+      return { ...none, acceptsNull: true };
+    case 'undefined':
+    case 'void':
+      return { ...none, acceptsUndefined: true };
+    case 'any':
+    case 'unknown':
+    case 'transform':
+      return { acceptsNull: true, acceptsUndefined: true, kinds: UNKNOWN };
+    case 'literal': {
+      const values = def['values'] as readonly unknown[];
+      return { acceptsNull: values.includes(null), acceptsUndefined: values.includes(undefined), kinds: literalPlan(values).kinds };
+    }
+    case 'array':
+    case 'tuple':
+      return { ...none, kinds: ARRAY };
+    case 'set':
+      return { ...none, kinds: SET };
+    case 'map':
+      return { ...none, kinds: MAP };
+    case 'object':
+    case 'record':
+      return { ...none, kinds: OBJECT };
+    case 'optional':
+    case 'default':
+    case 'prefault':
+      return { ...inner('innerType'), acceptsUndefined: true };
+    case 'nullable':
+      return { ...inner('innerType'), acceptsNull: true };
+    case 'nonoptional':
+      return { ...inner('innerType'), acceptsUndefined: false };
+    case 'catch':
+    case 'readonly':
+    case 'success':
+      return inner('innerType');
+    case 'pipe':
+      return inner('in');
+    case 'lazy':
+      return traitsOf((schema._zod as { innerType?: Schema }).innerType ?? (def['getter'] as () => Schema)(), seen);
+    case 'union': {
+      const options = (def['options'] as readonly Schema[]).map((option) => traitsOf(option, seen));
+      return {
+        acceptsNull: options.some((option) => option.acceptsNull),
+        acceptsUndefined: options.some((option) => option.acceptsUndefined),
+        kinds: options.reduce((bits, option) => bits | option.kinds, 0),
+      };
+    }
+    case 'intersection': {
+      const left = inner('left');
+      const right = inner('right');
+      return { acceptsNull: left.acceptsNull && right.acceptsNull, acceptsUndefined: left.acceptsUndefined && right.acceptsUndefined, kinds: left.kinds | right.kinds };
+    }
+    case 'enum':
+      return { ...none, kinds: Object.values(def['entries'] as object).some((entry) => typeof entry === 'number') ? NUMBER : 0 };
+    case 'string':
+    case 'boolean':
+    case 'date':
+    case 'template_literal':
+    case 'never':
+    case 'symbol':
+    case 'function':
+    case 'promise':
+    case 'file':
+    case 'custom':
+      return none;
+    default:
+      // As in build: a zod type newer than this module is taken to accept anything.
+      return { acceptsNull: true, acceptsUndefined: true, kinds: UNKNOWN };
+  }
 }
 
 // Adds the nil rule: MessagePack's one nil reads as undefined where the schema takes undefined but not null.
@@ -114,9 +209,10 @@ function nilToUndefined(value: unknown): unknown {
 const withoutNilRule = new WeakMap<Mapper, Mapper | null>();
 
 function propertyMapper(decode: Mapper | undefined): Mapper | undefined {
-  if (decode === undefined) return undefined;
-  const inner = withoutNilRule.get(decode);
-  return inner === undefined ? decode : inner ?? undefined;
+  let map = decode;
+  // Wrappers stack nil rules (z.string().default('x').optional()): take them all off.
+  while (map !== undefined && withoutNilRule.has(map)) map = withoutNilRule.get(map) ?? undefined;
+  return map;
 }
 
 function leaf(kinds: number, acceptsNull = false, acceptsUndefined = false): Plan {
@@ -207,7 +303,9 @@ function build(schema: Schema): Plan {
       // The wire carries what the sender holds: the input of the pipe (a transform's input, a codec's input).
       return planOf(def['in'] as Schema);
     case 'lazy':
-      return planOf((def['getter'] as () => Schema)());
+      // zod caches the getter's schema as innerType; a getter that builds a new schema per call would otherwise
+      // give this plan a different one than zod parses with.
+      return planOf((schema._zod as { innerType?: Schema }).innerType ?? (def['getter'] as () => Schema)());
     case 'transform':
       // A bare z.transform() takes any value.
       return leaf(UNKNOWN, true, true);
@@ -248,9 +346,9 @@ function customPlan(schema: Schema): Plan {
 }
 
 // Copy-on-write over an array: decoded values may be the caller's own (a handler's result), never change them.
-function mapArray(values: readonly unknown[], map: Mapper, from = 0): unknown[] | undefined {
+function mapArray(values: readonly unknown[], map: Mapper): unknown[] | undefined {
   let out: unknown[] | undefined;
-  for (let i = from; i < values.length; i++) {
+  for (let i = 0; i < values.length; i++) {
     const before = values[i];
     const after = map(before);
     if (after !== before) (out ??= values.slice())[i] = after;

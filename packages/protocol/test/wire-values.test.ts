@@ -173,6 +173,12 @@ describe('parseWithSchema wire mapping', () => {
       expect(parsed(getterTree, wire)).to.deep.equal(expected);
     });
 
+    it('applies the nil rule through a recursive reference: an optional node in an array reads nil as undefined', () => {
+      type Node = { kids: Array<Node | undefined> };
+      const node: z.ZodType<Node> = z.object({ kids: z.array(z.lazy(() => node.optional())) });
+      expect(parsed(node, { kids: [null, { kids: [] }] })).to.deep.equal({ kids: [undefined, { kids: [] }] });
+    });
+
     it('maps the catchall of an object and leaves strictObject and looseObject extras alone', () => {
       expect(parsed(z.object({ a: z.string() }).catchall(z.bigint()), { a: 'x', b: 2 })).to.deep.equal({ a: 'x', b: 2n });
       expect(parsed(z.looseObject({ a: z.bigint() }), { a: 1, b: 2 })).to.deep.equal({ a: 1n, b: 2 });
@@ -185,6 +191,13 @@ describe('parseWithSchema wire mapping', () => {
     expect(Object.getPrototypeOf(result)).to.equal(Object.prototype);
     expect(Object.getOwnPropertyDescriptor(result, '__proto__')?.value).to.equal(1n);
     expect(result['b']).to.equal(2n);
+  });
+
+  it('accepts values already in their schema form (a Map, a Set, a bigint), as a server checking a handler result sees them', () => {
+    const schema = z.object({ m: z.map(z.string(), z.bigint()), s: z.set(z.number()), n: z.bigint() });
+    const value = { m: new Map([['a', 1n]]), s: new Set([1]), n: 5n };
+    expect(fromWireValue(schema, value)).to.equal(value);
+    expect(parsed(schema, value)).to.deep.equal(value);
   });
 
   it('never changes the value it is given: it copies what it maps', () => {
