@@ -8,6 +8,7 @@ import {
   methodPath,
   parseWithSchema,
   summarizeIssues,
+  toWireValue,
   type InputOf,
   type MethodSpec,
   type OutputOf,
@@ -35,10 +36,12 @@ export function createClient<C extends ServiceContract>(contract: C, client: Rpc
   const methods: Record<string, unknown> = {};
   for (const [name, spec] of Object.entries(contract.methods)) {
     const path = methodPath(contract, name);
+    // Maps travel as [key, value] pairs, which only the schema can ask for (PROTOCOL.md "Values and zod types").
+    const input = spec.input;
     methods[name] = spec.notification === true
-      ? (input?: unknown, options?: NotifyOptions): void => client.notify(path, input, options)
-      : async (input?: unknown, options?: CallOptions): Promise<unknown> =>
-          checkResult(spec, path, await client.call(path, input, spec.idempotent === true ? { ...options, idempotent: true } : options));
+      ? (params?: unknown, options?: NotifyOptions): void => client.notify(path, toWireValue(input, params), options)
+      : async (params?: unknown, options?: CallOptions): Promise<unknown> =>
+          checkResult(spec, path, await client.call(path, toWireValue(input, params), spec.idempotent === true ? { ...options, idempotent: true } : options));
   }
   return Object.freeze(methods) as TypedClient<C>;
 }

@@ -83,10 +83,21 @@ describe('encodeMessage', () => {
     )));
   });
 
-  it('writes undefined inside objects and arrays as nil, never as the 0x00 extension', () => {
-    const payload = encodeMessage({ type: 6, data: { a: undefined, b: [undefined] } }).subarray(4);
+  it('leaves out object properties holding undefined and writes undefined array elements as nil, never as the 0x00 extension', () => {
+    const payload = encodeMessage({ type: 6, data: { a: undefined, b: [undefined], c: 1 } }).subarray(4);
     expect(() => scanMessagePack(payload, DEFAULT_DECODE_LIMITS)).to.not.throw();
-    expect(decodeMessage(payload)).to.deep.equal({ type: 6, data: { a: null, b: [null] } });
+    expect(decodeMessage(payload)).to.deep.equal({ type: 6, data: { b: [null], c: 1 } });
+  });
+
+  it('leaves out undefined properties of request params and results, which the envelope encoder writes', () => {
+    const request = encodeMessage({ type: 0, id: 1, method: 'Echo.echo', params: { cursor: undefined, customerId: 'cus_1' } });
+    expect(toHex(request.subarray(4))).to.equal(toHex(hex(
+      '94 00 01' + //          request, id 1
+      toHex(METHOD) + //       "Echo.echo"
+      '81' + toHex(str('customerId')) + toHex(str('cus_1')), // { customerId: "cus_1" }: no cursor key
+    )));
+    const response = encodeMessage({ type: 1, id: 1, result: { note: undefined } }).subarray(4);
+    expect(toHex(response)).to.equal('94 01 01 c0 80'); // [1, 1, nil, {}]
   });
 
   it('writes only standard MessagePack for Set, Map, Error, RegExp, typed arrays, Date, bigint and class instances', () => {
@@ -132,6 +143,25 @@ describe('encodeMessage', () => {
   it('throws for a value MessagePack cannot hold (a symbol, a bigint over 64 bits)', () => {
     expect(() => encodeMessage({ type: 6, data: Symbol('s') })).to.throw();
     expect(() => encodeMessage({ type: 6, data: 2n ** 70n })).to.throw();
+  });
+
+  it('writes bigints from -2^63 to 2^64-1 as MessagePack integers', () => {
+    expect(toHex(encodeMessage({ type: 6, data: 5n }).subarray(6))).to.equal('d3 00 00 00 00 00 00 00 05');
+    expect(toHex(encodeMessage({ type: 6, data: -(2n ** 63n) }).subarray(6))).to.equal('d3 80 00 00 00 00 00 00 00');
+    expect(toHex(encodeMessage({ type: 6, data: 2n ** 64n - 1n }).subarray(6))).to.equal('cf ff ff ff ff ff ff ff ff');
+  });
+
+  it('refuses a bigint beyond 64 bits with INVALID_ARGUMENT saying how to send it instead', () => {
+    for (const big of [2n ** 64n, -(2n ** 63n) - 1n]) {
+      for (const message of [
+        { type: 6, data: { n: big } },
+        { type: 0, id: 1, method: 'Echo.echo', params: { n: big } },
+        { type: 1, id: 1, result: [big] },
+      ] as Message[]) {
+        const error = expectRpcError(() => encodeMessage(message), 'INVALID_ARGUMENT', 'outside -2^63 … 2^64-1');
+        expect(error.message).to.include('send it as a string');
+      }
+    }
   });
 });
 

@@ -5,6 +5,7 @@ import type { Socket } from 'node:net';
 import {
   RpcError,
   formatIssues,
+  fromWireValue,
   methodPath,
   parseWithSchema,
   summarizeIssues,
@@ -87,11 +88,20 @@ export function unknownMethod(method: string): RpcError {
 }
 
 /**
- * parseParams validates params with the method's input schema; on failure INVALID_ARGUMENT with capped issues.
- * With `validate` false (ServerOptions.validateParams, trusted peers) they pass unchecked, as decoded.
+ * parseParams validates params with the method's input schema, after mapping wire forms to the schema's types
+ * (parseWithSchema); on failure INVALID_ARGUMENT with capped issues. With `validate` false
+ * (ServerOptions.validateParams, trusted peers) they pass unchecked but still mapped, so that a handler typed for
+ * a bigint, Set or Map gets one (PROTOCOL.md 4.8).
  */
 export function parseParams(method: RegisteredMethod, params: unknown, validate = true): { ok: true; input: unknown } | { ok: false; error: RpcError } {
-  if (!validate) return { ok: true, input: params };
+  if (!validate) {
+    try {
+      return { ok: true, input: fromWireValue(method.spec.input, params) };
+    } catch {
+      // A stack overflow on params nested deeper than the schema's walk can go.
+      return { ok: false, error: new RpcError('INVALID_ARGUMENT', `invalid params for ${method.path}: value nested too deeply to map`) };
+    }
+  }
   const result = parseWithSchema(method.spec.input, params);
   if (result.success) return { ok: true, input: result.data };
   const summary = summarizeIssues(result.issues);
