@@ -31,9 +31,22 @@ export async function connect(url: string, options: ClientOptions = {}): Promise
   return new RpcClient(await dial(target, resolved), resolved, target);
 }
 
+/**
+ * createRpcClient returns a client at once, without waiting for the server (which may not be up yet): it dials in
+ * the background, and calls made meanwhile wait for the first tunnel, each bounded by its deadline (gRPC's
+ * wait-for-ready; set `waitForReady: false` to fail them at once with UNAVAILABLE instead). Dial failures are
+ * retried with backoff; a refusal another try will not fix (401, 403, 404) fails the waiting calls with its code.
+ * Throws INVALID_ARGUMENT for a bad URL or option.
+ */
+export function createRpcClient(url: string, options: ClientOptions = {}): RpcClient {
+  const resolved = resolveClientOptions(options);
+  const target = parseTarget(url);
+  return new RpcClient(undefined, resolved, target);
+}
+
 export { RpcClient } from './client.js';
 export type { CallFailure, CallOptions, NotifyOptions } from './client.js';
-export type { ClientOptions } from './options.js';
+export type { ClientOptions, ConnectHeaders } from './options.js';
 export { createClient } from './typed-client.js';
 export type { MethodCaller, TypedClient } from './typed-client.js';
 export { RpcError } from '@tunnelrpc/protocol';

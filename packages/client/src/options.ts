@@ -1,11 +1,21 @@
 /** Client options: every limit with its default, validated once in connect(). */
 import type { ConnectionOptions } from 'node:tls';
-import { checkInteger, definedOnly, MAX_UINT32, resolveDecodeLimits, type DecodeLimits } from '@tunnelrpc/protocol';
+import { RpcError, checkInteger, definedOnly, MAX_UINT32, resolveDecodeLimits, type DecodeLimits } from '@tunnelrpc/protocol';
+
+/**
+ * ConnectHeaders are the headers of the CONNECT: a fixed object, or a function (sync or async) called before
+ * every dial, so that a rotating token reaches each redial without a new client.
+ */
+export type ConnectHeaders = Record<string, string> | (() => Record<string, string> | Promise<Record<string, string>>);
 
 /** ClientOptions configures connect(). Every field is optional. */
 export interface ClientOptions {
-  /** Headers sent with the CONNECT, such as `Authorization`. Host is set from the URL. */
-  headers?: Record<string, string>;
+  /**
+   * Headers sent with the CONNECT, such as `Authorization`; Host is set from the URL. A function is called before
+   * each dial (the first one and every redial); if it throws or rejects, that dial fails UNAVAILABLE (or with the
+   * code of the RpcError it threw) and the client retries with backoff.
+   */
+  headers?: ConnectHeaders;
   /** TLS settings for https:// URLs (ca, cert, key, servername, rejectUnauthorized). */
   tls?: ConnectionOptions;
   /** ms to connect and get the reply head; past it connect() fails UNAVAILABLE. Default 10000. 1 … 2147483647. */
@@ -57,11 +67,35 @@ export interface ClientOptions {
   keepaliveInterval?: number;
   /** ms to wait for any frame after a keepalive ping before the tunnel is declared dead. Default 20000. */
   keepaliveTimeout?: number;
+  /**
+   * ms from the first byte of a frame from the server to its last. A frame still incomplete after it (a server
+   * trickling bytes of a frame that never ends) closes the tunnel: goaway PROTOCOL_ERROR, and its calls fail
+   * UNAVAILABLE. Time with reading stopped on our side does not count. 0 disables. Default 30000.
+   * Range 0 … 2147483647.
+   */
+  frameTimeout?: number;
+  /**
+   * Most headers in one call's or notification's `headers`. A call with more fails INVALID_ARGUMENT at once,
+   * unsent, and no other call is affected. The reference server refuses more by default too. Default 64.
+   * Range 0 … 65535.
+   */
+  maxHeaderCount?: number;
+  /**
+   * Most bytes of one call's `headers`: names plus values, UTF-8. A call with more fails INVALID_ARGUMENT at once,
+   * unsent. The reference server refuses more by default too. Default 8192. Range 0 … 4294967295.
+   */
+  maxHeaderBytes?: number;
+  /**
+   * Calls and notifications made while no tunnel is open wait for one, each bounded by its deadline (gRPC's
+   * wait-for-ready). false fails them at once with UNAVAILABLE `{mayHaveRun: false}` instead (fail fast); a call
+   * can override it with its own `waitForReady`. Default true.
+   */
+  waitForReady?: boolean;
 }
 
 /** ResolvedClientOptions is ClientOptions with every default filled in. @internal */
 export interface ResolvedClientOptions extends DecodeLimits {
-  headers: Record<string, string>;
+  headers: ConnectHeaders;
   tls: ConnectionOptions;
   handshakeTimeout: number;
   maxHeadSize: number;
@@ -74,9 +108,23 @@ export interface ResolvedClientOptions extends DecodeLimits {
   maxRetries: number;
   keepaliveInterval: number;
   keepaliveTimeout: number;
+  frameTimeout: number;
+  maxHeaderCount: number;
+  maxHeaderBytes: number;
+  waitForReady: boolean;
 }
 
 const MAX_TIMER_MS = 2_147_483_647;
+
+function checkHeadersOption(value: unknown): ConnectHeaders {
+  if (typeof value === 'function' || (typeof value === 'object' && value !== null && !Array.isArray(value))) return value as ConnectHeaders;
+  throw new RpcError('INVALID_ARGUMENT', `option headers must be an object of strings or a function returning one; got ${typeof value}`);
+}
+
+function checkBoolean(name: string, value: unknown): boolean {
+  if (typeof value !== 'boolean') throw new RpcError('INVALID_ARGUMENT', `option ${name} must be true or false; got ${String(value)}`);
+  return value;
+}
 
 /** resolveClientOptions fills defaults and validates, throwing INVALID_ARGUMENT naming the bad option. */
 export function resolveClientOptions(options: ClientOptions = {}): ResolvedClientOptions {
@@ -84,7 +132,7 @@ export function resolveClientOptions(options: ClientOptions = {}): ResolvedClien
   const decode = resolveDecodeLimits(given);
   return {
     ...decode,
-    headers: given.headers ?? {},
+    headers: checkHeadersOption(given.headers ?? {}),
     tls: given.tls ?? {},
     handshakeTimeout: checkInteger('handshakeTimeout', given.handshakeTimeout ?? 10_000, 1, MAX_TIMER_MS),
     maxHeadSize: checkInteger('maxHeadSize', given.maxHeadSize ?? 8192, 64, 1024 * 1024),
@@ -97,5 +145,9 @@ export function resolveClientOptions(options: ClientOptions = {}): ResolvedClien
     maxRetries: checkInteger('maxRetries', given.maxRetries ?? 2, 0, 100),
     keepaliveInterval: checkInteger('keepaliveInterval', given.keepaliveInterval ?? 30_000, 0, MAX_TIMER_MS),
     keepaliveTimeout: checkInteger('keepaliveTimeout', given.keepaliveTimeout ?? 20_000, 1, MAX_TIMER_MS),
+    frameTimeout: checkInteger('frameTimeout', given.frameTimeout ?? 30_000, 0, MAX_TIMER_MS),
+    maxHeaderCount: checkInteger('maxHeaderCount', given.maxHeaderCount ?? 64, 0, 65_535),
+    maxHeaderBytes: checkInteger('maxHeaderBytes', given.maxHeaderBytes ?? 8192, 0, MAX_UINT32),
+    waitForReady: checkBoolean('waitForReady', given.waitForReady ?? true),
   };
 }

@@ -15,11 +15,14 @@ import {
 } from '@tunnelrpc/protocol';
 import type { CallOptions, NotifyOptions, RpcClient } from './client.js';
 
-/** MethodCaller is one typed method: a call, or a notification for methods marked `notification: true`. */
+/**
+ * MethodCaller is one typed method: a call, or a notification for methods marked `notification: true` (it resolves
+ * once written; see RpcClient.notify).
+ */
 export type MethodCaller<M extends MethodSpec> = M extends { readonly notification: true }
   ? undefined extends InputOf<M>
-    ? (input?: InputOf<M>, options?: NotifyOptions) => void
-    : (input: InputOf<M>, options?: NotifyOptions) => void
+    ? (input?: InputOf<M>, options?: NotifyOptions) => Promise<void>
+    : (input: InputOf<M>, options?: NotifyOptions) => Promise<void>
   : undefined extends InputOf<M>
     ? (input?: InputOf<M>, options?: CallOptions) => Promise<OutputOf<M>>
     : (input: InputOf<M>, options?: CallOptions) => Promise<OutputOf<M>>;
@@ -36,7 +39,7 @@ export function createClient<C extends ServiceContract>(contract: C, client: Rpc
   for (const [name, spec] of Object.entries(contract.methods)) {
     const path = methodPath(contract, name);
     methods[name] = spec.notification === true
-      ? (input?: unknown, options?: NotifyOptions): void => client.notify(path, input, options)
+      ? (input?: unknown, options?: NotifyOptions): Promise<void> => client.notify(path, input, options)
       : async (input?: unknown, options?: CallOptions): Promise<unknown> =>
           checkResult(spec, path, await client.call(path, input, spec.idempotent === true ? { ...options, idempotent: true } : options));
   }
