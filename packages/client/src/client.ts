@@ -127,7 +127,10 @@ export class RpcClient {
   /**
    * call invokes `method` ("Service.method") and resolves with its result, or rejects with an RpcError:
    * the server's error, DEADLINE_EXCEEDED at the deadline, CANCELLED on abort, UNAVAILABLE when the tunnel is lost
-   * and the call may have run, RESOURCE_EXHAUSTED when too many calls wait.
+   * and the call may have run, RESOURCE_EXHAUSTED when too many calls wait. Bad arguments fail this call alone,
+   * before anything is written (`data.mayHaveRun: false`): INVALID_ARGUMENT for headers that are not a plain object
+   * of strings, duplicate names in lower case, more than maxHeaderCount or maxHeaderBytes, params that cannot be
+   * encoded, or a NaN timeout; DEADLINE_EXCEEDED for a timeout of 0 or less. A fractional timeout is rounded up.
    */
   call(method: string, params?: unknown, options: CallOptions = NO_OPTIONS): Promise<unknown> {
     return this.#start(false, method, params, options);
@@ -407,7 +410,12 @@ export class RpcClient {
         }
         this.#ensureDialing();
       },
-    );
+    ).catch((error: unknown) => {
+      // A bug in the code above must not become an unhandled rejection: count it as a failed dial and go on.
+      this.#dialing = false;
+      this.#lastDialError = RpcError.from(error, 'INTERNAL');
+      this.#ensureDialing();
+    });
   }
 
   // Stores a new tunnel as the current one, then starts it: the frames that came with its 200 head may end it at

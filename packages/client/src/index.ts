@@ -2,7 +2,8 @@
  * @tunnelrpc/client: call zod-typed services over one multiplexed CONNECT tunnel.
  *
  * connect() dials (http://, https://, unix:), sends `CONNECT /_rpc`, and returns an RpcClient that carries many
- * concurrent calls over one socket, answered in any order. createClient() gives it the types of a contract.
+ * concurrent calls over one socket, answered in any order; createRpcClient() returns one at once and dials in the
+ * background, for a server that may not be up yet. createClient() gives it the types of a contract.
  * Every call ends: answered, or failed with an RpcError whose code says why (a default deadline applies).
  *
  * @example

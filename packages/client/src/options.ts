@@ -42,7 +42,9 @@ export interface ClientOptions {
   /**
    * Bytes queued to a server that is not reading, above which new calls wait (in order, each bounded by its
    * deadline and by maxPendingCalls) until the socket drains: a slow server slows callers down rather than
-   * growing this process's memory. Default 1 MiB (1048576). Range 1 … 4294967295.
+   * growing this process's memory. A ping that arrives while more than this is unsent stops reading the socket
+   * until it drains, so a server that pings and never reads our pongs cannot grow them without bound (the kernel
+   * buffers hold the rest). Default 1 MiB (1048576). Range 1 … 4294967295.
    */
   maxWriteBuffer?: number;
   /**
@@ -50,9 +52,17 @@ export interface ClientOptions {
    * meanwhile wait for the new tunnel, each bounded by its deadline. Default true.
    */
   reconnect?: boolean;
-  /** First backoff delay in ms after a failed dial; it doubles per failure. Default 100. 1 … 2147483647. */
+  /**
+   * First backoff delay in ms after a failed dial, or after losing a tunnel that achieved nothing (the server
+   * answered no call and no ping, and it was up less than maxReconnectDelay); it doubles per failure, with equal
+   * jitter (half fixed, half random). A successful handshake alone does not reset it. Default 100.
+   * Range 1 … 2147483647.
+   */
   minReconnectDelay?: number;
-  /** Largest backoff delay in ms between dials. Default 10000. 1 … 2147483647. */
+  /**
+   * Largest backoff delay in ms between dials. A tunnel that stayed up this long, or answered a call or a ping,
+   * resets the backoff: the next redial after its loss is immediate. Default 10000. Range 1 … 2147483647.
+   */
   maxReconnectDelay?: number;
   /**
    * Times a call to a method marked idempotent is re-sent after the tunnel was lost while it ran (it may have run).

@@ -87,15 +87,22 @@ export class Tunnel {
     const socket = this.#socket;
     socket.setNoDelay(true);
     socket.setKeepAlive(true, 60_000);
-    socket.on('error', (error) => this.#lost(error));
-    socket.on('close', () => this.#lost(undefined));
-    socket.on('end', () => this.#lost(undefined));
-    socket.on('drain', () => this.#onDrain());
+    socket.on('error', (error) => this.#guard(() => this.#lost(error)));
+    socket.on('close', () => this.#guard(() => this.#lost(undefined)));
+    socket.on('end', () => this.#guard(() => this.#lost(undefined)));
+    socket.on('drain', () => this.#guard(() => this.#onDrain()));
     if (this.#options.keepaliveInterval > 0) this.#scheduleKeepalive(this.#options.keepaliveInterval);
     // Bytes that came behind the 200 head are the first frames: feed them before any 'data' (grpc-node #2746).
     if (this.#rest.length > 0) this.#onData(this.#rest);
     if (this.#state === 'ended') return;
-    socket.on('data', (chunk: Buffer) => this.#onData(chunk));
+    socket.on('data', (chunk: Buffer) => {
+      // Inline rather than #guard: no closure per chunk on the hot path.
+      try {
+        this.#onData(chunk);
+      } catch (error) {
+        this.#crashed(error);
+      }
+    });
   }
 
   /** ended tells whether the socket is gone and every call was handed back. */
@@ -241,7 +248,7 @@ export class Tunnel {
 
   // One timer per tunnel, armed when a frame starts and re-armed for the rest of the time while one is incomplete.
   #scheduleFrameCheck(delay: number): void {
-    this.#frameTimer = setTimeout(() => {
+    this.#frameTimer = setTimeout(() => this.#guard(() => {
       this.#frameTimer = undefined;
       if (this.#state === 'ended' || this.#frameStartedAt === 0) return;
       const { frameTimeout } = this.#options;
@@ -253,7 +260,7 @@ export class Tunnel {
         return;
       }
       this.#scheduleFrameCheck(frameTimeout - waited);
-    }, delay);
+    }), delay);
     this.#frameTimer.unref();
   }
 
@@ -378,7 +385,7 @@ export class Tunnel {
   // Pings when the server has been silent for keepaliveInterval; declares it dead when a ping gets no frame back
   // within keepaliveTimeout. A half-open TCP connection otherwise looks alive until the OS gives up (minutes).
   #scheduleKeepalive(delay: number): void {
-    this.#keepalive = setTimeout(() => this.#keepaliveTick(), delay);
+    this.#keepalive = setTimeout(() => this.#guard(() => this.#keepaliveTick()), delay);
     this.#keepalive.unref();
   }
 
@@ -423,6 +430,26 @@ export class Tunnel {
       this.#socket.resume();
     }
     this.#host.tunnelWritable(this);
+  }
+
+  // Runs a socket event or timer callback: an unexpected throw (a bug) costs this tunnel, never the process
+  // (issue 7 section 1: no throw may escape a timer or a socket event).
+  #guard(run: () => void): void {
+    try {
+      run();
+    } catch (error) {
+      this.#crashed(error);
+    }
+  }
+
+  #crashed(error: unknown): void {
+    this.#socket.destroy();
+    if (this.#state === 'ended') return;
+    try {
+      this.#end(new RpcError('INTERNAL', `the tunnel to ${this.#target} failed inside the client (${error instanceof Error ? error.message : String(error)}); it was closed`, undefined, { cause: error }));
+    } catch {
+      // The client's own handler failed too: the socket is gone, nothing more to do here.
+    }
   }
 
   // Frames go out in capped batches (FrameBatcher).
