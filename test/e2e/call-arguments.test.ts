@@ -30,6 +30,8 @@ describe('call arguments (client and server)', () => {
     const badNote = await expectRejection(echo.notify(1, { headers: { 'X-A': 'a', 'x-a': 'b' } }), 'INVALID_ARGUMENT', 'twice');
     expect(mayHaveRunOf(badNote)).to.equal(false);
     await expectRejection(echo.add({ a: 1, b: 2 }, { timeout: -5 }), 'DEADLINE_EXCEEDED', 'deadline had passed already');
+    const deep = JSON.parse(`${'['.repeat(40)}${']'.repeat(40)}`) as unknown;
+    await expectRejection(client.call('Echo.echo', deep), 'INVALID_ARGUMENT', 'maxDepth');
     expect(await running).to.deep.equal({ slept: 50 });
     expect(await echo.add({ a: 2, b: 3 })).to.equal(5);
     expect(server.tunnels.size).to.equal(1);

@@ -28,9 +28,16 @@ export interface ClientOptions {
    * Default 8 MiB (8388608). Range 1 … 4294967295.
    */
   maxFrameSize?: number;
-  /** Deepest nesting of arrays and maps in a frame from the server. Default 32. Range 2 … 1000. */
+  /**
+   * Deepest nesting of arrays and maps in a frame, received or sent. A deeper response closes the tunnel (goaway
+   * PROTOCOL_ERROR); a call or notification whose params are deeper fails INVALID_ARGUMENT, unsent (the server,
+   * with the same default, would close the tunnel for it). Default 32. Range 2 … 1000.
+   */
   maxDepth?: number;
-  /** Most MessagePack values in one frame from the server. Default 262144. */
+  /**
+   * Most MessagePack values in one frame, received or sent. A response with more closes the tunnel (goaway
+   * RESOURCE_EXHAUSTED); a call or notification with more fails RESOURCE_EXHAUSTED, unsent. Default 262144.
+   */
   maxItemsPerFrame?: number;
   /** Deadline in ms of a call that gives no `timeout`. Every call has one. Default 30000. 1 … 2147483647. */
   defaultTimeout?: number;

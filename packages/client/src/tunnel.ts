@@ -15,6 +15,7 @@ import {
   FrameBatcher,
   frameTooLarge,
   fromWireError,
+  scanMessagePack,
   goawayCodeOf,
   protocolViolation,
   type GoawayMessage,
@@ -162,6 +163,8 @@ export class Tunnel {
       const tooLarge = frameTooLarge(length, this.#options.maxFrameSize, 'sent');
       return new RpcError('RESOURCE_EXHAUSTED', `${call.method} not sent: ${tooLarge.message}`, { ...(tooLarge.data as object), mayHaveRun: false });
     }
+    const shape = this.#refusedShape(call.method, payload);
+    if (shape !== undefined) return shape;
     call.id = id;
     call.tunnel = this;
     call.attempts++;
@@ -191,9 +194,27 @@ export class Tunnel {
       const tooLarge = frameTooLarge(length, this.#options.maxFrameSize, 'sent');
       return new RpcError('RESOURCE_EXHAUSTED', `notification ${call.method} not sent: ${tooLarge.message}`, { ...(tooLarge.data as object), mayHaveRun: false });
     }
+    const shape = this.#refusedShape(`notification ${call.method}`, payload);
+    if (shape !== undefined) return shape;
     this.#write(payload);
     if (settleCall(call)) call.resolve(undefined);
     return undefined;
+  }
+
+  // A payload the server's decoder would refuse (nesting deeper than maxDepth, more than maxItemsPerFrame values) is
+  // a violation there: it would close the tunnel under every other call (issue 8). The same pre-scan the server
+  // runs, with our limits (the defaults match the server's), refuses it here for this call alone. Payloads that
+  // carry large byte arrays uncopied are joined for the scan only.
+  #refusedShape(what: string, payload: PayloadParts): RpcError | undefined {
+    try {
+      scanMessagePack(payload instanceof Uint8Array ? payload : Buffer.concat(payload), this.#options);
+      return undefined;
+    } catch (error) {
+      const scan = RpcError.from(error, 'INTERNAL');
+      const code = scan.code === 'RESOURCE_EXHAUSTED' ? 'RESOURCE_EXHAUSTED' : 'INVALID_ARGUMENT';
+      const why = scan.message.replace(/^protocol violation: /, '');
+      return new RpcError(code, `${what} not sent: its params break the wire limits (${why}); the server would close the tunnel for it. Send a flatter or smaller value, or raise maxDepth / maxItemsPerFrame on both peers`, { mayHaveRun: false }, { cause: error });
+    }
   }
 
   /** abandon stops waiting for a call here (its caller gave up): a cancel goes out, the id stays reserved. */

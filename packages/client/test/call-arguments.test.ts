@@ -45,6 +45,7 @@ describe('RpcClient call arguments', () => {
       ['8193 bytes of headers (maxHeaderBytes 8192)', { headers: { ...exactBytes, z: '' } }, 'exceed maxHeaderBytes 8192'],
       ['params that cannot be encoded', {}, 'cannot be encoded', 2n ** 70n],
       ['a NaN timeout', { timeout: Number.NaN }, 'must be a number'],
+      ['params nested 40 deep (maxDepth 32)', {}, 'deeper than maxDepth 32', JSON.parse(`${'['.repeat(40)}${']'.repeat(40)}`)],
     ];
 
     for (const [name, options, fragment, params] of cases) {
@@ -76,6 +77,19 @@ describe('RpcClient call arguments', () => {
       await peer.respond(first.id, 1);
       await peer.respond(second.id, 2);
       expect([await many, await large]).to.deep.equal([1, 2]);
+    });
+
+    it('refuses params with more values than maxItemsPerFrame with RESOURCE_EXHAUSTED and keeps the tunnel', async () => {
+      const { peer, client } = await openTunnel({ maxItemsPerFrame: 1000 });
+      const inFlight = client.call('Slow.op', 1);
+      const request = await peer.nextRequest();
+      const error = await expectRejects(client.call('Many.items', new Array(1000).fill(0)), 'RESOURCE_EXHAUSTED', 'maxItemsPerFrame');
+      expect(mayHaveRun(error)).to.equal(false);
+      const fits = client.call('Fewer.items', new Array(990).fill(0));
+      expect((await peer.nextRequest()).method).to.equal('Fewer.items');
+      await peer.respond(request.id, 'ok');
+      expect(await inFlight).to.equal('ok');
+      void noted(fits);
     });
 
     it('applies maxHeaderCount and maxHeaderBytes given as options', async () => {
