@@ -128,7 +128,8 @@ export class RpcClient {
    * call invokes `method` ("Service.method") and resolves with its result, or rejects with an RpcError:
    * the server's error, DEADLINE_EXCEEDED at the deadline, CANCELLED on abort, UNAVAILABLE when the tunnel is lost
    * and the call may have run, RESOURCE_EXHAUSTED when too many calls wait. Bad arguments fail this call alone,
-   * before anything is written (`data.mayHaveRun: false`): INVALID_ARGUMENT for headers that are not a plain object
+   * before anything is written (`data.mayHaveRun: false`): INVALID_ARGUMENT for a method that is not a string,
+   * headers that are not a plain object
    * of strings, duplicate names in lower case, more than maxHeaderCount or maxHeaderBytes, params that cannot be
    * encoded, or a NaN timeout; DEADLINE_EXCEEDED for a timeout of 0 or less. A fractional timeout is rounded up.
    */
@@ -151,6 +152,10 @@ export class RpcClient {
   // Checks a call's arguments locally, so that a bad one fails that call alone and never reaches the server (which
   // would treat it as a violation and close the tunnel under every other call), then sends or queues it.
   #start(notification: boolean, method: string, params: unknown, options: CallOptions & NotifyOptions): Promise<unknown> {
+    if (typeof method !== 'string') {
+      // A non-string method is a violation on the wire (PROTOCOL.md 5.1): it would close the tunnel.
+      return Promise.reject(new RpcError('INVALID_ARGUMENT', `the method of a ${notification ? 'notification' : 'call'} must be a string such as "Service.method"; got ${typeof method}`, { mayHaveRun: false }));
+    }
     const what = notification ? `notification ${method}` : method;
     if (this.#state !== 'open') {
       const why = this.#closeReason === undefined ? `close() was called on the client for ${this.#target.display}` : `the tunnel to ${this.#target.display} is closed (${this.#closeReason.message})`;

@@ -79,6 +79,16 @@ describe('RpcClient call arguments', () => {
       expect([await many, await large]).to.deep.equal([1, 2]);
     });
 
+    it('refuses a method that is not a string with INVALID_ARGUMENT and keeps the tunnel', async () => {
+      const { peer, client } = await openTunnel();
+      const inFlight = client.call('Slow.op', 1);
+      const request = await peer.nextRequest();
+      await expectRejects(client.call(7 as unknown as string), 'INVALID_ARGUMENT', 'must be a string');
+      await expectRejects(client.notify(null as unknown as string), 'INVALID_ARGUMENT', 'must be a string');
+      await peer.respond(request.id, 'ok');
+      expect(await inFlight).to.equal('ok');
+    });
+
     it('refuses params with more values than maxItemsPerFrame with RESOURCE_EXHAUSTED and keeps the tunnel', async () => {
       const { peer, client } = await openTunnel({ maxItemsPerFrame: 1000 });
       const inFlight = client.call('Slow.op', 1);
