@@ -66,7 +66,8 @@ export class Tunnel {
   #readPaused = false;
   readonly #openedAt = Date.now();
   #answered = false;
-  readonly #rest: Buffer;
+  // Bytes that came behind the 200 head, until start() feeds them (then dropped: a tunnel lives long).
+  #rest: Buffer | undefined;
 
   /** Builds a tunnel; it reads nothing until start(), so its client can store it before any frame is handled. */
   constructor(socket: Socket, rest: Buffer, options: ResolvedClientOptions, target: string, host: TunnelHost) {
@@ -94,7 +95,9 @@ export class Tunnel {
     socket.on('drain', () => this.#guard(() => this.#onDrain()));
     if (this.#options.keepaliveInterval > 0) this.#scheduleKeepalive(this.#options.keepaliveInterval);
     // Bytes that came behind the 200 head are the first frames: feed them before any 'data' (grpc-node #2746).
-    if (this.#rest.length > 0) this.#onData(this.#rest);
+    const rest = this.#rest;
+    this.#rest = undefined;
+    if (rest !== undefined && rest.length > 0) this.#onData(rest);
     if (this.#state === 'ended') return;
     socket.on('data', (chunk: Buffer) => {
       // Inline rather than #guard: no closure per chunk on the hot path.
