@@ -3,7 +3,7 @@
  * drop every tunnel right after the 200, ping without reading, trickle a frame that never ends, or never answer the
  * CONNECT. Bounds are asserted as counts and memory figures, never as latencies.
  */
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
@@ -55,8 +55,15 @@ function storm(server: ScriptedServer, script: (peer: Peer) => Promise<void>): {
   return { count: () => count, stop: () => (stopped = true) };
 }
 
+// Child processes a test started; a failed test must not leave one running.
+const children = new Set<ChildProcess>();
+
 describe('RpcClient against a hostile server', () => {
-  afterEach(cleanup);
+  afterEach(async () => {
+    for (const child of children) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    children.clear();
+    await cleanup();
+  });
 
   describe('redial backoff (issue 7: redial storm, close() never resolving)', () => {
     const BACKOFF = { minReconnectDelay: 10, maxReconnectDelay: 200 } as const;
@@ -143,6 +150,7 @@ describe('RpcClient against a hostile server', () => {
       const server = await ScriptedServer.start();
       const script = fileURLToPath(new URL('./fixtures/close-during-dial.js', import.meta.url));
       const child = spawn(process.execPath, [script, server.url], { stdio: ['pipe', 'pipe', 'pipe'] });
+      children.add(child);
       let stderr = '';
       child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString('utf8')));
       const lines = createInterface({ input: child.stdout });
