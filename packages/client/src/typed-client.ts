@@ -16,11 +16,14 @@ import {
 } from '@tunnelrpc/protocol';
 import type { CallOptions, NotifyOptions, RpcClient } from './client.js';
 
-/** MethodCaller is one typed method: a call, or a notification for methods marked `notification: true`. */
+/**
+ * MethodCaller is one typed method: a call, or a notification for methods marked `notification: true` (it resolves
+ * once written; see RpcClient.notify).
+ */
 export type MethodCaller<M extends MethodSpec> = M extends { readonly notification: true }
   ? undefined extends InputOf<M>
-    ? (input?: InputOf<M>, options?: NotifyOptions) => void
-    : (input: InputOf<M>, options?: NotifyOptions) => void
+    ? (input?: InputOf<M>, options?: NotifyOptions) => Promise<void>
+    : (input: InputOf<M>, options?: NotifyOptions) => Promise<void>
   : undefined extends InputOf<M>
     ? (input?: InputOf<M>, options?: CallOptions) => Promise<OutputOf<M>>
     : (input: InputOf<M>, options?: CallOptions) => Promise<OutputOf<M>>;
@@ -39,7 +42,7 @@ export function createClient<C extends ServiceContract>(contract: C, client: Rpc
     // Maps travel as [key, value] pairs, which only the schema can ask for (PROTOCOL.md "Values and zod types").
     const input = spec.input;
     methods[name] = spec.notification === true
-      ? (params?: unknown, options?: NotifyOptions): void => client.notify(path, toWireValue(input, params), options)
+      ? async (params?: unknown, options?: NotifyOptions): Promise<void> => client.notify(path, toWireValue(input, params), options)
       : async (params?: unknown, options?: CallOptions): Promise<unknown> =>
           checkResult(spec, path, await client.call(path, toWireValue(input, params), spec.idempotent === true ? { ...options, idempotent: true } : options));
   }
