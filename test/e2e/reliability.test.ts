@@ -490,7 +490,11 @@ describe('RELIABILITY.md section 4: hostile and fault cases', () => {
       const r = await rig();
       const Dates = defineService('Dates', { invalid: { input: z.unknown(), output: z.date() } });
       r.server.rpc.register(Dates, { invalid: () => new Date(Number.NaN) });
-      await expectRejection(r.client.call('Dates.invalid', null), 'INTERNAL', 'could not be encoded');
+      await expectRejection(r.client.call('Dates.invalid', null), 'INTERNAL', 'does not match its contract');
+      // Unchecked, the encoder refuses it: still INTERNAL for that call only.
+      const Unchecked = defineService('Unchecked', { invalid: { input: z.unknown(), output: z.unknown() } });
+      r.server.rpc.register(Unchecked, { invalid: () => new Date(Number.NaN) });
+      await expectRejection(r.client.call('Unchecked.invalid', null), 'INTERNAL', 'could not be encoded');
       await expectIsolated(r);
     });
   });

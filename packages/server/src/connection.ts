@@ -27,7 +27,7 @@ import {
 } from '@tunnelrpc/protocol';
 import { Account, type Cost } from './budget.js';
 import { HandlerContext } from './context.js';
-import { errorFromHandler, parseParams, unknownMethod, type MethodTable, type PeerAddress, type RegisteredMethod } from './dispatch.js';
+import { errorFromHandler, parseParams, prepareResult, unknownMethod, type MethodTable, type PeerAddress, type RegisteredMethod } from './dispatch.js';
 import type { LogEntry } from './log.js';
 import type { ResolvedServerOptions } from './options.js';
 
@@ -52,6 +52,7 @@ export interface ConnectionHost {
 interface ActiveCall {
   readonly id: number;
   readonly method: string;
+  readonly registered: RegisteredMethod;
   readonly ctx: HandlerContext;
   timer: NodeJS.Timeout | undefined;
   /** What it holds of the server-wide budget (decoded values and frame bytes). */
@@ -412,7 +413,7 @@ export class ServerConnection {
       // A handler that answers synchronously needs no timer and no entry in the in-flight map.
       if (!(outcome instanceof Promise) && !isThenable(outcome)) {
         this.#host.releaseCall(this, cost);
-        this.#respond(request.id, undefined, outcome);
+        this.#respondResult(request.id, method, outcome);
         return true;
       }
     } catch (error) {
@@ -420,7 +421,7 @@ export class ServerConnection {
       this.#respond(request.id, this.#handlerError(error, method.path, ctx), undefined);
       return true;
     }
-    const call: ActiveCall = { id: request.id, method: method.path, ctx, timer: undefined, cost };
+    const call: ActiveCall = { id: request.id, method: method.path, registered: method, ctx, timer: undefined, cost };
     if (this.#calls === NO_CALLS) this.#calls = new Map();
     this.#calls.set(request.id, call);
     call.timer = setTimeout(() => {
@@ -594,9 +595,21 @@ export class ServerConnection {
     clearTimeout(call.timer);
     this.#host.releaseCall(this, call.cost);
     if (error !== undefined) call.ctx.abort(error);
-    if (this.#state !== 'closed') this.#respond(call.id, error, result);
+    if (this.#state === 'closed') {
+      // Nobody to answer.
+    } else if (error === undefined) {
+      this.#respondResult(call.id, call.registered, result);
+    } else {
+      this.#respond(call.id, error, undefined);
+    }
     if (this.#backlogHead < this.#backlog.length) this.#pump();
     this.#closeIfIdle();
+  }
+
+  #respondResult(id: number, method: RegisteredMethod, result: unknown): void {
+    const prepared = prepareResult(method, result, this.#options.validateResults, this.#host.log);
+    if (prepared.ok) this.#respond(id, undefined, prepared.value);
+    else this.#respond(id, prepared.error, undefined);
   }
 
   #respond(id: number, error: RpcError | undefined, result: unknown): void {

@@ -8,6 +8,7 @@ import {
   fromWireValue,
   methodPath,
   parseWithSchema,
+  toWireValue,
   summarizeIssues,
   type MethodSpec,
   type ParsedInputOf,
@@ -24,7 +25,7 @@ export interface PeerAddress {
 }
 
 /** CallContext is handed to every handler next to its parsed params. */
-export interface CallContext {
+export interface CallContext<Auth = unknown> {
   /** Wire name of the method, `"Service.method"`. */
   readonly method: string;
   /** Aborted when the call is cancelled, passes its deadline, or its connection closes. */
@@ -40,14 +41,14 @@ export interface CallContext {
   /** The tunneled socket (a net.Socket, or a tls.TLSSocket behind https). */
   readonly socket: Socket;
   /** What ServerOptions.authorize returned for this tunnel (undefined without authorize). */
-  readonly auth: unknown;
+  readonly auth: Auth;
 }
 
 /** Handler runs one method: parsed params in, result (or a promise of it) out. Throw RpcError to fail the call. */
-export type Handler<M extends MethodSpec> = (input: ParsedInputOf<M>, ctx: CallContext) => ReturnOf<M> | Promise<ReturnOf<M>>;
+export type Handler<M extends MethodSpec, Auth = unknown> = (input: ParsedInputOf<M>, ctx: CallContext<Auth>) => ReturnOf<M> | Promise<ReturnOf<M>>;
 
 /** ServiceImpl is the handler object a contract requires: one handler per method, typed from the schemas. */
-export type ServiceImpl<C extends ServiceContract> = { [K in keyof C['methods']]: Handler<C['methods'][K]> };
+export type ServiceImpl<C extends ServiceContract, Auth = unknown> = { [K in keyof C['methods']]: Handler<C['methods'][K], Auth> };
 
 /** RegisteredMethod is one row of the method table. @internal */
 export interface RegisteredMethod {
@@ -107,8 +108,31 @@ export function parseParams(method: RegisteredMethod, params: unknown, validate 
   const summary = summarizeIssues(result.issues);
   return {
     ok: false,
-    error: new RpcError('INVALID_ARGUMENT', `invalid params for ${method.path}: ${formatIssues(summary.issues)}`, summary),
+    error: new RpcError('INVALID_ARGUMENT', `invalid params for ${method.path}: ${formatIssues(summary.issues)}`, { ...summary, mayHaveRun: false }),
   };
+}
+
+/**
+ * prepareResult checks a handler's result against the method's output schema (unless `validate` is off) and lays
+ * it out in wire form (Maps as pairs, PROTOCOL.md 4.8). A result that does not match is the server's bug, not the
+ * caller's: it is logged with the method and the issues, and the caller gets INTERNAL without the values. The
+ * result goes out as the handler returned it, not as parsed, so that transforms run once, on the client.
+ */
+export function prepareResult(method: RegisteredMethod, result: unknown, validate: boolean, log: (entry: LogEntry) => void): { ok: true; value: unknown } | { ok: false; error: RpcError } {
+  if (validate) {
+    const checked = parseWithSchema(method.spec.output, result);
+    if (!checked.success) {
+      const summary = summarizeIssues(checked.issues);
+      log({ level: 'error', message: `handler returned a result that does not match the contract: ${formatIssues(summary.issues)}`, method: method.path, code: 'INTERNAL' });
+      return { ok: false, error: new RpcError('INTERNAL', `the result of ${method.path} does not match its contract; the server logged the details`, { mayHaveRun: true }) };
+    }
+  }
+  try {
+    return { ok: true, value: toWireValue(method.spec.output, result) };
+  } catch (error) {
+    log({ level: 'error', message: 'handler returned a result that cannot be laid out for the wire', method: method.path, code: 'INTERNAL', error });
+    return { ok: false, error: new RpcError('INTERNAL', `the result of ${method.path} cannot be sent; the server logged the details`, { mayHaveRun: true }) };
+  }
 }
 
 /**

@@ -32,7 +32,7 @@ export interface ListenAddress {
  * RpcServer serves registered services over CONNECT tunnels. Attach it to your http/https server, or let
  * listen() create one.
  */
-export class RpcServer {
+export class RpcServer<Auth = unknown> {
   readonly #options: ResolvedServerOptions;
   readonly #methods = new MethodTable();
   readonly #connections = new Set<ServerConnection>();
@@ -50,7 +50,7 @@ export class RpcServer {
   readonly #host: ConnectionHost;
 
   /** Creates a server; throws RpcError INVALID_ARGUMENT for a bad option. */
-  constructor(options: ServerOptions = {}) {
+  constructor(options: ServerOptions<Auth> = {}) {
     this.#options = resolveServerOptions(options);
     this.#budget = new FairBudget(this.#options);
     this.#log = new RateLimitedLog(this.#options.logger, this.#options.maxLogEntriesPerSecond);
@@ -92,8 +92,9 @@ export class RpcServer {
   }
 
   /** register adds a service: one handler per contract method, typed from its schemas. */
-  register<C extends ServiceContract>(contract: C, impl: ServiceImpl<C>): this {
-    this.#methods.add(contract, impl);
+  register<C extends ServiceContract>(contract: C, impl: ServiceImpl<C, Auth>): this {
+    // The table runs handlers with contexts whose auth came from this server's authorize: Auth, as typed.
+    this.#methods.add(contract, impl as unknown as ServiceImpl<C>);
     return this;
   }
 
