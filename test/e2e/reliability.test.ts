@@ -14,7 +14,7 @@ import type { Duplex } from 'node:stream';
 import { setTimeout as delay } from 'node:timers/promises';
 import { Packr } from 'msgpackr';
 import { z } from 'zod';
-import { connect, createClient, type RpcClient, type TypedClient } from '@tunnelrpc/client';
+import { connect, createClient, type ClientOptions, type RpcClient, type TypedClient } from '@tunnelrpc/client';
 import { Echo, createEchoService } from '@tunnelrpc/examples';
 import {
   MessageType,
@@ -50,12 +50,12 @@ interface Rig {
 }
 
 /** rig starts the Echo + Hostile server with `options` and connects the bystander (reconnect off). */
-async function rig(options: ServerOptions = {}): Promise<Rig> {
+async function rig(options: ServerOptions = {}, clientOptions: ClientOptions = {}): Promise<Rig> {
   const server = await startEchoServer(cleanup, { server: { shutdownTimeout: 500, ...options } });
   const { impl, state } = createHostileService();
   server.rpc.register(Hostile, impl);
   // Reconnect off: if the attack took the bystander's tunnel down, its next call fails instead of redialing.
-  const client = cleanup.add(await connect(server.url, { reconnect: false }), (each) => each.close());
+  const client = cleanup.add(await connect(server.url, { reconnect: false, ...clientOptions }), (each) => each.close());
   const echo = createClient(Echo, client);
   expect(await echo.add({ a: 1, b: 1 })).to.equal(2);
   return { server, hostile: state, client, echo, port: server.port!, bystanderSockets: new Set(server.tunnels) };
@@ -490,7 +490,11 @@ describe('RELIABILITY.md section 4: hostile and fault cases', () => {
       const r = await rig();
       const Dates = defineService('Dates', { invalid: { input: z.unknown(), output: z.date() } });
       r.server.rpc.register(Dates, { invalid: () => new Date(Number.NaN) });
-      await expectRejection(r.client.call('Dates.invalid', null), 'INTERNAL', 'could not be encoded');
+      await expectRejection(r.client.call('Dates.invalid', null), 'INTERNAL', 'does not match its contract');
+      // Unchecked, the encoder refuses it: still INTERNAL for that call only.
+      const Unchecked = defineService('Unchecked', { invalid: { input: z.unknown(), output: z.unknown() } });
+      r.server.rpc.register(Unchecked, { invalid: () => new Date(Number.NaN) });
+      await expectRejection(r.client.call('Unchecked.invalid', null), 'INTERNAL', 'could not be encoded');
       await expectIsolated(r);
     });
   });
@@ -498,7 +502,8 @@ describe('RELIABILITY.md section 4: hostile and fault cases', () => {
   describe('T15: a million wrong elements', () => {
     it('answers 1e6 strings against z.array(z.number()) with INVALID_ARGUMENT holding at most 10 issues in 4 KiB', async function () {
       this.timeout(60_000);
-      const r = await rig({ maxItemsPerFrame: 2_000_000 });
+      // Both peers raise the limit: the client refuses to send what it would itself count as too many values.
+      const r = await rig({ maxItemsPerFrame: 2_000_000 }, { maxItemsPerFrame: 2_000_000 });
       const strings = new Array<string>(1_000_000).fill('x');
       const error = await expectRejection(r.client.call('Hostile.numbers', strings, { timeout: 30_000 }), 'INVALID_ARGUMENT');
       const data = error.data as { issues: unknown[]; total: number };

@@ -18,9 +18,12 @@ export function frame(payload: Uint8Array): Buffer {
   return encodeFrame(payload);
 }
 
-/** rawSocket opens a plain TCP connection to 127.0.0.1:port and resolves once it is connected. */
-export async function rawSocket(port: number): Promise<Socket> {
-  const socket = netConnect({ host: '127.0.0.1', port });
+/**
+ * rawSocket opens a plain TCP connection to 127.0.0.1:port and resolves once it is connected. `localAddress` picks
+ * another loopback source (127.0.0.2) for tests of per-address limits.
+ */
+export async function rawSocket(port: number, localAddress?: string): Promise<Socket> {
+  const socket = netConnect({ host: '127.0.0.1', port, ...(localAddress === undefined ? {} : { localAddress }) });
   await once(socket, 'connect');
   return socket;
 }
@@ -91,8 +94,8 @@ export class RawTunnel {
    * open dials 127.0.0.1:port, sends `CONNECT /_rpc` (with `early` bytes in the same write, if given), and checks
    * that the reply is exactly CONNECTED_RESPONSE.
    */
-  static async open(port: number, early: Uint8Array = Buffer.alloc(0)): Promise<RawTunnel> {
-    const socket = await rawSocket(port);
+  static async open(port: number, early: Uint8Array = Buffer.alloc(0), localAddress?: string): Promise<RawTunnel> {
+    const socket = await rawSocket(port, localAddress);
     socket.write(Buffer.concat([Buffer.from(`CONNECT /_rpc HTTP/1.0\r\nHost: 127.0.0.1:${port}\r\n\r\n`, 'latin1'), early]));
     const received = await readUntil(socket, '\r\n\r\n');
     const headEnd = received.indexOf('\r\n\r\n') + 4;

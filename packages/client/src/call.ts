@@ -5,6 +5,8 @@ import type { Tunnel } from './tunnel.js';
 
 /** Call is one client call from call() until it settles. @internal */
 export interface Call {
+  /** A notification: settled as soon as it is written, never waits for an answer. */
+  readonly notification: boolean;
   readonly method: string;
   readonly params: unknown;
   readonly headers: Record<string, string> | undefined;

@@ -4,7 +4,7 @@
  * have run. Calls that surely did not run, and idempotent ones, are re-sent on the next tunnel within their
  * deadline; calls made while there is no tunnel wait for one, bounded by their deadline.
  */
-import { MessageType, RpcError, encodePayload, frameTooLarge } from '@tunnelrpc/protocol';
+import { RpcError } from '@tunnelrpc/protocol';
 import { callDeadlines, failCall, settleCall, type Call } from './call.js';
 import { dial, type Dialed } from './dial.js';
 import type { ResolvedClientOptions } from './options.js';
@@ -17,8 +17,18 @@ export interface CallOptions {
   timeout?: number;
   /** Aborting it fails the call with CANCELLED and sends a cancel to the server. */
   signal?: AbortSignal;
-  /** Headers for the handler (ctx.headers): trace ids, per-call credentials. */
+  /**
+   * Headers for the handler (ctx.headers): trace ids, per-call credentials. A plain object of string to string;
+   * names are sent in lower case, as HTTP compares them. Two names equal after lowercasing, a value that is not a
+   * string, more than maxHeaderCount headers or more than maxHeaderBytes bytes fail this call alone with
+   * INVALID_ARGUMENT, unsent.
+   */
   headers?: Record<string, string>;
+  /**
+   * Wait for a tunnel when none is open (true), or fail at once with UNAVAILABLE `{mayHaveRun: false}` (false).
+   * Default: the client's waitForReady (true).
+   */
+  waitForReady?: boolean;
   /**
    * The method is safe to run twice: after a lost tunnel the call is re-sent (up to maxRetries) instead of failing
    * with "may have run". The typed client sets it from the contract. Default false.
@@ -28,8 +38,17 @@ export interface CallOptions {
 
 /** NotifyOptions tune one notification. */
 export interface NotifyOptions {
-  /** Headers for the handler (ctx.headers). */
+  /** Headers for the handler (ctx.headers), checked as CallOptions.headers. */
   headers?: Record<string, string>;
+  /**
+   * ms the notification may wait for a tunnel (or for a server that does not read) before it fails
+   * DEADLINE_EXCEEDED, unsent. Not sent to the server. Default: defaultTimeout.
+   */
+  timeout?: number;
+  /** Aborting it before the notification is written fails it with CANCELLED, unsent. */
+  signal?: AbortSignal;
+  /** As CallOptions.waitForReady. */
+  waitForReady?: boolean;
 }
 
 /** CallFailure says, in every locally made error's `data`, whether the server may have run the call. */
@@ -39,6 +58,9 @@ export interface CallFailure {
 }
 
 const NO_OPTIONS: CallOptions = Object.freeze({});
+
+// setTimeout's ceiling: a longer timeout is clamped to it.
+const MAX_TIMER_MS = 2_147_483_647;
 
 // Dial errors that another try will not fix: calls waiting for a tunnel fail with them at once.
 const PERMANENT_REFUSALS: ReadonlySet<string> = new Set(['UNAUTHENTICATED', 'PERMISSION_DENIED', 'UNIMPLEMENTED', 'INVALID_ARGUMENT']);
@@ -55,6 +77,8 @@ export class RpcClient {
   #queue: Call[] = [];
   #state: 'open' | 'closing' | 'closed' = 'open';
   #dialing = false;
+  // Aborts the dial in progress: close() must not leave a socket and a handshake timer behind.
+  #dialAbort: AbortController | undefined;
   #reconnectTimer: NodeJS.Timeout | undefined;
   #failedDials = 0;
   #lastDialError: RpcError | undefined;
@@ -67,8 +91,8 @@ export class RpcClient {
     this.#giveUp(call, 'DEADLINE_EXCEEDED', `${call.method} passed its deadline of ${timeout} ms`);
   };
 
-  /** @internal Use connect(). */
-  constructor(dialed: Dialed, options: ResolvedClientOptions, target: DialTarget) {
+  /** @internal Use connect() or createRpcClient(). Without `dialed`, the client dials in the background. */
+  constructor(dialed: Dialed | undefined, options: ResolvedClientOptions, target: DialTarget) {
     this.#options = options;
     this.#target = target;
     this.#closed = new Promise((resolve) => (this.#resolveClosed = resolve));
@@ -79,7 +103,8 @@ export class RpcClient {
         if (tunnel === this.#tunnel) this.#flushQueue();
       },
     };
-    this.#tunnel = new Tunnel(dialed.socket, dialed.rest, options, target.display, this.#host);
+    if (dialed !== undefined) this.#adopt(dialed);
+    else this.#redial();
   }
 
   /** target is the URL this client dials. */
@@ -102,32 +127,66 @@ export class RpcClient {
   /**
    * call invokes `method` ("Service.method") and resolves with its result, or rejects with an RpcError:
    * the server's error, DEADLINE_EXCEEDED at the deadline, CANCELLED on abort, UNAVAILABLE when the tunnel is lost
-   * and the call may have run, RESOURCE_EXHAUSTED when too many calls wait.
+   * and the call may have run, RESOURCE_EXHAUSTED when too many calls wait. Bad arguments fail this call alone,
+   * before anything is written (`data.mayHaveRun: false`): INVALID_ARGUMENT for a method that is not a string,
+   * headers that are not a plain object
+   * of strings, duplicate names in lower case, more than maxHeaderCount or maxHeaderBytes, params that cannot be
+   * encoded, or a NaN timeout; DEADLINE_EXCEEDED for a timeout of 0 or less. A fractional timeout is rounded up.
    */
   call(method: string, params?: unknown, options: CallOptions = NO_OPTIONS): Promise<unknown> {
+    return this.#start(false, method, params, options);
+  }
+
+  /**
+   * notify sends a notification: no answer, no result. Like a call, it waits for a tunnel when none is open
+   * (bounded by its timeout, default defaultTimeout, and by maxPendingCalls), and resolves once it is written to
+   * the socket. Rejects with an RpcError whose data says `{mayHaveRun: false}`: INVALID_ARGUMENT for bad headers or
+   * params, DEADLINE_EXCEEDED when no tunnel came in time, CANCELLED on abort, UNAVAILABLE after close() or with
+   * waitForReady false, RESOURCE_EXHAUSTED past maxPendingCalls. A notification written to a tunnel that is then
+   * lost may or may not have run; it is never re-sent.
+   */
+  notify(method: string, params?: unknown, options: NotifyOptions = NO_OPTIONS): Promise<void> {
+    return this.#start(true, method, params, options) as Promise<void>;
+  }
+
+  // Checks a call's arguments locally, so that a bad one fails that call alone and never reaches the server (which
+  // would treat it as a violation and close the tunnel under every other call), then sends or queues it.
+  #start(notification: boolean, method: string, params: unknown, options: CallOptions & NotifyOptions): Promise<unknown> {
+    if (typeof method !== 'string') {
+      // A non-string method is a violation on the wire (PROTOCOL.md 5.1): it would close the tunnel.
+      return Promise.reject(new RpcError('INVALID_ARGUMENT', `the method of a ${notification ? 'notification' : 'call'} must be a string such as "Service.method"; got ${typeof method}`, { mayHaveRun: false }));
+    }
+    const what = notification ? `notification ${method}` : method;
     if (this.#state !== 'open') {
       const why = this.#closeReason === undefined ? `close() was called on the client for ${this.#target.display}` : `the tunnel to ${this.#target.display} is closed (${this.#closeReason.message})`;
-      return Promise.reject(new RpcError('UNAVAILABLE', `${method} not sent: ${why}; connect again`, { mayHaveRun: false }));
+      return Promise.reject(new RpcError('UNAVAILABLE', `${what} not sent: ${why}; connect again`, { mayHaveRun: false }));
     }
-    const timeout = options.timeout ?? this.#options.defaultTimeout;
-    if (!Number.isInteger(timeout) || timeout < 0 || timeout > 2_147_483_647) {
-      return Promise.reject(new RpcError('INVALID_ARGUMENT', `timeout of ${method} must be an integer of ms from 0 to 2147483647; got ${String(timeout)}`));
+    const timeout = checkTimeout(what, options.timeout ?? this.#options.defaultTimeout);
+    if (timeout instanceof RpcError) return Promise.reject(timeout);
+    const headers = checkHeaders(what, options.headers, this.#options);
+    if (headers instanceof RpcError) return Promise.reject(headers);
+    const signal = options.signal;
+    if (signal?.aborted === true) {
+      return Promise.reject(new RpcError('CANCELLED', `${what} not sent: its AbortSignal was aborted already`, { mayHaveRun: false }, { cause: signal.reason }));
+    }
+    if (!(options.waitForReady ?? this.#options.waitForReady) && this.#tunnel?.accepting !== true) {
+      const last = this.#lastDialError === undefined ? '' : ` (last dial error: ${this.#lastDialError.message})`;
+      return Promise.reject(
+        new RpcError('UNAVAILABLE', `${what} not sent: no tunnel to ${this.#target.display} is open and waitForReady is false${last}; retry later or let it wait (waitForReady: true)`, { mayHaveRun: false }),
+      );
     }
     if (this.#load() >= this.#options.maxPendingCalls) {
       return Promise.reject(
-        new RpcError('RESOURCE_EXHAUSTED', `${method} not sent: ${this.#options.maxPendingCalls} calls are waiting for answers (maxPendingCalls); slow down or raise the limit`, { mayHaveRun: false }),
+        new RpcError('RESOURCE_EXHAUSTED', `${what} not sent: ${this.#options.maxPendingCalls} calls are waiting for answers (maxPendingCalls); slow down or raise the limit`, { mayHaveRun: false }),
       );
-    }
-    const signal = options.signal;
-    if (signal?.aborted === true) {
-      return Promise.reject(new RpcError('CANCELLED', `${method} not sent: its AbortSignal was aborted already`, { mayHaveRun: false }, { cause: signal.reason }));
     }
     const now = Date.now();
     return new Promise((resolve, reject) => {
       const call: Call = {
+        notification,
         method,
         params,
-        headers: options.headers,
+        headers,
         deadline: now + timeout,
         idempotent: options.idempotent === true,
         resolve,
@@ -148,7 +207,7 @@ export class RpcClient {
         call.onAbort = () => {
           const reason = RpcError.from(signal.reason, 'CANCELLED');
           const code = reason.code === 'DEADLINE_EXCEEDED' ? 'DEADLINE_EXCEEDED' : 'CANCELLED';
-          this.#giveUp(call, code, `${method} was ${code === 'CANCELLED' ? 'cancelled' : 'timed out'} by its AbortSignal`, signal.reason);
+          this.#giveUp(call, code, `${what} was ${code === 'CANCELLED' ? 'cancelled' : 'timed out'} by its AbortSignal`, signal.reason);
         };
         signal.addEventListener('abort', call.onAbort, { once: true });
       }
@@ -156,32 +215,18 @@ export class RpcClient {
     });
   }
 
-  /** notify sends a notification: no answer, no result. Throws RpcError when it cannot be sent now. */
-  notify(method: string, params?: unknown, options: NotifyOptions = {}): void {
-    const tunnel = this.#tunnel;
-    if (this.#state !== 'open' || tunnel === undefined || !tunnel.accepting) {
-      const why = this.#state !== 'open' ? 'close() was called on the client' : 'no open tunnel (the last one was lost or got goaway; the client reconnects)';
-      throw new RpcError('UNAVAILABLE', `notification ${method} not sent: ${why} (${this.#target.display})`, { mayHaveRun: false });
-    }
-    let payload: Uint8Array;
-    try {
-      payload = encodePayload({ type: MessageType.Notification, method, params, ...(options.headers === undefined ? {} : { meta: { headers: options.headers } }) });
-    } catch (error) {
-      throw new RpcError('INVALID_ARGUMENT', `notification ${method} not sent: ${(error as Error).message}`, undefined, { cause: error });
-    }
-    if (payload.length > this.#options.maxFrameSize) throw frameTooLarge(payload.length, this.#options.maxFrameSize, 'sent');
-    tunnel.notify(payload);
-  }
-
   /**
    * close ends the client gracefully: no new calls, calls waiting for a tunnel fail unsent, a goaway goes to the
    * server, and the socket closes once every sent call has its answer (each still bounded by its deadline).
-   * Resolves when every tunnel is closed.
+   * A dial in progress is aborted (its socket destroyed, its timers cleared). Resolves when every tunnel is closed;
+   * it always settles.
    */
   close(): Promise<void> {
     if (this.#state === 'open') {
       this.#state = 'closing';
       clearTimeout(this.#reconnectTimer);
+      this.#reconnectTimer = undefined;
+      this.#dialAbort?.abort();
       const queued = this.#queue;
       this.#queue = [];
       for (const call of queued) failCall(call, 'UNAVAILABLE', `${call.method} not sent: close() was called on the client`, call.mayHaveRun);
@@ -203,7 +248,7 @@ export class RpcClient {
   #dispatch(call: Call, timeout?: number): void {
     const tunnel = this.#tunnel;
     if (tunnel === undefined || !tunnel.accepting) {
-      if (!this.#options.reconnect) {
+      if (!this.#options.reconnect && !this.#dialing) {
         failCall(call, 'UNAVAILABLE', `${call.method} not sent: the server is shutting down this tunnel (goaway) and reconnect is off; connect again to ${this.#target.display}`, call.mayHaveRun);
         return;
       }
@@ -217,7 +262,11 @@ export class RpcClient {
       this.#queue.push(call);
       return;
     }
-    const refused = tunnel.send(call, timeout);
+    this.#sendOn(tunnel, call, timeout);
+  }
+
+  #sendOn(tunnel: Tunnel, call: Call, timeout?: number): void {
+    const refused = call.notification ? tunnel.notify(call) : tunnel.send(call, timeout);
     if (refused !== undefined && settleCall(call)) call.reject(refused);
   }
 
@@ -229,8 +278,7 @@ export class RpcClient {
     while (sent < this.#queue.length && tunnel.unsentBytes <= this.#options.maxWriteBuffer) {
       const call = this.#queue[sent++]!;
       if (call.settled) continue;
-      const refused = tunnel.send(call);
-      if (refused !== undefined && settleCall(call)) call.reject(refused);
+      this.#sendOn(tunnel, call);
     }
     this.#queue = this.#queue.slice(sent);
   }
@@ -252,7 +300,7 @@ export class RpcClient {
 
   #onDraining(tunnel: Tunnel, refused: Call[]): void {
     if (this.#tunnel === tunnel) {
-      this.#tunnel = undefined;
+      this.#lostCurrent(tunnel);
       this.#draining.add(tunnel);
     }
     for (const call of refused) this.#retryOrFail(call, undefined, true);
@@ -260,7 +308,7 @@ export class RpcClient {
   }
 
   #onEnded(tunnel: Tunnel, reason: RpcError | undefined, orphans: Call[], refused: Call[]): void {
-    if (this.#tunnel === tunnel) this.#tunnel = undefined;
+    if (this.#tunnel === tunnel) this.#lostCurrent(tunnel);
     this.#draining.delete(tunnel);
     for (const call of orphans) this.#retryOrFail(call, reason, false);
     // Above the lastId of a closing goaway: not run, but not re-sent either, since one of them may be the frame
@@ -304,6 +352,15 @@ export class RpcClient {
     failCall(call, 'UNAVAILABLE', `${call.method} failed: ${why}; it may have run on the server`, true, reason);
   }
 
+  // The current tunnel stops taking calls (goaway, loss, violation). The backoff is reset only by a tunnel that
+  // achieved something (answered a call or a ping, or stayed up maxReconnectDelay ms), not by a handshake: a
+  // server that accepts and then drops every tunnel at once gets the growing delay, from the first redial on.
+  #lostCurrent(tunnel: Tunnel): void {
+    this.#tunnel = undefined;
+    if (tunnel.proved(this.#options.maxReconnectDelay)) this.#failedDials = 0;
+    else this.#failedDials++;
+  }
+
   #ensureDialing(): void {
     if (this.#state !== 'open' || !this.#options.reconnect || this.#dialing || this.#reconnectTimer !== undefined) return;
     if (this.#tunnel?.accepting === true) return;
@@ -324,23 +381,31 @@ export class RpcClient {
 
   #redial(): void {
     this.#dialing = true;
-    dial(this.#target, this.#options).then(
+    const abort = new AbortController();
+    this.#dialAbort = abort;
+    dial(this.#target, this.#options, abort.signal).then(
       (dialed) => {
         this.#dialing = false;
+        this.#dialAbort = undefined;
         if (this.#state !== 'open') {
           dialed.socket.destroy();
           return;
         }
-        this.#failedDials = 0;
         this.#lastDialError = undefined;
-        this.#tunnel = new Tunnel(dialed.socket, dialed.rest, this.#options, this.#target.display, this.#host);
-        this.#flushQueue();
+        this.#adopt(dialed);
       },
       (error: unknown) => {
         this.#dialing = false;
+        this.#dialAbort = undefined;
+        if (this.#state !== 'open') return;
         this.#failedDials++;
         const rpc = RpcError.from(error, 'UNAVAILABLE');
         this.#lastDialError = rpc;
+        if (!this.#options.reconnect) {
+          // A background first dial (createRpcClient) with reconnect off: no second try, the client is done.
+          this.#finish(rpc);
+          return;
+        }
         if (PERMANENT_REFUSALS.has(rpc.code)) {
           const queued = this.#queue;
           this.#queue = [];
@@ -350,10 +415,27 @@ export class RpcClient {
         }
         this.#ensureDialing();
       },
-    );
+    ).catch((error: unknown) => {
+      // A bug in the code above must not become an unhandled rejection: count it as a failed dial and go on.
+      this.#dialing = false;
+      this.#lastDialError = RpcError.from(error, 'INTERNAL');
+      this.#ensureDialing();
+    });
+  }
+
+  // Stores a new tunnel as the current one, then starts it: the frames that came with its 200 head may end it at
+  // once, and its ended callbacks must find it stored (issue 7: an ended tunnel never becomes the current one).
+  #adopt(dialed: Dialed): void {
+    const tunnel = new Tunnel(dialed.socket, dialed.rest, this.#options, this.#target.display, this.#host);
+    this.#tunnel = tunnel;
+    tunnel.start();
+    if (this.#tunnel === tunnel && tunnel.ended) this.#lostCurrent(tunnel);
+    this.#flushQueue();
   }
 
   #finishCloseIfDone(): void {
+    if (this.#tunnel?.ended === true) this.#tunnel = undefined;
+    for (const tunnel of this.#draining) if (tunnel.ended) this.#draining.delete(tunnel);
     if (this.#tunnel === undefined && this.#draining.size === 0) this.#finish(undefined);
   }
 
@@ -362,9 +444,59 @@ export class RpcClient {
     this.#closeReason = reason ?? (this.#state === 'closing' ? new RpcError('UNAVAILABLE', 'close() was called') : undefined);
     this.#state = 'closed';
     clearTimeout(this.#reconnectTimer);
+    this.#reconnectTimer = undefined;
+    this.#dialAbort?.abort();
     const queued = this.#queue;
     this.#queue = [];
-    for (const call of queued) failCall(call, 'UNAVAILABLE', `${call.method} not sent: the client for ${this.#target.display} is closed`, call.mayHaveRun);
+    const why = reason === undefined ? '' : ` (${reason.message})`;
+    for (const call of queued) failCall(call, 'UNAVAILABLE', `${call.method} not sent: the client for ${this.#target.display} is closed${why}`, call.mayHaveRun, reason);
     this.#resolveClosed(reason);
   }
+}
+
+// A call's timeout in whole ms, or the error that fails it: NaN or a non-number is a caller's bug
+// (INVALID_ARGUMENT); zero or less is a deadline already passed, as in `ctx.deadline - Date.now()` (DEADLINE_EXCEEDED,
+// unsent); a fraction is rounded up, and anything past setTimeout's ceiling is clamped to it.
+function checkTimeout(what: string, timeout: unknown): number | RpcError {
+  if (typeof timeout !== 'number' || Number.isNaN(timeout)) {
+    return new RpcError('INVALID_ARGUMENT', `timeout of ${what} must be a number of ms; got ${typeof timeout === 'number' ? 'NaN' : typeof timeout}`, { mayHaveRun: false });
+  }
+  if (timeout <= 0) {
+    return new RpcError('DEADLINE_EXCEEDED', `${what} not sent: its deadline had passed already (timeout ${timeout} ms); it did not run`, { mayHaveRun: false });
+  }
+  return Math.min(Math.ceil(timeout), MAX_TIMER_MS);
+}
+
+// A call's headers as sent (names in lower case), or the error that fails that call alone: everything the server
+// would refuse as a violation or a limit is caught here, before a byte is written (issue 8).
+function checkHeaders(what: string, headers: unknown, options: ResolvedClientOptions): Record<string, string> | undefined | RpcError {
+  if (headers === undefined) return undefined;
+  const bad = (why: string): RpcError => new RpcError('INVALID_ARGUMENT', `${what} not sent: ${why}`, { mayHaveRun: false });
+  if (typeof headers !== 'object' || headers === null || Array.isArray(headers)) return bad('headers must be a plain object of string names to string values');
+  const proto: unknown = Object.getPrototypeOf(headers);
+  if (proto !== Object.prototype && proto !== null) return bad('headers must be a plain object of string names to string values (not a Map, Headers or class instance)');
+  const names = Object.keys(headers);
+  if (names.length > options.maxHeaderCount) {
+    return bad(`${names.length} headers exceed maxHeaderCount ${options.maxHeaderCount}; send fewer or raise maxHeaderCount on both peers`);
+  }
+  const out: Record<string, string> = {};
+  let bytes = 0;
+  for (const name of names) {
+    let value: unknown;
+    try {
+      value = (headers as Record<string, unknown>)[name];
+    } catch (error) {
+      return bad(`reading header ${JSON.stringify(name.slice(0, 64))} threw (${error instanceof Error ? error.message : String(error)})`);
+    }
+    if (typeof value !== 'string') return bad(`header ${JSON.stringify(name.slice(0, 64))} is a ${value === null ? 'null' : typeof value}; header values must be strings`);
+    const lower = name.toLowerCase();
+    if (Object.hasOwn(out, lower)) return bad(`headers hold ${JSON.stringify(lower.slice(0, 64))} twice when names are compared in lower case, as HTTP does; keep one`);
+    bytes += Buffer.byteLength(lower, 'utf8') + Buffer.byteLength(value, 'utf8');
+    if (bytes > options.maxHeaderBytes) {
+      return bad(`headers exceed maxHeaderBytes ${options.maxHeaderBytes} (names and values, UTF-8); send less or raise maxHeaderBytes on both peers`);
+    }
+    // defineProperty: a name such as "__proto__" is an ordinary header, never the object's prototype.
+    Object.defineProperty(out, lower, { value, enumerable: true, writable: true, configurable: true });
+  }
+  return out;
 }

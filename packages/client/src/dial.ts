@@ -19,13 +19,44 @@ export interface Dialed {
 const MAX_REFUSAL_BODY = 1024;
 const REFUSAL_BODY_WAIT_MS = 200;
 
-/** dial opens a tunnel or rejects with an RpcError whose code and message say what failed and where. */
-export function dial(target: DialTarget, options: ResolvedClientOptions): Promise<Dialed> {
+/**
+ * dial opens a tunnel or rejects with an RpcError whose code and message say what failed and where. Aborting
+ * `signal` stops it at any step (headers, connect, head, refusal body): the socket is destroyed, the timer cleared,
+ * and it rejects CANCELLED.
+ */
+export async function dial(target: DialTarget, options: ResolvedClientOptions, signal?: AbortSignal): Promise<Dialed> {
+  const headers = await connectHeaders(target, options);
+  if (signal?.aborted === true) throw dialAborted(target);
+  return dialWith(target, options, headers, signal);
+}
+
+function dialAborted(target: DialTarget): RpcError {
+  return new RpcError('CANCELLED', `the dial to ${target.display} was stopped: close() was called on the client`);
+}
+
+// The CONNECT headers of this dial: the object, or what the function gives now (a rotating token).
+async function connectHeaders(target: DialTarget, options: ResolvedClientOptions): Promise<Record<string, string>> {
+  const given = options.headers;
+  if (typeof given !== 'function') return given;
+  let headers: unknown;
+  try {
+    headers = await given();
+  } catch (error) {
+    const code = error instanceof RpcError ? error.code : 'UNAVAILABLE';
+    throw new RpcError(code, `the headers function for ${target.display} failed (${error instanceof Error ? error.message : String(error)}); the dial is retried with backoff`, undefined, { cause: error });
+  }
+  if (typeof headers !== 'object' || headers === null || Array.isArray(headers) || Object.values(headers).some((value) => typeof value !== 'string')) {
+    throw new RpcError('INVALID_ARGUMENT', `the headers function for ${target.display} must return an object of string values; fix the function`);
+  }
+  return headers as Record<string, string>;
+}
+
+function dialWith(target: DialTarget, options: ResolvedClientOptions, headers: Record<string, string>, signal: AbortSignal | undefined): Promise<Dialed> {
   return new Promise((resolve, reject) => {
     let socket: Socket;
     try {
       // Build the head before dialing: a header it refuses (CR, LF) must not leave an open socket behind.
-      const request = encodeConnectRequest(target.path, target.hostHeader, options.headers);
+      const request = encodeConnectRequest(target.path, target.hostHeader, headers);
       socket =
         target.kind === 'unix'
           ? netConnect({ path: target.socketPath })
@@ -39,10 +70,17 @@ export function dial(target: DialTarget, options: ResolvedClientOptions): Promis
     }
     let received: Buffer = Buffer.alloc(0);
     let settled = false;
+    const onAbort = (): void => {
+      // After the head (reading a refusal body) settled is true: destroying the socket ends that read too.
+      socket.destroy();
+      finish(dialAborted(target));
+    };
+    signal?.addEventListener('abort', onAbort, { once: true });
     const finish = (outcome: RpcError | Dialed): void => {
       if (settled) return;
       settled = true;
       clearTimeout(timer);
+      signal?.removeEventListener('abort', onAbort);
       socket.off('data', onData);
       socket.off('error', onError);
       socket.off('close', onClose);
@@ -83,6 +121,7 @@ export function dial(target: DialTarget, options: ResolvedClientOptions): Promis
       clearTimeout(timer);
       socket.off('data', onData);
       readRefusalBody(socket, refused).then((body) => {
+        signal?.removeEventListener('abort', onAbort);
         socket.destroy();
         const text = body.length > 0 ? `: ${body}` : '';
         reject(new RpcError(codeFromHttpStatus(refused.status), `CONNECT ${target.display} refused with HTTP ${refused.status} ${refused.reason}${text}`, { status: refused.status, body }));

@@ -2,7 +2,8 @@
  * @tunnelrpc/client: call zod-typed services over one multiplexed CONNECT tunnel.
  *
  * connect() dials (http://, https://, unix:), sends `CONNECT /_rpc`, and returns an RpcClient that carries many
- * concurrent calls over one socket, answered in any order. createClient() gives it the types of a contract.
+ * concurrent calls over one socket, answered in any order; createRpcClient() returns one at once and dials in the
+ * background, for a server that may not be up yet. createClient() gives it the types of a contract.
  * Every call ends: answered, or failed with an RpcError whose code says why (a default deadline applies).
  *
  * @example
@@ -31,9 +32,22 @@ export async function connect(url: string, options: ClientOptions = {}): Promise
   return new RpcClient(await dial(target, resolved), resolved, target);
 }
 
+/**
+ * createRpcClient returns a client at once, without waiting for the server (which may not be up yet): it dials in
+ * the background, and calls made meanwhile wait for the first tunnel, each bounded by its deadline (gRPC's
+ * wait-for-ready; set `waitForReady: false` to fail them at once with UNAVAILABLE instead). Dial failures are
+ * retried with backoff; a refusal another try will not fix (401, 403, 404) fails the waiting calls with its code.
+ * Throws INVALID_ARGUMENT for a bad URL or option.
+ */
+export function createRpcClient(url: string, options: ClientOptions = {}): RpcClient {
+  const resolved = resolveClientOptions(options);
+  const target = parseTarget(url);
+  return new RpcClient(undefined, resolved, target);
+}
+
 export { RpcClient } from './client.js';
 export type { CallFailure, CallOptions, NotifyOptions } from './client.js';
-export type { ClientOptions } from './options.js';
+export type { ClientOptions, ConnectHeaders } from './options.js';
 export { createClient } from './typed-client.js';
 export type { MethodCaller, TypedClient } from './typed-client.js';
 export { RpcError } from '@tunnelrpc/protocol';

@@ -1,11 +1,21 @@
 /** Client options: every limit with its default, validated once in connect(). */
 import type { ConnectionOptions } from 'node:tls';
-import { checkInteger, definedOnly, MAX_UINT32, resolveDecodeLimits, type DecodeLimits } from '@tunnelrpc/protocol';
+import { RpcError, checkInteger, definedOnly, MAX_UINT32, resolveDecodeLimits, type DecodeLimits } from '@tunnelrpc/protocol';
+
+/**
+ * ConnectHeaders are the headers of the CONNECT: a fixed object, or a function (sync or async) called before
+ * every dial, so that a rotating token reaches each redial without a new client.
+ */
+export type ConnectHeaders = Record<string, string> | (() => Record<string, string> | Promise<Record<string, string>>);
 
 /** ClientOptions configures connect(). Every field is optional. */
 export interface ClientOptions {
-  /** Headers sent with the CONNECT, such as `Authorization`. Host is set from the URL. */
-  headers?: Record<string, string>;
+  /**
+   * Headers sent with the CONNECT, such as `Authorization`; Host is set from the URL. A function is called before
+   * each dial (the first one and every redial); if it throws or rejects, that dial fails UNAVAILABLE (or with the
+   * code of the RpcError it threw) and the client retries with backoff.
+   */
+  headers?: ConnectHeaders;
   /** TLS settings for https:// URLs (ca, cert, key, servername, rejectUnauthorized). */
   tls?: ConnectionOptions;
   /** ms to connect and get the reply head; past it connect() fails UNAVAILABLE. Default 10000. 1 … 2147483647. */
@@ -18,9 +28,16 @@ export interface ClientOptions {
    * Default 8 MiB (8388608). Range 1 … 4294967295.
    */
   maxFrameSize?: number;
-  /** Deepest nesting of arrays and maps in a frame from the server. Default 32. Range 2 … 1000. */
+  /**
+   * Deepest nesting of arrays and maps in a frame, received or sent. A deeper response closes the tunnel (goaway
+   * PROTOCOL_ERROR); a call or notification whose params are deeper fails INVALID_ARGUMENT, unsent (the server,
+   * with the same default, would close the tunnel for it). Default 32. Range 2 … 1000.
+   */
   maxDepth?: number;
-  /** Most MessagePack values in one frame from the server. Default 262144. */
+  /**
+   * Most MessagePack values in one frame, received or sent. A response with more closes the tunnel (goaway
+   * RESOURCE_EXHAUSTED); a call or notification with more fails RESOURCE_EXHAUSTED, unsent. Default 262144.
+   */
   maxItemsPerFrame?: number;
   /** Deadline in ms of a call that gives no `timeout`. Every call has one. Default 30000. 1 … 2147483647. */
   defaultTimeout?: number;
@@ -32,7 +49,9 @@ export interface ClientOptions {
   /**
    * Bytes queued to a server that is not reading, above which new calls wait (in order, each bounded by its
    * deadline and by maxPendingCalls) until the socket drains: a slow server slows callers down rather than
-   * growing this process's memory. Default 1 MiB (1048576). Range 1 … 4294967295.
+   * growing this process's memory. A ping that arrives while more than this is unsent stops reading the socket
+   * until it drains, so a server that pings and never reads our pongs cannot grow them without bound (the kernel
+   * buffers hold the rest). Default 1 MiB (1048576). Range 1 … 4294967295.
    */
   maxWriteBuffer?: number;
   /**
@@ -40,9 +59,17 @@ export interface ClientOptions {
    * meanwhile wait for the new tunnel, each bounded by its deadline. Default true.
    */
   reconnect?: boolean;
-  /** First backoff delay in ms after a failed dial; it doubles per failure. Default 100. 1 … 2147483647. */
+  /**
+   * First backoff delay in ms after a failed dial, or after losing a tunnel that achieved nothing (the server
+   * answered no call and no ping, and it was up less than maxReconnectDelay); it doubles per failure, with equal
+   * jitter (half fixed, half random). A successful handshake alone does not reset it. Default 100.
+   * Range 1 … 2147483647.
+   */
   minReconnectDelay?: number;
-  /** Largest backoff delay in ms between dials. Default 10000. 1 … 2147483647. */
+  /**
+   * Largest backoff delay in ms between dials. A tunnel that stayed up this long, or answered a call or a ping,
+   * resets the backoff: the next redial after its loss is immediate. Default 10000. Range 1 … 2147483647.
+   */
   maxReconnectDelay?: number;
   /**
    * Times a call to a method marked idempotent is re-sent after the tunnel was lost while it ran (it may have run).
@@ -57,11 +84,35 @@ export interface ClientOptions {
   keepaliveInterval?: number;
   /** ms to wait for any frame after a keepalive ping before the tunnel is declared dead. Default 20000. */
   keepaliveTimeout?: number;
+  /**
+   * ms from the first byte of a frame from the server to its last. A frame still incomplete after it (a server
+   * trickling bytes of a frame that never ends) closes the tunnel: goaway PROTOCOL_ERROR, and its calls fail
+   * UNAVAILABLE. Time with reading stopped on our side does not count. 0 disables. Default 30000.
+   * Range 0 … 2147483647.
+   */
+  frameTimeout?: number;
+  /**
+   * Most headers in one call's or notification's `headers`. A call with more fails INVALID_ARGUMENT at once,
+   * unsent, and no other call is affected. The reference server refuses more by default too. Default 64.
+   * Range 0 … 65535.
+   */
+  maxHeaderCount?: number;
+  /**
+   * Most bytes of one call's `headers`: names plus values, UTF-8. A call with more fails INVALID_ARGUMENT at once,
+   * unsent. The reference server refuses more by default too. Default 8192. Range 0 … 4294967295.
+   */
+  maxHeaderBytes?: number;
+  /**
+   * Calls and notifications made while no tunnel is open wait for one, each bounded by its deadline (gRPC's
+   * wait-for-ready). false fails them at once with UNAVAILABLE `{mayHaveRun: false}` instead (fail fast); a call
+   * can override it with its own `waitForReady`. Default true.
+   */
+  waitForReady?: boolean;
 }
 
 /** ResolvedClientOptions is ClientOptions with every default filled in. @internal */
 export interface ResolvedClientOptions extends DecodeLimits {
-  headers: Record<string, string>;
+  headers: ConnectHeaders;
   tls: ConnectionOptions;
   handshakeTimeout: number;
   maxHeadSize: number;
@@ -74,9 +125,23 @@ export interface ResolvedClientOptions extends DecodeLimits {
   maxRetries: number;
   keepaliveInterval: number;
   keepaliveTimeout: number;
+  frameTimeout: number;
+  maxHeaderCount: number;
+  maxHeaderBytes: number;
+  waitForReady: boolean;
 }
 
 const MAX_TIMER_MS = 2_147_483_647;
+
+function checkHeadersOption(value: unknown): ConnectHeaders {
+  if (typeof value === 'function' || (typeof value === 'object' && value !== null && !Array.isArray(value))) return value as ConnectHeaders;
+  throw new RpcError('INVALID_ARGUMENT', `option headers must be an object of strings or a function returning one; got ${typeof value}`);
+}
+
+function checkBoolean(name: string, value: unknown): boolean {
+  if (typeof value !== 'boolean') throw new RpcError('INVALID_ARGUMENT', `option ${name} must be true or false; got ${String(value)}`);
+  return value;
+}
 
 /** resolveClientOptions fills defaults and validates, throwing INVALID_ARGUMENT naming the bad option. */
 export function resolveClientOptions(options: ClientOptions = {}): ResolvedClientOptions {
@@ -84,7 +149,7 @@ export function resolveClientOptions(options: ClientOptions = {}): ResolvedClien
   const decode = resolveDecodeLimits(given);
   return {
     ...decode,
-    headers: given.headers ?? {},
+    headers: checkHeadersOption(given.headers ?? {}),
     tls: given.tls ?? {},
     handshakeTimeout: checkInteger('handshakeTimeout', given.handshakeTimeout ?? 10_000, 1, MAX_TIMER_MS),
     maxHeadSize: checkInteger('maxHeadSize', given.maxHeadSize ?? 8192, 64, 1024 * 1024),
@@ -97,5 +162,9 @@ export function resolveClientOptions(options: ClientOptions = {}): ResolvedClien
     maxRetries: checkInteger('maxRetries', given.maxRetries ?? 2, 0, 100),
     keepaliveInterval: checkInteger('keepaliveInterval', given.keepaliveInterval ?? 30_000, 0, MAX_TIMER_MS),
     keepaliveTimeout: checkInteger('keepaliveTimeout', given.keepaliveTimeout ?? 20_000, 1, MAX_TIMER_MS),
+    frameTimeout: checkInteger('frameTimeout', given.frameTimeout ?? 30_000, 0, MAX_TIMER_MS),
+    maxHeaderCount: checkInteger('maxHeaderCount', given.maxHeaderCount ?? 64, 0, 65_535),
+    maxHeaderBytes: checkInteger('maxHeaderBytes', given.maxHeaderBytes ?? 8192, 0, MAX_UINT32),
+    waitForReady: checkBoolean('waitForReady', given.waitForReady ?? true),
   };
 }

@@ -15,6 +15,7 @@ import {
   FrameBatcher,
   frameTooLarge,
   fromWireError,
+  scanMessagePack,
   goawayCodeOf,
   protocolViolation,
   type GoawayMessage,
@@ -53,27 +54,73 @@ export class Tunnel {
   #nextId = 1;
   #state: 'open' | 'draining' | 'closing' | 'ended' = 'open';
   readonly #batcher: FrameBatcher;
+  // When the last complete frame arrived: keepalive counts frames, not bytes (a server trickling one byte of a
+  // never-ending frame is not alive).
   #lastReceived = Date.now();
   #pingSentAt = 0;
   #keepalive: NodeJS.Timeout | undefined;
+  // When the first byte of the frame being assembled arrived (0: between frames), and the timer that cuts it off.
+  #frameStartedAt = 0;
+  #frameTimer: NodeJS.Timeout | undefined;
+  // Reading stopped because pongs piled up unsent (a server that pings and does not read); resumes on 'drain'.
+  #readPaused = false;
+  readonly #openedAt = Date.now();
+  #answered = false;
+  // Bytes that came behind the 200 head, until start() feeds them (then dropped: a tunnel lives long).
+  #rest: Buffer | undefined;
 
+  /** Builds a tunnel; it reads nothing until start(), so its client can store it before any frame is handled. */
   constructor(socket: Socket, rest: Buffer, options: ResolvedClientOptions, target: string, host: TunnelHost) {
     this.#socket = socket;
     this.#options = options;
     this.#target = target;
     this.#host = host;
+    this.#rest = rest;
     this.#decoder = new FrameDecoder(options.maxFrameSize);
     this.#batcher = new FrameBatcher(socket);
+  }
+
+  /**
+   * start attaches the socket and feeds the bytes that came behind the 200 head. Those may end the tunnel at once
+   * (a goaway or a violation in the same write as the 200), so the client calls it only after storing the tunnel:
+   * the ended callbacks then find it and never leave an ended tunnel as the current one.
+   */
+  start(): void {
+    const socket = this.#socket;
     socket.setNoDelay(true);
     socket.setKeepAlive(true, 60_000);
-    socket.on('error', (error) => this.#lost(error));
-    socket.on('close', () => this.#lost(undefined));
-    socket.on('end', () => this.#lost(undefined));
-    socket.on('drain', () => this.#host.tunnelWritable(this));
+    socket.on('error', (error) => this.#guard(() => this.#lost(error)));
+    socket.on('close', () => this.#guard(() => this.#lost(undefined)));
+    socket.on('end', () => this.#guard(() => this.#lost(undefined)));
+    socket.on('drain', () => this.#guard(() => this.#onDrain()));
+    if (this.#options.keepaliveInterval > 0) this.#scheduleKeepalive(this.#options.keepaliveInterval);
     // Bytes that came behind the 200 head are the first frames: feed them before any 'data' (grpc-node #2746).
-    if (rest.length > 0) this.#onData(rest);
-    socket.on('data', (chunk: Buffer) => this.#onData(chunk));
-    if (options.keepaliveInterval > 0) this.#scheduleKeepalive(options.keepaliveInterval);
+    const rest = this.#rest;
+    this.#rest = undefined;
+    if (rest !== undefined && rest.length > 0) this.#onData(rest);
+    if (this.#state === 'ended') return;
+    socket.on('data', (chunk: Buffer) => {
+      // Inline rather than #guard: no closure per chunk on the hot path.
+      try {
+        this.#onData(chunk);
+      } catch (error) {
+        this.#crashed(error);
+      }
+    });
+  }
+
+  /** ended tells whether the socket is gone and every call was handed back. */
+  get ended(): boolean {
+    return this.#state === 'ended';
+  }
+
+  /**
+   * proved tells whether this tunnel achieved something: the server answered a call or a ping on it, or it stayed
+   * up for `upFor` ms. Only such a tunnel resets the client's redial backoff; a server that accepts and then drops
+   * every tunnel at once gets the growing delay.
+   */
+  proved(upFor: number): boolean {
+    return this.#answered || Date.now() - this.#openedAt >= upFor;
   }
 
   /** accepting tells whether new calls may be sent here (open, no goaway received or sent). */
@@ -119,6 +166,8 @@ export class Tunnel {
       const tooLarge = frameTooLarge(length, this.#options.maxFrameSize, 'sent');
       return new RpcError('RESOURCE_EXHAUSTED', `${call.method} not sent: ${tooLarge.message}`, { ...(tooLarge.data as object), mayHaveRun: false });
     }
+    const shape = this.#refusedShape(call.method, payload);
+    if (shape !== undefined) return shape;
     call.id = id;
     call.tunnel = this;
     call.attempts++;
@@ -127,9 +176,48 @@ export class Tunnel {
     return undefined;
   }
 
-  /** notify writes a notification payload (already encoded and size-checked). */
-  notify(payload: Uint8Array): void {
+  /**
+   * notify writes a notification and settles it as sent; returns the error that keeps it from being sent (the
+   * notification stays unsettled).
+   */
+  notify(call: Call): RpcError | undefined {
+    let payload: PayloadParts;
+    try {
+      payload = encodePayloadParts({
+        type: MessageType.Notification,
+        method: call.method,
+        params: call.params,
+        ...(call.headers === undefined ? {} : { meta: { headers: call.headers } }),
+      });
+    } catch (error) {
+      return new RpcError('INVALID_ARGUMENT', `notification ${call.method} not sent: its params cannot be encoded (${(error as Error).message})`, { mayHaveRun: false }, { cause: error });
+    }
+    const length = payloadLength(payload);
+    if (length > this.#options.maxFrameSize) {
+      const tooLarge = frameTooLarge(length, this.#options.maxFrameSize, 'sent');
+      return new RpcError('RESOURCE_EXHAUSTED', `notification ${call.method} not sent: ${tooLarge.message}`, { ...(tooLarge.data as object), mayHaveRun: false });
+    }
+    const shape = this.#refusedShape(`notification ${call.method}`, payload);
+    if (shape !== undefined) return shape;
     this.#write(payload);
+    if (settleCall(call)) call.resolve(undefined);
+    return undefined;
+  }
+
+  // A payload the server's decoder would refuse (nesting deeper than maxDepth, more than maxItemsPerFrame values) is
+  // a violation there: it would close the tunnel under every other call (issue 8). The same pre-scan the server
+  // runs, with our limits (the defaults match the server's), refuses it here for this call alone. Payloads that
+  // carry large byte arrays uncopied are joined for the scan only.
+  #refusedShape(what: string, payload: PayloadParts): RpcError | undefined {
+    try {
+      scanMessagePack(payload instanceof Uint8Array ? payload : Buffer.concat(payload), this.#options);
+      return undefined;
+    } catch (error) {
+      const scan = RpcError.from(error, 'INTERNAL');
+      const code = scan.code === 'RESOURCE_EXHAUSTED' ? 'RESOURCE_EXHAUSTED' : 'INVALID_ARGUMENT';
+      const why = scan.message.replace(/^protocol violation: /, '');
+      return new RpcError(code, `${what} not sent: its params break the wire limits (${why}); the server would close the tunnel for it. Send a flatter or smaller value, or raise maxDepth / maxItemsPerFrame on both peers`, { mayHaveRun: false }, { cause: error });
+    }
   }
 
   /** abandon stops waiting for a call here (its caller gave up): a cancel goes out, the id stays reserved. */
@@ -167,17 +255,44 @@ export class Tunnel {
 
   #onData(chunk: Buffer): void {
     if (this.#state === 'ended') return;
-    this.#lastReceived = Date.now();
     try {
       this.#decoder.pushEach(chunk, this.#onFrame);
     } catch (error) {
       this.#violation(RpcError.from(error, 'INTERNAL'));
+      return;
     }
+    if (this.ended) return;
+    if (!this.#decoder.inFrame) {
+      this.#frameStartedAt = 0;
+    } else if (this.#frameStartedAt === 0) {
+      this.#frameStartedAt = Date.now();
+      if (this.#options.frameTimeout > 0 && this.#frameTimer === undefined) this.#scheduleFrameCheck(this.#options.frameTimeout);
+    }
+  }
+
+  // One timer per tunnel, armed when a frame starts and re-armed for the rest of the time while one is incomplete.
+  #scheduleFrameCheck(delay: number): void {
+    this.#frameTimer = setTimeout(() => this.#guard(() => {
+      this.#frameTimer = undefined;
+      if (this.#state === 'ended' || this.#frameStartedAt === 0) return;
+      const { frameTimeout } = this.#options;
+      // Time spent with reading stopped on our side is ours, not the server's: start the count again.
+      if (this.#readPaused) this.#frameStartedAt = Date.now();
+      const waited = Date.now() - this.#frameStartedAt;
+      if (waited >= frameTimeout) {
+        this.#violation(protocolViolation(`a frame from the server took longer than frameTimeout ${frameTimeout} ms to arrive`));
+        return;
+      }
+      this.#scheduleFrameCheck(frameTimeout - waited);
+    }), delay);
+    this.#frameTimer.unref();
   }
 
   // Returns false when the frame ended the tunnel.
   readonly #onFrame = (payload: Buffer): boolean => {
     if (this.#state === 'ended') return false;
+    this.#lastReceived = Date.now();
+    this.#frameStartedAt = 0;
     let message: Message;
     try {
       message = decodeMessage(payload, this.#options);
@@ -195,8 +310,10 @@ export class Tunnel {
         return this.#onResponse(message);
       case MessageType.Ping:
         this.#write(encodePayloadParts({ type: MessageType.Pong, data: message.data }));
+        this.#pauseIfBacklogged();
         return true;
       case MessageType.Pong:
+        this.#answered = true;
         return true;
       case MessageType.Goaway:
         return this.#onGoaway(message);
@@ -217,6 +334,7 @@ export class Tunnel {
       return false;
     }
     this.#calls.delete(response.id);
+    this.#answered = true;
     if (settleCall(call)) {
       if (response.error === undefined) call.resolve(response.result);
       else call.reject(fromWireError(response.error));
@@ -276,6 +394,7 @@ export class Tunnel {
     if (this.#state === 'ended') return;
     this.#state = 'ended';
     clearTimeout(this.#keepalive);
+    clearTimeout(this.#frameTimer);
     const orphans: Call[] = [];
     const refused: Call[] = [];
     for (const [id, call] of this.#calls) {
@@ -290,7 +409,7 @@ export class Tunnel {
   // Pings when the server has been silent for keepaliveInterval; declares it dead when a ping gets no frame back
   // within keepaliveTimeout. A half-open TCP connection otherwise looks alive until the OS gives up (minutes).
   #scheduleKeepalive(delay: number): void {
-    this.#keepalive = setTimeout(() => this.#keepaliveTick(), delay);
+    this.#keepalive = setTimeout(() => this.#guard(() => this.#keepaliveTick()), delay);
     this.#keepalive.unref();
   }
 
@@ -317,6 +436,44 @@ export class Tunnel {
     this.#write(encodePayloadParts({ type: MessageType.Ping, data: now % MAX_UINT32 }));
     // Look again after the shorter of the two: a pong that comes back early lets the next ping go on time.
     this.#scheduleKeepalive(Math.min(keepaliveTimeout, keepaliveInterval));
+  }
+
+  // A server that pings and never reads our pongs would grow our write buffer without bound (PROTOCOL.md 5.5 says
+  // "answer as soon as it can"). Past maxWriteBuffer unsent bytes, stop reading until the socket drains, as
+  // HTTP/2 stacks cap outstanding ping acks: the pongs still go out, later, and the kernel holds the rest.
+  #pauseIfBacklogged(): void {
+    // writableNeedDrain: a 'drain' is sure to come and resume reading.
+    if (this.#readPaused || !this.#socket.writableNeedDrain || this.#socket.writableLength <= this.#options.maxWriteBuffer) return;
+    this.#readPaused = true;
+    this.#socket.pause();
+  }
+
+  #onDrain(): void {
+    if (this.#readPaused && this.#state !== 'ended') {
+      this.#readPaused = false;
+      this.#socket.resume();
+    }
+    this.#host.tunnelWritable(this);
+  }
+
+  // Runs a socket event or timer callback: an unexpected throw (a bug) costs this tunnel, never the process
+  // (issue 7 section 1: no throw may escape a timer or a socket event).
+  #guard(run: () => void): void {
+    try {
+      run();
+    } catch (error) {
+      this.#crashed(error);
+    }
+  }
+
+  #crashed(error: unknown): void {
+    this.#socket.destroy();
+    if (this.#state === 'ended') return;
+    try {
+      this.#end(new RpcError('INTERNAL', `the tunnel to ${this.#target} failed inside the client (${error instanceof Error ? error.message : String(error)}); it was closed`, undefined, { cause: error }));
+    } catch {
+      // The client's own handler failed too: the socket is gone, nothing more to do here.
+    }
   }
 
   // Frames go out in capped batches (FrameBatcher).

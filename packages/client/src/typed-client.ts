@@ -8,6 +8,7 @@ import {
   methodPath,
   parseWithSchema,
   summarizeIssues,
+  toWireValue,
   type InputOf,
   type MethodSpec,
   type OutputOf,
@@ -15,11 +16,14 @@ import {
 } from '@tunnelrpc/protocol';
 import type { CallOptions, NotifyOptions, RpcClient } from './client.js';
 
-/** MethodCaller is one typed method: a call, or a notification for methods marked `notification: true`. */
+/**
+ * MethodCaller is one typed method: a call, or a notification for methods marked `notification: true` (it resolves
+ * once written; see RpcClient.notify).
+ */
 export type MethodCaller<M extends MethodSpec> = M extends { readonly notification: true }
   ? undefined extends InputOf<M>
-    ? (input?: InputOf<M>, options?: NotifyOptions) => void
-    : (input: InputOf<M>, options?: NotifyOptions) => void
+    ? (input?: InputOf<M>, options?: NotifyOptions) => Promise<void>
+    : (input: InputOf<M>, options?: NotifyOptions) => Promise<void>
   : undefined extends InputOf<M>
     ? (input?: InputOf<M>, options?: CallOptions) => Promise<OutputOf<M>>
     : (input: InputOf<M>, options?: CallOptions) => Promise<OutputOf<M>>;
@@ -35,10 +39,12 @@ export function createClient<C extends ServiceContract>(contract: C, client: Rpc
   const methods: Record<string, unknown> = {};
   for (const [name, spec] of Object.entries(contract.methods)) {
     const path = methodPath(contract, name);
+    // Maps travel as [key, value] pairs, which only the schema can ask for (PROTOCOL.md "Values and zod types").
+    const input = spec.input;
     methods[name] = spec.notification === true
-      ? (input?: unknown, options?: NotifyOptions): void => client.notify(path, input, options)
-      : async (input?: unknown, options?: CallOptions): Promise<unknown> =>
-          checkResult(spec, path, await client.call(path, input, spec.idempotent === true ? { ...options, idempotent: true } : options));
+      ? async (params?: unknown, options?: NotifyOptions): Promise<void> => client.notify(path, toWireValue(input, params), options)
+      : async (params?: unknown, options?: CallOptions): Promise<unknown> =>
+          checkResult(spec, path, await client.call(path, toWireValue(input, params), spec.idempotent === true ? { ...options, idempotent: true } : options));
   }
   return Object.freeze(methods) as TypedClient<C>;
 }

@@ -62,7 +62,7 @@ describe('tunnelrpc call (CLI)', () => {
       const { peer, head, request } = await acceptCall(server);
       expect(head).to.equal(`CONNECT /_rpc HTTP/1.0\r\nHost: 127.0.0.1:${server.port}\r\nAuthorization: Bearer abc\r\nX-Trace: t-1\r\n\r\n`);
       expect(request.params).to.equal('hi');
-      expect(request.meta).to.deep.equal({ timeout: 1500, headers: { Authorization: 'Bearer abc', 'X-Trace': 't-1' } });
+      expect(request.meta).to.deep.equal({ timeout: 1500, headers: { authorization: 'Bearer abc', 'x-trace': 't-1' } });
       await peer.respond(request.id, 'hi');
       await expectGracefulClose(peer);
       expect(await run).to.deep.equal({ code: 0, stdout: '"hi"\n', stderr: '' });

@@ -8,7 +8,6 @@ import { encodeMessage, type Message, type RequestMessage } from '@tunnelrpc/pro
 import {
   cleanup,
   expectRejects,
-  expectThrows,
   frameOf,
   hex,
   nextTurn,
@@ -176,12 +175,34 @@ describe('RpcClient', () => {
         expect(cancels).to.deep.equal([...requests].reverse().map(({ id }) => ({ type: 3, id })));
       });
 
-      it('rejects INVALID_ARGUMENT, unsent, for a timeout that is negative, fractional or beyond a timer', async () => {
+      it('rejects INVALID_ARGUMENT, unsent, for a timeout that is NaN or not a number', async () => {
         const { peer, client } = await openTunnel();
-        for (const timeout of [-1, 1.5, Number.NaN, 2 ** 31]) {
-          await expectRejects(client.call('A.b', null, { timeout }), 'INVALID_ARGUMENT', 'timeout of A.b must be an integer');
+        for (const timeout of [Number.NaN, '5', {}]) {
+          const error = await expectRejects(client.call('A.b', null, { timeout: timeout as number }), 'INVALID_ARGUMENT', 'timeout of A.b must be a number of ms');
+          expect(mayHaveRun(error)).to.equal(false);
         }
         await roundTripPing(peer);
+      });
+
+      it('rejects DEADLINE_EXCEEDED, unsent, for a deadline already passed (ctx.deadline - Date.now() = -5) or 0', async () => {
+        const { peer, client } = await openTunnel();
+        for (const timeout of [-5, 0, -0.5, Number.NEGATIVE_INFINITY]) {
+          const error = await expectRejects(client.call('A.b', null, { timeout }), 'DEADLINE_EXCEEDED', 'deadline had passed already');
+          expect(mayHaveRun(error)).to.equal(false);
+        }
+        await roundTripPing(peer);
+      });
+
+      it('rounds a fractional timeout up and clamps one beyond a timer to 2147483647 ms', async () => {
+        const { peer, client } = await openTunnel();
+        const fractional = noted(client.call('A.frac', null, { timeout: 1.5 }));
+        const huge = client.call('A.huge', null, { timeout: 2 ** 40 });
+        const infinite = client.call('A.inf', null, { timeout: Number.POSITIVE_INFINITY });
+        const requests = [await peer.nextRequest(), await peer.nextRequest(), await peer.nextRequest()];
+        expect(requests.map((request) => request.meta?.timeout)).to.deep.equal([2, 2_147_483_647, 2_147_483_647]);
+        await expectRejects(fractional, 'DEADLINE_EXCEEDED');
+        for (const request of requests.slice(1)) await peer.respond(request.id, 'ok');
+        expect([await huge, await infinite]).to.deep.equal(['ok', 'ok']);
       });
     });
 
@@ -336,19 +357,20 @@ describe('RpcClient', () => {
   });
 
   describe('#notify', () => {
-    it('sends [2, method, params] and [2, method, params, {headers}], and no answer is awaited', async () => {
+    it('sends [2, method, params] and [2, method, params, {headers}], resolving once written, with no answer awaited', async () => {
       const { peer, client } = await openTunnel();
-      expect(client.notify('Log.write', { line: 'a' })).to.equal(undefined);
-      client.notify('Log.write', null, { headers: { 'x-trace-id': 't1' } });
+      expect(await client.notify('Log.write', { line: 'a' })).to.equal(undefined);
+      await client.notify('Log.write', null, { headers: { 'X-Trace-Id': 't1' } });
       expect(await peer.nextMessage()).to.deep.equal({ type: 2, method: 'Log.write', params: { line: 'a' } });
       expect(await peer.nextMessage()).to.deep.equal({ type: 2, method: 'Log.write', params: null, meta: { headers: { 'x-trace-id': 't1' } } });
       expect(client.pendingCalls).to.equal(0);
     });
 
-    it('throws RESOURCE_EXHAUSTED for a notification over maxFrameSize, and sends nothing', async () => {
+    it('rejects RESOURCE_EXHAUSTED for a notification over maxFrameSize, and sends nothing', async () => {
       const { peer, client } = await openTunnel({ maxFrameSize: 100 });
-      expectThrows(() => client.notify('Log.write', 'x'.repeat(200)), 'RESOURCE_EXHAUSTED', 'exceeds maxFrameSize 100');
-      expectThrows(() => client.notify('Log.write', 2n ** 70n), 'INVALID_ARGUMENT', 'cannot be encoded');
+      const tooLarge = await expectRejects(client.notify('Log.write', 'x'.repeat(200)), 'RESOURCE_EXHAUSTED', 'exceeds maxFrameSize 100');
+      expect(mayHaveRun(tooLarge)).to.equal(false);
+      await expectRejects(client.notify('Log.write', 2n ** 70n), 'INVALID_ARGUMENT', 'cannot be encoded');
       await roundTripPing(peer);
     });
   });
@@ -563,7 +585,7 @@ describe('RpcClient', () => {
       }
       const refused = await expectRejects(client.call('Echo.echo', 5), 'UNAVAILABLE', 'not sent: the server is shutting down this tunnel (goaway)');
       expect(mayHaveRun(refused)).to.equal(false);
-      expectThrows(() => client.notify('Log.write', 1), 'UNAVAILABLE', 'goaway');
+      await expectRejects(client.notify('Log.write', 1), 'UNAVAILABLE', 'goaway');
       await roundTripPing(peer);
       await peer.respond(requests[0]!.id, 'one');
       await peer.respond(requests[1]!.id, 'two');
@@ -641,14 +663,14 @@ describe('RpcClient', () => {
       expect(await client.closed).to.equal(undefined);
     });
 
-    it('rejects calls after close() with UNAVAILABLE, unsent, and makes notify throw', async () => {
+    it('rejects calls and notifications after close() with UNAVAILABLE, unsent', async () => {
       const { peer, client } = await openTunnel();
       const pending = client.call('Slow.op');
       const { id } = await peer.nextRequest();
       const closing = client.close();
       const during = await expectRejects(client.call('Late.op'), 'UNAVAILABLE', 'Late.op not sent: close() was called');
       expect(mayHaveRun(during)).to.equal(false);
-      expectThrows(() => client.notify('Late.note'), 'UNAVAILABLE', 'close() was called');
+      await expectRejects(client.notify('Late.note'), 'UNAVAILABLE', 'close() was called');
       await peer.respond(id, 1);
       await pending;
       await closing;

@@ -173,8 +173,11 @@ export class ScriptedServer {
     });
   }
 
-  /** start listens on 127.0.0.1:0 (or `host`:0), or on a fresh unix socket path in os.tmpdir() when `unix` is set. */
-  static async start(options: { unix?: boolean; host?: string } = {}): Promise<ScriptedServer> {
+  /**
+   * start listens on 127.0.0.1:0 (or `host`, and `port` when given), or on a fresh unix socket path in os.tmpdir()
+   * when `unix` is set.
+   */
+  static async start(options: { unix?: boolean; host?: string; port?: number } = {}): Promise<ScriptedServer> {
     const socketPath = options.unix === true ? join(tmpdir(), `tunnelrpc-client-${process.pid}-${++socketCounter}.sock`) : undefined;
     const server = createServer();
     const scripted = new ScriptedServer(server, socketPath);
@@ -183,7 +186,7 @@ export class ScriptedServer {
       rmSync(socketPath, { force: true });
       server.listen(socketPath);
     } else {
-      server.listen(0, options.host ?? '127.0.0.1');
+      server.listen(options.port ?? 0, options.host ?? '127.0.0.1');
     }
     await once(server, 'listening');
     return scripted;

@@ -73,12 +73,12 @@ describe('createClient', () => {
     expect(await result).to.equal(undefined);
   });
 
-  it('sends a notification method as [2, "Shop.log", params, meta?] and returns undefined', async () => {
+  it('sends a notification method as [2, "Shop.log", params, meta?] and resolves with undefined once written', async () => {
     const { peer, client } = await openTunnel();
     const shop = createClient(Shop, client);
-    expect(shop.log({ line: 'hello' })).to.equal(undefined);
-    expect(shop.log({ line: 'traced' }, { headers: { 'x-trace-id': 't1' } })).to.equal(undefined);
-    expect(shop.tick()).to.equal(undefined);
+    expect(await shop.log({ line: 'hello' })).to.equal(undefined);
+    expect(await shop.log({ line: 'traced' }, { headers: { 'x-trace-id': 't1' } })).to.equal(undefined);
+    expect(await shop.tick()).to.equal(undefined);
     expect(await peer.nextMessage()).to.deep.equal({ type: 2, method: 'Shop.log', params: { line: 'hello' } });
     expect(await peer.nextMessage()).to.deep.equal({ type: 2, method: 'Shop.log', params: { line: 'traced' }, meta: { headers: { 'x-trace-id': 't1' } } });
     expect(await peer.nextMessage()).to.deep.equal({ type: 2, method: 'Shop.tick', params: null });

@@ -15,8 +15,8 @@ export async function typeChecks(client: RpcClient): Promise<void> {
   const pongWithOptions: 'pong' = await shop.ping(undefined, { timeout: 100, headers: { a: 'b' }, signal: AbortSignal.timeout(1) });
   const length: number = await shop.length('abc');
   const cleared: void = await shop.clear();
-  const logged: void = shop.log({ line: 'x' }, { headers: { a: 'b' } });
-  const ticked: void = shop.tick();
+  const logged: void = await shop.log({ line: 'x' }, { headers: { a: 'b' }, timeout: 5 });
+  const ticked: void = await shop.tick();
   void [price, pong, pongWithOptions, length, cleared, logged, ticked];
 
   // @ts-expect-error qty must be a number
@@ -37,11 +37,11 @@ export async function typeChecks(client: RpcClient): Promise<void> {
   await shop.ping('x');
   // @ts-expect-error the timeout is a number of ms
   await shop.ping(undefined, { timeout: '5' });
-  // @ts-expect-error a notification returns nothing to await on
-  await shop.log({ line: 'x' }).then(() => undefined);
-  // @ts-expect-error a notification takes no timeout
-  shop.log({ line: 'x' }, { timeout: 5 });
+  // @ts-expect-error a notification resolves with nothing
+  const notValue: string = await shop.log({ line: 'x' });
+  // @ts-expect-error a notification cannot be idempotent: it is never re-sent
+  await shop.log({ line: 'x' }, { idempotent: true });
   // @ts-expect-error the typed client is read-only
   shop.price = shop.price;
-  void [wrong, notString];
+  void [wrong, notString, notValue];
 }

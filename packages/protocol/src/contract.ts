@@ -5,6 +5,7 @@
 import type { z } from 'zod';
 import { RpcError } from './errors.js';
 import { escapePeerText, quotePeerText } from './peer-text.js';
+import { findWireProblem, fromWireValue, type WireProblem } from './wire-values.js';
 
 /** MethodSpec describes one method: the zod schemas of its params and result, and how it may be invoked. */
 export interface MethodSpec<I extends z.ZodType = z.ZodType, O extends z.ZodType = z.ZodType> {
@@ -67,11 +68,24 @@ export type ServerMessageOf<M extends MethodSpec> = M extends { readonly serverM
 /** ParsedServerMessageOf is a server-to-client stream message as the client receives it (after zod parsing). */
 export type ParsedServerMessageOf<M extends MethodSpec> = M extends { readonly serverMessage: infer S extends z.ZodType } ? z.output<S> : never;
 
+/**
+ * ExactMethods makes a method spec exact: a key that MethodSpec does not have (a misspelt `idempotant: true`) becomes
+ * a type error instead of being ignored, which would silently change retry behaviour.
+ */
+export type ExactMethods<Methods> = {
+  readonly [K in keyof Methods]: Methods[K] & { readonly [Key in Exclude<keyof Methods[K], keyof MethodSpec>]: never };
+};
+
 const SERVICE_NAME = /^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$/;
 const METHOD_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+const SPEC_KEYS: readonly string[] = ['input', 'output', 'idempotent', 'notification', 'kind', 'clientMessage', 'serverMessage'] satisfies ReadonlyArray<keyof MethodSpec>;
 
 /**
- * defineService declares a service contract. Methods are called on the wire as `"<name>.<method>"`.
+ * defineService declares a service contract. Methods are called on the wire as `"<name>.<method>"`. It throws
+ * RpcError INVALID_ARGUMENT for a bad name, a method spec with a key MethodSpec does not have or without zod
+ * schemas, and a schema holding a part the wire cannot carry (PROTOCOL.md "Values and zod types"): z.symbol(),
+ * z.function(), z.promise(), z.file(), z.custom() and z.instanceof() of classes other than Date, Uint8Array and
+ * Buffer, and unions whose options look the same on the wire (number and bigint; array, Set and Map).
  *
  * @example
  * const Echo = defineService('Echo', {
@@ -80,7 +94,7 @@ const METHOD_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
  */
 export function defineService<const Name extends string, const Methods extends ServiceMethods>(
   name: Name,
-  methods: Methods,
+  methods: Methods & ExactMethods<Methods>,
 ): ServiceContract<Name, Methods> {
   if (!SERVICE_NAME.test(name)) {
     throw new RpcError('INVALID_ARGUMENT', `service name ${JSON.stringify(name)} must be dot-separated identifiers, like "Echo" or "billing.Invoices"`);
@@ -90,11 +104,8 @@ export function defineService<const Name extends string, const Methods extends S
     if (!METHOD_NAME.test(method) || method === '__proto__') {
       throw new RpcError('INVALID_ARGUMENT', `method name ${JSON.stringify(method)} of service ${name} must be an identifier (letters, digits, _)`);
     }
-    const spec = methods[method];
-    if (spec === undefined || typeof spec.input?.safeParse !== 'function' || typeof spec.output?.safeParse !== 'function') {
-      throw new RpcError('INVALID_ARGUMENT', `method ${name}.${method} needs zod schemas in both input and output`);
-    }
-    checkKind(name, method, spec);
+    checkMethodSpec(`${name}.${method}`, methods[method]);
+    checkKind(name, method, methods[method]!);
   }
   return Object.freeze({ name, methods });
 }
@@ -118,22 +129,98 @@ function checkKind(service: string, method: string, spec: MethodSpec): void {
   }
 }
 
+function checkMethodSpec(path: string, spec: unknown): void {
+  if (typeof spec !== 'object' || spec === null) {
+    throw new RpcError('INVALID_ARGUMENT', `method ${path} needs zod schemas in both input and output; its spec is not an object`);
+  }
+  for (const key of Object.keys(spec)) {
+    if (SPEC_KEYS.includes(key)) continue;
+    const guess = closest(key, SPEC_KEYS);
+    throw new RpcError(
+      'INVALID_ARGUMENT',
+      `method ${path} has the unknown key ${JSON.stringify(key)}${guess === undefined ? '' : ` (did you mean "${guess}"?)`}; a method spec takes ${SPEC_KEYS.join(', ')}`,
+      { method: path, key },
+    );
+  }
+  const { input, output, idempotent, notification, clientMessage, serverMessage } = spec as Record<string, unknown>;
+  for (const [side, schema] of [['input', input], ['output', output]] as const) {
+    if (!isZodSchema(schema)) {
+      throw new RpcError('INVALID_ARGUMENT', `method ${path} needs zod schemas in both input and output; its ${side} is not a zod 4 schema`);
+    }
+    const problem = findWireProblem(schema);
+    if (problem !== undefined) throw wireProblemError(path, side, problem);
+  }
+  // Stream message schemas, when given, obey the same wire mapping (checkKind says which a kind needs).
+  for (const [side, schema] of [['clientMessage', clientMessage], ['serverMessage', serverMessage]] as const) {
+    if (schema === undefined || !isZodSchema(schema)) continue;
+    const problem = findWireProblem(schema);
+    if (problem !== undefined) throw wireProblemError(path, side, problem);
+  }
+  for (const [key, flag] of [['idempotent', idempotent], ['notification', notification]] as const) {
+    if (flag !== undefined && typeof flag !== 'boolean') {
+      throw new RpcError('INVALID_ARGUMENT', `method ${path} has ${key}: ${typeof flag}; it must be true, false or left out`, { method: path, key });
+    }
+  }
+}
+
+// zod 4 schemas carry their definition in `_zod`; a zod 3 schema has safeParse but none of what the wire mapping reads.
+function isZodSchema(value: unknown): value is z.ZodType {
+  return typeof value === 'object' && value !== null && '_zod' in value && typeof (value as { safeParse?: unknown }).safeParse === 'function';
+}
+
+function wireProblemError(method: string, side: 'input' | 'output' | 'clientMessage' | 'serverMessage', problem: WireProblem): RpcError {
+  const where = side + problem.path.map((segment) => (/^[[<|&]/.test(segment) ? segment : `.${segment}`)).join('');
+  return new RpcError(
+    'INVALID_ARGUMENT',
+    `method ${method}: ${problem.type} at ${where} cannot cross the wire: ${problem.reason}`,
+    { method, side, path: [...problem.path], type: problem.type },
+  );
+}
+
+// The known key one or two edits away from a misspelt one, to name in the error.
+function closest(key: string, candidates: readonly string[]): string | undefined {
+  let best: string | undefined;
+  let bestDistance = 3;
+  for (const candidate of candidates) {
+    const distance = editDistance(key.toLowerCase(), candidate.toLowerCase());
+    if (distance < bestDistance) {
+      best = candidate;
+      bestDistance = distance;
+    }
+  }
+  return best;
+}
+
+function editDistance(a: string, b: string): number {
+  let previous = Array.from({ length: b.length + 1 }, (_, i) => i);
+  for (let i = 1; i <= a.length; i++) {
+    const current = [i];
+    for (let j = 1; j <= b.length; j++) {
+      current[j] = Math.min(previous[j]! + 1, current[j - 1]! + 1, previous[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
+    }
+    previous = current;
+  }
+  return previous[b.length]!;
+}
+
 /** methodPath is the wire name of a contract method: `"Service.method"`. */
 export function methodPath(contract: ServiceContract, method: string): string {
   return `${contract.name}.${method}`;
 }
 
 /**
- * parseWithSchema runs a zod schema and returns its issues on failure. MessagePack has one nil for both null and
- * undefined, so a nil that the schema refuses is tried once more as undefined (for `z.void()` and optional
- * params). A schema that throws (a stack overflow on deep input) is reported as a failure, not thrown.
+ * parseWithSchema maps a decoded value to the schema's input form (fromWireValue: integers to bigints, arrays to
+ * Sets and Maps, nil to undefined where the schema takes undefined but not null), runs the zod schema, and returns
+ * its issues on failure. Params (server) and results (client) both go through it. A nil that the schema still
+ * refuses is tried once more as undefined. A schema that throws (a stack overflow on deep input) is reported as a
+ * failure, not thrown.
  */
 export function parseWithSchema(
   schema: z.ZodType,
   value: unknown,
 ): { success: true; data: unknown } | { success: false; issues: z.core.$ZodIssue[] } {
   try {
-    let result = schema.safeParse(value);
+    let result = schema.safeParse(fromWireValue(schema, value));
     if (!result.success && value === null) {
       const retry = schema.safeParse(undefined);
       if (retry.success) result = retry;

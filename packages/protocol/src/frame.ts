@@ -64,6 +64,31 @@ export class FrameDecoder {
     return this.#partial?.length ?? 0;
   }
 
+  /**
+   * leavesPartial tells whether pushing `chunk` would leave part of a frame held, without pushing it: a caller over
+   * a memory budget can defer such a chunk and still take one that only completes frames. A bad length prefix
+   * answers false, so that push() reports it.
+   */
+  leavesPartial(chunk: Uint8Array): boolean {
+    let offset = 0;
+    if (this.#expected !== -1) {
+      const missing = this.#expected - this.#partialFill;
+      if (chunk.length < missing) return true;
+      offset = missing;
+    } else if (this.#headerFill > 0) {
+      return true;
+    }
+    while (offset < chunk.length) {
+      if (chunk.length - offset < FRAME_HEADER_SIZE) return true;
+      const length = ((chunk[offset]! << 24) >>> 0) + ((chunk[offset + 1]! << 16) | (chunk[offset + 2]! << 8) | chunk[offset + 3]!);
+      if (length === 0 || length > this.#maxFrameSize) return false;
+      offset += FRAME_HEADER_SIZE;
+      if (chunk.length - offset < length) return true;
+      offset += length;
+    }
+    return false;
+  }
+
   /** inFrame tells whether the decoder holds part of a frame, so the caller can time its completion. */
   get inFrame(): boolean {
     return this.bufferedBytes > 0;

@@ -27,6 +27,7 @@ export type {
   ParsedInputOf,
   ReturnOf,
   ServiceContract,
+  ExactMethods,
   ServiceMethods,
   WireIssue,
 } from './contract.js';
@@ -36,6 +37,8 @@ export type { ErrorCode, GoawayCode, WireError } from './errors.js';
 
 // ---- Building blocks for the server and client packages and for other implementations' tests. ----
 export { formatIssues, parseWithSchema, summarizeIssues } from './contract.js';
+export { findWireProblem, fromWireValue, hasWireMapping, toWireValue } from './wire-values.js';
+export type { WireProblem } from './wire-values.js';
 export { fromWireError, goawayCodeOf, protocolViolation, toWireError } from './errors.js';
 export { FRAME_HEADER_SIZE, FrameDecoder, encodeFrame, frameTooLarge } from './frame.js';
 export {

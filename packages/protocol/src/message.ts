@@ -12,10 +12,11 @@
  *   [8, lastId, code, message]       goaway        code: PROTOCOL_ERROR | RESOURCE_EXHAUSTED | UNAVAILABLE
  *   [9, id, n, maxMessageSize?]      credit        n: 1 … 2^31-1 more stream messages; maxMessageSize on a first grant
  *
- * Streams (types 4, 5, 9 and the request meta keys credit / maxMessageSize) are PROTOCOL.md section 12. Only standard MessagePack is written: no msgpackr records, bundled
- * strings or class extensions; `undefined` is written as nil.
+ * Streams (types 4, 5, 9 and the request meta keys credit / maxMessageSize) are PROTOCOL.md section 12. Only standard
+ * MessagePack is written: no msgpackr records, bundled strings or class extensions. An object property holding
+ * `undefined` is left out; any other `undefined` is written as nil.
  */
-import { Packr, Unpackr } from 'msgpackr';
+import { Packr, Unpackr, type Options } from 'msgpackr';
 import { EnvelopeEncoder, type PayloadParts } from './envelope.js';
 import { RpcError, protocolViolation, type GoawayCode, type WireError } from './errors.js';
 import { FRAME_HEADER_SIZE } from './frame.js';
@@ -86,12 +87,16 @@ export type Message =
   | CreditMessage;
 
 // Packing never holds state across messages (no records, no shared structures), so one instance serves all.
-const packr = new Packr({
+// skipValues is missing from msgpackr's Options type, hence the wider type.
+const packrOptions: Options & { skipValues: unknown[] } = {
   useRecords: false,
   moreTypes: false,
   structuredClone: false,
   bundleStrings: false,
   encodeUndefinedAsNil: true,
+  // JSON semantics (issue 8): an object property holding undefined is left out, so `{ cursor: undefined }` arrives
+  // as `{}` and an optional field parses. Array elements and top-level values have no "absent": they stay nil.
+  skipValues: [undefined],
   // Whatever the decoder produced must encode again (issue 7): a decoded map may hold a key "toJSON" that is not a
   // function, which msgpackr would call, and more than 65,535 keys, which its fast path cannot size.
   useToJSON: false,
@@ -102,7 +107,8 @@ const packr = new Packr({
   onInvalidDate: () => {
     throw new TypeError('an Invalid Date has no MessagePack timestamp form');
   },
-});
+};
+const packr = new Packr(packrOptions);
 
 const envelope = new EnvelopeEncoder(packr);
 
@@ -198,8 +204,23 @@ export function encodePayloadParts(message: Message): PayloadParts {
     if (message.type === MessageType.Response && message.error === undefined) return envelope.result(message.id, message.result);
     return packr.pack(toTuple(message));
   } catch (error) {
-    throw new RpcError('INVALID_ARGUMENT', `value cannot be encoded as MessagePack: ${error instanceof Error ? error.message : 'unsupported value'}`, undefined, { cause: error });
+    throw encodeError(error);
   }
+}
+
+// msgpackr's RangeError for a bigint outside 64 bits advises options we do not use; say what the caller can do.
+const BIGINT_RANGE = /too large to fit in MessagePack 64-bit integer/;
+
+function encodeError(error: unknown): RpcError {
+  if (error instanceof RangeError && BIGINT_RANGE.test(error.message)) {
+    return new RpcError(
+      'INVALID_ARGUMENT',
+      'value cannot be encoded as MessagePack: a bigint outside -2^63 … 2^64-1 has no integer form and was not sent; send it as a string (z.string()) or bytes',
+      undefined,
+      { cause: error },
+    );
+  }
+  return new RpcError('INVALID_ARGUMENT', `value cannot be encoded as MessagePack: ${error instanceof Error ? error.message : 'unsupported value'}`, undefined, { cause: error });
 }
 
 /** DecodeStats receives what decodeMessage measured: the MessagePack values in the frame (its decoded size). */

@@ -228,3 +228,106 @@ describe('formatIssues', () => {
     expect(formatIssues([])).to.equal('');
   });
 });
+
+describe('defineService method specs', () => {
+  it('is a type error and an INVALID_ARGUMENT to misspell a key (idempotant), naming the key and the likely one', () => {
+    const error = expectRpcError(
+      // @ts-expect-error: a method spec is exact; idempotant is not a key of MethodSpec.
+      () => defineService('billing.Invoices', { create: { input: z.string(), output: z.string(), idempotant: true } }),
+      'INVALID_ARGUMENT',
+      'method billing.Invoices.create has the unknown key "idempotant" (did you mean "idempotent"?)',
+    );
+    expect(error.message).to.include('a method spec takes input, output, idempotent, notification');
+    expect(error.data).to.deep.equal({ method: 'billing.Invoices.create', key: 'idempotant' });
+  });
+
+  it('names no likely key when none is close', () => {
+    const error = expectRpcError(
+      // @ts-expect-error: retries is not a key of MethodSpec.
+      () => defineService('Echo', { echo: { ...echoMethod, retries: 3 } }),
+      'INVALID_ARGUMENT',
+      'unknown key "retries";',
+    );
+    expect(error.message).to.not.include('did you mean');
+  });
+
+  it('accepts every key MethodSpec has', () => {
+    const contract = defineService('Echo', { echo: { ...echoMethod, idempotent: true }, log: { ...echoMethod, notification: false } });
+    expect(Object.keys(contract.methods)).to.deep.equal(['echo', 'log']);
+  });
+
+  it('refuses idempotent or notification that is not a boolean', () => {
+    for (const key of ['idempotent', 'notification']) {
+      const spec = { ...echoMethod, [key]: 'yes' } as unknown as typeof echoMethod;
+      expectRpcError(() => defineService('Echo', { echo: spec }), 'INVALID_ARGUMENT', `method Echo.echo has ${key}: string`);
+    }
+  });
+
+  it('refuses a schema-like object that is not a zod 4 schema (a zod 3 schema has safeParse but no _zod)', () => {
+    const zod3Like = { safeParse: (value: unknown) => ({ success: true, data: value }) };
+    const spec = { input: zod3Like, output: z.string() } as unknown as typeof echoMethod;
+    expectRpcError(() => defineService('Echo', { echo: spec }), 'INVALID_ARGUMENT', 'its input is not a zod 4 schema');
+  });
+
+  it('refuses a spec that is not an object', () => {
+    expectRpcError(() => defineService('Echo', { echo: null as unknown as typeof echoMethod }), 'INVALID_ARGUMENT', 'Echo.echo needs zod schemas');
+  });
+});
+
+describe('defineService wire check', () => {
+  class Point {
+    constructor(readonly x: number) {}
+  }
+  const refused: Array<[string, z.ZodType, string, string]> = [
+    ['z.symbol()', z.symbol(), 'z.symbol()', 'input'],
+    ['z.function() inside an array property', z.object({ hooks: z.array(z.function()) }), 'z.function()', 'input.hooks[]'],
+    ['z.promise()', z.promise(z.string()), 'z.promise()', 'input'],
+    ['z.file()', z.file(), 'z.file()', 'input'],
+    ['z.custom()', z.custom<string>((value) => typeof value === 'string'), 'z.custom()', 'input'],
+    ['z.instanceof of a class', z.instanceof(Point), 'z.instanceof(Point)', 'input'],
+    ['z.instanceof(Float64Array)', z.instanceof(Float64Array), 'z.instanceof(Float64Array)', 'input'],
+    ['a symbol map key', z.map(z.symbol(), z.string()), 'z.symbol()', 'input<key>'],
+    ['a symbol record key', z.record(z.symbol(), z.string()), 'z.symbol()', 'input<key>'],
+    ['a set of functions', z.set(z.function()), 'z.function()', 'input<element>'],
+    ['a union of number and bigint', z.object({ n: z.union([z.number(), z.bigint()]) }), 'z.union()', 'input.n'],
+    ['number | bigint literals', z.literal([1, 1n]), 'z.literal()', 'input'],
+    ['a union of an array and a Set', z.union([z.array(z.string()), z.set(z.string())]), 'z.union()', 'input'],
+    ['a union of a Map and a record', z.union([z.map(z.string(), z.string()), z.record(z.string(), z.string())]), 'z.union()', 'input'],
+    ['a union of z.unknown() and a bigint', z.union([z.bigint(), z.unknown()]), 'z.union()', 'input'],
+    ['a tuple item', z.tuple([z.string(), z.symbol()]), 'z.symbol()', 'input[1]'],
+    ['a union option', z.union([z.string(), z.object({ s: z.symbol() })]), 'z.symbol()', 'input|1.s'],
+    ['a strictObject catchall', z.object({}).catchall(z.symbol()), 'z.symbol()', 'input[*]'],
+  ];
+  for (const [name, schema, type, where] of refused) {
+    it(`refuses ${name}, naming the method, the path and the type`, () => {
+      const error = expectRpcError(() => defineService('Shapes', { put: { input: schema, output: z.void() } }), 'INVALID_ARGUMENT', `method Shapes.put: ${type} at ${where} cannot cross the wire`);
+      expect((error.data as { type: string }).type).to.equal(type);
+    });
+  }
+
+  it('checks the output schema too', () => {
+    expectRpcError(() => defineService('Shapes', { get: { input: z.void(), output: z.object({ at: z.symbol() }) } }), 'INVALID_ARGUMENT', 'z.symbol() at output.at');
+  });
+
+  it('accepts every zod type that has a wire form', () => {
+    type Tree = { value: bigint; children: Tree[] };
+    const tree: z.ZodType<Tree> = z.lazy(() => z.object({ value: z.bigint(), children: z.array(tree) }));
+    const schemas: z.ZodType[] = [
+      z.object({ a: z.string().optional(), b: z.number().nullable(), c: z.string().nullish(), d: z.boolean().default(false) }),
+      z.strictObject({ n: z.bigint(), m: z.map(z.object({ k: z.number() }), z.set(z.date())) }),
+      z.looseObject({ bytes: z.instanceof(Uint8Array), buffer: z.instanceof(Buffer), when: z.instanceof(Date) }),
+      z.discriminatedUnion('kind', [z.object({ kind: z.literal('a'), n: z.bigint() }), z.object({ kind: z.literal('b'), s: z.set(z.string()) })]),
+      z.intersection(z.object({ a: z.bigint() }), z.object({ b: z.string() })),
+      z.tuple([z.string(), z.bigint()], z.number()),
+      z.record(z.string(), z.array(z.bigint().optional())),
+      z.string().transform((text) => text.length).pipe(z.number()),
+      z.bigint().catch(0n).readonly().brand('Cents'),
+      z.union([z.string(), z.number(), z.null()]),
+      z.nan(),
+      z.int64(),
+      z.unknown(),
+      tree,
+    ];
+    for (const schema of schemas) defineService('Shapes', { put: { input: schema, output: schema } });
+  });
+});

@@ -309,3 +309,28 @@ describe('FrameDecoder#pushEach', () => {
     expect(seen).to.deep.equal([1, 2]);
   });
 });
+
+describe('FrameDecoder#leavesPartial', () => {
+  const frameOf = (size: number): Buffer => encodeFrame(Buffer.alloc(size, 0xc0));
+
+  it('is false for chunks of whole frames and true for a chunk that ends inside a frame or its header', () => {
+    const decoder = new FrameDecoder(1024);
+    expect(decoder.leavesPartial(Buffer.concat([frameOf(3), frameOf(5)]))).to.equal(false);
+    expect(decoder.leavesPartial(Buffer.concat([frameOf(3), frameOf(5).subarray(0, 6)]))).to.equal(true);
+    expect(decoder.leavesPartial(hex('00 00'))).to.equal(true);
+  });
+
+  it('follows the frame already begun: true until a chunk completes it, and it pushes nothing', () => {
+    const decoder = new FrameDecoder(1024);
+    const whole = frameOf(100);
+    expect(decoder.push(whole.subarray(0, 50))).to.deep.equal([]);
+    expect(decoder.leavesPartial(whole.subarray(50, 60))).to.equal(true);
+    expect(decoder.leavesPartial(Buffer.concat([whole.subarray(50), frameOf(2)]))).to.equal(false);
+    expect(decoder.push(whole.subarray(50))).to.have.length(1);
+  });
+
+  it('is false for a bad length prefix, so that push() reports it', () => {
+    expect(new FrameDecoder(16).leavesPartial(hex('00 00 00 11'))).to.equal(false);
+    expect(new FrameDecoder(16).leavesPartial(hex('00 00 00 00'))).to.equal(false);
+  });
+});

@@ -1,7 +1,10 @@
 import { expect } from 'chai';
 import {
   DEFAULT_DECODE_LIMITS,
+  MAX_PING_DATA_BYTES,
   MessageType,
+  encodePongPayload,
+  escapePeerText,
   decodeMessage,
   encodeMessage,
   isPlainMap,
@@ -114,10 +117,21 @@ describe('encodeMessage', () => {
     )));
   });
 
-  it('writes undefined inside objects and arrays as nil, never as the 0x00 extension', () => {
-    const payload = encodeMessage({ type: 6, data: { a: undefined, b: [undefined] } }).subarray(4);
+  it('leaves out object properties holding undefined and writes undefined array elements as nil, never as the 0x00 extension', () => {
+    const payload = encodeMessage({ type: 6, data: { a: undefined, b: [undefined], c: 1 } }).subarray(4);
     expect(() => scanMessagePack(payload, DEFAULT_DECODE_LIMITS)).to.not.throw();
-    expect(decodeMessage(payload)).to.deep.equal({ type: 6, data: { a: null, b: [null] } });
+    expect(decodeMessage(payload)).to.deep.equal({ type: 6, data: { b: [null], c: 1 } });
+  });
+
+  it('leaves out undefined properties of request params and results, which the envelope encoder writes', () => {
+    const request = encodeMessage({ type: 0, id: 1, method: 'Echo.echo', params: { cursor: undefined, customerId: 'cus_1' } });
+    expect(toHex(request.subarray(4))).to.equal(toHex(hex(
+      '94 00 01' + //          request, id 1
+      toHex(METHOD) + //       "Echo.echo"
+      '81' + toHex(str('customerId')) + toHex(str('cus_1')), // { customerId: "cus_1" }: no cursor key
+    )));
+    const response = encodeMessage({ type: 1, id: 1, result: { note: undefined } }).subarray(4);
+    expect(toHex(response)).to.equal('94 01 01 c0 80'); // [1, 1, nil, {}]
   });
 
   it('writes only standard MessagePack for Set, Map, Error, RegExp, typed arrays, Date, bigint and class instances', () => {
@@ -163,6 +177,25 @@ describe('encodeMessage', () => {
   it('throws for a value MessagePack cannot hold (a symbol, a bigint over 64 bits)', () => {
     expect(() => encodeMessage({ type: 6, data: Symbol('s') })).to.throw();
     expect(() => encodeMessage({ type: 6, data: 2n ** 70n })).to.throw();
+  });
+
+  it('writes bigints from -2^63 to 2^64-1 as MessagePack integers', () => {
+    expect(toHex(encodeMessage({ type: 6, data: 5n }).subarray(6))).to.equal('d3 00 00 00 00 00 00 00 05');
+    expect(toHex(encodeMessage({ type: 6, data: -(2n ** 63n) }).subarray(6))).to.equal('d3 80 00 00 00 00 00 00 00');
+    expect(toHex(encodeMessage({ type: 6, data: 2n ** 64n - 1n }).subarray(6))).to.equal('cf ff ff ff ff ff ff ff ff');
+  });
+
+  it('refuses a bigint beyond 64 bits with INVALID_ARGUMENT saying how to send it instead', () => {
+    for (const big of [2n ** 64n, -(2n ** 63n) - 1n]) {
+      for (const message of [
+        { type: 6, data: { n: big } },
+        { type: 0, id: 1, method: 'Echo.echo', params: { n: big } },
+        { type: 1, id: 1, result: [big] },
+      ] as Message[]) {
+        const error = expectRpcError(() => encodeMessage(message), 'INVALID_ARGUMENT', 'outside -2^63 … 2^64-1');
+        expect(error.message).to.include('send it as a string');
+      }
+    }
   });
 });
 
@@ -491,5 +524,40 @@ describe('decodeMessage byte arrays', () => {
     const { result } = decodeMessage(frame) as { result: Buffer };
     expect(result.buffer).to.equal(frame.buffer);
     expect(result.length).to.equal(64 * 1024);
+  });
+});
+
+describe('encodePongPayload', () => {
+  it('answers with the very bytes of the ping data, whatever encoding the ping used for its header and type', () => {
+    const data = hex('82 ab 63 6f 6e 73 74 72 75 63 74 6f 72 01 a6 74 6f 4a 53 4f 4e 01'); // {constructor: 1, toJSON: 1}
+    for (const head of ['92 06', 'dc 00 02 06', 'dd 00 00 00 02 06', '92 cc 06', '92 d0 06', '92 cd 00 06', '92 cb 40 18 00 00 00 00 00 00']) {
+      const ping = Buffer.concat([hex(head), data]);
+      expect(decodeMessage(ping).type, head).to.equal(MessageType.Ping);
+      expect(toHex(encodePongPayload(ping)), head).to.equal(toHex(Buffer.concat([hex('92 07'), data])));
+    }
+  });
+
+  it('never grows invalid UTF-8: a pong of a 0xff string is the ping with type 7', () => {
+    const ping = Buffer.concat([hex('92 06 d9 80'), Buffer.alloc(0x80, 0xff)]);
+    const pong = encodePongPayload(ping);
+    expect(pong.length).to.equal(ping.length);
+    expect(toHex(pong.subarray(2))).to.equal(toHex(ping.subarray(2)));
+  });
+
+  it(`takes data up to MAX_PING_DATA_BYTES (${MAX_PING_DATA_BYTES}) and refuses one byte more as a protocol violation`, () => {
+    const pingOf = (size: number): Buffer => Buffer.concat([hex('92 06 c5'), Buffer.from([(size - 3) >> 8, (size - 3) & 0xff]), Buffer.alloc(size - 3)]);
+    expect(encodePongPayload(pingOf(MAX_PING_DATA_BYTES)).length).to.equal(MAX_PING_DATA_BYTES + 2);
+    expectRpcError(() => encodePongPayload(pingOf(MAX_PING_DATA_BYTES + 1)), 'INTERNAL', 'ping data of 1025 bytes exceeds 1024');
+  });
+});
+
+describe('escapePeerText', () => {
+  it('writes controls, DEL, C1, line separators, bidi controls and lone surrogates as escapes', () => {
+    expect(escapePeerText('a\nb\r\u001b[31m\u007f\u0085\u2028\u202e\u2066\ud800z')).to.equal('a\\u000ab\\u000d\\u001b[31m\\u007f\\u0085\\u2028\\u202e\\u2066\\ud800z');
+    expect(escapePeerText('emoji 😀 stays')).to.equal('emoji 😀 stays');
+  });
+
+  it('cuts long text and says how long it was', () => {
+    expect(escapePeerText('x'.repeat(10), 4)).to.equal('xxxx…(10 chars)');
   });
 });

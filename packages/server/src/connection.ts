@@ -30,7 +30,7 @@ import {
 } from '@tunnelrpc/protocol';
 import { Account, type Cost } from './budget.js';
 import { HandlerContext } from './context.js';
-import { errorFromHandler, parseParams, unknownMethod, type MethodTable, type PeerAddress, type RegisteredMethod } from './dispatch.js';
+import { errorFromHandler, parseParams, prepareStreamMessage, prepareResult, unknownMethod, type MethodTable, type PeerAddress, type RegisteredMethod } from './dispatch.js';
 import type { LogEntry } from './log.js';
 import type { ResolvedServerOptions } from './options.js';
 import { ServerStream, type StreamHost } from './stream.js';
@@ -44,8 +44,10 @@ export interface ConnectionHost {
   releaseCall(connection: ServerConnection, cost: Cost): void;
   /** Bytes of unfinished frames held by this connection changed by `delta`. */
   partialBytesChanged(delta: number): void;
-  /** True while unfinished frames across the server hold maxPartialFrameBytes: `connection` waits for room. */
-  waitForPartialRoom(connection: ServerConnection): boolean;
+  /** True while unfinished frames across the server hold maxPartialFrameBytes. */
+  partialOverCap(): boolean;
+  /** Feeds `connection` its held chunk (resumeHeld) once unfinished frames drop under maxPartialFrameBytes. */
+  waitForPartialRoom(connection: ServerConnection): void;
   connectionClosed(connection: ServerConnection): void;
   /** Reports to ServerOptions.logger, rate-limited; a logger that throws is ignored. */
   readonly log: (entry: LogEntry) => void;
@@ -54,6 +56,7 @@ export interface ConnectionHost {
 interface ActiveCall {
   readonly id: number;
   readonly method: string;
+  readonly registered: RegisteredMethod;
   readonly ctx: HandlerContext;
   timer: NodeJS.Timeout | undefined;
   /** What it holds of the server-wide budget (decoded values and frame bytes). */
@@ -278,11 +281,16 @@ export class ServerConnection implements StreamHost {
     if (this.#state === 'closed') return;
     this.#lastActivity = Date.now();
     this.#lastReceived = this.#lastActivity;
-    // While unfinished frames across the server hold maxPartialFrameBytes, chunks are held back (one per
-    // connection) and reading stops; the frame clock keeps running, so stalled peers time out and free the room.
-    if (this.#heldChunk !== undefined || this.#host.waitForPartialRoom(this)) {
-      if (this.#heldChunk === undefined) this.#heldChunk = chunk;
-      else this.#heldChunk = Buffer.concat([this.#heldChunk, chunk]);
+    // While unfinished frames across the server hold maxPartialFrameBytes, a chunk that would leave part of a frame
+    // is held back (one per connection) and reading stops; chunks of whole frames still go through. The frame
+    // clock keeps running, so stalled peers time out and free the room.
+    if (this.#heldChunk !== undefined || (this.#host.partialOverCap() && this.#decoder.leavesPartial(chunk))) {
+      if (this.#heldChunk === undefined) {
+        this.#heldChunk = chunk;
+        this.#host.waitForPartialRoom(this);
+      } else {
+        this.#heldChunk = Buffer.concat([this.#heldChunk, chunk]);
+      }
       this.#frameStartedAt ||= this.#lastActivity;
       this.#socket.pause();
       return;
@@ -426,7 +434,7 @@ export class ServerConnection implements StreamHost {
       // A handler that answers synchronously needs no timer and no entry in the in-flight map.
       if (!(outcome instanceof Promise) && !isThenable(outcome)) {
         this.#host.releaseCall(this, cost);
-        this.#respond(request.id, undefined, outcome);
+        this.#respondResult(request.id, method, outcome);
         return true;
       }
     } catch (error) {
@@ -434,7 +442,7 @@ export class ServerConnection implements StreamHost {
       this.#respond(request.id, this.#handlerError(error, method.path, ctx), undefined);
       return true;
     }
-    const call: ActiveCall = { id: request.id, method: method.path, ctx, timer: undefined, cost };
+    const call: ActiveCall = { id: request.id, method: method.path, registered: method, ctx, timer: undefined, cost };
     if (this.#calls === NO_CALLS) this.#calls = new Map();
     this.#calls.set(request.id, call);
     call.timer = setTimeout(() => {
@@ -554,9 +562,11 @@ export class ServerConnection implements StreamHost {
 
   /** sendMessage writes `[4, id, message]` within the client's bounds, or returns the error that ends the stream. @internal */
   sendMessage(stream: ServerStream, message: unknown): RpcError | undefined {
+    const prepared = prepareStreamMessage(stream.method, message, this.#options.validateResults, this.#host.log);
+    if (!prepared.ok) return prepared.error;
     let payload: PayloadParts;
     try {
-      payload = encodePayloadParts({ type: MessageType.StreamMessage, id: stream.id, message });
+      payload = encodePayloadParts({ type: MessageType.StreamMessage, id: stream.id, message: prepared.value });
     } catch {
       return new RpcError('INTERNAL', `a stream message of ${stream.method.path} could not be encoded as MessagePack`, { mayHaveRun: true });
     }
@@ -591,7 +601,10 @@ export class ServerConnection implements StreamHost {
     clearTimeout(stream.timer);
     this.#host.releaseCall(this, stream.cost);
     const grants = this.ledger.close(stream.id);
-    if (this.#state !== 'closed') this.#respond(stream.id, error, result);
+    if (this.#state !== 'closed') {
+      if (error === undefined) this.#respondResult(stream.id, stream.method, result);
+      else this.#respond(stream.id, error, undefined);
+    }
     this.sendGrants(grants);
     if (this.#backlogHead < this.#backlog.length) this.#pump();
     this.#closeIfIdle();
@@ -763,9 +776,21 @@ export class ServerConnection implements StreamHost {
     clearTimeout(call.timer);
     this.#host.releaseCall(this, call.cost);
     if (error !== undefined) call.ctx.abort(error);
-    if (this.#state !== 'closed') this.#respond(call.id, error, result);
+    if (this.#state === 'closed') {
+      // Nobody to answer.
+    } else if (error === undefined) {
+      this.#respondResult(call.id, call.registered, result);
+    } else {
+      this.#respond(call.id, error, undefined);
+    }
     if (this.#backlogHead < this.#backlog.length) this.#pump();
     this.#closeIfIdle();
+  }
+
+  #respondResult(id: number, method: RegisteredMethod, result: unknown): void {
+    const prepared = prepareResult(method, result, this.#options.validateResults, this.#host.log);
+    if (prepared.ok) this.#respond(id, undefined, prepared.value);
+    else this.#respond(id, prepared.error, undefined);
   }
 
   #respond(id: number, error: RpcError | undefined, result: unknown): void {

@@ -5,8 +5,10 @@ import type { Socket } from 'node:net';
 import {
   RpcError,
   formatIssues,
+  fromWireValue,
   methodPath,
   parseWithSchema,
+  toWireValue,
   summarizeIssues,
   isPlainMap,
   methodKind,
@@ -28,7 +30,7 @@ export interface PeerAddress {
 }
 
 /** CallContext is handed to every handler next to its parsed params. */
-export interface CallContext {
+export interface CallContext<Auth = unknown> {
   /** Wire name of the method, `"Service.method"`. */
   readonly method: string;
   /** Aborted when the call is cancelled, passes its deadline, or its connection closes. */
@@ -44,39 +46,39 @@ export interface CallContext {
   /** The tunneled socket (a net.Socket, or a tls.TLSSocket behind https). */
   readonly socket: Socket;
   /** What ServerOptions.authorize returned for this tunnel (undefined without authorize). */
-  readonly auth: unknown;
+  readonly auth: Auth;
 }
 
 /** Handler runs one method: parsed params in, result (or a promise of it) out. Throw RpcError to fail the call. */
-export type Handler<M extends MethodSpec> = (input: ParsedInputOf<M>, ctx: CallContext) => ReturnOf<M> | Promise<ReturnOf<M>>;
+export type Handler<M extends MethodSpec, Auth = unknown> = (input: ParsedInputOf<M>, ctx: CallContext<Auth>) => ReturnOf<M> | Promise<ReturnOf<M>>;
 
 /**
  * ServerStreamHandler runs a serverStream method: an async generator whose every `yield` sends one message (pulled
  * only when the client has granted credit) and whose return value is the result. `finally` blocks run when the
  * stream ends early (cancel, deadline, goaway cut-off, a lost tunnel); ctx.signal is aborted then.
  */
-export type ServerStreamHandler<M extends MethodSpec> = (input: ParsedInputOf<M>, ctx: CallContext) => AsyncIterator<ServerMessageOf<M>, ReturnOf<M>, undefined>;
+export type ServerStreamHandler<M extends MethodSpec, Auth = unknown> = (input: ParsedInputOf<M>, ctx: CallContext<Auth>) => AsyncIterator<ServerMessageOf<M>, ReturnOf<M>, undefined>;
 
 /**
  * ClientStreamHandler runs a clientStream method: it reads the client's messages (validated, ending when the client
  * half-closes, throwing the RpcError that ended the stream otherwise) and returns the result.
  */
-export type ClientStreamHandler<M extends MethodSpec> = (input: ParsedInputOf<M>, messages: AsyncIterable<ParsedClientMessageOf<M>>, ctx: CallContext) => ReturnOf<M> | Promise<ReturnOf<M>>;
+export type ClientStreamHandler<M extends MethodSpec, Auth = unknown> = (input: ParsedInputOf<M>, messages: AsyncIterable<ParsedClientMessageOf<M>>, ctx: CallContext<Auth>) => ReturnOf<M> | Promise<ReturnOf<M>>;
 
 /** BidiStreamHandler runs a bidiStream method: the client's messages in, an async generator of messages out. */
-export type BidiStreamHandler<M extends MethodSpec> = (input: ParsedInputOf<M>, messages: AsyncIterable<ParsedClientMessageOf<M>>, ctx: CallContext) => AsyncIterator<ServerMessageOf<M>, ReturnOf<M>, undefined>;
+export type BidiStreamHandler<M extends MethodSpec, Auth = unknown> = (input: ParsedInputOf<M>, messages: AsyncIterable<ParsedClientMessageOf<M>>, ctx: CallContext<Auth>) => AsyncIterator<ServerMessageOf<M>, ReturnOf<M>, undefined>;
 
 /** HandlerOf is the handler type a method spec requires, by its kind. */
-export type HandlerOf<M extends MethodSpec> = M extends { readonly kind: 'serverStream' }
-  ? ServerStreamHandler<M>
+export type HandlerOf<M extends MethodSpec, Auth = unknown> = M extends { readonly kind: 'serverStream' }
+  ? ServerStreamHandler<M, Auth>
   : M extends { readonly kind: 'clientStream' }
-    ? ClientStreamHandler<M>
+    ? ClientStreamHandler<M, Auth>
     : M extends { readonly kind: 'bidiStream' }
-      ? BidiStreamHandler<M>
-      : Handler<M>;
+      ? BidiStreamHandler<M, Auth>
+      : Handler<M, Auth>;
 
 /** ServiceImpl is the handler object a contract requires: one handler per method, typed from the schemas. */
-export type ServiceImpl<C extends ServiceContract> = { [K in keyof C['methods']]: HandlerOf<C['methods'][K]> };
+export type ServiceImpl<C extends ServiceContract, Auth = unknown> = { [K in keyof C['methods']]: HandlerOf<C['methods'][K], Auth> };
 
 /** RegisteredMethod is one row of the method table. @internal */
 export interface RegisteredMethod {
@@ -118,14 +120,23 @@ export function unknownMethod(method: string): RpcError {
 }
 
 /**
- * parseParams validates params with the method's input schema; on failure INVALID_ARGUMENT with capped issues.
- * With `validate` false (ServerOptions.validateParams, trusted peers) they pass unchecked, as decoded.
+ * parseParams validates params with the method's input schema, after mapping wire forms to the schema's types
+ * (parseWithSchema); on failure INVALID_ARGUMENT with capped issues. With `validate` false
+ * (ServerOptions.validateParams, trusted peers) they pass unchecked but still mapped, so that a handler typed for
+ * a bigint, Set or Map gets one (PROTOCOL.md 4.8).
  */
 export function parseParams(method: RegisteredMethod, params: unknown, validate = true): { ok: true; input: unknown } | { ok: false; error: RpcError } {
-  if (!validate) return { ok: true, input: params };
+  if (!validate) {
+    try {
+      return { ok: true, input: fromWireValue(method.spec.input, params) };
+    } catch {
+      // A stack overflow on params nested deeper than the schema's walk can go.
+      return { ok: false, error: new RpcError('INVALID_ARGUMENT', `invalid params for ${method.path}: value nested too deeply to map`) };
+    }
+  }
   let result = parseWithSchema(method.spec.input, params);
-  // PROTOCOL.md 5.1: an empty map is accepted wherever nil is (a caller in another language sends {}, gRPC's Empty,
-  // for a method that takes no params).
+  // PROTOCOL.md 5.0 rule 6: an empty map is accepted wherever nil is (a caller in another language sends {}, gRPC's
+  // Empty, for a method that takes no params).
   if (!result.success && isPlainMap(params) && Object.keys(params).length === 0) {
     const retry = parseWithSchema(method.spec.input, null);
     if (retry.success) result = retry;
@@ -134,8 +145,53 @@ export function parseParams(method: RegisteredMethod, params: unknown, validate 
   const summary = summarizeIssues(result.issues);
   return {
     ok: false,
-    error: new RpcError('INVALID_ARGUMENT', `invalid params for ${method.path}: ${formatIssues(summary.issues)}`, summary),
+    error: new RpcError('INVALID_ARGUMENT', `invalid params for ${method.path}: ${formatIssues(summary.issues)}`, { ...summary, mayHaveRun: false }),
   };
+}
+
+/**
+ * prepareResult checks a handler's result against the method's output schema (unless `validate` is off) and lays
+ * it out in wire form (Maps as pairs, PROTOCOL.md 4.8). A result that does not match is the server's bug, not the
+ * caller's: it is logged with the method and the issues, and the caller gets INTERNAL without the values. The
+ * result goes out as the handler returned it, not as parsed, so that transforms run once, on the client.
+ */
+export function prepareResult(method: RegisteredMethod, result: unknown, validate: boolean, log: (entry: LogEntry) => void): { ok: true; value: unknown } | { ok: false; error: RpcError } {
+  if (validate) {
+    const checked = parseWithSchema(method.spec.output, result);
+    if (!checked.success) {
+      const summary = summarizeIssues(checked.issues);
+      log({ level: 'error', message: `handler returned a result that does not match the contract: ${formatIssues(summary.issues)}`, method: method.path, code: 'INTERNAL' });
+      return { ok: false, error: new RpcError('INTERNAL', `the result of ${method.path} does not match its contract; the server logged the details`, { mayHaveRun: true }) };
+    }
+  }
+  try {
+    return { ok: true, value: toWireValue(method.spec.output, result) };
+  } catch (error) {
+    log({ level: 'error', message: 'handler returned a result that cannot be laid out for the wire', method: method.path, code: 'INTERNAL', error });
+    return { ok: false, error: new RpcError('INTERNAL', `the result of ${method.path} cannot be sent; the server logged the details`, { mayHaveRun: true }) };
+  }
+}
+
+/**
+ * prepareStreamMessage is prepareResult for one message a stream handler yields: checked against serverMessage
+ * (unless `validate` is off) and laid out in wire form. A message that does not match ends the stream INTERNAL.
+ */
+export function prepareStreamMessage(method: RegisteredMethod, message: unknown, validate: boolean, log: (entry: LogEntry) => void): { ok: true; value: unknown } | { ok: false; error: RpcError } {
+  const schema = method.spec.serverMessage!;
+  if (validate) {
+    const checked = parseWithSchema(schema, message);
+    if (!checked.success) {
+      const summary = summarizeIssues(checked.issues);
+      log({ level: 'error', message: `stream handler yielded a message that does not match the contract: ${formatIssues(summary.issues)}`, method: method.path, code: 'INTERNAL' });
+      return { ok: false, error: new RpcError('INTERNAL', `a stream message of ${method.path} does not match its contract; the server logged the details`, { mayHaveRun: true }) };
+    }
+  }
+  try {
+    return { ok: true, value: toWireValue(schema, message) };
+  } catch (error) {
+    log({ level: 'error', message: 'stream handler yielded a message that cannot be laid out for the wire', method: method.path, code: 'INTERNAL', error });
+    return { ok: false, error: new RpcError('INTERNAL', `a stream message of ${method.path} cannot be sent; the server logged the details`, { mayHaveRun: true }) };
+  }
 }
 
 /**

@@ -8,7 +8,7 @@ import { DEFAULT_MAX_STREAM_BUFFER, DEFAULT_MAX_STREAM_CREDIT, DEFAULT_MAX_STREA
 import { defaultLogger, type ServerLogger } from './log.js';
 
 /** ServerOptions configures an RpcServer. Every field is optional; the defaults are safe for a public port. */
-export interface ServerOptions {
+export interface ServerOptions<Auth = unknown> {
   /** Request target of the CONNECT. Default "/_rpc". */
   path?: string;
   /**
@@ -153,10 +153,18 @@ export interface ServerOptions {
   shutdownTimeout?: number;
   /**
    * Parse every request's params with its method's zod schema (INVALID_ARGUMENT on failure). Turn it off only for
-   * tunnels from trusted peers, to save the parse: handlers then get the decoded params as they came, unchecked
-   * (still bounded by the frame limits), and zod transforms and defaults do not run. Default true.
+   * tunnels from trusted peers, to save the parse: handlers then get the decoded params unchecked (still
+   * bounded by the frame limits, and still mapped to bigints, Sets and Maps where the schema has them), and zod
+   * transforms and defaults do not run. Default true.
    */
   validateParams?: boolean;
+  /**
+   * Check every handler's result against its method's output schema before it is sent. A result that does not
+   * match is logged (level error, with the method and the issues) and the caller gets INTERNAL without the values:
+   * the bug shows on the server that has it, not as a puzzling error in every client. Turn it off to save the parse
+   * for results you trust. Default true.
+   */
+  validateResults?: boolean;
   /**
    * Send the text of non-RpcError throws to callers as the INTERNAL message. Off by default: handler errors can
    * hold secrets, so callers get a generic message and the detail goes to `logger`.
@@ -165,9 +173,11 @@ export interface ServerOptions {
   /**
    * Decides whether a CONNECT may open a tunnel. Throw RpcError UNAUTHENTICATED (answered 401),
    * PERMISSION_DENIED (403), RESOURCE_EXHAUSTED (429) or UNAVAILABLE (503); any other throw is 403. The value
-   * returned is handed to every handler as `ctx.auth`.
+   * returned is handed to every handler as `ctx.auth`, typed: `new RpcServer({ authorize })` takes its type from
+   * what authorize returns. Only the CONNECT's headers pass through authorize; per-call headers (meta.headers) do
+   * not, so a per-call `authorization` header is the handler's to check.
    */
-  authorize?: (req: IncomingMessage) => unknown;
+  authorize?: (req: IncomingMessage) => Auth | Promise<Auth>;
   /**
    * Receives leveled log entries with fields (method, code, peer, error): handler crashes (error), dropped
    * notifications and peers that misbehave (warn), aborted handlers (debug). Default: warn and error to stderr.
@@ -210,6 +220,7 @@ export interface ResolvedServerOptions extends DecodeLimits {
   shutdownTimeout: number;
   exposeInternalErrors: boolean;
   validateParams: boolean;
+  validateResults: boolean;
   authorize: ((req: IncomingMessage) => unknown) | undefined;
   logger: ServerLogger;
 }
@@ -227,7 +238,7 @@ function streamLimits(given: ServerOptions, maxFrameSize: number): { maxStreamBu
 }
 
 /** resolveServerOptions fills defaults and validates every option, throwing INVALID_ARGUMENT naming the bad one. */
-export function resolveServerOptions(options: ServerOptions = {}): ResolvedServerOptions {
+export function resolveServerOptions<Auth>(options: ServerOptions<Auth> = {}): ResolvedServerOptions {
   const given = definedOnly(options);
   const decode = resolveDecodeLimits(given);
   const path = given.path ?? '/_rpc';
@@ -271,6 +282,7 @@ export function resolveServerOptions(options: ServerOptions = {}): ResolvedServe
     shutdownTimeout: ms('shutdownTimeout', 10_000),
     exposeInternalErrors: given.exposeInternalErrors ?? false,
     validateParams: given.validateParams ?? true,
+    validateResults: given.validateResults ?? true,
     authorize: given.authorize,
     logger: given.logger ?? defaultLogger,
   };

@@ -2,7 +2,7 @@
  * Refusals: an ordinary HTTP response on a socket that asked for a tunnel, then close
  * (PROTOCOL.md "Refusal"; ws websocket-server.js abortHandshake).
  */
-import { STATUS_CODES } from 'node:http';
+import { STATUS_CODES, type IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { ErrorCode } from '@tunnelrpc/protocol';
 
@@ -32,4 +32,22 @@ export function statusForCode(code: ErrorCode): number {
     default:
       return 403;
   }
+}
+
+/**
+ * malformedConnect names what makes a CONNECT head one that HTTP itself refuses, or returns undefined. A body on
+ * a CONNECT is the dangerous one: we would read it as frames while a proxy in front reads it as a body, and the two
+ * would no longer agree where frames start (request smuggling's shape).
+ */
+export function malformedConnect(req: IncomingMessage): string | undefined {
+  if (req.httpVersionMajor !== 1 || (req.httpVersionMinor !== 0 && req.httpVersionMinor !== 1)) {
+    return '400 CONNECT must be HTTP/1.0 or HTTP/1.1';
+  }
+  // RFC 9112 section 3.2: a server MUST answer 400 to an HTTP/1.1 request without exactly one Host header.
+  if (req.httpVersionMinor === 1 && req.headers.host === undefined) return '400 an HTTP/1.1 CONNECT needs a Host header';
+  // RFC 9110 section 9.3.6: a CONNECT request has no content.
+  if (req.headers['transfer-encoding'] !== undefined) return '400 a CONNECT carries no body; send no Transfer-Encoding';
+  const length = req.headers['content-length'];
+  if (length !== undefined && length !== '0') return '400 a CONNECT carries no body; send no Content-Length';
+  return undefined;
 }

@@ -11,7 +11,7 @@ import { ServerConnection, type ConnectionHost } from './connection.js';
 import { MethodTable, type ServiceImpl } from './dispatch.js';
 import { RateLimitedLog } from './log.js';
 import { resolveServerOptions, type ResolvedServerOptions, type ServerOptions } from './options.js';
-import { refuseConnect, statusForCode } from './refuse.js';
+import { malformedConnect, refuseConnect, statusForCode } from './refuse.js';
 
 const MAX_HEADERS_COUNT = 64;
 
@@ -32,7 +32,7 @@ export interface ListenAddress {
  * RpcServer serves registered services over CONNECT tunnels. Attach it to your http/https server, or let
  * listen() create one.
  */
-export class RpcServer {
+export class RpcServer<Auth = unknown> {
   readonly #options: ResolvedServerOptions;
   readonly #methods = new MethodTable();
   readonly #connections = new Set<ServerConnection>();
@@ -50,7 +50,7 @@ export class RpcServer {
   readonly #host: ConnectionHost;
 
   /** Creates a server; throws RpcError INVALID_ARGUMENT for a bad option. */
-  constructor(options: ServerOptions = {}) {
+  constructor(options: ServerOptions<Auth> = {}) {
     this.#options = resolveServerOptions(options);
     this.#budget = new FairBudget(this.#options);
     this.#log = new RateLimitedLog(this.#options.logger, this.#options.maxLogEntriesPerSecond);
@@ -63,10 +63,9 @@ export class RpcServer {
         this.#partialBytes += delta;
         if (delta < 0 && this.#partialBytes < this.#options.maxPartialFrameBytes) this.#resumePartialWaiters();
       },
+      partialOverCap: () => this.#partialBytes >= this.#options.maxPartialFrameBytes,
       waitForPartialRoom: (connection) => {
-        if (this.#partialBytes < this.#options.maxPartialFrameBytes) return false;
         this.#waitingForPartialRoom.add(connection);
-        return true;
       },
       log: (entry) => this.#log.log(entry),
       connectionClosed: (connection) => {
@@ -93,8 +92,9 @@ export class RpcServer {
   }
 
   /** register adds a service: one handler per contract method, typed from its schemas. */
-  register<C extends ServiceContract>(contract: C, impl: ServiceImpl<C>): this {
-    this.#methods.add(contract, impl);
+  register<C extends ServiceContract>(contract: C, impl: ServiceImpl<C, Auth>): this {
+    // The table runs handlers with contexts whose auth came from this server's authorize: Auth, as typed.
+    this.#methods.add(contract, impl as unknown as ServiceImpl<C>);
     return this;
   }
 
@@ -137,6 +137,11 @@ export class RpcServer {
   handleConnect(req: IncomingMessage, socket: Duplex, head: Buffer): void {
     // Node removes its own listeners at the takeover: without this an ECONNRESET would crash the process.
     socket.on('error', destroyOnError);
+    const malformed = malformedConnect(req);
+    if (malformed !== undefined) {
+      refuseConnect(socket, 400, malformed);
+      return;
+    }
     if (!this.#isRpcPath(req.url)) {
       refuseConnect(socket, 404, `404 no RPC endpoint at ${String(req.url).slice(0, 100)}; use ${this.#options.path}`);
       return;

@@ -67,7 +67,7 @@ describe('RpcServer dispatch', () => {
       expect(result.notification).to.equal(false);
       expect(result.deadlineInFuture).to.equal(true);
       expect(result.peerAddress).to.equal('127.0.0.1');
-      expect(result.auth).to.equal(null); // undefined travels as nil
+      expect(result).to.not.have.property('auth'); // a property holding undefined is left out (JSON semantics)
     });
 
     it('gives ctx.headers as an empty object when the request has no meta', async () => {
@@ -78,11 +78,32 @@ describe('RpcServer dispatch', () => {
 
   describe('validateParams: false', () => {
     it('hands params to the handler unchecked, for trusted peers', async () => {
-      const trusting = await startServer({ validateParams: false });
+      const trusting = await startServer({ validateParams: false, validateResults: false });
       const peer = await openTunnel(trusting.port);
       // A strict schema would refuse the extra key and the string; unchecked, the handler adds what it gets.
       expect(expectResult(await peer.call(1, 'Svc.add', { a: 'x', b: 'y', extra: true }), 1)).to.equal('xy');
       expect(trusting.probe.entered('add')).to.equal(1);
+    });
+  });
+
+  describe('results', () => {
+    it('answers INTERNAL without the values for a result that does not match the contract, and logs the issues', async () => {
+      const checking = await startServer({ validateParams: false });
+      const peer = await openTunnel(checking.port);
+      // Unchecked params make add return a string where the contract says number.
+      const error = expectError(await peer.call(1, 'Svc.add', { a: 'secret-x', b: 'y' }), 1, 'INTERNAL');
+      expect(error.message).to.equal('the result of Svc.add does not match its contract; the server logged the details');
+      expect(JSON.stringify(error)).to.not.include('secret-x');
+      const logged = checking.logs.find((entry) => entry.method === 'Svc.add');
+      expect(logged).to.include({ level: 'error', code: 'INTERNAL' });
+      expect(logged?.message).to.include('does not match the contract');
+      expect(expectResult(await peer.call(2, 'Svc.add', { a: 1, b: 2 }), 2)).to.equal(3);
+    });
+
+    it('sends results unchecked with validateResults: false', async () => {
+      const trusting = await startServer({ validateParams: false, validateResults: false });
+      const peer = await openTunnel(trusting.port);
+      expect(expectResult(await peer.call(1, 'Svc.add', { a: 'x', b: 'y' }), 1)).to.equal('xy');
     });
   });
 

@@ -2,7 +2,8 @@ import { expect } from 'chai';
 import { once } from 'node:events';
 import { createServer, type IncomingMessage } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
-import { RpcError, encodeConnectRequest, encodeMessage } from '@tunnelrpc/protocol';
+import { RpcError, defineService, encodeConnectRequest, encodeMessage } from '@tunnelrpc/protocol';
+import { z } from 'zod';
 import { RpcServer } from '@tunnelrpc/server';
 import { Probe, Svc, createSvc } from './fixture.js';
 import {
@@ -215,6 +216,22 @@ describe('RpcServer handshake', () => {
       const tunnel = await headRead;
       const result = expectResult(await tunnel.call(1, 'Svc.context', null), 1) as { auth: unknown };
       expect(result.auth).to.deep.equal({ user: 'ada', roles: ['admin'] });
+    });
+
+    it('types ctx.auth from what authorize returns', async () => {
+      const Who = defineService('Who', { ami: { input: z.void(), output: z.string() } });
+      const rpc = new RpcServer({ authorize: () => ({ user: 'ada', roles: ['admin'] as string[] }) });
+      track(rpc);
+      rpc.register(Who, {
+        ami: (_, ctx) => {
+          // @ts-expect-error authorize returned no `admin` field: a typo here is a compile error.
+          void ctx.auth.admin;
+          return `${ctx.auth.user}:${ctx.auth.roles.join(',')}`;
+        },
+      });
+      const { port } = await rpc.listen(0);
+      const tunnel = await openTunnel(port);
+      expect(expectResult(await tunnel.call(1, 'Who.ami', null), 1)).to.equal('ada:admin');
     });
   });
 
