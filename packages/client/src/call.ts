@@ -1,6 +1,7 @@
 /** One call's state, shared by the client (queueing, retries) and the tunnel it is sent on. */
 import { RpcError } from '@tunnelrpc/protocol';
 import { Deadlines, type DeadlineGroup } from './deadlines.js';
+import type { StreamCore } from './stream.js';
 import type { Tunnel } from './tunnel.js';
 
 /** Call is one client call from call() until it settles. @internal */
@@ -28,6 +29,8 @@ export interface Call {
   tunnel: Tunnel | undefined;
   id: number;
   settled: boolean;
+  /** The stream this call opens (PROTOCOL.md 12); undefined for a unary call or a notification. */
+  readonly stream?: StreamCore | undefined;
   /** Fails the call when its deadline passes (one function per client). */
   readonly expire: (call: Call, timeout: number) => void;
 }

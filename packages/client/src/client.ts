@@ -9,7 +9,9 @@ import { callDeadlines, failCall, settleCall, type Call } from './call.js';
 import { dial, type Dialed } from './dial.js';
 import type { ResolvedClientOptions } from './options.js';
 import type { DialTarget } from './target.js';
+import { Feed, StreamCall, StreamCore, type StreamSchemas } from './stream.js';
 import { Tunnel, type TunnelHost } from './tunnel.js';
+import type { StreamKind } from '@tunnelrpc/protocol';
 
 /** CallOptions tune one call. */
 export interface CallOptions {
@@ -35,6 +37,9 @@ export interface CallOptions {
    */
   idempotent?: boolean;
 }
+
+/** StreamOptions tune one stream, as CallOptions a call; the deadline covers the whole stream. */
+export type StreamOptions = Omit<CallOptions, 'idempotent'>;
 
 /** NotifyOptions tune one notification. */
 export interface NotifyOptions {
@@ -149,9 +154,55 @@ export class RpcClient {
     return this.#start(true, method, params, options) as Promise<void>;
   }
 
+  /**
+   * stream opens a stream (PROTOCOL.md 12) of `kind` on `method`. `source` gives the messages of a client or bidi
+   * stream (read only as the server grants credit); a bidi stream opened without one is fed with send() / end().
+   * Iterate the returned StreamCall for the server's messages (reading grants more credit; `break` cancels), and
+   * await its `result`. A stream is never re-sent once a message has crossed the wire. Prefer createClient's typed
+   * methods, which pass the contract's schemas.
+   */
+  stream(method: string, params: unknown, kind: StreamKind, options: StreamOptions = NO_OPTIONS, source?: AsyncIterable<unknown> | Iterable<unknown>, schemas: StreamSchemas = {}): StreamCall {
+    let feed: Feed | undefined;
+    let iterator: AsyncIterator<unknown> | undefined;
+    if (kind !== 'serverStream') {
+      if (source === undefined) {
+        feed = new Feed();
+        iterator = feed;
+      } else {
+        iterator = toAsyncIterator(source);
+      }
+    }
+    let call: Call | undefined;
+    const core = new StreamCore(kind, method, schemas, iterator, (error) => {
+      if (call !== undefined) this.#failStream(call, error);
+    });
+    const result = this.#start(false, method, params, { ...options, idempotent: false }, core, (made) => (call = made));
+    result.then(
+      () => core.finish(undefined),
+      (error: unknown) => {
+        const reason = RpcError.from(error, 'UNKNOWN');
+        feed?.close(reason);
+        core.finish(reason);
+      },
+    );
+    return new StreamCall(core, result, feed, () => {
+      if (call !== undefined) this.#failStream(call, new RpcError('CANCELLED', `${method} was cancelled by the caller`, { mayHaveRun: true }));
+    });
+  }
+
+  // A stream ends early on our side (reader left, invalid message, source threw, cancel()): the server is told
+  // with a cancel, and the call fails with `error`.
+  #failStream(call: Call, error: RpcError): void {
+    if (call.settled) return;
+    const tunnel = call.tunnel;
+    if (tunnel !== undefined) tunnel.abandon(call);
+    else this.#queue = this.#queue.filter((queued) => queued !== call);
+    if (settleCall(call)) call.reject(error);
+  }
+
   // Checks a call's arguments locally, so that a bad one fails that call alone and never reaches the server (which
   // would treat it as a violation and close the tunnel under every other call), then sends or queues it.
-  #start(notification: boolean, method: string, params: unknown, options: CallOptions & NotifyOptions): Promise<unknown> {
+  #start(notification: boolean, method: string, params: unknown, options: CallOptions & NotifyOptions, stream?: StreamCore, made?: (call: Call) => void): Promise<unknown> {
     if (typeof method !== 'string') {
       // A non-string method is a violation on the wire (PROTOCOL.md 5.1): it would close the tunnel.
       return Promise.reject(new RpcError('INVALID_ARGUMENT', `the method of a ${notification ? 'notification' : 'call'} must be a string such as "Service.method"; got ${typeof method}`, { mayHaveRun: false }));
@@ -199,8 +250,10 @@ export class RpcClient {
         tunnel: undefined,
         id: 0,
         settled: false,
+        stream,
         expire: this.#expire,
       };
+      made?.(call);
       callDeadlines.arm(call, timeout, now);
       if (signal !== undefined) {
         // AbortSignal.timeout() aborts with a TimeoutError: that is a deadline, not a cancel.
@@ -338,6 +391,8 @@ export class RpcClient {
       this.#state === 'open' &&
       this.#options.reconnect &&
       call.deadline > Date.now() &&
+      // A stream is never re-sent once a message has crossed (its source cannot be replayed, its reader has read).
+      call.stream?.delivered !== true &&
       (surelyNotRun || (call.idempotent && call.attempts <= this.#options.maxRetries));
     if (!surelyNotRun) call.mayHaveRun = true;
     if (retry) {
@@ -452,6 +507,18 @@ export class RpcClient {
     for (const call of queued) failCall(call, 'UNAVAILABLE', `${call.method} not sent: the client for ${this.#target.display} is closed${why}`, call.mayHaveRun, reason);
     this.#resolveClosed(reason);
   }
+}
+
+function toAsyncIterator(source: AsyncIterable<unknown> | Iterable<unknown>): AsyncIterator<unknown> {
+  if (typeof (source as AsyncIterable<unknown>)[Symbol.asyncIterator] === 'function') return (source as AsyncIterable<unknown>)[Symbol.asyncIterator]();
+  if (typeof (source as Iterable<unknown> | null)?.[Symbol.iterator] !== 'function') {
+    throw new RpcError('INVALID_ARGUMENT', 'the messages of a client or bidi stream must be an AsyncIterable or an Iterable', { mayHaveRun: false });
+  }
+  const iterator = (source as Iterable<unknown>)[Symbol.iterator]();
+  return {
+    next: () => Promise.resolve(iterator.next()),
+    return: () => Promise.resolve(iterator.return?.() ?? { value: undefined, done: true }),
+  };
 }
 
 // A call's timeout in whole ms, or the error that fails it: NaN or a non-number is a caller's bug

@@ -46,9 +46,10 @@ export function createRpcClient(url: string, options: ClientOptions = {}): RpcCl
 }
 
 export { RpcClient } from './client.js';
-export type { CallFailure, CallOptions, NotifyOptions } from './client.js';
+export type { CallFailure, CallOptions, NotifyOptions, StreamOptions } from './client.js';
+export type { BidiStreamCall, ServerStreamCall } from './stream.js';
 export type { ClientOptions, ConnectHeaders } from './options.js';
 export { createClient } from './typed-client.js';
-export type { MethodCaller, TypedClient } from './typed-client.js';
+export type { MethodCaller, StreamCaller, StreamSource, TypedClient } from './typed-client.js';
 export { RpcError } from '@tunnelrpc/protocol';
 export type { ErrorCode } from '@tunnelrpc/protocol';

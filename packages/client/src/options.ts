@@ -1,6 +1,17 @@
 /** Client options: every limit with its default, validated once in connect(). */
 import type { ConnectionOptions } from 'node:tls';
-import { RpcError, checkInteger, definedOnly, MAX_UINT32, resolveDecodeLimits, type DecodeLimits } from '@tunnelrpc/protocol';
+import {
+  DEFAULT_MAX_STREAM_BUFFER,
+  DEFAULT_MAX_STREAM_CREDIT,
+  DEFAULT_MAX_STREAM_MESSAGE_SIZE,
+  MAX_CREDIT,
+  RpcError,
+  checkInteger,
+  definedOnly,
+  MAX_UINT32,
+  resolveDecodeLimits,
+  type DecodeLimits,
+} from '@tunnelrpc/protocol';
 
 /**
  * ConnectHeaders are the headers of the CONNECT: a fixed object, or a function (sync or async) called before
@@ -108,6 +119,24 @@ export interface ClientOptions {
    * can override it with its own `waitForReady`. Default true.
    */
   waitForReady?: boolean;
+  /**
+   * Bytes of server stream messages one tunnel may make this client hold: every grant reserves
+   * maxStreamMessageSize per message until your code reads it, and grants wait (first come, first served) while
+   * this is used up, so unread stream data per tunnel never exceeds it, whatever the number of streams
+   * (PROTOCOL.md 12.4). Default 16 MiB (16777216). Range maxStreamMessageSize … 4294967295.
+   */
+  maxStreamBuffer?: number;
+  /**
+   * Largest server stream message payload accepted, in bytes, announced in each stream's opening
+   * (meta.maxMessageSize). A larger one closes the tunnel: goaway PROTOCOL_ERROR. Default 128 KiB (131072).
+   * Range 1 … maxFrameSize.
+   */
+  maxStreamMessageSize?: number;
+  /**
+   * Messages granted to one stream and not yet read, at most (its window); more is granted as your code reads,
+   * once half is read. Default 32. Range 1 … 2147483647.
+   */
+  maxStreamCredit?: number;
 }
 
 /** ResolvedClientOptions is ClientOptions with every default filled in. @internal */
@@ -129,6 +158,9 @@ export interface ResolvedClientOptions extends DecodeLimits {
   maxHeaderCount: number;
   maxHeaderBytes: number;
   waitForReady: boolean;
+  maxStreamBuffer: number;
+  maxStreamMessageSize: number;
+  maxStreamCredit: number;
 }
 
 const MAX_TIMER_MS = 2_147_483_647;
@@ -166,5 +198,16 @@ export function resolveClientOptions(options: ClientOptions = {}): ResolvedClien
     maxHeaderCount: checkInteger('maxHeaderCount', given.maxHeaderCount ?? 64, 0, 65_535),
     maxHeaderBytes: checkInteger('maxHeaderBytes', given.maxHeaderBytes ?? 8192, 0, MAX_UINT32),
     waitForReady: checkBoolean('waitForReady', given.waitForReady ?? true),
+    ...streamLimits(given, decode.maxFrameSize),
+  };
+}
+
+// One stream message must fit a frame, and the budget must hold one message.
+function streamLimits(given: ClientOptions, maxFrameSize: number): { maxStreamBuffer: number; maxStreamMessageSize: number; maxStreamCredit: number } {
+  const maxStreamMessageSize = checkInteger('maxStreamMessageSize', given.maxStreamMessageSize ?? Math.min(DEFAULT_MAX_STREAM_MESSAGE_SIZE, maxFrameSize), 1, maxFrameSize);
+  return {
+    maxStreamMessageSize,
+    maxStreamBuffer: checkInteger('maxStreamBuffer', given.maxStreamBuffer ?? Math.max(DEFAULT_MAX_STREAM_BUFFER, maxStreamMessageSize), maxStreamMessageSize, MAX_UINT32),
+    maxStreamCredit: checkInteger('maxStreamCredit', given.maxStreamCredit ?? DEFAULT_MAX_STREAM_CREDIT, 1, MAX_CREDIT),
   };
 }

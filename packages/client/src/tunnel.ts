@@ -4,7 +4,9 @@
  */
 import type { Socket } from 'node:net';
 import {
+  CreditLedger,
   FrameDecoder,
+  serverSends,
   MAX_UINT32,
   MessageType,
   RpcError,
@@ -18,11 +20,16 @@ import {
   scanMessagePack,
   goawayCodeOf,
   protocolViolation,
+  type CreditMessage,
   type GoawayMessage,
+  type Grant,
   type Message,
+  type RequestMeta,
   type ResponseMessage,
+  type StreamMessageMessage,
 } from '@tunnelrpc/protocol';
 import { settleCall, type Call } from './call.js';
+import type { StreamCore, StreamSink } from './stream.js';
 import type { ResolvedClientOptions } from './options.js';
 
 /** TunnelHost is what a tunnel tells its client. @internal */
@@ -42,7 +49,7 @@ export interface TunnelHost {
 const CLOSE_LINGER_MS = 1000;
 
 /** Tunnel carries calls over one socket. @internal */
-export class Tunnel {
+export class Tunnel implements StreamSink {
   readonly #socket: Socket;
   readonly #options: ResolvedClientOptions;
   readonly #target: string;
@@ -68,6 +75,10 @@ export class Tunnel {
   #answered = false;
   // Bytes that came behind the 200 head, until start() feeds them (then dropped: a tunnel lives long).
   #rest: Buffer | undefined;
+  // Stream credit of this tunnel, made with its first stream (PROTOCOL.md 12.3, 12.4).
+  #ledger: CreditLedger | undefined;
+  // Streams whose producers stopped at a full socket, pumped again on 'drain'.
+  readonly #drainWaiters = new Set<StreamCore>();
 
   /** Builds a tunnel; it reads nothing until start(), so its client can store it before any frame is handled. */
   constructor(socket: Socket, rest: Buffer, options: ResolvedClientOptions, target: string, host: TunnelHost) {
@@ -149,15 +160,38 @@ export class Tunnel {
    */
   send(call: Call, timeout = Math.max(0, call.deadline - Date.now())): RpcError | undefined {
     const id = this.#allocateId();
+    const stream = call.stream;
+    const meta: RequestMeta = call.headers === undefined ? { timeout } : { timeout, headers: call.headers };
+    if (stream !== undefined && serverSends(stream.kind)) {
+      // A stream's opening carries the first grant of the server's direction, taken from the budget now, and our
+      // bound on its messages (PROTOCOL.md 12.1).
+      const ledger = this.ledger;
+      ledger.open(id, this.#options.maxStreamMessageSize, this.#options.maxStreamCredit);
+      meta.credit = ledger.topUp(id);
+      meta.maxMessageSize = this.#options.maxStreamMessageSize;
+    }
+    const encoded = this.#encodeRequest(call, id, meta);
+    if (encoded instanceof RpcError) {
+      if (stream !== undefined && this.#ledger !== undefined) this.sendGrants(this.#ledger.close(id));
+      return encoded;
+    }
+    call.id = id;
+    call.tunnel = this;
+    call.attempts++;
+    this.#calls.set(id, call);
+    if (stream !== undefined) {
+      if (!serverSends(stream.kind)) this.ledger.open(id, 0, this.#options.maxStreamCredit);
+      stream.bind(this, id);
+    }
+    this.#write(encoded);
+    return undefined;
+  }
+
+  // The request's payload, or the error that keeps it from being sent (the call stays unsettled).
+  #encodeRequest(call: Call, id: number, meta: RequestMeta): PayloadParts | RpcError {
     let payload: PayloadParts;
     try {
-      payload = encodePayloadParts({
-        type: MessageType.Request,
-        id,
-        method: call.method,
-        params: call.params,
-        meta: call.headers === undefined ? { timeout } : { timeout, headers: call.headers },
-      });
+      payload = encodePayloadParts({ type: MessageType.Request, id, method: call.method, params: call.params, meta });
     } catch (error) {
       return new RpcError('INVALID_ARGUMENT', `${call.method} not sent: its params cannot be encoded (${(error as Error).message})`, { mayHaveRun: false }, { cause: error });
     }
@@ -166,14 +200,61 @@ export class Tunnel {
       const tooLarge = frameTooLarge(length, this.#options.maxFrameSize, 'sent');
       return new RpcError('RESOURCE_EXHAUSTED', `${call.method} not sent: ${tooLarge.message}`, { ...(tooLarge.data as object), mayHaveRun: false });
     }
-    const shape = this.#refusedShape(call.method, payload);
-    if (shape !== undefined) return shape;
-    call.id = id;
-    call.tunnel = this;
-    call.attempts++;
-    this.#calls.set(id, call);
+    return this.#refusedShape(call.method, payload) ?? payload;
+  }
+
+  /** ledger is this tunnel's stream credit. @internal */
+  get ledger(): CreditLedger {
+    this.#ledger ??= new CreditLedger(this.#options.maxStreamBuffer);
+    return this.#ledger;
+  }
+
+  /** sendStreamMessage writes `[4, id, message]` within the server's bound. @internal */
+  sendStreamMessage(core: StreamCore, message: unknown): RpcError | undefined {
+    let payload: PayloadParts;
+    try {
+      payload = encodePayloadParts({ type: MessageType.StreamMessage, id: core.id, message });
+    } catch (error) {
+      return new RpcError('INVALID_ARGUMENT', `a message for ${core.method} cannot be encoded (${(error as Error).message}); the stream was cancelled`, { mayHaveRun: true }, { cause: error });
+    }
+    const length = payloadLength(payload);
+    if (length > core.peerMaxMessageSize) {
+      return new RpcError('RESOURCE_EXHAUSTED', `a message of ${length} bytes for ${core.method} exceeds the server's maxMessageSize ${core.peerMaxMessageSize}; send smaller messages or raise maxStreamMessageSize on the server. The stream was cancelled`, { mayHaveRun: true, size: length, maxMessageSize: core.peerMaxMessageSize });
+    }
+    const shape = this.#refusedShape(`a message for ${core.method}`, payload);
+    if (shape !== undefined) return new RpcError(shape.code, shape.message, { mayHaveRun: true });
     this.#write(payload);
     return undefined;
+  }
+
+  /** sendHalfClose writes `[5, id]`. @internal */
+  sendHalfClose(core: StreamCore): void {
+    this.#write(encodePayloadParts({ type: MessageType.HalfClose, id: core.id }));
+  }
+
+  /** sendGrants writes credit frames. @internal */
+  sendGrants(grants: readonly Grant[]): void {
+    if (this.#state === 'ended') return;
+    for (const { id, n } of grants) this.#write(encodePayloadParts({ type: MessageType.Credit, id, n }));
+  }
+
+  /** canWrite tells whether producers may write: the socket's unsent bytes are under maxWriteBuffer. @internal */
+  canWrite(): boolean {
+    return this.#socket.writableLength <= this.#options.maxWriteBuffer;
+  }
+
+  /** waitForDrain pumps `core` again on the next 'drain'. @internal */
+  waitForDrain(core: StreamCore): void {
+    this.#drainWaiters.add(core);
+  }
+
+  // A stream leaves this tunnel (answered, abandoned, refused): its reservations go to streams waiting for room.
+  #dropStream(call: Call): void {
+    const core = call.stream;
+    if (core === undefined) return;
+    core.unbind();
+    this.#drainWaiters.delete(core);
+    if (this.#ledger !== undefined) this.sendGrants(this.#ledger.close(call.id));
   }
 
   /**
@@ -226,6 +307,7 @@ export class Tunnel {
     this.#calls.delete(call.id);
     this.#abandoned.add(call.id);
     this.#write(encodePayloadParts({ type: MessageType.Cancel, id: call.id }));
+    this.#dropStream(call);
     this.#endIfDone();
   }
 
@@ -300,8 +382,43 @@ export class Tunnel {
       this.#violation(RpcError.from(error, 'INTERNAL'));
       return false;
     }
+    if (message.type === MessageType.StreamMessage || message.type === MessageType.Credit) return this.#onStreamFrame(message, payload.length);
     return this.#onMessage(message);
   };
+
+  // Types 4 and 9 from the server. One for an abandoned id crossed our cancel and is dropped; one for a unary call
+  // or an id with no stream is a violation (PROTOCOL.md 12.6).
+  #onStreamFrame(message: StreamMessageMessage | CreditMessage, bytes: number): boolean {
+    const call = this.#calls.get(message.id);
+    const core = call?.stream;
+    if (core === undefined) {
+      if (call === undefined && this.#abandoned.has(message.id)) return true;
+      this.#violation(protocolViolation(`the server sent a stream frame (type ${message.type}) for ${call === undefined ? `id ${message.id}, which has no open stream` : `unary call ${message.id}`}`));
+      return false;
+    }
+    const ledger = this.ledger;
+    if (message.type === MessageType.StreamMessage) {
+      const verdict = core.state.onMessage();
+      if (verdict !== undefined) return this.#streamViolation(verdict);
+      if (bytes > this.#options.maxStreamMessageSize) {
+        return this.#streamViolation(`a stream message of ${bytes} bytes exceeds the announced maxMessageSize ${this.#options.maxStreamMessageSize}`);
+      }
+      if (!ledger.receive(message.id)) return this.#streamViolation(`a stream message arrived beyond the credit granted for stream ${message.id}`);
+      this.#answered = true;
+      core.receive(message.message);
+      return true;
+    }
+    const verdict = core.state.onCredit(message.maxMessageSize);
+    if (verdict !== undefined) return this.#streamViolation(verdict);
+    if (!ledger.addCredit(message.id, message.n)) return this.#streamViolation(`credit for stream ${message.id} would exceed 2147483647`);
+    core.granted(message.maxMessageSize);
+    return true;
+  }
+
+  #streamViolation(text: string): boolean {
+    this.#violation(protocolViolation(text));
+    return false;
+  }
 
   // Returns false when the message ended the tunnel.
   #onMessage(message: Message): boolean {
@@ -334,6 +451,7 @@ export class Tunnel {
       return false;
     }
     this.#calls.delete(response.id);
+    this.#dropStream(call);
     this.#answered = true;
     if (settleCall(call)) {
       if (response.error === undefined) call.resolve(response.result);
@@ -358,6 +476,7 @@ export class Tunnel {
       this.#calls.delete(id);
       this.#abandoned.add(id);
       call.tunnel = undefined;
+      this.#dropStream(call);
       refused.push(call);
     }
     this.#host.tunnelDraining(this, refused);
@@ -399,9 +518,12 @@ export class Tunnel {
     const refused: Call[] = [];
     for (const [id, call] of this.#calls) {
       call.tunnel = undefined;
+      call.stream?.unbind();
       (id > lastId ? refused : orphans).push(call);
     }
     this.#calls.clear();
+    this.#ledger = undefined;
+    this.#drainWaiters.clear();
     this.#abandoned.clear();
     this.#host.tunnelEnded(this, reason, orphans, refused);
   }
@@ -452,6 +574,11 @@ export class Tunnel {
     if (this.#readPaused && this.#state !== 'ended') {
       this.#readPaused = false;
       this.#socket.resume();
+    }
+    if (this.#drainWaiters.size > 0 && this.canWrite()) {
+      const waiting = [...this.#drainWaiters];
+      this.#drainWaiters.clear();
+      for (const core of waiting) core.pump();
     }
     this.#host.tunnelWritable(this);
   }

@@ -9,18 +9,43 @@ import {
   parseWithSchema,
   summarizeIssues,
   toWireValue,
+  type ClientMessageOf,
   type InputOf,
   type MethodSpec,
   type OutputOf,
+  type ParsedServerMessageOf,
   type ServiceContract,
 } from '@tunnelrpc/protocol';
-import type { CallOptions, NotifyOptions, RpcClient } from './client.js';
+import type { CallOptions, NotifyOptions, RpcClient, StreamOptions } from './client.js';
+import type { BidiStreamCall, ServerStreamCall, StreamCall } from './stream.js';
+
+/** StreamSource is what a client or bidi stream's messages may come from. */
+export type StreamSource<T> = AsyncIterable<T> | Iterable<T>;
+
+/**
+ * StreamCaller is one typed stream method (PROTOCOL.md 12):
+ * - serverStream: `(params, options?)` returns a ServerStreamCall: `for await` its messages (`break` cancels), then
+ *   `await call.result`;
+ * - clientStream: `(params, messages, options?)` sends the messages as the server grants credit and resolves with
+ *   the result;
+ * - bidiStream: `(params, messages?, options?)` returns a BidiStreamCall: iterate it, and feed it with `messages`,
+ *   or with send() / end(), or pipe through duplex().
+ */
+export type StreamCaller<M extends MethodSpec> = M extends { readonly kind: 'serverStream' }
+  ? undefined extends InputOf<M>
+    ? (input?: InputOf<M>, options?: StreamOptions) => ServerStreamCall<ParsedServerMessageOf<M>, OutputOf<M>>
+    : (input: InputOf<M>, options?: StreamOptions) => ServerStreamCall<ParsedServerMessageOf<M>, OutputOf<M>>
+  : M extends { readonly kind: 'clientStream' }
+    ? (input: InputOf<M>, messages: StreamSource<ClientMessageOf<M>>, options?: StreamOptions) => Promise<OutputOf<M>>
+    : (input: InputOf<M>, messages?: StreamSource<ClientMessageOf<M>>, options?: StreamOptions) => BidiStreamCall<ClientMessageOf<M>, ParsedServerMessageOf<M>, OutputOf<M>>;
 
 /**
  * MethodCaller is one typed method: a call, or a notification for methods marked `notification: true` (it resolves
  * once written; see RpcClient.notify).
  */
-export type MethodCaller<M extends MethodSpec> = M extends { readonly notification: true }
+export type MethodCaller<M extends MethodSpec> = M extends { readonly kind: 'serverStream' | 'clientStream' | 'bidiStream' }
+  ? StreamCaller<M>
+  : M extends { readonly notification: true }
   ? undefined extends InputOf<M>
     ? (input?: InputOf<M>, options?: NotifyOptions) => Promise<void>
     : (input: InputOf<M>, options?: NotifyOptions) => Promise<void>
@@ -41,6 +66,24 @@ export function createClient<C extends ServiceContract>(contract: C, client: Rpc
     const path = methodPath(contract, name);
     // Maps travel as [key, value] pairs, which only the schema can ask for (PROTOCOL.md "Values and zod types").
     const input = spec.input;
+    const kind = spec.kind ?? 'unary';
+    if (kind !== 'unary') {
+      const schemas = { clientMessage: spec.clientMessage, serverMessage: spec.serverMessage };
+      const open = (params: unknown, source: StreamSource<unknown> | undefined, options: StreamOptions | undefined): StreamCall => {
+        const call = client.stream(path, toWireValue(input, params), kind, options, source, schemas);
+        const result = call.result.then((value) => checkResult(spec, path, value));
+        // As StreamCall's own: a caller that only iterates sees the error there.
+        result.catch(() => {});
+        return Object.defineProperty(call, 'result', { value: result });
+      };
+      methods[name] =
+        kind === 'serverStream'
+          ? (params?: unknown, options?: StreamOptions) => open(params, undefined, options)
+          : kind === 'clientStream'
+            ? (params: unknown, messages: StreamSource<unknown>, options?: StreamOptions) => open(params, messages, options).result
+            : (params: unknown, messages?: StreamSource<unknown>, options?: StreamOptions) => open(params, messages, options);
+      continue;
+    }
     methods[name] = spec.notification === true
       ? async (params?: unknown, options?: NotifyOptions): Promise<void> => client.notify(path, toWireValue(input, params), options)
       : async (params?: unknown, options?: CallOptions): Promise<unknown> =>
