@@ -35,6 +35,25 @@ describe('example server and CLI processes', () => {
     expect(result.code).to.equal(0);
   });
 
+  it('prints one JSON line per stream message, then the result (Echo.ticks)', async () => {
+    const result = await runNode([CLI, 'call', url, 'Echo.ticks', '{"n":3}']);
+    expect(result.stderr).to.equal('');
+    expect(result.stdout).to.equal('0\n1\n2\n{"sent":3}\n');
+    expect(result.code).to.equal(0);
+  });
+
+  it('feeds a client stream and a bidi stream from JSON lines with --stdin', async () => {
+    const sum = await runNode([CLI, 'call', url, 'Echo.sum', '--stdin'], '1\n2.5\n\n3\n');
+    expect(sum.stderr).to.equal('');
+    expect(sum.stdout).to.equal('6.5\n');
+    const chat = await runNode([CLI, 'call', url, 'Echo.chat', '--stdin'], '"hi"\n{"a":[1]}\n');
+    expect(chat.stdout).to.equal('"hi"\n{"a":[1]}\n{"echoed":2}\n');
+    expect(chat.code).to.equal(0);
+    const bad = await runNode([CLI, 'call', url, 'Echo.sum', '--stdin'], '1\nnot json\n');
+    expect(bad.stderr).to.match(/^CANCELLED: .*line 2 of standard input is not valid JSON/);
+    expect(bad.code).to.equal(1);
+  });
+
   it('prints a structured echo as JSON', async () => {
     const params = { text: 'héllo 🎉', list: [1, null, true], nested: { x: -1.5 } };
     const result = await runNode([CLI, 'call', url, 'Echo.echo', JSON.stringify(params)]);

@@ -18,9 +18,9 @@ export interface ProcessResult {
   stderr: string;
 }
 
-/** spawnNode starts `node ...args` in the repository root with piped output. */
-export function spawnNode(args: readonly string[]): ChildProcess {
-  return spawn(process.execPath, args, { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+/** spawnNode starts `node ...args` in the repository root with piped output (and piped input when `stdin`). */
+export function spawnNode(args: readonly string[], stdin = false): ChildProcess {
+  return spawn(process.execPath, args, { cwd: REPO_ROOT, stdio: [stdin ? 'pipe' : 'ignore', 'pipe', 'pipe'] });
 }
 
 /**
@@ -56,9 +56,10 @@ export function waitForLine(child: ChildProcess, pattern: RegExp): Promise<RegEx
   });
 }
 
-/** runNode runs `node ...args` in the repository root to completion and collects its output. */
-export async function runNode(args: readonly string[]): Promise<ProcessResult> {
-  const child = spawnNode(args);
+/** runNode runs `node ...args` in the repository root to completion, with `input` on stdin, and collects its output. */
+export async function runNode(args: readonly string[], input?: string): Promise<ProcessResult> {
+  const child = spawnNode(args, input !== undefined);
+  if (input !== undefined) child.stdin!.end(input);
   let stdout = '';
   let stderr = '';
   child.stdout!.on('data', (chunk: Buffer) => (stdout += chunk.toString('utf8')));

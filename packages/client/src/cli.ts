@@ -1,17 +1,24 @@
 #!/usr/bin/env node
 /**
- * `tunnelrpc call URL Service.method [JSON] [--timeout ms] [-H 'Name: value']`: a thin layer over the public API.
- * Exit 0: the result as JSON on stdout. Exit 1: an RPC error, `CODE: message` on stderr. Exit 2: a usage, dial or
- * handshake failure, as a sentence on stderr. -H headers go with the CONNECT and to the handler (meta.headers).
+ * `tunnelrpc call URL Service.method [JSON] [--stdin] [--timeout ms] [-H 'Name: value']`: a thin layer over the
+ * public API. Exit 0: each stream message as a JSON line on stdout, then the result. Exit 1: an RPC error,
+ * `CODE: message` on stderr. Exit 2: a usage, dial or handshake failure, as a sentence on stderr. -H headers go with
+ * the CONNECT and to the handler (meta.headers).
+ *
+ * The CLI knows no contracts, so every call is opened as a bidirectional stream (PROTOCOL.md 12): a unary method
+ * ignores the stream meta and answers; a server stream's messages are printed as they come; a client or bidi stream
+ * is fed from standard input (--stdin, one JSON value per line) once the server grants credit, or half-closed at once.
  */
+import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
 import { RpcError } from '@tunnelrpc/protocol';
 import { connect } from './index.js';
 
-const USAGE = `usage: tunnelrpc call URL Service.method [JSON] [--timeout ms] [-H 'Name: value']...
+const USAGE = `usage: tunnelrpc call URL Service.method [JSON] [--stdin] [--timeout ms] [-H 'Name: value']...
   URL      http://host:port/_rpc, https://host:port/_rpc, unix:/path/to.sock
   JSON     the params (default: none, sent as nil)
-  --timeout  call deadline in ms (default 30000)
+  --stdin    feed a client or bidi stream with the JSON values on standard input, one per line
+  --timeout  call deadline in ms (default 30000; for a stream, the whole stream)
   -H, --header  a header for the CONNECT and the call, repeatable`;
 
 class UsageError extends Error {}
@@ -22,13 +29,14 @@ interface Invocation {
   params: unknown;
   timeout: number | undefined;
   headers: Record<string, string>;
+  stdin: boolean;
 }
 
 function parseInvocation(argv: string[]): Invocation {
   const { values, positionals } = parseArgs({
     args: argv,
     allowPositionals: true,
-    options: { timeout: { type: 'string' }, header: { type: 'string', short: 'H', multiple: true }, help: { type: 'boolean', short: 'h' } },
+    options: { timeout: { type: 'string' }, header: { type: 'string', short: 'H', multiple: true }, stdin: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } },
   });
   if (values.help === true) throw new UsageError('');
   const [command, url, method, json, ...extra] = positionals;
@@ -54,7 +62,21 @@ function parseInvocation(argv: string[]): Invocation {
     if (colon <= 0) throw new UsageError(`-H takes 'Name: value'; got ${JSON.stringify(header)}`);
     headers[header.slice(0, colon).trim()] = header.slice(colon + 1).trim();
   }
-  return { url, method, params, timeout, headers };
+  return { url, method, params, timeout, headers, stdin: values.stdin === true };
+}
+
+// The messages of --stdin: one JSON value per non-empty line. A line that is not JSON ends the stream (cancelled).
+async function* stdinMessages(): AsyncGenerator<unknown> {
+  let line = 0;
+  for await (const text of createInterface({ input: process.stdin, crlfDelay: Infinity })) {
+    line++;
+    if (text.trim().length === 0) continue;
+    try {
+      yield JSON.parse(text) as unknown;
+    } catch (error) {
+      throw new Error(`line ${line} of standard input is not valid JSON (${(error as Error).message})`);
+    }
+  }
 }
 
 // JSON has no bytes or bigints: print bytes as base64 strings and bigints as decimal strings.
@@ -82,7 +104,7 @@ async function main(argv: string[]): Promise<number> {
     process.stderr.write(`tunnelrpc: ${message}\n${USAGE}\n`);
     return 2;
   }
-  const { url, method, params, timeout, headers } = invocation;
+  const { url, method, params, timeout, headers, stdin } = invocation;
   let client;
   try {
     // One call, one tunnel: a redial in the background could keep the process alive after the answer.
@@ -93,8 +115,9 @@ async function main(argv: string[]): Promise<number> {
     return 2;
   }
   try {
-    const result = await client.call(method, params, { timeout, headers: Object.keys(headers).length > 0 ? headers : undefined });
-    process.stdout.write(`${toJson(result)}\n`);
+    const call = client.stream(method, params, 'bidiStream', { timeout, headers: Object.keys(headers).length > 0 ? headers : undefined }, stdin ? stdinMessages() : []);
+    for await (const message of call) process.stdout.write(`${toJson(message)}\n`);
+    process.stdout.write(`${toJson(await call.result)}\n`);
     return 0;
   } catch (error) {
     const rpc = RpcError.from(error, 'UNKNOWN');

@@ -10,6 +10,8 @@ import { expect } from 'chai';
 import { ScriptedServer, cleanup, freePort, type Peer } from './helpers.js';
 
 const CLI = fileURLToPath(new URL('../dist/cli.js', import.meta.url));
+// The opening meta of a stream with the client defaults (PROTOCOL.md 12.1).
+const STREAM_META = { credit: 32, maxMessageSize: 131072 };
 
 interface CliRun {
   code: number | null;
@@ -50,7 +52,8 @@ describe('tunnelrpc call (CLI)', () => {
       const run = runCli(['call', server.url, 'Echo.add', '{"a":1,"b":2}']);
       const { peer, head, request } = await acceptCall(server);
       expect(head).to.equal(`CONNECT /_rpc HTTP/1.0\r\nHost: 127.0.0.1:${server.port}\r\n\r\n`);
-      expect(request).to.deep.equal({ type: 0, id: request.id, method: 'Echo.add', params: { a: 1, b: 2 }, meta: { timeout: 30000 } });
+      // The CLI opens every call as a stream (it knows no contract): a unary method ignores the stream meta.
+      expect(request).to.deep.equal({ type: 0, id: request.id, method: 'Echo.add', params: { a: 1, b: 2 }, meta: { timeout: 30000, ...STREAM_META } });
       await peer.respond(request.id, { sum: 3, list: [1, 'x', null] });
       await expectGracefulClose(peer);
       expect(await run).to.deep.equal({ code: 0, stdout: '{"sum":3,"list":[1,"x",null]}\n', stderr: '' });
@@ -62,7 +65,7 @@ describe('tunnelrpc call (CLI)', () => {
       const { peer, head, request } = await acceptCall(server);
       expect(head).to.equal(`CONNECT /_rpc HTTP/1.0\r\nHost: 127.0.0.1:${server.port}\r\nAuthorization: Bearer abc\r\nX-Trace: t-1\r\n\r\n`);
       expect(request.params).to.equal('hi');
-      expect(request.meta).to.deep.equal({ timeout: 1500, headers: { authorization: 'Bearer abc', 'x-trace': 't-1' } });
+      expect(request.meta).to.deep.equal({ timeout: 1500, headers: { authorization: 'Bearer abc', 'x-trace': 't-1' }, ...STREAM_META });
       await peer.respond(request.id, 'hi');
       await expectGracefulClose(peer);
       expect(await run).to.deep.equal({ code: 0, stdout: '"hi"\n', stderr: '' });
@@ -73,7 +76,7 @@ describe('tunnelrpc call (CLI)', () => {
       const run = runCli(['call', server.url, 'Echo.count']);
       const { peer, request } = await acceptCall(server);
       expect(request.params).to.equal(null);
-      expect(request.meta).to.deep.equal({ timeout: 30000 });
+      expect(request.meta).to.deep.equal({ timeout: 30000, ...STREAM_META });
       await peer.respond(request.id, null);
       expect(await run).to.deep.equal({ code: 0, stdout: 'null\n', stderr: '' });
     });
