@@ -71,6 +71,7 @@ const NO_CALLS: Map<number, ActiveCall> = new Map();
 const NO_NOTIFICATIONS: Set<HandlerContext> = new Set();
 const NO_BACKLOG: Buffer[] = [];
 const NO_STREAMS: Map<number, ServerStream> = new Map();
+const NO_HELD: PayloadParts[] = [];
 // What the last decodeMessage measured; read right after it (decoding is synchronous, one frame at a time).
 const DECODE_STATS: DecodeStats = { items: 0, largestMap: 0 };
 // The connection of each tunneled socket, for the shared socket listeners.
@@ -91,6 +92,9 @@ export class ServerConnection implements StreamHost {
   #drainWaiters = new Set<ServerStream>();
   // Highest request id taken, -1 before the first: a stream frame for an id above it names a stream never opened.
   #highestId = -1;
+  // Frames waiting for 'drain' because maxWriteBuffer was queued already, and their bytes.
+  #held: PayloadParts[] = NO_HELD;
+  #heldBytes = 0;
   readonly #address: string;
   #peer: PeerAddress | undefined;
   readonly #auth: unknown;
@@ -816,11 +820,24 @@ export class ServerConnection implements StreamHost {
   #write(payload: PayloadParts): void {
     if (this.#state === 'closed' || this.#socket.destroyed) return;
     this.#lastActivity = Date.now();
-    // The cap applies to what is still queued from before this frame: a peer holds at most maxWriteBuffer plus one
-    // frame (SECURITY.md, a peer that never reads), and two large results written in one tick do not cut off a peer that reads.
+    // The cap applies to what is still queued from before this frame, so two large results written in one tick do
+    // not cut off a peer that reads. Past it, frames wait for 'drain' in order (issue 9: three or more results near
+    // maxFrameSize at once), up to maxWriteBuffer of them, while drainTimeout runs: a peer holds at most twice
+    // maxWriteBuffer plus one frame (a peer that never reads is then disconnected).
     const backlog = this.#socket.writableLength + this.#batcher.queuedBytes;
-    if (backlog > this.#options.maxWriteBuffer) {
-      this.destroy(new RpcError('RESOURCE_EXHAUSTED', `peer is not reading: ${backlog} bytes queued exceed maxWriteBuffer ${this.#options.maxWriteBuffer}`));
+    if (this.#held.length > 0 || backlog > this.#options.maxWriteBuffer) {
+      const length = payloadLength(payload);
+      if (this.#heldBytes > 0 && this.#heldBytes + length > this.#options.maxWriteBuffer) {
+        this.destroy(new RpcError('RESOURCE_EXHAUSTED', `peer is not reading: ${backlog} bytes queued and ${this.#heldBytes} waiting exceed maxWriteBuffer ${this.#options.maxWriteBuffer}`));
+        return;
+      }
+      if (this.#held === NO_HELD) this.#held = [];
+      this.#held.push(payload);
+      this.#heldBytes += length;
+      if (this.#writeBlockedSince === 0) {
+        this.#writeBlockedSince = Date.now();
+        this.#socket.pause();
+      }
       return;
     }
     this.#batcher.push(payload);
@@ -833,13 +850,32 @@ export class ServerConnection implements StreamHost {
 
   // Ends our side after what is queued (a goaway, the last answers), with a hard stop for a peer that never reads.
   #endSocket(): void {
+    this.#releaseHeld(Infinity);
     this.#batcher.flush();
     this.#socket.end();
     setTimeout(() => this.#socket.destroy(), CLOSE_LINGER_MS).unref();
   }
 
+  // Frames held for 'drain' go to the socket, in order, while it has room (all of them when the socket is ending).
+  #releaseHeld(room: number): void {
+    if (this.#held.length === 0) return;
+    let taken = 0;
+    while (taken < this.#held.length && this.#socket.writableLength + this.#batcher.queuedBytes <= room) {
+      const payload = this.#held[taken++]!;
+      this.#heldBytes -= payloadLength(payload);
+      this.#batcher.push(payload);
+    }
+    this.#held = taken === this.#held.length ? NO_HELD : this.#held.slice(taken);
+  }
+
   #onDrain(): void {
     if (this.#writeBlockedSince === 0) return;
+    this.#releaseHeld(this.#options.maxWriteBuffer);
+    if (this.#held.length > 0) {
+      // Still waiting: the drainTimeout clock restarts, since the peer did read.
+      this.#writeBlockedSince = Date.now();
+      return;
+    }
     this.#writeBlockedSince = 0;
     this.#resumeReading();
     if (this.#drainWaiters.size > 0) {

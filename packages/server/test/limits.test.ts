@@ -400,6 +400,20 @@ describe('RpcServer limits and timers', () => {
       expect(expectResult(await tunnel.call(3, 'Svc.add', { a: 1, b: 2 }), 3)).to.equal(3);
     });
 
+    it('answers three results near maxFrameSize made at once, holding the third until the socket drains (issue 9)', async () => {
+      const server = await startServer();
+      const tunnel = await openTunnel(server.port);
+      const size = 7 * 1024 * 1024;
+      await flood(tunnel, 3, size);
+      await server.probe.waitFor('big', 2);
+      tunnel.socket.resume();
+      for (let i = 0; i < 3; i++) {
+        const response = (await tunnel.next()) as ResponseMessage;
+        expect((response.result as string).length).to.equal(size);
+      }
+      expect(expectResult(await tunnel.call(4, 'Svc.add', { a: 1, b: 2 }), 4)).to.equal(3);
+    });
+
     it('destroys a connection whose peer never reads once maxWriteBuffer is queued, and keeps serving others', async () => {
       const server = await startServer({ maxWriteBuffer: 1024 * 1024, writeHighWaterMark: 256 * 1024 });
       const bystander = await openTunnel(server.port);
