@@ -1,5 +1,5 @@
 /**
- * A seeded frame fuzzer against a live server (shared/RELIABILITY.md section 5, "Autobahn style"), shared by the
+ * A seeded frame fuzzer against a live server (SECURITY.md, "random and mutated frames"; Autobahn style), shared by the
  * bounded run in test/e2e/fuzz.test.ts and the long run in test/scripts/fuzz.ts.
  *
  * Each input is one frame on a fresh raw tunnel: half are random payloads of 1-64 bytes, half are mutations of
