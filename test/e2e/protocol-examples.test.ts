@@ -9,7 +9,8 @@
  *                                        examples, in reading order, one name each.
  *
  * Each name has an entry in EXAMPLES below saying what the bytes are. A frame decodes to its stated message, and
- * unless the entry says it is a hand-made alternative, it is byte for byte encodeMessage's output. The frames the
+ * unless the entry says it is an alternative encoding (hand-made, or a pong that copies a ping's bytes), it is byte
+ * for byte encodeMessage's output. The frames the
  * reference server sends are also replayed against a real Echo server and compared byte for byte. A fenced block
  * of hex, or a frame in a table, without a marker fails the test, as does a marker without an entry.
  */
@@ -35,7 +36,7 @@ const PROTOCOL_MD = fileURLToPath(new URL('../../../PROTOCOL.md', import.meta.ur
 
 /** What one example is. */
 type Example =
-  /** A complete frame that decodes to `message`; `alternative` when it is not the reference encoder's output. */
+  /** A complete frame that decodes to `message`; `alternative` when encodeMessage would write other bytes. */
   | { kind: 'frame'; message: Message; alternative?: true }
   /** A frame (or frame header) the receiver refuses with a goaway of this code. */
   | { kind: 'violation'; code: 'PROTOCOL_ERROR' | 'RESOURCE_EXHAUSTED' }
@@ -101,6 +102,8 @@ const EXAMPLES: Record<string, Example> = {
   cancel: { kind: 'frame', message: { type: 3, id: 2 } },
   ping: { kind: 'frame', message: { type: 6, data: 42 } },
   pong: { kind: 'frame', message: { type: 7, data: 42 } },
+  'ping-map16': { kind: 'frame', message: { type: 6, data: { a: 1 } }, alternative: true },
+  'pong-map16': { kind: 'frame', message: { type: 7, data: { a: 1 } }, alternative: true },
   'goaway-shutdown': goaway(7, 'UNAVAILABLE', 'server shutting down'),
   'goaway-violation': goaway(3, 'PROTOCOL_ERROR', 'zero-length frame'),
   'goaway-client': goaway(0, 'UNAVAILABLE', 'client closing'),
@@ -151,6 +154,7 @@ const EXCHANGES: Array<[string, string]> = [
   ['echo-echo-request', 'echo-echo-response'],
   ['echo-date-request', 'echo-date-response'],
   ['deadline-request', 'deadline-response'],
+  ['ping-map16', 'pong-map16'],
 ];
 
 /** One example as found in PROTOCOL.md: its bytes, and its lines for a block (a table cell is one line). */
