@@ -1,5 +1,5 @@
 /**
- * A bounded, seeded fuzz run against a live server (shared/RELIABILITY.md section 5): 3,000 frames, half random
+ * A bounded, seeded fuzz run against a live server (SECURITY.md, "random and mutated frames"): 3,000 frames, half random
  * and half mutated seed messages, each on a fresh tunnel. The oracles are in test/helpers/fuzz.ts; a failure names
  * the seed and the input index, which `npm run fuzz -- --seed S --from I --count 1` replays alone.
  * FUZZ_SEED and FUZZ_COUNT in the environment change the run.

@@ -1,5 +1,5 @@
 /**
- * Hostile peers against the real server (shared/RELIABILITY.md section 4): a raw socket sends garbage on its own
+ * Hostile peers against the real server (SECURITY.md, hostile cases): a raw socket sends garbage on its own
  * tunnel while a real client works on another. The raw socket gets a goaway and is closed; the real client's calls
  * keep succeeding; Object.prototype stays as it was.
  */

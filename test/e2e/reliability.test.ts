@@ -1,5 +1,5 @@
 /**
- * The 25 hostile and fault cases of shared/RELIABILITY.md section 4, one describe per row, in one place.
+ * The 25 hostile and fault cases T1-T25 of SECURITY.md, one describe per row, in one place.
  *
  * Server rows (T1-T23) run a real RpcServer with the Echo fixture and the Hostile service (test/helpers): a raw
  * socket plays the attacker on its own tunnel while a real client, connected before the attack and with reconnect
@@ -154,7 +154,7 @@ async function attack(r: Rig, inputs: Buffer[]): Promise<Message[][]> {
   return Promise.all(tunnels.map((tunnel) => tunnel.messagesUntilClose()));
 }
 
-describe('RELIABILITY.md section 4: hostile and fault cases', () => {
+describe('SECURITY.md T1-T25: hostile and fault cases', () => {
   afterEach(() => cleanup.run());
 
   describe('T1: frame header over maxFrameSize, then silence', () => {

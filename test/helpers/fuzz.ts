@@ -1,5 +1,5 @@
 /**
- * A seeded frame fuzzer against a live server (shared/RELIABILITY.md section 5, "Autobahn style"), shared by the
+ * A seeded frame fuzzer against a live server (SECURITY.md, "random and mutated frames"; Autobahn style), shared by the
  * bounded run in test/e2e/fuzz.test.ts and the long run in test/scripts/fuzz.ts.
  *
  * Each input is one frame on a fresh raw tunnel: half are random payloads of 1-64 bytes, half are mutations of
@@ -25,6 +25,9 @@ import {
   decodeMessage,
   encodeMessage,
   encodeFrame,
+  encodePongPayload,
+  scanMessagePack,
+  DEFAULT_DECODE_LIMITS,
   goawayCodeOf,
   parseWithSchema,
   type Message,
@@ -104,6 +107,8 @@ export interface FuzzInput {
 }
 
 const plain = new Packr({ useRecords: false, moreTypes: false, structuredClone: false, encodeUndefinedAsNil: true });
+// Writes any map as it is: keys named toJSON, more than 65,535 keys.
+const wide = new Packr({ useRecords: false, moreTypes: false, structuredClone: false, useToJSON: false, variableMapSize: true });
 const hex = (text: string): Buffer => Buffer.from(text.replace(/\s+/g, ''), 'hex');
 const payloadOf = (message: Message): Buffer => encodeMessage(message).subarray(4);
 const requestBytes = (params: Buffer): Buffer => Buffer.concat([hex('94 00 01'), plain.pack('Echo.echo'), params]);
@@ -138,6 +143,14 @@ export const SEEDS: ReadonlyArray<readonly [string, Buffer]> = (() => {
     ['structured clone laughs', Buffer.from(new Packr({ structuredClone: true, useRecords: false }).pack([0, 13, 'Echo.echo', laughs]))],
     ['bundled strings', Buffer.from(new Packr({ bundleStrings: true, useRecords: false }).pack([0, 14, 'Echo.echo', ['a'.repeat(40), 'b'.repeat(40)]]))],
     ['more types', Buffer.from(new Packr({ moreTypes: true, useRecords: false }).pack([0, 15, 'Echo.echo', [new Set([1, 2]), /a+$/, new Error('e')]]))],
+    // Issue 7's shapes: maps that do not re-encode, wide maps, header floods.
+    ['ping toJSON', hex('92 06 82 ab 63 6f 6e 73 74 72 75 63 74 6f 72 01 a6 74 6f 4a 53 4f 4e 01')],
+    ['echo toJSON', Buffer.from(wide.pack([0, 16, 'Echo.echo', { toJSON: 1, constructor: { toJSON: 'x' }, valueOf: [] }]))],
+    ['echo wide map', Buffer.from(wide.pack([0, 17, 'Echo.echo', Object.fromEntries(Array.from({ length: 8200 }, (_, i) => [`k${i}`, i]))]))],
+    ['add many headers', payloadOf({ type: 0, id: 18, method: 'Echo.add', params: { a: 1, b: 2 }, meta: { headers: Object.fromEntries(Array.from({ length: 66 }, (_, i) => [`h${i}`, 'v'])) } })],
+    ['add long header', payloadOf({ type: 0, id: 19, method: 'Echo.add', params: { a: 1, b: 2 }, meta: { headers: { big: 'v'.repeat(8200) } } })],
+    ['add header case', payloadOf({ type: 0, id: 20, method: 'Echo.add', params: { a: 1, b: 2 }, meta: { headers: { 'X-A': '1', 'x-a': '2' } } })],
+    ['ping 0xff', Buffer.concat([hex('92 06 d9 40'), Buffer.alloc(0x40, 0xff)])],
   ];
   return seeds;
 })();
@@ -205,6 +218,14 @@ function mutate(rng: Rng, seed: Buffer): { bytes: Buffer; ops: string[] } {
 export function generateInput(seed: number, index: number): FuzzInput {
   const rng = new Rng(inputSeed(seed, index));
   const withHead = rng.chance(0.3);
+  if (index % 100 === 1) {
+    // Notifications under load, then a seed (mutated or not) behind them in the same write, as in issue 7.
+    const [name, base] = rng.pick(SEEDS);
+    const count = 1 + rng.int(128);
+    const burst = Array.from({ length: count }, () => encodeFrame(payloadOf({ type: 2, method: rng.chance(0.5) ? 'Echo.notify' : 'Echo.sleep', params: rng.chance(0.5) ? { ms: rng.int(20) } : [1] })));
+    const tail = rng.chance(0.5) ? base : mutate(rng, base).bytes;
+    return { index, how: `${count} notifications, then ${name}`, bytes: Buffer.concat([...burst, encodeFrame(tail)]), payload: undefined, withHead };
+  }
   if (index % 2 === 0) {
     const payload = rng.bytes(1 + rng.int(64));
     // Half of the random payloads start like a message array, so they get past the first checks more often.
@@ -244,11 +265,19 @@ export function expectationFor(payload: Buffer): Expectation {
     return { kind: 'goaway', code: goawayCodeOf(RpcError.from(error, 'INTERNAL')) };
   }
   switch (message.type) {
-    case MessageType.Request:
-      return expectRequest(message);
+    case MessageType.Request: {
+      const stats = { largestMap: 0 };
+      scanMessagePack(payload, DEFAULT_DECODE_LIMITS, stats);
+      return expectRequest(message, stats.largestMap);
+    }
     case MessageType.Response:
       return { kind: 'goaway', code: 'PROTOCOL_ERROR' };
     case MessageType.Ping:
+      try {
+        encodePongPayload(payload);
+      } catch (error) {
+        return { kind: 'goaway', code: goawayCodeOf(RpcError.from(error, 'INTERNAL')) };
+      }
       return { kind: 'pong', data: message.data };
     // One frame on a fresh tunnel: no request has opened the stream these name.
     case MessageType.StreamMessage:
@@ -260,15 +289,27 @@ export function expectationFor(payload: Buffer): Expectation {
   }
 }
 
-function expectRequest(request: RequestMessage): Expectation {
+function expectRequest(request: RequestMessage, largestMap: number): Expectation {
   const { id, method, params } = request;
   if (method !== 'Echo.echo' && method !== 'Echo.add') return { kind: 'response', id };
   if (request.meta?.timeout === 0) return { kind: 'error', id, code: 'DEADLINE_EXCEEDED' };
+  if (headersRefused(request.meta?.headers)) return { kind: 'error', id, code: 'INVALID_ARGUMENT' };
+  if (largestMap > 8192) return { kind: 'error', id, code: 'INVALID_ARGUMENT' };
   const parsed = parseWithSchema(Echo.methods[method === 'Echo.echo' ? 'echo' : 'add'].input, params);
   if (!parsed.success) return { kind: 'error', id, code: 'INVALID_ARGUMENT' };
   if (method === 'Echo.echo') return { kind: 'result', id, value: parsed.data };
   const { a, b } = parsed.data as { a: number; b: number };
   return { kind: 'result', id, value: a + b };
+}
+
+// The server's default header limits: 64 names, 8192 bytes, names unique in lower case.
+function headersRefused(headers: Record<string, string> | undefined): boolean {
+  if (headers === undefined) return false;
+  const names = Object.keys(headers);
+  if (names.length > 64) return true;
+  let bytes = 0;
+  for (const name of names) bytes += Buffer.byteLength(name) + Buffer.byteLength(headers[name]!);
+  return bytes > 8192 || new Set(names.map((name) => name.toLowerCase())).size !== names.length;
 }
 
 /** sameValue compares decoded values: -0 equals 0 (MessagePack writes -0 as 0), NaN equals NaN, bytes by content. */
@@ -372,7 +413,7 @@ export async function startFuzzServer(): Promise<FuzzServer> {
 }
 
 // What the Echo fixture may log under fuzz: crash() throwing, and notifications it drops.
-const EXPECTED_LOG = /^(Echo\.crash: handler threw.*|.*notification .*dropped.*)$/s;
+const EXPECTED_LOG = /^(Echo\.crash: handler threw.*|.*notification .*dropped.*|\d+ log entries were dropped.*)$/s;
 
 /** unexpectedLogs returns the log lines that are not an expected crash or dropped notification. */
 export function unexpectedLogs(logs: readonly string[]): string[] {

@@ -1,5 +1,5 @@
 /**
- * Hostile: a second service next to the Echo fixture for the reliability cases (shared/RELIABILITY.md section 4).
+ * Hostile: a second service next to the Echo fixture for the reliability cases (SECURITY.md, hostile cases).
  * Its handlers report what they were given (prototypes, inherited properties), count how many run at once, throw
  * every kind of value, and answer large results, so a test can see from the outside what a hostile input did.
  */
@@ -9,7 +9,7 @@ import { RpcError, defineService } from '@tunnelrpc/protocol';
 import type { CallContext, ServiceImpl } from '@tunnelrpc/server';
 import { Counter } from './servers.js';
 
-/** THROW_KINDS lists what Hostile.throws can do instead of returning (RELIABILITY.md T23). */
+/** THROW_KINDS lists what Hostile.throws can do instead of returning (SECURITY.md case T23). */
 export const THROW_KINDS = ['rpc', 'error', 'string', 'null', 'getter', 'rejected', 'rejectedUndefined', 'hang', 'late'] as const;
 
 /** Inspection is what Hostile.inspect reports about the params it was handed. */

@@ -5,8 +5,12 @@
  * (or the run, when it comes after the last test), and marks the process as failed whatever else happens.
  */
 const seen: unknown[] = [];
+// Mocha re-emits each rejection it traps, so the same promise can arrive twice.
+const counted = new WeakSet<Promise<unknown>>();
 
-process.on('unhandledRejection', (reason: unknown) => {
+process.on('unhandledRejection', (reason: unknown, promise: Promise<unknown>) => {
+  if (counted.has(promise)) return;
+  counted.add(promise);
   seen.push(reason);
   process.exitCode = 1;
 });

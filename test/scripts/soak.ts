@@ -398,7 +398,7 @@ async function idleTunnels(count: number): Promise<boolean> {
       rssPerTunnelKiB: Math.round((rssGrowth / count / 1024) * 100) / 100,
       heapUsedMiB: { before: mib(before.heapUsed), after: mib(after.heapUsed), growth: mib(after.heapUsed - before.heapUsed) },
       heapPerTunnelKiB: Math.round(((after.heapUsed - before.heapUsed) / count / 1024) * 100) / 100,
-      budget: 'RELIABILITY.md T21: 10,000 idle tunnels <= 64 MiB RSS',
+      budget: 'SECURITY.md T21: 10,000 idle tunnels <= 64 MiB RSS',
     };
     const ok = count !== 10_000 || rssGrowth <= 64 * MiB;
     console.log(JSON.stringify({ ok, ...summary }, null, 2));

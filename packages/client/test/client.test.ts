@@ -1,6 +1,6 @@
 /**
  * RpcClient against a hand-written server over a real 127.0.0.1 socket: calls, deadlines, cancels, limits,
- * goaway in both directions, and a server that breaks wire-v1 in every way RELIABILITY.md T25 lists.
+ * goaway in both directions, and a server that breaks wire-v1 in every way SECURITY.md case T25 lists.
  */
 import { getEventListeners } from 'node:events';
 import { expect } from 'chai';

@@ -1,6 +1,6 @@
 /**
  * connect() against a hand-written server over real 127.0.0.1 sockets: the CONNECT head the client writes, and
- * every way the server's reply head can go right or wrong (RELIABILITY.md T24).
+ * every way the server's reply head can go right or wrong (SECURITY.md case T24).
  */
 import { once } from 'node:events';
 import { connect as netConnect } from 'node:net';

@@ -233,7 +233,7 @@ export function parseWithSchema(
 }
 
 // Bounds on the issues an INVALID_ARGUMENT carries: a million wrong elements must not become a 16 MB error
-// (shared/RELIABILITY.md 2c, case T15).
+// (SECURITY.md, case T15).
 const MAX_ISSUES = 10;
 const MAX_ISSUES_BYTES = 4096;
 

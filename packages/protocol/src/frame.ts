@@ -14,7 +14,7 @@ import { DEFAULT_MAX_FRAME_SIZE } from './limits.js';
 export const FRAME_HEADER_SIZE = 4;
 
 // A partial frame starts with a buffer this small and doubles as bytes arrive, so a header that declares 8 MiB
-// and then stalls pins 128 KiB, not 8 MiB (shared/RELIABILITY.md G1, case T2). 128 KiB, not 64: a 64 KiB value
+// and then stalls pins 128 KiB, not 8 MiB (SECURITY.md, case T2). 128 KiB, not 64: a 64 KiB value
 // plus its envelope then fits the first buffer instead of being copied into a second.
 const INITIAL_PARTIAL_CAPACITY = 128 * 1024;
 

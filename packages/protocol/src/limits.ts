@@ -1,5 +1,5 @@
 /**
- * Wire-level limits shared by both peers. Defaults follow shared/RELIABILITY.md section 5; every one is an option.
+ * Wire-level limits shared by both peers. Defaults are listed in SECURITY.md; every one is an option.
  */
 import { RpcError } from './errors.js';
 

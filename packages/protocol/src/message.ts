@@ -112,7 +112,7 @@ const packr = new Packr(packrOptions);
 
 const envelope = new EnvelopeEncoder(packr);
 
-// The configuration of shared/RELIABILITY.md section 3. It holds no state across frames; the pre-scan refuses
+// The decoder configuration SECURITY.md relies on. It holds no state across frames; the pre-scan refuses
 // what msgpackr cannot be told to refuse. 'auto' (a Number up to 2^53, a BigInt above) is missing from the
 // .d.ts union, hence the cast.
 const unpackr = new Unpackr({

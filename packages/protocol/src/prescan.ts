@@ -1,6 +1,6 @@
 /**
- * A validating walk over one MessagePack value that runs before msgpackr sees the bytes (shared/RELIABILITY.md
- * G2). It allocates nothing per value and never recurses, so hostile input costs one linear pass:
+ * A validating walk over one MessagePack value that runs before msgpackr sees the bytes (SECURITY.md, "Guards").
+ * It allocates nothing per value and never recurses, so hostile input costs one linear pass:
  * - depth <= maxDepth and values <= maxItemsPerFrame (an item cap is what bounds the decoded heap);
  * - only the timestamp extension (-1) in its three standard forms; every other extension is refused, including
  *   msgpackr's record (0x72), structured-clone (0x69/0x70) and class extensions that msgpackr cannot turn off;

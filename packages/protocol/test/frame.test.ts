@@ -272,7 +272,7 @@ describe('FrameDecoder', () => {
     });
 
     it('holds 14 bytes, not 8 MiB, after a header declaring 8 MiB and 10 payload bytes', () => {
-      // The decoder starts a partial frame at 128 KiB and grows it as bytes arrive (shared/RELIABILITY.md G1, T2),
+      // The decoder starts a partial frame at 128 KiB and grows it as bytes arrive (SECURITY.md, case T2),
       // so 100 stalled decoders hold about 12.8 MiB. Preallocating the declared length would hold 800 MiB.
       const stalled = hex('00 80 00 00' + '00'.repeat(10)); // length 8388608, then 10 bytes
       const before = process.memoryUsage().arrayBuffers;

@@ -1,6 +1,6 @@
 /**
  * Server options: every limit with its default in one object, validated once at construction
- * (shared/RELIABILITY.md section 5).
+ * (SECURITY.md, "Limits and their defaults").
  */
 import type { IncomingMessage } from 'node:http';
 import { DEFAULT_MAX_STREAM_BUFFER, DEFAULT_MAX_STREAM_CREDIT, DEFAULT_MAX_STREAM_MESSAGE_SIZE, MAX_CREDIT, checkInteger, definedOnly, MAX_UINT32, resolveDecodeLimits, RpcError, type DecodeLimits } from '@tunnelrpc/protocol';

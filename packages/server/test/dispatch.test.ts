@@ -1,6 +1,8 @@
 import { expect } from 'chai';
 import { once } from 'node:events';
-import { MessageType, RpcError, type Message } from '@tunnelrpc/protocol';
+import { setTimeout as delay } from 'node:timers/promises';
+import { z } from 'zod';
+import { MessageType, RpcError, defineService, type Message } from '@tunnelrpc/protocol';
 import { SECRET } from './fixture.js';
 import {
   cleanup,
@@ -18,6 +20,11 @@ import {
   type TestServer,
   type Tunnel,
 } from './helpers.js';
+
+/** until resolves once `condition` holds, looking again every few ms (the mocha timeout bounds it). */
+async function until(condition: () => boolean): Promise<void> {
+  while (!condition()) await delay(5);
+}
 
 describe('RpcServer dispatch', () => {
   let server: TestServer;
@@ -83,6 +90,22 @@ describe('RpcServer dispatch', () => {
       // A strict schema would refuse the extra key and the string; unchecked, the handler adds what it gets.
       expect(expectResult(await peer.call(1, 'Svc.add', { a: 'x', b: 'y', extra: true }), 1)).to.equal('xy');
       expect(trusting.probe.entered('add')).to.equal(1);
+    });
+  });
+
+  describe('log levels', () => {
+    it('logs a handler that throws its AbortError after a deadline at debug level, not as a crash', async () => {
+      const Waits = defineService('Waits', { wait: { input: z.void(), output: z.void() } });
+      server.rpc.register(Waits, {
+        // What the README shows: hand ctx.signal to the work; it rejects with an AbortError when the call ends.
+        wait: async (_, ctx) => {
+          await delay(60_000, undefined, { signal: ctx.signal });
+        },
+      });
+      expectError(await tunnel.call(1, 'Waits.wait', null, { timeout: 50 }), 1, 'DEADLINE_EXCEEDED');
+      await until(() => server.logs.some((entry) => entry.method === 'Waits.wait'));
+      const entries = server.logs.filter((entry) => entry.method === 'Waits.wait');
+      expect(entries.map((entry) => entry.level)).to.deep.equal(['debug']);
     });
   });
 
