@@ -173,17 +173,27 @@ export class RpcClient {
       }
     }
     let call: Call | undefined;
+    // The core calls this from promise callbacks (the caller's source, the reader leaving): no throw may escape it.
     const core = new StreamCore(kind, method, schemas, iterator, (error) => {
-      if (call !== undefined) this.#failStream(call, error);
+      if (call === undefined) return;
+      try {
+        this.#failStream(call, error);
+      } catch (crash) {
+        call.tunnel?.destroy(new RpcError('INTERNAL', `ending ${method} failed inside the client; the tunnel was closed`, undefined, { cause: crash }));
+      }
     });
     const result = this.#start(false, method, params, { ...options, idempotent: false }, core, (made) => (call = made));
-    result.then(
-      () => core.finish(undefined),
-      (error: unknown) => {
-        const reason = RpcError.from(error, 'UNKNOWN');
-        feed?.close(reason);
+    const finish = (reason: RpcError | undefined): void => {
+      try {
+        if (reason !== undefined) feed?.close(reason);
         core.finish(reason);
-      },
+      } catch {
+        // finish only settles local iterators; there is nothing left to tell.
+      }
+    };
+    result.then(
+      () => finish(undefined),
+      (error: unknown) => finish(RpcError.from(error, 'UNKNOWN')),
     );
     return new StreamCall(core, result, feed, () => {
       if (call !== undefined) this.#failStream(call, new RpcError('CANCELLED', `${method} was cancelled by the caller`, { mayHaveRun: true }));

@@ -5,7 +5,6 @@
 import type { Socket } from 'node:net';
 import {
   CONNECTED_RESPONSE,
-  CreditLedger,
   FrameDecoder,
   serverSends,
   MessageType,
@@ -26,14 +25,17 @@ import {
   type Message,
   type NotificationMessage,
   type RequestMessage,
+  type CreditMessage,
+  type HalfCloseMessage,
   type StreamKind,
+  type StreamMessageMessage,
 } from '@tunnelrpc/protocol';
 import { Account, type Cost } from './budget.js';
 import { HandlerContext } from './context.js';
-import { errorFromHandler, parseParams, prepareStreamMessage, prepareResult, unknownMethod, type MethodTable, type PeerAddress, type RegisteredMethod } from './dispatch.js';
+import { errorFromHandler, parseParams, prepareResult, unknownMethod, type MethodTable, type PeerAddress, type RegisteredMethod } from './dispatch.js';
 import type { LogEntry } from './log.js';
 import type { ResolvedServerOptions } from './options.js';
-import { ServerStream, type StreamHost } from './stream.js';
+import { StreamTable, type StreamTableHost } from './stream.js';
 
 /** ConnectionHost is what a connection needs from its server. @internal */
 export interface ConnectionHost {
@@ -70,7 +72,6 @@ const EMPTY_HEADERS: Readonly<Record<string, string>> = Object.freeze(Object.cre
 const NO_CALLS: Map<number, ActiveCall> = new Map();
 const NO_NOTIFICATIONS: Set<HandlerContext> = new Set();
 const NO_BACKLOG: Buffer[] = [];
-const NO_STREAMS: Map<number, ServerStream> = new Map();
 const NO_HELD: PayloadParts[] = [];
 // What the last decodeMessage measured; read right after it (decoding is synchronous, one frame at a time).
 const DECODE_STATS: DecodeStats = { items: 0, largestMap: 0 };
@@ -78,18 +79,16 @@ const DECODE_STATS: DecodeStats = { items: 0, largestMap: 0 };
 const CONNECTIONS = new WeakMap<Socket, ServerConnection>();
 
 /** ServerConnection serves wire-v1 on one taken-over socket. @internal */
-export class ServerConnection implements StreamHost {
+export class ServerConnection {
   readonly #socket: Socket;
   readonly #host: ConnectionHost;
   readonly #options: ResolvedServerOptions;
   readonly #decoder: FrameDecoder;
   // Idle tunnels are most tunnels: the collections below start as shared empty ones and get their own on first use.
   #calls: Map<number, ActiveCall> = NO_CALLS;
-  // Open streams (PROTOCOL.md 12); they do not count towards maxInFlight, so a stalled stream never pauses reading.
-  #streams: Map<number, ServerStream> = NO_STREAMS;
-  #ledger: CreditLedger | undefined;
-  // Streams that stopped pulling their handler because the write path was over its high-water mark.
-  #drainWaiters = new Set<ServerStream>();
+  // Open streams (PROTOCOL.md 12), made with the first; they do not count towards maxInFlight, so a stalled stream
+  // never pauses reading.
+  #streams: StreamTable | undefined;
   // Highest request id taken, -1 before the first: a stream frame for an id above it names a stream never opened.
   #highestId = -1;
   // Frames waiting for 'drain' because maxWriteBuffer was queued already, and their bytes.
@@ -252,7 +251,7 @@ export class ServerConnection implements StreamHost {
     if (this.#state === 'closed') return;
     const { idleTimeout, frameTimeout, drainTimeout, keepaliveInterval, keepaliveTimeout } = this.#options;
     // A client with calls running that has gone silent: ping it, and give up on it when the ping gets nothing back.
-    if (keepaliveInterval > 0 && this.#calls.size + this.#streams.size > 0) {
+    if (keepaliveInterval > 0 && this.#calls.size + this.#streamCount() > 0) {
       if (this.#pingSentAt > 0 && this.#lastReceived < this.#pingSentAt) {
         if (now - this.#pingSentAt >= keepaliveTimeout) {
           this.destroy(new RpcError('UNAVAILABLE', `client did not answer a keepalive ping within keepaliveTimeout ${keepaliveTimeout} ms`));
@@ -273,7 +272,7 @@ export class ServerConnection implements StreamHost {
       idleTimeout > 0 &&
       this.#state === 'open' &&
       this.#calls.size === 0 &&
-      this.#streams.size === 0 &&
+      this.#streamCount() === 0 &&
       this.#notificationsRunning === 0 &&
       now - this.#lastActivity >= idleTimeout
     ) {
@@ -381,8 +380,7 @@ export class ServerConnection implements StreamHost {
       case MessageType.Cancel: {
         const call = this.#calls.get(message.id);
         if (call !== undefined) this.#finish(call, new RpcError('CANCELLED', `call ${call.method} was cancelled by the client`, { mayHaveRun: true }));
-        const stream = this.#streams.get(message.id);
-        if (stream !== undefined) stream.end(new RpcError('CANCELLED', `stream ${stream.method.path} was cancelled by the client`, { mayHaveRun: true }));
+        this.#streams?.cancel(message.id, (path) => new RpcError('CANCELLED', `stream ${path} was cancelled by the client`, { mayHaveRun: true }));
         return true;
       }
       case MessageType.StreamMessage:
@@ -404,7 +402,7 @@ export class ServerConnection implements StreamHost {
   #onRequest(request: RequestMessage, bytes: number): boolean {
     // After our goaway the client has failed ids above lastId itself; answering them would confuse it.
     if (this.#state !== 'open') return true;
-    if (this.#calls.has(request.id) || this.#streams.has(request.id)) {
+    if (this.#calls.has(request.id) || this.#streams?.has(request.id) === true) {
       this.#fail(protocolViolation(`request id ${request.id} is already in flight on this connection`));
       return false;
     }
@@ -459,50 +457,38 @@ export class ServerConnection implements StreamHost {
     return true;
   }
 
-  // PROTOCOL.md 12.1: a request for a stream method opens the stream; the id names it from then on.
+  // PROTOCOL.md 12.1: a request for a stream method opens the stream; the id names it from then on. The checks are
+  // a call's, plus the stream count and the client's bound on our messages.
   #openStream(request: RequestMessage, method: RegisteredMethod, kind: StreamKind, bytes: number): boolean {
-    const { maxStreams, maxStreamMessageSize, maxStreamCredit } = this.#options;
+    const { maxStreams } = this.#options;
     const refuse = (error: RpcError): boolean => {
       this.#respond(request.id, error, undefined);
       return true;
     };
-    if (this.#streams.size >= maxStreams) {
+    if (this.#streamCount() >= maxStreams) {
       return refuse(new RpcError('RESOURCE_EXHAUSTED', `this connection has maxStreams ${maxStreams} streams open; end some, or open another connection`, { mayHaveRun: false, maxStreams }));
     }
-    const maxMessageSize = request.meta?.maxMessageSize;
-    if (serverSends(kind) && maxMessageSize === undefined) {
+    const meta = request.meta ?? {};
+    if (serverSends(kind) && meta.maxMessageSize === undefined) {
       return refuse(new RpcError('INVALID_ARGUMENT', `opening ${method.path} (a ${kind}) needs meta.maxMessageSize: the largest stream message the client accepts`, { mayHaveRun: false }));
     }
-    const timeout = Math.min(request.meta?.timeout ?? this.#options.defaultTimeout, this.#options.maxTimeout);
+    const timeout = Math.min(meta.timeout ?? this.#options.defaultTimeout, this.#options.maxTimeout);
     if (timeout === 0) {
       return refuse(new RpcError('DEADLINE_EXCEEDED', `deadline of ${method.path} had passed before it arrived`, { mayHaveRun: false }));
     }
-    const admitted = this.#admit(method, request.params, request.meta?.headers, bytes);
+    const admitted = this.#admit(method, request.params, meta.headers, bytes);
     if (admitted instanceof RpcError) return refuse(admitted);
     const { input, headers, cost } = admitted;
-    const deadline = Date.now() + timeout;
-    const ctx = this.#context(method.path, deadline, headers, false);
-    const stream = new ServerStream(this, request.id, method, kind, ctx, cost, maxMessageSize ?? 0);
-    if (this.#streams === NO_STREAMS) this.#streams = new Map();
-    this.#streams.set(request.id, stream);
-    const ledger = this.ledger;
-    ledger.open(request.id, kind === 'serverStream' ? 0 : maxStreamMessageSize, maxStreamCredit, request.meta?.credit ?? 0);
-    stream.timer = setTimeout(() => {
-      this.guarded(() => stream.end(new RpcError('DEADLINE_EXCEEDED', `${method.path} passed its deadline of ${timeout} ms`, { mayHaveRun: true })));
-    }, timeout);
-    // The first grant of the client's direction goes out before the handler runs: the client may send nothing
-    // before it (PROTOCOL.md 12.3).
-    const n = ledger.topUp(request.id);
-    if (n > 0) this.sendGrants([{ id: request.id, n }]);
-    stream.start(input);
+    const ctx = this.#context(method.path, Date.now() + timeout, headers, false);
+    this.#streams ??= new StreamTable(this.#streamHost());
+    this.#streams.open(request.id, method, kind, ctx, cost, meta, timeout, input);
     return true;
   }
 
   // Types 4, 5 and 9 from the client. A frame for a unary call, or for an id never opened, is a violation; one for
   // a stream that has ended is not (it crossed our response) and is dropped.
-  #onStreamFrame(message: Message & { id: number }, bytes: number): boolean {
-    const stream = this.#streams.get(message.id);
-    if (stream === undefined) {
+  #onStreamFrame(message: StreamMessageMessage | HalfCloseMessage | CreditMessage, bytes: number): boolean {
+    if (this.#streams?.has(message.id) !== true) {
       if (this.#calls.has(message.id)) {
         this.#fail(protocolViolation(`a stream frame (type ${message.type}) arrived for unary call ${message.id}`));
         return false;
@@ -513,110 +499,36 @@ export class ServerConnection implements StreamHost {
       }
       return true;
     }
-    const ledger = this.ledger;
-    switch (message.type) {
-      case MessageType.StreamMessage: {
-        const verdict = stream.state.onMessage();
-        if (verdict !== undefined) return this.#violation(verdict);
-        if (bytes > this.#options.maxStreamMessageSize) {
-          return this.#violation(`a stream message of ${bytes} bytes exceeds the announced maxMessageSize ${this.#options.maxStreamMessageSize}`);
-        }
-        if (!ledger.receive(message.id)) return this.#violation(`a stream message arrived beyond the credit granted for stream ${message.id}`);
-        stream.receive(message.message);
-        return true;
-      }
-      case MessageType.HalfClose: {
-        const verdict = stream.state.onHalfClose();
-        if (verdict !== undefined) return this.#violation(verdict);
-        stream.input.end();
-        return true;
-      }
-      case MessageType.Credit: {
-        const verdict = stream.state.onCredit(message.maxMessageSize);
-        if (verdict !== undefined) return this.#violation(verdict);
-        if (!ledger.addCredit(message.id, message.n)) return this.#violation(`credit for stream ${message.id} would exceed 2147483647`);
-        stream.pump();
-        return true;
-      }
-      default:
-        return true;
-    }
-  }
-
-  #violation(text: string): boolean {
-    this.#fail(protocolViolation(text));
+    const violation = this.#streams.onFrame(message, bytes);
+    if (violation === undefined) return true;
+    this.#fail(protocolViolation(violation));
     return false;
   }
 
-  /** ledger is this connection's stream credit, made with the first stream. @internal */
-  get ledger(): CreditLedger {
-    this.#ledger ??= new CreditLedger(this.#options.maxStreamBuffer);
-    return this.#ledger;
+  #streamCount(): number {
+    return this.#streams?.size ?? 0;
   }
 
-  /** canWrite tells whether a stream may produce: the write path is below its high-water mark. @internal */
-  canWrite(): boolean {
-    return this.#writeBlockedSince === 0 && this.#state !== 'closed';
-  }
-
-  /** waitForDrain queues a stream to pump once the socket drains. @internal */
-  waitForDrain(stream: ServerStream): void {
-    this.#drainWaiters.add(stream);
-  }
-
-  /** sendMessage writes `[4, id, message]` within the client's bounds, or returns the error that ends the stream. @internal */
-  sendMessage(stream: ServerStream, message: unknown): RpcError | undefined {
-    const prepared = prepareStreamMessage(stream.method, message, this.#options.validateResults, this.#host.log);
-    if (!prepared.ok) return prepared.error;
-    let payload: PayloadParts;
-    try {
-      payload = encodePayloadParts({ type: MessageType.StreamMessage, id: stream.id, message: prepared.value });
-    } catch {
-      return new RpcError('INTERNAL', `a stream message of ${stream.method.path} could not be encoded as MessagePack`, { mayHaveRun: true });
-    }
-    const length = payloadLength(payload);
-    const limit = Math.min(stream.maxMessageSize, this.#options.maxFrameSize);
-    if (length > limit) {
-      return new RpcError('RESOURCE_EXHAUSTED', `a stream message of ${length} bytes exceeds the client's maxMessageSize ${limit}; send smaller messages, or raise maxStreamMessageSize on the client`, { mayHaveRun: true, size: length, maxMessageSize: limit });
-    }
-    this.#write(payload);
-    return undefined;
-  }
-
-  /** sendGrants writes credit frames; a stream's first carries maxMessageSize. @internal */
-  sendGrants(grants: readonly { id: number; n: number }[]): void {
-    for (const { id, n } of grants) {
-      const stream = this.#streams.get(id);
-      if (stream === undefined) continue;
-      if (stream.state.clientGranted) {
-        this.#send({ type: MessageType.Credit, id, n });
-      } else {
-        stream.state.granted();
-        this.#send({ type: MessageType.Credit, id, n, maxMessageSize: this.#options.maxStreamMessageSize });
-      }
-    }
-  }
-
-  /** finished answers a stream that ended and releases what it held. @internal */
-  finished(stream: ServerStream, error: RpcError | undefined, result: unknown): void {
-    if (this.#streams.get(stream.id) !== stream) return;
-    this.#streams.delete(stream.id);
-    this.#drainWaiters.delete(stream);
-    clearTimeout(stream.timer);
-    this.#host.releaseCall(this, stream.cost);
-    const grants = this.ledger.close(stream.id);
-    if (this.#state !== 'closed') {
-      if (error === undefined) this.#respondResult(stream.id, stream.method, result);
-      else this.#respond(stream.id, error, undefined);
-    }
-    this.sendGrants(grants);
-    if (this.#backlogHead < this.#backlog.length) this.#pump();
-    this.#closeIfIdle();
-  }
-
-  /** handlerError maps a stream handler's throw to the error answered. @internal */
-  handlerError(thrown: unknown, stream: ServerStream): RpcError {
-    return this.#handlerError(thrown, stream.method.path, stream.ctx);
+  // What the stream table may do to this connection; made once, with the first stream.
+  #streamHost(): StreamTableHost {
+    return {
+      options: this.#options,
+      log: this.#host.log,
+      canWrite: () => this.#writeBlockedSince === 0 && this.#state !== 'closed',
+      write: (payload) => this.#write(payload),
+      respond: (stream, error, result) => {
+        if (this.#state === 'closed') return;
+        if (error === undefined) this.#respondResult(stream.id, stream.method, result);
+        else this.#respond(stream.id, error, undefined);
+      },
+      release: (cost) => this.#host.releaseCall(this, cost),
+      handlerError: (thrown, path, ctx) => this.#handlerError(thrown, path, ctx),
+      guarded: (step) => this.guarded(step),
+      streamEnded: () => {
+        if (this.#backlogHead < this.#backlog.length) this.#pump();
+        this.#closeIfIdle();
+      },
+    };
   }
 
   // The checks between a decoded request and its handler, shared by requests and notifications: header limits,
@@ -878,11 +790,7 @@ export class ServerConnection implements StreamHost {
     }
     this.#writeBlockedSince = 0;
     this.#resumeReading();
-    if (this.#drainWaiters.size > 0) {
-      const waiting = [...this.#drainWaiters];
-      this.#drainWaiters.clear();
-      for (const stream of waiting) stream.pump();
-    }
+    this.#streams?.drained();
   }
 
   // A violation: goaway with a code the peer can act on, then close. The message never quotes peer bytes.
@@ -895,7 +803,7 @@ export class ServerConnection implements StreamHost {
   }
 
   #closeIfIdle(): void {
-    if (this.#state === 'draining' && this.#calls.size === 0 && this.#streams.size === 0 && this.#notificationsRunning === 0) {
+    if (this.#state === 'draining' && this.#calls.size === 0 && this.#streamCount() === 0 && this.#notificationsRunning === 0) {
       this.#state = 'closed';
       this.#endSocket();
     }
@@ -914,7 +822,7 @@ export class ServerConnection implements StreamHost {
     this.#calls.clear();
     for (const ctx of this.#notifications) ctx.abort(reason);
     // Every stream ends with the reason: signal aborted, input failed, generator returned so its finally runs.
-    for (const stream of [...this.#streams.values()]) stream.end(reason);
+    this.#streams?.endAll(() => reason);
   }
 
   #onPeerEnd(): void {
@@ -922,9 +830,7 @@ export class ServerConnection implements StreamHost {
     // half-close (PROTOCOL.md 12.5): a stream could get neither its input's end, nor grants, nor a cancel any more,
     // and a handler must never take a cut-off input for a complete one, so each open stream ends CANCELLED.
     if (this.#state === 'open') this.#state = 'draining';
-    for (const stream of [...this.#streams.values()]) {
-      stream.end(new RpcError('CANCELLED', `the client closed its side of the connection (TCP FIN) while ${stream.method.path} was open; a FIN is not a stream half-close`, { mayHaveRun: true }));
-    }
+    this.#streams?.endAll((path) => new RpcError('CANCELLED', `the client closed its side of the connection (TCP FIN) while ${path} was open; a FIN is not a stream half-close`, { mayHaveRun: true }));
     this.#closeIfIdle();
   }
 

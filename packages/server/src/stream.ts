@@ -5,20 +5,30 @@
  * it and writes what it asks for; StreamState and CreditLedger (protocol package) decide what is legal.
  */
 import {
+  CreditLedger,
   MessageQueue,
+  MessageType,
   RpcError,
   StreamState,
   clientSends,
-  parseWithSchema,
-  summarizeIssues,
+  encodePayloadParts,
   formatIssues,
+  parseWithSchema,
+  payloadLength,
   serverSends,
-  type CreditLedger,
+  summarizeIssues,
+  type CreditMessage,
+  type HalfCloseMessage,
+  type Message,
+  type PayloadParts,
   type StreamKind,
+  type StreamMessageMessage,
 } from '@tunnelrpc/protocol';
 import type { Cost } from './budget.js';
 import type { HandlerContext } from './context.js';
-import type { RegisteredMethod } from './dispatch.js';
+import { prepareStreamMessage, type RegisteredMethod } from './dispatch.js';
+import type { LogEntry } from './log.js';
+import type { ResolvedServerOptions } from './options.js';
 
 /** StreamHost is what a stream needs from its connection. @internal */
 export interface StreamHost {
@@ -211,4 +221,179 @@ function toIterator(outcome: unknown): Pulled | undefined {
     if (typeof iterator === 'object' && iterator !== null && typeof (iterator as Pulled).next === 'function') return iterator as Pulled;
   }
   return undefined;
+}
+
+/** StreamTableHost is what a connection lends its streams: writing, answering, and the connection's own state. @internal */
+export interface StreamTableHost {
+  readonly options: ResolvedServerOptions;
+  readonly log: (entry: LogEntry) => void;
+  /** True while the write path is below writeHighWaterMark and the connection open. */
+  canWrite(): boolean;
+  /** Writes one frame payload (the connection's bounded write path). */
+  write(payload: PayloadParts): void;
+  /** Answers `[1, id, error, result]`; a result goes through the output schema as for calls. */
+  respond(stream: ServerStream, error: RpcError | undefined, result: unknown): void;
+  /** Gives back the stream's share of the server-wide budget. */
+  release(cost: Cost): void;
+  handlerError(thrown: unknown, path: string, ctx: HandlerContext): RpcError;
+  guarded(step: () => void): void;
+  /** A stream ended: the connection may take backlogged frames or close. */
+  streamEnded(): void;
+}
+
+/**
+ * StreamTable holds one connection's open streams, their credit ledger, and the streams waiting for 'drain'. It
+ * judges the client's stream frames (StreamState, CreditLedger) and routes them; the connection decides which ids
+ * are streams at all. @internal
+ */
+export class StreamTable implements StreamHost {
+  readonly #host: StreamTableHost;
+  readonly #streams = new Map<number, ServerStream>();
+  readonly #drainWaiters = new Set<ServerStream>();
+  readonly ledger: CreditLedger;
+
+  constructor(host: StreamTableHost) {
+    this.#host = host;
+    this.ledger = new CreditLedger(host.options.maxStreamBuffer);
+  }
+
+  /** size counts the open streams. */
+  get size(): number {
+    return this.#streams.size;
+  }
+
+  has(id: number): boolean {
+    return this.#streams.has(id);
+  }
+
+  /**
+   * open starts a stream whose request was admitted: it enters the ledger with the opening credit, its deadline is
+   * armed, the first grant of the client's direction goes out before the handler runs (PROTOCOL.md 12.3 rule 4),
+   * and the handler starts.
+   */
+  open(id: number, method: RegisteredMethod, kind: StreamKind, ctx: HandlerContext, cost: Cost, meta: { credit?: number; maxMessageSize?: number }, timeout: number, input: unknown): void {
+    const { maxStreamMessageSize, maxStreamCredit } = this.#host.options;
+    const stream = new ServerStream(this, id, method, kind, ctx, cost, meta.maxMessageSize ?? 0);
+    this.#streams.set(id, stream);
+    this.ledger.open(id, kind === 'serverStream' ? 0 : maxStreamMessageSize, maxStreamCredit, meta.credit ?? 0);
+    stream.timer = setTimeout(() => {
+      this.#host.guarded(() => stream.end(new RpcError('DEADLINE_EXCEEDED', `${method.path} passed its deadline of ${timeout} ms`, { mayHaveRun: true })));
+    }, timeout);
+    const n = this.ledger.topUp(id);
+    if (n > 0) this.sendGrants([{ id, n }]);
+    stream.start(input);
+  }
+
+  /** onFrame judges and routes a `[4]`, `[5]` or `[9]` for the open stream `message.id`; the violation, if any. */
+  onFrame(message: StreamMessageMessage | HalfCloseMessage | CreditMessage, bytes: number): string | undefined {
+    const stream = this.#streams.get(message.id)!;
+    switch (message.type) {
+      case MessageType.StreamMessage: {
+        const verdict = stream.state.onMessage();
+        if (verdict !== undefined) return verdict;
+        const limit = this.#host.options.maxStreamMessageSize;
+        if (bytes > limit) return `a stream message of ${bytes} bytes exceeds the announced maxMessageSize ${limit}`;
+        if (!this.ledger.receive(message.id)) return `a stream message arrived beyond the credit granted for stream ${message.id}`;
+        stream.receive(message.message);
+        return undefined;
+      }
+      case MessageType.HalfClose: {
+        const verdict = stream.state.onHalfClose();
+        if (verdict !== undefined) return verdict;
+        stream.input.end();
+        return undefined;
+      }
+      case MessageType.Credit: {
+        const verdict = stream.state.onCredit(message.maxMessageSize);
+        if (verdict !== undefined) return verdict;
+        if (!this.ledger.addCredit(message.id, message.n)) return `credit for stream ${message.id} would exceed 2147483647`;
+        stream.pump();
+        return undefined;
+      }
+    }
+  }
+
+  /** cancel ends stream `id`, if open, with `error` (a client cancel). */
+  cancel(id: number, error: (path: string) => RpcError): void {
+    const stream = this.#streams.get(id);
+    if (stream !== undefined) stream.end(error(stream.method.path));
+  }
+
+  /** endAll ends every open stream with the error `reason` makes for it. */
+  endAll(reason: (path: string) => RpcError): void {
+    for (const stream of [...this.#streams.values()]) stream.end(reason(stream.method.path));
+  }
+
+  /** drained pumps the streams that stopped at a full write buffer. */
+  drained(): void {
+    if (this.#drainWaiters.size === 0) return;
+    const waiting = [...this.#drainWaiters];
+    this.#drainWaiters.clear();
+    for (const stream of waiting) stream.pump();
+  }
+
+  // ---- StreamHost, for the streams ----
+
+  canWrite(): boolean {
+    return this.#host.canWrite();
+  }
+
+  waitForDrain(stream: ServerStream): void {
+    this.#drainWaiters.add(stream);
+  }
+
+  sendMessage(stream: ServerStream, message: unknown): RpcError | undefined {
+    const { options } = this.#host;
+    const prepared = prepareStreamMessage(stream.method, message, options.validateResults, this.#host.log);
+    if (!prepared.ok) return prepared.error;
+    let payload: PayloadParts;
+    try {
+      payload = encodePayloadParts({ type: MessageType.StreamMessage, id: stream.id, message: prepared.value });
+    } catch {
+      return new RpcError('INTERNAL', `a stream message of ${stream.method.path} could not be encoded as MessagePack`, { mayHaveRun: true });
+    }
+    const length = payloadLength(payload);
+    const limit = Math.min(stream.maxMessageSize, options.maxFrameSize);
+    if (length > limit) {
+      return new RpcError('RESOURCE_EXHAUSTED', `a stream message of ${length} bytes exceeds the client's maxMessageSize ${limit}; send smaller messages, or raise maxStreamMessageSize on the client`, { mayHaveRun: true, size: length, maxMessageSize: limit });
+    }
+    this.#host.write(payload);
+    return undefined;
+  }
+
+  // A stream's first grant carries the bound on the client's messages (PROTOCOL.md 12.3 rule 5).
+  sendGrants(grants: readonly { id: number; n: number }[]): void {
+    for (const { id, n } of grants) {
+      const stream = this.#streams.get(id);
+      if (stream === undefined) continue;
+      let message: Message;
+      if (stream.state.clientGranted) {
+        message = { type: MessageType.Credit, id, n };
+      } else {
+        stream.state.granted();
+        message = { type: MessageType.Credit, id, n, maxMessageSize: this.#host.options.maxStreamMessageSize };
+      }
+      this.#host.write(encodePayloadParts(message));
+    }
+  }
+
+  finished(stream: ServerStream, error: RpcError | undefined, result: unknown): void {
+    if (this.#streams.get(stream.id) !== stream) return;
+    this.#streams.delete(stream.id);
+    this.#drainWaiters.delete(stream);
+    clearTimeout(stream.timer);
+    this.#host.release(stream.cost);
+    const grants = this.ledger.close(stream.id);
+    this.#host.respond(stream, error, result);
+    this.sendGrants(grants);
+    this.#host.streamEnded();
+  }
+
+  handlerError(thrown: unknown, stream: ServerStream): RpcError {
+    return this.#host.handlerError(thrown, stream.method.path, stream.ctx);
+  }
+
+  guarded(step: () => void): void {
+    this.#host.guarded(step);
+  }
 }
