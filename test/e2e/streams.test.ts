@@ -10,7 +10,7 @@ import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { z } from 'zod';
 import { connect, createClient, RpcError, type RpcClient } from '@tunnelrpc/client';
-import { Echo } from '@tunnelrpc/examples';
+import { Echo, createEchoService } from '@tunnelrpc/examples';
 import { defineService } from '@tunnelrpc/protocol';
 import { RpcServer } from '@tunnelrpc/server';
 import { Cleanup } from '../helpers/cleanup.js';
@@ -162,6 +162,26 @@ describe('streams end to end', () => {
         void echo.ticks({ n: 1 }).result.then((result) => result.count);
       };
       void check;
+      // The server's handler types come from the same contract.
+      const handlers = (): void => {
+        new RpcServer().register(Echo, {
+          ...createEchoService(),
+          // @ts-expect-error ticks must yield numbers
+          ticks: async function* () {
+            yield 'not a number';
+            return { sent: 1 };
+          },
+        });
+        new RpcServer().register(Echo, {
+          ...createEchoService(),
+          // @ts-expect-error sum receives numbers, and must return one
+          sum: async (_params: undefined, numbers: AsyncIterable<string>) => {
+            for await (const text of numbers) return text;
+            return '';
+          },
+        });
+      };
+      void handlers;
     });
 
     it('runs a bidi stream fed with send() and end(), and one piped through duplex()', async () => {
@@ -235,6 +255,20 @@ describe('streams end to end', () => {
       await expectRejection(collect(hang), 'DEADLINE_EXCEEDED');
       await probe.finals.reach(1);
       expect(['DEADLINE_EXCEEDED', 'CANCELLED']).to.include((probe.reasons[0] as RpcError).code);
+    });
+
+    it('is never re-sent after a message was delivered, even with reconnect on: UNAVAILABLE, may have run', async () => {
+      const { url, probe, sockets } = await startStreams(cleanup);
+      const streams = createClient(Streams, await client(url));
+      const hang = streams.hang();
+      expect((await hang[Symbol.asyncIterator]().next()).value).to.equal('started');
+      for (const socket of sockets) socket.destroy();
+      const error = await expectRejection(hang.result, 'UNAVAILABLE', 'may have run');
+      expect((error.data as { mayHaveRun: boolean }).mayHaveRun).to.equal(true);
+      await probe.finals.reach(1);
+      // The client reconnects for what comes next; the stream itself ran once.
+      expect(await streams.add({ a: 2, b: 2 })).to.equal(4);
+      expect(probe.finals.value).to.equal(1);
     });
 
     it('a goaway cut-off and a killed connection end every stream UNAVAILABLE and run every finally', async () => {
