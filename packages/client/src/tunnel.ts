@@ -10,6 +10,7 @@ import {
   RpcError,
   decodeMessage,
   encodePayloadParts,
+  encodePongPayload,
   payloadLength,
   type PayloadParts,
   FrameBatcher,
@@ -300,18 +301,27 @@ export class Tunnel {
       this.#violation(RpcError.from(error, 'INTERNAL'));
       return false;
     }
-    return this.#onMessage(message);
+    return this.#onMessage(message, payload);
   };
 
   // Returns false when the message ended the tunnel.
-  #onMessage(message: Message): boolean {
+  #onMessage(message: Message, payload: Buffer): boolean {
     switch (message.type) {
       case MessageType.Response:
         return this.#onResponse(message);
-      case MessageType.Ping:
-        this.#write(encodePayloadParts({ type: MessageType.Pong, data: message.data }));
+      case MessageType.Ping: {
+        // The pong carries the ping's own bytes: re-encoding a decoded value could grow it (invalid UTF-8).
+        let pong: Uint8Array;
+        try {
+          pong = encodePongPayload(payload);
+        } catch (error) {
+          this.#violation(RpcError.from(error, 'INTERNAL'));
+          return false;
+        }
+        this.#write(pong);
         this.#pauseIfBacklogged();
         return true;
+      }
       case MessageType.Pong:
         this.#answered = true;
         return true;
