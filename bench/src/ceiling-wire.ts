@@ -6,7 +6,9 @@
  *   frame = uint32 BE length L, then L bytes of msgpack [id, value]   (the server decodes value and echoes it)
  *
  * Encode: one pack per frame into msgpackr's own buffer, with the 4 length bytes reserved in front of the body
- * (RESERVE_START_SPACE | 4): the frame is a view of that buffer, written without another copy.
+ * (RESERVE_START_SPACE | 4): the frame is a view of that buffer, written without another copy. A byte array of
+ * 16 KiB or more is not copied at all: its frame is a small head (length, array header, id, bin header) and the
+ * caller's bytes, written together (tunnelrpc does the same, so the ceiling must too).
  * Decode: in place, `unpack(chunk, { start, end })` on the received chunk, with no subarray per frame; only a frame
  * split across reads is joined (its bytes copied into a buffer of its exact size).
  * Writes coalesce: frames queue on a corked socket and go out in one writev at the end of the tick, or as soon as
@@ -27,8 +29,26 @@ const unpackr = new Unpackr({ useRecords: false, mapsAsObjects: true, structured
 /** CeilingMessage is one decoded frame: the call id and the value it carries. */
 export type CeilingMessage = [id: number, value: unknown];
 
+// Byte arrays this large go out from the caller's memory.
+const ZERO_COPY_BYTES = 16 * 1024;
+// length, fixarray of 2, uint32 id, bin32 header
+const LARGE_HEAD = HEADER + 1 + 5 + 5;
+
+/** CeilingFrame is one encoded frame: one buffer, or a head and the large byte array that follows it. */
+export type CeilingFrame = Buffer | readonly [head: Buffer, bytes: Uint8Array];
+
 /** encodeCeilingFrame packs [id, value] behind its 4-byte length: one encode, no copy. */
-export function encodeCeilingFrame(id: number, value: unknown): Buffer {
+export function encodeCeilingFrame(id: number, value: unknown): CeilingFrame {
+  if (value instanceof Uint8Array && value.length >= ZERO_COPY_BYTES) {
+    const head = Buffer.allocUnsafe(LARGE_HEAD);
+    head.writeUInt32BE(LARGE_HEAD - HEADER + value.length, 0);
+    head[4] = 0x92;
+    head[5] = 0xce;
+    head.writeUInt32BE(id, 6);
+    head[10] = 0xc6;
+    head.writeUInt32BE(value.length, 11);
+    return [head, value];
+  }
   const frame = packr.pack([id, value], PACK_OPTIONS);
   frame.writeUInt32BE(frame.length - HEADER, 0);
   return frame;
@@ -115,11 +135,17 @@ export class CeilingWriter {
   }
 
   /** write queues one frame. */
-  write(frame: Buffer): void {
+  write(frame: CeilingFrame): void {
     if (this.#frames === 0) this.#socket.cork();
-    this.#socket.write(frame);
+    if (frame instanceof Uint8Array) {
+      this.#socket.write(frame);
+      this.#bytes += frame.length;
+    } else {
+      this.#socket.write(frame[0]);
+      this.#socket.write(frame[1]);
+      this.#bytes += frame[0].length + frame[1].length;
+    }
     this.#frames++;
-    this.#bytes += frame.length;
     if (this.#frames >= MAX_BATCH_FRAMES || this.#bytes >= MAX_BATCH_BYTES) {
       this.#flush();
     } else if (!this.#scheduled) {

@@ -5,7 +5,7 @@
  *                            undici and Go)
  *   str32, str1k, str64k     {a: 1, b: <string of 32, 1024 or 65536 ASCII characters>}
  *   object                   {items: [20 records]}, each record a map of numbers, a string, a boolean, a list of
- *                            strings, a nested map (an address) and a timestamp (a Date): 2.2 KiB of MessagePack
+ *                            strings, a nested map (an address) and a timestamp (a Date): 2.3 KiB of MessagePack
  *
  * bench/go/main.go builds the same values as Go types (go/main.go createPayload).
  */

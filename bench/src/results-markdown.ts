@@ -56,8 +56,9 @@ export function renderResultsMarkdown(report: ResultsReport): string {
 
   out.push('## Setup', '');
   out.push(
-    '- Every peer: one connection, a closed loop of C calls outstanding, each call echoing the payload (the client checks the length ' +
-      'of what comes back). Client and server each run in their own process, both started afresh for every measurement.',
+    '- Every peer: one connection (P × T in a many-clients cell), a closed loop of C calls outstanding on each, each call echoing ' +
+      'the payload (the client checks what comes back: the byte length, the string length, or the 20 records). Client and ' +
+      'server each run in their own process, both started afresh for every measurement.',
     `- Each measurement: ${options.warmup} s of warm-up (not counted), then a ${options.seconds} s window. calls/s is the calls ` +
       'answered in the window over its length. Latency is from issuing a call to its settling, on the client, recorded in a ' +
       'log-linear histogram (error under 1.6 %).',

@@ -54,7 +54,7 @@ ratios tunnelrpc/peer (medians of the interleaved runs), then one JSON line per 
   --help               this text
 
 Payloads: small, 1k, 64k: bytes of 32 B, 1 KiB, 64 KiB; str32, str1k, str64k: {a: 1, b: <string of 32, 1024,
-65536 characters>}; object: {items: [20 records]} each a map with a nested map, a list, strings, numbers and a timestamp (2.2 KiB).
+65536 characters>}; object: {items: [20 records]} each a map with a nested map, a list, strings, numbers and a timestamp (2.3 KiB).
 With --write-results, the chart (calls/s per cell and peer, log scale) is written next to the results file, as
 .svg.
 `;

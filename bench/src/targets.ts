@@ -45,7 +45,8 @@ export const TARGET_INFO: Readonly<Record<TargetName, { label: string; wire: str
     label: 'msgpackr socket',
     wire:
       'msgpackr [id, value] behind a 4-byte length on a bare TCP socket (TCP_NODELAY both ends): one pack per frame ' +
-      'into msgpackr\'s buffer with the length reserved in front, decoded in place from the received chunk (only ' +
+      'into msgpackr\'s buffer with the length reserved in front (byte arrays of 16 KiB or more written from the ' +
+      'caller\'s memory behind a small head, as tunnelrpc does), decoded in place from the received chunk (only ' +
       'frames split across reads are joined), the server decoding the value and encoding it again; writes ' +
       'coalesced per tick and capped at 32 frames or 64 KiB; no validation, deadlines or limits: the ceiling for tunnelrpc',
   },
