@@ -1,17 +1,19 @@
 // Command gorpc-bench is the Go net/rpc peer of tunnelrpc's bench: standard library only.
 //
-// Server mode serves Echo.Echo ([]byte in, the same []byte out, gob-encoded) with rpc.HandleHTTP, which is
+// Server mode serves Echo.Bytes ([]byte in, the same []byte out), Echo.String (StringMessage, {A: 1, B: <string>})
+// and Echo.Object (ObjectMessage, 20 typed records), gob-encoded, with rpc.HandleHTTP, which is
 // net/rpc's own CONNECT tunnel: the client sends "CONNECT /_goRPC_ HTTP/1.0", the server answers
 // "HTTP/1.0 200 Connected to Go RPC" and the socket carries gob from then on. It prints {"port":N,"pid":P} and
 // answers stdin commands like the Node servers (bench/src/server-control.ts): stats, gc, exit.
 //
-// Client mode dials with rpc.DialHTTP (one connection) and keeps C goroutines in a closed loop of client.Call,
+// Client mode dials with rpc.DialHTTP (-connections of them, one by default) and keeps C goroutines per
+// connection in a closed loop of client.Call on the method of -payload (the payloads of bench/src/payload.ts),
 // speaking the same stdio protocol as bench/src/closed-loop.ts: {"ready":true} after the warm-up, then "go" on
-// stdin, then one JSON result line. Latencies go into per-goroutine histograms with the layout of
-// bench/src/histogram.ts.
+// stdin, then one JSON result line with the sparse histogram. Latencies go into per-goroutine histograms with the
+// layout of bench/src/histogram.ts.
 //
 //	gorpc-bench -mode server
-//	gorpc-bench -mode client -port N -concurrency C -bytes B -seconds S -warmup W [-wait-go]
+//	gorpc-bench -mode client -port N -concurrency C -payload NAME -seconds S -warmup W [-connections N] [-wait-go]
 package main
 
 import (
@@ -34,11 +36,45 @@ import (
 	"time"
 )
 
-// Echo is the service; its one method returns its argument.
+// Echo is the service; each method returns its argument.
 type Echo struct{}
 
-// Echo copies args into reply.
-func (*Echo) Echo(args []byte, reply *[]byte) error {
+// StringMessage is the str32, str1k and str64k payload: {a: 1, b: <string>}.
+type StringMessage struct {
+	A int
+	B string
+}
+
+// Record is one record of the object payload (bench/src/payload.ts Row).
+type Record struct {
+	ID        int64
+	Name      string
+	Active    bool
+	Score     float64
+	Tags      []string
+	Address   map[string]string
+	CreatedAt time.Time
+}
+
+// ObjectMessage is the object payload: {items: [20 records]}.
+type ObjectMessage struct {
+	Items []Record
+}
+
+// Bytes echoes a byte payload.
+func (*Echo) Bytes(args []byte, reply *[]byte) error {
+	*reply = args
+	return nil
+}
+
+// String echoes a string payload.
+func (*Echo) String(args StringMessage, reply *StringMessage) error {
+	*reply = args
+	return nil
+}
+
+// Object echoes the object payload.
+func (*Echo) Object(args ObjectMessage, reply *ObjectMessage) error {
 	*reply = args
 	return nil
 }
@@ -48,7 +84,8 @@ func main() {
 	host := flag.String("host", "127.0.0.1", "server host (client)")
 	port := flag.Int("port", 0, "server port (client)")
 	concurrency := flag.Int("concurrency", 1, "calls outstanding (client)")
-	size := flag.Int("bytes", 32, "payload bytes (client)")
+	payload := flag.String("payload", "small", "payload name, as in bench/src/payload.ts (client)")
+	connections := flag.Int("connections", 1, "connections, each with its own C goroutines (client)")
 	seconds := flag.Float64("seconds", 5, "measured window (client)")
 	warmup := flag.Float64("warmup", 1, "warm-up before the window (client)")
 	waitGo := flag.Bool("wait-go", false, "print ready after the warm-up and wait for go on stdin (client)")
@@ -57,7 +94,7 @@ func main() {
 	case "server":
 		serve()
 	case "client":
-		runClient(*host, *port, *concurrency, *size, *seconds, *warmup, *waitGo)
+		runClient(*host, *port, *concurrency, *connections, *payload, *seconds, *warmup, *waitGo)
 	default:
 		fmt.Fprintln(os.Stderr, "gorpc-bench: -mode server or -mode client")
 		os.Exit(2)
@@ -151,6 +188,17 @@ func (h *histogram) merge(other *histogram) {
 	}
 }
 
+// sparse returns the non-empty buckets as [bucket, count] pairs, as bench/src/histogram.ts does.
+func (h *histogram) sparse() [][2]uint64 {
+	pairs := [][2]uint64{}
+	for i, count := range h.counts {
+		if count > 0 {
+			pairs = append(pairs, [2]uint64{uint64(i), count})
+		}
+	}
+	return pairs
+}
+
 func (h *histogram) percentile(p float64) uint64 {
 	if h.count == 0 {
 		return 0
@@ -190,8 +238,8 @@ func midpointOf(bucket int) uint64 {
 	return sub<<uint(shift) + 1<<uint(shift-1)
 }
 
-// createPayload matches bench/src/payload.ts: xorshift32 bytes.
-func createPayload(size int) []byte {
+// createBytes matches bench/src/payload.ts: xorshift32 bytes.
+func createBytes(size int) []byte {
 	payload := make([]byte, size)
 	state := uint32(0x9e3779b9)
 	for i := range payload {
@@ -201,6 +249,87 @@ func createPayload(size int) []byte {
 		payload[i] = byte(state)
 	}
 	return payload
+}
+
+// createAscii matches bench/src/payload.ts: the same pattern on 'a'..'z'.
+func createAscii(size int) string {
+	bytes := createBytes(size)
+	for i := range bytes {
+		bytes[i] = 'a' + bytes[i]%26
+	}
+	return string(bytes)
+}
+
+var (
+	tags   = []string{"alpha", "beta"}
+	cities = []string{"Springfield", "Rivertown", "Lakeside", "Hillview"}
+)
+
+// createObject matches bench/src/payload.ts createPayload('object').
+func createObject(records int) ObjectMessage {
+	epoch := time.UnixMilli(1_767_323_045_678).UTC()
+	items := make([]Record, records)
+	for i := range items {
+		items[i] = Record{
+			ID:        int64(100_000 + i),
+			Name:      fmt.Sprintf("user-%d", i),
+			Active:    i%3 != 0,
+			Score:     0.5 + float64(i)*1.25,
+			Tags:      tags[:1+i%2],
+			Address:   map[string]string{"city": cities[i%len(cities)], "zip": fmt.Sprint(10_000 + i*7)},
+			CreatedAt: epoch.Add(time.Duration(i) * time.Hour),
+		}
+	}
+	return ObjectMessage{Items: items}
+}
+
+// caller makes one echo call of the payload and says what is wrong with the answer, if anything.
+type caller func(client *rpc.Client) error
+
+// createCaller returns the call of payload `name` (the names of bench/src/payload.ts).
+func createCaller(name string) (caller, error) {
+	byteSizes := map[string]int{"small": 32, "1k": 1024, "64k": 65_536}
+	stringSizes := map[string]int{"str32": 32, "str1k": 1024, "str64k": 65_536}
+	if size, ok := byteSizes[name]; ok {
+		payload := createBytes(size)
+		return func(client *rpc.Client) error {
+			var reply []byte
+			if err := client.Call("Echo.Bytes", payload, &reply); err != nil {
+				return err
+			}
+			if len(reply) != size {
+				return fmt.Errorf("echo of %d bytes, expected %d", len(reply), size)
+			}
+			return nil
+		}, nil
+	}
+	if size, ok := stringSizes[name]; ok {
+		payload := StringMessage{A: 1, B: createAscii(size)}
+		return func(client *rpc.Client) error {
+			var reply StringMessage
+			if err := client.Call("Echo.String", payload, &reply); err != nil {
+				return err
+			}
+			if len(reply.B) != size {
+				return fmt.Errorf("echo without a %d-character b", size)
+			}
+			return nil
+		}, nil
+	}
+	if name == "object" {
+		payload := createObject(20)
+		return func(client *rpc.Client) error {
+			var reply ObjectMessage
+			if err := client.Call("Echo.Object", payload, &reply); err != nil {
+				return err
+			}
+			if len(reply.Items) != 20 {
+				return fmt.Errorf("echo without 20 items")
+			}
+			return nil
+		}, nil
+	}
+	return nil, fmt.Errorf("unknown payload %q", name)
 }
 
 func round(value float64, digits int) float64 {
@@ -215,29 +344,32 @@ const (
 	phaseStop
 )
 
-func runClient(host string, port, concurrency, size int, seconds, warmup float64, waitGo bool) {
-	client, err := rpc.DialHTTP("tcp", fmt.Sprintf("%s:%d", host, port))
+func runClient(host string, port, concurrency, connections int, payload string, seconds, warmup float64, waitGo bool) {
+	call, err := createCaller(payload)
 	if err != nil {
 		fatal(err)
 	}
-	payload := createPayload(size)
+	clients := make([]*rpc.Client, connections)
+	for i := range clients {
+		client, err := rpc.DialHTTP("tcp", fmt.Sprintf("%s:%d", host, port))
+		if err != nil {
+			fatal(err)
+		}
+		clients[i] = client
+	}
 	var phase int32 = phaseWarmup
 	var errorCount int64
 	var firstError atomic.Value
-	histograms := make([]histogram, concurrency)
+	histograms := make([]histogram, concurrency*connections)
 	var workers sync.WaitGroup
-	for i := 0; i < concurrency; i++ {
+	for i := range histograms {
 		workers.Add(1)
-		go func(h *histogram) {
+		go func(client *rpc.Client, h *histogram) {
 			defer workers.Done()
 			for atomic.LoadInt32(&phase) != phaseStop {
 				started := time.Now()
-				var reply []byte
-				err := client.Call("Echo.Echo", payload, &reply)
+				err := call(client)
 				elapsed := time.Since(started)
-				if err == nil && len(reply) != size {
-					err = fmt.Errorf("echo of %d bytes, expected %d", len(reply), size)
-				}
 				if err != nil {
 					firstError.CompareAndSwap(nil, err.Error())
 					if atomic.AddInt64(&errorCount, 1) >= 1000 {
@@ -249,7 +381,7 @@ func runClient(host string, port, concurrency, size int, seconds, warmup float64
 					h.record(elapsed.Nanoseconds())
 				}
 			}
-		}(&histograms[i])
+		}(clients[i%connections], &histograms[i])
 	}
 	time.Sleep(time.Duration(warmup * float64(time.Second)))
 	if waitGo {
@@ -284,11 +416,14 @@ func runClient(host string, port, concurrency, size int, seconds, warmup float64
 		"p99us":       round(float64(total.percentile(99))/1000, 1),
 		"maxUs":       round(float64(total.max)/1000, 1),
 		"errors":      atomic.LoadInt64(&errorCount),
+		"histogram":   total.sparse(),
 	}
 	if first, ok := firstError.Load().(string); ok {
 		result["firstError"] = first
 	}
 	emit(result)
-	client.Close()
+	for _, client := range clients {
+		client.Close()
+	}
 	os.Exit(0)
 }

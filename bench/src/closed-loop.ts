@@ -1,25 +1,29 @@
 /**
- * The client side of every Node peer: one connection, a closed loop of C outstanding echo calls, latency into a
- * LatencyHistogram. Each bench/src/clients/<peer>.ts only says how to open its connection and make one call.
+ * The client side of every Node peer: N connections (one unless --connections says more), a closed loop of C
+ * outstanding echo calls on each, latency into one LatencyHistogram. Each bench/src/clients/<peer>.ts only says
+ * how to open one connection and make one call on it.
  *
  * Talks to the orchestrator over stdio, one JSON object a line:
  *   stdout {"ready":true}                   after the warm-up; the loop keeps running
  *   stdin  go                               start the measured window (without --wait-go: at once)
- *   stdout {"calls":…,"seconds":…,…}        the ClientResult, as soon as the window closes
+ *   stdout {"calls":…,"seconds":…,…}        the ClientResult, as soon as the window closes; its `histogram`
+ *                                           (sparse [bucket, count] pairs) lets the orchestrator merge the
+ *                                           latencies of several client processes
  *
- * Arguments: --port N [--host 127.0.0.1] --concurrency C --bytes B --seconds S [--warmup W] [--wait-go 1].
+ * Arguments: --port N [--host 127.0.0.1] --concurrency C --payload NAME --seconds S [--warmup W] [--wait-go 1]
+ * [--connections N].
  */
 import { createInterface } from 'node:readline';
 import { ChildArgs } from './child-args.js';
 import { LatencyHistogram } from './histogram.js';
-import { createPayload } from './payload.js';
+import { checkEcho, createPayload, isPayloadName, type PayloadName } from './payload.js';
 
-/** ClientSettings are the arguments a peer's open() gets. */
+/** ClientSettings are the arguments a peer's open() gets (concurrency is per connection). */
 export interface ClientSettings {
   host: string;
   port: number;
   concurrency: number;
-  bytes: number;
+  payload: PayloadName;
 }
 
 /**
@@ -27,7 +31,7 @@ export interface ClientSettings {
  * synchronous settle is handled (the loop re-issues on the next turn) but costs a setImmediate.
  */
 export interface EchoDriver {
-  call(payload: Buffer, done: (error: unknown, echoed?: Uint8Array) => void): void;
+  call(payload: unknown, done: (error: unknown, echoed?: unknown) => void): void;
   close(): Promise<void>;
 }
 
@@ -41,6 +45,8 @@ export interface ClientResult {
   maxUs: number;
   errors: number;
   firstError?: string;
+  /** The latency histogram, sparse: [bucket, count] pairs of the non-empty buckets. */
+  histogram: [number, number][];
 }
 
 // Past this many failed calls the run is hopeless: stop instead of spinning.
@@ -50,17 +56,21 @@ const DRAIN_WAIT_MS = 5000;
 /** runClosedLoop parses the arguments, opens the driver, runs warm-up and window, prints the result and exits. */
 export async function runClosedLoop(open: (settings: ClientSettings) => Promise<EchoDriver>): Promise<void> {
   const args = new ChildArgs();
+  const payloadName = args.string('payload');
+  if (!isPayloadName(payloadName)) throw new Error(`--payload ${JSON.stringify(payloadName)} is not a payload`);
   const settings: ClientSettings = {
     host: args.string('host', '127.0.0.1'),
     port: args.number('port'),
     concurrency: args.number('concurrency'),
-    bytes: args.number('bytes'),
+    payload: payloadName,
   };
+  const connections = args.number('connections', 1);
   const seconds = args.number('seconds');
   const warmup = args.number('warmup', 1);
   const waitGo = args.number('wait-go', 0) === 1;
-  const payload = createPayload(settings.bytes);
-  const driver = await open(settings);
+  const payload = createPayload(payloadName);
+  const drivers: EchoDriver[] = [];
+  for (let i = 0; i < connections; i++) drivers.push(await open(settings));
 
   const histogram = new LatencyHistogram();
   let measuring = false;
@@ -71,14 +81,14 @@ export async function runClosedLoop(open: (settings: ClientSettings) => Promise<
   let onDrained: (() => void) | undefined;
   let stopEarly: (() => void) | undefined;
 
-  const issue = (): void => {
+  const issue = (driver: EchoDriver): void => {
     outstanding++;
     const started = performance.now();
     let sync = true;
     driver.call(payload, (error, echoed) => {
       const elapsed = performance.now() - started;
       outstanding--;
-      const failed = failureOf(error, echoed, settings.bytes);
+      const failed = failureOf(error, echoed, payloadName);
       if (failed !== undefined) {
         errors++;
         firstError ??= failed;
@@ -94,12 +104,14 @@ export async function runClosedLoop(open: (settings: ClientSettings) => Promise<
         return;
       }
       // A call that failed or settled at once would otherwise re-issue in a microtask loop that starves timers.
-      if (sync || failed !== undefined) setImmediate(issue);
-      else issue();
+      if (sync || failed !== undefined) setImmediate(issue, driver);
+      else issue(driver);
     });
     sync = false;
   };
-  for (let i = 0; i < settings.concurrency; i++) issue();
+  for (const driver of drivers) {
+    for (let i = 0; i < settings.concurrency; i++) issue(driver);
+  }
 
   await new Promise<void>((resolve) => {
     const timer = setTimeout(resolve, warmup * 1000);
@@ -136,6 +148,7 @@ export async function runClosedLoop(open: (settings: ClientSettings) => Promise<
     maxUs: round(histogram.maxNs / 1000, 1),
     errors,
     ...(firstError === undefined ? {} : { firstError }),
+    histogram: histogram.sparse(),
   };
   emit(result);
 
@@ -145,7 +158,7 @@ export async function runClosedLoop(open: (settings: ClientSettings) => Promise<
       setTimeout(resolve, DRAIN_WAIT_MS).unref();
     });
   }
-  await Promise.race([driver.close(), new Promise((resolve) => setTimeout(resolve, DRAIN_WAIT_MS).unref())]);
+  await Promise.race([Promise.all(drivers.map((driver) => driver.close())), new Promise((resolve) => setTimeout(resolve, DRAIN_WAIT_MS).unref())]);
   process.exit(0);
 }
 
@@ -167,11 +180,10 @@ export function emit(value: object): void {
   process.stdout.write(`${JSON.stringify(value)}\n`);
 }
 
-// Why a call counts as failed, or undefined when it echoed the payload's length back.
-function failureOf(error: unknown, echoed: Uint8Array | undefined, bytes: number): string | undefined {
+// Why a call counts as failed, or undefined when it echoed the payload back (checked by its size, not by value).
+function failureOf(error: unknown, echoed: unknown, payload: PayloadName): string | undefined {
   if (error !== undefined && error !== null) return describe(error);
-  if (echoed?.length !== bytes) return `echo of ${echoed?.length ?? 'nothing'} bytes, expected ${bytes}`;
-  return undefined;
+  return checkEcho(payload, echoed);
 }
 
 function describe(error: unknown): string {

@@ -39,6 +39,23 @@ export class LatencyHistogram {
     if (value > this.#max) this.#max = value;
   }
 
+  /** sparse returns the non-empty buckets as [bucket, count] pairs (what a client process reports). */
+  sparse(): [number, number][] {
+    const pairs: [number, number][] = [];
+    for (let i = 0; i < BUCKETS; i++) if (this.#counts[i]! > 0) pairs.push([i, this.#counts[i]!]);
+    return pairs;
+  }
+
+  /** merge adds another process's sparse buckets and its maximum. */
+  merge(pairs: readonly (readonly [number, number])[], maxNs: number): void {
+    for (const [bucket, count] of pairs) {
+      if (!Number.isInteger(bucket) || bucket < 0 || bucket >= BUCKETS) throw new Error(`histogram bucket ${bucket} is out of range`);
+      this.#counts[bucket]! += count;
+      this.#count += count;
+    }
+    if (maxNs > this.#max) this.#max = maxNs;
+  }
+
   /** percentile returns the value in nanoseconds at or below which `p` percent of the values lie (0 when empty). */
   percentile(p: number): number {
     if (this.#count === 0) return 0;

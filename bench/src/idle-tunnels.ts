@@ -56,7 +56,7 @@ export async function measureIdleTunnels(count: number, context: { benchDir: str
     const port = announced.port;
     // One tunnel and one call first, so the baseline already holds the code and buffers every tunnel shares.
     const warm = await connect(`http://127.0.0.1:${port}/_rpc`);
-    await warm.call('Echo.echo', createPayload(32));
+    await warm.call('Echo.echo', createPayload('small'));
     await warm.close();
     await waitForConnections(server, 0);
     const baseline = await readServerMemory(server);

@@ -2,7 +2,8 @@
  * Turning measurements into the report: medians per cell and peer, the ratios tunnelrpc/peer, and the table.
  */
 import type { Measurement } from './measure-cell.js';
-import { TARGET_INFO, type CellSpec, type TargetName } from './targets.js';
+import { describePayload } from './payload.js';
+import { TARGET_INFO, cellConcurrency, cellKey, totalConcurrency, type CellSpec, type TargetName } from './targets.js';
 
 /** CellSummary is one peer on one cell: the median of each metric over the runs. */
 export interface CellSummary {
@@ -11,6 +12,10 @@ export interface CellSummary {
   payload: string;
   bytes: number;
   concurrency: number;
+  tunnels: number;
+  processes: number;
+  /** cellKey of the cell, e.g. `small:256` or `small:4:16x4`. */
+  cell: string;
   runs: number;
   callsPerSec: number | undefined;
   p50us: number | undefined;
@@ -40,8 +45,9 @@ export function summarize(measurements: readonly Measurement[], cells: readonly 
   const summaries: CellSummary[] = [];
   for (const cell of cells) {
     const row: CellSummary[] = [];
+    const key = cellKey(cell);
     for (const target of targets) {
-      const samples = measurements.filter((m) => m.target === target && m.payload === cell.payload && m.concurrency === cell.concurrency);
+      const samples = measurements.filter((m) => m.target === target && m.cell === key);
       if (samples.length === 0) continue;
       const ok = samples.filter((m) => m.calls > 0);
       const mib = (bytes: number | undefined): number | undefined => (bytes === undefined ? undefined : bytes / MIB);
@@ -51,6 +57,9 @@ export function summarize(measurements: readonly Measurement[], cells: readonly 
         payload: cell.payload,
         bytes: cell.bytes,
         concurrency: cell.concurrency,
+        tunnels: cell.tunnels,
+        processes: cell.processes,
+        cell: key,
         runs: samples.length,
         callsPerSec: median(samples.map((m) => m.callsPerSec)),
         p50us: median(ok.map((m) => m.p50us)),
@@ -99,8 +108,8 @@ export function renderTable(summaries: readonly CellSummary[]): string {
     'tunnelrpc/peer CPU',
   ];
   const rows = summaries.map((s) => [
-    `${s.payload} (${formatBytes(s.bytes)})`,
-    String(s.concurrency),
+    `${s.payload} (${describePayload(s.payload)})`,
+    cellConcurrency(s),
     TARGET_INFO[s.target].label + (s.errors > 0 ? ` (${s.errors} errors)` : ''),
     fixed(s.callsPerSec, 0, true),
     fixed(s.p50us, 1),
@@ -115,13 +124,70 @@ export function renderTable(summaries: readonly CellSummary[]): string {
   return renderMarkdownTable(header, rows, numeric);
 }
 
+/** ManyClientsRow compares one peer's server CPU per call in a many-clients cell with a one-tunnel cell. */
+export interface ManyClientsRow {
+  kind: 'many-clients';
+  target: TargetName;
+  cell: string;
+  baseCell: string;
+  serverCpuSPer1M: number | undefined;
+  baseServerCpuSPer1M: number | undefined;
+  /** many-clients ÷ one-tunnel server CPU per call: above 1× means the many tunnels cost the server more per call. */
+  cpuRatio: number | undefined;
+  callsPerSec: number | undefined;
+  baseCallsPerSec: number | undefined;
+}
+
+/**
+ * compareManyClients pairs every many-clients cell with the one-tunnel cell of the same payload and the same
+ * total concurrency (or, without one in the run, the one-tunnel cell of that payload with the most concurrency).
+ */
+export function compareManyClients(summaries: readonly CellSummary[]): ManyClientsRow[] {
+  const rows: ManyClientsRow[] = [];
+  for (const many of summaries) {
+    if (many.tunnels === 1 && many.processes === 1) continue;
+    const candidates = summaries.filter((s) => s.target === many.target && s.payload === many.payload && s.tunnels === 1 && s.processes === 1);
+    const total = totalConcurrency(many);
+    const base = candidates.find((s) => s.concurrency === total) ?? [...candidates].sort((a, b) => b.concurrency - a.concurrency)[0];
+    if (base === undefined) continue;
+    rows.push({
+      kind: 'many-clients',
+      target: many.target,
+      cell: many.cell,
+      baseCell: base.cell,
+      serverCpuSPer1M: many.serverCpuSPer1M,
+      baseServerCpuSPer1M: base.serverCpuSPer1M,
+      cpuRatio: many.serverCpuSPer1M === undefined || base.serverCpuSPer1M === undefined || base.serverCpuSPer1M === 0 ? undefined : many.serverCpuSPer1M / base.serverCpuSPer1M,
+      callsPerSec: many.callsPerSec,
+      baseCallsPerSec: base.callsPerSec,
+    });
+  }
+  return rows;
+}
+
+/** renderManyClients renders compareManyClients as a table. */
+export function renderManyClients(rows: readonly ManyClientsRow[]): string {
+  const header = ['peer', 'many-clients cell', 'server CPU s/1M', 'calls/s', 'one-tunnel cell', 'server CPU s/1M', 'calls/s', 'CPU per call, many ÷ one'];
+  const body = rows.map((row) => [
+    TARGET_INFO[row.target].label,
+    row.cell,
+    fixed(row.serverCpuSPer1M, 2),
+    fixed(row.callsPerSec, 0, true),
+    row.baseCell,
+    fixed(row.baseServerCpuSPer1M, 2),
+    fixed(row.baseCallsPerSec, 0, true),
+    times(row.cpuRatio),
+  ]);
+  return renderMarkdownTable(header, body, new Set([2, 3, 5, 6, 7]));
+}
+
 /** renderRunsTable lists every single measurement, in the order they ran. */
 export function renderRunsTable(measurements: readonly Measurement[]): string {
   const header = ['run', 'payload', 'C', 'peer', 'calls', 'window s', 'calls/s', 'p50 µs', 'p99 µs', 'max µs', 'server CPU s', 'server RSS MiB', 'client CPU s/1M', 'errors'];
   const rows = measurements.map((m) => [
     String(m.run),
     m.payload,
-    String(m.concurrency),
+    cellConcurrency(m),
     TARGET_INFO[m.target].label,
     String(m.calls),
     fixed(m.seconds, 2),

@@ -4,9 +4,10 @@
 import type { IdleResult } from './idle-tunnels.js';
 import type { MachineInfo } from './machine.js';
 import type { Measurement } from './measure-cell.js';
-import { formatBytes, renderMarkdownTable, renderRunsTable, renderTable, type CellSummary } from './report.js';
+import { describePayload } from './payload.js';
+import { renderManyClients, renderMarkdownTable, renderRunsTable, renderTable, type CellSummary, type ManyClientsRow } from './report.js';
 import type { RunOptions } from './run-options.js';
-import { TARGET_INFO, type TargetName } from './targets.js';
+import { TARGET_INFO, cellKey, type TargetName } from './targets.js';
 
 /** ResultsReport is everything RESULTS.md shows. */
 export interface ResultsReport {
@@ -20,6 +21,9 @@ export interface ResultsReport {
   idle: IdleResult | undefined;
   notes: string[];
   ranTargets: TargetName[];
+  manyClients: ManyClientsRow[];
+  /** The chart's file name, beside RESULTS.md. */
+  chartFile: string;
 }
 
 const MIB = 1024 * 1024;
@@ -52,8 +56,9 @@ export function renderResultsMarkdown(report: ResultsReport): string {
 
   out.push('## Setup', '');
   out.push(
-    '- Every peer: one connection, a closed loop of C calls outstanding, each call echoing the payload (the client checks the length ' +
-      'of what comes back). Client and server each run in their own process, both started afresh for every measurement.',
+    '- Every peer: one connection (P × T in a many-clients cell), a closed loop of C calls outstanding on each, each call echoing ' +
+      'the payload (the client checks what comes back: the byte length, the string length, or the 20 records). Client and ' +
+      'server each run in their own process, both started afresh for every measurement.',
     `- Each measurement: ${options.warmup} s of warm-up (not counted), then a ${options.seconds} s window. calls/s is the calls ` +
       'answered in the window over its length. Latency is from issuing a call to its settling, on the client, recorded in a ' +
       'log-linear histogram (error under 1.6 %).',
@@ -64,13 +69,36 @@ export function renderResultsMarkdown(report: ResultsReport): string {
     '- Ratios are tunnelrpc ÷ peer on the same cell: calls/s above 1× means tunnelrpc is faster; p99 and CPU below 1× mean ' +
       'tunnelrpc is better.',
     `- Payloads: ${options.cells
-      .map((cell) => `${cell.payload} = ${formatBytes(cell.bytes)}`)
+      .map((cell) => `${cell.payload} = ${describePayload(cell.payload)}`)
       .filter((text, index, all) => all.indexOf(text) === index)
-      .join(', ')} of fixed pseudo-random bytes.`,
+      .join(', ')}. Bytes are fixed pseudo-random bytes; strings are \`{a: 1, b: <string>}\` of pseudo-random ` +
+      'letters; the object is `{items: [20 records]}`, each with numbers, a string, a boolean, a list of strings, a ' +
+      'nested map and a timestamp (bench/src/payload.ts). The sizes of strings and the object are those of the value ' +
+      'on a MessagePack wire.',
+    ...(options.cells.some((cell) => cell.tunnels > 1 || cell.processes > 1)
+      ? [
+          `- Many-clients cells (${options.cells
+            .filter((cell) => cell.tunnels > 1 || cell.processes > 1)
+            .map(cellKey)
+            .join(', ')}): P client processes each open T connections with C calls outstanding on each, all into one ` +
+            'server; calls/s is their sum, latency their merged histograms, client CPU their sum.',
+        ]
+      : []),
     '',
   );
 
-  out.push('## Results', '', renderTable(report.summaries), '');
+  out.push('## Results', '', `![calls/s per cell and peer, log scale](${report.chartFile})`, '', renderTable(report.summaries), '');
+  if (report.manyClients.length > 0) {
+    out.push(
+      '### Many clients',
+      '',
+      'Server CPU per call with many client processes and tunnels, against the one-tunnel cell of the same payload and ' +
+        'total concurrency. Above 1×: the spread-out load costs the server more per call.',
+      '',
+      renderManyClients(report.manyClients),
+      '',
+    );
+  }
 
   if (report.idle !== undefined) {
     out.push('## Idle tunnels', '');

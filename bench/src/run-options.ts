@@ -1,7 +1,7 @@
 /**
  * The orchestrator's command line: parsing, defaults, validation and --help.
  */
-import { PAYLOAD_BYTES, isPayloadName } from './payload.js';
+import { PAYLOAD_NAMES, isPayloadName, payloadBytes } from './payload.js';
 import { TARGET_NAMES, isTargetName, type CellSpec, type TargetName } from './targets.js';
 
 /** RunOptions is the parsed command line of `pnpm bench`. */
@@ -16,17 +16,16 @@ export interface RunOptions {
   writeResults: boolean;
   resultsFile: string | undefined;
   verbose: boolean;
+  /** Where Node children write --cpu-prof profiles, or undefined for no profiling. */
+  cpuProfDir: string | undefined;
   help: boolean;
 }
 
-/** DEFAULT_CELLS is the matrix of the issue: small at C=1, 16 and 256; 1 KiB and 64 KiB at C=16. */
-export const DEFAULT_CELLS: readonly (readonly [keyof typeof PAYLOAD_BYTES, number])[] = [
-  ['small', 1],
-  ['small', 16],
-  ['small', 256],
-  ['1k', 16],
-  ['64k', 16],
-];
+/**
+ * DEFAULT_CELLS is the matrix: bytes and strings of 32 B at C=1, 16 and 256, of 1 KiB and 64 KiB at C=16; the
+ * object at C=16; and the many-clients cell, 4 client processes × 16 tunnels × C=4 (256 outstanding in all).
+ */
+export const DEFAULT_CELLS = 'small:1,small:16,small:256,1k:16,64k:16,str32:1,str32:16,str32:256,str1k:16,str64k:16,object:16,small:4:16x4';
 
 /** USAGE is the --help text. */
 export const USAGE = `Usage: pnpm bench [options]        (or: node bench/dist/run.js [options] after tsc -b)
@@ -37,9 +36,10 @@ ratios tunnelrpc/peer (medians of the interleaved runs), then one JSON line per 
 
   --target LIST        peers, from ${TARGET_NAMES.join(',')} (default: all; go only if \`go\` is installed)
   --concurrency LIST   outstanding calls, e.g. 1,16,256      } given either, the cells are the cross product
-  --payload LIST       small (${PAYLOAD_BYTES.small} B), 1k, 64k               } (payload default small, concurrency 16)
-  --cells LIST         explicit cells as payload:C, e.g. small:1,64k:16
-                       (default: small:1,small:16,small:256,1k:16,64k:16)
+  --payload LIST       payloads (below)                      } (payload default small, concurrency 16)
+  --cells LIST         explicit cells as payload:C, e.g. small:1,64k:16, or payload:C:TxP for P client
+                       processes of T tunnels with C calls outstanding on each, e.g. small:4:16x4
+                       (default: ${DEFAULT_CELLS})
   --seconds S          measured window of each run (default 5)
   --warmup S           warm-up before each window, not measured (default 1)
   --runs N             interleaved runs; the table shows medians (default 3; 0 runs only the idle count)
@@ -48,8 +48,15 @@ ratios tunnelrpc/peer (medians of the interleaved runs), then one JSON line per 
   --json               print only JSON lines on stdout (the table and progress go to stderr)
   --write-results      rewrite bench/RESULTS.md from this run (with the exact command)
   --results-file PATH  write the results there instead of bench/RESULTS.md (implies --write-results)
+  --cpu-prof-dir DIR   run every Node server and client with --cpu-prof, writing the profiles into DIR
+                       (summarize them with: node bench/dist/profile-summary.js DIR)
   --verbose            pass the children's stderr through
   --help               this text
+
+Payloads: small, 1k, 64k: bytes of 32 B, 1 KiB, 64 KiB; str32, str1k, str64k: {a: 1, b: <string of 32, 1024,
+65536 characters>}; object: {items: [20 records]} each a map with a nested map, a list, strings, numbers and a timestamp (2.3 KiB).
+With --write-results, the chart (calls/s per cell and peer, log scale) is written next to the results file, as
+.svg.
 `;
 
 /** parseRunOptions turns argv into RunOptions, throwing an Error that says which argument is wrong. */
@@ -57,7 +64,7 @@ export function parseRunOptions(argv: readonly string[]): RunOptions {
   const values = new Map<string, string>();
   const flags = new Set<string>();
   const FLAGS = new Set(['json', 'write-results', 'verbose', 'help']);
-  const VALUED = new Set(['target', 'concurrency', 'payload', 'cells', 'seconds', 'warmup', 'runs', 'idle-tunnels', 'results-file']);
+  const VALUED = new Set(['target', 'concurrency', 'payload', 'cells', 'seconds', 'warmup', 'runs', 'idle-tunnels', 'results-file', 'cpu-prof-dir']);
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!;
     if (arg === '--') continue; // pnpm passes it through before user arguments on some versions
@@ -102,9 +109,23 @@ export function parseRunOptions(argv: readonly string[]): RunOptions {
     if (!Number.isInteger(value) || value < 1 || value > 65_536) throw new Error(`${option} ${JSON.stringify(raw)} must be an integer from 1 to 65536`);
     return value;
   };
-  const cell = (payload: string, concurrency: number, option: string): CellSpec => {
-    if (!isPayloadName(payload)) throw new Error(`${option}: ${JSON.stringify(payload)} is not a payload; use ${Object.keys(PAYLOAD_BYTES).join(', ')}`);
-    return { payload, bytes: PAYLOAD_BYTES[payload], concurrency };
+  const cell = (payload: string, concurrency: number, option: string, tunnels = 1, processes = 1): CellSpec => {
+    if (!isPayloadName(payload)) throw new Error(`${option}: ${JSON.stringify(payload)} is not a payload; use ${PAYLOAD_NAMES.join(', ')}`);
+    return { payload, bytes: payloadBytes(payload), concurrency, tunnels, processes };
+  };
+  const parseCell = (item: string, option: string): CellSpec => {
+    const [payload, concurrency, spread, extra] = item.split(':');
+    if (payload === undefined || concurrency === undefined || extra !== undefined) {
+      throw new Error(`${option} item ${JSON.stringify(item)} must be payload:C or payload:C:TxP, like small:16 or small:4:16x4`);
+    }
+    if (spread === undefined) return cell(payload, concurrencyOf(concurrency, option), option);
+    const match = /^(\d+)x(\d+)$/.exec(spread);
+    const tunnels = Number(match?.[1]);
+    const processes = Number(match?.[2]);
+    if (match === null || tunnels < 1 || tunnels > 1000 || processes < 1 || processes > 64) {
+      throw new Error(`${option} item ${JSON.stringify(item)}: TxP must be tunnels (1-1000) x processes (1-64), like 16x4`);
+    }
+    return cell(payload, concurrencyOf(concurrency, option), option, tunnels, processes);
   };
   let cells: CellSpec[];
   const explicit = list('cells');
@@ -112,16 +133,12 @@ export function parseRunOptions(argv: readonly string[]): RunOptions {
   const concurrencies = list('concurrency');
   if (explicit !== undefined) {
     if (payloads !== undefined || concurrencies !== undefined) throw new Error('--cells cannot be combined with --payload or --concurrency');
-    cells = explicit.map((item) => {
-      const [payload, concurrency] = splitOnce(item, ':');
-      if (concurrency === undefined) throw new Error(`--cells item ${JSON.stringify(item)} must be payload:C, like small:16`);
-      return cell(payload, concurrencyOf(concurrency, '--cells'), '--cells');
-    });
+    cells = explicit.map((item) => parseCell(item, '--cells'));
   } else if (payloads !== undefined || concurrencies !== undefined) {
     const cs = (concurrencies ?? ['16']).map((raw) => concurrencyOf(raw, '--concurrency'));
     cells = (payloads ?? ['small']).flatMap((payload) => cs.map((c) => cell(payload, c, '--payload')));
   } else {
-    cells = DEFAULT_CELLS.map(([payload, concurrency]) => cell(payload, concurrency, 'default'));
+    cells = DEFAULT_CELLS.split(',').map((item) => parseCell(item, 'default'));
   }
   if (cells.length === 0) throw new Error('no cells to run');
   if (targets.length === 0) throw new Error('no targets to run');
@@ -138,6 +155,7 @@ export function parseRunOptions(argv: readonly string[]): RunOptions {
     writeResults: flags.has('write-results') || resultsFile !== undefined,
     resultsFile,
     verbose: flags.has('verbose'),
+    cpuProfDir: values.get('cpu-prof-dir'),
     help: flags.has('help'),
   };
 }

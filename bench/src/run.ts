@@ -7,18 +7,19 @@
  * then the medians per cell and peer, the ratios tunnelrpc/peer, a table, one JSON line per cell, the idle-tunnel
  * count, and with --write-results a fresh bench/RESULTS.md. `--help` lists the options.
  */
-import { writeFileSync } from 'node:fs';
-import { dirname, join, relative, resolve } from 'node:path';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { basename, dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { renderChart } from './chart.js';
 import { killAllChildrenNow, stopAllChildren } from './child-process.js';
 import { prepareGoPeer } from './go-peer.js';
 import { measureIdleTunnels, type IdleResult } from './idle-tunnels.js';
 import { describeMachine } from './machine.js';
 import { measureCell, type Measurement } from './measure-cell.js';
-import { fixed, formatBytes, renderTable, summarize } from './report.js';
+import { compareManyClients, fixed, formatBytes, renderManyClients, renderTable, summarize } from './report.js';
 import { renderIdle, renderResultsMarkdown } from './results-markdown.js';
 import { USAGE, parseRunOptions, type RunOptions } from './run-options.js';
-import { TARGET_INFO, type TargetName } from './targets.js';
+import { TARGET_INFO, cellKey, type TargetName } from './targets.js';
 
 const distDir = dirname(fileURLToPath(import.meta.url));
 const benchDir = resolve(distDir, '..');
@@ -68,11 +69,18 @@ async function main(): Promise<number> {
   const machine = describeMachine(benchDir, goStatus);
   const command = describeCommand(argv);
   progress(
-    `bench: ${targets.join(', ')} × ${options.cells.map((c) => `${c.payload}:${c.concurrency}`).join(', ')}; ` +
+    `bench: ${targets.join(', ')} × ${options.cells.map(cellKey).join(', ')}; ` +
       `${options.runs} run(s) of ${options.warmup} s warm-up + ${options.seconds} s; ${machine.cores} cores, Node ${machine.node}`,
   );
 
-  const context = { benchDir, distDir, goBinary, seconds: options.seconds, warmup: options.warmup, verbose: options.verbose };
+  const nodeOptions: string[] = [];
+  if (options.cpuProfDir !== undefined) {
+    const dir = resolve(options.cpuProfDir);
+    mkdirSync(dir, { recursive: true });
+    nodeOptions.push('--cpu-prof', '--cpu-prof-dir', dir);
+    progress(`bench: CPU profiles of every Node server and client go to ${dir}`);
+  }
+  const context = { benchDir, distDir, goBinary, seconds: options.seconds, warmup: options.warmup, verbose: options.verbose, nodeOptions };
   const measurements: Measurement[] = [];
   const total = options.runs * options.cells.length * targets.length;
   let done = 0;
@@ -81,7 +89,7 @@ async function main(): Promise<number> {
     const order = rotate(targets, run - 1);
     for (const cell of options.cells) {
       for (const target of order) {
-        const label = `[${++done}/${total}] run ${run} ${cell.payload} C=${cell.concurrency} ${target}`;
+        const label = `[${++done}/${total}] run ${run} ${cellKey(cell)} ${target}`;
         let measurement: Measurement;
         try {
           measurement = await measureCell(target, cell, run, context);
@@ -89,7 +97,7 @@ async function main(): Promise<number> {
           // One broken peer must not throw away the rest of a long run: note it, carry on, exit non-zero.
           const message = error instanceof Error ? error.message : String(error);
           progress(`${label}: FAILED: ${message}`);
-          notes.push(`${TARGET_INFO[target].label} ${cell.payload} C=${cell.concurrency} run ${run} failed: ${oneLine(message)}`);
+          notes.push(`${TARGET_INFO[target].label} ${cellKey(cell)} run ${run} failed: ${oneLine(message)}`);
           failures++;
           continue;
         }
@@ -100,7 +108,7 @@ async function main(): Promise<number> {
             (measurement.errors > 0 ? `, ${measurement.errors} errors (${measurement.firstError ?? ''})` : ''),
         );
         if (measurement.errors > 0) {
-          notes.push(`${TARGET_INFO[target].label} ${cell.payload} C=${cell.concurrency} run ${run}: ${measurement.errors} failed calls, the first: ${measurement.firstError ?? 'unknown'}`);
+          notes.push(`${TARGET_INFO[target].label} ${cellKey(cell)} run ${run}: ${measurement.errors} failed calls, the first: ${measurement.firstError ?? 'unknown'}`);
         }
       }
     }
@@ -127,6 +135,7 @@ async function main(): Promise<number> {
   }
 
   const summaries = summarize(measurements, options.cells, targets);
+  const manyClients = compareManyClients(summaries);
   say('');
   if (summaries.length > 0) {
     say(
@@ -135,6 +144,11 @@ async function main(): Promise<number> {
     );
     say('');
     say(renderTable(summaries));
+  }
+  if (manyClients.length > 0) {
+    say('');
+    say('Many clients: server CPU per call against the one-tunnel cell');
+    say(renderManyClients(manyClients));
   }
   if (idle !== undefined && !('skipped' in idle)) {
     say('');
@@ -148,10 +162,14 @@ async function main(): Promise<number> {
   };
   json({ kind: 'run', command, startedAt: startedAt.toISOString(), machine, targets, cells: options.cells, seconds: options.seconds, warmup: options.warmup, runs: options.runs });
   for (const summary of summaries) json(roundForJson({ ...summary, payloadSize: formatBytes(summary.bytes) }));
+  for (const row of manyClients) json(roundForJson(row));
   if (idle !== undefined) json({ kind: 'idle', ...idle });
 
   if (options.writeResults) {
     const file = options.resultsFile === undefined ? join(benchDir, 'RESULTS.md') : resolve(options.resultsFile);
+    const chartFile = file.replace(/(\.md)?$/i, '.svg');
+    mkdirSync(dirname(file), { recursive: true });
+    writeFileSync(chartFile, renderChart(summaries, targets, `tunnelrpc and its peers: calls/s, medians of ${options.runs} run(s) of ${options.seconds} s`));
     const text = renderResultsMarkdown({
       command,
       startedAt,
@@ -163,10 +181,14 @@ async function main(): Promise<number> {
       idle,
       notes,
       ranTargets: targets,
+      manyClients,
+      chartFile: basename(chartFile),
     });
     writeFileSync(file, text);
-    const shown = relative(process.cwd(), file);
-    progress(`wrote ${shown.startsWith('..') ? file : shown}`);
+    for (const written of [file, chartFile]) {
+      const shown = relative(process.cwd(), written);
+      progress(`wrote ${shown.startsWith('..') ? written : shown}`);
+    }
   }
   if (failures > 0) {
     process.stderr.write(`bench: ${failures} measurement(s) failed; see the notes\n`);

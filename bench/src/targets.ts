@@ -2,6 +2,7 @@
  * The peers of a run: how to start each one's server and client, and how each puts the payload on the wire.
  */
 import { join } from 'node:path';
+import type { PayloadName } from './payload.js';
 
 /** TARGET_NAMES lists every peer in table order; tunnelrpc comes first, the others are compared with it. */
 export const TARGET_NAMES = ['tunnelrpc', 'grpc', 'undici', 'ceiling', 'go'] as const;
@@ -19,33 +20,42 @@ export const TARGET_INFO: Readonly<Record<TargetName, { label: string; wire: str
   tunnelrpc: {
     label: 'tunnelrpc',
     wire:
-      'RpcServer + connect() + client.call("Echo.echo", bytes) with the Echo fixture (input and output z.unknown()): ' +
-      'the payload is a MessagePack bin inside the request [0,id,method,params,{timeout}] and the response ' +
-      '[1,id,nil,result], behind the 4-byte frame length, over one CONNECT tunnel',
+      'RpcServer + connect() + client.call("Echo.echo", value) with the Echo fixture (input and output z.unknown()): ' +
+      'the payload is the params of the request [0,id,method,params,{timeout}] and the result of the response ' +
+      '[1,id,nil,result] (bytes a MessagePack bin, strings and objects maps, the timestamp a timestamp ext), behind ' +
+      'the 4-byte frame length, over one CONNECT tunnel per connection',
   },
   grpc: {
     label: '@grpc/grpc-js',
     wire:
-      'a generic unary method /bench.Echo/Echo defined without a .proto, identity serialize/deserialize: the raw ' +
-      'payload bytes are the gRPC message (5-byte gRPC prefix, HTTP/2 HEADERS + DATA frames, HPACK), one channel',
+      'a generic unary method /bench.Echo/Echo defined without a .proto: bytes are the raw gRPC message (identity ' +
+      'serialize/deserialize), strings and objects a MessagePack message (msgpackr, decoded and encoded again on ' +
+      'both ends; no protobuf schema exists for a generic method); 5-byte gRPC prefix, HTTP/2 HEADERS + DATA ' +
+      'frames, HPACK; one channel per connection',
   },
   undici: {
     label: 'undici HTTP/1.1',
     wire:
-      'POST /echo with the raw payload as an application/octet-stream body and Content-Length, answered 200 with ' +
-      'the same body by node:http; undici Client with pipelining C (requests marked idempotent, blocking: false)',
+      'POST /echo with a Content-Length body, answered 200 by node:http: bytes as application/octet-stream echoed ' +
+      'as they are, strings and objects as application/json parsed and serialized again on both ends (the ' +
+      'timestamp becomes an ISO string); undici Client with pipelining C (requests marked idempotent, blocking: ' +
+      'false), one per connection',
   },
   ceiling: {
     label: 'msgpackr socket',
     wire:
-      'msgpackr [id, payload] (payload a bin) behind a 4-byte length on a bare TCP socket; writes coalesced per ' +
-      'tick and capped at 32 frames or 64 KiB; no validation, deadlines or limits: the ceiling for tunnelrpc',
+      'msgpackr [id, value] behind a 4-byte length on a bare TCP socket (TCP_NODELAY both ends): one pack per frame ' +
+      'into msgpackr\'s buffer with the length reserved in front (byte arrays of 16 KiB or more written from the ' +
+      'caller\'s memory behind a small head, as tunnelrpc does), decoded in place from the received chunk (only ' +
+      'frames split across reads are joined), the server decoding the value and encoding it again; writes ' +
+      'coalesced per tick and capped at 32 frames or 64 KiB; no validation, deadlines or limits: the ceiling for tunnelrpc',
   },
   go: {
     label: 'Go net/rpc',
     wire:
-      'net/rpc with rpc.HandleHTTP (its own CONNECT tunnel) and gob: Echo.Echo([]byte) -> []byte; the client is ' +
-      'Go too (rpc.DialHTTP, C goroutines over one rpc.Client)',
+      'net/rpc with rpc.HandleHTTP (its own CONNECT tunnel) and gob: Echo.Bytes([]byte) -> []byte, ' +
+      'Echo.String(struct{A int; B string}), Echo.Object(struct{Items []Record}) with typed records (a nested map, ' +
+      'time.Time); the client is Go too (rpc.DialHTTP, C goroutines over each rpc.Client)',
   },
 };
 
@@ -55,17 +65,41 @@ export interface Command {
   args: string[];
 }
 
-/** CellSpec is one cell of the matrix: a payload size and a concurrency. */
+/**
+ * CellSpec is one cell of the matrix: a payload, the calls outstanding per connection (C), and how many client
+ * processes (P) each open how many connections (T); one process with one connection unless the cell says more.
+ */
 export interface CellSpec {
-  payload: string;
+  payload: PayloadName;
+  /** The payload's size on a MessagePack wire (payload.ts payloadBytes). */
   bytes: number;
   concurrency: number;
+  tunnels: number;
+  processes: number;
+}
+
+/** cellKey names a cell uniquely, as the CLI spells it: `small:256`, `small:4:16x4`. */
+export function cellKey(cell: CellSpec): string {
+  return cell.tunnels === 1 && cell.processes === 1 ? `${cell.payload}:${cell.concurrency}` : `${cell.payload}:${cell.concurrency}:${cell.tunnels}x${cell.processes}`;
+}
+
+/** cellConcurrency describes the load: `16`, or `4 × 16 tunnels × 4 procs` for a many-clients cell. */
+export function cellConcurrency(cell: Pick<CellSpec, 'concurrency' | 'tunnels' | 'processes'>): string {
+  return cell.tunnels === 1 && cell.processes === 1 ? String(cell.concurrency) : `${cell.concurrency} × ${cell.tunnels} tunnels × ${cell.processes} procs`;
+}
+
+/** totalConcurrency is the calls outstanding at the server: C × T × P. */
+export function totalConcurrency(cell: Pick<CellSpec, 'concurrency' | 'tunnels' | 'processes'>): number {
+  return cell.concurrency * cell.tunnels * cell.processes;
 }
 
 /** serverCommand starts the peer's server; it prints {"port":N} once listening. */
-export function serverCommand(target: TargetName, cell: CellSpec, distDir: string, goBinary: string | undefined): Command {
+export function serverCommand(target: TargetName, cell: CellSpec, distDir: string, goBinary: string | undefined, nodeOptions: readonly string[] = []): Command {
   if (target === 'go') return { command: requireGo(goBinary), args: ['-mode', 'server'] };
-  return { command: process.execPath, args: [join(distDir, 'servers', `${target}.js`), '--concurrency', String(cell.concurrency)] };
+  return {
+    command: process.execPath,
+    args: [...nodeOptions, join(distDir, 'servers', `${target}.js`), '--concurrency', String(cell.concurrency), '--payload', cell.payload],
+  };
 }
 
 /** clientCommand starts the peer's closed-loop client against `port`. */
@@ -76,14 +110,15 @@ export function clientCommand(
   timing: { seconds: number; warmup: number },
   distDir: string,
   goBinary: string | undefined,
+  nodeOptions: readonly string[] = [],
 ): Command {
-  const common = { port, concurrency: cell.concurrency, bytes: cell.bytes, seconds: timing.seconds, warmup: timing.warmup };
+  const common = { port, concurrency: cell.concurrency, payload: cell.payload, connections: cell.tunnels, seconds: timing.seconds, warmup: timing.warmup };
   if (target === 'go') {
     const args = Object.entries(common).flatMap(([name, value]) => [`-${name}`, String(value)]);
     return { command: requireGo(goBinary), args: ['-mode', 'client', ...args, '-wait-go'] };
   }
   const args = Object.entries(common).flatMap(([name, value]) => [`--${name}`, String(value)]);
-  return { command: process.execPath, args: [join(distDir, 'clients', `${target}.js`), ...args, '--wait-go', '1'] };
+  return { command: process.execPath, args: [...nodeOptions, join(distDir, 'clients', `${target}.js`), ...args, '--wait-go', '1'] };
 }
 
 function requireGo(binary: string | undefined): string {

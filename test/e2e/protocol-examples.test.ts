@@ -134,7 +134,7 @@ const EXAMPLES: Record<string, Example> = {
   'echo-crash-request': request(8, 'Echo.crash', null),
   'echo-crash-response': failure(8, 'INTERNAL', 'internal error in Echo.crash; the server logged the details', { mayHaveRun: true }),
   'echo-nope-request': request(10, 'Echo.nope', null),
-  'echo-nope-response': failure(10, 'UNIMPLEMENTED', 'method "Echo.nope" is not implemented by this server; check the service and method name'),
+  'echo-nope-response': failure(10, 'UNIMPLEMENTED', 'method "Echo.nope" is not implemented by this server; check the service and method name', { mayHaveRun: false }),
   'echo-sleep0-request': request(11, 'Echo.sleep', { ms: 10 }, { timeout: 0 }),
   'echo-sleep0-response': failure(11, 'DEADLINE_EXCEEDED', 'deadline of Echo.sleep had passed before it arrived', { mayHaveRun: false }),
   'echo-echo-request': request(9, 'Echo.echo', { s: 'hé', n: [1, -1, 1.5, null, true], b: Buffer.from([1, 2, 3]) }),

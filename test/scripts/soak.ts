@@ -4,12 +4,15 @@
  *
  *   pnpm soak                                       1,000,000 calls
  *   pnpm soak --calls 200000 --clients 8 --concurrency 32 --kill-every 200 --seed 7
+ *   pnpm soak --calls 200000 --inject-leak 64       the server keeps 64 bytes per call: the verdict must say leak
  *   pnpm soak --idle-tunnels 10000           server RSS for N idle tunnels instead
  *
  * Every call must end exactly once: answered with the right value, or failed with an RpcError whose code is in
  * ERROR_CODES. The report counts lost calls (never settled: must be 0), doubled ones (settled twice: must be 0),
- * wrong answers and unmapped errors (must be 0), and compares the server's RSS after an idle pause at the end with
- * its RSS after the warm-up (must be within 10%). Both readings follow a full GC in the server (--expose-gc).
+ * wrong answers and unmapped errors (must be 0), and judges the server's memory by its trend: --samples readings
+ * through the run, each after a full GC in the server (--expose-gc), and the least-squares slope of heap used +
+ * external after the warm-up share, in MiB per million calls, must stay under the limit of memory-verdict.ts.
+ * RSS, heap, external and arrayBuffers slopes are all reported; RSS at the start and end too, for information.
  *
  * Roles: this one file is the orchestrator, the server child (`--role server`) and the idle-tunnel client children
  * (`--role idle-clients`). Children talk to the orchestrator over the fork IPC channel and are ended by it.
@@ -27,6 +30,7 @@ import { Echo, createEchoService } from '@tunnelrpc/examples';
 import { ERROR_CODES, RpcError, type ErrorCode } from '@tunnelrpc/protocol';
 import { RpcServer } from '@tunnelrpc/server';
 import { Rng } from '../helpers/fuzz.js';
+import { judgeMemory, type MemorySample } from './memory-verdict.js';
 
 const SELF = fileURLToPath(import.meta.url);
 const MiB = 1024 * 1024;
@@ -39,8 +43,12 @@ type Command = { cmd: 'stats' } | { cmd: 'gc' } | { cmd: 'kill'; count: number }
 interface Stats {
   rss: number;
   heapUsed: number;
+  external: number;
+  arrayBuffers: number;
   peakRss: number;
   connections: number;
+  /** Buffers the injected leak holds (0 without --inject-leak). */
+  leaked: number;
 }
 
 /** Child wraps a forked child: request/response over IPC, one at a time, and a bounded stop. */
@@ -106,8 +114,8 @@ function reply(message: object): void {
 // ---------------------------------------------------------------------------------------------------------------
 // --role server: the Echo fixture on an attached http server whose tunnel sockets can be killed on command.
 
-async function serverRole(maxConnections: number, idleTimeout: number): Promise<void> {
-  const rpc = new RpcServer({ maxConnections, maxConnectionsPerIp: maxConnections, idleTimeout, logger: () => undefined }).register(Echo, createEchoService());
+async function serverRole(maxConnections: number, idleTimeout: number, leakBytes: number): Promise<void> {
+  const rpc = new RpcServer({ maxConnections, maxConnectionsPerIp: maxConnections, idleTimeout, logger: () => undefined }).register(Echo, leaky(createEchoService(), leakBytes));
   const http = createServer();
   const tunnels: Duplex[] = [];
   http.on('connect', (_req: IncomingMessage, socket: Duplex) => {
@@ -126,9 +134,9 @@ async function serverRole(maxConnections: number, idleTimeout: number): Promise<
   process.on('message', (command: Command) => {
     switch (command.cmd) {
       case 'stats': {
-        const { rss, heapUsed } = process.memoryUsage();
+        const { rss, heapUsed, external, arrayBuffers } = process.memoryUsage();
         peakRss = Math.max(peakRss, rss);
-        reply({ rss, heapUsed, peakRss, connections: rpc.connectionCount } satisfies Stats);
+        reply({ rss, heapUsed, external, arrayBuffers, peakRss, connections: rpc.connectionCount, leaked: LEAKED.length } satisfies Stats);
         break;
       }
       case 'gc':
@@ -159,6 +167,22 @@ async function serverRole(maxConnections: number, idleTimeout: number): Promise<
   });
   process.on('disconnect', () => process.exit(0));
   reply({ port: (http.address() as AddressInfo).port });
+}
+
+// What --inject-leak keeps: one Buffer per call, never released, so that the verdict can be shown to catch it.
+const LEAKED: Buffer[] = [];
+
+/** leaky wraps every handler so that each call leaves a Buffer of `bytes` behind (none when bytes is 0). */
+function leaky(service: ReturnType<typeof createEchoService>, bytes: number): ReturnType<typeof createEchoService> {
+  if (bytes === 0) return service;
+  const wrapped: Record<string, unknown> = {};
+  for (const [name, handler] of Object.entries(service) as [string, (...args: unknown[]) => unknown][]) {
+    wrapped[name] = (...args: unknown[]) => {
+      LEAKED.push(Buffer.alloc(bytes));
+      return handler(...args);
+    };
+  }
+  return wrapped as ReturnType<typeof createEchoService>;
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -193,6 +217,8 @@ interface SoakOptions {
   killEvery: number;
   seed: number;
   warmup: number;
+  samples: number;
+  injectLeak: number;
 }
 
 /** Outcome of one call: 'ok', 'wrong' (answered with another value), a code, or 'unmapped' (not an RpcError with a listed code). */
@@ -269,7 +295,11 @@ async function runCall(echo: TypedClient<typeof Echo>, rng: Rng, index: number, 
 }
 
 async function soak(options: SoakOptions): Promise<boolean> {
-  const server = new Child('soak server', ['--role', 'server', '--max-connections', '10000', '--idle-timeout', '60000'], ['--expose-gc']);
+  const server = new Child(
+    'soak server',
+    ['--role', 'server', '--max-connections', '10000', '--idle-timeout', '60000', '--inject-leak', String(options.injectLeak)],
+    ['--expose-gc'],
+  );
   const clients: RpcClient[] = [];
   try {
     const { port } = await server.next<{ port: number }>();
@@ -300,6 +330,22 @@ async function soak(options: SoakOptions): Promise<boolean> {
       process.stderr.write(`  ${ledger.settledCount} / ${options.calls} settled, ${kills} tunnels killed\n`);
     }, 5000);
     const finished = runWorkers(echos, rng, options.calls, options.concurrency, ledger);
+    // Memory samples through the run, each after a full GC, every calls/samples settled calls.
+    const samples: MemorySample[] = [];
+    const every = Math.max(1, Math.floor(options.calls / options.samples));
+    let sampling = true;
+    const sampler = (async () => {
+      let nextAt = every;
+      while (sampling) {
+        await delay(20);
+        const calls = ledger.settledCount;
+        if (calls < nextAt || calls >= options.calls) continue;
+        nextAt = calls + every;
+        await server.request({ cmd: 'gc' });
+        const stats = await server.request<Stats>({ cmd: 'stats' });
+        samples.push({ calls, rss: stats.rss, heapUsed: stats.heapUsed, external: stats.external, arrayBuffers: stats.arrayBuffers });
+      }
+    })();
     // Lost calls never settle; stop waiting once nothing has settled for 30 s.
     const stalled = (async () => {
       while (ledger.settledCount < options.calls) {
@@ -309,6 +355,8 @@ async function soak(options: SoakOptions): Promise<boolean> {
     })();
     await Promise.race([finished, stalled]);
     const seconds = (performance.now() - started) / 1000;
+    sampling = false;
+    await sampler;
     clearInterval(killer);
     clearInterval(progress);
 
@@ -321,6 +369,7 @@ async function soak(options: SoakOptions): Promise<boolean> {
 
     const lost = options.calls - ledger.settledCount;
     const rssChange = (end.rss - start.rss) / start.rss;
+    const memory = judgeMemory(samples);
     const mib = (bytes: number): number => Math.round((bytes / MiB) * 10) / 10;
     const summary = {
       calls: options.calls,
@@ -331,14 +380,16 @@ async function soak(options: SoakOptions): Promise<boolean> {
       wrong: ledger.outcomes['wrong'] ?? 0,
       unmapped: ledger.outcomes['unmapped'] ?? 0,
       tunnelsKilled: kills,
+      memory: { ...memory, samples: samples.length, leakedBuffers: end.leaked },
       rssMiB: { start: mib(start.rss), end: mib(end.rss), peak: mib(end.peakRss), changePercent: Math.round(rssChange * 1000) / 10 },
       heapUsedMiB: { start: mib(start.heapUsed), end: mib(end.heapUsed) },
+      externalMiB: { start: mib(start.external), end: mib(end.external) },
       serverConnectionsAtEnd: end.connections,
       durationSeconds: Math.round(seconds * 10) / 10,
       callsPerSecond: Math.round(options.calls / seconds),
       options,
     };
-    const ok = lost === 0 && ledger.doubled === 0 && summary.wrong === 0 && summary.unmapped === 0 && Math.abs(rssChange) <= 0.1;
+    const ok = lost === 0 && ledger.doubled === 0 && summary.wrong === 0 && summary.unmapped === 0 && !memory.leak;
     console.log(JSON.stringify({ ok, ...summary }, null, 2));
     return ok;
   } finally {
@@ -366,7 +417,7 @@ async function idleTunnels(count: number): Promise<boolean> {
   if (Number.isFinite(soft) && soft < Math.min(count, MAX_TUNNELS_PER_CLIENT) + 64) {
     throw new Error(`ulimit -n is ${soft}; raise it to at least ${count + 64} (ulimit -n ${count + 64}) for ${count} tunnels`);
   }
-  const server = new Child('idle server', ['--role', 'server', '--max-connections', String(count + 100), '--idle-timeout', '0'], ['--expose-gc']);
+  const server = new Child('idle server', ['--role', 'server', '--max-connections', String(count + 100), '--idle-timeout', '0', '--inject-leak', '0'], ['--expose-gc']);
   const children: Child[] = [];
   try {
     const { port } = await server.next<{ port: number }>();
@@ -430,6 +481,8 @@ async function main(): Promise<void> {
       concurrency: { type: 'string', default: '32' },
       'kill-every': { type: 'string', default: '200' },
       warmup: { type: 'string', default: '100000' },
+      samples: { type: 'string', default: '40' },
+      'inject-leak': { type: 'string', default: '0' },
       seed: { type: 'string' },
       'idle-tunnels': { type: 'string' },
       port: { type: 'string' },
@@ -445,7 +498,7 @@ async function main(): Promise<void> {
   };
   switch (values.role) {
     case 'server':
-      await serverRole(int('max-connections', values['max-connections'], 1), int('idle-timeout', values['idle-timeout'], 0));
+      await serverRole(int('max-connections', values['max-connections'], 1), int('idle-timeout', values['idle-timeout'], 0), int('inject-leak', values['inject-leak'], 0));
       return;
     case 'idle-clients':
       await idleClientsRole(int('port', values.port, 1), int('count', values.count, 1));
@@ -467,6 +520,8 @@ async function main(): Promise<void> {
     concurrency: int('concurrency', values.concurrency, 1),
     killEvery: int('kill-every', values['kill-every'], 1),
     warmup: int('warmup', values.warmup, 0),
+    samples: int('samples', values.samples, 10),
+    injectLeak: int('inject-leak', values['inject-leak'], 0),
     seed,
   });
   process.exitCode = ok ? 0 : 1;

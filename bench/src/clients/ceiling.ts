@@ -1,14 +1,15 @@
 /**
- * Ceiling client: one net socket, ids in a Map of callbacks, frames through the capped coalescing writer.
+ * Ceiling client: one net socket, ids in a Map of callbacks, frames through the capped coalescing writer, every
+ * frame decoded in place (ceiling-wire.ts).
  */
 import { connect } from 'node:net';
-import { CeilingReader, CeilingWriter, decodeCeilingFrame, encodeCeilingFrame } from '../ceiling-wire.js';
+import { CeilingReader, CeilingWriter, encodeCeilingFrame, type CeilingMessage } from '../ceiling-wire.js';
 import { failClient, runClosedLoop } from '../closed-loop.js';
 
-type Done = (error: unknown, echoed?: Uint8Array) => void;
+type Done = (error: unknown, echoed?: unknown) => void;
 
 runClosedLoop(async ({ host, port }) => {
-  const socket = connect({ host, port });
+  const socket = connect({ host, port, noDelay: true });
   await new Promise<void>((resolve, reject) => {
     socket.once('connect', resolve);
     socket.once('error', reject);
@@ -18,11 +19,10 @@ runClosedLoop(async ({ host, port }) => {
   const reader = new CeilingReader();
   const writer = new CeilingWriter(socket);
   let nextId = 1;
-  const onFrame = (body: Buffer): void => {
-    const [id, payload] = decodeCeilingFrame(body);
+  const onFrame = ([id, value]: CeilingMessage): void => {
     const done = pending.get(id);
     pending.delete(id);
-    done?.(undefined, payload);
+    done?.(undefined, value);
   };
   socket.on('data', (chunk: Buffer) => reader.push(chunk, onFrame));
   const failAll = (error: unknown): void => {

@@ -1,21 +1,20 @@
 /**
- * Ceiling server: a bare net server that decodes each [id, payload] frame with msgpackr and writes back
- * [id, payload] through the capped coalescing writer of ceiling-wire.ts. No envelope checks, no limits.
+ * Ceiling server: a bare net server that decodes each [id, value] frame in place with msgpackr and writes back
+ * [id, value] through the capped coalescing writer of ceiling-wire.ts. No envelope checks, no limits.
  */
 import { createServer, type AddressInfo, type Socket } from 'node:net';
-import { CeilingReader, CeilingWriter, decodeCeilingFrame, encodeCeilingFrame } from '../ceiling-wire.js';
+import { CeilingReader, CeilingWriter, encodeCeilingFrame, type CeilingMessage } from '../ceiling-wire.js';
 import { failServer, serveControl } from '../server-control.js';
 
 async function main(): Promise<void> {
   const sockets = new Set<Socket>();
-  const server = createServer((socket) => {
+  const server = createServer({ noDelay: true }, (socket) => {
     sockets.add(socket);
     socket.setNoDelay(true);
     const reader = new CeilingReader();
     const writer = new CeilingWriter(socket);
-    const onFrame = (body: Buffer): void => {
-      const [id, payload] = decodeCeilingFrame(body);
-      writer.write(encodeCeilingFrame(id, payload));
+    const onFrame = ([id, value]: CeilingMessage): void => {
+      writer.write(encodeCeilingFrame(id, value));
     };
     socket.on('data', (chunk: Buffer) => reader.push(chunk, onFrame));
     socket.on('error', () => socket.destroy());

@@ -4,7 +4,7 @@
  * have run. Calls that surely did not run, and idempotent ones, are re-sent on the next tunnel within their
  * deadline; calls made while there is no tunnel wait for one, bounded by their deadline.
  */
-import { RpcError } from '@tunnelrpc/protocol';
+import { RpcError, lowerCaseHeaderName } from '@tunnelrpc/protocol';
 import { callDeadlines, failCall, settleCall, type Call } from './call.js';
 import { dial, type Dialed } from './dial.js';
 import type { ResolvedClientOptions } from './options.js';
@@ -566,7 +566,7 @@ function checkHeaders(what: string, headers: unknown, options: ResolvedClientOpt
       return bad(`reading header ${JSON.stringify(name.slice(0, 64))} threw (${error instanceof Error ? error.message : String(error)})`);
     }
     if (typeof value !== 'string') return bad(`header ${JSON.stringify(name.slice(0, 64))} is a ${value === null ? 'null' : typeof value}; header values must be strings`);
-    const lower = name.toLowerCase();
+    const lower = lowerCaseHeaderName(name);
     if (Object.hasOwn(out, lower)) return bad(`headers hold ${JSON.stringify(lower.slice(0, 64))} twice when names are compared in lower case, as HTTP does; keep one`);
     bytes += Buffer.byteLength(lower, 'utf8') + Buffer.byteLength(value, 'utf8');
     if (bytes > options.maxHeaderBytes) {

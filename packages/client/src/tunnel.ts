@@ -12,6 +12,7 @@ import {
   RpcError,
   decodeMessage,
   encodePayloadParts,
+  encodePongPayload,
   payloadLength,
   type PayloadParts,
   FrameBatcher,
@@ -383,7 +384,7 @@ export class Tunnel implements StreamSink {
       return false;
     }
     if (message.type === MessageType.StreamMessage || message.type === MessageType.Credit) return this.#onStreamFrame(message, payload.length);
-    return this.#onMessage(message);
+    return this.#onMessage(message, payload);
   };
 
   // Types 4 and 9 from the server. One for an abandoned id crossed our cancel and is dropped; one for a unary call
@@ -421,14 +422,23 @@ export class Tunnel implements StreamSink {
   }
 
   // Returns false when the message ended the tunnel.
-  #onMessage(message: Message): boolean {
+  #onMessage(message: Message, payload: Buffer): boolean {
     switch (message.type) {
       case MessageType.Response:
         return this.#onResponse(message);
-      case MessageType.Ping:
-        this.#write(encodePayloadParts({ type: MessageType.Pong, data: message.data }));
+      case MessageType.Ping: {
+        // The pong carries the ping's own bytes: re-encoding a decoded value could grow it (invalid UTF-8).
+        let pong: Uint8Array;
+        try {
+          pong = encodePongPayload(payload);
+        } catch (error) {
+          this.#violation(RpcError.from(error, 'INTERNAL'));
+          return false;
+        }
+        this.#write(pong);
         this.#pauseIfBacklogged();
         return true;
+      }
       case MessageType.Pong:
         this.#answered = true;
         return true;

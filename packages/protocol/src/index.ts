@@ -32,7 +32,7 @@ export type {
   WireIssue,
 } from './contract.js';
 export { ERROR_CODES, RpcError, codeFromHttpStatus, isErrorCode } from './errors.js';
-export { escapePeerText, quotePeerText } from './peer-text.js';
+export { escapePeerText, lowerCaseHeaderName, quotePeerText } from './peer-text.js';
 export type { ErrorCode, GoawayCode, WireError } from './errors.js';
 
 // ---- Building blocks for the server and client packages and for other implementations' tests. ----

@@ -24,3 +24,11 @@ export function escapePeerText(text: string, max = DEFAULT_PEER_TEXT_LENGTH): st
 export function quotePeerText(text: string, max = DEFAULT_PEER_TEXT_LENGTH): string {
   return `"${escapePeerText(text, max).replace(/"/g, '\\"')}"`;
 }
+
+/**
+ * lowerCaseHeaderName folds A-Z to a-z and leaves every other character as it is, as HTTP compares field names.
+ * Unicode case folding could change a name's byte length (U+0130) and would fold names HTTP keeps apart.
+ */
+export function lowerCaseHeaderName(name: string): string {
+  return /[A-Z]/.test(name) ? name.replace(/[A-Z]/g, (char) => String.fromCharCode(char.charCodeAt(0) + 32)) : name;
+}

@@ -12,6 +12,7 @@ import {
   decodeMessage,
   encodePayloadParts,
   encodePongPayload,
+  lowerCaseHeaderName,
   quotePeerText,
   payloadLength,
   type PayloadParts,
@@ -566,13 +567,14 @@ export class ServerConnection {
       if (size > maxHeaderBytes) {
         return new RpcError('INVALID_ARGUMENT', `the headers of the request for ${path} exceed maxHeaderBytes ${maxHeaderBytes}`, { mayHaveRun: false, maxHeaderBytes });
       }
-      const lower = name.toLowerCase();
+      const lower = lowerCaseHeaderName(name);
       if (lower in headers) {
         return new RpcError('INVALID_ARGUMENT', `the request for ${path} carries header ${quotePeerText(lower, 64)} twice (names are case-insensitive)`, { mayHaveRun: false });
       }
       headers[lower] = value;
     }
-    // A string's length counts UTF-16 units; recount in UTF-8 bytes only when the quick sum is near the limit.
+    // A string's length counts UTF-16 units; recount in UTF-8 bytes only when the quick sum is near the limit
+    // (lower-casing A-Z keeps every name's length).
     if (size * 3 > maxHeaderBytes) {
       let bytes = 0;
       for (const name in headers) bytes += Buffer.byteLength(name) + Buffer.byteLength(headers[name]!);
@@ -714,12 +716,14 @@ export class ServerConnection {
     try {
       payload = encodePayloadParts(error === undefined ? { type: MessageType.Response, id, result } : { type: MessageType.Response, id, error: toWireError(error), result: undefined });
     } catch {
-      payload = encodePayloadParts({ type: MessageType.Response, id, error: toWireError(new RpcError('INTERNAL', 'the result could not be encoded as MessagePack')), result: undefined });
+      payload = encodePayloadParts({ type: MessageType.Response, id, error: toWireError(new RpcError('INTERNAL', 'the result could not be encoded as MessagePack', { mayHaveRun: true })), result: undefined });
     }
     const length = payloadLength(payload);
     if (length > this.#options.maxFrameSize) {
       const tooLarge = frameTooLarge(length, this.#options.maxFrameSize, 'sent');
-      payload = encodePayloadParts({ type: MessageType.Response, id, error: toWireError(tooLarge), result: undefined });
+      // Only answers grow this large, and an answer means the handler ran.
+      const data = { ...(tooLarge.data as object), mayHaveRun: true };
+      payload = encodePayloadParts({ type: MessageType.Response, id, error: toWireError(new RpcError(tooLarge.code, tooLarge.message, data)), result: undefined });
     }
     this.#write(payload);
   }

@@ -8,6 +8,7 @@ import {
   fromWireValue,
   methodPath,
   parseWithSchema,
+  quotePeerText,
   toWireValue,
   summarizeIssues,
   isPlainMap,
@@ -116,7 +117,7 @@ export class MethodTable {
 
 /** unknownMethod is the UNIMPLEMENTED answer for a method nobody registered. @internal */
 export function unknownMethod(method: string): RpcError {
-  return new RpcError('UNIMPLEMENTED', `method ${JSON.stringify(method.slice(0, 200))} is not implemented by this server; check the service and method name`);
+  return new RpcError('UNIMPLEMENTED', `method ${quotePeerText(method, 200)} is not implemented by this server; check the service and method name`, { mayHaveRun: false });
 }
 
 /**
@@ -131,7 +132,7 @@ export function parseParams(method: RegisteredMethod, params: unknown, validate 
       return { ok: true, input: fromWireValue(method.spec.input, params) };
     } catch {
       // A stack overflow on params nested deeper than the schema's walk can go.
-      return { ok: false, error: new RpcError('INVALID_ARGUMENT', `invalid params for ${method.path}: value nested too deeply to map`) };
+      return { ok: false, error: new RpcError('INVALID_ARGUMENT', `invalid params for ${method.path}: value nested too deeply to map`, { mayHaveRun: false }) };
     }
   }
   let result = parseWithSchema(method.spec.input, params);

@@ -99,7 +99,7 @@ describe('RpcServer limits and timers', () => {
       expect((expectResult(await tunnel.call(1, 'Svc.big', { size: fits }), 1) as string).length).to.equal(fits);
       const error = expectError(await tunnel.call(1, 'Svc.big', { size: fits + 1 }), 1, 'RESOURCE_EXHAUSTED');
       expect(error.message).to.include('maxFrameSize 1024');
-      expect(error.data).to.deep.equal({ size: 1025, maxFrameSize: 1024 });
+      expect(error.data).to.deep.equal({ size: 1025, maxFrameSize: 1024, mayHaveRun: true });
       expect(expectResult(await tunnel.call(2, 'Svc.add', { a: 1, b: 2 }), 2)).to.equal(3);
     });
   });
