@@ -13,6 +13,7 @@ import {
   clientSends,
   encodePayloadParts,
   formatIssues,
+  fromWireValue,
   parseWithSchema,
   payloadLength,
   serverSends,
@@ -33,6 +34,8 @@ import type { ResolvedServerOptions } from './options.js';
 /** StreamHost is what a stream needs from its connection. @internal */
 export interface StreamHost {
   readonly ledger: CreditLedger;
+  /** Check client messages against the contract (ServerOptions.validateParams). */
+  readonly validateMessages: boolean;
   /** True while the tunnel's write path is below its high-water mark. */
   canWrite(): boolean;
   /** Sends `[4, id, message]`; returns the error that ends the stream when the message cannot go (size, encoding). */
@@ -169,6 +172,18 @@ export class ServerStream {
       return;
     }
     const schema = this.method.spec.clientMessage!;
+    if (!this.#host.validateMessages) {
+      // ServerOptions.validateParams off (trusted peers): mapped to the schema's types, not checked.
+      let mapped: unknown;
+      try {
+        mapped = fromWireValue(schema, message);
+      } catch {
+        this.end(new RpcError('INVALID_ARGUMENT', `a stream message for ${this.method.path} is nested too deeply to map`, { mayHaveRun: true }));
+        return;
+      }
+      this.input.push(mapped);
+      return;
+    }
     const parsed = parseWithSchema(schema, message);
     if (!parsed.success) {
       const summary = summarizeIssues(parsed.issues);
@@ -251,10 +266,12 @@ export class StreamTable implements StreamHost {
   readonly #streams = new Map<number, ServerStream>();
   readonly #drainWaiters = new Set<ServerStream>();
   readonly ledger: CreditLedger;
+  readonly validateMessages: boolean;
 
   constructor(host: StreamTableHost) {
     this.#host = host;
     this.ledger = new CreditLedger(host.options.maxStreamBuffer);
+    this.validateMessages = host.options.validateParams;
   }
 
   /** size counts the open streams. */

@@ -286,6 +286,22 @@ describe('ServerStream', () => {
       await closing;
     });
 
+    it('a graceful goaway lets an open stream run to its end while grants still flow', async () => {
+      const { port, rpc } = await start({ shutdownTimeout: 5000 });
+      const tunnel = await openTunnel(port);
+      await tunnel.write(open(1, 'count', { n: 3 }, 1));
+      expect(await expectMessage(tunnel, 1)).to.equal(0);
+      const closing = rpc.close();
+      const goaway = expectGoaway(await tunnel.next(), 'UNAVAILABLE');
+      expect(goaway.lastId).to.equal(1);
+      await tunnel.write(send(grant(1, 10)));
+      expect(await expectMessage(tunnel, 1)).to.equal(1);
+      expect(await expectMessage(tunnel, 1)).to.equal(2);
+      expect(expectResult(await tunnel.next(), 1)).to.equal('done');
+      await tunnel.closed;
+      await closing;
+    });
+
     it('a TCP FIN is not a half-close: open streams end CANCELLED, unary calls are still answered', async () => {
       const { port, observed } = await start();
       const tunnel = await openTunnel(port);
