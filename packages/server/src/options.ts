@@ -152,7 +152,8 @@ export interface ServerOptions<Auth = unknown> {
   /** ms that close() lets calls in flight finish before it destroys the remaining tunnels. Default 10000. */
   shutdownTimeout?: number;
   /**
-   * Parse every request's params with its method's zod schema (INVALID_ARGUMENT on failure). Turn it off only for
+   * Parse every request's params, and every client stream message, with its method's zod schema (INVALID_ARGUMENT on
+   * failure; for a stream message it ends the stream). Turn it off only for
    * tunnels from trusted peers, to save the parse: handlers then get the decoded params unchecked (still
    * bounded by the frame limits, and still mapped to bigints, Sets and Maps where the schema has them), and zod
    * transforms and defaults do not run. Default true.
