@@ -170,6 +170,19 @@ describe('reliability: hostile stream peers', () => {
       });
     }
 
+    it('sends an old server that knows no streams nothing but the opening: no type 4, 5 or 9 (PROTOCOL.md 12.7)', async () => {
+      const { peer, client } = await scripted();
+      const stream = client.stream('Old.feed', null, 'bidiStream', {}, [1, 2, 3]);
+      const opening = await peer.nextRequest();
+      await peer.send({ type: MessageType.Response, id: opening.id, error: { code: 'UNIMPLEMENTED', message: 'no such method' }, result: undefined });
+      await expectRejection(stream.result, 'UNIMPLEMENTED');
+      const after = client.call('Old.next', null);
+      const next = await peer.next();
+      expect(next.type, JSON.stringify(next)).to.equal(MessageType.Request);
+      await peer.respond((next as { id: number }).id, 'ok');
+      expect(await after).to.equal('ok');
+    });
+
     it("sends goaway PROTOCOL_ERROR when the server's first grant lacks maxMessageSize, and no message before a grant", async () => {
       const { peer, client } = await scripted();
       const stream = client.stream('Echo.sum', null, 'clientStream', {}, [1, 2]);
