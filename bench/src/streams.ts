@@ -1,7 +1,8 @@
 /**
  * Streaming cells (issue 9): messages/s of one server stream, small messages and 64 KiB messages, for tunnelrpc,
  * @grpc/grpc-js server streaming and a bare msgpackr socket doing the same (the ceiling). Each server runs in a
- * child process of its own; this process is the client. Prints one JSON line per run and a summary JSON line.
+ * child process of its own; this process is the client. Prints one JSON line per run and a summary JSON line. The
+ * ceiling uses the bench's ceiling wire (ceiling-wire.ts), so it batches writes as tunnelrpc does.
  *
  *   node bench/dist/streams.js [--runs 3] [--small N] [--large N]
  *   node bench/dist/streams.js --serve tunnelrpc|grpc|ceiling      (internal: the child's entry)
@@ -12,10 +13,10 @@ import { createServer as createNetServer, connect as netConnect, type AddressInf
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import * as grpc from '@grpc/grpc-js';
-import { Packr, Unpackr } from 'msgpackr';
+import { CeilingReader, CeilingWriter, encodeCeilingFrame } from './ceiling-wire.js';
 import { z } from 'zod';
 import { connect, createClient } from '@tunnelrpc/client';
-import { FrameDecoder, defineService } from '@tunnelrpc/protocol';
+import { defineService } from '@tunnelrpc/protocol';
 import { RpcServer } from '@tunnelrpc/server';
 
 const TARGETS = ['tunnelrpc', 'grpc', 'ceiling'] as const;
@@ -44,17 +45,6 @@ const grpcService: grpc.ServiceDefinition = {
     originalName: 'feed',
   },
 };
-
-const packr = new Packr({ useRecords: false, moreTypes: false, structuredClone: false });
-const unpackr = new Unpackr({ useRecords: false, mapsAsObjects: true, structuredClone: false, moreTypes: false });
-
-function frameOf(value: unknown): Buffer {
-  const body = packr.pack(value);
-  const frame = Buffer.allocUnsafe(4 + body.length);
-  frame.writeUInt32BE(body.length, 0);
-  frame.set(body, 4);
-  return frame;
-}
 
 // ---- servers (children) ----
 
@@ -94,28 +84,29 @@ async function serve(target: Target): Promise<number> {
       server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (error, port) => (error ? reject(error) : resolve(port))),
     );
   }
-  // The ceiling: a request frame [n, size], answered by n frames [i, payload] and a last [-1, n], written with
-  // backpressure and nothing else.
+  // The ceiling: a request frame [0, [n, size]], answered by n frames [i, payload] and a last [-1, n], with the
+  // bench's own ceiling wire (ceiling-wire.ts: coalesced writev batches, no copy of large byte arrays), yielding to
+  // the socket whenever it needs to drain.
   const server = createNetServer((socket: Socket) => {
     socket.setNoDelay(true);
-    const decoder = new FrameDecoder(64 * 1024 * 1024);
+    const reader = new CeilingReader();
+    const writer = new CeilingWriter(socket);
     socket.on('data', (chunk: Buffer) => {
-      for (const body of decoder.push(chunk)) {
-        const [n, size] = unpackr.unpack(body) as [number, number];
+      reader.push(chunk, ([, value]) => {
+        const [n, size] = value as [number, number];
         const payload = new Uint8Array(size);
         let i = 0;
         const pump = (): void => {
-          while (i < n) {
-            const ok = socket.write(frameOf([i++, payload]));
-            if (!ok) {
-              socket.once('drain', pump);
-              return;
-            }
+          for (let batch = 0; batch < 32 && i < n; batch++) writer.write(encodeCeilingFrame(i++, payload));
+          if (i >= n) {
+            writer.write(encodeCeilingFrame(0xffff_ffff, n));
+            return;
           }
-          socket.write(frameOf([-1, n]));
+          if (socket.writableNeedDrain) socket.once('drain', pump);
+          else setImmediate(pump);
         };
         pump();
-      }
+      });
     });
   });
   server.listen(0, '127.0.0.1');
@@ -164,19 +155,18 @@ async function runCeiling(port: number, n: number, size: number): Promise<number
   const socket = netConnect({ host: '127.0.0.1', port });
   socket.setNoDelay(true);
   await once(socket, 'connect');
-  const decoder = new FrameDecoder(64 * 1024 * 1024);
+  const reader = new CeilingReader();
   let count = 0;
   const done = new Promise<void>((resolve, reject) => {
     socket.on('error', reject);
     socket.on('data', (chunk: Buffer) => {
-      for (const body of decoder.push(chunk)) {
-        const [i] = unpackr.unpack(body) as [number, Uint8Array | number];
-        if (i === -1) resolve();
+      reader.push(chunk, ([id]) => {
+        if (id === 0xffff_ffff) resolve();
         else count++;
-      }
+      });
     });
   });
-  socket.write(frameOf([n, size]));
+  new CeilingWriter(socket).write(encodeCeilingFrame(0, [n, size]));
   await done;
   socket.destroy();
   if (count !== n) throw new Error(`ceiling: got ${count} of ${n}`);

@@ -92,6 +92,16 @@ export class EnvelopeEncoder {
     return this.#end();
   }
 
+  /** streamMessage writes `[4, id, message]` (PROTOCOL.md 12.2): the hot frame of a stream. */
+  streamMessage(id: number, message: unknown): PayloadParts {
+    this.#begin(0);
+    this.#byte(0x93);
+    this.#byte(0x04);
+    this.#uint(id);
+    this.#value(message);
+    return this.#end();
+  }
+
   // A client calls few distinct methods: their encoded names are kept instead of UTF-8 encoded per call.
   #methodBytes(method: string): Uint8Array {
     let bytes = this.#methods.get(method);

@@ -202,6 +202,7 @@ export function encodePayloadParts(message: Message): PayloadParts {
       return envelope.request(message.id, message.method, message.params, message.meta?.timeout, message.meta?.headers);
     }
     if (message.type === MessageType.Response && message.error === undefined) return envelope.result(message.id, message.result);
+    if (message.type === MessageType.StreamMessage) return envelope.streamMessage(message.id, message.message);
     return packr.pack(toTuple(message));
   } catch (error) {
     throw encodeError(error);

@@ -18,13 +18,14 @@ function roundTrip(payload: Uint8Array): unknown {
 describe('encodePayload (hand-written envelope)', () => {
   for (const value of VALUES) {
     const label = Buffer.isBuffer(value) || value instanceof Uint8Array ? `bytes(${value.length})` : typeof value === 'string' ? `string(${value.length})` : String(value);
-    it(`round-trips ${label} as request params and as a result`, () => {
+    it(`round-trips ${label} as request params, as a result and as a stream message`, () => {
       const request = roundTrip(encodePayload({ type: 0, id: 70_000, method: 'Svc.do', params: value, meta: { timeout: 30_000, headers: { h: 'v' } } }));
       const response = roundTrip(encodePayload({ type: 1, id: 3, result: value }));
       // undefined travels as nil and comes back as null, like msgpackr does.
       const expected = value === undefined ? null : value instanceof Uint8Array ? Buffer.from(value) : value;
       expect(request).to.deep.equal({ type: 0, id: 70_000, method: 'Svc.do', params: expected, meta: { timeout: 30_000, headers: { h: 'v' } } });
       expect(response).to.deep.equal({ type: 1, id: 3, result: expected });
+      expect(roundTrip(encodePayload({ type: 4, id: 70_000, message: value }))).to.deep.equal({ type: 4, id: 70_000, message: expected });
     });
   }
 
