@@ -5,7 +5,8 @@
  */
 import { connect as netConnect, type Socket } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
-import { RpcError, codeFromHttpStatus, encodeConnectRequest, parseResponseHead, type ResponseHead } from '@tunnelrpc/protocol';
+import { RpcError, codeFromHttpStatus, encodeConnectRequest, encodeUpgradeRequest, parseResponseHead, type ResponseHead } from '@tunnelrpc/protocol';
+import { acceptsReply, describeRefusal } from './handshake-reply.js';
 import type { ResolvedClientOptions } from './options.js';
 import type { DialTarget } from './target.js';
 
@@ -25,7 +26,8 @@ export function dial(target: DialTarget, options: ResolvedClientOptions): Promis
     let socket: Socket;
     try {
       // Build the head before dialing: a header it refuses (CR, LF) must not leave an open socket behind.
-      const request = encodeConnectRequest(target.path, target.hostHeader, options.headers);
+      const encode = options.handshake === 'upgrade' ? encodeUpgradeRequest : encodeConnectRequest;
+      const request = encode(target.path, target.hostHeader, options.headers);
       socket =
         target.kind === 'unix'
           ? netConnect({ path: target.socketPath })
@@ -74,8 +76,13 @@ export function dial(target: DialTarget, options: ResolvedClientOptions): Promis
         return;
       }
       if (head === undefined) return;
-      if (head.status === 200) {
+      const accepted = acceptsReply(head, options.handshake);
+      if (accepted === true) {
         finish({ socket, rest: head.rest });
+        return;
+      }
+      if (accepted !== false) {
+        finish(new RpcError('UNAVAILABLE', `${target.display}: ${accepted}`, { status: head.status }));
         return;
       }
       const refused = head;
@@ -85,7 +92,8 @@ export function dial(target: DialTarget, options: ResolvedClientOptions): Promis
       readRefusalBody(socket, refused).then((body) => {
         socket.destroy();
         const text = body.length > 0 ? `: ${body}` : '';
-        reject(new RpcError(codeFromHttpStatus(refused.status), `CONNECT ${target.display} refused with HTTP ${refused.status} ${refused.reason}${text}`, { status: refused.status, body }));
+        const verb = options.handshake === 'upgrade' ? 'Upgrade' : 'CONNECT';
+        reject(new RpcError(codeFromHttpStatus(refused.status), `${verb} ${target.display} refused with HTTP ${refused.status} ${refused.reason}${text}${describeRefusal(refused, options.handshake)}`, { status: refused.status, body }));
       });
     };
     socket.on('data', onData);

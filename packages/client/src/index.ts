@@ -34,6 +34,7 @@ export async function connect(url: string, options: ClientOptions = {}): Promise
 export { RpcClient } from './client.js';
 export type { CallFailure, CallOptions, NotifyOptions } from './client.js';
 export type { ClientOptions } from './options.js';
+export type { HandshakeKind } from './handshake-reply.js';
 export { createClient } from './typed-client.js';
 export type { MethodCaller, TypedClient } from './typed-client.js';
 export { RpcError } from '@tunnelrpc/protocol';

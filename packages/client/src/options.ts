@@ -1,6 +1,7 @@
 /** Client options: every limit with its default, validated once in connect(). */
 import type { ConnectionOptions } from 'node:tls';
-import { checkInteger, definedOnly, MAX_UINT32, resolveDecodeLimits, type DecodeLimits } from '@tunnelrpc/protocol';
+import { checkInteger, definedOnly, MAX_UINT32, resolveDecodeLimits, RpcError, type DecodeLimits } from '@tunnelrpc/protocol';
+import type { HandshakeKind } from './handshake-reply.js';
 
 /** ClientOptions configures connect(). Every field is optional. */
 export interface ClientOptions {
@@ -8,6 +9,12 @@ export interface ClientOptions {
   headers?: Record<string, string>;
   /** TLS settings for https:// URLs (ca, cert, key, servername, rejectUnauthorized). */
   tls?: ConnectionOptions;
+  /**
+   * How to ask for the tunnel: 'connect' sends `CONNECT <path>` (answered 200); 'upgrade' sends `GET <path>` with
+   * `Upgrade: tunnelrpc` (answered 101), which HTTP-aware proxies such as HAProxy mode http and nginx pass while
+   * they refuse CONNECT. Both carry the same frames. Default 'connect'.
+   */
+  handshake?: HandshakeKind;
   /** ms to connect and get the reply head; past it connect() fails UNAVAILABLE. Default 10000. 1 … 2147483647. */
   handshakeTimeout?: number;
   /** Largest reply head accepted, in bytes; a longer one fails connect() with UNAVAILABLE. Default 8192. */
@@ -63,6 +70,7 @@ export interface ClientOptions {
 export interface ResolvedClientOptions extends DecodeLimits {
   headers: Record<string, string>;
   tls: ConnectionOptions;
+  handshake: HandshakeKind;
   handshakeTimeout: number;
   maxHeadSize: number;
   defaultTimeout: number;
@@ -86,6 +94,7 @@ export function resolveClientOptions(options: ClientOptions = {}): ResolvedClien
     ...decode,
     headers: given.headers ?? {},
     tls: given.tls ?? {},
+    handshake: checkHandshake(given.handshake),
     handshakeTimeout: checkInteger('handshakeTimeout', given.handshakeTimeout ?? 10_000, 1, MAX_TIMER_MS),
     maxHeadSize: checkInteger('maxHeadSize', given.maxHeadSize ?? 8192, 64, 1024 * 1024),
     defaultTimeout: checkInteger('defaultTimeout', given.defaultTimeout ?? 30_000, 1, MAX_TIMER_MS),
@@ -98,4 +107,10 @@ export function resolveClientOptions(options: ClientOptions = {}): ResolvedClien
     keepaliveInterval: checkInteger('keepaliveInterval', given.keepaliveInterval ?? 30_000, 0, MAX_TIMER_MS),
     keepaliveTimeout: checkInteger('keepaliveTimeout', given.keepaliveTimeout ?? 20_000, 1, MAX_TIMER_MS),
   };
+}
+
+function checkHandshake(value: unknown): HandshakeKind {
+  if (value === undefined) return 'connect';
+  if (value === 'connect' || value === 'upgrade') return value;
+  throw new RpcError('INVALID_ARGUMENT', `option handshake must be 'connect' or 'upgrade'; got ${JSON.stringify(value)?.slice(0, 40) ?? String(value)}`);
 }

@@ -37,7 +37,14 @@ export {
   CONNECTED_RESPONSE,
   DEFAULT_MAX_HEAD_SIZE,
   DEFAULT_RPC_PATH,
+  SERVER_MARKER_HEADER,
+  SERVER_MARKER_VALUE,
+  SWITCHING_RESPONSE,
+  UPGRADE_TOKEN,
   encodeConnectRequest,
+  encodeProxyConnectRequest,
+  encodeUpgradeRequest,
+  isTunnelrpcReply,
   parseResponseHead,
 } from './handshake.js';
 export type { ResponseHead } from './handshake.js';

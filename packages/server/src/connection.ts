@@ -182,9 +182,9 @@ export class ServerConnection {
     }
   }
 
-  /** open answers the CONNECT and feeds the bytes that arrived with the head (Node's `head`) to the decoder. */
-  open(head: Buffer): void {
-    this.#socket.write(CONNECTED_RESPONSE);
+  /** open answers the handshake (200, or 101 for an Upgrade) and feeds the bytes that came with the head (Node's `head`) to the decoder. */
+  open(head: Buffer, reply: string = CONNECTED_RESPONSE): void {
+    this.#socket.write(reply);
     if (head.length > 0) this.guarded(() => this.#onData(head));
   }
 

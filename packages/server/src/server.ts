@@ -5,13 +5,14 @@
 import { createServer, type IncomingMessage, type RequestListener, type Server as HttpServer, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { RpcError, type ServiceContract } from '@tunnelrpc/protocol';
+import { RpcError, SERVER_MARKER_HEADER, SERVER_MARKER_VALUE, type ServiceContract } from '@tunnelrpc/protocol';
 import { Account, FairBudget } from './budget.js';
 import { ServerConnection, type ConnectionHost } from './connection.js';
 import { MethodTable, type ServiceImpl } from './dispatch.js';
 import { RateLimitedLog } from './log.js';
 import { resolveServerOptions, type ResolvedServerOptions, type ServerOptions } from './options.js';
 import { refuseConnect, statusForCode } from './refuse.js';
+import { replyFor, upgradeProblem, type Handshake } from './takeover.js';
 
 const MAX_HEADERS_COUNT = 64;
 
@@ -104,18 +105,22 @@ export class RpcServer {
   }
 
   /**
-   * attach serves RPC on an existing http or https server: CONNECTs to the RPC path open tunnels, other CONNECTs
-   * get 404, other methods on the RPC path get 405, and every other request goes to the request listeners the
-   * server had when attach was called. Attach after adding your request handler.
+   * attach serves RPC on an existing http or https server: CONNECTs and `Upgrade: tunnelrpc` GETs to the RPC path
+   * open tunnels, other CONNECTs get 404, other methods on the RPC path get 405, and every other request (and
+   * Upgrade to another path) goes to the request (and upgrade) listeners the server had when attach was called.
+   * Attach after adding your own handlers.
    */
   attach(server: HttpServer): this {
     if (this.#attached.has(server)) return this;
     this.#attached.add(server);
     const listeners = server.listeners('request') as RequestListener[];
+    type UpgradeListener = (req: IncomingMessage, socket: Duplex, head: Buffer) => void;
+    const upgradeListeners = server.listeners('upgrade') as UpgradeListener[];
+    server.removeAllListeners('upgrade');
     server.removeAllListeners('request');
     server.on('request', (req: IncomingMessage, res: ServerResponse) => {
       if (this.#isRpcPath(req.url)) {
-        res.writeHead(405, { Allow: 'CONNECT', 'Content-Type': 'text/plain; charset=utf-8', Connection: 'close' });
+        res.writeHead(405, { Allow: 'CONNECT', [SERVER_MARKER_HEADER]: SERVER_MARKER_VALUE, 'Content-Type': 'text/plain; charset=utf-8', Connection: 'close' });
         res.end('405 must CONNECT');
         return;
       }
@@ -127,6 +132,13 @@ export class RpcServer {
       for (const listener of listeners) listener.call(server, req, res);
     });
     server.on('connect', (req: IncomingMessage, socket: Duplex, head: Buffer) => this.handleConnect(req, socket, head));
+    server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+      if (this.#isRpcPath(req.url) || upgradeListeners.length === 0) {
+        this.handleUpgrade(req, socket, head);
+        return;
+      }
+      for (const listener of upgradeListeners) listener.call(server, req, socket, head);
+    });
     return this;
   }
 
@@ -135,16 +147,34 @@ export class RpcServer {
    * It answers 404 for another path, 503 while closing or at maxConnections, and 401/403 when `authorize` refuses.
    */
   handleConnect(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+    this.#takeOver(req, socket, head, 'connect');
+  }
+
+  /**
+   * handleUpgrade takes over a socket from an http 'upgrade' event (`GET` with `Connection: Upgrade` and
+   * `Upgrade: tunnelrpc`) and answers `101 Switching Protocols`, for servers that route upgrades themselves. It
+   * refuses as handleConnect does, and with 400 an Upgrade to another protocol.
+   */
+  handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+    this.#takeOver(req, socket, head, 'upgrade');
+  }
+
+  #takeOver(req: IncomingMessage, socket: Duplex, head: Buffer, handshake: Handshake): void {
     // Node removes its own listeners at the takeover: without this an ECONNRESET would crash the process.
     socket.on('error', destroyOnError);
     if (!this.#isRpcPath(req.url)) {
       refuseConnect(socket, 404, `404 no RPC endpoint at ${String(req.url).slice(0, 100)}; use ${this.#options.path}`);
       return;
     }
+    const problem = handshake === 'upgrade' ? upgradeProblem(req) : undefined;
+    if (problem !== undefined) {
+      refuseConnect(socket, problem.status, problem.text);
+      return;
+    }
     if (this.#refusedForCapacity(socket)) return;
     const authorize = this.#options.authorize;
     if (authorize === undefined) {
-      this.#open(socket, head, undefined);
+      this.#open(socket, head, undefined, handshake);
       return;
     }
     let decision: unknown;
@@ -155,7 +185,7 @@ export class RpcServer {
       return;
     }
     Promise.resolve(decision).then(
-      (auth) => this.#open(socket, head, auth),
+      (auth) => this.#open(socket, head, auth, handshake),
       (error: unknown) => this.#refuseAuth(socket, error),
     );
   }
@@ -226,7 +256,7 @@ export class RpcServer {
     await serverClosed;
   }
 
-  #open(socket: Duplex, head: Buffer, auth: unknown): void {
+  #open(socket: Duplex, head: Buffer, auth: unknown, handshake: Handshake): void {
     // Checked again here: CONNECTs waiting on an async authorize all passed the first check together.
     if (socket.destroyed || this.#refusedForCapacity(socket)) return;
     const tcp = socket as Socket;
@@ -252,7 +282,7 @@ export class RpcServer {
       const now = Date.now();
       for (const each of this.#connections) each.guarded(() => each.checkTimers(now));
     }, Math.max(50, Math.floor(shortest / 4))).unref();
-    connection.open(head);
+    connection.open(head, replyFor(handshake));
   }
 
   // Answers 503 when the server is closing or full; true when it did.
