@@ -6,7 +6,7 @@
 import { connect as netConnect, type Socket } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
 import { RpcError, codeFromHttpStatus, encodeConnectRequest, encodeUpgradeRequest, parseResponseHead, type ResponseHead } from '@tunnelrpc/protocol';
-import { acceptsReply, describeRefusal } from './handshake-reply.js';
+import { acceptsReply, describeRefusal, plainText } from './handshake-reply.js';
 import type { ResolvedClientOptions } from './options.js';
 import type { DialTarget } from './target.js';
 
@@ -91,7 +91,8 @@ export function dial(target: DialTarget, options: ResolvedClientOptions): Promis
       socket.off('data', onData);
       readRefusalBody(socket, refused).then((body) => {
         socket.destroy();
-        const text = body.length > 0 ? `: ${body}` : '';
+        const shown = plainText(body, refused);
+        const text = shown.length > 0 ? `: ${shown}` : '';
         const verb = options.handshake === 'upgrade' ? 'Upgrade' : 'CONNECT';
         reject(new RpcError(codeFromHttpStatus(refused.status), `${verb} ${target.display} refused with HTTP ${refused.status} ${refused.reason}${text}${describeRefusal(refused, options.handshake)}`, { status: refused.status, body }));
       });

@@ -41,3 +41,26 @@ export function describeRefusal(head: ResponseHead, handshake: HandshakeKind): s
       : '; check that the proxy forwards the Upgrade and Connection headers to the server (nginx: proxy_http_version 1.1 and proxy_set_header for both)';
   return ` (not from a tunnelrpc server, whose replies carry ${SERVER_MARKER_HEADER}: a proxy between here and the server refused ${what}${hint})`;
 }
+
+/**
+ * plainText is a refusal body as one line for an error message: an HTML error page (nginx, HAProxy) loses its tags,
+ * repeated words and runs of whitespace, so the message reads "405 Not Allowed nginx/1.22.1". @internal
+ */
+export function plainText(body: string, head: ResponseHead): string {
+  const html = /html/i.test(head.headers['content-type'] ?? '') || /^\s*<(!doctype|html)/i.test(body);
+  if (!html) return body;
+  // "<title>405 Not Allowed</title> ... <h1>405 Not Allowed</h1>": the title and the heading say the same.
+  return dropRepeats(body.replace(/<[^>]*>/g, ' ').split(/\s+/).filter((word) => word.length > 0));
+}
+
+// ["A", "B", "A", "B", "C"] -> "A B C": drops each phrase repeated right after itself (bodies are at most 1 KiB).
+function dropRepeats(words: string[]): string {
+  for (let size = Math.floor(words.length / 2); size >= 1; size--) {
+    for (let start = 0; start + 2 * size <= words.length; start++) {
+      if (words.slice(start, start + size).join(' ') === words.slice(start + size, start + 2 * size).join(' ')) {
+        return dropRepeats([...words.slice(0, start + size), ...words.slice(start + 2 * size)]);
+      }
+    }
+  }
+  return words.join(' ');
+}

@@ -91,3 +91,19 @@ describe('connect() handshake option', () => {
     });
   });
 });
+
+describe('refusal bodies', () => {
+  afterEach(cleanup);
+
+  it("shows an HTML error page (nginx's 405) as one line of text without tags or the repeated heading", async () => {
+    const server = await ScriptedServer.start();
+    const connecting = connect(server.url, { reconnect: false });
+    connecting.catch(() => {});
+    const peer = await server.nextPeer();
+    await peer.head;
+    const body = '<html>\r\n<head><title>405 Not Allowed</title></head>\r\n<body>\r\n<center><h1>405 Not Allowed</h1></center>\r\n<hr><center>nginx/1.22.1</center>\r\n</body>\r\n</html>\r\n';
+    await peer.write(`HTTP/1.1 405 Not Allowed\r\nContent-Type: text/html\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n${body}`);
+    const error = await expectRejects(connecting, 'UNIMPLEMENTED', 'refused with HTTP 405 Not Allowed: 405 Not Allowed nginx/1.22.1 (not from a tunnelrpc server');
+    expect((error.data as { body: string }).body).to.equal(body.trim());
+  });
+});
