@@ -3,13 +3,20 @@
  * nginx-http) refuses CONNECT itself and passes the Upgrade handshake; `stream` (recipe nginx-stream) passes CONNECT.
  */
 import { expect } from 'chai';
+import { z } from 'zod';
 import { connect } from '@tunnelrpc/client';
+import { defineService } from '@tunnelrpc/protocol';
+import { RpcServer } from '@tunnelrpc/server';
 import { needBox } from '../helpers/boxes.js';
 import { Cleanup } from '../helpers/cleanup.js';
 import { expectRejection } from '../helpers/rpc-error.js';
 import { startEchoServer } from '../helpers/servers.js';
 import { expectCancel, expectDrain, expectMultiplexed, expectOneCall, openThrough } from '../helpers/through.js';
 import { startNginx } from './start.js';
+
+const Whoami = defineService('Whoami', {
+  peer: { input: z.void(), output: z.object({ address: z.string().optional(), port: z.number().optional(), socketPort: z.number().optional() }) },
+});
 
 describe('deploy: nginx', function () {
   const cleanup = new Cleanup();
@@ -81,5 +88,28 @@ describe('deploy: nginx', function () {
       const { server, url } = await start();
       await expectDrain(await openThrough(cleanup, url, {}), server);
     });
+  });
+});
+
+describe('deploy: nginx stream with proxy_protocol on', function () {
+  const cleanup = new Cleanup();
+  let nginx: string;
+  before(function () {
+    nginx = needBox(this, 'nginx');
+  });
+  afterEach(() => cleanup.run());
+
+  it('hands the server a PROXY v1 header; the tunnel serves calls on a proxyProtocol listener', async () => {
+    const rpc = new RpcServer({ proxyProtocol: { trusted: ['127.0.0.1'] } }).register(Whoami, {
+      peer: (_input, ctx) => ({ address: ctx.peer.address, port: ctx.peer.port, socketPort: ctx.socket.remotePort }),
+    });
+    cleanup.defer(() => rpc.close());
+    const { port: serverPort } = await rpc.listen(0);
+    const { port } = await startNginx(cleanup, nginx, 'nginx-stream', '127.0.0.1:8002', serverPort, 'stream', [['# proxy_protocol on;', 'proxy_protocol on;']]);
+    const client = await openThrough(cleanup, `http://127.0.0.1:${port}/_rpc`, {});
+    const peer = (await client.call('Whoami.peer')) as { address: string; port: number; socketPort: number };
+    expect(peer.address).to.equal('127.0.0.1');
+    // The port is the client's, from the header: nginx's own connection to the server has another.
+    expect(peer.port).to.not.equal(peer.socketPort);
   });
 });

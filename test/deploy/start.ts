@@ -41,9 +41,10 @@ export async function startNginx(
   listen: string,
   serverPort: number,
   context: 'http' | 'stream',
+  extra: ReadonlyArray<readonly [string, string]> = [],
 ): Promise<Running> {
   const port = await freePort();
-  const block = fill(readmeRecipe(recipe), [[listen, `127.0.0.1:${port}`], ['127.0.0.1:8080', `127.0.0.1:${serverPort}`]]);
+  const block = fill(readmeRecipe(recipe), [[listen, `127.0.0.1:${port}`], ['127.0.0.1:8080', `127.0.0.1:${serverPort}`], ...extra]);
   const wrapped =
     context === 'http'
       ? `http {\n    access_log off;\n    client_body_temp_path {dir}/body;\n    proxy_temp_path {dir}/proxy;\n    fastcgi_temp_path {dir}/fastcgi;\n    uwsgi_temp_path {dir}/uwsgi;\n    scgi_temp_path {dir}/scgi;\n${block}}\n`

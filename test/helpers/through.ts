@@ -30,7 +30,7 @@ export async function expectMultiplexed(client: RpcClient): Promise<void> {
 }
 
 /** expectCancel aborts a running call: the caller gets CANCELLED and the handler's signal is aborted on the server. */
-export async function expectCancel(client: RpcClient, server: EchoServer): Promise<void> {
+export async function expectCancel(client: RpcClient, server: Pick<EchoServer, 'echo'>): Promise<void> {
   const controller = new AbortController();
   const call = client.call('Echo.sleep', { ms: 120_000 }, { signal: controller.signal });
   await server.echo.sleepsStarted(1);
@@ -41,11 +41,11 @@ export async function expectCancel(client: RpcClient, server: EchoServer): Promi
 
 /**
  * expectDrain closes the server while a call runs: the goaway crosses the box, the running call still gets its
- * answer, and close() resolves once the tunnel has closed.
+ * answer, and close() resolves once the tunnel has closed. `sleepsBefore`: sleep calls this server started already.
  */
-export async function expectDrain(client: RpcClient, server: EchoServer): Promise<void> {
+export async function expectDrain(client: RpcClient, server: Pick<EchoServer, 'echo' | 'rpc'>, sleepsBefore = 0): Promise<void> {
   const running = client.call('Echo.sleep', { ms: 300 });
-  await server.echo.sleepsStarted(1);
+  await server.echo.sleepsStarted(sleepsBefore + 1);
   const closed = server.rpc.close();
   expect(await running).to.deep.equal({ slept: 300 });
   await closed;

@@ -48,6 +48,8 @@ export {
   parseResponseHead,
 } from './handshake.js';
 export type { ResponseHead } from './handshake.js';
+export { PROXY_V1_MAX_LENGTH, parseProxyHeader } from './proxy-header.js';
+export type { ParsedProxyHeader, ProxyHeader } from './proxy-header.js';
 export {
   DEFAULT_DECODE_LIMITS,
   DEFAULT_MAX_DEPTH,

@@ -3,7 +3,7 @@
  * shutdown. One port keeps serving the application's own HTTP routes.
  */
 import { createServer, type IncomingMessage, type RequestListener, type Server as HttpServer, type ServerResponse } from 'node:http';
-import type { Socket } from 'node:net';
+import type { Server as NetServer, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { RpcError, SERVER_MARKER_HEADER, SERVER_MARKER_VALUE, type ServiceContract } from '@tunnelrpc/protocol';
 import { Account, FairBudget } from './budget.js';
@@ -11,6 +11,8 @@ import { ServerConnection, type ConnectionHost } from './connection.js';
 import { MethodTable, type ServiceImpl } from './dispatch.js';
 import { RateLimitedLog } from './log.js';
 import { resolveServerOptions, type ResolvedServerOptions, type ServerOptions } from './options.js';
+import { peerAddressOf } from './peer-address.js';
+import { createProxyListener } from './proxy-listener.js';
 import { refuseConnect, statusForCode } from './refuse.js';
 import { replyFor, upgradeProblem, type Handshake } from './takeover.js';
 
@@ -46,6 +48,8 @@ export class RpcServer {
   readonly #waitingForPartialRoom = new Set<ServerConnection>();
   readonly #attached = new Set<HttpServer>();
   #ownServer: HttpServer | undefined;
+  // With proxyProtocol: the listener that reads the PROXY header, then hands each connection to #ownServer.
+  #proxyListener: NetServer | undefined;
   #closing: Promise<void> | undefined;
   #sweep: NodeJS.Timeout | undefined;
   readonly #host: ConnectionHost;
@@ -192,7 +196,8 @@ export class RpcServer {
 
   /**
    * listen creates an http server with tight head limits (10 s, 8 KiB, 64 headers), attaches to it and resolves
-   * once it accepts connections. Port 0 picks a free port; the result tells which.
+   * once it accepts connections. Port 0 picks a free port; the result tells which. With the proxyProtocol option,
+   * every connection passes a PROXY header reader first.
    */
   listen(port: number, host = '127.0.0.1'): Promise<ListenAddress> {
     if (this.#ownServer !== undefined) {
@@ -210,12 +215,14 @@ export class RpcServer {
     server.maxHeadersCount = MAX_HEADERS_COUNT;
     this.#ownServer = server;
     this.attach(server);
+    const proxy = this.#options.proxyProtocol;
+    const listener = proxy === undefined ? server : (this.#proxyListener = createProxyListener(server, proxy, (entry) => this.#log.log(entry)));
     return new Promise((resolve, reject) => {
       const onError = (error: Error): void => reject(new RpcError('UNAVAILABLE', `cannot listen on ${host}:${port}: ${error.message}`, undefined, { cause: error }));
-      server.once('error', onError);
-      server.listen(port, host, () => {
-        server.off('error', onError);
-        const address = server.address();
+      listener.once('error', onError);
+      listener.listen(port, host, () => {
+        listener.off('error', onError);
+        const address = listener.address();
         const actual = typeof address === 'object' && address !== null ? address.port : port;
         const shownHost = host.includes(':') ? `[${host}]` : host;
         resolve({ host, port: actual, url: `http://${shownHost}:${actual}${this.#options.path}` });
@@ -234,7 +241,8 @@ export class RpcServer {
 
   async #shutdown(): Promise<void> {
     const own = this.#ownServer;
-    const serverClosed = own === undefined ? Promise.resolve() : new Promise<void>((resolve) => own.close(() => resolve()));
+    const front = this.#proxyListener ?? own;
+    const serverClosed = front === undefined ? Promise.resolve() : new Promise<void>((resolve) => front.close(() => resolve()));
     for (const connection of this.#connections) connection.drain('server is shutting down; reconnect to another instance');
     const allClosed = new Promise<void>((resolve) => {
       const check = setInterval(() => {
@@ -295,7 +303,7 @@ export class RpcServer {
       refuseConnect(socket, 503, `503 server has maxConnections ${this.#options.maxConnections} tunnels open; retry later`, { 'Retry-After': '1' });
       return true;
     }
-    const address = (socket as Socket).remoteAddress ?? 'unknown';
+    const address = peerAddressOf(socket).address ?? 'unknown';
     if ((this.#perIp.get(address)?.tunnels ?? 0) >= this.#options.maxConnectionsPerIp) {
       refuseConnect(socket, 503, `503 ${address} has maxConnectionsPerIp ${this.#options.maxConnectionsPerIp} tunnels open; share tunnels or raise the limit`, { 'Retry-After': '1' });
       return true;
