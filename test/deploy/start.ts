@@ -69,3 +69,40 @@ export async function startNginx(
   });
   return { box, port };
 }
+
+/** startSquid runs the README recipe `squid` with its ports replaced, plus file paths in the temp folder. */
+export async function startSquid(cleanup: Cleanup, binary: string, allowedPort: number): Promise<Running> {
+  const port = await freePort();
+  const recipe = fill(readmeRecipe('squid'), [['127.0.0.1:3128', `127.0.0.1:${port}`], ['tunnelrpc_ports port 8080', `tunnelrpc_ports port ${allowedPort}`]]);
+  // The harness adds only where squid keeps its files, and no cache, pinger or shutdown grace.
+  const config = `${recipe}pid_filename {dir}/squid.pid\ncache_log {dir}/cache.log\naccess_log none\ncache deny all\npinger_enable off\nshutdown_lifetime 0 seconds\ncoredump_dir {dir}\n`;
+  const box = await startBox(cleanup, binary, {
+    name: 'squid',
+    configFile: 'squid.conf',
+    config,
+    checkArgs: ['-k', 'parse', '-f', '{config}'],
+    runArgs: ['-N', '-f', '{config}'],
+    port,
+    openFolder: true,
+  });
+  return { box, port };
+}
+
+/** startTinyproxy runs the README recipe `tinyproxy` with its ports replaced, in the foreground. */
+export async function startTinyproxy(cleanup: Cleanup, binary: string, allowedPort: number): Promise<Running> {
+  const port = await freePort();
+  const recipe = fill(readmeRecipe('tinyproxy'), [['Port 8888', `Port ${port}`], ['ConnectPort 8080', `ConnectPort ${allowedPort}`]]);
+  // The harness adds the unprivileged user tinyproxy drops to when started as root, and its pid file.
+  const config = `${recipe}User nobody\nGroup nogroup\nPidFile "{dir}/tinyproxy.pid"\nLogLevel Warning\n`;
+  // tinyproxy has no config test of its own: -c with a bad file fails at start, which startBox reports.
+  const box = await startBox(cleanup, binary, {
+    name: 'tinyproxy',
+    configFile: 'tinyproxy.conf',
+    config,
+    checkArgs: ['-v'],
+    runArgs: ['-d', '-c', '{config}'],
+    port,
+    openFolder: true,
+  });
+  return { box, port };
+}

@@ -7,6 +7,8 @@ import { connect as netConnect, type Socket } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
 import { RpcError, codeFromHttpStatus, encodeConnectRequest, encodeUpgradeRequest, parseResponseHead, type ResponseHead } from '@tunnelrpc/protocol';
 import { acceptsReply, describeRefusal, plainText } from './handshake-reply.js';
+import { openProxyTunnel } from './proxy.js';
+import { chooseProxy, type ProxyChoice } from './proxy-env.js';
 import type { ResolvedClientOptions } from './options.js';
 import type { DialTarget } from './target.js';
 
@@ -20,20 +22,46 @@ export interface Dialed {
 const MAX_REFUSAL_BODY = 1024;
 const REFUSAL_BODY_WAIT_MS = 200;
 
-/** dial opens a tunnel or rejects with an RpcError whose code and message say what failed and where. */
+/**
+ * dial opens a tunnel or rejects with an RpcError whose code and message say what failed and where. Through a
+ * forward proxy (option proxy, or the environment: proxy-env.ts) it first opens a tunnel to the target there.
+ */
 export function dial(target: DialTarget, options: ResolvedClientOptions): Promise<Dialed> {
+  let proxy: ProxyChoice | undefined;
+  try {
+    proxy = target.kind === 'unix' ? undefined : chooseProxy({ tls: target.kind === 'tls', host: target.host, port: target.port }, options.proxy, process.env);
+    // Checked before the proxy is dialed: a header it refuses (CR, LF) must not open anything.
+    if (proxy !== undefined) encodeHandshake(target, options);
+  } catch (error) {
+    return Promise.reject(RpcError.from(error, 'INVALID_ARGUMENT'));
+  }
+  if (proxy === undefined || target.kind === 'unix') return handshake(target, options, undefined, options.handshakeTimeout);
+  const started = Date.now();
+  const where = { tls: target.kind === 'tls', host: target.host, port: target.port };
+  return openProxyTunnel(proxy, where, options.handshakeTimeout, options.maxHeadSize).then((socket) =>
+    handshake(target, options, socket, Math.max(1, options.handshakeTimeout - (Date.now() - started))),
+  );
+}
+
+function encodeHandshake(target: DialTarget, options: ResolvedClientOptions): Buffer {
+  const encode = options.handshake === 'upgrade' ? encodeUpgradeRequest : encodeConnectRequest;
+  return encode(target.path, target.hostHeader, options.headers);
+}
+
+// The tunnelrpc handshake over a new socket, or over `tunneled`, a proxy's tunnel to the target (TLS inside for https).
+function handshake(target: DialTarget, options: ResolvedClientOptions, tunneled: Socket | undefined, timeout: number): Promise<Dialed> {
   return new Promise((resolve, reject) => {
     let socket: Socket;
     try {
       // Build the head before dialing: a header it refuses (CR, LF) must not leave an open socket behind.
-      const encode = options.handshake === 'upgrade' ? encodeUpgradeRequest : encodeConnectRequest;
-      const request = encode(target.path, target.hostHeader, options.headers);
+      const request = encodeHandshake(target, options);
+      const servername = target.kind === 'tls' && !isIp(target.host) ? target.host : undefined;
       socket =
         target.kind === 'unix'
           ? netConnect({ path: target.socketPath })
           : target.kind === 'tls'
-            ? tlsConnect({ host: target.host, port: target.port, servername: isIp(target.host) ? undefined : target.host, ALPNProtocols: ['http/1.1'], ...options.tls })
-            : netConnect({ host: target.host, port: target.port });
+            ? tlsConnect({ ...(tunneled === undefined ? { host: target.host, port: target.port } : { socket: tunneled }), servername, ALPNProtocols: ['http/1.1'], ...options.tls })
+            : tunneled ?? netConnect({ host: target.host, port: target.port });
       socket.write(request);
     } catch (error) {
       reject(RpcError.from(error, 'INVALID_ARGUMENT'));
@@ -57,7 +85,7 @@ export function dial(target: DialTarget, options: ResolvedClientOptions): Promis
     };
     const timer = setTimeout(() => {
       finish(new RpcError('UNAVAILABLE', `no CONNECT reply from ${target.display} within handshakeTimeout ${options.handshakeTimeout} ms; is a tunnelrpc server listening there?`));
-    }, options.handshakeTimeout);
+    }, timeout);
     const onError = (error: Error): void => {
       const errno = (error as NodeJS.ErrnoException).code;
       finish(new RpcError('UNAVAILABLE', `cannot connect to ${target.display}: ${errno ?? error.message}${hintFor(errno)}`, errno === undefined ? undefined : { errno }, { cause: error }));
@@ -100,6 +128,8 @@ export function dial(target: DialTarget, options: ResolvedClientOptions): Promis
     socket.on('data', onData);
     socket.on('error', onError);
     socket.on('close', onClose);
+    // A proxy's tunnel comes paused (proxy.ts), with the bytes behind the proxy's head put back.
+    if (tunneled !== undefined) socket.resume();
   });
 }
 

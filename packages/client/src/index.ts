@@ -39,3 +39,7 @@ export { createClient } from './typed-client.js';
 export type { MethodCaller, TypedClient } from './typed-client.js';
 export { RpcError } from '@tunnelrpc/protocol';
 export type { ErrorCode } from '@tunnelrpc/protocol';
+
+// ---- Building blocks: which forward proxy a dial uses (the same decision connect() makes). ----
+export { chooseProxy } from './proxy-env.js';
+export type { ProxyChoice, ProxyTarget } from './proxy-env.js';

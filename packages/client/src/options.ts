@@ -15,6 +15,14 @@ export interface ClientOptions {
    * they refuse CONNECT. Both carry the same frames. Default 'connect'.
    */
   handshake?: HandshakeKind;
+  /**
+   * Forward proxy to dial through, as `http://host:port` or `http://user:password@host:port` (sent as
+   * Proxy-Authorization: Basic): the client sends `CONNECT host:port` to it, then its own handshake inside (TLS
+   * inside for https:// URLs). Undefined reads the environment as undici's EnvHttpProxyAgent does: http_proxy /
+   * HTTP_PROXY, https_proxy / HTTPS_PROXY (lower case first), no_proxy / NO_PROXY. false never uses a proxy.
+   * Unix socket URLs never do. Default: the environment.
+   */
+  proxy?: string | false;
   /** ms to connect and get the reply head; past it connect() fails UNAVAILABLE. Default 10000. 1 … 2147483647. */
   handshakeTimeout?: number;
   /** Largest reply head accepted, in bytes; a longer one fails connect() with UNAVAILABLE. Default 8192. */
@@ -71,6 +79,7 @@ export interface ResolvedClientOptions extends DecodeLimits {
   headers: Record<string, string>;
   tls: ConnectionOptions;
   handshake: HandshakeKind;
+  proxy: string | false | undefined;
   handshakeTimeout: number;
   maxHeadSize: number;
   defaultTimeout: number;
@@ -95,6 +104,7 @@ export function resolveClientOptions(options: ClientOptions = {}): ResolvedClien
     headers: given.headers ?? {},
     tls: given.tls ?? {},
     handshake: checkHandshake(given.handshake),
+    proxy: checkProxy(given.proxy),
     handshakeTimeout: checkInteger('handshakeTimeout', given.handshakeTimeout ?? 10_000, 1, MAX_TIMER_MS),
     maxHeadSize: checkInteger('maxHeadSize', given.maxHeadSize ?? 8192, 64, 1024 * 1024),
     defaultTimeout: checkInteger('defaultTimeout', given.defaultTimeout ?? 30_000, 1, MAX_TIMER_MS),
@@ -113,4 +123,9 @@ function checkHandshake(value: unknown): HandshakeKind {
   if (value === undefined) return 'connect';
   if (value === 'connect' || value === 'upgrade') return value;
   throw new RpcError('INVALID_ARGUMENT', `option handshake must be 'connect' or 'upgrade'; got ${JSON.stringify(value)?.slice(0, 40) ?? String(value)}`);
+}
+
+function checkProxy(value: unknown): string | false | undefined {
+  if (value === undefined || value === false || typeof value === 'string') return value;
+  throw new RpcError('INVALID_ARGUMENT', `option proxy must be a URL string such as 'http://proxy:3128', or false; got ${typeof value}`);
 }
