@@ -25,7 +25,13 @@ export interface ServerOptions {
   maxItemsPerFrame?: number;
   /** Tunnels open at once; further CONNECTs are answered 503. Default 10000. Range 1 … 4294967295. */
   maxConnections?: number;
-  /** Tunnels open at once from one remote address; further CONNECTs from it are answered 503. Default 256. */
+  /**
+   * Tunnels open at once from one remote address; further CONNECTs from it are answered 503. Default: the value of
+   * maxConnections (10000), that is no cap of its own: behind a TCP balancer that does not send the PROXY protocol
+   * every tunnel has the balancer's address, and a lower default refused the whole fleet's next client service at
+   * once. Set it (for example 256) on a server that clients reach directly, or behind a balancer with
+   * proxyProtocol. Range 1 … 4294967295.
+   */
   maxConnectionsPerIp?: number;
   /**
    * Shortest gap in ms between pings from a client that has no call running. A ping sooner than that is a strike;
@@ -215,7 +221,7 @@ export function resolveServerOptions(options: ServerOptions = {}): ResolvedServe
     ...decode,
     path,
     maxConnections: count('maxConnections', 10_000),
-    maxConnectionsPerIp: count('maxConnectionsPerIp', 256),
+    maxConnectionsPerIp: count('maxConnectionsPerIp', given.maxConnections ?? 10_000),
     minPingInterval: ms('minPingInterval', 10_000),
     maxPingStrikes: checkInteger('maxPingStrikes', given.maxPingStrikes ?? 2, 0, 1000),
     keepaliveInterval: ms('keepaliveInterval', 30_000),

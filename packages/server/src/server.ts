@@ -305,7 +305,9 @@ export class RpcServer {
     }
     const address = peerAddressOf(socket).address ?? 'unknown';
     if ((this.#perIp.get(address)?.tunnels ?? 0) >= this.#options.maxConnectionsPerIp) {
-      refuseConnect(socket, 503, `503 ${address} has maxConnectionsPerIp ${this.#options.maxConnectionsPerIp} tunnels open; share tunnels or raise the limit`, { 'Retry-After': '1' });
+      // Behind a TCP balancer without the PROXY protocol every tunnel has the balancer's address: say so.
+      const text = `503 ${address} has maxConnectionsPerIp ${this.#options.maxConnectionsPerIp} tunnels open; share tunnels or raise the limit (behind a TCP balancer every tunnel comes from its address unless the server reads the PROXY protocol: option proxyProtocol)`;
+      refuseConnect(socket, 503, text, { 'Retry-After': '1' });
       return true;
     }
     return false;
