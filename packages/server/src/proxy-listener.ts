@@ -56,8 +56,13 @@ export function createProxyListener(http: HttpServer, options: ResolvedProxyProt
 
 function readHeader(socket: Socket, http: HttpServer, options: ResolvedProxyProtocol, log: (entry: LogEntry) => void): void {
   const source = socket.remoteAddress;
-  if (source === undefined || !options.trusted.has(normalizeAddress(source))) {
-    log({ level: 'warn', message: 'connection closed: its source is not in proxyProtocol.trusted, and this listener takes connections only through the balancers listed there', peer: source ?? 'unknown' });
+  if (source === undefined) {
+    // Node has no address for a socket already reset by its peer (a port probe): nothing to read, nothing to say.
+    socket.destroy();
+    return;
+  }
+  if (!options.trusted.has(normalizeAddress(source))) {
+    log({ level: 'warn', message: 'connection closed: its source is not in proxyProtocol.trusted, and this listener takes connections only through the balancers listed there', peer: source });
     socket.destroy();
     return;
   }
@@ -84,8 +89,15 @@ function readHeader(socket: Socket, http: HttpServer, options: ResolvedProxyProt
     }
     // httpolyglot's order: stop the flow, give back what follows the header, hand the socket on, then let it flow.
     socket.pause();
-    if (consumed < received.length) socket.unshift(received.subarray(consumed));
-    http.emit('connection', socket);
+    try {
+      if (consumed < received.length) socket.unshift(received.subarray(consumed));
+      http.emit('connection', socket);
+    } catch (error) {
+      // A throw from a 'connection' listener must cost this connection, not escape the socket event.
+      socket.destroy();
+      log({ level: 'error', message: 'unexpected error handing a connection to the http server after its PROXY header; it was closed', error });
+      return;
+    }
     process.nextTick(() => socket.resume());
   };
   const onEnd = (): void => fail('the connection ended before its PROXY header was complete');
