@@ -34,3 +34,16 @@ export function statusForCode(code: ErrorCode): number {
       return 403;
   }
 }
+
+/**
+ * answerClientError replaces Node's reply to a head its parser refused (431 too large, 408 too slow, 400 malformed)
+ * with the same status marked as a tunnelrpc server's own (PROTOCOL.md 2.3), for servers listen() creates. Node's
+ * own handler (_http_server.js socketOnError) picks the status the same way.
+ */
+export function answerClientError(error: Error & { code?: string }, socket: Duplex): void {
+  const status = error.code === 'HPE_HEADER_OVERFLOW' ? 431 : error.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400;
+  if (socket.writable) {
+    socket.write(`HTTP/1.1 ${status} ${STATUS_CODES[status] ?? 'Error'}\r\nConnection: close\r\n${SERVER_MARKER_HEADER}: ${SERVER_MARKER_VALUE}\r\n\r\n`);
+  }
+  socket.destroy();
+}

@@ -13,7 +13,7 @@ import { RateLimitedLog } from './log.js';
 import { resolveServerOptions, type ResolvedServerOptions, type ServerOptions } from './options.js';
 import { peerAddressOf } from './peer-address.js';
 import { createProxyListener } from './proxy-listener.js';
-import { refuseConnect, statusForCode } from './refuse.js';
+import { answerClientError, refuseConnect, statusForCode } from './refuse.js';
 import { replyFor, upgradeProblem, type Handshake } from './takeover.js';
 
 const MAX_HEADERS_COUNT = 64;
@@ -213,6 +213,8 @@ export class RpcServer {
       maxHeaderSize: maxHeadSize,
     });
     server.maxHeadersCount = MAX_HEADERS_COUNT;
+    // Node's 400/408/431 for a bad head, marked as ours so a client does not blame a proxy for them.
+    server.on('clientError', answerClientError);
     this.#ownServer = server;
     this.attach(server);
     const proxy = this.#options.proxyProtocol;

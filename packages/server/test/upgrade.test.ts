@@ -149,3 +149,17 @@ describe('RpcServer Upgrade handshake', () => {
     });
   });
 });
+
+describe("RpcServer marks Node's own refusals", () => {
+  afterEach(cleanup);
+
+  it('answers a malformed head with 400 and a head too large with 431, both carrying Tunnelrpc-Server', async () => {
+    const server = await startServer();
+    const bad = await exchange(server.port, 'CONNECT /_rpc HTTP/1.0\r\nBad Header\r\n\r\n');
+    expect(bad.status).to.equal(400);
+    expect(bad.headers['tunnelrpc-server']).to.equal('wire-v1');
+    const large = await exchange(server.port, `CONNECT /_rpc HTTP/1.0\r\nX-Big: ${'a'.repeat(20_000)}\r\n\r\n`);
+    expect(large.status).to.equal(431);
+    expect(large.headers['tunnelrpc-server']).to.equal('wire-v1');
+  });
+});
