@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 /**
- * `tunnelrpc call URL Service.method [JSON] [--timeout ms] [-H 'Name: value']`: a thin layer over the public API.
+ * `tunnelrpc call URL Service.method [JSON] [--timeout ms] [-H 'Name: value'] [--upgrade] [--proxy URL]`: a thin layer over the public API.
  * Exit 0: the result as JSON on stdout. Exit 1: an RPC error, `CODE: message` on stderr. Exit 2: a usage, dial or
  * handshake failure, as a sentence on stderr. -H headers go with the CONNECT and to the handler (meta.headers).
  */
@@ -8,11 +8,13 @@ import { parseArgs } from 'node:util';
 import { RpcError } from '@tunnelrpc/protocol';
 import { connect } from './index.js';
 
-const USAGE = `usage: tunnelrpc call URL Service.method [JSON] [--timeout ms] [-H 'Name: value']...
+const USAGE = `usage: tunnelrpc call URL Service.method [JSON] [--timeout ms] [-H 'Name: value']... [--upgrade] [--proxy URL]
   URL      http://host:port/_rpc, https://host:port/_rpc, unix:/path/to.sock
   JSON     the params (default: none, sent as nil)
   --timeout  call deadline in ms (default 30000)
-  -H, --header  a header for the CONNECT and the call, repeatable`;
+  -H, --header  a header for the CONNECT and the call, repeatable
+  --upgrade  ask for the tunnel with GET + Upgrade: tunnelrpc (passes HAProxy mode http, nginx) instead of CONNECT
+  --proxy URL  dial through this forward proxy (http://[user:password@]host:port); default: http_proxy, https_proxy, no_proxy`;
 
 class UsageError extends Error {}
 
@@ -22,13 +24,15 @@ interface Invocation {
   params: unknown;
   timeout: number | undefined;
   headers: Record<string, string>;
+  upgrade: boolean;
+  proxy: string | undefined;
 }
 
 function parseInvocation(argv: string[]): Invocation {
   const { values, positionals } = parseArgs({
     args: argv,
     allowPositionals: true,
-    options: { timeout: { type: 'string' }, header: { type: 'string', short: 'H', multiple: true }, help: { type: 'boolean', short: 'h' } },
+    options: { upgrade: { type: 'boolean' }, proxy: { type: 'string' }, timeout: { type: 'string' }, header: { type: 'string', short: 'H', multiple: true }, help: { type: 'boolean', short: 'h' } },
   });
   if (values.help === true) throw new UsageError('');
   const [command, url, method, json, ...extra] = positionals;
@@ -54,7 +58,7 @@ function parseInvocation(argv: string[]): Invocation {
     if (colon <= 0) throw new UsageError(`-H takes 'Name: value'; got ${JSON.stringify(header)}`);
     headers[header.slice(0, colon).trim()] = header.slice(colon + 1).trim();
   }
-  return { url, method, params, timeout, headers };
+  return { url, method, params, timeout, headers, upgrade: values.upgrade === true, proxy: values.proxy };
 }
 
 // JSON has no bytes or bigints: print bytes as base64 strings and bigints as decimal strings.
@@ -82,11 +86,11 @@ async function main(argv: string[]): Promise<number> {
     process.stderr.write(`tunnelrpc: ${message}\n${USAGE}\n`);
     return 2;
   }
-  const { url, method, params, timeout, headers } = invocation;
+  const { url, method, params, timeout, headers, upgrade, proxy } = invocation;
   let client;
   try {
     // One call, one tunnel: a redial in the background could keep the process alive after the answer.
-    client = await connect(url, { headers, reconnect: false });
+    client = await connect(url, { headers, reconnect: false, handshake: upgrade ? 'upgrade' : 'connect', proxy });
   } catch (error) {
     const rpc = RpcError.from(error, 'UNAVAILABLE');
     process.stderr.write(`tunnelrpc: ${rpc.message} [${rpc.code}]\n`);

@@ -31,6 +31,7 @@ import { HandlerContext } from './context.js';
 import { errorFromHandler, parseParams, prepareResult, unknownMethod, type MethodTable, type PeerAddress, type RegisteredMethod } from './dispatch.js';
 import type { LogEntry } from './log.js';
 import type { ResolvedServerOptions } from './options.js';
+import { peerAddressOf } from './peer-address.js';
 
 /** ConnectionHost is what a connection needs from its server. @internal */
 export interface ConnectionHost {
@@ -81,7 +82,8 @@ export class ServerConnection {
   // Idle tunnels are most tunnels: the collections below start as shared empty ones and get their own on first use.
   #calls: Map<number, ActiveCall> = NO_CALLS;
   readonly #address: string;
-  #peer: PeerAddress | undefined;
+  // Taken once at the start: the socket forgets its address once closed (peer-address.ts: PROXY header first).
+  readonly #peer: PeerAddress;
   readonly #auth: unknown;
   #notificationsRunning = 0;
   // Signals of running notification handlers, aborted at their deadline or when the connection closes.
@@ -116,7 +118,8 @@ export class ServerConnection {
     this.#decoder = new FrameDecoder(this.#options.maxFrameSize);
     this.#batcher = new FrameBatcher(socket);
     // Kept as a string: the socket forgets its address once closed, and the per-IP count needs it then.
-    this.#address = socket.remoteAddress ?? 'unknown';
+    this.#peer = peerAddressOf(socket);
+    this.#address = this.#peer.address ?? 'unknown';
     CONNECTIONS.set(socket, this);
     socket.on('data', ServerConnection.#socketData);
     socket.on('drain', ServerConnection.#socketDrain);
@@ -186,9 +189,9 @@ export class ServerConnection {
     }
   }
 
-  /** open answers the CONNECT and feeds the bytes that arrived with the head (Node's `head`) to the decoder. */
-  open(head: Buffer): void {
-    this.#socket.write(CONNECTED_RESPONSE);
+  /** open answers the handshake (200, or 101 for an Upgrade) and feeds the bytes that came with the head (Node's `head`) to the decoder. */
+  open(head: Buffer, reply: string = CONNECTED_RESPONSE): void {
+    this.#socket.write(reply);
     if (head.length > 0) this.guarded(() => this.#onData(head));
   }
 
@@ -546,8 +549,8 @@ export class ServerConnection {
   }
 
   #peerText(): string {
-    const socket = this.#socket;
-    return socket.remotePort === undefined ? this.#address : `${this.#address}:${socket.remotePort}`;
+    const port = this.#peer.port;
+    return port === undefined ? this.#address : `${this.#address}:${port}`;
   }
 
   // gRPC's keepalive enforcement: pings with no call running may come once per minPingInterval; a client that
@@ -586,7 +589,6 @@ export class ServerConnection {
 
   #context(method: string, deadline: number, headers: Record<string, string> | undefined, notification: boolean): HandlerContext {
     const socket = this.#socket;
-    this.#peer ??= { address: socket.remoteAddress, port: socket.remotePort, family: socket.remoteFamily };
     return new HandlerContext(method, deadline, headers ?? EMPTY_HEADERS, notification, this.#peer, socket, this.#auth);
   }
 
