@@ -1,18 +1,20 @@
 /**
- * `pnpm example:server --port N [--host H]`: serves the Echo fixture in the foreground and prints
+ * `pnpm example:server --port N [--host H] [--proxy-protocol]`: serves the Echo fixture in the foreground and prints
  * `listening http://HOST:PORT/_rpc` once it accepts connections, followed on a loopback host (the default,
- * 127.0.0.1) by a note that only this machine can connect. SIGINT/SIGTERM close it gracefully.
+ * 127.0.0.1) by a note that only this machine can connect. SIGINT/SIGTERM close it gracefully. --proxy-protocol
+ * serves a listener behind a balancer on this machine: every connection must start with a PROXY v1/v2 header from
+ * 127.0.0.1 or ::1 (HAProxy send-proxy-v2, nginx proxy_protocol on).
  */
 import { parseArgs } from 'node:util';
 import { RpcServer, type LogEntry } from '@tunnelrpc/server';
 import { Echo, createEchoService } from './echo-service.js';
 
-const usage = 'usage: pnpm example:server --port N [--host H]   (port 0 picks a free port)';
+const usage = 'usage: pnpm example:server --port N [--host H] [--proxy-protocol]   (port 0 picks a free port)';
 
 async function main(): Promise<void> {
-  let values: { port?: string; host?: string; help?: boolean };
+  let values: { port?: string; host?: string; help?: boolean; 'proxy-protocol'?: boolean };
   try {
-    ({ values } = parseArgs({ options: { port: { type: 'string', default: '0' }, host: { type: 'string', default: '127.0.0.1' }, help: { type: 'boolean' } } }));
+    ({ values } = parseArgs({ options: { port: { type: 'string', default: '0' }, host: { type: 'string', default: '127.0.0.1' }, help: { type: 'boolean' }, 'proxy-protocol': { type: 'boolean' } } }));
   } catch (error) {
     console.error(`${(error as Error).message}\n${usage}`);
     process.exit(2);
@@ -32,7 +34,8 @@ async function main(): Promise<void> {
     const error = entry.error === undefined ? '' : `: ${entry.error instanceof Error ? entry.error.message : String(entry.error)}`;
     console.error(`[example server] ${entry.level} ${entry.method ?? ''} ${entry.message}${error}`);
   };
-  const server = new RpcServer({ logger }).register(Echo, createEchoService());
+  const proxyProtocol = values['proxy-protocol'] === true ? { trusted: ['127.0.0.1', '::1'] } : undefined;
+  const server = new RpcServer({ logger, proxyProtocol }).register(Echo, createEchoService());
   // Handlers go in before the 'listening' line: a supervisor that signals as soon as it reads the line must
   // never meet the default action (death by signal, not a graceful close and exit 0).
   const stop = (): void => {
@@ -43,7 +46,8 @@ async function main(): Promise<void> {
   const address = await server.listen(port, values.host);
   // Like rpc.listen(), the example binds 127.0.0.1 by default: other machines and containers cannot reach it.
   const loopback = ['127.0.0.1', '::1', 'localhost'].includes(address.host);
-  console.log(`listening ${address.url}${loopback ? ' (loopback only; --host 0.0.0.0 listens on every interface)' : ''}`);
+  const proxied = proxyProtocol === undefined ? '' : ' (PROXY protocol required, from 127.0.0.1 and ::1 only)';
+  console.log(`listening ${address.url}${loopback ? ' (loopback only; --host 0.0.0.0 listens on every interface)' : ''}${proxied}`);
 }
 
 main().catch((error: unknown) => {

@@ -14,7 +14,7 @@ import { MessageType, encodeMessage, type GoawayMessage, type Message, type Pong
 import type { ServerOptions } from '@tunnelrpc/server';
 import { Cleanup } from '../helpers/cleanup.js';
 import { Hostile, createHostileService, type HostileState } from '../helpers/hostile-service.js';
-import { RawTunnel, frame, hex, readUntil } from '../helpers/raw.js';
+import { RawTunnel, expectErrorResponse, expectResult, frame, hex, readUntil } from '../helpers/raw.js';
 import { exitOf, spawnNode, waitForLine } from '../helpers/processes.js';
 import { startEchoServer, type EchoServer } from '../helpers/servers.js';
 
@@ -53,22 +53,6 @@ function request(id: number, method: string, params: unknown, meta?: { timeout?:
 
 function notification(method: string, params: unknown): Buffer {
   return encodeMessage({ type: 2, method, params });
-}
-
-function expectError(message: Message, id: number, code: string): NonNullable<ResponseMessage['error']> {
-  expect(message.type, JSON.stringify(message).slice(0, 300)).to.equal(MessageType.Response);
-  const response = message as ResponseMessage;
-  expect(response.id).to.equal(id);
-  expect(response.error?.code, JSON.stringify(response).slice(0, 300)).to.equal(code);
-  return response.error!;
-}
-
-function expectResult(message: Message, id: number): unknown {
-  expect(message.type, JSON.stringify(message).slice(0, 300)).to.equal(MessageType.Response);
-  const response = message as ResponseMessage;
-  expect(response.id).to.equal(id);
-  expect(response.error, JSON.stringify(response.error)).to.equal(undefined);
-  return response.result;
 }
 
 async function bystanderAnswers(r: Rig): Promise<void> {
@@ -161,12 +145,12 @@ describe('hardening round two (issue 7): hostile input costs one connection, mem
         Buffer.alloc(size, 0xff),
       ]);
       tunnel.write(frame(hugeHeader));
-      expect(expectError(await tunnel.next(), 1, 'INVALID_ARGUMENT').message).to.include('maxHeaderBytes 8192');
+      expect(expectErrorResponse(await tunnel.next(), 1, 'INVALID_ARGUMENT').message).to.include('maxHeaderBytes 8192');
       const many = Object.fromEntries(Array.from({ length: 65 }, (_, i) => [`h${i}`, 'v']));
       tunnel.write(request(2, 'Echo.add', { a: 1, b: 2 }, { headers: many }));
-      expect(expectError(await tunnel.next(), 2, 'INVALID_ARGUMENT').message).to.include('maxHeaderCount 64');
+      expect(expectErrorResponse(await tunnel.next(), 2, 'INVALID_ARGUMENT').message).to.include('maxHeaderCount 64');
       tunnel.write(request(3, 'Echo.add', { a: 1, b: 2 }, { headers: { 'X-A': '1', 'x-a': '2' } }));
-      expect(expectError(await tunnel.next(), 3, 'INVALID_ARGUMENT').message).to.include('twice');
+      expect(expectErrorResponse(await tunnel.next(), 3, 'INVALID_ARGUMENT').message).to.include('twice');
       expect(r.hostile.calls['pace']).to.equal(undefined);
       tunnel.write(request(4, 'Echo.add', { a: 1, b: 2 }, { headers: Object.fromEntries(Array.from({ length: 64 }, (_, i) => [`h${i}`, 'v'])) }));
       expect(expectResult(await tunnel.next(), 4)).to.equal(3);
@@ -207,7 +191,7 @@ describe('hardening round two (issue 7): hostile input costs one connection, mem
       expect(r.server.logs.find((line) => line.includes('notification dropped'))).to.include('maxCallsInFlight 20');
       const probe = await raw(r);
       probe.write(request(1, 'Echo.add', { a: 1, b: 2 }));
-      expect(expectError(await probe.next(), 1, 'RESOURCE_EXHAUSTED').message).to.include('maxCallsInFlight 20');
+      expect(expectErrorResponse(await probe.next(), 1, 'RESOURCE_EXHAUSTED').message).to.include('maxCallsInFlight 20');
     });
   });
 
@@ -284,7 +268,7 @@ describe('hardening round two (issue 7): hostile input costs one connection, mem
       const tunnel = await raw(r);
       const key = `secret-${'k'.repeat(10_000)}\r\n`;
       tunnel.write(request(1, 'Echo.add', { a: 1, b: 2, [key]: 1 }));
-      const error = expectError(await tunnel.next(), 1, 'INVALID_ARGUMENT');
+      const error = expectErrorResponse(await tunnel.next(), 1, 'INVALID_ARGUMENT');
       expect(error.message.length).to.be.below(400);
       expect(error.message).to.not.include('\r');
       expect(JSON.stringify(error.data).length).to.be.below(1000);
@@ -296,7 +280,7 @@ describe('hardening round two (issue 7): hostile input costs one connection, mem
       const params: Record<string, number> = { a: 1, b: 2 };
       for (let i = 0; i < 131_000; i++) params[`u${i}`] = i;
       tunnel.write(frame(packr.pack([0, 1, 'Echo.add', params])));
-      const error = expectError(await tunnel.next(), 1, 'INVALID_ARGUMENT');
+      const error = expectErrorResponse(await tunnel.next(), 1, 'INVALID_ARGUMENT');
       expect(error.message).to.include('131002 keys, more than maxKeysPerMap 8192');
       expect(error.data).to.deep.include({ mayHaveRun: false });
       await bystanderAnswers(r);

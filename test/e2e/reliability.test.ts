@@ -29,7 +29,7 @@ import { RpcServer, type ServerOptions } from '@tunnelrpc/server';
 import { fixstr, map, pack, rawRequest, str8 } from '../helpers/bytes.js';
 import { Cleanup } from '../helpers/cleanup.js';
 import { Hostile, createHostileService, type HostileState } from '../helpers/hostile-service.js';
-import { RawTunnel, frame, hex, rawSocket } from '../helpers/raw.js';
+import { RawTunnel, expectErrorResponse, expectResult, frame, hex, rawSocket } from '../helpers/raw.js';
 import { expectPrototypeClean, expectRejection, mayHaveRunOf } from '../helpers/rpc-error.js';
 import { ScriptedServer, type ScriptedPeer } from '../helpers/scripted-server.js';
 import { startEchoServer, type EchoServer } from '../helpers/servers.js';
@@ -93,23 +93,6 @@ function expectGoaway(messages: Message[], code: string, lastId = 0): GoawayMess
   return goaway;
 }
 
-/** expectResponse asserts that `message` answers `id` with a result and returns the result. */
-function expectResult(message: Message, id: number): unknown {
-  expect(message.type, JSON.stringify(message).slice(0, 300)).to.equal(MessageType.Response);
-  const response = message as ResponseMessage;
-  expect(response.id).to.equal(id);
-  expect(response.error, JSON.stringify(response.error)).to.equal(undefined);
-  return response.result;
-}
-
-/** expectErrorResponse asserts that `message` answers `id` with `code` and returns the wire error. */
-function expectErrorResponse(message: Message, id: number, code: string): NonNullable<ResponseMessage['error']> {
-  expect(message.type, JSON.stringify(message).slice(0, 300)).to.equal(MessageType.Response);
-  const response = message as ResponseMessage;
-  expect(response.id).to.equal(id);
-  expect(response.error?.code, JSON.stringify(response)).to.equal(code);
-  return response.error!;
-}
 
 /** request is the frame of an honest request. */
 function request(id: number, method: string, params: unknown, timeout?: number): Buffer {

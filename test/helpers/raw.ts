@@ -2,9 +2,10 @@
  * Raw sockets that play a hand-written client against the real server: open a tunnel byte by byte, write crafted
  * frames, and read back the server's messages until it closes the socket.
  */
+import { expect } from 'chai';
 import { once } from 'node:events';
 import { connect as netConnect, type Socket } from 'node:net';
-import { CONNECTED_RESPONSE, FrameDecoder, decodeMessage, encodeFrame, type Message } from '@tunnelrpc/protocol';
+import { CONNECTED_RESPONSE, FrameDecoder, MessageType, decodeMessage, encodeFrame, type Message, type ResponseMessage } from '@tunnelrpc/protocol';
 
 /** hex turns spaced hex such as `'ff ff ff ff'` into bytes. */
 export function hex(text: string): Buffer {
@@ -155,4 +156,22 @@ export class RawTunnel {
     this.#wake = [];
     for (const resolve of waiting) resolve();
   }
+}
+
+/** expectResult asserts that `message` answers `id` with a result and returns the result. */
+export function expectResult(message: Message, id: number): unknown {
+  expect(message.type, JSON.stringify(message).slice(0, 300)).to.equal(MessageType.Response);
+  const response = message as ResponseMessage;
+  expect(response.id).to.equal(id);
+  expect(response.error, JSON.stringify(response.error)).to.equal(undefined);
+  return response.result;
+}
+
+/** expectErrorResponse asserts that `message` answers `id` with `code` and returns the wire error. */
+export function expectErrorResponse(message: Message, id: number, code: string): NonNullable<ResponseMessage['error']> {
+  expect(message.type, JSON.stringify(message).slice(0, 300)).to.equal(MessageType.Response);
+  const response = message as ResponseMessage;
+  expect(response.id).to.equal(id);
+  expect(response.error?.code, JSON.stringify(response)).to.equal(code);
+  return response.error!;
 }

@@ -1,9 +1,9 @@
 #!/usr/bin/env node
 /**
- * `tunnelrpc call URL Service.method [JSON] [--stdin] [--timeout ms] [-H 'Name: value']`: a thin layer over the
- * public API. Exit 0: each stream message as a JSON line on stdout, then the result. Exit 1: an RPC error,
- * `CODE: message` on stderr. Exit 2: a usage, dial or handshake failure, as a sentence on stderr. -H headers go with
- * the CONNECT and to the handler (meta.headers).
+ * `tunnelrpc call URL Service.method [JSON] [--stdin] [--timeout ms] [-H 'Name: value'] [--upgrade] [--proxy URL]`: a
+ * thin layer over the public API. Exit 0: each stream message as a JSON line on stdout, then the result. Exit 1: an
+ * RPC error, `CODE: message` on stderr. Exit 2: a usage, dial or handshake failure, as a sentence on stderr. -H
+ * headers go with the CONNECT and to the handler (meta.headers).
  *
  * The CLI knows no contracts, so every call is opened as a bidirectional stream (PROTOCOL.md 12): a unary method
  * ignores the stream meta and answers; a server stream's messages are printed as they come; a client or bidi stream
@@ -14,12 +14,14 @@ import { parseArgs } from 'node:util';
 import { RpcError } from '@tunnelrpc/protocol';
 import { connect } from './index.js';
 
-const USAGE = `usage: tunnelrpc call URL Service.method [JSON] [--stdin] [--timeout ms] [-H 'Name: value']...
+const USAGE = `usage: tunnelrpc call URL Service.method [JSON] [--stdin] [--timeout ms] [-H 'Name: value']... [--upgrade] [--proxy URL]
   URL      http://host:port/_rpc, https://host:port/_rpc, unix:/path/to.sock
   JSON     the params (default: none, sent as nil)
   --stdin    feed a client or bidi stream with the JSON values on standard input, one per line
   --timeout  call deadline in ms (default 30000; for a stream, the whole stream)
-  -H, --header  a header for the CONNECT and the call, repeatable`;
+  -H, --header  a header for the CONNECT and the call, repeatable
+  --upgrade  ask for the tunnel with GET + Upgrade: tunnelrpc (passes HAProxy mode http, nginx) instead of CONNECT
+  --proxy URL  dial through this forward proxy (http://[user:password@]host:port); default: http_proxy, https_proxy, no_proxy`;
 
 class UsageError extends Error {}
 
@@ -30,13 +32,15 @@ interface Invocation {
   timeout: number | undefined;
   headers: Record<string, string>;
   stdin: boolean;
+  upgrade: boolean;
+  proxy: string | undefined;
 }
 
 function parseInvocation(argv: string[]): Invocation {
   const { values, positionals } = parseArgs({
     args: argv,
     allowPositionals: true,
-    options: { timeout: { type: 'string' }, header: { type: 'string', short: 'H', multiple: true }, stdin: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } },
+    options: { upgrade: { type: 'boolean' }, proxy: { type: 'string' }, stdin: { type: 'boolean' }, timeout: { type: 'string' }, header: { type: 'string', short: 'H', multiple: true }, help: { type: 'boolean', short: 'h' } },
   });
   if (values.help === true) throw new UsageError('');
   const [command, url, method, json, ...extra] = positionals;
@@ -62,7 +66,7 @@ function parseInvocation(argv: string[]): Invocation {
     if (colon <= 0) throw new UsageError(`-H takes 'Name: value'; got ${JSON.stringify(header)}`);
     headers[header.slice(0, colon).trim()] = header.slice(colon + 1).trim();
   }
-  return { url, method, params, timeout, headers, stdin: values.stdin === true };
+  return { url, method, params, timeout, headers, stdin: values.stdin === true, upgrade: values.upgrade === true, proxy: values.proxy };
 }
 
 // The messages of --stdin: one JSON value per non-empty line. A line that is not JSON ends the stream (cancelled).
@@ -104,11 +108,11 @@ async function main(argv: string[]): Promise<number> {
     process.stderr.write(`tunnelrpc: ${message}\n${USAGE}\n`);
     return 2;
   }
-  const { url, method, params, timeout, headers, stdin } = invocation;
+  const { url, method, params, timeout, headers, stdin, upgrade, proxy } = invocation;
   let client;
   try {
     // One call, one tunnel: a redial in the background could keep the process alive after the answer.
-    client = await connect(url, { headers, reconnect: false });
+    client = await connect(url, { headers, reconnect: false, handshake: upgrade ? 'upgrade' : 'connect', proxy });
   } catch (error) {
     const rpc = RpcError.from(error, 'UNAVAILABLE');
     process.stderr.write(`tunnelrpc: ${rpc.message} [${rpc.code}]\n`);

@@ -5,7 +5,10 @@
  */
 import { connect as netConnect, type Socket } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
-import { RpcError, codeFromHttpStatus, encodeConnectRequest, parseResponseHead, type ResponseHead } from '@tunnelrpc/protocol';
+import { RpcError, codeFromHttpStatus, encodeConnectRequest, encodeUpgradeRequest, parseResponseHead, type ResponseHead } from '@tunnelrpc/protocol';
+import { acceptsReply, describeRefusal, plainText } from './handshake-reply.js';
+import { openProxyTunnel } from './proxy.js';
+import { chooseProxy, type ProxyChoice } from './proxy-env.js';
 import type { ResolvedClientOptions } from './options.js';
 import type { DialTarget } from './target.js';
 
@@ -20,14 +23,36 @@ const MAX_REFUSAL_BODY = 1024;
 const REFUSAL_BODY_WAIT_MS = 200;
 
 /**
- * dial opens a tunnel or rejects with an RpcError whose code and message say what failed and where. Aborting
- * `signal` stops it at any step (headers, connect, head, refusal body): the socket is destroyed, the timer cleared,
- * and it rejects CANCELLED.
+ * dial opens a tunnel or rejects with an RpcError whose code and message say what failed and where. Through a
+ * forward proxy (option proxy, or the environment: proxy-env.ts) it first opens a tunnel to the target there.
+ * Aborting `signal` stops it at any step (headers, connect, head, refusal body): the socket is destroyed, the timer
+ * cleared, and it rejects CANCELLED.
  */
 export async function dial(target: DialTarget, options: ResolvedClientOptions, signal?: AbortSignal): Promise<Dialed> {
   const headers = await connectHeaders(target, options);
   if (signal?.aborted === true) throw dialAborted(target);
-  return dialWith(target, options, headers, signal);
+  let proxy: ProxyChoice | undefined;
+  try {
+    proxy = target.kind === 'unix' ? undefined : chooseProxy({ tls: target.kind === 'tls', host: target.host, port: target.port }, options.proxy, process.env);
+    // Checked before the proxy is dialed: a header it refuses (CR, LF) must not open anything.
+    if (proxy !== undefined) encodeHandshake(target, options, headers);
+  } catch (error) {
+    throw RpcError.from(error, 'INVALID_ARGUMENT');
+  }
+  if (proxy === undefined || target.kind === 'unix') return handshake(target, options, headers, undefined, options.handshakeTimeout, signal);
+  const started = Date.now();
+  const where = { tls: target.kind === 'tls', host: target.host, port: target.port };
+  const tunneled = await openProxyTunnel(proxy, where, options.handshakeTimeout, options.maxHeadSize);
+  // close() may have come while the proxy answered.
+  if (isAborted(signal)) {
+    tunneled.destroy();
+    throw dialAborted(target);
+  }
+  return handshake(target, options, headers, tunneled, Math.max(1, options.handshakeTimeout - (Date.now() - started)), signal);
+}
+
+function isAborted(signal: AbortSignal | undefined): boolean {
+  return signal?.aborted === true;
 }
 
 function dialAborted(target: DialTarget): RpcError {
@@ -51,18 +76,25 @@ async function connectHeaders(target: DialTarget, options: ResolvedClientOptions
   return headers as Record<string, string>;
 }
 
-function dialWith(target: DialTarget, options: ResolvedClientOptions, headers: Record<string, string>, signal: AbortSignal | undefined): Promise<Dialed> {
+function encodeHandshake(target: DialTarget, options: ResolvedClientOptions, headers: Record<string, string>): Buffer {
+  const encode = options.handshake === 'upgrade' ? encodeUpgradeRequest : encodeConnectRequest;
+  return encode(target.path, target.hostHeader, headers);
+}
+
+// The tunnelrpc handshake over a new socket, or over `tunneled`, a proxy's tunnel to the target (TLS inside for https).
+function handshake(target: DialTarget, options: ResolvedClientOptions, headers: Record<string, string>, tunneled: Socket | undefined, timeout: number, signal: AbortSignal | undefined): Promise<Dialed> {
   return new Promise((resolve, reject) => {
     let socket: Socket;
     try {
       // Build the head before dialing: a header it refuses (CR, LF) must not leave an open socket behind.
-      const request = encodeConnectRequest(target.path, target.hostHeader, headers);
+      const request = encodeHandshake(target, options, headers);
+      const servername = target.kind === 'tls' && !isIp(target.host) ? target.host : undefined;
       socket =
         target.kind === 'unix'
           ? netConnect({ path: target.socketPath })
           : target.kind === 'tls'
-            ? tlsConnect({ host: target.host, port: target.port, servername: isIp(target.host) ? undefined : target.host, ALPNProtocols: ['http/1.1'], ...options.tls })
-            : netConnect({ host: target.host, port: target.port });
+            ? tlsConnect({ ...(tunneled === undefined ? { host: target.host, port: target.port } : { socket: tunneled }), servername, ALPNProtocols: ['http/1.1'], ...options.tls })
+            : tunneled ?? netConnect({ host: target.host, port: target.port });
       socket.write(request);
     } catch (error) {
       reject(RpcError.from(error, 'INVALID_ARGUMENT'));
@@ -93,7 +125,7 @@ function dialWith(target: DialTarget, options: ResolvedClientOptions, headers: R
     };
     const timer = setTimeout(() => {
       finish(new RpcError('UNAVAILABLE', `no CONNECT reply from ${target.display} within handshakeTimeout ${options.handshakeTimeout} ms; is a tunnelrpc server listening there?`));
-    }, options.handshakeTimeout);
+    }, timeout);
     const onError = (error: Error): void => {
       const errno = (error as NodeJS.ErrnoException).code;
       finish(new RpcError('UNAVAILABLE', `cannot connect to ${target.display}: ${errno ?? error.message}${hintFor(errno)}`, errno === undefined ? undefined : { errno }, { cause: error }));
@@ -112,8 +144,13 @@ function dialWith(target: DialTarget, options: ResolvedClientOptions, headers: R
         return;
       }
       if (head === undefined) return;
-      if (head.status === 200) {
+      const accepted = acceptsReply(head, options.handshake);
+      if (accepted === true) {
         finish({ socket, rest: head.rest });
+        return;
+      }
+      if (accepted !== false) {
+        finish(new RpcError('UNAVAILABLE', `${target.display}: ${accepted}`, { status: head.status }));
         return;
       }
       const refused = head;
@@ -123,13 +160,17 @@ function dialWith(target: DialTarget, options: ResolvedClientOptions, headers: R
       readRefusalBody(socket, refused).then((body) => {
         signal?.removeEventListener('abort', onAbort);
         socket.destroy();
-        const text = body.length > 0 ? `: ${body}` : '';
-        reject(new RpcError(codeFromHttpStatus(refused.status), `CONNECT ${target.display} refused with HTTP ${refused.status} ${refused.reason}${text}`, { status: refused.status, body }));
+        const shown = plainText(body, refused);
+        const text = shown.length > 0 ? `: ${shown}` : '';
+        const verb = options.handshake === 'upgrade' ? 'Upgrade' : 'CONNECT';
+        reject(new RpcError(codeFromHttpStatus(refused.status), `${verb} ${target.display} refused with HTTP ${refused.status} ${refused.reason}${text}${describeRefusal(refused, options.handshake)}`, { status: refused.status, body }));
       });
     };
     socket.on('data', onData);
     socket.on('error', onError);
     socket.on('close', onClose);
+    // A proxy's tunnel comes paused (proxy.ts), with the bytes behind the proxy's head put back.
+    if (tunneled !== undefined) socket.resume();
   });
 }
 

@@ -49,7 +49,12 @@ export { RpcClient } from './client.js';
 export type { CallFailure, CallOptions, NotifyOptions, StreamOptions } from './client.js';
 export type { BidiStreamCall, ServerStreamCall } from './stream.js';
 export type { ClientOptions, ConnectHeaders } from './options.js';
+export type { HandshakeKind } from './handshake-reply.js';
 export { createClient } from './typed-client.js';
 export type { MethodCaller, StreamCaller, StreamSource, TypedClient } from './typed-client.js';
 export { RpcError } from '@tunnelrpc/protocol';
 export type { ErrorCode } from '@tunnelrpc/protocol';
+
+// ---- Building blocks: which forward proxy a dial uses (the same decision connect() makes). ----
+export { chooseProxy } from './proxy-env.js';
+export type { ProxyChoice, ProxyTarget } from './proxy-env.js';

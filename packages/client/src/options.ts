@@ -12,6 +12,7 @@ import {
   resolveDecodeLimits,
   type DecodeLimits,
 } from '@tunnelrpc/protocol';
+import type { HandshakeKind } from './handshake-reply.js';
 
 /**
  * ConnectHeaders are the headers of the CONNECT: a fixed object, or a function (sync or async) called before
@@ -29,6 +30,20 @@ export interface ClientOptions {
   headers?: ConnectHeaders;
   /** TLS settings for https:// URLs (ca, cert, key, servername, rejectUnauthorized). */
   tls?: ConnectionOptions;
+  /**
+   * How to ask for the tunnel: 'connect' sends `CONNECT <path>` (answered 200); 'upgrade' sends `GET <path>` with
+   * `Upgrade: tunnelrpc` (answered 101), which HTTP-aware proxies such as HAProxy mode http and nginx pass while
+   * they refuse CONNECT. Both carry the same frames. Default 'connect'.
+   */
+  handshake?: HandshakeKind;
+  /**
+   * Forward proxy to dial through, as `http://host:port` or `http://user:password@host:port` (sent as
+   * Proxy-Authorization: Basic): the client sends `CONNECT host:port` to it, then its own handshake inside (TLS
+   * inside for https:// URLs). Undefined reads the environment as undici's EnvHttpProxyAgent does: http_proxy /
+   * HTTP_PROXY, https_proxy / HTTPS_PROXY (lower case first), no_proxy / NO_PROXY. false never uses a proxy.
+   * Unix socket URLs never do. Default: the environment.
+   */
+  proxy?: string | false;
   /** ms to connect and get the reply head; past it connect() fails UNAVAILABLE. Default 10000. 1 … 2147483647. */
   handshakeTimeout?: number;
   /** Largest reply head accepted, in bytes; a longer one fails connect() with UNAVAILABLE. Default 8192. */
@@ -143,6 +158,8 @@ export interface ClientOptions {
 export interface ResolvedClientOptions extends DecodeLimits {
   headers: ConnectHeaders;
   tls: ConnectionOptions;
+  handshake: HandshakeKind;
+  proxy: string | false | undefined;
   handshakeTimeout: number;
   maxHeadSize: number;
   defaultTimeout: number;
@@ -183,6 +200,8 @@ export function resolveClientOptions(options: ClientOptions = {}): ResolvedClien
     ...decode,
     headers: checkHeadersOption(given.headers ?? {}),
     tls: given.tls ?? {},
+    handshake: checkHandshake(given.handshake),
+    proxy: checkProxy(given.proxy),
     handshakeTimeout: checkInteger('handshakeTimeout', given.handshakeTimeout ?? 10_000, 1, MAX_TIMER_MS),
     maxHeadSize: checkInteger('maxHeadSize', given.maxHeadSize ?? 8192, 64, 1024 * 1024),
     defaultTimeout: checkInteger('defaultTimeout', given.defaultTimeout ?? 30_000, 1, MAX_TIMER_MS),
@@ -210,4 +229,15 @@ function streamLimits(given: ClientOptions, maxFrameSize: number): { maxStreamBu
     maxStreamBuffer: checkInteger('maxStreamBuffer', given.maxStreamBuffer ?? Math.max(DEFAULT_MAX_STREAM_BUFFER, maxStreamMessageSize), maxStreamMessageSize, MAX_UINT32),
     maxStreamCredit: checkInteger('maxStreamCredit', given.maxStreamCredit ?? DEFAULT_MAX_STREAM_CREDIT, 1, MAX_CREDIT),
   };
+}
+
+function checkHandshake(value: unknown): HandshakeKind {
+  if (value === undefined) return 'connect';
+  if (value === 'connect' || value === 'upgrade') return value;
+  throw new RpcError('INVALID_ARGUMENT', `option handshake must be 'connect' or 'upgrade'; got ${JSON.stringify(value)?.slice(0, 40) ?? String(value)}`);
+}
+
+function checkProxy(value: unknown): string | false | undefined {
+  if (value === undefined || value === false || typeof value === 'string') return value;
+  throw new RpcError('INVALID_ARGUMENT', `option proxy must be a URL string such as 'http://proxy:3128', or false; got ${typeof value}`);
 }

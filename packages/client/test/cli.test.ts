@@ -137,7 +137,8 @@ describe('tunnelrpc call (CLI)', () => {
       const peer = await server.nextPeer();
       expect(await peer.head).to.include('Authorization: Bearer wrong\r\n');
       const body = 'bad token';
-      await peer.write(`HTTP/1.0 401 Unauthorized\r\nConnection: close\r\nContent-Length: ${body.length}\r\n\r\n${body}`);
+      // Marked as a tunnelrpc server's own refusal (PROTOCOL.md 2.3): the sentence names no proxy.
+      await peer.write(`HTTP/1.0 401 Unauthorized\r\nConnection: close\r\nTunnelrpc-Server: wire-v1\r\nContent-Length: ${body.length}\r\n\r\n${body}`);
       peer.socket.end();
       expect(await run).to.deep.equal({
         code: 2,

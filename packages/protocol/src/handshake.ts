@@ -10,6 +10,24 @@ export const DEFAULT_RPC_PATH = '/_rpc';
 /** CONNECTED_RESPONSE is the exact reply of a server that takes the tunnel; frames follow it. */
 export const CONNECTED_RESPONSE = 'HTTP/1.0 200 Connected\r\n\r\n';
 
+/**
+ * UPGRADE_TOKEN is the protocol name of the Upgrade handshake (PROTOCOL.md 2.5): `Upgrade: tunnelrpc` on the GET
+ * and on the 101.
+ */
+export const UPGRADE_TOKEN = 'tunnelrpc';
+
+/** SWITCHING_RESPONSE is the exact reply of a server that takes a tunnel asked for by Upgrade; frames follow it. */
+export const SWITCHING_RESPONSE = 'HTTP/1.1 101 Switching Protocols\r\nUpgrade: tunnelrpc\r\nConnection: Upgrade\r\n\r\n';
+
+/**
+ * SERVER_MARKER_HEADER is the header a tunnelrpc server puts on every refusal it writes (value: the wire version),
+ * so a client can tell the server's refusal from that of a proxy in between (PROTOCOL.md 2.3).
+ */
+export const SERVER_MARKER_HEADER = 'Tunnelrpc-Server';
+
+/** SERVER_MARKER_VALUE is the value of SERVER_MARKER_HEADER. */
+export const SERVER_MARKER_VALUE = 'wire-v1';
+
 /** DEFAULT_MAX_HEAD_SIZE caps the reply head a client reads: 8 KiB. */
 export const DEFAULT_MAX_HEAD_SIZE = 8 * 1024;
 
@@ -36,6 +54,35 @@ export function encodeConnectRequest(path: string, host: string, headers: Readon
   return Buffer.from(`${head}\r\n`, 'latin1');
 }
 
+/** encodeUpgradeRequest builds `GET <path> HTTP/1.1` with Host, `Connection: Upgrade`, `Upgrade: tunnelrpc` and the headers. */
+export function encodeUpgradeRequest(path: string, host: string, headers: Readonly<Record<string, string>> = {}): Buffer {
+  const kept: Record<string, string> = {};
+  for (const [name, value] of Object.entries(headers)) {
+    const lower = name.toLowerCase();
+    // Ours: a caller's Connection or Upgrade would break the handshake that this request is.
+    if (lower !== 'connection' && lower !== 'upgrade') kept[name] = value;
+  }
+  const connect = encodeConnectRequest(path, host, { ...kept, Connection: 'Upgrade', Upgrade: UPGRADE_TOKEN }).toString('latin1');
+  return Buffer.from(`GET ${path} HTTP/1.1${connect.slice(connect.indexOf('\r\n'))}`, 'latin1');
+}
+
+/**
+ * encodeProxyConnectRequest builds `CONNECT host:port HTTP/1.1` for a forward proxy (RFC 9110 section 9.3.6,
+ * authority form), with Host and the headers (Proxy-Authorization).
+ */
+export function encodeProxyConnectRequest(authority: string, headers: Readonly<Record<string, string>> = {}): Buffer {
+  if (!/^[\x21-\x7e]+:\d+$/.test(authority)) {
+    throw new RpcError('INVALID_ARGUMENT', `proxy CONNECT target ${JSON.stringify(authority)} must be host:port in visible ASCII`);
+  }
+  const head = encodeConnectRequest('/', authority, headers).toString('latin1');
+  return Buffer.from(`CONNECT ${authority} HTTP/1.1${head.slice(head.indexOf('\r\n'))}`, 'latin1');
+}
+
+/** isTunnelrpcReply tells whether a reply head carries SERVER_MARKER_HEADER: it came from a tunnelrpc server. */
+export function isTunnelrpcReply(head: ResponseHead): boolean {
+  return head.headers[SERVER_MARKER_HEADER.toLowerCase()] !== undefined;
+}
+
 /** ResponseHead is a parsed HTTP response head plus every byte that came after it. */
 export interface ResponseHead {
   status: number;
@@ -47,7 +94,7 @@ export interface ResponseHead {
 }
 
 /**
- * parseResponseHead parses the reply to a CONNECT. Returns undefined while the blank line has not arrived yet.
+ * parseResponseHead parses the reply to a CONNECT or an Upgrade, from a server or a forward proxy. Returns undefined while the blank line has not arrived yet.
  * Throws RpcError UNAVAILABLE when the head passes `maxHeadSize` or is not HTTP. Accepts CRLF and bare LF line
  * ends (RFC 9112 section 2.2).
  */

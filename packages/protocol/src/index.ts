@@ -45,10 +45,19 @@ export {
   CONNECTED_RESPONSE,
   DEFAULT_MAX_HEAD_SIZE,
   DEFAULT_RPC_PATH,
+  SERVER_MARKER_HEADER,
+  SERVER_MARKER_VALUE,
+  SWITCHING_RESPONSE,
+  UPGRADE_TOKEN,
   encodeConnectRequest,
+  encodeProxyConnectRequest,
+  encodeUpgradeRequest,
+  isTunnelrpcReply,
   parseResponseHead,
 } from './handshake.js';
 export type { ResponseHead } from './handshake.js';
+export { PROXY_V1_MAX_LENGTH, parseProxyHeader } from './proxy-header.js';
+export type { ParsedProxyHeader, ProxyHeader } from './proxy-header.js';
 export {
   DEFAULT_DECODE_LIMITS,
   DEFAULT_MAX_DEPTH,

@@ -3,8 +3,15 @@ import {
   CONNECTED_RESPONSE,
   DEFAULT_MAX_HEAD_SIZE,
   DEFAULT_RPC_PATH,
+  SERVER_MARKER_HEADER,
+  SERVER_MARKER_VALUE,
+  SWITCHING_RESPONSE,
+  UPGRADE_TOKEN,
   encodeConnectRequest,
   encodeMessage,
+  encodeProxyConnectRequest,
+  encodeUpgradeRequest,
+  isTunnelrpcReply,
   parseResponseHead,
 } from '@tunnelrpc/protocol';
 import { expectRpcError } from './expect-rpc-error.js';
@@ -223,5 +230,57 @@ describe('handshake regressions', () => {
     const start = 'HTTP/1.0 200 Connected\r\nX-Pad: ';
     const head = Buffer.from(start + 'a'.repeat(100 - start.length - 4) + '\r\n\r\n', 'latin1');
     expect(parseResponseHead(head, 100)?.status).to.equal(200);
+  });
+});
+
+describe('encodeUpgradeRequest', () => {
+  it('writes GET <path> HTTP/1.1, Host, the headers, then Connection: Upgrade and Upgrade: tunnelrpc', () => {
+    expect(encodeUpgradeRequest('/_rpc', 'h:1', { Authorization: 'x' }).toString('latin1')).to.equal(
+      'GET /_rpc HTTP/1.1\r\nHost: h:1\r\nAuthorization: x\r\nConnection: Upgrade\r\nUpgrade: tunnelrpc\r\n\r\n',
+    );
+  });
+
+  it("drops a caller's Connection and Upgrade headers in any case", () => {
+    const text = encodeUpgradeRequest('/_rpc', 'h', { connection: 'close', UPGRADE: 'websocket', 'X-A': '1' }).toString('latin1');
+    expect(text).to.equal('GET /_rpc HTTP/1.1\r\nHost: h\r\nX-A: 1\r\nConnection: Upgrade\r\nUpgrade: tunnelrpc\r\n\r\n');
+  });
+
+  it('refuses a path with a space and a header value with CR LF, as encodeConnectRequest does', () => {
+    expectRpcError(() => encodeUpgradeRequest('/a b', 'h'), 'INVALID_ARGUMENT', 'RPC path');
+    expectRpcError(() => encodeUpgradeRequest('/_rpc', 'h', { 'X-T': 'a\r\nEvil: 1' }), 'INVALID_ARGUMENT', '"X-T"');
+  });
+});
+
+describe('SWITCHING_RESPONSE', () => {
+  it('is the 101 head of PROTOCOL.md 2.5, and parseResponseHead reads it with the frame behind it', () => {
+    expect(SWITCHING_RESPONSE).to.equal('HTTP/1.1 101 Switching Protocols\r\nUpgrade: tunnelrpc\r\nConnection: Upgrade\r\n\r\n');
+    expect(Buffer.byteLength(SWITCHING_RESPONSE)).to.equal(77);
+    const head = parseResponseHead(Buffer.concat([latin1(SWITCHING_RESPONSE), FRAME]));
+    expect(head?.status).to.equal(101);
+    expect(head?.headers['upgrade']).to.equal(UPGRADE_TOKEN);
+    expect(toHex(head!.rest)).to.equal(toHex(FRAME));
+  });
+});
+
+describe('encodeProxyConnectRequest', () => {
+  it('writes CONNECT host:port HTTP/1.1 in authority form with Host and Proxy-Authorization', () => {
+    expect(encodeProxyConnectRequest('example.com:8080', { 'Proxy-Authorization': 'Basic dTpw' }).toString('latin1')).to.equal(
+      'CONNECT example.com:8080 HTTP/1.1\r\nHost: example.com:8080\r\nProxy-Authorization: Basic dTpw\r\n\r\n',
+    );
+    expect(encodeProxyConnectRequest('[::1]:80').toString('latin1')).to.equal('CONNECT [::1]:80 HTTP/1.1\r\nHost: [::1]:80\r\n\r\n');
+  });
+
+  it('refuses a target without a port or with a space', () => {
+    expectRpcError(() => encodeProxyConnectRequest('example.com'), 'INVALID_ARGUMENT', 'host:port');
+    expectRpcError(() => encodeProxyConnectRequest('a b:1'), 'INVALID_ARGUMENT', 'host:port');
+  });
+});
+
+describe('isTunnelrpcReply', () => {
+  it('tells a refusal with the Tunnelrpc-Server header (any case) from one without', () => {
+    expect(SERVER_MARKER_HEADER).to.equal('Tunnelrpc-Server');
+    expect(SERVER_MARKER_VALUE).to.equal('wire-v1');
+    expect(isTunnelrpcReply(parseResponseHead(latin1('HTTP/1.0 403 Forbidden\r\ntunnelrpc-server: wire-v1\r\n\r\n'))!)).to.equal(true);
+    expect(isTunnelrpcReply(parseResponseHead(latin1('HTTP/1.1 400 Bad request\r\nContent-Length: 0\r\n\r\n'))!)).to.equal(false);
   });
 });

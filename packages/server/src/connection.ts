@@ -37,6 +37,7 @@ import { errorFromHandler, parseParams, prepareResult, unknownMethod, type Metho
 import type { LogEntry } from './log.js';
 import type { ResolvedServerOptions } from './options.js';
 import { StreamTable, type StreamTableHost } from './stream.js';
+import { peerAddressOf } from './peer-address.js';
 
 /** ConnectionHost is what a connection needs from its server. @internal */
 export interface ConnectionHost {
@@ -96,7 +97,8 @@ export class ServerConnection {
   #held: PayloadParts[] = NO_HELD;
   #heldBytes = 0;
   readonly #address: string;
-  #peer: PeerAddress | undefined;
+  // Taken once at the start: the socket forgets its address once closed (peer-address.ts: PROXY header first).
+  readonly #peer: PeerAddress;
   readonly #auth: unknown;
   #notificationsRunning = 0;
   // Signals of running notification handlers, aborted at their deadline or when the connection closes.
@@ -131,7 +133,8 @@ export class ServerConnection {
     this.#decoder = new FrameDecoder(this.#options.maxFrameSize);
     this.#batcher = new FrameBatcher(socket);
     // Kept as a string: the socket forgets its address once closed, and the per-IP count needs it then.
-    this.#address = socket.remoteAddress ?? 'unknown';
+    this.#peer = peerAddressOf(socket);
+    this.#address = this.#peer.address ?? 'unknown';
     CONNECTIONS.set(socket, this);
     socket.on('data', ServerConnection.#socketData);
     socket.on('drain', ServerConnection.#socketDrain);
@@ -201,9 +204,9 @@ export class ServerConnection {
     }
   }
 
-  /** open answers the CONNECT and feeds the bytes that arrived with the head (Node's `head`) to the decoder. */
-  open(head: Buffer): void {
-    this.#socket.write(CONNECTED_RESPONSE);
+  /** open answers the handshake (200, or 101 for an Upgrade) and feeds the bytes that came with the head (Node's `head`) to the decoder. */
+  open(head: Buffer, reply: string = CONNECTED_RESPONSE): void {
+    this.#socket.write(reply);
     if (head.length > 0) this.guarded(() => this.#onData(head));
   }
 
@@ -643,8 +646,8 @@ export class ServerConnection {
   }
 
   #peerText(): string {
-    const socket = this.#socket;
-    return socket.remotePort === undefined ? this.#address : `${this.#address}:${socket.remotePort}`;
+    const port = this.#peer.port;
+    return port === undefined ? this.#address : `${this.#address}:${port}`;
   }
 
   // gRPC's keepalive enforcement: pings with no call running may come once per minPingInterval; a client that
@@ -683,7 +686,6 @@ export class ServerConnection {
 
   #context(method: string, deadline: number, headers: Record<string, string> | undefined, notification: boolean): HandlerContext {
     const socket = this.#socket;
-    this.#peer ??= { address: socket.remoteAddress, port: socket.remotePort, family: socket.remoteFamily };
     return new HandlerContext(method, deadline, headers ?? EMPTY_HEADERS, notification, this.#peer, socket, this.#auth);
   }
 

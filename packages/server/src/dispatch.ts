@@ -23,7 +23,10 @@ import {
 } from '@tunnelrpc/protocol';
 import type { LogEntry } from './log.js';
 
-/** PeerAddress is the remote end of a tunnel as the socket reports it. */
+/**
+ * PeerAddress is the remote end of a tunnel: as the socket reports it, or, on a listener with the proxyProtocol
+ * option, the client's address from the balancer's PROXY header.
+ */
 export interface PeerAddress {
   address: string | undefined;
   port: number | undefined;

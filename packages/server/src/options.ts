@@ -5,7 +5,9 @@
 import type { IncomingMessage } from 'node:http';
 import { DEFAULT_MAX_STREAM_BUFFER, DEFAULT_MAX_STREAM_CREDIT, DEFAULT_MAX_STREAM_MESSAGE_SIZE, MAX_CREDIT, checkInteger, definedOnly, MAX_UINT32, resolveDecodeLimits, RpcError, type DecodeLimits } from '@tunnelrpc/protocol';
 
+import { isIP } from 'node:net';
 import { defaultLogger, type ServerLogger } from './log.js';
+import { normalizeAddress, type ProxyProtocolOptions, type ResolvedProxyProtocol } from './proxy-listener.js';
 
 /** ServerOptions configures an RpcServer. Every field is optional; the defaults are safe for a public port. */
 export interface ServerOptions<Auth = unknown> {
@@ -23,7 +25,13 @@ export interface ServerOptions<Auth = unknown> {
   maxItemsPerFrame?: number;
   /** Tunnels open at once; further CONNECTs are answered 503. Default 10000. Range 1 … 4294967295. */
   maxConnections?: number;
-  /** Tunnels open at once from one remote address; further CONNECTs from it are answered 503. Default 256. */
+  /**
+   * Tunnels open at once from one remote address; further CONNECTs from it are answered 503. Default: the value of
+   * maxConnections (10000), that is no cap of its own: behind a TCP balancer that does not send the PROXY protocol
+   * every tunnel has the balancer's address, and a lower default refused the whole fleet's next client service at
+   * once. Set it (for example 256) on a server that clients reach directly, or behind a balancer with
+   * proxyProtocol. Range 1 … 4294967295.
+   */
   maxConnectionsPerIp?: number;
   /**
    * Shortest gap in ms between pings from a client that has no call running. A ping sooner than that is a strike;
@@ -184,6 +192,13 @@ export interface ServerOptions<Auth = unknown> {
    * notifications and peers that misbehave (warn), aborted handlers (debug). Default: warn and error to stderr.
    */
   logger?: ServerLogger;
+  /**
+   * Read the PROXY protocol (v1 or v2) on the listener listen() creates, from the balancers in `trusted` only, so
+   * that ctx.peer, logs and maxConnectionsPerIp see each client's own address instead of the balancer's. Every
+   * connection must then start with a header (HAProxy `send-proxy-v2`, nginx `proxy_protocol on`); see
+   * ProxyProtocolOptions. Default: off (no header is read, ever).
+   */
+  proxyProtocol?: ProxyProtocolOptions;
 }
 
 /** ResolvedServerOptions is ServerOptions with every default filled in. @internal */
@@ -224,6 +239,7 @@ export interface ResolvedServerOptions extends DecodeLimits {
   validateResults: boolean;
   authorize: ((req: IncomingMessage) => unknown) | undefined;
   logger: ServerLogger;
+  proxyProtocol: ResolvedProxyProtocol | undefined;
 }
 
 const MAX_TIMER_MS = 2_147_483_647; // setTimeout's ceiling
@@ -254,7 +270,7 @@ export function resolveServerOptions<Auth>(options: ServerOptions<Auth> = {}): R
     ...decode,
     path,
     maxConnections: count('maxConnections', 10_000),
-    maxConnectionsPerIp: count('maxConnectionsPerIp', 256),
+    maxConnectionsPerIp: count('maxConnectionsPerIp', given.maxConnections ?? 10_000),
     minPingInterval: ms('minPingInterval', 10_000),
     maxPingStrikes: checkInteger('maxPingStrikes', given.maxPingStrikes ?? 2, 0, 1000),
     keepaliveInterval: ms('keepaliveInterval', 30_000),
@@ -286,5 +302,23 @@ export function resolveServerOptions<Auth>(options: ServerOptions<Auth> = {}): R
     validateResults: given.validateResults ?? true,
     authorize: given.authorize,
     logger: given.logger ?? defaultLogger,
+    proxyProtocol: resolveProxyProtocol(given.proxyProtocol),
+  };
+}
+
+function resolveProxyProtocol(given: ProxyProtocolOptions | undefined): ResolvedProxyProtocol | undefined {
+  if (given === undefined) return undefined;
+  const trusted: unknown = (given as { trusted?: unknown }).trusted;
+  if (!Array.isArray(trusted) || trusted.length === 0 || trusted.length > 1000) {
+    throw new RpcError('INVALID_ARGUMENT', 'option proxyProtocol.trusted must list 1 … 1000 source addresses (your balancers), such as ["127.0.0.1"]');
+  }
+  for (const address of trusted) {
+    if (typeof address !== 'string' || isIP(address) === 0) {
+      throw new RpcError('INVALID_ARGUMENT', `option proxyProtocol.trusted holds ${JSON.stringify(address)?.slice(0, 60)}, which is not an IPv4 or IPv6 address`);
+    }
+  }
+  return {
+    trusted: new Set(trusted.map((address: string) => normalizeAddress(address))),
+    headerTimeout: checkInteger('proxyProtocol.headerTimeout', given.headerTimeout ?? 5000, 3000, MAX_TIMER_MS),
   };
 }

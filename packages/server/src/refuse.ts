@@ -4,7 +4,7 @@
  */
 import { STATUS_CODES, type IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
-import type { ErrorCode } from '@tunnelrpc/protocol';
+import { SERVER_MARKER_HEADER, SERVER_MARKER_VALUE, type ErrorCode } from '@tunnelrpc/protocol';
 
 // A refused peer that never reads must not hold the socket open forever.
 const REFUSAL_LINGER_MS = 1000;
@@ -13,7 +13,8 @@ const REFUSAL_LINGER_MS = 1000;
 export function refuseConnect(socket: Duplex, status: number, body: string, extraHeaders: Record<string, string> = {}): void {
   if (socket.destroyed) return;
   const text = body;
-  let head = `HTTP/1.0 ${status} ${STATUS_CODES[status] ?? 'Error'}\r\nConnection: close\r\n`;
+  // The marker tells a client this refusal is the server's own, not a proxy's (PROTOCOL.md 2.3).
+  let head = `HTTP/1.0 ${status} ${STATUS_CODES[status] ?? 'Error'}\r\nConnection: close\r\n${SERVER_MARKER_HEADER}: ${SERVER_MARKER_VALUE}\r\n`;
   head += `Content-Type: text/plain; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(text)}\r\n`;
   for (const [name, value] of Object.entries(extraHeaders)) head += `${name}: ${value}\r\n`;
   socket.end(`${head}\r\n${text}`);
@@ -50,4 +51,17 @@ export function malformedConnect(req: IncomingMessage): string | undefined {
   const length = req.headers['content-length'];
   if (length !== undefined && length !== '0') return '400 a CONNECT carries no body; send no Content-Length';
   return undefined;
+}
+
+/**
+ * answerClientError replaces Node's reply to a head its parser refused (431 too large, 408 too slow, 400 malformed)
+ * with the same status marked as a tunnelrpc server's own (PROTOCOL.md 2.3), for servers listen() creates. Node's
+ * own handler (_http_server.js socketOnError) picks the status the same way.
+ */
+export function answerClientError(error: Error & { code?: string }, socket: Duplex): void {
+  const status = error.code === 'HPE_HEADER_OVERFLOW' ? 431 : error.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400;
+  if (socket.writable) {
+    socket.write(`HTTP/1.1 ${status} ${STATUS_CODES[status] ?? 'Error'}\r\nConnection: close\r\n${SERVER_MARKER_HEADER}: ${SERVER_MARKER_VALUE}\r\n\r\n`);
+  }
+  socket.destroy();
 }

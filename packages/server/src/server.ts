@@ -3,15 +3,18 @@
  * shutdown. One port keeps serving the application's own HTTP routes.
  */
 import { createServer, type IncomingMessage, type RequestListener, type Server as HttpServer, type ServerResponse } from 'node:http';
-import type { Socket } from 'node:net';
+import type { Server as NetServer, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { RpcError, type ServiceContract } from '@tunnelrpc/protocol';
+import { RpcError, SERVER_MARKER_HEADER, SERVER_MARKER_VALUE, type ServiceContract } from '@tunnelrpc/protocol';
 import { Account, FairBudget } from './budget.js';
 import { ServerConnection, type ConnectionHost } from './connection.js';
 import { MethodTable, type ServiceImpl } from './dispatch.js';
 import { RateLimitedLog } from './log.js';
 import { resolveServerOptions, type ResolvedServerOptions, type ServerOptions } from './options.js';
-import { malformedConnect, refuseConnect, statusForCode } from './refuse.js';
+import { peerAddressOf } from './peer-address.js';
+import { createProxyListener } from './proxy-listener.js';
+import { answerClientError, malformedConnect, refuseConnect, statusForCode } from './refuse.js';
+import { replyFor, upgradeProblem, type Handshake } from './takeover.js';
 
 const MAX_HEADERS_COUNT = 64;
 
@@ -45,6 +48,8 @@ export class RpcServer<Auth = unknown> {
   readonly #waitingForPartialRoom = new Set<ServerConnection>();
   readonly #attached = new Set<HttpServer>();
   #ownServer: HttpServer | undefined;
+  // With proxyProtocol: the listener that reads the PROXY header, then hands each connection to #ownServer.
+  #proxyListener: NetServer | undefined;
   #closing: Promise<void> | undefined;
   #sweep: NodeJS.Timeout | undefined;
   readonly #host: ConnectionHost;
@@ -104,18 +109,22 @@ export class RpcServer<Auth = unknown> {
   }
 
   /**
-   * attach serves RPC on an existing http or https server: CONNECTs to the RPC path open tunnels, other CONNECTs
-   * get 404, other methods on the RPC path get 405, and every other request goes to the request listeners the
-   * server had when attach was called. Attach after adding your request handler.
+   * attach serves RPC on an existing http or https server: CONNECTs and `Upgrade: tunnelrpc` GETs to the RPC path
+   * open tunnels, other CONNECTs get 404, other methods on the RPC path get 405, and every other request (and
+   * Upgrade to another path) goes to the request (and upgrade) listeners the server had when attach was called.
+   * Attach after adding your own handlers.
    */
   attach(server: HttpServer): this {
     if (this.#attached.has(server)) return this;
     this.#attached.add(server);
     const listeners = server.listeners('request') as RequestListener[];
+    type UpgradeListener = (req: IncomingMessage, socket: Duplex, head: Buffer) => void;
+    const upgradeListeners = server.listeners('upgrade') as UpgradeListener[];
+    server.removeAllListeners('upgrade');
     server.removeAllListeners('request');
     server.on('request', (req: IncomingMessage, res: ServerResponse) => {
       if (this.#isRpcPath(req.url)) {
-        res.writeHead(405, { Allow: 'CONNECT', 'Content-Type': 'text/plain; charset=utf-8', Connection: 'close' });
+        res.writeHead(405, { Allow: 'CONNECT', [SERVER_MARKER_HEADER]: SERVER_MARKER_VALUE, 'Content-Type': 'text/plain; charset=utf-8', Connection: 'close' });
         res.end('405 must CONNECT');
         return;
       }
@@ -127,6 +136,13 @@ export class RpcServer<Auth = unknown> {
       for (const listener of listeners) listener.call(server, req, res);
     });
     server.on('connect', (req: IncomingMessage, socket: Duplex, head: Buffer) => this.handleConnect(req, socket, head));
+    server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+      if (this.#isRpcPath(req.url) || upgradeListeners.length === 0) {
+        this.handleUpgrade(req, socket, head);
+        return;
+      }
+      for (const listener of upgradeListeners) listener.call(server, req, socket, head);
+    });
     return this;
   }
 
@@ -135,6 +151,19 @@ export class RpcServer<Auth = unknown> {
    * It answers 404 for another path, 503 while closing or at maxConnections, and 401/403 when `authorize` refuses.
    */
   handleConnect(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+    this.#takeOver(req, socket, head, 'connect');
+  }
+
+  /**
+   * handleUpgrade takes over a socket from an http 'upgrade' event (`GET` with `Connection: Upgrade` and
+   * `Upgrade: tunnelrpc`) and answers `101 Switching Protocols`, for servers that route upgrades themselves. It
+   * refuses as handleConnect does, and with 400 an Upgrade to another protocol.
+   */
+  handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+    this.#takeOver(req, socket, head, 'upgrade');
+  }
+
+  #takeOver(req: IncomingMessage, socket: Duplex, head: Buffer, handshake: Handshake): void {
     // Node removes its own listeners at the takeover: without this an ECONNRESET would crash the process.
     socket.on('error', destroyOnError);
     const malformed = malformedConnect(req);
@@ -146,10 +175,15 @@ export class RpcServer<Auth = unknown> {
       refuseConnect(socket, 404, `404 no RPC endpoint at ${String(req.url).slice(0, 100)}; use ${this.#options.path}`);
       return;
     }
+    const problem = handshake === 'upgrade' ? upgradeProblem(req) : undefined;
+    if (problem !== undefined) {
+      refuseConnect(socket, problem.status, problem.text);
+      return;
+    }
     if (this.#refusedForCapacity(socket)) return;
     const authorize = this.#options.authorize;
     if (authorize === undefined) {
-      this.#open(socket, head, undefined);
+      this.#open(socket, head, undefined, handshake);
       return;
     }
     let decision: unknown;
@@ -160,14 +194,15 @@ export class RpcServer<Auth = unknown> {
       return;
     }
     Promise.resolve(decision).then(
-      (auth) => this.#open(socket, head, auth),
+      (auth) => this.#open(socket, head, auth, handshake),
       (error: unknown) => this.#refuseAuth(socket, error),
     );
   }
 
   /**
    * listen creates an http server with tight head limits (10 s, 8 KiB, 64 headers), attaches to it and resolves
-   * once it accepts connections. Port 0 picks a free port; the result tells which.
+   * once it accepts connections. Port 0 picks a free port; the result tells which. With the proxyProtocol option,
+   * every connection passes a PROXY header reader first.
    */
   listen(port: number, host = '127.0.0.1'): Promise<ListenAddress> {
     if (this.#ownServer !== undefined) {
@@ -183,14 +218,18 @@ export class RpcServer<Auth = unknown> {
       maxHeaderSize: maxHeadSize,
     });
     server.maxHeadersCount = MAX_HEADERS_COUNT;
+    // Node's 400/408/431 for a bad head, marked as ours so a client does not blame a proxy for them.
+    server.on('clientError', answerClientError);
     this.#ownServer = server;
     this.attach(server);
+    const proxy = this.#options.proxyProtocol;
+    const listener = proxy === undefined ? server : (this.#proxyListener = createProxyListener(server, proxy, (entry) => this.#log.log(entry)));
     return new Promise((resolve, reject) => {
       const onError = (error: Error): void => reject(new RpcError('UNAVAILABLE', `cannot listen on ${host}:${port}: ${error.message}`, undefined, { cause: error }));
-      server.once('error', onError);
-      server.listen(port, host, () => {
-        server.off('error', onError);
-        const address = server.address();
+      listener.once('error', onError);
+      listener.listen(port, host, () => {
+        listener.off('error', onError);
+        const address = listener.address();
         const actual = typeof address === 'object' && address !== null ? address.port : port;
         const shownHost = host.includes(':') ? `[${host}]` : host;
         resolve({ host, port: actual, url: `http://${shownHost}:${actual}${this.#options.path}` });
@@ -209,7 +248,8 @@ export class RpcServer<Auth = unknown> {
 
   async #shutdown(): Promise<void> {
     const own = this.#ownServer;
-    const serverClosed = own === undefined ? Promise.resolve() : new Promise<void>((resolve) => own.close(() => resolve()));
+    const front = this.#proxyListener ?? own;
+    const serverClosed = front === undefined ? Promise.resolve() : new Promise<void>((resolve) => front.close(() => resolve()));
     for (const connection of this.#connections) connection.drain('server is shutting down; reconnect to another instance');
     const allClosed = new Promise<void>((resolve) => {
       const check = setInterval(() => {
@@ -231,7 +271,7 @@ export class RpcServer<Auth = unknown> {
     await serverClosed;
   }
 
-  #open(socket: Duplex, head: Buffer, auth: unknown): void {
+  #open(socket: Duplex, head: Buffer, auth: unknown, handshake: Handshake): void {
     // Checked again here: CONNECTs waiting on an async authorize all passed the first check together.
     if (socket.destroyed || this.#refusedForCapacity(socket)) return;
     const tcp = socket as Socket;
@@ -257,7 +297,7 @@ export class RpcServer<Auth = unknown> {
       const now = Date.now();
       for (const each of this.#connections) each.guarded(() => each.checkTimers(now));
     }, Math.max(50, Math.floor(shortest / 4))).unref();
-    connection.open(head);
+    connection.open(head, replyFor(handshake));
   }
 
   // Answers 503 when the server is closing or full; true when it did.
@@ -270,9 +310,11 @@ export class RpcServer<Auth = unknown> {
       refuseConnect(socket, 503, `503 server has maxConnections ${this.#options.maxConnections} tunnels open; retry later`, { 'Retry-After': '1' });
       return true;
     }
-    const address = (socket as Socket).remoteAddress ?? 'unknown';
+    const address = peerAddressOf(socket).address ?? 'unknown';
     if ((this.#perIp.get(address)?.tunnels ?? 0) >= this.#options.maxConnectionsPerIp) {
-      refuseConnect(socket, 503, `503 ${address} has maxConnectionsPerIp ${this.#options.maxConnectionsPerIp} tunnels open; share tunnels or raise the limit`, { 'Retry-After': '1' });
+      // Behind a TCP balancer without the PROXY protocol every tunnel has the balancer's address: say so.
+      const text = `503 ${address} has maxConnectionsPerIp ${this.#options.maxConnectionsPerIp} tunnels open; share tunnels or raise the limit (behind a TCP balancer every tunnel comes from its address unless the server reads the PROXY protocol: option proxyProtocol)`;
+      refuseConnect(socket, 503, text, { 'Retry-After': '1' });
       return true;
     }
     return false;

@@ -253,6 +253,19 @@ describe('RpcServer limits and timers', () => {
   });
 
   describe('maxConnectionsPerIp', () => {
+    it('takes a 257th tunnel from one address by default: it defaults to maxConnections (a balancer is one address)', async () => {
+      const server = await startServer();
+      for (let i = 0; i < 257; i++) await openTunnel(server.port);
+      expect(server.rpc.connectionCount).to.equal(257);
+    });
+
+    it('defaults to the value of maxConnections when that is set', async () => {
+      const server = await startServer({ maxConnections: 2 });
+      await openTunnel(server.port);
+      await openTunnel(server.port);
+      expect((await exchange(server.port, CONNECT_HEAD)).body).to.include('maxConnections 2');
+    });
+
     it('answers 503 to the next tunnel from an address at its limit, and takes one again after a close', async () => {
       const server = await startServer({ maxConnectionsPerIp: 2 });
       const first = await openTunnel(server.port);
@@ -260,6 +273,7 @@ describe('RpcServer limits and timers', () => {
       const refused = await exchange(server.port, CONNECT_HEAD);
       expect(refused.status).to.equal(503);
       expect(refused.body).to.include('maxConnectionsPerIp 2');
+      expect(refused.body).to.include('behind a TCP balancer every tunnel comes from its address unless the server reads the PROXY protocol');
       first.socket.destroy();
       await first.closed;
       // The server counts the close when its own socket closes; then a CONNECT from the same address is taken.

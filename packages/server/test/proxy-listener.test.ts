@@ -1,0 +1,134 @@
+/**
+ * The proxyProtocol option: listen() reads a PROXY v1 or v2 header from trusted sources before the http server sees
+ * the connection. Raw sockets on 127.0.0.1 play the balancer.
+ */
+import { expect } from 'chai';
+import { once } from 'node:events';
+import { RpcServer } from '@tunnelrpc/server';
+import { CONNECT_HEAD, cleanup, dial, exchange, expectResult, readHead, request, startServer, write, type TestServer } from './helpers.js';
+
+const V1 = (source: string, port = 40000): Buffer => Buffer.from(`PROXY TCP4 ${source} 127.0.0.1 ${port} 8080\r\n`, 'latin1');
+// v2 PROXY, INET, STREAM, 12 bytes: 203.0.113.7:51000 -> 127.0.0.1:8080
+const V2 = Buffer.from('0d0a0d0a000d0a515549540a' + '21' + '11' + '000c' + 'cb007107' + '7f000001' + 'c738' + '1f90', 'hex');
+// v2 LOCAL: a health check
+const V2_LOCAL = Buffer.from('0d0a0d0a000d0a515549540a' + '20' + '00' + '0000', 'hex');
+
+async function tunnelWith(port: number, ...chunks: Buffer[]) {
+  const socket = await dial(port);
+  const head = readHead(socket);
+  for (const chunk of chunks) await write(socket, chunk);
+  return head;
+}
+
+async function peerOf(server: TestServer, port: number, ...chunks: Buffer[]): Promise<{ address: unknown; port: unknown; family: unknown }> {
+  const tunnel = await tunnelWith(port, ...chunks);
+  expectResult(await tunnel.next(), 1);
+  const entry = server.probe.entries.at(-1)!;
+  return { ...entry.ctx.peer };
+}
+
+describe('RpcServer proxyProtocol', () => {
+  afterEach(cleanup);
+
+  describe('from a trusted source', () => {
+    let server: TestServer;
+    let port: number;
+    beforeEach(async () => {
+      server = await startServer({ proxyProtocol: { trusted: ['127.0.0.1'] } });
+      port = server.port;
+    });
+
+    it("gives the handler the v1 header's source address and port as ctx.peer (header, CONNECT and a frame in one write)", async () => {
+      const peer = await peerOf(server, port, Buffer.concat([V1('198.51.100.9', 41234), CONNECT_HEAD, request(1, 'Svc.context', null)]));
+      expect(peer).to.deep.equal({ address: '198.51.100.9', port: 41234, family: 'IPv4' });
+    });
+
+    it("gives the v2 header's source, with the header and the CONNECT split byte by byte across writes", async () => {
+      const all = Buffer.concat([V2, CONNECT_HEAD]);
+      const socket = await dial(port);
+      socket.setNoDelay(true);
+      const head = readHead(socket);
+      for (let i = 0; i < all.length; i++) await write(socket, all.subarray(i, i + 1));
+      const tunnel = await head;
+      await tunnel.write(request(1, 'Svc.context', null));
+      expectResult(await tunnel.next(), 1);
+      expect({ ...server.probe.entries.at(-1)!.ctx.peer }).to.deep.equal({ address: '203.0.113.7', port: 51000, family: 'IPv4' });
+    });
+
+    it("uses the socket's own address for v2 LOCAL and v1 UNKNOWN (health checks)", async () => {
+      const local = await peerOf(server, port, Buffer.concat([V2_LOCAL, CONNECT_HEAD, request(1, 'Svc.context', null)]));
+      expect(local.address).to.equal('127.0.0.1');
+      const unknown = await peerOf(server, port, Buffer.concat([Buffer.from('PROXY UNKNOWN\r\n'), CONNECT_HEAD, request(1, 'Svc.context', null)]));
+      expect(unknown.address).to.equal('127.0.0.1');
+    });
+
+    it('counts maxConnectionsPerIp by the header address: the second tunnel of one client is refused, another client passes', async () => {
+      const capped = await startServer({ proxyProtocol: { trusted: ['127.0.0.1'] }, maxConnectionsPerIp: 1 });
+      await tunnelWith(capped.port, Buffer.concat([V1('198.51.100.1'), CONNECT_HEAD]));
+      await tunnelWith(capped.port, Buffer.concat([V1('198.51.100.2'), CONNECT_HEAD]));
+      const refused = await exchange(capped.port, Buffer.concat([V1('198.51.100.1'), CONNECT_HEAD]));
+      expect(refused.status).to.equal(503);
+      expect(refused.body).to.include('198.51.100.1 has maxConnectionsPerIp 1');
+      expect(capped.rpc.connectionCount).to.equal(2);
+    });
+
+    it('names the header address in its logs', async () => {
+      const tunnel = await tunnelWith(port, Buffer.concat([V1('198.51.100.77', 5555), CONNECT_HEAD]));
+      await tunnel.write(request(1, 'Svc.crash', undefined));
+      await tunnel.next();
+      expect(server.logs.some((entry) => entry.peer === '198.51.100.77:5555'), JSON.stringify(server.logs)).to.equal(true);
+    });
+
+    const refusals: Array<[string, Buffer, string]> = [
+      ['a connection without a header', CONNECT_HEAD, 'did not start with a PROXY protocol header'],
+      ['a v1 line past 107 bytes', Buffer.from(`PROXY UNKNOWN ${'x'.repeat(120)}\r\n`), 'no CRLF within 107 bytes'],
+      ['a v1 header with a bad address', Buffer.concat([Buffer.from('PROXY TCP4 1.2.3.999 1.2.3.4 1 2\r\n'), CONNECT_HEAD]), 'not IPv4'],
+    ];
+    for (const [what, bytes, fragment] of refusals) {
+      it(`closes ${what} unanswered and logs why; the listener keeps serving`, async () => {
+        const socket = await dial(port);
+        const received: Buffer[] = [];
+        socket.on('data', (chunk: Buffer) => received.push(chunk));
+        socket.on('error', () => {});
+        await write(socket, bytes);
+        await once(socket, 'close');
+        expect(Buffer.concat(received).length).to.equal(0);
+        expect(server.logs.map((entry) => entry.message).join('\n')).to.include(fragment);
+        expect(await peerOf(server, port, Buffer.concat([V2, CONNECT_HEAD, request(1, 'Svc.context', null)]))).to.deep.include({ address: '203.0.113.7' });
+      });
+    }
+
+    it('closes a connection whose header is not complete within headerTimeout', async () => {
+      const quick = await startServer({ proxyProtocol: { trusted: ['127.0.0.1'], headerTimeout: 3000 } });
+      const socket = await dial(quick.port);
+      socket.on('error', () => {});
+      await write(socket, Buffer.from('PROXY TCP4 1.2.3.4'));
+      await once(socket, 'close');
+      expect(quick.logs.map((entry) => entry.message).join('\n')).to.include('no complete PROXY header within proxyProtocol.headerTimeout 3000 ms');
+    });
+  });
+
+  it('closes connections from a source not in trusted, without reading a header from them', async () => {
+    const server = await startServer({ proxyProtocol: { trusted: ['192.0.2.1', '::1'] } });
+    const socket = await dial(server.port);
+    socket.on('error', () => {});
+    await write(socket, Buffer.concat([V1('198.51.100.9'), CONNECT_HEAD])).catch(() => {});
+    await once(socket, 'close');
+    expect(server.rpc.connectionCount).to.equal(0);
+    expect(server.logs.map((entry) => entry.message).join('\n')).to.include('not in proxyProtocol.trusted');
+  });
+
+  it('refuses bad proxyProtocol options with INVALID_ARGUMENT naming them', () => {
+    const bad: Array<[unknown, string]> = [
+      [{ trusted: [] }, 'proxyProtocol.trusted must list'],
+      [{}, 'proxyProtocol.trusted must list'],
+      [{ trusted: ['127.0.0.1', 'balancer.local'] }, '"balancer.local", which is not an IPv4 or IPv6 address'],
+      [{ trusted: ['127.0.0.1'], headerTimeout: 2999 }, 'proxyProtocol.headerTimeout'],
+    ];
+    for (const [proxyProtocol, fragment] of bad) {
+      expect(() => new RpcServer({ proxyProtocol: proxyProtocol as { trusted: string[] } }))
+        .to.throw(fragment)
+        .with.property('code', 'INVALID_ARGUMENT');
+    }
+  });
+});
