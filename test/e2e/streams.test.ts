@@ -206,6 +206,14 @@ describe('streams end to end', () => {
       expect(await piped.result).to.deep.equal({ echoed: 3 });
     });
 
+    it('streams over a tunnel opened with the Upgrade handshake as over CONNECT', async () => {
+      const server = await startEchoServer(cleanup);
+      const echo = createClient(Echo, await client(server.url, { handshake: 'upgrade' }));
+      const ticks = echo.ticks({ n: 3 });
+      expect(await collect(ticks)).to.deep.equal([0, 1, 2]);
+      expect(await echo.sum(undefined, [1, 2])).to.equal(3);
+    });
+
     it('fails a client stream with INVALID_ARGUMENT for a message its schema refuses, on the server', async () => {
       const server = await startEchoServer(cleanup);
       const rpc = await client(server.url);
