@@ -12,11 +12,9 @@ import {
   decodeMessage,
   encodePayloadParts,
   encodePongPayload,
-  lowerCaseHeaderName,
   quotePeerText,
   payloadLength,
   type PayloadParts,
-  FrameBatcher,
   frameTooLarge,
   goawayCodeOf,
   protocolViolation,
@@ -32,7 +30,9 @@ import {
   type StreamMessageMessage,
 } from '@tunnelrpc/protocol';
 import { Account, type Cost } from './budget.js';
+import { checkRequest } from './admission.js';
 import { HandlerContext } from './context.js';
+import { Outbound } from './outbound.js';
 import { errorFromHandler, parseParams, prepareResult, unknownMethod, type MethodTable, type PeerAddress, type RegisteredMethod } from './dispatch.js';
 import type { LogEntry } from './log.js';
 import type { ResolvedServerOptions } from './options.js';
@@ -57,6 +57,13 @@ export interface ConnectionHost {
   readonly log: (entry: LogEntry) => void;
 }
 
+/** What a request that passed every check holds: its parsed params, its headers, its share of the budget. */
+interface Admitted {
+  readonly input: unknown;
+  readonly headers: Readonly<Record<string, string>>;
+  readonly cost: Cost;
+}
+
 interface ActiveCall {
   readonly id: number;
   readonly method: string;
@@ -74,7 +81,6 @@ const EMPTY_HEADERS: Readonly<Record<string, string>> = Object.freeze(Object.cre
 const NO_CALLS: Map<number, ActiveCall> = new Map();
 const NO_NOTIFICATIONS: Set<HandlerContext> = new Set();
 const NO_BACKLOG: Buffer[] = [];
-const NO_HELD: PayloadParts[] = [];
 // What the last decodeMessage measured; read right after it (decoding is synchronous, one frame at a time).
 const DECODE_STATS: DecodeStats = { items: 0, largestMap: 0 };
 // The connection of each tunneled socket, for the shared socket listeners.
@@ -94,8 +100,6 @@ export class ServerConnection {
   // Highest request id taken, -1 before the first: a stream frame for an id above it names a stream never opened.
   #highestId = -1;
   // Frames waiting for 'drain' because maxWriteBuffer was queued already, and their bytes.
-  #held: PayloadParts[] = NO_HELD;
-  #heldBytes = 0;
   readonly #address: string;
   // Taken once at the start: the socket forgets its address once closed (peer-address.ts: PROXY header first).
   readonly #peer: PeerAddress;
@@ -113,8 +117,7 @@ export class ServerConnection {
   #lastReceived = Date.now();
   #pingSentAt = 0;
   #frameStartedAt = 0;
-  #writeBlockedSince = 0;
-  readonly #batcher: FrameBatcher;
+  readonly #out: Outbound;
   #lastPingAt = 0;
   #pingStrikes = 0;
   // Bytes of the partial frame last reported to the server's cap; a chunk held back while the server is over it.
@@ -131,7 +134,7 @@ export class ServerConnection {
     this.#socket = socket;
     this.#auth = auth;
     this.#decoder = new FrameDecoder(this.#options.maxFrameSize);
-    this.#batcher = new FrameBatcher(socket);
+    this.#out = new Outbound(socket, this.#options);
     // Kept as a string: the socket forgets its address once closed, and the per-IP count needs it then.
     this.#peer = peerAddressOf(socket);
     this.#address = this.#peer.address ?? 'unknown';
@@ -270,7 +273,7 @@ export class ServerConnection {
     // stalled by us, not by the peer: its clock restarts when reading resumes.
     if (frameTimeout > 0 && this.#frameStartedAt > 0 && !this.#readingPaused() && now - this.#frameStartedAt >= frameTimeout) {
       this.#fail(protocolViolation(`a frame took longer than frameTimeout ${frameTimeout} ms to arrive`));
-    } else if (drainTimeout > 0 && this.#writeBlockedSince > 0 && now - this.#writeBlockedSince >= drainTimeout) {
+    } else if (drainTimeout > 0 && this.#out.blockedSince > 0 && now - this.#out.blockedSince >= drainTimeout) {
       this.destroy(new RpcError('UNAVAILABLE', `peer did not read its responses within drainTimeout ${drainTimeout} ms`));
     } else if (
       idleTimeout > 0 &&
@@ -339,7 +342,7 @@ export class ServerConnection {
   }
 
   #readingPaused(): boolean {
-    return this.#backlogHead < this.#backlog.length || this.#writeBlockedSince > 0;
+    return this.#backlogHead < this.#backlog.length || this.#out.blockedSince > 0;
   }
 
   #resumeReading(): void {
@@ -518,7 +521,7 @@ export class ServerConnection {
     return {
       options: this.#options,
       log: this.#host.log,
-      canWrite: () => this.#writeBlockedSince === 0 && this.#state !== 'closed',
+      canWrite: () => this.#out.blockedSince === 0 && this.#state !== 'closed',
       write: (payload) => this.#write(payload),
       respond: (stream, error, result) => {
         if (this.#state === 'closed') return;
@@ -535,57 +538,15 @@ export class ServerConnection {
     };
   }
 
-  // The checks between a decoded request and its handler, shared by requests and notifications: header limits,
-  // the map size, the params schema, and a share of the server-wide budget. Each refusal means the handler did not
-  // run.
-  #admit(method: RegisteredMethod, params: unknown, rawHeaders: Record<string, string> | undefined, bytes: number): { input: unknown; headers: Readonly<Record<string, string>>; cost: Cost } | RpcError {
-    const headers = rawHeaders === undefined ? EMPTY_HEADERS : this.#checkHeaders(method.path, rawHeaders);
-    if (headers instanceof RpcError) return headers;
-    const largestMap = DECODE_STATS.largestMap ?? 0;
-    const items = DECODE_STATS.items;
-    if (largestMap > this.#options.maxKeysPerMap) {
-      return new RpcError('INVALID_ARGUMENT', `a map in the request for ${method.path} holds ${largestMap} keys, more than maxKeysPerMap ${this.#options.maxKeysPerMap}; send large collections as arrays`, { mayHaveRun: false, maxKeysPerMap: this.#options.maxKeysPerMap });
-    }
-    const parsed = parseParams(method, params, this.#options.validateParams);
-    if (!parsed.ok) return parsed.error;
-    const cost: Cost = { items, bytes };
+  // The checks between a decoded request and its handler (admission.ts), then a share of the server-wide budget.
+  // Each refusal means the handler did not run.
+  #admit(method: RegisteredMethod, params: unknown, rawHeaders: Record<string, string> | undefined, bytes: number): Admitted | RpcError {
+    const checked = checkRequest(method, params, rawHeaders, DECODE_STATS, this.#options);
+    if (checked instanceof RpcError) return checked;
+    const cost: Cost = { items: DECODE_STATS.items, bytes };
     const refused = this.#host.acquireCall(this, cost);
     if (refused !== undefined) return refused;
-    return { input: parsed.input, headers, cost };
-  }
-
-  // Header names are case-insensitive, as in HTTP: handlers see them in lower case. Counts and bytes are bounded
-  // because a running call keeps its headers until it ends.
-  #checkHeaders(path: string, raw: Record<string, string>): Readonly<Record<string, string>> | RpcError {
-    const { maxHeaderCount, maxHeaderBytes } = this.#options;
-    const headers = Object.create(null) as Record<string, string>;
-    let count = 0;
-    let size = 0;
-    for (const name in raw) {
-      const value = raw[name]!;
-      if (++count > maxHeaderCount) {
-        return new RpcError('INVALID_ARGUMENT', `the request for ${path} carries more than maxHeaderCount ${maxHeaderCount} headers`, { mayHaveRun: false, maxHeaderCount });
-      }
-      size += name.length + value.length;
-      if (size > maxHeaderBytes) {
-        return new RpcError('INVALID_ARGUMENT', `the headers of the request for ${path} exceed maxHeaderBytes ${maxHeaderBytes}`, { mayHaveRun: false, maxHeaderBytes });
-      }
-      const lower = lowerCaseHeaderName(name);
-      if (lower in headers) {
-        return new RpcError('INVALID_ARGUMENT', `the request for ${path} carries header ${quotePeerText(lower, 64)} twice (names are case-insensitive)`, { mayHaveRun: false });
-      }
-      headers[lower] = value;
-    }
-    // A string's length counts UTF-16 units; recount in UTF-8 bytes only when the quick sum is near the limit
-    // (lower-casing A-Z keeps every name's length).
-    if (size * 3 > maxHeaderBytes) {
-      let bytes = 0;
-      for (const name in headers) bytes += Buffer.byteLength(name) + Buffer.byteLength(headers[name]!);
-      if (bytes > maxHeaderBytes) {
-        return new RpcError('INVALID_ARGUMENT', `the headers of the request for ${path} exceed maxHeaderBytes ${maxHeaderBytes}`, { mayHaveRun: false, maxHeaderBytes });
-      }
-    }
-    return headers;
+    return { input: checked.input, headers: checked.headers, cost };
   }
 
   #onNotification(notification: NotificationMessage, bytes: number): void {
@@ -734,67 +695,28 @@ export class ServerConnection {
     this.#write(encodePayloadParts(message));
   }
 
-  // Frames go out in capped batches (FrameBatcher); what a non-reading peer can make us queue is bounded.
+  // Frames go out through the bounded write path (outbound.ts); over its high-water mark reading stops.
   #write(payload: PayloadParts): void {
     if (this.#state === 'closed' || this.#socket.destroyed) return;
     this.#lastActivity = Date.now();
-    // The cap applies to what is still queued from before this frame, so two large results written in one tick do
-    // not cut off a peer that reads. Past it, frames wait for 'drain' in order (issue 9: three or more results near
-    // maxFrameSize at once), up to maxWriteBuffer of them, while drainTimeout runs: a peer holds at most twice
-    // maxWriteBuffer plus one frame (a peer that never reads is then disconnected).
-    const backlog = this.#socket.writableLength + this.#batcher.queuedBytes;
-    if (this.#held.length > 0 || backlog > this.#options.maxWriteBuffer) {
-      const length = payloadLength(payload);
-      if (this.#heldBytes > 0 && this.#heldBytes + length > this.#options.maxWriteBuffer) {
-        this.destroy(new RpcError('RESOURCE_EXHAUSTED', `peer is not reading: ${backlog} bytes queued and ${this.#heldBytes} waiting exceed maxWriteBuffer ${this.#options.maxWriteBuffer}`));
-        return;
-      }
-      if (this.#held === NO_HELD) this.#held = [];
-      this.#held.push(payload);
-      this.#heldBytes += length;
-      if (this.#writeBlockedSince === 0) {
-        this.#writeBlockedSince = Date.now();
-        this.#socket.pause();
-      }
+    const wasBlocked = this.#out.blockedSince > 0;
+    const refused = this.#out.push(payload);
+    if (refused !== undefined) {
+      this.destroy(refused);
       return;
     }
-    this.#batcher.push(payload);
-    const queued = this.#socket.writableLength + this.#batcher.queuedBytes;
-    if (queued > this.#options.writeHighWaterMark && this.#writeBlockedSince === 0) {
-      this.#writeBlockedSince = Date.now();
-      this.#socket.pause();
-    }
+    if (!wasBlocked && this.#out.blockedSince > 0) this.#socket.pause();
   }
 
   // Ends our side after what is queued (a goaway, the last answers), with a hard stop for a peer that never reads.
   #endSocket(): void {
-    this.#releaseHeld(Infinity);
-    this.#batcher.flush();
+    this.#out.flushAll();
     this.#socket.end();
     setTimeout(() => this.#socket.destroy(), CLOSE_LINGER_MS).unref();
   }
 
-  // Frames held for 'drain' go to the socket, in order, while it has room (all of them when the socket is ending).
-  #releaseHeld(room: number): void {
-    if (this.#held.length === 0) return;
-    let taken = 0;
-    while (taken < this.#held.length && this.#socket.writableLength + this.#batcher.queuedBytes <= room) {
-      const payload = this.#held[taken++]!;
-      this.#heldBytes -= payloadLength(payload);
-      this.#batcher.push(payload);
-    }
-    this.#held = taken === this.#held.length ? NO_HELD : this.#held.slice(taken);
-  }
-
   #onDrain(): void {
-    if (this.#writeBlockedSince === 0) return;
-    this.#releaseHeld(this.#options.maxWriteBuffer);
-    if (this.#held.length > 0) {
-      // Still waiting: the drainTimeout clock restarts, since the peer did read.
-      this.#writeBlockedSince = Date.now();
-      return;
-    }
-    this.#writeBlockedSince = 0;
+    if (!this.#out.drained()) return;
     this.#resumeReading();
     this.#streams?.drained();
   }
