@@ -29,6 +29,7 @@ import {
   type ResponseMessage,
   type StreamMessageMessage,
 } from '@tunnelrpc/protocol';
+import { Liveness, type LivenessHost } from './liveness.js';
 import { settleCall, type Call } from './call.js';
 import type { StreamCore, StreamSink } from './stream.js';
 import type { ResolvedClientOptions } from './options.js';
@@ -62,14 +63,8 @@ export class Tunnel implements StreamSink {
   #nextId = 1;
   #state: 'open' | 'draining' | 'closing' | 'ended' = 'open';
   readonly #batcher: FrameBatcher;
-  // When the last complete frame arrived: keepalive counts frames, not bytes (a server trickling one byte of a
-  // never-ending frame is not alive).
-  #lastReceived = Date.now();
-  #pingSentAt = 0;
-  #keepalive: NodeJS.Timeout | undefined;
-  // When the first byte of the frame being assembled arrived (0: between frames), and the timer that cuts it off.
-  #frameStartedAt = 0;
-  #frameTimer: NodeJS.Timeout | undefined;
+  // Keepalive pings and the frame-completion watch (liveness.ts).
+  readonly #liveness: Liveness;
   // Reading stopped because pongs piled up unsent (a server that pings and does not read); resumes on 'drain'.
   #readPaused = false;
   readonly #openedAt = Date.now();
@@ -90,6 +85,25 @@ export class Tunnel implements StreamSink {
     this.#rest = rest;
     this.#decoder = new FrameDecoder(options.maxFrameSize);
     this.#batcher = new FrameBatcher(socket);
+    this.#liveness = new Liveness(this.#livenessHost(), options);
+  }
+
+  #livenessHost(): LivenessHost {
+    // A getter, so the watch reads the pause as it is when its timer fires; `this` inside it is the object literal.
+    const tunnel = this;
+    return {
+      ping: (data) => this.#write(encodePayloadParts({ type: MessageType.Ping, data })),
+      silent: (keepaliveTimeout) => {
+        this.destroy(new RpcError('UNAVAILABLE', `the server at ${this.#target} did not answer a keepalive ping within keepaliveTimeout ${keepaliveTimeout} ms`));
+      },
+      frameTooSlow: (frameTimeout) => {
+        this.#violation(protocolViolation(`a frame from the server took longer than frameTimeout ${frameTimeout} ms to arrive`));
+      },
+      get readingPaused(): boolean {
+        return tunnel.#readPaused;
+      },
+      guard: (run) => this.#guard(run),
+    };
   }
 
   /**
@@ -105,7 +119,7 @@ export class Tunnel implements StreamSink {
     socket.on('close', () => this.#guard(() => this.#lost(undefined)));
     socket.on('end', () => this.#guard(() => this.#lost(undefined)));
     socket.on('drain', () => this.#guard(() => this.#onDrain()));
-    if (this.#options.keepaliveInterval > 0) this.#scheduleKeepalive(this.#options.keepaliveInterval);
+    this.#liveness.start();
     // Bytes that came behind the 200 head are the first frames: feed them before any 'data' (grpc-node #2746).
     const rest = this.#rest;
     this.#rest = undefined;
@@ -345,37 +359,13 @@ export class Tunnel implements StreamSink {
       return;
     }
     if (this.ended) return;
-    if (!this.#decoder.inFrame) {
-      this.#frameStartedAt = 0;
-    } else if (this.#frameStartedAt === 0) {
-      this.#frameStartedAt = Date.now();
-      if (this.#options.frameTimeout > 0 && this.#frameTimer === undefined) this.#scheduleFrameCheck(this.#options.frameTimeout);
-    }
-  }
-
-  // One timer per tunnel, armed when a frame starts and re-armed for the rest of the time while one is incomplete.
-  #scheduleFrameCheck(delay: number): void {
-    this.#frameTimer = setTimeout(() => this.#guard(() => {
-      this.#frameTimer = undefined;
-      if (this.#state === 'ended' || this.#frameStartedAt === 0) return;
-      const { frameTimeout } = this.#options;
-      // Time spent with reading stopped on our side is ours, not the server's: start the count again.
-      if (this.#readPaused) this.#frameStartedAt = Date.now();
-      const waited = Date.now() - this.#frameStartedAt;
-      if (waited >= frameTimeout) {
-        this.#violation(protocolViolation(`a frame from the server took longer than frameTimeout ${frameTimeout} ms to arrive`));
-        return;
-      }
-      this.#scheduleFrameCheck(frameTimeout - waited);
-    }), delay);
-    this.#frameTimer.unref();
+    this.#liveness.bytesRead(this.#decoder.inFrame);
   }
 
   // Returns false when the frame ended the tunnel.
   readonly #onFrame = (payload: Buffer): boolean => {
     if (this.#state === 'ended') return false;
-    this.#lastReceived = Date.now();
-    this.#frameStartedAt = 0;
+    this.#liveness.frameReceived();
     let message: Message;
     try {
       message = decodeMessage(payload, this.#options);
@@ -522,8 +512,7 @@ export class Tunnel implements StreamSink {
   #end(reason: RpcError | undefined, lastId = Infinity): void {
     if (this.#state === 'ended') return;
     this.#state = 'ended';
-    clearTimeout(this.#keepalive);
-    clearTimeout(this.#frameTimer);
+    this.#liveness.stop();
     const orphans: Call[] = [];
     const refused: Call[] = [];
     for (const [id, call] of this.#calls) {
@@ -536,38 +525,6 @@ export class Tunnel implements StreamSink {
     this.#drainWaiters.clear();
     this.#abandoned.clear();
     this.#host.tunnelEnded(this, reason, orphans, refused);
-  }
-
-  // Pings when the server has been silent for keepaliveInterval; declares it dead when a ping gets no frame back
-  // within keepaliveTimeout. A half-open TCP connection otherwise looks alive until the OS gives up (minutes).
-  #scheduleKeepalive(delay: number): void {
-    this.#keepalive = setTimeout(() => this.#guard(() => this.#keepaliveTick()), delay);
-    this.#keepalive.unref();
-  }
-
-  #keepaliveTick(): void {
-    if (this.#state === 'ended') return;
-    const now = Date.now();
-    const { keepaliveInterval, keepaliveTimeout } = this.#options;
-    if (this.#pingSentAt > 0 && this.#lastReceived < this.#pingSentAt) {
-      const waited = now - this.#pingSentAt;
-      if (waited >= keepaliveTimeout) {
-        this.destroy(new RpcError('UNAVAILABLE', `the server at ${this.#target} did not answer a keepalive ping within keepaliveTimeout ${keepaliveTimeout} ms`));
-        return;
-      }
-      this.#scheduleKeepalive(Math.min(keepaliveTimeout - waited, keepaliveInterval));
-      return;
-    }
-    this.#pingSentAt = 0;
-    const silentFor = now - this.#lastReceived;
-    if (silentFor < keepaliveInterval) {
-      this.#scheduleKeepalive(keepaliveInterval - silentFor);
-      return;
-    }
-    this.#pingSentAt = now;
-    this.#write(encodePayloadParts({ type: MessageType.Ping, data: now % MAX_UINT32 }));
-    // Look again after the shorter of the two: a pong that comes back early lets the next ping go on time.
-    this.#scheduleKeepalive(Math.min(keepaliveTimeout, keepaliveInterval));
   }
 
   // A server that pings and never reads our pongs would grow our write buffer without bound (PROTOCOL.md 5.5 says
