@@ -7,6 +7,7 @@
 import { RpcError } from '@tunnelrpc/protocol';
 import { callDeadlines, failCall, settleCall, type Call } from './call.js';
 import { dial, type Dialed } from './dial.js';
+import { CallLayer } from './interceptors.js';
 import type { ResolvedClientOptions } from './options.js';
 import type { DialTarget } from './target.js';
 import { Tunnel, type TunnelHost } from './tunnel.js';
@@ -34,6 +35,13 @@ export interface CallOptions {
    * with "may have run". The typed client sets it from the contract. Default false.
    */
   idempotent?: boolean;
+  /**
+   * Inherit the deadline and cancellation of the inbound call whose handler makes this call (on a tunnelrpc server
+   * with propagateContext on): the call gets what is left of that deadline less the client's deadlineMargin (or its
+   * own `timeout` when shorter), and is cancelled when the inbound call is. Past the inherited deadline it fails
+   * DEADLINE_EXCEEDED unsent. false gives the call its own deadline and signal only. Default true.
+   */
+  inheritDeadline?: boolean;
 }
 
 /** NotifyOptions tune one notification. */
@@ -49,6 +57,8 @@ export interface NotifyOptions {
   signal?: AbortSignal;
   /** As CallOptions.waitForReady. */
   waitForReady?: boolean;
+  /** As CallOptions.inheritDeadline. Default true. */
+  inheritDeadline?: boolean;
 }
 
 /** CallFailure says, in every locally made error's `data`, whether the server may have run the call. */
@@ -70,6 +80,7 @@ export class RpcClient {
   readonly #options: ResolvedClientOptions;
   readonly #target: DialTarget;
   readonly #host: TunnelHost;
+  readonly #layer: CallLayer;
   // The tunnel new calls go to; older ones finish their calls in #draining.
   #tunnel: Tunnel | undefined;
   readonly #draining = new Set<Tunnel>();
@@ -96,6 +107,13 @@ export class RpcClient {
     this.#options = options;
     this.#target = target;
     this.#closed = new Promise((resolve) => (this.#resolveClosed = resolve));
+    this.#layer = new CallLayer(
+      (notification, method, params, callOptions) => this.#start(notification, method, params, callOptions),
+      options.interceptors,
+      options.defaultTimeout,
+      options.deadlineMargin,
+      target.display,
+    );
     this.#host = {
       tunnelDraining: (tunnel, refused) => this.#onDraining(tunnel, refused),
       tunnelEnded: (tunnel, reason, orphans, refused) => this.#onEnded(tunnel, reason, orphans, refused),
@@ -134,7 +152,7 @@ export class RpcClient {
    * encoded, or a NaN timeout; DEADLINE_EXCEEDED for a timeout of 0 or less. A fractional timeout is rounded up.
    */
   call(method: string, params?: unknown, options: CallOptions = NO_OPTIONS): Promise<unknown> {
-    return this.#start(false, method, params, options);
+    return this.#layer.run(false, method, params, options);
   }
 
   /**
@@ -146,7 +164,7 @@ export class RpcClient {
    * lost may or may not have run; it is never re-sent.
    */
   notify(method: string, params?: unknown, options: NotifyOptions = NO_OPTIONS): Promise<void> {
-    return this.#start(true, method, params, options) as Promise<void>;
+    return this.#layer.run(true, method, params, options) as Promise<void>;
   }
 
   // Checks a call's arguments locally, so that a bad one fails that call alone and never reaches the server (which

@@ -52,3 +52,4 @@ export { createClient } from './typed-client.js';
 export type { MethodCaller, TypedClient } from './typed-client.js';
 export { RpcError } from '@tunnelrpc/protocol';
 export type { ErrorCode } from '@tunnelrpc/protocol';
+export type { CallFn, CallKind, CallSide, Interceptor, RpcCall, UnaryCall } from '@tunnelrpc/protocol';

@@ -1,6 +1,6 @@
 /** Client options: every limit with its default, validated once in connect(). */
 import type { ConnectionOptions } from 'node:tls';
-import { RpcError, checkInteger, definedOnly, MAX_UINT32, resolveDecodeLimits, type DecodeLimits } from '@tunnelrpc/protocol';
+import { RpcError, checkInteger, checkInterceptors, definedOnly, MAX_UINT32, resolveDecodeLimits, type DecodeLimits, type Interceptor } from '@tunnelrpc/protocol';
 
 /**
  * ConnectHeaders are the headers of the CONNECT: a fixed object, or a function (sync or async) called before
@@ -108,6 +108,18 @@ export interface ClientOptions {
    * can override it with its own `waitForReady`. Default true.
    */
   waitForReady?: boolean;
+  /**
+   * Interceptors run around every call and notification, `(next) => async (call) => next(call)`; the first is the
+   * outermost. They sit above queueing, redials and retries (they see each call once), may change `call.headers`
+   * and `call.params` before `next`, and may answer with an RpcError instead of calling it. Default none.
+   */
+  interceptors?: readonly Interceptor[];
+  /**
+   * ms taken off the deadline a call inherits from the inbound call whose handler makes it (CallOptions
+   * inheritDeadline), to leave that handler time to answer after the inner call fails. Default 10.
+   * Range 0 … 60000.
+   */
+  deadlineMargin?: number;
 }
 
 /** ResolvedClientOptions is ClientOptions with every default filled in. @internal */
@@ -129,6 +141,8 @@ export interface ResolvedClientOptions extends DecodeLimits {
   maxHeaderCount: number;
   maxHeaderBytes: number;
   waitForReady: boolean;
+  interceptors: readonly Interceptor[];
+  deadlineMargin: number;
 }
 
 const MAX_TIMER_MS = 2_147_483_647;
@@ -166,5 +180,7 @@ export function resolveClientOptions(options: ClientOptions = {}): ResolvedClien
     maxHeaderCount: checkInteger('maxHeaderCount', given.maxHeaderCount ?? 64, 0, 65_535),
     maxHeaderBytes: checkInteger('maxHeaderBytes', given.maxHeaderBytes ?? 8192, 0, MAX_UINT32),
     waitForReady: checkBoolean('waitForReady', given.waitForReady ?? true),
+    interceptors: checkInterceptors('interceptors', given.interceptors),
+    deadlineMargin: checkInteger('deadlineMargin', given.deadlineMargin ?? 10, 0, 60_000),
   };
 }

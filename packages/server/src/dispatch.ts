@@ -14,6 +14,7 @@ import {
   type ReturnOf,
   type ServiceContract,
 } from '@tunnelrpc/protocol';
+import { wrapHandler, type HandlerWrapping } from './intercept.js';
 import type { LogEntry } from './log.js';
 
 /** PeerAddress is the remote end of a tunnel as the socket reports it. */
@@ -59,6 +60,12 @@ export interface RegisteredMethod {
 /** MethodTable maps wire names to handlers. A Map, so "__proto__" or "toString" is simply not found. @internal */
 export class MethodTable {
   readonly #methods = new Map<string, RegisteredMethod>();
+  readonly #wrapping: HandlerWrapping;
+
+  /** `wrapping` says what each handler is wrapped in at add() time (interceptors, the ambient call). */
+  constructor(wrapping: HandlerWrapping = { interceptors: [], propagateContext: false }) {
+    this.#wrapping = wrapping;
+  }
 
   add<C extends ServiceContract>(contract: C, impl: ServiceImpl<C>): void {
     for (const name of Object.keys(contract.methods)) {
@@ -73,12 +80,18 @@ export class MethodTable {
     }
     for (const [name, spec] of Object.entries(contract.methods)) {
       const handler = (impl as Record<string, (input: unknown, ctx: CallContext) => unknown>)[name]!;
-      this.#methods.set(methodPath(contract, name), { path: methodPath(contract, name), spec, handler: handler.bind(impl) });
+      const path = methodPath(contract, name);
+      this.#methods.set(path, { path, spec, handler: wrapHandler(path, handler.bind(impl), this.#wrapping) });
     }
   }
 
   get(method: string): RegisteredMethod | undefined {
     return this.#methods.get(method);
+  }
+
+  /** entries lists every registered method, in registration order. */
+  entries(): IterableIterator<RegisteredMethod> {
+    return this.#methods.values();
   }
 }
 

@@ -23,3 +23,5 @@ export type { LogEntry, LogLevel, ServerLogger } from './log.js';
 export type { CallContext, Handler, PeerAddress, ServiceImpl } from './dispatch.js';
 export { RpcError } from '@tunnelrpc/protocol';
 export type { ErrorCode } from '@tunnelrpc/protocol';
+export type { AmbientCall, CallFn, CallKind, CallSide, Interceptor, RpcCall, UnaryCall } from '@tunnelrpc/protocol';
+export { applyInterceptors, currentAmbientCall } from '@tunnelrpc/protocol';

@@ -3,7 +3,7 @@
  * (shared/RELIABILITY.md section 5).
  */
 import type { IncomingMessage } from 'node:http';
-import { checkInteger, definedOnly, MAX_UINT32, resolveDecodeLimits, RpcError, type DecodeLimits } from '@tunnelrpc/protocol';
+import { checkInteger, checkInterceptors, definedOnly, MAX_UINT32, resolveDecodeLimits, RpcError, type DecodeLimits, type Interceptor } from '@tunnelrpc/protocol';
 
 import { defaultLogger, type ServerLogger } from './log.js';
 
@@ -150,6 +150,20 @@ export interface ServerOptions {
    * notifications and peers that misbehave (warn), aborted handlers (debug). Default: warn and error to stderr.
    */
   logger?: ServerLogger;
+  /**
+   * Interceptors run around every handler, `(next) => async (call) => next(call)`; the first is the outermost. They
+   * see the parsed params, the headers (changes reach the handler), the signal, deadline, peer and auth, and may
+   * answer with an RpcError instead of calling `next`. The call is answered once the outermost one settles. Fixed
+   * at construction: handlers are wrapped once, when registered. Default none (handlers run unwrapped).
+   */
+  interceptors?: readonly Interceptor[];
+  /**
+   * Keep the call being served in an AsyncLocalStorage while its handler (and its interceptors) run, so that a
+   * tunnelrpc client call made from there inherits what is left of its deadline and is cancelled with it (the
+   * client's `inheritDeadline`). Turn it off to save the cost of the store on a server whose handlers call no other
+   * service. Default true.
+   */
+  propagateContext?: boolean;
 }
 
 /** ResolvedServerOptions is ServerOptions with every default filled in. @internal */
@@ -185,6 +199,8 @@ export interface ResolvedServerOptions extends DecodeLimits {
   validateParams: boolean;
   authorize: ((req: IncomingMessage) => unknown) | undefined;
   logger: ServerLogger;
+  interceptors: readonly Interceptor[];
+  propagateContext: boolean;
 }
 
 const MAX_TIMER_MS = 2_147_483_647; // setTimeout's ceiling
@@ -234,5 +250,7 @@ export function resolveServerOptions(options: ServerOptions = {}): ResolvedServe
     validateParams: given.validateParams ?? true,
     authorize: given.authorize,
     logger: given.logger ?? defaultLogger,
+    interceptors: checkInterceptors('interceptors', given.interceptors),
+    propagateContext: given.propagateContext ?? true,
   };
 }

@@ -34,7 +34,7 @@ export interface ListenAddress {
  */
 export class RpcServer {
   readonly #options: ResolvedServerOptions;
-  readonly #methods = new MethodTable();
+  readonly #methods: MethodTable;
   readonly #connections = new Set<ServerConnection>();
   // Per source address: its open tunnels, and what its running calls hold of the budget.
   readonly #perIp = new Map<string, { tunnels: number; account: Account }>();
@@ -52,6 +52,7 @@ export class RpcServer {
   /** Creates a server; throws RpcError INVALID_ARGUMENT for a bad option. */
   constructor(options: ServerOptions = {}) {
     this.#options = resolveServerOptions(options);
+    this.#methods = new MethodTable(this.#options);
     this.#budget = new FairBudget(this.#options);
     this.#log = new RateLimitedLog(this.#options.logger, this.#options.maxLogEntriesPerSecond);
     this.#host = {
