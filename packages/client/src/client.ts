@@ -7,6 +7,7 @@
 import { RpcError } from '@tunnelrpc/protocol';
 import { callDeadlines, failCall, settleCall, type Call } from './call.js';
 import { dial, type Dialed } from './dial.js';
+import { createClientEmitter, type ClientEvent } from './events.js';
 import { CallLayer } from './interceptors.js';
 import type { ResolvedClientOptions } from './options.js';
 import type { DialTarget } from './target.js';
@@ -81,6 +82,7 @@ export class RpcClient {
   readonly #target: DialTarget;
   readonly #host: TunnelHost;
   readonly #layer: CallLayer;
+  readonly #emit: ((event: ClientEvent) => void) | undefined;
   // The tunnel new calls go to; older ones finish their calls in #draining.
   #tunnel: Tunnel | undefined;
   readonly #draining = new Set<Tunnel>();
@@ -107,6 +109,7 @@ export class RpcClient {
     this.#options = options;
     this.#target = target;
     this.#closed = new Promise((resolve) => (this.#resolveClosed = resolve));
+    this.#emit = createClientEmitter(options.listeners);
     this.#layer = new CallLayer(
       (notification, method, params, callOptions) => this.#start(notification, method, params, callOptions),
       options.interceptors,
@@ -326,6 +329,7 @@ export class RpcClient {
   }
 
   #onEnded(tunnel: Tunnel, reason: RpcError | undefined, orphans: Call[], refused: Call[]): void {
+    this.#emit?.({ type: 'disconnected', target: this.#target.display, reason: reason?.message ?? 'the tunnel closed', code: reason?.code });
     if (this.#tunnel === tunnel) this.#lostCurrent(tunnel);
     this.#draining.delete(tunnel);
     for (const call of orphans) this.#retryOrFail(call, reason, false);
@@ -383,6 +387,7 @@ export class RpcClient {
     if (this.#state !== 'open' || !this.#options.reconnect || this.#dialing || this.#reconnectTimer !== undefined) return;
     if (this.#tunnel?.accepting === true) return;
     const delay = this.#failedDials === 0 ? 0 : this.#backoff(this.#failedDials);
+    this.#emit?.({ type: 'reconnecting', target: this.#target.display, attempt: this.#failedDials + 1, delay });
     this.#reconnectTimer = setTimeout(() => {
       this.#reconnectTimer = undefined;
       this.#redial();
@@ -446,6 +451,7 @@ export class RpcClient {
   #adopt(dialed: Dialed): void {
     const tunnel = new Tunnel(dialed.socket, dialed.rest, this.#options, this.#target.display, this.#host);
     this.#tunnel = tunnel;
+    this.#emit?.({ type: 'connected', target: this.#target.display, address: dialed.socket.remoteAddress, port: dialed.socket.remotePort });
     tunnel.start();
     if (this.#tunnel === tunnel && tunnel.ended) this.#lostCurrent(tunnel);
     this.#flushQueue();

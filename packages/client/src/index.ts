@@ -48,6 +48,7 @@ export function createRpcClient(url: string, options: ClientOptions = {}): RpcCl
 export { RpcClient } from './client.js';
 export type { CallFailure, CallOptions, NotifyOptions } from './client.js';
 export type { ClientOptions, ConnectHeaders } from './options.js';
+export type { ClientConnectedEvent, ClientDisconnectedEvent, ClientEvent, ClientListener, ClientReconnectingEvent } from './events.js';
 export { createClient } from './typed-client.js';
 export type { MethodCaller, TypedClient } from './typed-client.js';
 export { RpcError } from '@tunnelrpc/protocol';

@@ -1,5 +1,6 @@
 /** Client options: every limit with its default, validated once in connect(). */
 import type { ConnectionOptions } from 'node:tls';
+import type { ClientListener } from './events.js';
 import { RpcError, checkInteger, checkInterceptors, definedOnly, MAX_UINT32, resolveDecodeLimits, type DecodeLimits, type Interceptor } from '@tunnelrpc/protocol';
 
 /**
@@ -120,6 +121,11 @@ export interface ClientOptions {
    * Range 0 … 60000.
    */
   deadlineMargin?: number;
+  /**
+   * Receive connection events, synchronously: connected (address), disconnected (reason, code), reconnecting
+   * (attempt, delay). A listener that throws is skipped; the client and its calls are not affected. Default none.
+   */
+  listeners?: readonly ClientListener[];
 }
 
 /** ResolvedClientOptions is ClientOptions with every default filled in. @internal */
@@ -143,6 +149,7 @@ export interface ResolvedClientOptions extends DecodeLimits {
   waitForReady: boolean;
   interceptors: readonly Interceptor[];
   deadlineMargin: number;
+  listeners: readonly ClientListener[];
 }
 
 const MAX_TIMER_MS = 2_147_483_647;
@@ -155,6 +162,14 @@ function checkHeadersOption(value: unknown): ConnectHeaders {
 function checkBoolean(name: string, value: unknown): boolean {
   if (typeof value !== 'boolean') throw new RpcError('INVALID_ARGUMENT', `option ${name} must be true or false; got ${String(value)}`);
   return value;
+}
+
+function checkListeners(value: unknown): readonly ClientListener[] {
+  if (value === undefined) return [];
+  if (!Array.isArray(value) || !value.every((each) => typeof each === 'function')) {
+    throw new RpcError('INVALID_ARGUMENT', 'option listeners must be an array of functions, (event) => void');
+  }
+  return Object.freeze([...value] as ClientListener[]);
 }
 
 /** resolveClientOptions fills defaults and validates, throwing INVALID_ARGUMENT naming the bad option. */
@@ -182,5 +197,6 @@ export function resolveClientOptions(options: ClientOptions = {}): ResolvedClien
     waitForReady: checkBoolean('waitForReady', given.waitForReady ?? true),
     interceptors: checkInterceptors('interceptors', given.interceptors),
     deadlineMargin: checkInteger('deadlineMargin', given.deadlineMargin ?? 10, 0, 60_000),
+    listeners: checkListeners(given.listeners),
   };
 }

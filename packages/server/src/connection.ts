@@ -28,6 +28,7 @@ import {
 import { Account, type Cost } from './budget.js';
 import { HandlerContext } from './context.js';
 import { errorFromHandler, parseParams, unknownMethod, type MethodTable, type PeerAddress, type RegisteredMethod } from './dispatch.js';
+import type { ServerEvent } from './events.js';
 import type { LogEntry } from './log.js';
 import type { ResolvedServerOptions } from './options.js';
 
@@ -47,6 +48,8 @@ export interface ConnectionHost {
   connectionClosed(connection: ServerConnection): void;
   /** Reports to ServerOptions.logger, rate-limited; a logger that throws is ignored. */
   readonly log: (entry: LogEntry) => void;
+  /** Hands an event to ServerOptions.listeners, each guarded; undefined when there are none. */
+  readonly emit: ((event: ServerEvent) => void) | undefined;
 }
 
 interface ActiveCall {
@@ -105,6 +108,16 @@ export class ServerConnection {
   readonly account = new Account();
   /** The account of this connection's source address, when the budget is shared by address. */
   addressAccount: Account | undefined;
+  /** Server-wide number of this tunnel, for its events; the server sets it. */
+  tunnelId = 0;
+  /** When the tunnel opened (Date.now()). */
+  readonly openedAt = Date.now();
+  /** Requests and notifications received. */
+  callsReceived = 0;
+  // Why the tunnel ends, for its close event: the first of goaway, violation, destroy, the peer's end.
+  #closeReason: string | undefined;
+  // Calls running, as the last active/idle event told.
+  #busy = false;
 
   constructor(host: ConnectionHost, socket: Socket, auth: unknown) {
     this.#host = host;
@@ -215,6 +228,8 @@ export class ServerConnection {
   drain(reason: string): void {
     if (this.#state !== 'open') return;
     this.#send({ type: MessageType.Goaway, lastId: this.#lastId, code: 'UNAVAILABLE', message: reason });
+    this.#closeReason ??= reason;
+    this.#host.emit?.({ type: 'goaway', tunnel: this.tunnelId, direction: 'sent', code: 'UNAVAILABLE', message: reason });
     this.#state = 'draining';
     // Frames read but not dispatched yet are still handled (PROTOCOL.md 7.2): requests are dropped, but a cancel
     // for a call taken before the goaway is honoured and a ping answered. Pumping also resumes a socket paused at
@@ -226,6 +241,7 @@ export class ServerConnection {
   /** destroy ends the connection now; calls still running are aborted. */
   destroy(reason: RpcError): void {
     if (this.#state === 'closed') return;
+    this.#closeReason ??= reason.message;
     this.#abortAll(reason);
     this.#socket.destroy();
   }
@@ -356,8 +372,10 @@ export class ServerConnection {
     }
     switch (message.type) {
       case MessageType.Request:
+        this.callsReceived++;
         return this.#onRequest(message, payload.length);
       case MessageType.Notification:
+        this.callsReceived++;
         this.#onNotification(message, payload.length);
         return true;
       case MessageType.Cancel: {
@@ -423,6 +441,7 @@ export class ServerConnection {
     const call: ActiveCall = { id: request.id, method: method.path, ctx, timer: undefined, cost };
     if (this.#calls === NO_CALLS) this.#calls = new Map();
     this.#calls.set(request.id, call);
+    if (this.#host.emit !== undefined) this.#checkBusy();
     call.timer = setTimeout(() => {
       this.guarded(() => this.#finish(call, new RpcError('DEADLINE_EXCEEDED', `${method.path} passed its deadline of ${timeout} ms`, { mayHaveRun: true })));
     }, Math.max(0, deadline - Date.now()));
@@ -505,6 +524,7 @@ export class ServerConnection {
     const { input, headers, cost } = admitted;
     const ctx = this.#context(method.path, Date.now() + timeout, headers, true);
     this.#notificationsRunning++;
+    if (this.#host.emit !== undefined) this.#checkBusy();
     if (this.#notifications === NO_NOTIFICATIONS) this.#notifications = new Set();
     this.#notifications.add(ctx);
     // PROTOCOL.md 8.1 / 5.3: a notification's signal is aborted at its deadline too; nothing is sent.
@@ -519,6 +539,7 @@ export class ServerConnection {
       this.#host.releaseCall(this, cost);
       this.#notifications.delete(ctx);
       this.#notificationsRunning--;
+      if (this.#host.emit !== undefined) this.#checkBusy();
       if (error !== undefined) this.#handlerError(error, method.path, ctx);
       if (this.#backlogHead < this.#backlog.length) this.#pump();
       this.#closeIfIdle();
@@ -540,6 +561,39 @@ export class ServerConnection {
     return errorFromHandler(thrown, path, this.#options.exposeInternalErrors, (entry) =>
       this.#host.log({ ...entry, level: aborted ? 'debug' : entry.level, peer: this.#peerText() }),
     );
+  }
+
+  // Emits active on 0 -> 1 running calls and idle on 1 -> 0 (asynchronous handlers only: a synchronous one is
+  // answered before anything else can run).
+  #checkBusy(): void {
+    const busy = this.#calls.size + this.#notificationsRunning > 0;
+    if (busy === this.#busy) return;
+    this.#busy = busy;
+    this.#host.emit?.(busy ? { type: 'active', tunnel: this.tunnelId } : { type: 'idle', tunnel: this.tunnelId });
+  }
+
+  /** closeReason says why the tunnel ended (or is ending), for its close event. */
+  get closeReason(): string {
+    return this.#closeReason ?? 'open';
+  }
+
+  /** bytesIn and bytesOut count the socket's bytes, the CONNECT head and the 200 line included. */
+  get bytesIn(): number {
+    return this.#socket.bytesRead;
+  }
+
+  get bytesOut(): number {
+    return this.#socket.bytesWritten;
+  }
+
+  /** inFlight counts calls and notifications running now. */
+  get inFlight(): number {
+    return this.#calls.size + this.#notificationsRunning;
+  }
+
+  /** peerPort is the remote port (undefined once the socket forgot it). */
+  get peerPort(): number | undefined {
+    return this.#socket.remotePort;
   }
 
   #peerText(): string {
@@ -571,6 +625,8 @@ export class ServerConnection {
   }
 
   #onPeerGoaway(code: string): boolean {
+    this.#closeReason ??= `client sent goaway ${code.slice(0, 40)}`;
+    this.#host.emit?.({ type: 'goaway', tunnel: this.tunnelId, direction: 'received', code: code.slice(0, 40), message: '' });
     if (code === 'UNAVAILABLE') {
       // The client sends no more requests: answer what is in flight, then close.
       this.#state = 'draining';
@@ -591,6 +647,7 @@ export class ServerConnection {
   #finish(call: ActiveCall, error: RpcError | undefined, result?: unknown): void {
     if (this.#calls.get(call.id) !== call) return;
     this.#calls.delete(call.id);
+    if (this.#host.emit !== undefined) this.#checkBusy();
     clearTimeout(call.timer);
     this.#host.releaseCall(this, call.cost);
     if (error !== undefined) call.ctx.abort(error);
@@ -655,6 +712,8 @@ export class ServerConnection {
     if (this.#state === 'closed') return;
     const code: GoawayCode = goawayCodeOf(error);
     this.#send({ type: MessageType.Goaway, lastId: this.#lastId, code, message: error.message });
+    this.#closeReason ??= error.message;
+    this.#host.emit?.({ type: 'goaway', tunnel: this.tunnelId, direction: 'sent', code, message: error.message });
     this.#abortAll(new RpcError('CANCELLED', `connection closed after ${code}: ${error.message}`));
     this.#endSocket();
   }
@@ -678,10 +737,15 @@ export class ServerConnection {
     }
     this.#calls.clear();
     for (const ctx of this.#notifications) ctx.abort(reason);
+    if (this.#busy && this.#host.emit !== undefined) {
+      this.#busy = false;
+      this.#host.emit({ type: 'idle', tunnel: this.tunnelId });
+    }
   }
 
   #onPeerEnd(): void {
     // A half-closed client sends nothing more; answer what runs, then close our side.
+    this.#closeReason ??= 'the client ended the connection';
     if (this.#state === 'open') this.#state = 'draining';
     this.#closeIfIdle();
   }
@@ -690,6 +754,7 @@ export class ServerConnection {
     this.#abortAll(new RpcError('CANCELLED', 'the connection to the client closed'));
     this.#heldChunk = undefined;
     this.#reportPartial();
+    this.#closeReason ??= 'the connection to the client closed';
     this.#host.connectionClosed(this);
   }
 

@@ -5,6 +5,7 @@
 import type { IncomingMessage } from 'node:http';
 import { checkInteger, checkInterceptors, definedOnly, MAX_UINT32, resolveDecodeLimits, RpcError, type DecodeLimits, type Interceptor } from '@tunnelrpc/protocol';
 
+import type { ServerListener } from './events.js';
 import { defaultLogger, type ServerLogger } from './log.js';
 
 /** ServerOptions configures an RpcServer. Every field is optional; the defaults are safe for a public port. */
@@ -164,6 +165,12 @@ export interface ServerOptions {
    * service. Default true.
    */
   propagateContext?: boolean;
+  /**
+   * Receive tunnel life events, synchronously: open (address, principal), refused (status, reason), active and
+   * idle (0 <-> 1 calls running), goaway (sent or received), close (reason, duration, calls, bytes in and out).
+   * A listener that throws is logged (warn) and skipped; the tunnel is not affected. Default none.
+   */
+  listeners?: readonly ServerListener[];
 }
 
 /** ResolvedServerOptions is ServerOptions with every default filled in. @internal */
@@ -201,9 +208,19 @@ export interface ResolvedServerOptions extends DecodeLimits {
   logger: ServerLogger;
   interceptors: readonly Interceptor[];
   propagateContext: boolean;
+  listeners: readonly ServerListener[];
 }
 
 const MAX_TIMER_MS = 2_147_483_647; // setTimeout's ceiling
+
+/** checkListeners validates a `listeners` option: an array of functions. @internal */
+export function checkListeners<L>(name: string, value: readonly L[] | undefined): readonly L[] {
+  if (value === undefined) return [];
+  if (!Array.isArray(value) || !value.every((each) => typeof each === 'function')) {
+    throw new RpcError('INVALID_ARGUMENT', `option ${name} must be an array of functions, (event) => void`);
+  }
+  return Object.freeze([...value]);
+}
 
 /** resolveServerOptions fills defaults and validates every option, throwing INVALID_ARGUMENT naming the bad one. */
 export function resolveServerOptions(options: ServerOptions = {}): ResolvedServerOptions {
@@ -252,5 +269,6 @@ export function resolveServerOptions(options: ServerOptions = {}): ResolvedServe
     logger: given.logger ?? defaultLogger,
     interceptors: checkInterceptors('interceptors', given.interceptors),
     propagateContext: given.propagateContext ?? true,
+    listeners: checkListeners('listeners', given.listeners),
   };
 }

@@ -9,6 +9,7 @@ import { RpcError, type ServiceContract } from '@tunnelrpc/protocol';
 import { Account, FairBudget } from './budget.js';
 import { ServerConnection, type ConnectionHost } from './connection.js';
 import { MethodTable, type ServiceImpl } from './dispatch.js';
+import { createEmitter, type ServerEvent } from './events.js';
 import { RateLimitedLog } from './log.js';
 import { resolveServerOptions, type ResolvedServerOptions, type ServerOptions } from './options.js';
 import { malformedConnect, refuseConnect, statusForCode } from './refuse.js';
@@ -48,6 +49,8 @@ export class RpcServer {
   #closing: Promise<void> | undefined;
   #sweep: NodeJS.Timeout | undefined;
   readonly #host: ConnectionHost;
+  readonly #emit: ((event: ServerEvent) => void) | undefined;
+  #tunnelIds = 0;
 
   /** Creates a server; throws RpcError INVALID_ARGUMENT for a bad option. */
   constructor(options: ServerOptions = {}) {
@@ -55,6 +58,7 @@ export class RpcServer {
     this.#methods = new MethodTable(this.#options);
     this.#budget = new FairBudget(this.#options);
     this.#log = new RateLimitedLog(this.#options.logger, this.#options.maxLogEntriesPerSecond);
+    this.#emit = createEmitter(this.#options.listeners, (entry) => this.#log.log(entry));
     this.#host = {
       options: this.#options,
       methods: this.#methods,
@@ -69,8 +73,18 @@ export class RpcServer {
         this.#waitingForPartialRoom.add(connection);
       },
       log: (entry) => this.#log.log(entry),
+      emit: this.#emit,
       connectionClosed: (connection) => {
         if (!this.#connections.delete(connection)) return;
+        this.#emit?.({
+          type: 'close',
+          tunnel: connection.tunnelId,
+          reason: connection.closeReason,
+          duration: Date.now() - connection.openedAt,
+          calls: connection.callsReceived,
+          bytesIn: connection.bytesIn,
+          bytesOut: connection.bytesOut,
+        });
         this.#waitingForPartialRoom.delete(connection);
         const address = connection.peerAddress;
         const entry = this.#perIp.get(address);
@@ -139,11 +153,11 @@ export class RpcServer {
     socket.on('error', destroyOnError);
     const malformed = malformedConnect(req);
     if (malformed !== undefined) {
-      refuseConnect(socket, 400, malformed);
+      this.#refuse(socket, 400, malformed);
       return;
     }
     if (!this.#isRpcPath(req.url)) {
-      refuseConnect(socket, 404, `404 no RPC endpoint at ${String(req.url).slice(0, 100)}; use ${this.#options.path}`);
+      this.#refuse(socket, 404, `404 no RPC endpoint at ${String(req.url).slice(0, 100)}; use ${this.#options.path}`);
       return;
     }
     if (this.#refusedForCapacity(socket)) return;
@@ -239,6 +253,7 @@ export class RpcServer {
     tcp.setKeepAlive?.(true, 60_000);
     tcp.setTimeout?.(0);
     const connection = new ServerConnection(this.#host, tcp, auth);
+    connection.tunnelId = ++this.#tunnelIds;
     this.#connections.add(connection);
     let perIp = this.#perIp.get(connection.peerAddress);
     if (perIp === undefined) {
@@ -257,22 +272,23 @@ export class RpcServer {
       const now = Date.now();
       for (const each of this.#connections) each.guarded(() => each.checkTimers(now));
     }, Math.max(50, Math.floor(shortest / 4))).unref();
+    this.#emit?.({ type: 'open', tunnel: connection.tunnelId, address: connection.peerAddress, port: connection.peerPort, principal: auth });
     connection.open(head);
   }
 
   // Answers 503 when the server is closing or full; true when it did.
   #refusedForCapacity(socket: Duplex): boolean {
     if (this.#closing !== undefined) {
-      refuseConnect(socket, 503, '503 server is shutting down; connect to another instance', { 'Retry-After': '1' });
+      this.#refuse(socket, 503, '503 server is shutting down; connect to another instance', { 'Retry-After': '1' });
       return true;
     }
     if (this.#connections.size >= this.#options.maxConnections) {
-      refuseConnect(socket, 503, `503 server has maxConnections ${this.#options.maxConnections} tunnels open; retry later`, { 'Retry-After': '1' });
+      this.#refuse(socket, 503, `503 server has maxConnections ${this.#options.maxConnections} tunnels open; retry later`, { 'Retry-After': '1' });
       return true;
     }
     const address = (socket as Socket).remoteAddress ?? 'unknown';
     if ((this.#perIp.get(address)?.tunnels ?? 0) >= this.#options.maxConnectionsPerIp) {
-      refuseConnect(socket, 503, `503 ${address} has maxConnectionsPerIp ${this.#options.maxConnectionsPerIp} tunnels open; share tunnels or raise the limit`, { 'Retry-After': '1' });
+      this.#refuse(socket, 503, `503 ${address} has maxConnectionsPerIp ${this.#options.maxConnectionsPerIp} tunnels open; share tunnels or raise the limit`, { 'Retry-After': '1' });
       return true;
     }
     return false;
@@ -282,7 +298,13 @@ export class RpcServer {
     const rpc = error instanceof RpcError ? error : undefined;
     const status = rpc === undefined ? 403 : statusForCode(rpc.code);
     const text = rpc?.message ?? 'not allowed';
-    refuseConnect(socket, status, `${status} ${text.slice(0, 200)}`, status === 401 ? { 'WWW-Authenticate': 'Bearer' } : {});
+    this.#refuse(socket, status, `${status} ${text.slice(0, 200)}`, status === 401 ? { 'WWW-Authenticate': 'Bearer' } : {});
+  }
+
+  // Every refusal goes through here, so that listeners hear of each one.
+  #refuse(socket: Duplex, status: number, body: string, headers: Record<string, string> = {}): void {
+    this.#emit?.({ type: 'refused', address: (socket as Socket).remoteAddress ?? 'unknown', status, reason: body });
+    refuseConnect(socket, status, body, headers);
   }
 
   #isRpcPath(url: string | undefined): boolean {
