@@ -108,6 +108,7 @@ class ClientUnaryCall implements UnaryCall {
   readonly method: string;
   readonly service: string;
   readonly name: string;
+  readonly registered = true;
   params: unknown;
   readonly headers: Record<string, string>;
   readonly signal: AbortSignal;

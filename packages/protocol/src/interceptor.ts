@@ -30,6 +30,11 @@ export interface UnaryCall {
   /** Method part of the wire name (`"method"`). */
   readonly name: string;
   /**
+   * False on the server for a method nobody registered (the innermost `next` answers UNIMPLEMENTED): its name came
+   * from the peer, so metrics and traces should label it `_OTHER`. Always true on the client.
+   */
+  readonly registered: boolean;
+  /**
    * The params. Server: parsed by the method's schema. Client: as the caller passed them. An interceptor may replace
    * them before calling `next`.
    */

@@ -406,7 +406,7 @@ export class ServerConnection {
     // towards re-sending a call the server took.
     if (request.id > this.#lastId) this.#lastId = request.id;
     this.#pingStrikes = 0;
-    const method = this.#host.methods.get(request.method);
+    const method = this.#host.methods.get(request.method) ?? this.#host.methods.unknown(request.method);
     if (method === undefined) {
       this.#respond(request.id, unknownMethod(request.method), undefined);
       return true;

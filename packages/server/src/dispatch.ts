@@ -2,6 +2,7 @@
  * The method table and the mapping of handler outcomes to wire errors (Go's service.call; wire-v1 "Error codes").
  */
 import type { Socket } from 'node:net';
+import { z } from 'zod';
 import {
   RpcError,
   formatIssues,
@@ -89,11 +90,27 @@ export class MethodTable {
     return this.#methods.get(method);
   }
 
+  /**
+   * unknown returns a method for a request to an unregistered name when interceptors are configured, so that they
+   * see (and metrics count) it too; its handler answers UNIMPLEMENTED. Undefined without interceptors: the
+   * connection then answers UNIMPLEMENTED itself, at no cost.
+   */
+  unknown(method: string): RegisteredMethod | undefined {
+    if (this.#wrapping.interceptors.length === 0) return undefined;
+    const fail = (): never => {
+      throw unknownMethod(method);
+    };
+    return { path: method, spec: UNKNOWN_SPEC, handler: wrapHandler(method, fail, this.#wrapping, false) };
+  }
+
   /** entries lists every registered method, in registration order. */
   entries(): IterableIterator<RegisteredMethod> {
     return this.#methods.values();
   }
 }
+
+// Params of a request to an unknown method are taken as they come: the handler only answers UNIMPLEMENTED.
+const UNKNOWN_SPEC: MethodSpec = { input: z.unknown(), output: z.unknown() };
 
 /** unknownMethod is the UNIMPLEMENTED answer for a method nobody registered. @internal */
 export function unknownMethod(method: string): RpcError {

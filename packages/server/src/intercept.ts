@@ -28,7 +28,7 @@ export interface HandlerWrapping {
  * else one that enters the ambient call and runs the interceptors around it.
  * @internal
  */
-export function wrapHandler(path: string, handler: RawHandler, wrapping: HandlerWrapping): RawHandler {
+export function wrapHandler(path: string, handler: RawHandler, wrapping: HandlerWrapping, registered = true): RawHandler {
   const { interceptors, propagateContext } = wrapping;
   if (interceptors.length === 0) {
     if (!propagateContext) return handler;
@@ -37,7 +37,7 @@ export function wrapHandler(path: string, handler: RawHandler, wrapping: Handler
   const { service, name } = splitMethod(path);
   const chain = applyInterceptors(innermost(handler), interceptors);
   const run = (input: unknown, ctx: CallContext): Promise<unknown> => {
-    const call = new ServerUnaryCall(path, service, name, input, ctx);
+    const call = new ServerUnaryCall(path, service, name, input, ctx, registered);
     try {
       return chain(call);
     } catch (error) {
@@ -111,6 +111,7 @@ class ServerUnaryCall implements UnaryCall {
   readonly method: string;
   readonly service: string;
   readonly name: string;
+  readonly registered: boolean;
   params: unknown;
   readonly headers: Record<string, string>;
   readonly deadline: number;
@@ -118,8 +119,9 @@ class ServerUnaryCall implements UnaryCall {
   readonly auth: unknown;
   readonly context: CallContext;
 
-  constructor(method: string, service: string, name: string, params: unknown, ctx: CallContext) {
+  constructor(method: string, service: string, name: string, params: unknown, ctx: CallContext, registered: boolean) {
     this.method = method;
+    this.registered = registered;
     this.service = service;
     this.name = name;
     this.params = params;
