@@ -16,16 +16,17 @@ import { dirname, join, relative, resolve } from 'node:path';
 import { REPO_ROOT } from '../helpers/processes.js';
 
 const PNPM = ['-y', 'pnpm@12.21.0'];
-const PACKAGES = ['protocol', 'server', 'client', 'prometheus'] as const;
+const PACKAGES = ['protocol', 'server', 'client', 'prometheus', 'otel'] as const;
 // Peers each package asks for, as packed (workspace ranges become the version's caret range).
 const PEERS: Record<(typeof PACKAGES)[number], Record<string, string>> = {
   protocol: { zod: '^4.0.0' },
   server: { zod: '^4.0.0' },
   client: { zod: '^4.0.0' },
   prometheus: { '@tunnelrpc/client': '^0.1.0', '@tunnelrpc/server': '^0.1.0', 'prom-client': '^15.0.0', zod: '^4.0.0' },
+  otel: { '@opentelemetry/api': '^1.3.0', zod: '^4.0.0' },
 };
 // Optional peers the consumer installs so that the README examples using them compile.
-const CONSUMER_PEERS = ['prom-client@15.1.3'];
+const CONSUMER_PEERS = ['prom-client@15.1.3', '@opentelemetry/api@1.9.1'];
 // The lowest zod the peer range (^4.0.0) admits; the workspace builds with 4.6.7.
 const CONSUMER_ZOD = '4.0.0';
 // Files the root README's sections become in the consumer project; the examples import './contract.js'.
