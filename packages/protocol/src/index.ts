@@ -32,6 +32,8 @@ export type { ErrorCode, GoawayCode, WireError } from './errors.js';
 export { applyInterceptors } from './interceptor.js';
 export type { CallFn, CallKind, CallSide, Interceptor, RpcCall, UnaryCall } from './interceptor.js';
 export { currentAmbientCall } from './ambient.js';
+export { Health, Reflection, SERVING_STATUSES, UNREPRESENTABLE_KEY, describeMethod } from './builtin-services.js';
+export type { MethodDescription, ServiceDescription, ServingStatus } from './builtin-services.js';
 export type { AmbientCall } from './ambient.js';
 
 // ---- Building blocks for the server and client packages and for other implementations' tests. ----

@@ -103,6 +103,11 @@ export class MethodTable {
     return { path: method, spec: UNKNOWN_SPEC, handler: wrapHandler(method, fail, this.#wrapping, false) };
   }
 
+  /** size counts the registered methods. */
+  get size(): number {
+    return this.#methods.size;
+  }
+
   /** entries lists every registered method, in registration order. */
   entries(): IterableIterator<RegisteredMethod> {
     return this.#methods.values();

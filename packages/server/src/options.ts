@@ -171,6 +171,23 @@ export interface ServerOptions {
    * A listener that throws is logged (warn) and skipped; the tunnel is not affected. Default none.
    */
   listeners?: readonly ServerListener[];
+  /**
+   * Serve `tunnelrpc.Health.check({ service? })`: SERVING, NOT_SERVING once close() has begun, or NOT_FOUND for a
+   * service the server does not have (after grpc.health.v1). Default true.
+   */
+  healthService?: boolean;
+  /**
+   * Serve `tunnelrpc.Reflection.list()`: every service and method with its kind and the JSON Schema of its params
+   * and result (what `tunnelrpc list` and `describe` print). Turn it off if your schemas are not for callers to
+   * see. Default true.
+   */
+  reflectionService?: boolean;
+  /**
+   * ms close() waits between turning tunnelrpc.Health to NOT_SERVING and sending goaway: time for balancers that
+   * check health to stop sending new calls here. Open tunnels keep taking calls meanwhile; new CONNECTs get 503.
+   * Default 0. Range 0 … 2147483647.
+   */
+  shutdownDelay?: number;
 }
 
 /** ResolvedServerOptions is ServerOptions with every default filled in. @internal */
@@ -209,6 +226,9 @@ export interface ResolvedServerOptions extends DecodeLimits {
   interceptors: readonly Interceptor[];
   propagateContext: boolean;
   listeners: readonly ServerListener[];
+  healthService: boolean;
+  reflectionService: boolean;
+  shutdownDelay: number;
 }
 
 const MAX_TIMER_MS = 2_147_483_647; // setTimeout's ceiling
@@ -270,5 +290,8 @@ export function resolveServerOptions(options: ServerOptions = {}): ResolvedServe
     interceptors: checkInterceptors('interceptors', given.interceptors),
     propagateContext: given.propagateContext ?? true,
     listeners: checkListeners('listeners', given.listeners),
+    healthService: given.healthService ?? true,
+    reflectionService: given.reflectionService ?? true,
+    shutdownDelay: ms('shutdownDelay', 0),
   };
 }

@@ -5,8 +5,9 @@
 import { createServer, type IncomingMessage, type RequestListener, type Server as HttpServer, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { RpcError, type ServiceContract } from '@tunnelrpc/protocol';
+import { Health, Reflection, RpcError, type ServiceContract } from '@tunnelrpc/protocol';
 import { Account, FairBudget } from './budget.js';
+import { createHealth, createReflection } from './builtin.js';
 import { ServerConnection, type ConnectionHost } from './connection.js';
 import { MethodTable, type ServiceImpl } from './dispatch.js';
 import { createEmitter, type ServerEvent } from './events.js';
@@ -51,11 +52,15 @@ export class RpcServer {
   readonly #host: ConnectionHost;
   readonly #emit: ((event: ServerEvent) => void) | undefined;
   #tunnelIds = 0;
+  // tunnelrpc.Health answers SERVING until close() begins.
+  #serving = true;
 
   /** Creates a server; throws RpcError INVALID_ARGUMENT for a bad option. */
   constructor(options: ServerOptions = {}) {
     this.#options = resolveServerOptions(options);
     this.#methods = new MethodTable(this.#options);
+    if (this.#options.healthService) this.#methods.add(Health, createHealth(this.#methods, () => this.#serving));
+    if (this.#options.reflectionService) this.#methods.add(Reflection, createReflection(this.#methods));
     this.#budget = new FairBudget(this.#options);
     this.#log = new RateLimitedLog(this.#options.logger, this.#options.maxLogEntriesPerSecond);
     this.#emit = createEmitter(this.#options.listeners, (entry) => this.#log.log(entry));
@@ -213,7 +218,8 @@ export class RpcServer {
   }
 
   /**
-   * close shuts down gracefully: new CONNECTs get 503, every tunnel gets goaway UNAVAILABLE, calls in flight
+   * close shuts down gracefully: tunnelrpc.Health turns NOT_SERVING, then after shutdownDelay ms (default 0) new
+   * CONNECTs get 503, every tunnel gets goaway UNAVAILABLE, calls in flight
    * have shutdownTimeout ms to finish, then remaining tunnels are destroyed. Resolves when all are closed.
    */
   close(): Promise<void> {
@@ -222,6 +228,10 @@ export class RpcServer {
   }
 
   async #shutdown(): Promise<void> {
+    // Health first, so that balancers that check it stop sending before the goaway (grpc.health.v1 practice).
+    this.#serving = false;
+    const delay = this.#options.shutdownDelay;
+    if (delay > 0) await new Promise((resolve) => setTimeout(resolve, delay));
     const own = this.#ownServer;
     const serverClosed = own === undefined ? Promise.resolve() : new Promise<void>((resolve) => own.close(() => resolve()));
     for (const connection of this.#connections) connection.drain('server is shutting down; reconnect to another instance');
