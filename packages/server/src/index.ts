@@ -20,6 +20,7 @@ export { RpcServer } from './server.js';
 export type { ListenAddress } from './server.js';
 export type { ServerOptions } from './options.js';
 export type { LogEntry, LogLevel, ServerLogger } from './log.js';
+export type { DebugSnapshot } from './debug-page.js';
 export type {
   ServerEvent,
   ServerListener,

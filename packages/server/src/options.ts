@@ -188,6 +188,14 @@ export interface ServerOptions {
    * Default 0. Range 0 … 2147483647.
    */
   shutdownDelay?: number;
+  /**
+   * Serve a debug page at this path on the same http server (Go's /debug/rpc): per service its methods with
+   * signatures, calls, errors by code and p50/p99 latency (of the last 1024 calls), and the open tunnels with
+   * address, age, calls in flight, calls served and bytes; `?format=json` gives the same as JSON. Requests go
+   * through `authorize` first, refused as a CONNECT would be (401/403/429/503). It adds one interceptor, the
+   * outermost. Default undefined: off.
+   */
+  debugPath?: string;
 }
 
 /** ResolvedServerOptions is ServerOptions with every default filled in. @internal */
@@ -229,6 +237,7 @@ export interface ResolvedServerOptions extends DecodeLimits {
   healthService: boolean;
   reflectionService: boolean;
   shutdownDelay: number;
+  debugPath: string | undefined;
 }
 
 const MAX_TIMER_MS = 2_147_483_647; // setTimeout's ceiling
@@ -240,6 +249,14 @@ export function checkListeners<L>(name: string, value: readonly L[] | undefined)
     throw new RpcError('INVALID_ARGUMENT', `option ${name} must be an array of functions, (event) => void`);
   }
   return Object.freeze([...value]);
+}
+
+function checkDebugPath(debugPath: unknown, rpcPath: string): string | undefined {
+  if (debugPath === undefined) return undefined;
+  if (typeof debugPath !== 'string' || !debugPath.startsWith('/') || /[\s?#]/.test(debugPath) || debugPath === rpcPath) {
+    throw new RpcError('INVALID_ARGUMENT', `option debugPath ${JSON.stringify(debugPath)} must be a path starting with "/", without spaces, "?" or "#", other than path; for example "/debug/tunnelrpc"`);
+  }
+  return debugPath;
 }
 
 /** resolveServerOptions fills defaults and validates every option, throwing INVALID_ARGUMENT naming the bad one. */
@@ -293,5 +310,6 @@ export function resolveServerOptions(options: ServerOptions = {}): ResolvedServe
     healthService: given.healthService ?? true,
     reflectionService: given.reflectionService ?? true,
     shutdownDelay: ms('shutdownDelay', 0),
+    debugPath: checkDebugPath(given.debugPath, path),
   };
 }

@@ -8,6 +8,7 @@ import type { Duplex } from 'node:stream';
 import { Health, Reflection, RpcError, type ServiceContract } from '@tunnelrpc/protocol';
 import { Account, FairBudget } from './budget.js';
 import { createHealth, createReflection } from './builtin.js';
+import { DebugPage, type TunnelView } from './debug-page.js';
 import { ServerConnection, type ConnectionHost } from './connection.js';
 import { MethodTable, type ServiceImpl } from './dispatch.js';
 import { createEmitter, type ServerEvent } from './events.js';
@@ -54,11 +55,15 @@ export class RpcServer {
   #tunnelIds = 0;
   // tunnelrpc.Health answers SERVING until close() begins.
   #serving = true;
+  readonly #debug: DebugPage | undefined;
 
   /** Creates a server; throws RpcError INVALID_ARGUMENT for a bad option. */
   constructor(options: ServerOptions = {}) {
     this.#options = resolveServerOptions(options);
-    this.#methods = new MethodTable(this.#options);
+    const debugPath = this.#options.debugPath;
+    this.#debug = debugPath === undefined ? undefined : new DebugPage(debugPath, () => this.#methods, this.#options.authorize, () => this.#tunnelViews());
+    // The debug page's counts come from the outermost interceptor, so they match what callers got.
+    this.#methods = new MethodTable(this.#debug === undefined ? this.#options : { ...this.#options, interceptors: [this.#debug.interceptor, ...this.#options.interceptors] });
     if (this.#options.healthService) this.#methods.add(Health, createHealth(this.#methods, () => this.#serving));
     if (this.#options.reflectionService) this.#methods.add(Reflection, createReflection(this.#methods));
     this.#budget = new FairBudget(this.#options);
@@ -133,6 +138,10 @@ export class RpcServer {
     const listeners = server.listeners('request') as RequestListener[];
     server.removeAllListeners('request');
     server.on('request', (req: IncomingMessage, res: ServerResponse) => {
+      if (this.#debug?.matches(req.url) === true) {
+        this.#debug.serve(req, res);
+        return;
+      }
       if (this.#isRpcPath(req.url)) {
         res.writeHead(405, { Allow: 'CONNECT', 'Content-Type': 'text/plain; charset=utf-8', Connection: 'close' });
         res.end('405 must CONNECT');
@@ -309,6 +318,20 @@ export class RpcServer {
     const status = rpc === undefined ? 403 : statusForCode(rpc.code);
     const text = rpc?.message ?? 'not allowed';
     this.#refuse(socket, status, `${status} ${text.slice(0, 200)}`, status === 401 ? { 'WWW-Authenticate': 'Bearer' } : {});
+  }
+
+  #tunnelViews(): TunnelView[] {
+    const now = Date.now();
+    return [...this.#connections].map((connection) => ({
+      tunnel: connection.tunnelId,
+      address: connection.peerAddress,
+      port: connection.peerPort,
+      ageMs: now - connection.openedAt,
+      inFlight: connection.inFlight,
+      served: connection.callsReceived,
+      bytesIn: connection.bytesIn,
+      bytesOut: connection.bytesOut,
+    }));
   }
 
   // Every refusal goes through here, so that listeners hear of each one.
