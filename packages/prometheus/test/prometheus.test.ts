@@ -137,6 +137,11 @@ describe('createPrometheus', () => {
       expect(handled(side, 'Calc', 'pings', 'DATA_LOSS'), side).to.equal(0);
       expect(value(`tunnelrpc_${side}_handling_seconds_count`, { service: 'Calc', method: 'add', type: 'unary' }), side).to.equal(3);
       expect(value(`tunnelrpc_${side}_handling_seconds_bucket`, { service: 'Calc', method: 'add', type: 'unary', le: '+Inf' }), side).to.equal(3);
+      // Cumulative and non-decreasing; every call on loopback took less than the last bound, 10 s.
+      const cumulative = samples.filter((sample) => sample.name === `tunnelrpc_${side}_handling_seconds_bucket` && sample.labels['method'] === 'fail').map((sample) => sample.value);
+      expect(cumulative.every((count, i) => i === 0 || count >= cumulative[i - 1]!), side).to.equal(true);
+      expect(value(`tunnelrpc_${side}_handling_seconds_bucket`, { service: 'Calc', method: 'fail', type: 'unary', le: '10' }), side).to.equal(3);
+      expect(value(`tunnelrpc_${side}_handling_seconds_sum`, { service: 'Calc', method: 'fail', type: 'unary' }), side).to.be.greaterThan(0);
       expect(value(`tunnelrpc_${side}_calls_in_flight`, {}), side).to.equal(0);
     }
     // The server labels a method nobody registered _OTHER, so a peer cannot create series.
