@@ -4,7 +4,7 @@
 import type { Interceptor } from '@tunnelrpc/protocol';
 
 /** OBSERVE_MODES, in the order runs interleave them; `plain` is the baseline the others are compared with. */
-export const OBSERVE_MODES = ['plain', 'context', 'interceptor', 'metrics'] as const;
+export const OBSERVE_MODES = ['plain', 'async', 'async-context', 'context', 'interceptor', 'metrics'] as const;
 
 /** ObserveMode is one variant. */
 export type ObserveMode = (typeof OBSERVE_MODES)[number];
@@ -12,6 +12,8 @@ export type ObserveMode = (typeof OBSERVE_MODES)[number];
 /** MODE_INFO says what each variant adds, for the report. */
 export const MODE_INFO: Readonly<Record<ObserveMode, string>> = {
   plain: 'no interceptors, propagateContext off (the server as before interceptors)',
+  async: 'plain, but the echo handler is async: the connection path every interceptor puts a call on',
+  'async-context': 'async, with propagateContext on: the AsyncLocalStorage around a handler that awaits',
   context: 'propagateContext on (the default): handlers run in an AsyncLocalStorage',
   interceptor: 'context, plus one pass-through interceptor on the server and on the client',
   metrics: 'context, plus @tunnelrpc/prometheus interceptors and listeners on the server and on the client',

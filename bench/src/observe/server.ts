@@ -14,14 +14,18 @@ async function main(): Promise<void> {
   const mode = args.string('mode');
   if (!isObserveMode(mode)) throw new Error(`unknown --mode ${mode}`);
   const concurrency = args.number('concurrency', 1);
-  const options: ServerOptions = { maxInFlight: Math.max(128, concurrency), propagateContext: mode !== 'plain' };
+  const options: ServerOptions = { maxInFlight: Math.max(128, concurrency), propagateContext: mode !== 'plain' && mode !== 'async' };
+  const asyncHandler = mode === 'async' || mode === 'async-context';
   if (mode === 'interceptor') options.interceptors = [PASS_THROUGH];
   if (mode === 'metrics') {
     const metrics = createPrometheus({ services: [Echo] });
     options.interceptors = [metrics.serverInterceptor];
     options.listeners = [metrics.serverListener];
   }
-  const rpc = new RpcServer(options).register(Echo, createEchoService());
+  // An async handler answers through the connection's promise path (a deadline timer and an in-flight entry per
+  // call), as every call does once an interceptor wraps it.
+  const service = { ...createEchoService(), ...(asyncHandler ? { echo: async (value: unknown) => value } : {}) };
+  const rpc = new RpcServer(options).register(Echo, service);
   const { port } = await rpc.listen(0, '127.0.0.1');
   serveControl(port, { connections: () => rpc.connectionCount, close: () => rpc.close() });
 }

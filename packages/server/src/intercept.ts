@@ -55,7 +55,7 @@ function innermost(handler: RawHandler): CallFn {
   return (call: RpcCall): Promise<unknown> => {
     const server = call as ServerUnaryCall;
     const ctx = server.context;
-    const handlerCtx = call.headers === ctx.headers ? ctx : withHeaders(ctx, call.headers);
+    const handlerCtx = server.handlerContext();
     let outcome: unknown;
     try {
       outcome = handler(call.params, handlerCtx);
@@ -102,8 +102,6 @@ function withHeaders(ctx: CallContext, headers: Readonly<Record<string, string>>
   };
 }
 
-const FROZEN_EMPTY = (headers: Readonly<Record<string, string>>): boolean => Object.isFrozen(headers);
-
 /** ServerUnaryCall is the call server interceptors see; `signal` is made only when read. @internal */
 class ServerUnaryCall implements UnaryCall {
   readonly kind = 'unary' as const;
@@ -113,7 +111,6 @@ class ServerUnaryCall implements UnaryCall {
   readonly name: string;
   readonly registered: boolean;
   params: unknown;
-  readonly headers: Record<string, string>;
   readonly deadline: number;
   readonly notification: boolean;
   readonly auth: unknown;
@@ -125,13 +122,28 @@ class ServerUnaryCall implements UnaryCall {
     this.service = service;
     this.name = name;
     this.params = params;
-    // The connection's headers object is the call's own (a fresh one per request), except the shared frozen empty
-    // one: interceptors get a writable one in its place.
-    this.headers = FROZEN_EMPTY(ctx.headers) ? (Object.create(null) as Record<string, string>) : (ctx.headers as Record<string, string>);
     this.deadline = ctx.deadline;
     this.notification = ctx.notification;
     this.auth = ctx.auth;
     this.context = ctx;
+  }
+
+  #headers: Record<string, string> | undefined;
+
+  // The connection's headers object is the call's own (a fresh one per request), except the shared frozen empty
+  // one: interceptors that read headers get a writable one in its place, made only then.
+  get headers(): Record<string, string> {
+    if (this.#headers === undefined) {
+      const given = this.context.headers;
+      this.#headers = Object.isFrozen(given) ? (Object.create(null) as Record<string, string>) : (given as Record<string, string>);
+    }
+    return this.#headers;
+  }
+
+  /** handlerContext is the context the handler gets: the connection's, or one with the headers interceptors wrote. */
+  handlerContext(): CallContext {
+    const headers = this.#headers;
+    return headers === undefined || headers === this.context.headers ? this.context : withHeaders(this.context, headers);
   }
 
   get signal(): AbortSignal {

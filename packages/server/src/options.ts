@@ -162,7 +162,8 @@ export interface ServerOptions {
    * Keep the call being served in an AsyncLocalStorage while its handler (and its interceptors) run, so that a
    * tunnelrpc client call made from there inherits what is left of its deadline and is cancelled with it (the
    * client's `inheritDeadline`). Turn it off to save the cost of the store on a server whose handlers call no other
-   * service. Default true.
+   * service: on Node 20 it tracks every promise an async handler makes, about 0.7 µs of CPU per call on the
+   * small-payload bench cell (`pnpm bench:observe`, mode async-context). Default true.
    */
   propagateContext?: boolean;
   /**
