@@ -376,6 +376,9 @@ function serveMetrics(http: HttpServer, registry: Registry, path: string): void 
         res.writeHead(500, { 'Content-Type': 'text/plain; charset=utf-8' });
         res.end(`500 collecting metrics failed: ${error instanceof Error ? error.message : String(error)}\n`);
       },
-    );
+    ).catch(() => {
+      // Writing the answer failed (the scraper went away): nothing left to tell it.
+      res.destroy();
+    });
   });
 }

@@ -53,8 +53,8 @@ export const Reflection = defineService('tunnelrpc.Reflection', {
 });
 
 /**
- * describeMethod gives a method's reflection entry: its kind and the JSON Schemas of params (input side) and
- * result (output side) from zod's toJSONSchema. Parts JSON Schema cannot express (bigint, Date, Map, Set, …)
+ * describeMethod gives a method's reflection entry: its kind and the JSON Schemas of params and result as they
+ * travel (the input side of each schema: what callers send and handlers return), from zod's toJSONSchema. Parts JSON Schema cannot express (bigint, Date, Map, Set, …)
  * become `{ "x-tunnelrpc-unrepresentable": "<zod type>" }`; a schema zod cannot convert at all becomes that alone.
  */
 export function describeMethod(name: string, spec: MethodSpec): MethodDescription {
@@ -63,7 +63,8 @@ export function describeMethod(name: string, spec: MethodSpec): MethodDescriptio
     kind: spec.notification === true ? 'notification' : 'unary',
     idempotent: spec.idempotent === true,
     params: jsonSchemaOf(spec.input, 'input'),
-    result: jsonSchemaOf(spec.output, 'output'),
+    // What travels is what the handler returns, the input side of the output schema; the client then parses it.
+    result: jsonSchemaOf(spec.output, 'input'),
   };
 }
 
