@@ -179,6 +179,17 @@ describe('Interceptors', () => {
       expect(methods).to.deep.equal(['Echo.notify']);
     });
 
+    it('answers INTERNAL, generic, when an interceptor throws something that is not an RpcError, and logs it', async () => {
+      const buggy: Interceptor = () => async () => {
+        throw new TypeError('secret interceptor detail');
+      };
+      const server = await startEchoServer(cleanup, { server: { interceptors: [buggy] } });
+      const client = cleanup.add(await connect(server.url), (each) => each.close());
+      const error = await expectRejection(client.call('Echo.echo', 1), 'INTERNAL', 'internal error in Echo.echo; the server logged the details');
+      expect(error.message).to.not.include('secret');
+      expect(server.logs).to.deep.equal(['Echo.echo: handler threw; the caller got INTERNAL']);
+    });
+
     it('refuses an interceptors option that is not an array of functions', () => {
       expect(() => new RpcServer({ interceptors: ['x'] as unknown as ServerOptions['interceptors'] }))
         .to.throw(RpcError, /option interceptors must be an array of interceptor functions/);
@@ -226,6 +237,17 @@ describe('Interceptors', () => {
       // The server received neither: its own count of notifications is still 0.
       const plain = createClient(Echo, cleanup.add(await connect(server.url), (each) => each.close()));
       expect(await plain.count()).to.equal(0);
+    });
+
+    it('turns a throw that is not an RpcError into INTERNAL with the throw as cause', async () => {
+      const server = await startEchoServer(cleanup);
+      const buggy: Interceptor = () => async () => {
+        throw new TypeError('oops');
+      };
+      const client = cleanup.add(await connect(server.url, { interceptors: [buggy] }), (each) => each.close());
+      const error = await expectRejection(client.call('Echo.echo', 1), 'INTERNAL', 'a client interceptor failed on Echo.echo (TypeError: oops)');
+      expect(error.cause).to.be.instanceOf(TypeError);
+      expect(mayHaveRunOf(error)).to.equal(true);
     });
 
     it('can retry by calling next() again', async () => {

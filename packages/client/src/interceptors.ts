@@ -58,11 +58,16 @@ export class CallLayer {
       return this.#start(notification, method, params, effective);
     }
     const call = new ClientUnaryCall(method, params, { ...headers }, effective.signal ?? NEVER_ABORTED, now + timeout, this.#target, notification, effective);
+    let outcome: Promise<unknown>;
     try {
-      return chain(call);
+      outcome = chain(call);
     } catch (error) {
-      return Promise.reject(error);
+      return Promise.reject(interceptorFailure(method, error));
     }
+    // RpcError is the only error a call rejects with: an interceptor's own bug becomes INTERNAL, the throw its cause.
+    return outcome.then(undefined, (error: unknown) => {
+      throw interceptorFailure(method, error);
+    });
   }
 
   // What is left of the inbound deadline, less the margin, and the inbound signal joined with the caller's.
@@ -92,6 +97,17 @@ export class CallLayer {
     };
     return this.#start(call.notification, call.method, call.params, options);
   };
+}
+
+function interceptorFailure(method: string, error: unknown): RpcError {
+  if (error instanceof RpcError) return error;
+  let text: string;
+  try {
+    text = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
+  } catch {
+    text = 'a value that cannot be printed';
+  }
+  return new RpcError('INTERNAL', `a client interceptor failed on ${method} (${text.slice(0, 200)}); interceptors should throw RpcError`, { mayHaveRun: true }, { cause: error });
 }
 
 function isPlainRecord(value: unknown): value is Record<string, string> | undefined {
