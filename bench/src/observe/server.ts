@@ -7,6 +7,7 @@ import { createPrometheus } from '@tunnelrpc/prometheus';
 import { RpcServer, type ServerOptions } from '@tunnelrpc/server';
 import { ChildArgs } from '../child-args.js';
 import { failServer, serveControl } from '../server-control.js';
+import { enableAmbientCalls } from '@tunnelrpc/protocol';
 import { PASS_THROUGH, isObserveMode } from './modes.js';
 
 async function main(): Promise<void> {
@@ -16,6 +17,8 @@ async function main(): Promise<void> {
   const concurrency = args.number('concurrency', 1);
   const options: ServerOptions = { maxInFlight: Math.max(128, concurrency), propagateContext: mode !== 'plain' && mode !== 'async' };
   const asyncHandler = mode === 'async' || mode === 'async-context';
+  // A server process with no tunnelrpc client never enters the store; these variants measure one that has one.
+  if (options.propagateContext === true) enableAmbientCalls();
   if (mode === 'interceptor') options.interceptors = [PASS_THROUGH];
   if (mode === 'metrics') {
     const metrics = createPrometheus({ services: [Echo] });

@@ -7,6 +7,7 @@ import {
   RpcError,
   ambientCalls,
   applyInterceptors,
+  enableAmbientCalls,
   splitMethod,
   type AmbientCall,
   type CallFn,
@@ -37,6 +38,8 @@ export class CallLayer {
     this.#margin = deadlineMargin;
     this.#target = target;
     this.#chain = interceptors.length === 0 ? undefined : applyInterceptors(this.#innermost, interceptors);
+    // From now on, servers in this process keep the inbound call where this client's calls can find it.
+    enableAmbientCalls();
   }
 
   /** run starts one call or notification. */

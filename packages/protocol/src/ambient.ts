@@ -20,10 +20,26 @@ export interface AmbientCall {
 }
 
 const KEY = Symbol.for('tunnelrpc.ambientCall');
-const holder = globalThis as { [KEY]?: AsyncLocalStorage<AmbientCall> };
+const READERS = Symbol.for('tunnelrpc.ambientCallReaders');
+const holder = globalThis as { [KEY]?: AsyncLocalStorage<AmbientCall>; [READERS]?: boolean };
 
 /** ambientCalls is the process-wide store of the inbound call being served. @internal */
 export const ambientCalls: AsyncLocalStorage<AmbientCall> = (holder[KEY] ??= new AsyncLocalStorage<AmbientCall>());
+
+/**
+ * enableAmbientCalls says that something in this process reads the ambient call (a tunnelrpc client: every
+ * RpcClient calls it). Until then servers do not enter the store at all: on Node 20 it tracks every promise a
+ * handler makes, a cost worth paying only when a handler can make a call that inherits its deadline.
+ * @internal
+ */
+export function enableAmbientCalls(): void {
+  holder[READERS] = true;
+}
+
+/** ambientCallsWanted tells whether enableAmbientCalls was called in this process. @internal */
+export function ambientCallsWanted(): boolean {
+  return holder[READERS] === true;
+}
 
 /** currentAmbientCall returns the inbound call whose handler is running here, or undefined outside any handler. */
 export function currentAmbientCall(): AmbientCall | undefined {

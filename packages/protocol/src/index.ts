@@ -37,7 +37,7 @@ export type { MethodDescription, ServiceDescription, ServingStatus } from './bui
 export type { AmbientCall } from './ambient.js';
 
 // ---- Building blocks for the server and client packages and for other implementations' tests. ----
-export { ambientCalls } from './ambient.js';
+export { ambientCalls, ambientCallsWanted, enableAmbientCalls } from './ambient.js';
 export { checkInterceptors, splitMethod } from './interceptor.js';
 export { formatIssues, parseWithSchema, summarizeIssues } from './contract.js';
 export { findWireProblem, fromWireValue, hasWireMapping, toWireValue } from './wire-values.js';

@@ -6,6 +6,7 @@
 import {
   RpcError,
   ambientCalls,
+  ambientCallsWanted,
   applyInterceptors,
   splitMethod,
   type CallFn,
@@ -32,7 +33,7 @@ export function wrapHandler(path: string, handler: RawHandler, wrapping: Handler
   const { interceptors, propagateContext } = wrapping;
   if (interceptors.length === 0) {
     if (!propagateContext) return handler;
-    return (input, ctx) => ambientCalls.run(ctx, handler, input, ctx);
+    return (input, ctx) => (ambientCallsWanted() ? ambientCalls.run(ctx, handler, input, ctx) : handler(input, ctx));
   }
   const { service, name } = splitMethod(path);
   const chain = applyInterceptors(innermost(handler), interceptors);
@@ -46,7 +47,7 @@ export function wrapHandler(path: string, handler: RawHandler, wrapping: Handler
     }
   };
   if (!propagateContext) return run;
-  return (input, ctx) => ambientCalls.run(ctx, run, input, ctx);
+  return (input, ctx) => (ambientCallsWanted() ? ambientCalls.run(ctx, run, input, ctx) : run(input, ctx));
 }
 
 // The innermost step: the handler, with the headers as the interceptors left them, settled no later than the call

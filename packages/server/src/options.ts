@@ -161,9 +161,11 @@ export interface ServerOptions {
   /**
    * Keep the call being served in an AsyncLocalStorage while its handler (and its interceptors) run, so that a
    * tunnelrpc client call made from there inherits what is left of its deadline and is cancelled with it (the
-   * client's `inheritDeadline`). Turn it off to save the cost of the store on a server whose handlers call no other
-   * service: on Node 20 it tracks every promise an async handler makes, about 0.7 µs of CPU per call on the
-   * small-payload bench cell (`pnpm bench:observe`, mode async-context). Default true.
+   * client's `inheritDeadline`). The store is entered only once the process has created a tunnelrpc client (before
+   * that no call could inherit anything, and the server pays nothing). On Node 20 it then tracks every promise an
+   * async handler makes, about 0.7 µs of CPU per call on the small-payload bench cell (`pnpm bench:observe`, mode
+   * async-context); turn it off on a server whose handlers call other tunnelrpc services without wanting their
+   * deadlines to follow. Default true.
    */
   propagateContext?: boolean;
   /**
