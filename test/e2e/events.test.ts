@@ -107,7 +107,7 @@ describe('Connection events', () => {
       await client.call('Echo.echo', 1);
       await client.close();
       const goaway = await log.next('goaway');
-      expect(goaway).to.deep.include({ tunnel: 1, direction: 'received', code: 'UNAVAILABLE' });
+      expect(goaway).to.deep.equal({ type: 'goaway', tunnel: 1, direction: 'received', code: 'UNAVAILABLE', message: 'client closing' });
       const closed = await log.next('close');
       expect(closed.reason).to.equal('client sent goaway UNAVAILABLE');
       expect(closed.calls).to.equal(1);

@@ -12,6 +12,7 @@ import {
   encodePayloadParts,
   encodePongPayload,
   quotePeerText,
+  escapePeerText,
   payloadLength,
   type PayloadParts,
   FrameBatcher,
@@ -388,7 +389,7 @@ export class ServerConnection {
       case MessageType.Pong:
         return true;
       case MessageType.Goaway:
-        return this.#onPeerGoaway(message.code);
+        return this.#onPeerGoaway(message.code, message.message);
       case MessageType.Response:
         this.#fail(protocolViolation('a response was sent to the server; only the server answers requests'));
         return false;
@@ -624,9 +625,9 @@ export class ServerConnection {
     return true;
   }
 
-  #onPeerGoaway(code: string): boolean {
+  #onPeerGoaway(code: string, text: string): boolean {
     this.#closeReason ??= `client sent goaway ${code.slice(0, 40)}`;
-    this.#host.emit?.({ type: 'goaway', tunnel: this.tunnelId, direction: 'received', code: code.slice(0, 40), message: '' });
+    this.#host.emit?.({ type: 'goaway', tunnel: this.tunnelId, direction: 'received', code: escapePeerText(code, 40), message: escapePeerText(text) });
     if (code === 'UNAVAILABLE') {
       // The client sends no more requests: answer what is in flight, then close.
       this.#state = 'draining';

@@ -38,7 +38,7 @@ export interface TunnelIdleEvent {
   readonly tunnel: number;
 }
 
-/** TunnelGoaway: a goaway was sent to the client, or received from it. */
+/** TunnelGoaway: a goaway was sent to the client, or received from it (then its code and message are escaped, bounded peer text). */
 export interface TunnelGoawayEvent {
   readonly type: 'goaway';
   readonly tunnel: number;
