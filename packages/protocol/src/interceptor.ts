@@ -56,7 +56,12 @@ export interface UnaryCall {
   readonly auth: unknown;
 }
 
-/** RpcCall is any call an interceptor can see. Streams will join this union as a second kind. */
+/**
+ * RpcCall is any call an interceptor can see. Streams join this union as a second kind, in connect-es's shape: a
+ * `StreamCall` with `kind: 'stream'`, the same common fields, and `messages: AsyncIterable<unknown>` in place of
+ * `params`; its `next` resolves with the response messages as an AsyncIterable. An interceptor that handles only
+ * unary calls checks `call.kind` and passes other kinds on unchanged, so adding the kind breaks none.
+ */
 export type RpcCall = UnaryCall;
 
 /** CallFn runs a call to its outcome: resolves with the result, or rejects (an RpcError for the caller to see). */
