@@ -32,9 +32,9 @@ describe('example server --debug', () => {
     const server: ChildProcess = cleanup.add(spawnNode(['examples/dist/example-server.js', '--port', '0', '--debug']), (child) => {
       if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
     });
-    const url = (await waitForLine(server, /^listening (http:\/\/127\.0\.0\.1:\d+\/_rpc)/))[1]!;
-    const base = url.replace(/\/_rpc$/, '');
-    await waitForLine(server, /^debug /);
+    // The last of the three lines it prints (listening, metrics, debug); they may come in one chunk.
+    const base = (await waitForLine(server, /^debug (http:\/\/127\.0\.0\.1:\d+)\/debug\/tunnelrpc$/))[1]!;
+    const url = `${base}/_rpc`;
     const client = cleanup.add(await connect(url), (each) => each.close());
     expect(await createClient(Echo, client).add({ a: 2, b: 3 })).to.equal(5);
     expect(await createClient(Health, client).check()).to.deep.equal({ status: 'SERVING' });
