@@ -49,7 +49,7 @@ describe('Built-in services', () => {
     });
 
     it('turns NOT_SERVING when close() begins, before the goaway', async () => {
-      const server = await startEchoServer(cleanup, { server: { shutdownDelay: 2000 } });
+      const server = await startEchoServer(cleanup, { server: { shutdownDelay: 3000 } });
       const events: string[] = [];
       const client = cleanup.add(await connect(server.url, { reconnect: false, listeners: [(event: ClientEvent) => events.push(event.type)] }), (each) => each.close());
       const health = createClient(Health, client);

@@ -73,7 +73,14 @@ describe('Connection events', () => {
       const log = new EventLog<ServerEvent>();
       const server = await startEchoServer(cleanup, { server: { listeners: [log.push] } });
       const echo = createClient(Echo, cleanup.add(await connect(server.url), (each) => each.close()));
-      await Promise.all([echo.sleep({ ms: 20 }), echo.sleep({ ms: 30 })]);
+      // Two calls running together: one active on the first, one idle after the last.
+      const controllers = [new AbortController(), new AbortController()];
+      const running = controllers.map((controller) => echo.sleep({ ms: 60_000 }, { signal: controller.signal }).catch(() => undefined));
+      await server.echo.sleepsStarted(2);
+      for (const controller of controllers) controller.abort();
+      await Promise.all(running);
+      await server.echo.sleepsAborted(2);
+      await log.next('idle');
       await echo.sleep({ ms: 1 });
       expect(log.types()).to.deep.equal(['open', 'active', 'idle', 'active', 'idle']);
       expect(log.events.slice(1).every((event) => 'tunnel' in event && event.tunnel === 1)).to.equal(true);
