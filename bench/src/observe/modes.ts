@@ -14,9 +14,9 @@ export const MODE_INFO: Readonly<Record<ObserveMode, string>> = {
   plain: 'no interceptors, propagateContext off (the server as before interceptors)',
   async: 'plain, but the echo handler is async: the connection path every interceptor puts a call on',
   'async-context': 'async, with propagateContext on: the AsyncLocalStorage around a handler that awaits',
-  context: 'propagateContext on (the default): handlers run in an AsyncLocalStorage',
-  interceptor: 'context, plus one pass-through interceptor on the server and on the client',
-  metrics: 'context, plus @tunnelrpc/prometheus interceptors and listeners on the server and on the client',
+  context: 'propagateContext on in a process that also has a client: handlers run in an AsyncLocalStorage',
+  interceptor: 'one pass-through interceptor on the server and on the client (a server process without a client)',
+  metrics: '@tunnelrpc/prometheus interceptors and listeners on the server and on the client (no client in the server process)',
 };
 
 /** isObserveMode narrows a command-line word. */

@@ -17,8 +17,9 @@ async function main(): Promise<void> {
   const concurrency = args.number('concurrency', 1);
   const options: ServerOptions = { maxInFlight: Math.max(128, concurrency), propagateContext: mode !== 'plain' && mode !== 'async' };
   const asyncHandler = mode === 'async' || mode === 'async-context';
-  // A server process with no tunnelrpc client never enters the store; these variants measure one that has one.
-  if (options.propagateContext === true) enableAmbientCalls();
+  // A server process with no tunnelrpc client never enters the store (interceptor and metrics measure that common
+  // case); context and async-context measure a server that also makes calls, so has a client.
+  if (mode === 'context' || mode === 'async-context') enableAmbientCalls();
   if (mode === 'interceptor') options.interceptors = [PASS_THROUGH];
   if (mode === 'metrics') {
     const metrics = createPrometheus({ services: [Echo] });
