@@ -151,6 +151,8 @@ describe('Connection events', () => {
       expect(disconnected.target).to.equal(server.url);
       expect(disconnected.code).to.equal('UNAVAILABLE');
       expect(disconnected.reason).to.be.a('string').and.not.equal('');
+      expect(disconnected.bytesIn).to.be.greaterThan(0);
+      expect(disconnected.bytesOut).to.be.greaterThan(0);
       const reconnecting = await log.next('reconnecting');
       // The lost tunnel answered a call, so the backoff was reset: the first redial is immediate.
       expect(reconnecting).to.deep.equal({ type: 'reconnecting', target: server.url, attempt: 1, delay: 0 });

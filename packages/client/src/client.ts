@@ -4,6 +4,7 @@
  * have run. Calls that surely did not run, and idempotent ones, are re-sent on the next tunnel within their
  * deadline; calls made while there is no tunnel wait for one, bounded by their deadline.
  */
+import type { Socket } from 'node:net';
 import { RpcError } from '@tunnelrpc/protocol';
 import { callDeadlines, failCall, settleCall, type Call } from './call.js';
 import { dial, type Dialed } from './dial.js';
@@ -83,6 +84,8 @@ export class RpcClient {
   readonly #host: TunnelHost;
   readonly #layer: CallLayer;
   readonly #emit: ((event: ClientEvent) => void) | undefined;
+  // Each tunnel's socket, for the byte counts of its disconnected event (only kept when there are listeners).
+  readonly #sockets = new WeakMap<Tunnel, Socket>();
   // The tunnel new calls go to; older ones finish their calls in #draining.
   #tunnel: Tunnel | undefined;
   readonly #draining = new Set<Tunnel>();
@@ -329,7 +332,17 @@ export class RpcClient {
   }
 
   #onEnded(tunnel: Tunnel, reason: RpcError | undefined, orphans: Call[], refused: Call[]): void {
-    this.#emit?.({ type: 'disconnected', target: this.#target.display, reason: reason?.message ?? 'the tunnel closed', code: reason?.code });
+    if (this.#emit !== undefined) {
+      const socket = this.#sockets.get(tunnel);
+      this.#emit({
+        type: 'disconnected',
+        target: this.#target.display,
+        reason: reason?.message ?? 'the tunnel closed',
+        code: reason?.code,
+        bytesIn: socket?.bytesRead ?? 0,
+        bytesOut: socket?.bytesWritten ?? 0,
+      });
+    }
     if (this.#tunnel === tunnel) this.#lostCurrent(tunnel);
     this.#draining.delete(tunnel);
     for (const call of orphans) this.#retryOrFail(call, reason, false);
@@ -451,7 +464,10 @@ export class RpcClient {
   #adopt(dialed: Dialed): void {
     const tunnel = new Tunnel(dialed.socket, dialed.rest, this.#options, this.#target.display, this.#host);
     this.#tunnel = tunnel;
-    this.#emit?.({ type: 'connected', target: this.#target.display, address: dialed.socket.remoteAddress, port: dialed.socket.remotePort });
+    if (this.#emit !== undefined) {
+      this.#sockets.set(tunnel, dialed.socket);
+      this.#emit({ type: 'connected', target: this.#target.display, address: dialed.socket.remoteAddress, port: dialed.socket.remotePort });
+    }
     tunnel.start();
     if (this.#tunnel === tunnel && tunnel.ended) this.#lostCurrent(tunnel);
     this.#flushQueue();

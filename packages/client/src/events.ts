@@ -22,6 +22,12 @@ export interface ClientDisconnectedEvent {
   readonly reason: string;
   /** The code of the error that ended it, when one did (UNAVAILABLE for a lost socket, a goaway's code). */
   readonly code: ErrorCode | undefined;
+  /**
+   * Bytes read from and written to the tunnel's socket (the CONNECT and its reply included), as counted when the
+   * tunnel ended: a goaway written last or bytes still in flight may be missing.
+   */
+  readonly bytesIn: number;
+  readonly bytesOut: number;
 }
 
 /** ClientReconnectingEvent: a redial is scheduled. */

@@ -244,6 +244,8 @@ export function createPrometheus(options: PrometheusOptions = {}): TunnelMetrics
     connects: counter('tunnelrpc_client_connects_total', 'Tunnels opened by clients.'),
     disconnects: counter('tunnelrpc_client_disconnects_total', 'Tunnels lost or closed, by code (OK for a clean close).', ['code'] as const),
     reconnects: counter('tunnelrpc_client_reconnects_total', 'Redials scheduled after a lost tunnel or a failed dial.'),
+    bytesIn: counter('tunnelrpc_client_received_bytes_total', 'Bytes read from tunnels, counted when each tunnel closes.'),
+    bytesOut: counter('tunnelrpc_client_sent_bytes_total', 'Bytes written to tunnels, counted when each tunnel closes.'),
   };
 
   const addServices = (...services: ServiceContract[]): void => {
@@ -286,6 +288,8 @@ export function createPrometheus(options: PrometheusOptions = {}): TunnelMetrics
         case 'disconnected':
           clientTunnels.open.dec();
           clientTunnels.disconnects.inc({ code: event.code ?? 'OK' });
+          clientTunnels.bytesIn.inc(event.bytesIn);
+          clientTunnels.bytesOut.inc(event.bytesOut);
           break;
         case 'reconnecting':
           clientTunnels.reconnects.inc();

@@ -172,6 +172,9 @@ describe('createPrometheus', () => {
     expect(find('tunnelrpc_server_received_bytes_total')).to.be.greaterThan(0);
     expect(find('tunnelrpc_server_sent_bytes_total')).to.be.greaterThan(0);
     expect(find('tunnelrpc_client_tunnels_open')).to.equal(0);
+    // The client counts when its tunnel ends, which can be before its socket has read or sent its last bytes.
+    expect(find('tunnelrpc_client_received_bytes_total')).to.be.greaterThan(0);
+    expect(find('tunnelrpc_client_sent_bytes_total')).to.be.greaterThan(0);
     expect(samples.find((sample) => sample.name === 'tunnelrpc_client_disconnects_total')?.labels).to.deep.equal({ code: 'OK' });
   });
 
