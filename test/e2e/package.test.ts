@@ -16,7 +16,17 @@ import { dirname, join, relative, resolve } from 'node:path';
 import { REPO_ROOT } from '../helpers/processes.js';
 
 const PNPM = ['-y', 'pnpm@12.21.0'];
-const PACKAGES = ['protocol', 'server', 'client'] as const;
+const PACKAGES = ['protocol', 'server', 'client', 'prometheus', 'otel'] as const;
+// Peers each package asks for, as packed (workspace ranges become the version's caret range).
+const PEERS: Record<(typeof PACKAGES)[number], Record<string, string>> = {
+  protocol: { zod: '^4.0.0' },
+  server: { zod: '^4.0.0' },
+  client: { zod: '^4.0.0' },
+  prometheus: { '@tunnelrpc/client': '^0.1.0', '@tunnelrpc/server': '^0.1.0', 'prom-client': '^15.0.0', zod: '^4.0.0' },
+  otel: { '@opentelemetry/api': '^1.3.0', zod: '^4.0.0' },
+};
+// Optional peers the consumer installs so that the README examples using them compile.
+const CONSUMER_PEERS = ['prom-client@15.1.3', '@opentelemetry/api@1.9.1'];
 // The lowest zod the peer range (^4.0.0) admits; the workspace builds with 4.6.7.
 const CONSUMER_ZOD = '4.0.0';
 // Files the root README's sections become in the consumer project; the examples import './contract.js'.
@@ -154,7 +164,7 @@ describe('the packed packages in a fresh project', function () {
     await writeFile(join(app, 'package.json'), JSON.stringify({ name: 'tunnelrpc-consumer', private: true, type: 'module' }, null, 2));
     const rootManifest = JSON.parse(await readFile(join(REPO_ROOT, 'package.json'), 'utf8')) as { devDependencies: Record<string, string> };
     const typesNode = rootManifest.devDependencies['@types/node']!;
-    await mustRun('npm', ['install', '--no-audit', '--no-fund', ...PACKAGES.map((name) => tarballs.get(name)!), `zod@${CONSUMER_ZOD}`, `@types/node@${typesNode}`], app);
+    await mustRun('npm', ['install', '--no-audit', '--no-fund', ...PACKAGES.map((name) => tarballs.get(name)!), `zod@${CONSUMER_ZOD}`, ...CONSUMER_PEERS, `@types/node@${typesNode}`], app);
   });
 
   after(async () => {
@@ -177,7 +187,7 @@ describe('the packed packages in a fresh project', function () {
       }
 
       const manifest = JSON.parse(await readFile(join(root, 'package.json'), 'utf8')) as Record<string, Record<string, string> | undefined>;
-      expect(manifest['peerDependencies']).to.deep.equal({ zod: '^4.0.0' });
+      expect(manifest['peerDependencies']).to.deep.equal(PEERS[name]);
       expect(manifest['dependencies']?.['zod']).to.equal(undefined);
       expect(JSON.stringify(manifest['dependencies'] ?? {})).not.to.include('workspace:');
     });

@@ -1,9 +1,11 @@
 #!/usr/bin/env node
 /**
- * `tunnelrpc call URL Service.method [JSON] [--stdin] [--timeout ms] [-H 'Name: value'] [--upgrade] [--proxy URL]`: a
- * thin layer over the public API. Exit 0: each stream message as a JSON line on stdout, then the result. Exit 1: an
- * RPC error, `CODE: message` on stderr. Exit 2: a usage, dial or handshake failure, as a sentence on stderr. -H
- * headers go with the CONNECT and to the handler (meta.headers).
+ * `tunnelrpc call URL Service.method [JSON | -d JSON | -d @] [--stdin] [--timeout ms] [-H 'Name: value'] [--upgrade]
+ * [--proxy URL]`, `tunnelrpc list URL` and `tunnelrpc describe URL Service.method`: a thin layer over the public API
+ * (list and describe call the server's tunnelrpc.Reflection). Exit 0: for call, each stream message as a JSON line on
+ * stdout, then the result; for describe, JSON; for list, one method a line. Exit 1: an RPC error, `CODE: message` on
+ * stderr. Exit 2: a usage, dial or handshake failure, as a sentence on stderr. -H headers go with the CONNECT and to
+ * the handler (meta.headers).
  *
  * The CLI knows no contracts, so every call is opened as a bidirectional stream (PROTOCOL.md 12): a unary method
  * ignores the stream meta and answers; a server stream's messages are printed as they come; a client or bidi stream
@@ -11,24 +13,30 @@
  */
 import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
-import { RpcError } from '@tunnelrpc/protocol';
-import { connect } from './index.js';
+import { Reflection, RpcError, type MethodDescription } from '@tunnelrpc/protocol';
+import { connect, createClient } from './index.js';
 
-const USAGE = `usage: tunnelrpc call URL Service.method [JSON] [--stdin] [--timeout ms] [-H 'Name: value']... [--upgrade] [--proxy URL]
+const USAGE = `usage: tunnelrpc call URL Service.method [JSON | -d JSON | -d @] [--stdin] [--timeout ms] [-H 'Name: value']... [--upgrade] [--proxy URL]
+       tunnelrpc list URL [-H 'Name: value']... [--upgrade] [--proxy URL]
+       tunnelrpc describe URL Service.method [-H 'Name: value']... [--upgrade] [--proxy URL]
   URL      http://host:port/_rpc, https://host:port/_rpc, unix:/path/to.sock
-  JSON     the params (default: none, sent as nil)
+  JSON     the params (default: none, sent as nil); -d @ reads them from standard input
   --stdin    feed a client or bidi stream with the JSON values on standard input, one per line
   --timeout  call deadline in ms (default 30000; for a stream, the whole stream)
   -H, --header  a header for the CONNECT and the call, repeatable
   --upgrade  ask for the tunnel with GET + Upgrade: tunnelrpc (passes HAProxy mode http, nginx) instead of CONNECT
-  --proxy URL  dial through this forward proxy (http://[user:password@]host:port); default: http_proxy, https_proxy, no_proxy`;
+  --proxy URL  dial through this forward proxy (http://[user:password@]host:port); default: http_proxy, https_proxy, no_proxy
+  list       every service and method the server has (tunnelrpc.Reflection), one a line: name, kind, idempotent
+  describe   one method's kind and the JSON Schema of its params and result`;
 
 class UsageError extends Error {}
 
 interface Invocation {
+  command: 'call' | 'list' | 'describe';
   url: string;
   method: string;
-  params: unknown;
+  /** The params as JSON text, '@' for standard input, or undefined for none. */
+  json: string | undefined;
   timeout: number | undefined;
   headers: Record<string, string>;
   stdin: boolean;
@@ -40,20 +48,37 @@ function parseInvocation(argv: string[]): Invocation {
   const { values, positionals } = parseArgs({
     args: argv,
     allowPositionals: true,
-    options: { upgrade: { type: 'boolean' }, proxy: { type: 'string' }, stdin: { type: 'boolean' }, timeout: { type: 'string' }, header: { type: 'string', short: 'H', multiple: true }, help: { type: 'boolean', short: 'h' } },
+    options: {
+      upgrade: { type: 'boolean' },
+      proxy: { type: 'string' },
+      stdin: { type: 'boolean' },
+      timeout: { type: 'string' },
+      header: { type: 'string', short: 'H', multiple: true },
+      data: { type: 'string', short: 'd' },
+      help: { type: 'boolean', short: 'h' },
+    },
   });
   if (values.help === true) throw new UsageError('');
-  const [command, url, method, json, ...extra] = positionals;
-  if (command !== 'call') throw new UsageError(command === undefined ? 'missing command' : `unknown command ${JSON.stringify(command)}`);
-  if (url === undefined || method === undefined) throw new UsageError('call needs a URL and a Service.method');
-  if (extra.length > 0) throw new UsageError(`unexpected arguments after the JSON params: ${extra.join(' ')}`);
-  let params: unknown;
-  if (json !== undefined) {
-    try {
-      params = JSON.parse(json);
-    } catch (error) {
-      throw new UsageError(`the params are not valid JSON (${(error as Error).message})`);
+  const [command, url, method, positionalJson, ...extra] = positionals;
+  let json = positionalJson;
+  if (command === 'list') {
+    if (url === undefined) throw new UsageError('list needs a URL');
+    if (method !== undefined) throw new UsageError(`unexpected arguments after the URL: ${positionals.slice(2).join(' ')}`);
+  } else if (command === 'describe') {
+    if (url === undefined || method === undefined) throw new UsageError('describe needs a URL and a Service.method');
+    if (positionalJson !== undefined) throw new UsageError(`unexpected arguments after the method: ${positionals.slice(3).join(' ')}`);
+  } else if (command === 'call') {
+    if (url === undefined || method === undefined) throw new UsageError('call needs a URL and a Service.method');
+    if (extra.length > 0) throw new UsageError(`unexpected arguments after the JSON params: ${extra.join(' ')}`);
+    if (values.data !== undefined) {
+      if (positionalJson !== undefined) throw new UsageError('give the params once: as JSON after the method, or with -d');
+      json = values.data;
     }
+    if (json !== undefined && json !== '@') parseParams(json);
+    // Standard input can carry the params or the stream's messages, not both.
+    if (json === '@' && values.stdin === true) throw new UsageError('-d @ and --stdin both read standard input; give the params inline');
+  } else {
+    throw new UsageError(command === undefined ? 'missing command' : `unknown command ${JSON.stringify(command)}`);
   }
   let timeout: number | undefined;
   if (values.timeout !== undefined) {
@@ -66,7 +91,29 @@ function parseInvocation(argv: string[]): Invocation {
     if (colon <= 0) throw new UsageError(`-H takes 'Name: value'; got ${JSON.stringify(header)}`);
     headers[header.slice(0, colon).trim()] = header.slice(colon + 1).trim();
   }
-  return { url, method, params, timeout, headers, stdin: values.stdin === true, upgrade: values.upgrade === true, proxy: values.proxy };
+  return { command, url, method: method ?? '', json, timeout, headers, stdin: values.stdin === true, upgrade: values.upgrade === true, proxy: values.proxy };
+}
+
+function parseParams(json: string): unknown {
+  try {
+    return JSON.parse(json);
+  } catch (error) {
+    throw new UsageError(`the params are not valid JSON (${(error as Error).message})`);
+  }
+}
+
+// Standard input to its end, as text: the params of `call -d @`.
+async function readStdin(): Promise<string> {
+  let text = '';
+  process.stdin.setEncoding('utf8');
+  for await (const chunk of process.stdin) text += chunk as string;
+  return text;
+}
+
+function findMethod(services: ReadonlyArray<{ name: string; methods: MethodDescription[] }>, path: string): MethodDescription | undefined {
+  const dot = path.lastIndexOf('.');
+  const service = services.find((each) => each.name === path.slice(0, dot));
+  return service?.methods.find((each) => each.name === path.slice(dot + 1));
 }
 
 // The messages of --stdin: one JSON value per non-empty line. A line that is not JSON ends the stream (cancelled).
@@ -108,7 +155,16 @@ async function main(argv: string[]): Promise<number> {
     process.stderr.write(`tunnelrpc: ${message}\n${USAGE}\n`);
     return 2;
   }
-  const { url, method, params, timeout, headers, stdin, upgrade, proxy } = invocation;
+  const { command, url, method, json, timeout, headers, stdin, upgrade, proxy } = invocation;
+  let params: unknown;
+  if (json !== undefined) {
+    try {
+      params = parseParams(json === '@' ? await readStdin() : json);
+    } catch (error) {
+      process.stderr.write(`tunnelrpc: ${json === '@' ? 'standard input: ' : ''}${(error as Error).message}\n${USAGE}\n`);
+      return 2;
+    }
+  }
   let client;
   try {
     // One call, one tunnel: a redial in the background could keep the process alive after the answer.
@@ -118,10 +174,26 @@ async function main(argv: string[]): Promise<number> {
     process.stderr.write(`tunnelrpc: ${rpc.message} [${rpc.code}]\n`);
     return 2;
   }
+  const callHeaders = Object.keys(headers).length > 0 ? headers : undefined;
   try {
-    const call = client.stream(method, params, 'bidiStream', { timeout, headers: Object.keys(headers).length > 0 ? headers : undefined }, stdin ? stdinMessages() : []);
-    for await (const message of call) process.stdout.write(`${toJson(message)}\n`);
-    process.stdout.write(`${toJson(await call.result)}\n`);
+    if (command === 'call') {
+      const call = client.stream(method, params, 'bidiStream', { timeout, headers: callHeaders }, stdin ? stdinMessages() : []);
+      for await (const message of call) process.stdout.write(`${toJson(message)}\n`);
+      process.stdout.write(`${toJson(await call.result)}\n`);
+      return 0;
+    }
+    const { services } = await createClient(Reflection, client).list(undefined, { timeout, headers: callHeaders });
+    if (command === 'list') {
+      const lines = services.flatMap((service) => service.methods.map((each) => `${service.name}.${each.name} ${each.kind}${each.idempotent ? ' idempotent' : ''}`));
+      process.stdout.write(lines.map((line) => `${line}\n`).join(''));
+      return 0;
+    }
+    const found = findMethod(services, method);
+    if (found === undefined) {
+      process.stderr.write(`NOT_FOUND: ${url} has no method ${method}; tunnelrpc list ${url} shows what it has\n`);
+      return 1;
+    }
+    process.stdout.write(`${JSON.stringify({ method, kind: found.kind, idempotent: found.idempotent, params: found.params, result: found.result }, null, 2)}\n`);
     return 0;
   } catch (error) {
     const rpc = RpcError.from(error, 'UNKNOWN');

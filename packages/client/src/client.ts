@@ -4,9 +4,12 @@
  * have run. Calls that surely did not run, and idempotent ones, are re-sent on the next tunnel within their
  * deadline; calls made while there is no tunnel wait for one, bounded by their deadline.
  */
+import type { Socket } from 'node:net';
 import { RpcError, lowerCaseHeaderName } from '@tunnelrpc/protocol';
 import { callDeadlines, failCall, settleCall, type Call } from './call.js';
 import { dial, type Dialed } from './dial.js';
+import { createClientEmitter, type ClientEvent } from './events.js';
+import { CallLayer } from './interceptors.js';
 import type { ResolvedClientOptions } from './options.js';
 import type { DialTarget } from './target.js';
 import { Feed, StreamCall, StreamCore, type StreamSchemas } from './stream.js';
@@ -36,6 +39,13 @@ export interface CallOptions {
    * with "may have run". The typed client sets it from the contract. Default false.
    */
   idempotent?: boolean;
+  /**
+   * Inherit the deadline and cancellation of the inbound call whose handler makes this call (on a tunnelrpc server
+   * with propagateContext on): the call gets what is left of that deadline less the client's deadlineMargin (or its
+   * own `timeout` when shorter), and is cancelled when the inbound call is. Past the inherited deadline it fails
+   * DEADLINE_EXCEEDED unsent. false gives the call its own deadline and signal only. Default true.
+   */
+  inheritDeadline?: boolean;
 }
 
 /** StreamOptions tune one stream, as CallOptions a call; the deadline covers the whole stream. */
@@ -54,6 +64,8 @@ export interface NotifyOptions {
   signal?: AbortSignal;
   /** As CallOptions.waitForReady. */
   waitForReady?: boolean;
+  /** As CallOptions.inheritDeadline. Default true. */
+  inheritDeadline?: boolean;
 }
 
 /** CallFailure says, in every locally made error's `data`, whether the server may have run the call. */
@@ -75,6 +87,10 @@ export class RpcClient {
   readonly #options: ResolvedClientOptions;
   readonly #target: DialTarget;
   readonly #host: TunnelHost;
+  readonly #layer: CallLayer;
+  readonly #emit: ((event: ClientEvent) => void) | undefined;
+  // Each tunnel's socket, for the byte counts of its disconnected event (only kept when there are listeners).
+  readonly #sockets = new WeakMap<Tunnel, Socket>();
   // The tunnel new calls go to; older ones finish their calls in #draining.
   #tunnel: Tunnel | undefined;
   readonly #draining = new Set<Tunnel>();
@@ -101,6 +117,14 @@ export class RpcClient {
     this.#options = options;
     this.#target = target;
     this.#closed = new Promise((resolve) => (this.#resolveClosed = resolve));
+    this.#emit = createClientEmitter(options.listeners);
+    this.#layer = new CallLayer(
+      (notification, method, params, callOptions) => this.#start(notification, method, params, callOptions),
+      options.interceptors,
+      options.defaultTimeout,
+      options.deadlineMargin,
+      target.display,
+    );
     this.#host = {
       tunnelDraining: (tunnel, refused) => this.#onDraining(tunnel, refused),
       tunnelEnded: (tunnel, reason, orphans, refused) => this.#onEnded(tunnel, reason, orphans, refused),
@@ -139,7 +163,7 @@ export class RpcClient {
    * encoded, or a NaN timeout; DEADLINE_EXCEEDED for a timeout of 0 or less. A fractional timeout is rounded up.
    */
   call(method: string, params?: unknown, options: CallOptions = NO_OPTIONS): Promise<unknown> {
-    return this.#start(false, method, params, options);
+    return this.#layer.run(false, method, params, options);
   }
 
   /**
@@ -151,7 +175,7 @@ export class RpcClient {
    * lost may or may not have run; it is never re-sent.
    */
   notify(method: string, params?: unknown, options: NotifyOptions = NO_OPTIONS): Promise<void> {
-    return this.#start(true, method, params, options) as Promise<void>;
+    return this.#layer.run(true, method, params, options) as Promise<void>;
   }
 
   /**
@@ -371,6 +395,17 @@ export class RpcClient {
   }
 
   #onEnded(tunnel: Tunnel, reason: RpcError | undefined, orphans: Call[], refused: Call[]): void {
+    if (this.#emit !== undefined) {
+      const socket = this.#sockets.get(tunnel);
+      this.#emit({
+        type: 'disconnected',
+        target: this.#target.display,
+        reason: reason?.message ?? 'the tunnel closed',
+        code: reason?.code,
+        bytesIn: socket?.bytesRead ?? 0,
+        bytesOut: socket?.bytesWritten ?? 0,
+      });
+    }
     if (this.#tunnel === tunnel) this.#lostCurrent(tunnel);
     this.#draining.delete(tunnel);
     for (const call of orphans) this.#retryOrFail(call, reason, false);
@@ -430,6 +465,7 @@ export class RpcClient {
     if (this.#state !== 'open' || !this.#options.reconnect || this.#dialing || this.#reconnectTimer !== undefined) return;
     if (this.#tunnel?.accepting === true) return;
     const delay = this.#failedDials === 0 ? 0 : this.#backoff(this.#failedDials);
+    this.#emit?.({ type: 'reconnecting', target: this.#target.display, attempt: this.#failedDials + 1, delay });
     this.#reconnectTimer = setTimeout(() => {
       this.#reconnectTimer = undefined;
       this.#redial();
@@ -493,6 +529,10 @@ export class RpcClient {
   #adopt(dialed: Dialed): void {
     const tunnel = new Tunnel(dialed.socket, dialed.rest, this.#options, this.#target.display, this.#host);
     this.#tunnel = tunnel;
+    if (this.#emit !== undefined) {
+      this.#sockets.set(tunnel, dialed.socket);
+      this.#emit({ type: 'connected', target: this.#target.display, address: dialed.socket.remoteAddress, port: dialed.socket.remotePort });
+    }
     tunnel.start();
     if (this.#tunnel === tunnel && tunnel.ended) this.#lostCurrent(tunnel);
     this.#flushQueue();

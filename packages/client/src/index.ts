@@ -50,6 +50,7 @@ export type { CallFailure, CallOptions, NotifyOptions, StreamOptions } from './c
 export type { BidiStreamCall, ServerStreamCall } from './stream.js';
 export type { ClientOptions, ConnectHeaders } from './options.js';
 export type { HandshakeKind } from './handshake-reply.js';
+export type { ClientConnectedEvent, ClientDisconnectedEvent, ClientEvent, ClientListener, ClientReconnectingEvent } from './events.js';
 export { createClient } from './typed-client.js';
 export type { MethodCaller, StreamCaller, StreamSource, TypedClient } from './typed-client.js';
 export { RpcError } from '@tunnelrpc/protocol';
@@ -58,3 +59,6 @@ export type { ErrorCode } from '@tunnelrpc/protocol';
 // ---- Building blocks: which forward proxy a dial uses (the same decision connect() makes). ----
 export { chooseProxy } from './proxy-env.js';
 export type { ProxyChoice, ProxyTarget } from './proxy-env.js';
+
+// ---- Interceptors: the call shapes they wrap. ----
+export type { CallFn, CallKind, CallSide, Interceptor, RpcCall, UnaryCall } from '@tunnelrpc/protocol';

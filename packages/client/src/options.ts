@@ -7,11 +7,14 @@ import {
   MAX_CREDIT,
   RpcError,
   checkInteger,
+  checkInterceptors,
   definedOnly,
   MAX_UINT32,
   resolveDecodeLimits,
   type DecodeLimits,
+  type Interceptor,
 } from '@tunnelrpc/protocol';
+import type { ClientListener } from './events.js';
 import type { HandshakeKind } from './handshake-reply.js';
 
 /**
@@ -152,6 +155,23 @@ export interface ClientOptions {
    * once half is read. Default 32. Range 1 … 2147483647.
    */
   maxStreamCredit?: number;
+  /**
+   * Interceptors run around every call and notification, `(next) => async (call) => next(call)`; the first is the
+   * outermost. They sit above queueing, redials and retries (they see each call once), may change `call.headers`
+   * and `call.params` before `next`, and may answer with an RpcError instead of calling it. Default none.
+   */
+  interceptors?: readonly Interceptor[];
+  /**
+   * ms taken off the deadline a call inherits from the inbound call whose handler makes it (CallOptions
+   * inheritDeadline), to leave that handler time to answer after the inner call fails. Default 10.
+   * Range 0 … 60000.
+   */
+  deadlineMargin?: number;
+  /**
+   * Receive connection events, synchronously: connected (address), disconnected (reason, code), reconnecting
+   * (attempt, delay). A listener that throws is skipped; the client and its calls are not affected. Default none.
+   */
+  listeners?: readonly ClientListener[];
 }
 
 /** ResolvedClientOptions is ClientOptions with every default filled in. @internal */
@@ -178,6 +198,9 @@ export interface ResolvedClientOptions extends DecodeLimits {
   maxStreamBuffer: number;
   maxStreamMessageSize: number;
   maxStreamCredit: number;
+  interceptors: readonly Interceptor[];
+  deadlineMargin: number;
+  listeners: readonly ClientListener[];
 }
 
 const MAX_TIMER_MS = 2_147_483_647;
@@ -190,6 +213,14 @@ function checkHeadersOption(value: unknown): ConnectHeaders {
 function checkBoolean(name: string, value: unknown): boolean {
   if (typeof value !== 'boolean') throw new RpcError('INVALID_ARGUMENT', `option ${name} must be true or false; got ${String(value)}`);
   return value;
+}
+
+function checkListeners(value: unknown): readonly ClientListener[] {
+  if (value === undefined) return [];
+  if (!Array.isArray(value) || !value.every((each) => typeof each === 'function')) {
+    throw new RpcError('INVALID_ARGUMENT', 'option listeners must be an array of functions, (event) => void');
+  }
+  return Object.freeze([...value] as ClientListener[]);
 }
 
 /** resolveClientOptions fills defaults and validates, throwing INVALID_ARGUMENT naming the bad option. */
@@ -218,6 +249,9 @@ export function resolveClientOptions(options: ClientOptions = {}): ResolvedClien
     maxHeaderBytes: checkInteger('maxHeaderBytes', given.maxHeaderBytes ?? 8192, 0, MAX_UINT32),
     waitForReady: checkBoolean('waitForReady', given.waitForReady ?? true),
     ...streamLimits(given, decode.maxFrameSize),
+    interceptors: checkInterceptors('interceptors', given.interceptors),
+    deadlineMargin: checkInteger('deadlineMargin', given.deadlineMargin ?? 10, 0, 60_000),
+    listeners: checkListeners(given.listeners),
   };
 }
 

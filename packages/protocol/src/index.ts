@@ -34,8 +34,16 @@ export type {
 export { ERROR_CODES, RpcError, codeFromHttpStatus, isErrorCode } from './errors.js';
 export { escapePeerText, lowerCaseHeaderName, quotePeerText } from './peer-text.js';
 export type { ErrorCode, GoawayCode, WireError } from './errors.js';
+export { applyInterceptors } from './interceptor.js';
+export type { CallFn, CallKind, CallSide, Interceptor, RpcCall, UnaryCall } from './interceptor.js';
+export { currentAmbientCall } from './ambient.js';
+export { Health, Reflection, SERVING_STATUSES, UNREPRESENTABLE_KEY, describeMethod } from './builtin-services.js';
+export type { MethodDescription, ServiceDescription, ServingStatus } from './builtin-services.js';
+export type { AmbientCall } from './ambient.js';
 
 // ---- Building blocks for the server and client packages and for other implementations' tests. ----
+export { ambientCalls, ambientCallsWanted, enableAmbientCalls } from './ambient.js';
+export { checkInterceptors, splitMethod } from './interceptor.js';
 export { formatIssues, parseWithSchema, summarizeIssues } from './contract.js';
 export { findWireProblem, fromWireValue, hasWireMapping, toWireValue } from './wire-values.js';
 export type { WireProblem } from './wire-values.js';

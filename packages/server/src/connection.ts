@@ -13,6 +13,7 @@ import {
   encodePayloadParts,
   encodePongPayload,
   quotePeerText,
+  escapePeerText,
   payloadLength,
   type PayloadParts,
   frameTooLarge,
@@ -33,7 +34,8 @@ import { Account, type Cost } from './budget.js';
 import { checkRequest } from './admission.js';
 import { HandlerContext } from './context.js';
 import { Outbound } from './outbound.js';
-import { errorFromHandler, parseParams, prepareResult, unknownMethod, type MethodTable, type PeerAddress, type RegisteredMethod } from './dispatch.js';
+import { errorFromHandler, prepareResult, unknownMethod, type MethodTable, type PeerAddress, type RegisteredMethod } from './dispatch.js';
+import type { ServerEvent } from './events.js';
 import type { LogEntry } from './log.js';
 import type { ResolvedServerOptions } from './options.js';
 import { StreamTable, type StreamTableHost } from './stream.js';
@@ -55,6 +57,8 @@ export interface ConnectionHost {
   connectionClosed(connection: ServerConnection): void;
   /** Reports to ServerOptions.logger, rate-limited; a logger that throws is ignored. */
   readonly log: (entry: LogEntry) => void;
+  /** Hands an event to ServerOptions.listeners, each guarded; undefined when there are none. */
+  readonly emit: ((event: ServerEvent) => void) | undefined;
 }
 
 /** What a request that passed every check holds: its parsed params, its headers, its share of the budget. */
@@ -127,6 +131,16 @@ export class ServerConnection {
   readonly account = new Account();
   /** The account of this connection's source address, when the budget is shared by address. */
   addressAccount: Account | undefined;
+  /** Server-wide number of this tunnel, for its events; the server sets it. */
+  tunnelId = 0;
+  /** When the tunnel opened (Date.now()). */
+  readonly openedAt = Date.now();
+  /** Requests and notifications received. */
+  callsReceived = 0;
+  // Why the tunnel ends, for its close event: the first of goaway, violation, destroy, the peer's end.
+  #closeReason: string | undefined;
+  // Calls running, as the last active/idle event told.
+  #busy = false;
 
   constructor(host: ConnectionHost, socket: Socket, auth: unknown) {
     this.#host = host;
@@ -238,6 +252,8 @@ export class ServerConnection {
   drain(reason: string): void {
     if (this.#state !== 'open') return;
     this.#send({ type: MessageType.Goaway, lastId: this.#lastId, code: 'UNAVAILABLE', message: reason });
+    this.#closeReason ??= reason;
+    this.#host.emit?.({ type: 'goaway', tunnel: this.tunnelId, direction: 'sent', code: 'UNAVAILABLE', message: reason });
     this.#state = 'draining';
     // Frames read but not dispatched yet are still handled (PROTOCOL.md 7.2): requests are dropped, but a cancel
     // for a call taken before the goaway is honoured and a ping answered. Pumping also resumes a socket paused at
@@ -249,6 +265,7 @@ export class ServerConnection {
   /** destroy ends the connection now; calls still running are aborted. */
   destroy(reason: RpcError): void {
     if (this.#state === 'closed') return;
+    this.#closeReason ??= reason.message;
     this.#abortAll(reason);
     this.#socket.destroy();
   }
@@ -380,8 +397,10 @@ export class ServerConnection {
     }
     switch (message.type) {
       case MessageType.Request:
+        this.callsReceived++;
         return this.#onRequest(message, payload.length);
       case MessageType.Notification:
+        this.callsReceived++;
         this.#onNotification(message, payload.length);
         return true;
       case MessageType.Cancel: {
@@ -399,7 +418,7 @@ export class ServerConnection {
       case MessageType.Pong:
         return true;
       case MessageType.Goaway:
-        return this.#onPeerGoaway(message.code);
+        return this.#onPeerGoaway(message.code, message.message);
       case MessageType.Response:
         this.#fail(protocolViolation('a response was sent to the server; only the server answers requests'));
         return false;
@@ -418,7 +437,7 @@ export class ServerConnection {
     if (request.id > this.#lastId) this.#lastId = request.id;
     if (request.id > this.#highestId) this.#highestId = request.id;
     this.#pingStrikes = 0;
-    const method = this.#host.methods.get(request.method);
+    const method = this.#host.methods.get(request.method) ?? this.#host.methods.unknown(request.method);
     if (method === undefined) {
       this.#respond(request.id, unknownMethod(request.method), undefined);
       return true;
@@ -454,6 +473,7 @@ export class ServerConnection {
     const call: ActiveCall = { id: request.id, method: method.path, registered: method, ctx, timer: undefined, cost };
     if (this.#calls === NO_CALLS) this.#calls = new Map();
     this.#calls.set(request.id, call);
+    if (this.#host.emit !== undefined) this.#checkBusy();
     call.timer = setTimeout(() => {
       this.guarded(() => this.#finish(call, new RpcError('DEADLINE_EXCEEDED', `${method.path} passed its deadline of ${timeout} ms`, { mayHaveRun: true })));
     }, Math.max(0, deadline - Date.now()));
@@ -569,6 +589,7 @@ export class ServerConnection {
     const { input, headers, cost } = admitted;
     const ctx = this.#context(method.path, Date.now() + timeout, headers, true);
     this.#notificationsRunning++;
+    if (this.#host.emit !== undefined) this.#checkBusy();
     if (this.#notifications === NO_NOTIFICATIONS) this.#notifications = new Set();
     this.#notifications.add(ctx);
     // PROTOCOL.md 8.1 / 5.3: a notification's signal is aborted at its deadline too; nothing is sent.
@@ -583,6 +604,7 @@ export class ServerConnection {
       this.#host.releaseCall(this, cost);
       this.#notifications.delete(ctx);
       this.#notificationsRunning--;
+      if (this.#host.emit !== undefined) this.#checkBusy();
       if (error !== undefined) this.#handlerError(error, method.path, ctx);
       if (this.#backlogHead < this.#backlog.length) this.#pump();
       this.#closeIfIdle();
@@ -604,6 +626,39 @@ export class ServerConnection {
     return errorFromHandler(thrown, path, this.#options.exposeInternalErrors, (entry) =>
       this.#host.log({ ...entry, level: aborted ? 'debug' : entry.level, peer: this.#peerText() }),
     );
+  }
+
+  // Emits active on 0 -> 1 running calls and idle on 1 -> 0 (asynchronous handlers only: a synchronous one is
+  // answered before anything else can run).
+  #checkBusy(): void {
+    const busy = this.#calls.size + this.#notificationsRunning > 0;
+    if (busy === this.#busy) return;
+    this.#busy = busy;
+    this.#host.emit?.(busy ? { type: 'active', tunnel: this.tunnelId } : { type: 'idle', tunnel: this.tunnelId });
+  }
+
+  /** closeReason says why the tunnel ended (or is ending), for its close event. */
+  get closeReason(): string {
+    return this.#closeReason ?? 'open';
+  }
+
+  /** bytesIn and bytesOut count the socket's bytes, the CONNECT head and the 200 line included. */
+  get bytesIn(): number {
+    return this.#socket.bytesRead;
+  }
+
+  get bytesOut(): number {
+    return this.#socket.bytesWritten;
+  }
+
+  /** inFlight counts calls and notifications running now. */
+  get inFlight(): number {
+    return this.#calls.size + this.#notificationsRunning;
+  }
+
+  /** peerPort is the remote port (undefined once the socket forgot it). */
+  get peerPort(): number | undefined {
+    return this.#socket.remotePort;
   }
 
   #peerText(): string {
@@ -634,7 +689,9 @@ export class ServerConnection {
     return true;
   }
 
-  #onPeerGoaway(code: string): boolean {
+  #onPeerGoaway(code: string, text: string): boolean {
+    this.#closeReason ??= `client sent goaway ${code.slice(0, 40)}`;
+    this.#host.emit?.({ type: 'goaway', tunnel: this.tunnelId, direction: 'received', code: escapePeerText(code, 40), message: escapePeerText(text) });
     if (code === 'UNAVAILABLE') {
       // The client sends no more requests: answer what is in flight, then close.
       this.#state = 'draining';
@@ -654,6 +711,7 @@ export class ServerConnection {
   #finish(call: ActiveCall, error: RpcError | undefined, result?: unknown): void {
     if (this.#calls.get(call.id) !== call) return;
     this.#calls.delete(call.id);
+    if (this.#host.emit !== undefined) this.#checkBusy();
     clearTimeout(call.timer);
     this.#host.releaseCall(this, call.cost);
     if (error !== undefined) call.ctx.abort(error);
@@ -726,6 +784,8 @@ export class ServerConnection {
     if (this.#state === 'closed') return;
     const code: GoawayCode = goawayCodeOf(error);
     this.#send({ type: MessageType.Goaway, lastId: this.#lastId, code, message: error.message });
+    this.#closeReason ??= error.message;
+    this.#host.emit?.({ type: 'goaway', tunnel: this.tunnelId, direction: 'sent', code, message: error.message });
     this.#abortAll(new RpcError('CANCELLED', `connection closed after ${code}: ${error.message}`));
     this.#endSocket();
   }
@@ -751,12 +811,17 @@ export class ServerConnection {
     for (const ctx of this.#notifications) ctx.abort(reason);
     // Every stream ends with the reason: signal aborted, input failed, generator returned so its finally runs.
     this.#streams?.endAll(() => reason);
+    if (this.#busy && this.#host.emit !== undefined) {
+      this.#busy = false;
+      this.#host.emit({ type: 'idle', tunnel: this.tunnelId });
+    }
   }
 
   #onPeerEnd(): void {
     // A half-closed client sends nothing more; answer what runs, then close our side. A TCP FIN is not a stream
     // half-close (PROTOCOL.md 12.5): a stream could get neither its input's end, nor grants, nor a cancel any more,
     // and a handler must never take a cut-off input for a complete one, so each open stream ends CANCELLED.
+    this.#closeReason ??= 'the client ended the connection';
     if (this.#state === 'open') this.#state = 'draining';
     this.#streams?.endAll((path) => new RpcError('CANCELLED', `the client closed its side of the connection (TCP FIN) while ${path} was open; a FIN is not a stream half-close`, { mayHaveRun: true }));
     this.#closeIfIdle();
@@ -766,6 +831,7 @@ export class ServerConnection {
     this.#abortAll(new RpcError('CANCELLED', 'the connection to the client closed'));
     this.#heldChunk = undefined;
     this.#reportPartial();
+    this.#closeReason ??= 'the connection to the client closed';
     this.#host.connectionClosed(this);
   }
 

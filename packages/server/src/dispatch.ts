@@ -2,6 +2,7 @@
  * The method table and the mapping of handler outcomes to wire errors (Go's service.call; wire-v1 "Error codes").
  */
 import type { Socket } from 'node:net';
+import { z } from 'zod';
 import {
   RpcError,
   formatIssues,
@@ -21,6 +22,7 @@ import {
   type ServerMessageOf,
   type ServiceContract,
 } from '@tunnelrpc/protocol';
+import { wrapHandler, type HandlerWrapping } from './intercept.js';
 import type { LogEntry } from './log.js';
 
 /**
@@ -95,6 +97,12 @@ export interface RegisteredMethod {
 /** MethodTable maps wire names to handlers. A Map, so "__proto__" or "toString" is simply not found. @internal */
 export class MethodTable {
   readonly #methods = new Map<string, RegisteredMethod>();
+  readonly #wrapping: HandlerWrapping;
+
+  /** `wrapping` says what each handler is wrapped in at add() time (interceptors, the ambient call). */
+  constructor(wrapping: HandlerWrapping = { interceptors: [], propagateContext: false }) {
+    this.#wrapping = wrapping;
+  }
 
   add<C extends ServiceContract>(contract: C, impl: ServiceImpl<C>): void {
     for (const name of Object.keys(contract.methods)) {
@@ -108,20 +116,57 @@ export class MethodTable {
       }
     }
     for (const [name, spec] of Object.entries(contract.methods)) {
-      const handler = (impl as Record<string, (input: unknown, ...rest: unknown[]) => unknown>)[name]!;
-      this.#methods.set(methodPath(contract, name), { path: methodPath(contract, name), spec, kind: methodKind(spec), handler: handler.bind(impl) });
+      const handler = (impl as Record<string, (input: unknown, ...rest: unknown[]) => unknown>)[name]!.bind(impl);
+      const path = methodPath(contract, name);
+      const kind = methodKind(spec);
+      // Interceptors wrap unary handlers; stream handlers run as registered until stream calls join the
+      // interceptor shape (CallKind 'stream' is reserved for them).
+      const run = kind === 'unary' ? (wrapHandler(path, handler as (input: unknown, ctx: CallContext) => unknown, this.#wrapping) as RegisteredMethod['handler']) : handler;
+      this.#methods.set(path, { path, spec, kind, handler: run });
     }
   }
 
   get(method: string): RegisteredMethod | undefined {
     return this.#methods.get(method);
   }
+
+  /**
+   * unknown returns a method for a request to an unregistered name when interceptors are configured, so that they
+   * see (and metrics count) it too; its handler answers UNIMPLEMENTED. Undefined without interceptors: the
+   * connection then answers UNIMPLEMENTED itself, at no cost.
+   */
+  unknown(method: string): RegisteredMethod | undefined {
+    if (this.#wrapping.interceptors.length === 0) return undefined;
+    const fail = (): never => {
+      throw unknownMethod(method);
+    };
+    return { path: method, spec: UNKNOWN_SPEC, kind: 'unary', handler: wrapHandler(method, fail, this.#wrapping, false) as RegisteredMethod['handler'] };
+  }
+
+  /** size counts the registered methods. */
+  get size(): number {
+    return this.#methods.size;
+  }
+
+  /** entries lists every registered method, in registration order. */
+  entries(): IterableIterator<RegisteredMethod> {
+    return this.#methods.values();
+  }
 }
+
+// Params of a request to an unknown method are taken as they come: the handler only answers UNIMPLEMENTED.
+const UNKNOWN_SPEC: MethodSpec = { input: z.unknown(), output: z.unknown() };
 
 /** unknownMethod is the UNIMPLEMENTED answer for a method nobody registered. @internal */
 export function unknownMethod(method: string): RpcError {
-  return new RpcError('UNIMPLEMENTED', `method ${quotePeerText(method, 200)} is not implemented by this server; check the service and method name`, { mayHaveRun: false });
+  const error = new RpcError('UNIMPLEMENTED', `method ${quotePeerText(method, 200)} is not implemented by this server; check the service and method name`, { mayHaveRun: false });
+  NOTHING_RAN.add(error);
+  return error;
 }
+
+// Errors the server made where no handler exists (an unknown method passed through the interceptors): they keep
+// mayHaveRun: false when they come back out of the interceptor chain.
+const NOTHING_RAN = new WeakSet<RpcError>();
 
 /**
  * parseParams validates params with the method's input schema, after mapping wire forms to the schema's types
@@ -219,6 +264,7 @@ export function errorFromHandler(thrown: unknown, method: string, expose: boolea
 }
 
 function markMayHaveRun(error: RpcError): RpcError {
+  if (NOTHING_RAN.has(error)) return error;
   const data = error.data;
   if (data === undefined || data === null) return new RpcError(error.code, error.message, { mayHaveRun: true }, { cause: error });
   if (typeof data !== 'object' || Array.isArray(data) || (data as { mayHaveRun?: unknown }).mayHaveRun === true) return error;

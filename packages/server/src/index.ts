@@ -21,5 +21,18 @@ export type { ListenAddress } from './server.js';
 export type { ServerOptions } from './options.js';
 export type { LogEntry, LogLevel, ServerLogger } from './log.js';
 export type { BidiStreamHandler, CallContext, ClientStreamHandler, Handler, HandlerOf, PeerAddress, ServerStreamHandler, ServiceImpl } from './dispatch.js';
+export type { DebugSnapshot } from './debug-page.js';
+export type {
+  ServerEvent,
+  ServerListener,
+  TunnelActiveEvent,
+  TunnelClosedEvent,
+  TunnelGoawayEvent,
+  TunnelIdleEvent,
+  TunnelOpenedEvent,
+  TunnelRefusedEvent,
+} from './events.js';
 export { RpcError } from '@tunnelrpc/protocol';
 export type { ErrorCode } from '@tunnelrpc/protocol';
+export type { AmbientCall, CallFn, CallKind, CallSide, Interceptor, RpcCall, UnaryCall } from '@tunnelrpc/protocol';
+export { applyInterceptors, currentAmbientCall } from '@tunnelrpc/protocol';

@@ -5,10 +5,13 @@
 import { createServer, type IncomingMessage, type RequestListener, type Server as HttpServer, type ServerResponse } from 'node:http';
 import type { Server as NetServer, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { RpcError, SERVER_MARKER_HEADER, SERVER_MARKER_VALUE, type ServiceContract } from '@tunnelrpc/protocol';
+import { Health, Reflection, RpcError, SERVER_MARKER_HEADER, SERVER_MARKER_VALUE, type ServiceContract } from '@tunnelrpc/protocol';
 import { Account, FairBudget } from './budget.js';
+import { createHealth, createReflection } from './builtin.js';
+import { DebugPage, type TunnelView } from './debug-page.js';
 import { ServerConnection, type ConnectionHost } from './connection.js';
 import { MethodTable, type ServiceImpl } from './dispatch.js';
+import { createEmitter, type ServerEvent } from './events.js';
 import { RateLimitedLog } from './log.js';
 import { resolveServerOptions, type ResolvedServerOptions, type ServerOptions } from './options.js';
 import { peerAddressOf } from './peer-address.js';
@@ -37,7 +40,7 @@ export interface ListenAddress {
  */
 export class RpcServer<Auth = unknown> {
   readonly #options: ResolvedServerOptions;
-  readonly #methods = new MethodTable();
+  readonly #methods: MethodTable;
   readonly #connections = new Set<ServerConnection>();
   // Per source address: its open tunnels, and what its running calls hold of the budget.
   readonly #perIp = new Map<string, { tunnels: number; account: Account }>();
@@ -53,12 +56,24 @@ export class RpcServer<Auth = unknown> {
   #closing: Promise<void> | undefined;
   #sweep: NodeJS.Timeout | undefined;
   readonly #host: ConnectionHost;
+  readonly #emit: ((event: ServerEvent) => void) | undefined;
+  #tunnelIds = 0;
+  // tunnelrpc.Health answers SERVING until close() begins.
+  #serving = true;
+  readonly #debug: DebugPage | undefined;
 
   /** Creates a server; throws RpcError INVALID_ARGUMENT for a bad option. */
   constructor(options: ServerOptions<Auth> = {}) {
     this.#options = resolveServerOptions(options);
+    const debugPath = this.#options.debugPath;
+    this.#debug = debugPath === undefined ? undefined : new DebugPage(debugPath, () => this.#methods, this.#options.authorize, () => this.#tunnelViews());
+    // The debug page's counts come from the outermost interceptor, so they match what callers got.
+    this.#methods = new MethodTable(this.#debug === undefined ? this.#options : { ...this.#options, interceptors: [this.#debug.interceptor, ...this.#options.interceptors] });
+    if (this.#options.healthService) this.#methods.add(Health, createHealth(this.#methods, () => this.#serving));
+    if (this.#options.reflectionService) this.#methods.add(Reflection, createReflection(this.#methods));
     this.#budget = new FairBudget(this.#options);
     this.#log = new RateLimitedLog(this.#options.logger, this.#options.maxLogEntriesPerSecond);
+    this.#emit = createEmitter(this.#options.listeners, (entry) => this.#log.log(entry));
     this.#host = {
       options: this.#options,
       methods: this.#methods,
@@ -73,8 +88,18 @@ export class RpcServer<Auth = unknown> {
         this.#waitingForPartialRoom.add(connection);
       },
       log: (entry) => this.#log.log(entry),
+      emit: this.#emit,
       connectionClosed: (connection) => {
         if (!this.#connections.delete(connection)) return;
+        this.#emit?.({
+          type: 'close',
+          tunnel: connection.tunnelId,
+          reason: connection.closeReason,
+          duration: Date.now() - connection.openedAt,
+          calls: connection.callsReceived,
+          bytesIn: connection.bytesIn,
+          bytesOut: connection.bytesOut,
+        });
         this.#waitingForPartialRoom.delete(connection);
         const address = connection.peerAddress;
         const entry = this.#perIp.get(address);
@@ -123,6 +148,10 @@ export class RpcServer<Auth = unknown> {
     server.removeAllListeners('upgrade');
     server.removeAllListeners('request');
     server.on('request', (req: IncomingMessage, res: ServerResponse) => {
+      if (this.#debug?.matches(req.url) === true) {
+        this.#debug.serve(req, res);
+        return;
+      }
       if (this.#isRpcPath(req.url)) {
         res.writeHead(405, { Allow: 'CONNECT', [SERVER_MARKER_HEADER]: SERVER_MARKER_VALUE, 'Content-Type': 'text/plain; charset=utf-8', Connection: 'close' });
         res.end('405 must CONNECT');
@@ -168,11 +197,11 @@ export class RpcServer<Auth = unknown> {
     socket.on('error', destroyOnError);
     const malformed = malformedConnect(req);
     if (malformed !== undefined) {
-      refuseConnect(socket, 400, malformed);
+      this.#refuse(socket, 400, malformed);
       return;
     }
     if (!this.#isRpcPath(req.url)) {
-      refuseConnect(socket, 404, `404 no RPC endpoint at ${String(req.url).slice(0, 100)}; use ${this.#options.path}`);
+      this.#refuse(socket, 404, `404 no RPC endpoint at ${String(req.url).slice(0, 100)}; use ${this.#options.path}`);
       return;
     }
     const problem = handshake === 'upgrade' ? upgradeProblem(req) : undefined;
@@ -238,7 +267,8 @@ export class RpcServer<Auth = unknown> {
   }
 
   /**
-   * close shuts down gracefully: new CONNECTs get 503, every tunnel gets goaway UNAVAILABLE, calls in flight
+   * close shuts down gracefully: tunnelrpc.Health turns NOT_SERVING, then after shutdownDelay ms (default 0) new
+   * CONNECTs get 503, every tunnel gets goaway UNAVAILABLE, calls in flight
    * have shutdownTimeout ms to finish, then remaining tunnels are destroyed. Resolves when all are closed.
    */
   close(): Promise<void> {
@@ -247,6 +277,10 @@ export class RpcServer<Auth = unknown> {
   }
 
   async #shutdown(): Promise<void> {
+    // Health first, so that balancers that check it stop sending before the goaway (grpc.health.v1 practice).
+    this.#serving = false;
+    const delay = this.#options.shutdownDelay;
+    if (delay > 0) await new Promise((resolve) => setTimeout(resolve, delay));
     const own = this.#ownServer;
     const front = this.#proxyListener ?? own;
     const serverClosed = front === undefined ? Promise.resolve() : new Promise<void>((resolve) => front.close(() => resolve()));
@@ -279,6 +313,7 @@ export class RpcServer<Auth = unknown> {
     tcp.setKeepAlive?.(true, 60_000);
     tcp.setTimeout?.(0);
     const connection = new ServerConnection(this.#host, tcp, auth);
+    connection.tunnelId = ++this.#tunnelIds;
     this.#connections.add(connection);
     let perIp = this.#perIp.get(connection.peerAddress);
     if (perIp === undefined) {
@@ -297,24 +332,25 @@ export class RpcServer<Auth = unknown> {
       const now = Date.now();
       for (const each of this.#connections) each.guarded(() => each.checkTimers(now));
     }, Math.max(50, Math.floor(shortest / 4))).unref();
+    this.#emit?.({ type: 'open', tunnel: connection.tunnelId, address: connection.peerAddress, port: connection.peerPort, principal: auth });
     connection.open(head, replyFor(handshake));
   }
 
   // Answers 503 when the server is closing or full; true when it did.
   #refusedForCapacity(socket: Duplex): boolean {
     if (this.#closing !== undefined) {
-      refuseConnect(socket, 503, '503 server is shutting down; connect to another instance', { 'Retry-After': '1' });
+      this.#refuse(socket, 503, '503 server is shutting down; connect to another instance', { 'Retry-After': '1' });
       return true;
     }
     if (this.#connections.size >= this.#options.maxConnections) {
-      refuseConnect(socket, 503, `503 server has maxConnections ${this.#options.maxConnections} tunnels open; retry later`, { 'Retry-After': '1' });
+      this.#refuse(socket, 503, `503 server has maxConnections ${this.#options.maxConnections} tunnels open; retry later`, { 'Retry-After': '1' });
       return true;
     }
     const address = peerAddressOf(socket).address ?? 'unknown';
     if ((this.#perIp.get(address)?.tunnels ?? 0) >= this.#options.maxConnectionsPerIp) {
       // Behind a TCP balancer without the PROXY protocol every tunnel has the balancer's address: say so.
       const text = `503 ${address} has maxConnectionsPerIp ${this.#options.maxConnectionsPerIp} tunnels open; share tunnels or raise the limit (behind a TCP balancer every tunnel comes from its address unless the server reads the PROXY protocol: option proxyProtocol)`;
-      refuseConnect(socket, 503, text, { 'Retry-After': '1' });
+      this.#refuse(socket, 503, text, { 'Retry-After': '1' });
       return true;
     }
     return false;
@@ -324,7 +360,27 @@ export class RpcServer<Auth = unknown> {
     const rpc = error instanceof RpcError ? error : undefined;
     const status = rpc === undefined ? 403 : statusForCode(rpc.code);
     const text = rpc?.message ?? 'not allowed';
-    refuseConnect(socket, status, `${status} ${text.slice(0, 200)}`, status === 401 ? { 'WWW-Authenticate': 'Bearer' } : {});
+    this.#refuse(socket, status, `${status} ${text.slice(0, 200)}`, status === 401 ? { 'WWW-Authenticate': 'Bearer' } : {});
+  }
+
+  #tunnelViews(): TunnelView[] {
+    const now = Date.now();
+    return [...this.#connections].map((connection) => ({
+      tunnel: connection.tunnelId,
+      address: connection.peerAddress,
+      port: connection.peerPort,
+      ageMs: now - connection.openedAt,
+      inFlight: connection.inFlight,
+      served: connection.callsReceived,
+      bytesIn: connection.bytesIn,
+      bytesOut: connection.bytesOut,
+    }));
+  }
+
+  // Every refusal goes through here, so that listeners hear of each one.
+  #refuse(socket: Duplex, status: number, body: string, headers: Record<string, string> = {}): void {
+    this.#emit?.({ type: 'refused', address: (socket as Socket).remoteAddress ?? 'unknown', status, reason: body });
+    refuseConnect(socket, status, body, headers);
   }
 
   #isRpcPath(url: string | undefined): boolean {

@@ -1,0 +1,153 @@
+/**
+ * The layer above RpcClient's transport: the ambient deadline and cancellation of an inbound call (when a call is
+ * made from inside a server handler), then the client's interceptors. It sits above queueing, redials and
+ * retries, so an interceptor sees each call once, however many attempts it takes.
+ */
+import {
+  RpcError,
+  ambientCalls,
+  applyInterceptors,
+  enableAmbientCalls,
+  splitMethod,
+  type AmbientCall,
+  type CallFn,
+  type Interceptor,
+  type RpcCall,
+  type UnaryCall,
+} from '@tunnelrpc/protocol';
+import type { CallOptions, NotifyOptions } from './client.js';
+
+type Options = CallOptions & NotifyOptions;
+/** Start sends or queues one call after its arguments are checked (RpcClient's transport). */
+type Start = (notification: boolean, method: string, params: unknown, options: Options) => Promise<unknown>;
+
+// The signal of a client call made without one: it never aborts (the deadline is in `deadline`).
+const NEVER_ABORTED = new AbortController().signal;
+
+/** CallLayer runs client calls through the ambient call and the interceptors. @internal */
+export class CallLayer {
+  readonly #start: Start;
+  readonly #chain: CallFn | undefined;
+  readonly #defaultTimeout: number;
+  readonly #margin: number;
+  readonly #target: string;
+
+  constructor(start: Start, interceptors: readonly Interceptor[], defaultTimeout: number, deadlineMargin: number, target: string) {
+    this.#start = start;
+    this.#defaultTimeout = defaultTimeout;
+    this.#margin = deadlineMargin;
+    this.#target = target;
+    this.#chain = interceptors.length === 0 ? undefined : applyInterceptors(this.#innermost, interceptors);
+    // From now on, servers in this process keep the inbound call where this client's calls can find it.
+    enableAmbientCalls();
+  }
+
+  /** run starts one call or notification. */
+  run(notification: boolean, method: string, params: unknown, options: Options): Promise<unknown> {
+    const ambient = (options as CallOptions).inheritDeadline === false ? undefined : ambientCalls.getStore();
+    let effective = options;
+    const now = Date.now();
+    if (ambient !== undefined) {
+      const inherited = this.#inherit(ambient, now, notification, method, options);
+      if (inherited instanceof RpcError) return Promise.reject(inherited);
+      effective = inherited;
+    }
+    const chain = this.#chain;
+    if (chain === undefined) return this.#start(notification, method, params, effective);
+    const timeout = effective.timeout ?? this.#defaultTimeout;
+    const headers = effective.headers;
+    // Calls #start would refuse for their arguments go straight to it: interceptors see only calls that can be sent.
+    if (typeof method !== 'string' || typeof timeout !== 'number' || !(timeout > 0) || !isPlainRecord(headers)) {
+      return this.#start(notification, method, params, effective);
+    }
+    const call = new ClientUnaryCall(method, params, { ...headers }, effective.signal ?? NEVER_ABORTED, now + timeout, this.#target, notification, effective);
+    let outcome: Promise<unknown>;
+    try {
+      outcome = chain(call);
+    } catch (error) {
+      return Promise.reject(interceptorFailure(method, error));
+    }
+    // RpcError is the only error a call rejects with: an interceptor's own bug becomes INTERNAL, the throw its cause.
+    return outcome.then(undefined, (error: unknown) => {
+      throw interceptorFailure(method, error);
+    });
+  }
+
+  // What is left of the inbound deadline, less the margin, and the inbound signal joined with the caller's.
+  #inherit(ambient: AmbientCall, now: number, notification: boolean, method: string, options: Options): Options | RpcError {
+    const left = ambient.deadline - now - this.#margin;
+    const what = notification ? `notification ${String(method)}` : String(method);
+    if (left <= 0) {
+      return new RpcError(
+        'DEADLINE_EXCEEDED',
+        `${what} not sent: the deadline it inherits from ${ambient.method} (less deadlineMargin ${this.#margin} ms) has passed; it did not run. Pass inheritDeadline: false to give it its own`,
+        { mayHaveRun: false },
+      );
+    }
+    const timeout = options.timeout === undefined || !(options.timeout <= left) ? left : options.timeout;
+    const inbound = ambient.signal;
+    const signal = options.signal === undefined ? inbound : AbortSignal.any([options.signal, inbound]);
+    return { ...options, timeout, signal };
+  }
+
+  readonly #innermost = (call: RpcCall): Promise<unknown> => {
+    const own = call as ClientUnaryCall;
+    const options: Options = {
+      ...own.options,
+      headers: call.headers,
+      timeout: call.deadline - Date.now(),
+      signal: call.signal === NEVER_ABORTED ? undefined : call.signal,
+    };
+    return this.#start(call.notification, call.method, call.params, options);
+  };
+}
+
+function interceptorFailure(method: string, error: unknown): RpcError {
+  if (error instanceof RpcError) return error;
+  let text: string;
+  try {
+    text = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
+  } catch {
+    text = 'a value that cannot be printed';
+  }
+  return new RpcError('INTERNAL', `a client interceptor failed on ${method} (${text.slice(0, 200)}); interceptors should throw RpcError`, { mayHaveRun: true }, { cause: error });
+}
+
+function isPlainRecord(value: unknown): value is Record<string, string> | undefined {
+  if (value === undefined) return true;
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return false;
+  const proto: unknown = Object.getPrototypeOf(value);
+  return proto === Object.prototype || proto === null;
+}
+
+/** ClientUnaryCall is the call client interceptors see. @internal */
+class ClientUnaryCall implements UnaryCall {
+  readonly kind = 'unary' as const;
+  readonly side = 'client' as const;
+  readonly method: string;
+  readonly service: string;
+  readonly name: string;
+  readonly registered = true;
+  params: unknown;
+  readonly headers: Record<string, string>;
+  readonly signal: AbortSignal;
+  readonly deadline: number;
+  readonly peer: string;
+  readonly notification: boolean;
+  readonly auth: unknown = undefined;
+  readonly options: Options;
+
+  constructor(method: string, params: unknown, headers: Record<string, string>, signal: AbortSignal, deadline: number, peer: string, notification: boolean, options: Options) {
+    this.method = method;
+    const { service, name } = splitMethod(method);
+    this.service = service;
+    this.name = name;
+    this.params = params;
+    this.headers = headers;
+    this.signal = signal;
+    this.deadline = deadline;
+    this.peer = peer;
+    this.notification = notification;
+    this.options = options;
+  }
+}

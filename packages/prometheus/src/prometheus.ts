@@ -1,0 +1,390 @@
+/**
+ * createPrometheus: the metrics of go-grpc-middleware's Prometheus provider, for tunnelrpc, as interceptors and
+ * event listeners that a user could have written. All metrics sit in one table, registered on a private Registry
+ * unless one is given; a second instance on the same registry reuses the metrics instead of failing on a
+ * duplicate name.
+ */
+import type { IncomingMessage, Server as HttpServer, ServerResponse, RequestListener } from 'node:http';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics, type Metric } from 'prom-client';
+import { ERROR_CODES, RpcError, type Interceptor, type RpcCall, type ServiceContract } from '@tunnelrpc/protocol';
+import type { ServerListener } from '@tunnelrpc/server';
+import type { ClientListener } from '@tunnelrpc/client';
+
+/**
+ * RPC_DURATION_BUCKETS are the OpenTelemetry RPC duration buckets, in seconds (the semantic conventions' advice for
+ * rpc.server.duration and rpc.client.duration).
+ */
+export const RPC_DURATION_BUCKETS: readonly number[] = Object.freeze([0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10]);
+
+/** OTHER_METHOD is the `method` (and `service`) label of calls to methods that are not registered. */
+export const OTHER_METHOD = '_OTHER';
+
+/** PrometheusOptions configures createPrometheus. Every field is optional. */
+export interface PrometheusOptions {
+  /**
+   * Registry the metrics go to. Default: a new private Registry (never prom-client's global one), read with
+   * `metrics.registry` or served with `metrics.serve()`.
+   */
+  registry?: Registry;
+  /**
+   * Contracts whose every method x code series is created at zero up front (so rates and ratios exist before the
+   * first call), on both the server and the client metrics. Default none: series appear with their first call.
+   */
+  services?: readonly ServiceContract[];
+  /** Histogram buckets in seconds, ascending. Default RPC_DURATION_BUCKETS (5 ms … 10 s, 14 buckets). */
+  buckets?: readonly number[];
+  /**
+   * Also collect prom-client's default process metrics (CPU, memory, event loop lag) into the registry. Default
+   * false, as a library should not add process metrics on its own.
+   */
+  collectDefaultMetrics?: boolean;
+}
+
+/** ServeOptions configures TunnelMetrics.serve. */
+export interface ServeOptions {
+  /** Path of the route. Default "/metrics". */
+  path?: string;
+}
+
+/** TunnelMetrics is what createPrometheus returns: hand the interceptors and listeners to the server and client. */
+export interface TunnelMetrics {
+  /** The registry the metrics are on. */
+  readonly registry: Registry;
+  /** For ServerOptions.interceptors: started, handled, handling seconds, calls in flight. */
+  readonly serverInterceptor: Interceptor;
+  /** For ServerOptions.listeners: tunnels open, opened, refused, bytes in and out. */
+  readonly serverListener: ServerListener;
+  /** For ClientOptions.interceptors: the tunnelrpc_client_* mirror of the server call metrics. */
+  readonly clientInterceptor: Interceptor;
+  /** For ClientOptions.listeners: tunnels open, connects, disconnects and reconnects. */
+  readonly clientListener: ClientListener;
+  /** addServices creates every method x code series of `services` at zero (as PrometheusOptions.services). */
+  addServices(...services: ServiceContract[]): void;
+  /**
+   * serve answers `GET path` (default /metrics) on `server` with the registry in the Prometheus text format, in
+   * front of the server's other request listeners (an RpcServer attached before or after is fine). Other paths
+   * go on to those listeners.
+   */
+  serve(server: HttpServer, options?: ServeOptions): void;
+}
+
+const CALL_LABELS = ['service', 'method', 'type'] as const;
+const HANDLED_LABELS = ['service', 'method', 'type', 'code'] as const;
+type CallLabel = (typeof CALL_LABELS)[number];
+type Labels = { service: string; method: string; type: string };
+const CODES: readonly string[] = ['OK', ...ERROR_CODES];
+const CODE_INDEX = new Map(CODES.map((code, index) => [code, index]));
+
+// One series of call metrics (service, method, type), counted in plain numbers on the call path; prom-client reads
+// them only at scrape time (each metric's collect), so a call costs a Map lookup and a few additions, not label
+// hashing and validation in prom-client (which cost several times a small call).
+class CallSeries {
+  readonly labels: Labels;
+  /** Created up front (PrometheusOptions.services): every code is exported, at zero too. */
+  readonly declared: boolean;
+  started = 0;
+  readonly handled = new Float64Array(CODES.length);
+  // Per bucket, not cumulative (prom-client's own layout); above the last bound only `count` grows.
+  readonly buckets: Float64Array;
+  sum = 0;
+  count = 0;
+
+  constructor(labels: Labels, bucketCount: number, declared: boolean) {
+    this.labels = labels;
+    this.buckets = new Float64Array(bucketCount);
+    this.declared = declared;
+  }
+}
+
+// The call metrics of one side, shared by every createPrometheus on the same registry.
+class SideState {
+  readonly #bounds: readonly number[];
+  readonly #unary = new Map<string, CallSeries>();
+  readonly #notifications = new Map<string, CallSeries>();
+  inFlight = 0;
+
+  constructor(bounds: readonly number[]) {
+    this.#bounds = bounds;
+  }
+
+  series(service: string, method: string, wire: string, notification: boolean, declared = false): CallSeries {
+    const map = notification ? this.#notifications : this.#unary;
+    let series = map.get(wire);
+    if (series === undefined) {
+      series = new CallSeries({ service, method, type: notification ? 'notification' : 'unary' }, this.#bounds.length, declared);
+      map.set(wire, series);
+    }
+    return series;
+  }
+
+  observe(series: CallSeries, seconds: number, code: string): void {
+    series.handled[CODE_INDEX.get(code) ?? CODE_INDEX.get('UNKNOWN')!]!++;
+    series.sum += seconds;
+    series.count++;
+    const bounds = this.#bounds;
+    for (let i = 0; i < bounds.length; i++) {
+      if (seconds <= bounds[i]!) {
+        series.buckets[i]!++;
+        return;
+      }
+    }
+  }
+
+  all(): CallSeries[] {
+    return [...this.#unary.values(), ...this.#notifications.values()];
+  }
+
+  get bounds(): readonly number[] {
+    return this.#bounds;
+  }
+}
+
+interface RegistryState {
+  readonly server: SideState;
+  readonly client: SideState;
+}
+
+// Metrics are created once per registry (a second createPrometheus on it shares them, as envelop does).
+const STATES = new WeakMap<Registry, RegistryState>();
+
+// The shape of a prom-client histogram entry as collect() fills it (prom-client 15 lib/histogram.js).
+interface HistogramEntry {
+  labels: unknown;
+  bucketValues: Record<string, number>;
+  sum: number;
+  count: number;
+}
+
+function defineSide(registry: Registry, prefix: 'server' | 'client', verb: string, state: SideState): void {
+  new Counter<CallLabel>({
+    name: `tunnelrpc_${prefix}_started_total`,
+    help: `Calls ${verb} started, by service, method and type (unary or notification).`,
+    labelNames: CALL_LABELS,
+    registers: [registry],
+    collect(this: Counter<CallLabel>) {
+      this.reset();
+      for (const series of state.all()) this.inc(series.labels, series.started);
+    },
+  });
+  new Counter<(typeof HANDLED_LABELS)[number]>({
+    name: `tunnelrpc_${prefix}_handled_total`,
+    help: `Calls ${verb} completed, by service, method, type and code (OK or an RpcError code).`,
+    labelNames: HANDLED_LABELS,
+    registers: [registry],
+    collect(this: Counter<(typeof HANDLED_LABELS)[number]>) {
+      this.reset();
+      for (const series of state.all()) {
+        for (let i = 0; i < CODES.length; i++) {
+          const value = series.handled[i]!;
+          if (value > 0 || series.declared) this.inc({ ...series.labels, code: CODES[i]! }, value);
+        }
+      }
+    },
+  });
+  new Histogram<CallLabel>({
+    name: `tunnelrpc_${prefix}_handling_seconds`,
+    help: `Seconds from the start of a call ${verb} to its outcome.`,
+    labelNames: CALL_LABELS,
+    buckets: [...state.bounds],
+    registers: [registry],
+    collect(this: Histogram<CallLabel>) {
+      this.reset();
+      const all = state.all();
+      for (const series of all) this.zero(series.labels);
+      const entries = new Map<unknown, HistogramEntry>();
+      for (const entry of Object.values((this as unknown as { hashMap: Record<string, HistogramEntry> }).hashMap)) entries.set(entry.labels, entry);
+      for (const series of all) {
+        const entry = entries.get(series.labels);
+        if (entry === undefined) continue;
+        state.bounds.forEach((bound, i) => (entry.bucketValues[bound] = series.buckets[i]!));
+        entry.sum = series.sum;
+        entry.count = series.count;
+      }
+    },
+  });
+  new Gauge({
+    name: `tunnelrpc_${prefix}_calls_in_flight`,
+    help: `Calls ${verb} running now.`,
+    registers: [registry],
+    collect(this: Gauge) {
+      this.set(state.inFlight);
+    },
+  });
+}
+
+/** createPrometheus builds the metrics and the interceptors and listeners that feed them. */
+export function createPrometheus(options: PrometheusOptions = {}): TunnelMetrics {
+  const registry = options.registry ?? new Registry();
+  if (!(registry instanceof Registry)) throw new RpcError('INVALID_ARGUMENT', 'option registry must be a prom-client Registry');
+  const buckets = checkBuckets(options.buckets ?? RPC_DURATION_BUCKETS);
+  if (options.collectDefaultMetrics === true) collectDefaultMetrics({ register: registry });
+
+  let state = STATES.get(registry);
+  if (state === undefined) {
+    state = { server: new SideState(buckets), client: new SideState(buckets) };
+    STATES.set(registry, state);
+    defineSide(registry, 'server', 'handled by this server', state.server);
+    defineSide(registry, 'client', 'made by this client', state.client);
+  }
+  const { server, client } = state;
+  const reuse = <M extends Metric>(name: string, make: () => M): M => (registry.getSingleMetric(name) as M | undefined) ?? make();
+  const counter = <L extends string>(name: string, help: string, labelNames: readonly L[] = []): Counter<L> =>
+    reuse(name, () => new Counter<L>({ name, help, labelNames, registers: [registry] }));
+  const gauge = (name: string, help: string): Gauge<string> => reuse(name, () => new Gauge({ name, help, registers: [registry] }));
+
+  const serverTunnels = {
+    open: gauge('tunnelrpc_server_tunnels_open', 'Tunnels open now.'),
+    opened: counter('tunnelrpc_server_tunnels_opened_total', 'Tunnels opened (CONNECT answered 200).'),
+    refused: counter('tunnelrpc_server_tunnels_refused_total', 'CONNECTs refused, by HTTP status.', ['status'] as const),
+    bytesIn: counter('tunnelrpc_server_received_bytes_total', 'Bytes read from tunnels, counted when each tunnel closes.'),
+    bytesOut: counter('tunnelrpc_server_sent_bytes_total', 'Bytes written to tunnels, counted when each tunnel closes.'),
+  };
+  const clientTunnels = {
+    open: gauge('tunnelrpc_client_tunnels_open', 'Tunnels this process holds open now.'),
+    connects: counter('tunnelrpc_client_connects_total', 'Tunnels opened by clients.'),
+    disconnects: counter('tunnelrpc_client_disconnects_total', 'Tunnels lost or closed, by code (OK for a clean close).', ['code'] as const),
+    reconnects: counter('tunnelrpc_client_reconnects_total', 'Redials scheduled after a lost tunnel or a failed dial.'),
+    bytesIn: counter('tunnelrpc_client_received_bytes_total', 'Bytes read from tunnels, counted when each tunnel closes.'),
+    bytesOut: counter('tunnelrpc_client_sent_bytes_total', 'Bytes written to tunnels, counted when each tunnel closes.'),
+  };
+
+  const addServices = (...services: ServiceContract[]): void => {
+    for (const contract of services) {
+      for (const [name, spec] of Object.entries(contract.methods)) {
+        // Interceptors wrap unary calls only so far: a stream method would be a series that never moves.
+        if ((spec.kind ?? 'unary') !== 'unary') continue;
+        for (const side of [server, client]) side.series(contract.name, name, `${contract.name}.${name}`, spec.notification === true, true);
+      }
+    }
+  };
+  addServices(...(options.services ?? []));
+
+  return {
+    registry,
+    serverInterceptor: measure(server),
+    clientInterceptor: measure(client),
+    serverListener: (event) => {
+      switch (event.type) {
+        case 'open':
+          serverTunnels.open.inc();
+          serverTunnels.opened.inc();
+          break;
+        case 'refused':
+          serverTunnels.refused.inc({ status: String(event.status) });
+          break;
+        case 'close':
+          serverTunnels.open.dec();
+          serverTunnels.bytesIn.inc(event.bytesIn);
+          serverTunnels.bytesOut.inc(event.bytesOut);
+          break;
+        default:
+          break;
+      }
+    },
+    clientListener: (event) => {
+      switch (event.type) {
+        case 'connected':
+          clientTunnels.open.inc();
+          clientTunnels.connects.inc();
+          break;
+        case 'disconnected':
+          clientTunnels.open.dec();
+          clientTunnels.disconnects.inc({ code: event.code ?? 'OK' });
+          clientTunnels.bytesIn.inc(event.bytesIn);
+          clientTunnels.bytesOut.inc(event.bytesOut);
+          break;
+        case 'reconnecting':
+          clientTunnels.reconnects.inc();
+          break;
+        default:
+          break;
+      }
+    },
+    addServices,
+    serve: (http, serveOptions = {}) => serveMetrics(http, registry, serveOptions.path ?? '/metrics'),
+  };
+}
+
+// One interceptor per side: it counts the call once, however many attempts the transport makes below it. Written
+// with then() rather than async/await: one promise a call instead of three, on every call of the process.
+function measure(state: SideState): Interceptor {
+  return (next) => (call: RpcCall) => {
+    const series = call.registered
+      ? state.series(call.service, call.name, call.method, call.notification)
+      : state.series(OTHER_METHOD, OTHER_METHOD, OTHER_METHOD, call.notification);
+    series.started++;
+    state.inFlight++;
+    const started = performance.now();
+    const finish = (code: string): void => {
+      state.inFlight--;
+      state.observe(series, (performance.now() - started) / 1000, code);
+    };
+    let outcome: Promise<unknown>;
+    try {
+      outcome = next(call);
+    } catch (error) {
+      finish(codeOf(error));
+      return Promise.reject(error);
+    }
+    return outcome.then(
+      (result) => {
+        finish('OK');
+        return result;
+      },
+      (error: unknown) => {
+        finish(codeOf(error));
+        throw error;
+      },
+    );
+  };
+}
+
+// The server answers INTERNAL for anything that is not an RpcError; count what the caller gets.
+function codeOf(error: unknown): string {
+  return error instanceof RpcError ? error.code : 'INTERNAL';
+}
+
+function checkBuckets(buckets: readonly number[]): readonly number[] {
+  const ok = Array.isArray(buckets) && buckets.length > 0 && buckets.every((each, i) => Number.isFinite(each) && each > 0 && (i === 0 || each > buckets[i - 1]!));
+  if (!ok) throw new RpcError('INVALID_ARGUMENT', 'option buckets must be a non-empty array of ascending positive numbers of seconds, such as RPC_DURATION_BUCKETS');
+  return buckets;
+}
+
+// Answers GET/HEAD `path` with the exposition; every other request goes to the listeners the server had.
+function serveMetrics(http: HttpServer, registry: Registry, path: string): void {
+  if (!path.startsWith('/')) throw new RpcError('INVALID_ARGUMENT', `serve(): path ${JSON.stringify(path)} must start with "/"`);
+  const listeners = http.listeners('request') as RequestListener[];
+  http.removeAllListeners('request');
+  http.on('request', (req: IncomingMessage, res: ServerResponse) => {
+    const url = req.url ?? '';
+    const query = url.indexOf('?');
+    if ((query === -1 ? url : url.slice(0, query)) !== path) {
+      if (listeners.length === 0) {
+        res.writeHead(404, { 'Content-Type': 'text/plain; charset=utf-8' });
+        res.end('404 not found\n');
+        return;
+      }
+      for (const listener of listeners) listener.call(http, req, res);
+      return;
+    }
+    if (req.method !== 'GET' && req.method !== 'HEAD') {
+      res.writeHead(405, { Allow: 'GET, HEAD', 'Content-Type': 'text/plain; charset=utf-8' });
+      res.end('405 use GET\n');
+      return;
+    }
+    registry.metrics().then(
+      (text) => {
+        res.writeHead(200, { 'Content-Type': registry.contentType, 'Cache-Control': 'no-store' });
+        res.end(req.method === 'HEAD' ? undefined : text);
+      },
+      (error: unknown) => {
+        // A collect callback of the user's registry failed: say so, never crash the server.
+        res.writeHead(500, { 'Content-Type': 'text/plain; charset=utf-8' });
+        res.end(`500 collecting metrics failed: ${error instanceof Error ? error.message : String(error)}\n`);
+      },
+    ).catch(() => {
+      // Writing the answer failed (the scraper went away): nothing left to tell it.
+      res.destroy();
+    });
+  });
+}
