@@ -1,6 +1,5 @@
 /** One call's state, shared by the client (queueing, retries) and the tunnel it is sent on. */
-import { RpcError } from '@tunnelrpc/protocol';
-import { Deadlines, type DeadlineGroup } from './deadlines.js';
+import { Deadlines, RpcError, type DeadlineGroup, type TimerFunctions } from '@tunnelrpc/protocol';
 import type { StreamCore } from './stream.js';
 import type { Tunnel } from './tunnel.js';
 
@@ -51,9 +50,14 @@ export function failCall(call: Call, code: RpcError['code'], message: string, ma
   call.reject(new RpcError(code, message, { mayHaveRun }, cause === undefined ? undefined : { cause }));
 }
 
+const NODE_TIMERS: TimerFunctions = {
+  set: (run, ms) => setTimeout(run, ms),
+  clear: (handle) => clearTimeout(handle as NodeJS.Timeout),
+};
+
 /**
  * callDeadlines is the one set of shared deadline timers for all calls of the process; each call's expiry goes to
  * the client that made it.
  * @internal
  */
-export const callDeadlines = new Deadlines<Call>((call, timeout) => call.expire(call, timeout));
+export const callDeadlines = new Deadlines<Call>((call, timeout) => call.expire(call, timeout), NODE_TIMERS);

@@ -81,6 +81,8 @@ export { MAX_CREDIT, MAX_PING_DATA_BYTES, MessageType, decodeMessage, encodeMess
 export { payloadLength } from './envelope.js';
 export type { PayloadParts } from './envelope.js';
 export { FrameBatcher } from './batch.js';
+export { Deadlines } from './deadlines.js';
+export type { DeadlineGroup, DeadlineMember, TimerFunctions } from './deadlines.js';
 export type { BatchSink } from './batch.js';
 export { CreditLedger, DEFAULT_MAX_STREAM_BUFFER, DEFAULT_MAX_STREAM_CREDIT, DEFAULT_MAX_STREAM_MESSAGE_SIZE } from './credit.js';
 export type { Grant } from './credit.js';

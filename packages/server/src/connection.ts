@@ -5,6 +5,7 @@
 import type { Socket } from 'node:net';
 import {
   CONNECTED_RESPONSE,
+  Deadlines,
   FrameDecoder,
   serverSends,
   MessageType,
@@ -20,7 +21,9 @@ import {
   goawayCodeOf,
   protocolViolation,
   toWireError,
+  type DeadlineGroup,
   type DecodeStats,
+  type TimerFunctions,
   type GoawayCode,
   type Message,
   type NotificationMessage,
@@ -73,7 +76,10 @@ interface ActiveCall {
   readonly method: string;
   readonly registered: RegisteredMethod;
   readonly ctx: HandlerContext;
-  timer: NodeJS.Timeout | undefined;
+  /** The deadline timer it shares with calls that arrived in the same ms with the same timeout. */
+  deadlineGroup: DeadlineGroup | undefined;
+  /** Its deadline as the request gave it, in ms, for the error message. */
+  readonly timeout: number;
   /** What it holds of the server-wide budget (decoded values and frame bytes). */
   readonly cost: Cost;
 }
@@ -85,6 +91,10 @@ const EMPTY_HEADERS: Readonly<Record<string, string>> = Object.freeze(Object.cre
 const NO_CALLS: Map<number, ActiveCall> = new Map();
 const NO_NOTIFICATIONS: Set<HandlerContext> = new Set();
 const NO_BACKLOG: Buffer[] = [];
+const NODE_TIMERS: TimerFunctions = {
+  set: (run, ms) => setTimeout(run, ms),
+  clear: (handle) => clearTimeout(handle as NodeJS.Timeout),
+};
 // What the last decodeMessage measured; read right after it (decoding is synchronous, one frame at a time).
 const DECODE_STATS: DecodeStats = { items: 0, largestMap: 0 };
 // The connection of each tunneled socket, for the shared socket listeners.
@@ -122,6 +132,7 @@ export class ServerConnection {
   #pingSentAt = 0;
   #frameStartedAt = 0;
   readonly #out: Outbound;
+  #deadlines: Deadlines<ActiveCall> | undefined;
   #lastPingAt = 0;
   #pingStrikes = 0;
   // Bytes of the partial frame last reported to the server's cap; a chunk held back while the server is over it.
@@ -470,13 +481,12 @@ export class ServerConnection {
       this.#respond(request.id, this.#handlerError(error, method.path, ctx), undefined);
       return true;
     }
-    const call: ActiveCall = { id: request.id, method: method.path, registered: method, ctx, timer: undefined, cost };
+    const call: ActiveCall = { id: request.id, method: method.path, registered: method, ctx, deadlineGroup: undefined, timeout, cost };
     if (this.#calls === NO_CALLS) this.#calls = new Map();
     this.#calls.set(request.id, call);
     if (this.#host.emit !== undefined) this.#checkBusy();
-    call.timer = setTimeout(() => {
-      this.guarded(() => this.#finish(call, new RpcError('DEADLINE_EXCEEDED', `${method.path} passed its deadline of ${timeout} ms`, { mayHaveRun: true })));
-    }, Math.max(0, deadline - Date.now()));
+    const now = Date.now();
+    (this.#deadlines ??= this.#makeDeadlines()).arm(call, Math.max(0, deadline - now), now);
     Promise.resolve(outcome).then(
       (result) => this.guarded(() => this.#finish(call, undefined, result)),
       (error: unknown) => this.guarded(() => this.#finish(call, this.#handlerError(error, method.path, ctx))),
@@ -707,12 +717,19 @@ export class ServerConnection {
     return new HandlerContext(method, deadline, headers ?? EMPTY_HEADERS, notification, this.#peer, socket, this.#auth);
   }
 
+  // Made with the first call that outlives its frame: idle tunnels are most tunnels.
+  #makeDeadlines(): Deadlines<ActiveCall> {
+    return new Deadlines<ActiveCall>((call, _timeout) => {
+      this.guarded(() => this.#finish(call, new RpcError('DEADLINE_EXCEEDED', `${call.method} passed its deadline of ${call.timeout} ms`, { mayHaveRun: true })));
+    }, NODE_TIMERS);
+  }
+
   // Settles a call exactly once: the Map entry is the guard (Go's pending delete-then-done).
   #finish(call: ActiveCall, error: RpcError | undefined, result?: unknown): void {
     if (this.#calls.get(call.id) !== call) return;
     this.#calls.delete(call.id);
     if (this.#host.emit !== undefined) this.#checkBusy();
-    clearTimeout(call.timer);
+    this.#deadlines?.disarm(call);
     this.#host.releaseCall(this, call.cost);
     if (error !== undefined) call.ctx.abort(error);
     if (this.#state === 'closed') {
@@ -803,7 +820,7 @@ export class ServerConnection {
     this.#backlogHead = 0;
     this.#socket.pause();
     for (const call of this.#calls.values()) {
-      clearTimeout(call.timer);
+      this.#deadlines?.disarm(call);
       this.#host.releaseCall(this, call.cost);
       call.ctx.abort(reason);
     }

@@ -1,14 +1,21 @@
 /**
  * Deadline timers shared by calls: calls made in the same millisecond with the same timeout share one timer.
  * A closed loop of many calls otherwise pays for a timer per call (creation, list insertion and a clock read),
- * about a twentieth of a small call's cost on the client.
+ * about a twentieth of a small call's cost on the client, and more on a server whose handlers are async. The
+ * timer functions are handed in (Node's setTimeout and clearTimeout), so this module itself stays free of timers.
  */
+
+/** TimerFunctions are how Deadlines starts and stops its timers: Node's setTimeout and clearTimeout. */
+export interface TimerFunctions {
+  set(run: () => void, ms: number): unknown;
+  clear(handle: unknown): void;
+}
 
 /** DeadlineGroup is one shared timer and the calls waiting on it. @internal */
 export interface DeadlineGroup {
   readonly members: DeadlineMember[];
   live: number;
-  timer: NodeJS.Timeout | undefined;
+  timer: unknown;
 }
 
 /** DeadlineMember is what a group needs of a call. @internal */
@@ -19,13 +26,15 @@ export interface DeadlineMember {
 /** Deadlines hands out shared timers; `expire` runs for every member still armed when its group fires. @internal */
 export class Deadlines<M extends DeadlineMember> {
   readonly #expire: (member: M, timeout: number) => void;
+  readonly #timers: TimerFunctions;
   // The group still open for new members: same timeout, same millisecond.
   #open: DeadlineGroup | undefined;
   #openTimeout = -1;
   #openAt = -1;
 
-  constructor(expire: (member: M, timeout: number) => void) {
+  constructor(expire: (member: M, timeout: number) => void, timers: TimerFunctions) {
     this.#expire = expire;
+    this.#timers = timers;
   }
 
   /** arm starts `member`'s deadline, `timeout` ms after `now` (Date.now(), read once by the caller). */
@@ -33,7 +42,7 @@ export class Deadlines<M extends DeadlineMember> {
     let group = this.#open;
     if (group === undefined || this.#openAt !== now || this.#openTimeout !== timeout || group.timer === undefined) {
       const created: DeadlineGroup = { members: [], live: 0, timer: undefined };
-      created.timer = setTimeout(() => this.#fire(created, timeout), timeout);
+      created.timer = this.#timers.set(() => this.#fire(created, timeout), timeout);
       group = created;
       this.#open = created;
       this.#openAt = now;
@@ -50,7 +59,7 @@ export class Deadlines<M extends DeadlineMember> {
     if (group === undefined) return;
     member.deadlineGroup = undefined;
     if (--group.live === 0) {
-      clearTimeout(group.timer);
+      this.#timers.clear(group.timer);
       group.timer = undefined;
       group.members.length = 0;
     }
