@@ -61,8 +61,8 @@ function dialWith(target: DialTarget, options: ResolvedClientOptions, headers: R
         target.kind === 'unix'
           ? netConnect({ path: target.socketPath })
           : target.kind === 'tls'
-            ? tlsConnect({ host: target.host, port: target.port, servername: isIp(target.host) ? undefined : target.host, ALPNProtocols: ['http/1.1'], ...options.tls })
-            : netConnect({ host: target.host, port: target.port });
+            ? tlsConnect({ host: target.address ?? target.host, port: target.port, servername: isIp(target.host) ? undefined : target.host, ALPNProtocols: ['http/1.1'], ...options.tls })
+            : netConnect({ host: target.address ?? target.host, port: target.port });
       socket.write(request);
     } catch (error) {
       reject(RpcError.from(error, 'INVALID_ARGUMENT'));
