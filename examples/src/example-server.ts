@@ -6,6 +6,7 @@
 import { parseArgs } from 'node:util';
 import { RpcServer, type LogEntry } from '@tunnelrpc/server';
 import { Echo, createEchoService } from './echo-service.js';
+import { Fleet, createFleetService } from './fleet-service.js';
 
 const usage = 'usage: pnpm example:server --port N [--host H]   (port 0 picks a free port)';
 
@@ -32,7 +33,8 @@ async function main(): Promise<void> {
     const error = entry.error === undefined ? '' : `: ${entry.error instanceof Error ? entry.error.message : String(entry.error)}`;
     console.error(`[example server] ${entry.level} ${entry.method ?? ''} ${entry.message}${error}`);
   };
-  const server = new RpcServer({ logger }).register(Echo, createEchoService());
+  // Fleet says which process answered: a client spread over several servers can count where its calls went.
+  const server = new RpcServer({ logger }).register(Echo, createEchoService()).register(Fleet, createFleetService());
   // Handlers go in before the 'listening' line: a supervisor that signals as soon as it reads the line must
   // never meet the default action (death by signal, not a graceful close and exit 0).
   const stop = (): void => {
