@@ -26,6 +26,7 @@ import {
   type RequestMessage,
 } from '@tunnelrpc/protocol';
 import { Account, type Cost } from './budget.js';
+import { peerOf } from './peer.js';
 import { HandlerContext } from './context.js';
 import { errorFromHandler, parseParams, unknownMethod, type MethodTable, type PeerAddress, type RegisteredMethod } from './dispatch.js';
 import type { LogEntry } from './log.js';
@@ -583,7 +584,7 @@ export class ServerConnection {
 
   #context(method: string, deadline: number, headers: Record<string, string> | undefined, notification: boolean): HandlerContext {
     const socket = this.#socket;
-    this.#peer ??= { address: socket.remoteAddress, port: socket.remotePort, family: socket.remoteFamily };
+    this.#peer ??= peerOf(socket);
     return new HandlerContext(method, deadline, headers ?? EMPTY_HEADERS, notification, this.#peer, socket, this.#auth);
   }
 

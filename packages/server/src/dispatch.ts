@@ -21,6 +21,23 @@ export interface PeerAddress {
   address: string | undefined;
   port: number | undefined;
   family: string | undefined;
+  /** The client certificate the TLS layer verified (https with `requestCert`); absent otherwise. */
+  certificate?: PeerCertificate;
+}
+
+/** PeerCertificate is a verified client certificate, as `ctx.peer.certificate` and `authorize` see it. */
+export interface PeerCertificate {
+  /** Subject names, such as `{ CN: 'billing', O: 'Example' }`. */
+  readonly subject: Readonly<Record<string, string>>;
+  /** Issuer names. */
+  readonly issuer: Readonly<Record<string, string>>;
+  /** Subject alternative names as OpenSSL prints them: `DNS:billing.internal`, `URI:spiffe://…`, `IP Address:10.0.0.5`. */
+  readonly subjectAltNames: readonly string[];
+  /** SHA-256 fingerprint, colon-separated hex: pin it to allow one certificate exactly. */
+  readonly fingerprint256: string;
+  readonly serialNumber: string;
+  readonly validFrom: string;
+  readonly validTo: string;
 }
 
 /** CallContext is handed to every handler next to its parsed params. */

@@ -20,6 +20,6 @@ export { RpcServer } from './server.js';
 export type { ListenAddress } from './server.js';
 export type { ServerOptions } from './options.js';
 export type { LogEntry, LogLevel, ServerLogger } from './log.js';
-export type { CallContext, Handler, PeerAddress, ServiceImpl } from './dispatch.js';
+export type { CallContext, Handler, PeerAddress, PeerCertificate, ServiceImpl } from './dispatch.js';
 export { RpcError } from '@tunnelrpc/protocol';
 export type { ErrorCode } from '@tunnelrpc/protocol';

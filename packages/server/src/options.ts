@@ -5,6 +5,7 @@
 import type { IncomingMessage } from 'node:http';
 import { checkInteger, definedOnly, MAX_UINT32, resolveDecodeLimits, RpcError, type DecodeLimits } from '@tunnelrpc/protocol';
 
+import type { PeerAddress } from './dispatch.js';
 import { defaultLogger, type ServerLogger } from './log.js';
 
 /** ServerOptions configures an RpcServer. Every field is optional; the defaults are safe for a public port. */
@@ -144,7 +145,16 @@ export interface ServerOptions {
    * PERMISSION_DENIED (403), RESOURCE_EXHAUSTED (429) or UNAVAILABLE (503); any other throw is 403. The value
    * returned is handed to every handler as `ctx.auth`.
    */
-  authorize?: (req: IncomingMessage) => unknown;
+  authorize?: (req: IncomingMessage, peer: PeerAddress) => unknown;
+  /**
+   * Refuse every CONNECT that did not come with a client certificate the https server verified (missing, expired,
+   * or issued by a CA not in its `ca`): 401 with a body saying why, which the client reports as UNAUTHENTICATED,
+   * and a warn log entry. Create the https server with `requestCert: true` and `rejectUnauthorized: false`, so
+   * that a refusal is an answer the client can read (with `rejectUnauthorized: true` TLS itself refuses, with an
+   * alert and no reason). The verified certificate is on `ctx.peer.certificate` and given to `authorize`.
+   * Default false.
+   */
+  requireClientCertificate?: boolean;
   /**
    * Receives leveled log entries with fields (method, code, peer, error): handler crashes (error), dropped
    * notifications and peers that misbehave (warn), aborted handlers (debug). Default: warn and error to stderr.
@@ -183,11 +193,17 @@ export interface ResolvedServerOptions extends DecodeLimits {
   shutdownTimeout: number;
   exposeInternalErrors: boolean;
   validateParams: boolean;
-  authorize: ((req: IncomingMessage) => unknown) | undefined;
+  authorize: ((req: IncomingMessage, peer: PeerAddress) => unknown) | undefined;
+  requireClientCertificate: boolean;
   logger: ServerLogger;
 }
 
 const MAX_TIMER_MS = 2_147_483_647; // setTimeout's ceiling
+
+function checkFlag(name: string, value: unknown): boolean {
+  if (typeof value !== 'boolean') throw new RpcError('INVALID_ARGUMENT', `option ${name} must be true or false; got ${String(value)}`);
+  return value;
+}
 
 /** resolveServerOptions fills defaults and validates every option, throwing INVALID_ARGUMENT naming the bad one. */
 export function resolveServerOptions(options: ServerOptions = {}): ResolvedServerOptions {
@@ -233,6 +249,7 @@ export function resolveServerOptions(options: ServerOptions = {}): ResolvedServe
     exposeInternalErrors: given.exposeInternalErrors ?? false,
     validateParams: given.validateParams ?? true,
     authorize: given.authorize,
+    requireClientCertificate: checkFlag('requireClientCertificate', given.requireClientCertificate ?? false),
     logger: given.logger ?? defaultLogger,
   };
 }

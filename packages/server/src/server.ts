@@ -11,9 +11,14 @@ import { ServerConnection, type ConnectionHost } from './connection.js';
 import { MethodTable, type ServiceImpl } from './dispatch.js';
 import { RateLimitedLog } from './log.js';
 import { resolveServerOptions, type ResolvedServerOptions, type ServerOptions } from './options.js';
+import { clientCertificateRefusal, peerOf } from './peer.js';
 import { malformedConnect, refuseConnect, statusForCode } from './refuse.js';
 
 const MAX_HEADERS_COUNT = 64;
+
+function peerTextOf(peer: { address: string | undefined; port: number | undefined }): string {
+  return `${peer.address ?? 'unknown'}:${peer.port ?? '?'}`;
+}
 
 // Shared by every tunnel's socket: its own closure per tunnel would cost memory on idle tunnels.
 function destroyOnError(this: Duplex): void {
@@ -146,6 +151,14 @@ export class RpcServer {
       return;
     }
     if (this.#refusedForCapacity(socket)) return;
+    if (this.#options.requireClientCertificate) {
+      const refusal = clientCertificateRefusal(socket);
+      if (refusal !== undefined) {
+        this.#log.log({ level: 'warn', message: `CONNECT refused: ${refusal}`, peer: peerTextOf(peerOf(socket)), code: 'UNAUTHENTICATED' });
+        refuseConnect(socket, 401, `401 ${refusal}`);
+        return;
+      }
+    }
     const authorize = this.#options.authorize;
     if (authorize === undefined) {
       this.#open(socket, head, undefined);
@@ -153,7 +166,7 @@ export class RpcServer {
     }
     let decision: unknown;
     try {
-      decision = authorize(req);
+      decision = authorize(req, peerOf(socket));
     } catch (error) {
       this.#refuseAuth(socket, error);
       return;
