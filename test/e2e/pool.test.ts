@@ -7,7 +7,7 @@ import { expect } from 'chai';
 import { setTimeout as delay } from 'node:timers/promises';
 import { z } from 'zod';
 import { connect, createRpcClient, type ClientOptions, type RpcClient } from '@tunnelrpc/client';
-import { defineService } from '@tunnelrpc/protocol';
+import { RpcError, defineService } from '@tunnelrpc/protocol';
 import { RpcServer } from '@tunnelrpc/server';
 import { Cleanup } from '../helpers/cleanup.js';
 import { Counter } from '../helpers/servers.js';
@@ -87,6 +87,26 @@ describe('client pool', () => {
     void second;
   });
 
+  it('resolves the host name again after an endpoint fails: a new address gets calls, one that left the answer is closed', async () => {
+    const first = await serve('one');
+    const second = await serve('two', first.port, '127.0.0.2');
+    let answer = ['127.0.0.1'];
+    let lookups = 0;
+    const lookup = (): Array<{ address: string }> => {
+      lookups++;
+      return answer.map((address) => ({ address }));
+    };
+    const client = await open(`http://fleet.test:${first.port}/_rpc`, { lookup, minResolveInterval: 0, minReconnectDelay: 10, maxReconnectDelay: 50 });
+    expect(await client.call('Tag.name')).to.equal('one');
+    // The record moves to the second server, and the first one goes away: its failed redial asks DNS again.
+    answer = ['127.0.0.2'];
+    await first.rpc.close();
+    while (client.endpoints.length !== 1 || client.endpoints[0]!.address !== '127.0.0.2' || client.endpoints[0]!.state !== 'ready') await delay(5);
+    expect([...(await names(client, 50)).keys()]).to.deep.equal(['two']);
+    expect(lookups).to.be.at.least(2);
+    void second;
+  });
+
   it('rejects connect with UNAVAILABLE when a host name does not resolve, naming the URL', async () => {
     const lookup = (): never => {
       throw Object.assign(new Error('getaddrinfo ENOTFOUND nowhere.test'), { code: 'ENOTFOUND' });
@@ -112,6 +132,27 @@ describe('client pool', () => {
     // Every call that was running on a finished there, with its result.
     expect(held.filter((name) => name === 'a').length).to.equal(inFlightOnA);
     expect(held.length).to.equal(20);
+  });
+
+  it('routes around an endpoint that refuses the CONNECT (401), and fails waiting calls with that code only when every endpoint refuses', async () => {
+    const refuse = (): never => {
+      throw new RpcError('UNAUTHENTICATED', 'no token');
+    };
+    const locked = new RpcServer({ authorize: refuse, logger: () => {} });
+    cleanup.defer(() => locked.close());
+    const lockedUrl = (await locked.listen(0)).url;
+    const open2 = await serve('open');
+    const client = await open([lockedUrl, open2.url], { minReconnectDelay: 10, maxReconnectDelay: 50 });
+    expect([...(await names(client, 50)).keys()]).to.deep.equal(['open']);
+    expect(client.endpoints[0]!.ejections).to.be.at.least(1);
+    expect(client.endpoints[0]!.tunnels).to.equal(0);
+    expect(client.endpoints[0]!.lastError?.code).to.equal('UNAUTHENTICATED');
+
+    const other = new RpcServer({ authorize: refuse, logger: () => {} });
+    cleanup.defer(() => other.close());
+    const waiting = createRpcClient([lockedUrl, (await other.listen(0)).url]);
+    cleanup.defer(() => waiting.close());
+    await expectRejection(waiting.call('Tag.name'), 'UNAUTHENTICATED', 'no token');
   });
 
   it('rejects connect naming each endpoint when none can be reached', async () => {
