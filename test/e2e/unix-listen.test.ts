@@ -4,14 +4,17 @@
  * left alone with FAILED_PRECONDITION.
  */
 import { existsSync } from 'node:fs';
-import { readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { connect as netConnect } from 'node:net';
 import { expect } from 'chai';
 import { connect } from '@tunnelrpc/client';
-import { RpcServer } from '@tunnelrpc/server';
+import { RpcServer, type PeerAddress } from '@tunnelrpc/server';
 import { Echo, createEchoService } from '@tunnelrpc/examples';
 import { Cleanup } from '../helpers/cleanup.js';
-import { spawnNode, waitForLine } from '../helpers/processes.js';
+import { REPO_ROOT, runNode, spawnNode, waitForLine } from '../helpers/processes.js';
 import { expectRejection } from '../helpers/rpc-error.js';
 import { tempSocketPath } from '../helpers/servers.js';
 
@@ -96,5 +99,58 @@ describe('RpcServer#listen on a unix socket', () => {
   it('refuses a bad mode or an empty path with INVALID_ARGUMENT', async () => {
     await expectRejection(server().listen({ path: socketPath(), mode: 0o1000 }), 'INVALID_ARGUMENT', 'must be a file mode from 0 to 0o777');
     await expectRejection(server().listen({ path: '' }), 'INVALID_ARGUMENT', 'non-empty socket file path');
+  });
+
+  describe('peer credentials (SO_PEERCRED through the optional koffi)', () => {
+    it('puts the uid, gid and pid of the connecting process on the peer, on Linux with koffi installed', async function () {
+      if (process.platform !== 'linux') this.skip();
+      const path = socketPath();
+      const seen: PeerAddress[] = [];
+      const rpc = new RpcServer({ logger: () => {}, authorize: (_req, peer) => seen.push(peer) }).register(Echo, createEchoService());
+      cleanup.defer(() => rpc.close());
+      const client = await connect((await rpc.listen({ path })).url, { reconnect: false });
+      expect(await client.call('Echo.add', { a: 1, b: 1 })).to.equal(2);
+      await client.close();
+      expect(seen[0]!.credentials).to.deep.equal({ uid: process.getuid!(), gid: process.getgid!(), pid: process.pid });
+    });
+
+    it('has no credentials over TCP', async () => {
+      const seen: PeerAddress[] = [];
+      const rpc = new RpcServer({ logger: () => {}, authorize: (_req, peer) => seen.push(peer) }).register(Echo, createEchoService());
+      cleanup.defer(() => rpc.close());
+      const client = await connect((await rpc.listen(0)).url, { reconnect: false });
+      await client.call('Echo.echo', 1);
+      await client.close();
+      expect(seen[0]).to.not.have.property('credentials');
+      expect(seen[0]!.address).to.equal('127.0.0.1');
+    });
+
+    it('serves unix peers without credentials, and without failing, when koffi cannot be loaded', async () => {
+      const dir = await mkdtemp(join(tmpdir(), 'tunnelrpc-e2e-nokoffi-'));
+      cleanup.defer(() => rm(dir, { recursive: true, force: true }));
+      // A preload that makes require('koffi') fail as if the optional package were not installed.
+      const preload = join(dir, 'no-koffi.cjs');
+      await writeFile(preload, [
+        "const Module = require('node:module');",
+        'const resolve = Module._resolveFilename;',
+        "Module._resolveFilename = function (request, ...rest) { if (request === 'koffi') { const e = new Error(\"Cannot find module 'koffi'\"); e.code = 'MODULE_NOT_FOUND'; throw e; } return resolve.call(this, request, ...rest); };",
+      ].join('\n'));
+      const url = (file: string): string => pathToFileURL(join(REPO_ROOT, file)).href;
+      const code = [
+        `import { RpcServer } from '${url('packages/server/dist/index.js')}';`,
+        `import { connect } from '${url('packages/client/dist/index.js')}';`,
+        `import { Echo, createEchoService } from '${url('examples/dist/echo-service.js')}';`,
+        'const seen = [];',
+        'const rpc = new RpcServer({ logger: () => {}, authorize: (_req, peer) => seen.push(peer) }).register(Echo, createEchoService());',
+        `const address = await rpc.listen({ path: ${JSON.stringify(join(dir, 's.sock'))} });`,
+        "const client = await connect(address.url, { reconnect: false });",
+        "const sum = await client.call('Echo.add', { a: 20, b: 22 });",
+        'await client.close(); await rpc.close();',
+        "console.log(JSON.stringify({ sum, hasCredentials: 'credentials' in seen[0] }));",
+      ].join('\n');
+      const result = await runNode(['--require', preload, '--input-type=module', '-e', code]);
+      expect(result.stderr).to.equal('');
+      expect(JSON.parse(result.stdout)).to.deep.equal({ sum: 42, hasCredentials: false });
+    });
   });
 });

@@ -16,6 +16,8 @@ import {
 } from '@tunnelrpc/protocol';
 import type { LogEntry } from './log.js';
 
+import type { PeerCredentials } from './peer-credentials.js';
+
 /** PeerAddress is the remote end of a tunnel as the socket reports it. */
 export interface PeerAddress {
   address: string | undefined;
@@ -23,6 +25,11 @@ export interface PeerAddress {
   family: string | undefined;
   /** The client certificate the TLS layer verified (https with `requestCert`); absent otherwise. */
   certificate?: PeerCertificate;
+  /**
+   * The connecting process's uid, gid and pid, on a unix socket on Linux with the optional `koffi` package
+   * installed (SO_PEERCRED); absent otherwise.
+   */
+  credentials?: PeerCredentials;
 }
 
 /** PeerCertificate is a verified client certificate, as `ctx.peer.certificate` and `authorize` see it. */

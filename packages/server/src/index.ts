@@ -19,6 +19,7 @@
 export { RpcServer } from './server.js';
 export type { ListenAddress } from './server.js';
 export type { UnixListenTarget } from './unix-listen.js';
+export type { PeerCredentials } from './peer-credentials.js';
 export type { ServerOptions } from './options.js';
 export type { LogEntry, LogLevel, ServerLogger } from './log.js';
 export type { CallContext, Handler, PeerAddress, PeerCertificate, ServiceImpl } from './dispatch.js';

@@ -6,6 +6,7 @@
 import type { Duplex } from 'node:stream';
 import { TLSSocket } from 'node:tls';
 import type { PeerAddress, PeerCertificate } from './dispatch.js';
+import { peerCredentialsOf } from './peer-credentials.js';
 
 /** peerOf describes the remote end of a tunnel's socket, with its verified client certificate if any. @internal */
 export function peerOf(socket: Duplex): PeerAddress {
@@ -13,6 +14,8 @@ export function peerOf(socket: Duplex): PeerAddress {
   const peer: PeerAddress = { address: net.remoteAddress, port: net.remotePort, family: net.remoteFamily };
   const certificate = verifiedCertificateOf(socket);
   if (certificate !== undefined) peer.certificate = certificate;
+  const credentials = peerCredentialsOf(socket);
+  if (credentials !== undefined) peer.credentials = credentials;
   return peer;
 }
 
