@@ -3,6 +3,8 @@
  * to the other endpoints while the calls in flight finish, and the INVALID_ARGUMENT answers JavaScript callers get
  * for a bad URL list or pool option. Real servers on 127.0.0.x, real sockets; counts, not times.
  */
+import { once } from 'node:events';
+import { createServer, type AddressInfo } from 'node:net';
 import { expect } from 'chai';
 import { setTimeout as delay } from 'node:timers/promises';
 import { z } from 'zod';
@@ -153,6 +155,32 @@ describe('client pool', () => {
     const waiting = createRpcClient([lockedUrl, (await other.listen(0)).url]);
     cleanup.defer(() => waiting.close());
     await expectRejection(waiting.call('Tag.name'), 'UNAUTHENTICATED', 'no token');
+  });
+
+  it('probes an endpoint that does not answer with one dial at a time, not tunnelsPerEndpoint at once (no reconnect storm)', async () => {
+    // Accepts TCP and never answers the CONNECT: every dial ends at handshakeTimeout.
+    let open = 0;
+    let most = 0;
+    let accepted = 0;
+    const reached = new Counter();
+    const silent = createServer((socket) => {
+      accepted++;
+      most = Math.max(most, ++open);
+      socket.on('error', () => {});
+      socket.once('close', () => open--);
+      // Read (and drop) the CONNECT head, so the client's close reaches this side as 'end' then 'close'.
+      socket.resume();
+      reached.increment();
+    });
+    silent.listen(0, '127.0.0.1');
+    await once(silent, 'listening');
+    cleanup.defer(() => new Promise<void>((resolve) => silent.close(() => resolve())));
+    const client = createRpcClient(`http://127.0.0.1:${(silent.address() as AddressInfo).port}/_rpc`, { tunnelsPerEndpoint: 4, handshakeTimeout: 50, minReconnectDelay: 20, maxReconnectDelay: 40 });
+    cleanup.defer(() => client.close());
+    await reached.reach(5);
+    expect(most).to.equal(1);
+    expect(client.endpoints[0]!.failures).to.be.at.least(4);
+    expect(accepted).to.be.at.least(5);
   });
 
   it('rejects connect naming each endpoint when none can be reached', async () => {
