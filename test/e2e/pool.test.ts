@@ -109,6 +109,14 @@ describe('client pool', () => {
     void second;
   });
 
+  it('closes, failing waiting calls, while a lookup never answers', async () => {
+    const client = createRpcClient('http://stuck.test:8080/_rpc', { lookup: () => new Promise(() => {}) });
+    const waiting = client.call('Tag.name');
+    await client.close();
+    await expectRejection(waiting, 'UNAVAILABLE', 'close() was called');
+    expect(await client.closed).to.equal(undefined);
+  });
+
   it('rejects connect with UNAVAILABLE when a host name does not resolve, naming the URL', async () => {
     const lookup = (): never => {
       throw Object.assign(new Error('getaddrinfo ENOTFOUND nowhere.test'), { code: 'ENOTFOUND' });

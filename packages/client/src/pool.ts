@@ -229,10 +229,8 @@ export class Pool implements EndpointHost {
 
   endpointClosed(endpoint: Endpoint): void {
     const source = this.#sourceOf.get(endpoint);
-    // An address that left the DNS answer goes away; on close() endpoints stay listed as closed.
-    if (!this.#closing && source !== undefined && !this.#options.reconnect) {
-      // reconnect off: the endpoint is done; keep it listed (closed) so endpoints says what happened.
-    } else if (!this.#closing && source !== undefined) {
+    // An address that left the DNS answer goes away; after close(), or with reconnect off, it stays listed as closed.
+    if (!this.#closing && this.#options.reconnect && source !== undefined) {
       for (const [key, each] of source.endpoints) if (each === endpoint) source.endpoints.delete(key);
       this.#endpoints = this.#endpoints.filter((each) => each !== endpoint);
       this.#sourceOf.delete(endpoint);
@@ -372,7 +370,9 @@ export class Pool implements EndpointHost {
   #closeIfDone(): void {
     if (this.#closed) return;
     if (!this.#closing && this.#options.reconnect) return;
-    if (!this.#endpoints.every((endpoint) => endpoint.closed) || this.#sources.some((source) => source.resolving)) return;
+    if (!this.#endpoints.every((endpoint) => endpoint.closed)) return;
+    // After close() a lookup still under way is not waited for (it may never answer); its answer is ignored.
+    if (!this.#closing && this.#sources.some((source) => source.resolving)) return;
     this.#closed = true;
     this.#host.poolClosed();
   }
