@@ -17,6 +17,7 @@ import { createTracing } from '@tunnelrpc/otel';
 import { createPrometheus } from '@tunnelrpc/prometheus';
 import { RpcServer, type LogEntry, type ServerEvent } from '@tunnelrpc/server';
 import { Echo, createEchoService } from './echo-service.js';
+import { Fleet, createFleetService } from './fleet-service.js';
 
 const usage = 'usage: pnpm example:server --port N [--host H] [--proxy-protocol] [--debug]   (port 0 picks a free port)';
 const DEBUG_PATH = '/debug/tunnelrpc';
@@ -49,7 +50,8 @@ async function main(): Promise<void> {
     return;
   }
   const proxyProtocol = values['proxy-protocol'] === true ? { trusted: ['127.0.0.1', '::1'] } : undefined;
-  const server = new RpcServer({ logger, proxyProtocol }).register(Echo, createEchoService());
+  // Fleet says which process answered: a client spread over several servers can count where its calls went.
+  const server = new RpcServer({ logger, proxyProtocol }).register(Echo, createEchoService()).register(Fleet, createFleetService());
   // Handlers go in before the 'listening' line: a supervisor that signals as soon as it reads the line must
   // never meet the default action (death by signal, not a graceful close and exit 0).
   const stop = (): void => {
@@ -80,7 +82,7 @@ async function serveWithDebug(port: number, host: string, logger: (entry: LogEnt
     debugPath: DEBUG_PATH,
     interceptors: [tracing.interceptor, metrics.serverInterceptor],
     listeners: [metrics.serverListener, logEvent],
-  }).register(Echo, createEchoService());
+  }).register(Echo, createEchoService()).register(Fleet, createFleetService());
   const http = createServer({ headersTimeout: 10_000, requestTimeout: 10_000, maxHeaderSize: 8192 });
   server.attach(http);
   metrics.serve(http);

@@ -1,20 +1,19 @@
 /**
- * RpcClient: many concurrent calls multiplexed over one tunnel, answered in any order, with redials after a loss.
+ * RpcClient: many concurrent calls multiplexed over the tunnels of a pool (one URL: one tunnel), answered in any
+ * order, with redials after a loss.
  * Every call ends: answered, or failed with an RpcError whose code says why and whose data says whether it may
- * have run. Calls that surely did not run, and idempotent ones, are re-sent on the next tunnel within their
- * deadline; calls made while there is no tunnel wait for one, bounded by their deadline.
+ * have run. Calls that surely did not run, and idempotent ones, are re-sent on another tunnel (another endpoint
+ * when the pool has one) within their deadline; calls made while there is no tunnel wait for one, bounded by their
+ * deadline.
  */
-import type { Socket } from 'node:net';
-import { RpcError, lowerCaseHeaderName } from '@tunnelrpc/protocol';
+import { RpcError, lowerCaseHeaderName, type StreamKind } from '@tunnelrpc/protocol';
 import { callDeadlines, failCall, settleCall, type Call } from './call.js';
-import { dial, type Dialed } from './dial.js';
-import { createClientEmitter, type ClientEvent } from './events.js';
+import type { EndpointSnapshot } from './endpoint.js';
 import { CallLayer } from './interceptors.js';
 import type { ResolvedClientOptions } from './options.js';
-import type { DialTarget } from './target.js';
+import { Pool, type PoolHost } from './pool.js';
 import { Feed, StreamCall, StreamCore, type StreamSchemas } from './stream.js';
-import { Tunnel, type TunnelHost } from './tunnel.js';
-import type { StreamKind } from '@tunnelrpc/protocol';
+import type { DialTarget } from './target.js';
 
 /** CallOptions tune one call. */
 export interface CallOptions {
@@ -76,34 +75,29 @@ export interface CallFailure {
 
 const NO_OPTIONS: CallOptions = Object.freeze({});
 
+/**
+ * firstTunnel resolves once a client's first tunnel is open; rejects with the dial error (closing the client) when
+ * every endpoint failed its first try. connect() awaits it. @internal
+ */
+export let firstTunnel: (client: RpcClient) => Promise<void>;
+
 // setTimeout's ceiling: a longer timeout is clamped to it.
 const MAX_TIMER_MS = 2_147_483_647;
 
-// Dial errors that another try will not fix: calls waiting for a tunnel fail with them at once.
-const PERMANENT_REFUSALS: ReadonlySet<string> = new Set(['UNAUTHENTICATED', 'PERMISSION_DENIED', 'UNIMPLEMENTED', 'INVALID_ARGUMENT']);
-
-/** RpcClient sends calls and notifications to one server. Create it with connect(). */
+/** RpcClient sends calls and notifications to one server, or spreads them over several. Create it with connect(). */
 export class RpcClient {
   readonly #options: ResolvedClientOptions;
-  readonly #target: DialTarget;
-  readonly #host: TunnelHost;
+  readonly #display: string;
+  // The endpoints and their tunnels; it picks the tunnel of each call, the client decides retries.
+  readonly #pool: Pool;
+  // Interceptors and ambient deadlines, above queueing, redials and retries: they see each call once.
   readonly #layer: CallLayer;
-  readonly #emit: ((event: ClientEvent) => void) | undefined;
-  // Each tunnel's socket, for the byte counts of its disconnected event (only kept when there are listeners).
-  readonly #sockets = new WeakMap<Tunnel, Socket>();
-  // The tunnel new calls go to; older ones finish their calls in #draining.
-  #tunnel: Tunnel | undefined;
-  readonly #draining = new Set<Tunnel>();
   // Calls waiting for a tunnel, oldest first.
   #queue: Call[] = [];
   #state: 'open' | 'closing' | 'closed' = 'open';
-  #dialing = false;
-  // Aborts the dial in progress: close() must not leave a socket and a handshake timer behind.
-  #dialAbort: AbortController | undefined;
-  #reconnectTimer: NodeJS.Timeout | undefined;
-  #failedDials = 0;
-  #lastDialError: RpcError | undefined;
   #closeReason: RpcError | undefined;
+  // Why the last tunnel ended: with reconnect off, the reason the client is done.
+  #lastEndReason: RpcError | undefined;
   readonly #closed: Promise<RpcError | undefined>;
   #resolveClosed!: (reason: RpcError | undefined) => void;
 
@@ -112,40 +106,57 @@ export class RpcClient {
     this.#giveUp(call, 'DEADLINE_EXCEEDED', `${call.method} passed its deadline of ${timeout} ms`);
   };
 
-  /** @internal Use connect() or createRpcClient(). Without `dialed`, the client dials in the background. */
-  constructor(dialed: Dialed | undefined, options: ResolvedClientOptions, target: DialTarget) {
+  static {
+    firstTunnel = async (client) => {
+      try {
+        await client.#pool.ready();
+      } catch (error) {
+        await client.close();
+        throw error;
+      }
+    };
+  }
+
+  /** @internal Use connect() or createRpcClient(): the client dials every endpoint in the background. */
+  constructor(options: ResolvedClientOptions, targets: readonly DialTarget[]) {
     this.#options = options;
-    this.#target = target;
+    this.#display = targets.map((target) => target.display).join(', ');
     this.#closed = new Promise((resolve) => (this.#resolveClosed = resolve));
-    this.#emit = createClientEmitter(options.listeners);
     this.#layer = new CallLayer(
       (notification, method, params, callOptions) => this.#start(notification, method, params, callOptions),
       options.interceptors,
       options.defaultTimeout,
       options.deadlineMargin,
-      target.display,
+      this.#display,
     );
-    this.#host = {
-      tunnelDraining: (tunnel, refused) => this.#onDraining(tunnel, refused),
-      tunnelEnded: (tunnel, reason, orphans, refused) => this.#onEnded(tunnel, reason, orphans, refused),
-      tunnelWritable: (tunnel) => {
-        if (tunnel === this.#tunnel) this.#flushQueue();
-      },
+    const host: PoolHost = {
+      tunnelReady: () => this.#flushQueue(),
+      tunnelDraining: (refused) => this.#onDraining(refused),
+      tunnelEnded: (reason, orphans, refused, url) => this.#onEnded(reason, orphans, refused, url),
+      dialFailed: (error) => this.#onDialFailed(error),
+      poolClosed: () => this.#onPoolClosed(),
     };
-    if (dialed !== undefined) this.#adopt(dialed);
-    else this.#redial();
+    this.#pool = new Pool(targets, options, host);
+    this.#pool.start();
   }
 
-  /** target is the URL this client dials. */
+  /** target is the URL this client dials (the URLs, comma-separated, for a pool of several). */
   get target(): string {
-    return this.#target.display;
+    return this.#display;
+  }
+
+  /**
+   * endpoints says what each endpoint is doing: one entry per URL, or per address a host name resolved to, each
+   * with its state (connecting, ready, draining, ejected, closed), open tunnels, outstanding calls, calls sent,
+   * failures and ejections. A frozen snapshot: read it again to see changes.
+   */
+  get endpoints(): readonly EndpointSnapshot[] {
+    return this.#pool.snapshot();
   }
 
   /** pendingCalls counts calls not yet settled: waiting for a tunnel or for their answer. */
   get pendingCalls(): number {
-    let count = this.#queue.length + (this.#tunnel?.callCount ?? 0);
-    for (const tunnel of this.#draining) count += tunnel.callCount;
-    return count;
+    return this.#queue.length + this.#pool.callCount;
   }
 
   /** closed resolves when the client is done: undefined after close(), else the error that ended it. */
@@ -243,7 +254,7 @@ export class RpcClient {
     }
     const what = notification ? `notification ${method}` : method;
     if (this.#state !== 'open') {
-      const why = this.#closeReason === undefined ? `close() was called on the client for ${this.#target.display}` : `the tunnel to ${this.#target.display} is closed (${this.#closeReason.message})`;
+      const why = this.#closeReason === undefined ? `close() was called on the client for ${this.#display}` : `the tunnel to ${this.#display} is closed (${this.#closeReason.message})`;
       return Promise.reject(new RpcError('UNAVAILABLE', `${what} not sent: ${why}; connect again`, { mayHaveRun: false }));
     }
     const timeout = checkTimeout(what, options.timeout ?? this.#options.defaultTimeout);
@@ -254,10 +265,11 @@ export class RpcClient {
     if (signal?.aborted === true) {
       return Promise.reject(new RpcError('CANCELLED', `${what} not sent: its AbortSignal was aborted already`, { mayHaveRun: false }, { cause: signal.reason }));
     }
-    if (!(options.waitForReady ?? this.#options.waitForReady) && this.#tunnel?.accepting !== true) {
-      const last = this.#lastDialError === undefined ? '' : ` (last dial error: ${this.#lastDialError.message})`;
+    if (!(options.waitForReady ?? this.#options.waitForReady) && !this.#pool.hasAccepting) {
+      const lastError = this.#pool.lastError;
+      const last = lastError === undefined ? '' : ` (last dial error: ${lastError.message})`;
       return Promise.reject(
-        new RpcError('UNAVAILABLE', `${what} not sent: no tunnel to ${this.#target.display} is open and waitForReady is false${last}; retry later or let it wait (waitForReady: true)`, { mayHaveRun: false }),
+        new RpcError('UNAVAILABLE', `${what} not sent: no tunnel to ${this.#display} is open and waitForReady is false${last}; retry later or let it wait (waitForReady: true)`, { mayHaveRun: false }),
       );
     }
     if (this.#load() >= this.#options.maxPendingCalls) {
@@ -311,63 +323,53 @@ export class RpcClient {
   close(): Promise<void> {
     if (this.#state === 'open') {
       this.#state = 'closing';
-      clearTimeout(this.#reconnectTimer);
-      this.#reconnectTimer = undefined;
-      this.#dialAbort?.abort();
       const queued = this.#queue;
       this.#queue = [];
       for (const call of queued) failCall(call, 'UNAVAILABLE', `${call.method} not sent: close() was called on the client`, call.mayHaveRun);
-      this.#tunnel?.close();
-      for (const tunnel of this.#draining) tunnel.close();
-      this.#finishCloseIfDone();
+      // Stops dials and resolutions, closes every tunnel gracefully; poolClosed finishes the client.
+      this.#pool.close();
     }
     return this.#closed.then(() => undefined);
   }
 
   #load(): number {
-    let load = this.#queue.length + (this.#tunnel?.load ?? 0);
-    for (const tunnel of this.#draining) load += tunnel.load;
-    return load;
+    return this.#queue.length + this.#pool.load;
   }
 
-  // Sends a call on the current tunnel, or queues it until one opens. A call sent at once carries its whole
+  // Sends a call on the tunnel the pool picks, or queues it until one opens. A call sent at once carries its whole
   // timeout; a queued one what is left of it.
   #dispatch(call: Call, timeout?: number): void {
-    const tunnel = this.#tunnel;
-    if (tunnel === undefined || !tunnel.accepting) {
-      if (!this.#options.reconnect && !this.#dialing) {
-        failCall(call, 'UNAVAILABLE', `${call.method} not sent: the server is shutting down this tunnel (goaway) and reconnect is off; connect again to ${this.#target.display}`, call.mayHaveRun);
+    if (!this.#pool.hasAccepting) {
+      if (!this.#pool.canOpen) {
+        failCall(call, 'UNAVAILABLE', `${call.method} not sent: the server is shutting down this tunnel (goaway) and reconnect is off; connect again to ${this.#display}`, call.mayHaveRun);
         return;
       }
       this.#queue.push(call);
-      this.#ensureDialing();
       return;
     }
     // A server that does not read slows the caller down instead of growing our buffers: calls wait, in order,
-    // until the socket drains (bounded by their deadlines and maxPendingCalls).
-    if (this.#queue.length > 0 || tunnel.unsentBytes > this.#options.maxWriteBuffer) {
-      this.#queue.push(call);
-      return;
-    }
-    this.#sendOn(tunnel, call, timeout);
+    // until a socket drains (bounded by their deadlines and maxPendingCalls).
+    if (this.#queue.length > 0 || !this.#sendOn(call, timeout)) this.#queue.push(call);
   }
 
-  #sendOn(tunnel: Tunnel, call: Call, timeout?: number): void {
-    const refused = call.notification ? tunnel.notify(call) : tunnel.send(call, timeout);
+  // false when no tunnel takes the call now (it stays unsettled, for the caller to queue).
+  #sendOn(call: Call, timeout?: number): boolean {
+    const refused = this.#pool.trySend(call, timeout);
+    if (refused === false) return false;
     if (refused !== undefined && settleCall(call)) call.reject(refused);
+    return true;
   }
 
-  // Sends waiting calls, oldest first, while the current tunnel takes them.
+  // Sends waiting calls, oldest first, while some tunnel takes them.
   #flushQueue(): void {
-    const tunnel = this.#tunnel;
-    if (tunnel === undefined || !tunnel.accepting) return;
+    if (this.#state !== 'open') return;
     let sent = 0;
-    while (sent < this.#queue.length && tunnel.unsentBytes <= this.#options.maxWriteBuffer) {
-      const call = this.#queue[sent++]!;
-      if (call.settled) continue;
-      this.#sendOn(tunnel, call);
+    while (sent < this.#queue.length) {
+      const call = this.#queue[sent]!;
+      if (!call.settled && !this.#sendOn(call)) break;
+      sent++;
     }
-    this.#queue = this.#queue.slice(sent);
+    if (sent > 0) this.#queue = this.#queue.slice(sent);
   }
 
   // The caller stops waiting (deadline or abort). A call on a tunnel is cancelled there and may have run.
@@ -380,61 +382,57 @@ export class RpcClient {
       return;
     }
     this.#queue = this.#queue.filter((queued) => queued !== call);
-    const waiting = this.#lastDialError === undefined ? '' : ` while no tunnel was open (last dial error: ${this.#lastDialError.message})`;
+    const lastError = this.#pool.hasAccepting ? undefined : this.#pool.lastError;
+    const waiting = lastError === undefined ? '' : ` while no tunnel was open (last dial error: ${lastError.message})`;
     const ran = call.mayHaveRun ? '; an earlier attempt may have run on the server' : '; it did not run';
     failCall(call, code, `${message}${waiting}${ran}`, call.mayHaveRun, cause);
   }
 
-  #onDraining(tunnel: Tunnel, refused: Call[]): void {
-    if (this.#tunnel === tunnel) {
-      this.#lostCurrent(tunnel);
-      this.#draining.add(tunnel);
-    }
+  // A goaway: the calls it refused go to another tunnel (the draining one takes no new calls).
+  #onDraining(refused: Call[]): void {
     for (const call of refused) this.#retryOrFail(call, undefined, true);
-    this.#ensureDialing();
+    this.#flushQueue();
   }
 
-  #onEnded(tunnel: Tunnel, reason: RpcError | undefined, orphans: Call[], refused: Call[]): void {
-    if (this.#emit !== undefined) {
-      const socket = this.#sockets.get(tunnel);
-      this.#emit({
-        type: 'disconnected',
-        target: this.#target.display,
-        reason: reason?.message ?? 'the tunnel closed',
-        code: reason?.code,
-        bytesIn: socket?.bytesRead ?? 0,
-        bytesOut: socket?.bytesWritten ?? 0,
-      });
-    }
-    if (this.#tunnel === tunnel) this.#lostCurrent(tunnel);
-    this.#draining.delete(tunnel);
-    for (const call of orphans) this.#retryOrFail(call, reason, false);
+  #onEnded(reason: RpcError | undefined, orphans: Call[], refused: Call[], url: string): void {
+    this.#lastEndReason = reason ?? this.#lastEndReason;
+    for (const call of orphans) this.#retryOrFail(call, reason, false, url);
     // Above the lastId of a closing goaway: not run, but not re-sent either, since one of them may be the frame
     // that broke the server's limits and would break the next tunnel the same way.
     for (const call of refused) {
-      const why = reason?.message ?? `the tunnel to ${this.#target.display} closed`;
+      const why = reason?.message ?? `the tunnel to ${url} closed`;
       failCall(call, 'UNAVAILABLE', `${call.method} failed: ${why}; the server had not taken it, so it did not run`, call.mayHaveRun, reason);
     }
+    this.#flushQueue();
+  }
+
+  // A dial or resolution failed. When every endpoint refuses in a way another try will not fix (401, 403, 404),
+  // the calls waiting for a tunnel fail with that refusal's code at once.
+  #onDialFailed(_error: RpcError): void {
+    if (this.#state !== 'open') return;
+    const refusal = this.#pool.permanentRefusal();
+    if (refusal === undefined) return;
+    const queued = this.#queue;
+    this.#queue = [];
+    for (const call of queued) failCall(call, refusal.code, `${call.method} not sent: ${refusal.message}`, call.mayHaveRun, refusal);
+  }
+
+  // Every endpoint is closed: after close(), or with reconnect off once every tunnel is gone.
+  #onPoolClosed(): void {
     if (this.#state === 'closing') {
-      this.#finishCloseIfDone();
+      this.#finish(undefined);
       return;
     }
-    if (!this.#options.reconnect) {
-      if (this.#tunnel === undefined && this.#draining.size === 0) {
-        this.#finish(reason ?? new RpcError('UNAVAILABLE', `the server at ${this.#target.display} shut this tunnel down (goaway) and reconnect is off`));
-      }
-      return;
-    }
-    this.#ensureDialing();
+    this.#finish(this.#lastEndReason ?? this.#pool.lastError ?? new RpcError('UNAVAILABLE', `the server at ${this.#display} shut this tunnel down (goaway) and reconnect is off`));
   }
 
   // A call whose tunnel went away: re-send it when it surely did not run, or when it is idempotent and has tries
   // left; otherwise it fails saying it may have run.
-  #retryOrFail(call: Call, reason: RpcError | undefined, surelyNotRun: boolean): void {
+  #retryOrFail(call: Call, reason: RpcError | undefined, surelyNotRun: boolean, url = this.#display): void {
     if (call.settled) return;
     const retry =
       this.#state === 'open' &&
-      this.#options.reconnect &&
+      (this.#options.reconnect || this.#pool.hasAccepting) &&
       call.deadline > Date.now() &&
       // A stream is never re-sent once a message has crossed (its source cannot be replayed, its reader has read).
       call.stream?.delivered !== true &&
@@ -445,116 +443,22 @@ export class RpcClient {
       return;
     }
     if (surelyNotRun) {
-      failCall(call, 'UNAVAILABLE', `${call.method} was not run: the server is shutting down (goaway) and did not take it; safe to retry on a new connection to ${this.#target.display}`, call.mayHaveRun);
+      failCall(call, 'UNAVAILABLE', `${call.method} was not run: the server is shutting down (goaway) and did not take it; safe to retry on a new connection to ${this.#display}`, call.mayHaveRun);
       return;
     }
-    const why = reason?.message ?? `the tunnel to ${this.#target.display} closed`;
+    const why = reason?.message ?? `the tunnel to ${url} closed`;
     failCall(call, 'UNAVAILABLE', `${call.method} failed: ${why}; it may have run on the server`, true, reason);
-  }
-
-  // The current tunnel stops taking calls (goaway, loss, violation). The backoff is reset only by a tunnel that
-  // achieved something (answered a call or a ping, or stayed up maxReconnectDelay ms), not by a handshake: a
-  // server that accepts and then drops every tunnel at once gets the growing delay, from the first redial on.
-  #lostCurrent(tunnel: Tunnel): void {
-    this.#tunnel = undefined;
-    if (tunnel.proved(this.#options.maxReconnectDelay)) this.#failedDials = 0;
-    else this.#failedDials++;
-  }
-
-  #ensureDialing(): void {
-    if (this.#state !== 'open' || !this.#options.reconnect || this.#dialing || this.#reconnectTimer !== undefined) return;
-    if (this.#tunnel?.accepting === true) return;
-    const delay = this.#failedDials === 0 ? 0 : this.#backoff(this.#failedDials);
-    this.#emit?.({ type: 'reconnecting', target: this.#target.display, attempt: this.#failedDials + 1, delay });
-    this.#reconnectTimer = setTimeout(() => {
-      this.#reconnectTimer = undefined;
-      this.#redial();
-    }, delay);
-    this.#reconnectTimer.unref();
-  }
-
-  // Exponential backoff with equal jitter: half the delay fixed, half random, so clients spread out.
-  #backoff(failures: number): number {
-    const { minReconnectDelay, maxReconnectDelay } = this.#options;
-    const ceiling = Math.min(maxReconnectDelay, minReconnectDelay * 2 ** Math.min(failures - 1, 30));
-    return Math.round(ceiling / 2 + Math.random() * (ceiling / 2));
-  }
-
-  #redial(): void {
-    this.#dialing = true;
-    const abort = new AbortController();
-    this.#dialAbort = abort;
-    dial(this.#target, this.#options, abort.signal).then(
-      (dialed) => {
-        this.#dialing = false;
-        this.#dialAbort = undefined;
-        if (this.#state !== 'open') {
-          dialed.socket.destroy();
-          return;
-        }
-        this.#lastDialError = undefined;
-        this.#adopt(dialed);
-      },
-      (error: unknown) => {
-        this.#dialing = false;
-        this.#dialAbort = undefined;
-        if (this.#state !== 'open') return;
-        this.#failedDials++;
-        const rpc = RpcError.from(error, 'UNAVAILABLE');
-        this.#lastDialError = rpc;
-        if (!this.#options.reconnect) {
-          // A background first dial (createRpcClient) with reconnect off: no second try, the client is done.
-          this.#finish(rpc);
-          return;
-        }
-        if (PERMANENT_REFUSALS.has(rpc.code)) {
-          const queued = this.#queue;
-          this.#queue = [];
-          for (const call of queued) {
-            failCall(call, rpc.code, `${call.method} not sent: ${rpc.message}`, call.mayHaveRun, rpc);
-          }
-        }
-        this.#ensureDialing();
-      },
-    ).catch((error: unknown) => {
-      // A bug in the code above must not become an unhandled rejection: count it as a failed dial and go on.
-      this.#dialing = false;
-      this.#lastDialError = RpcError.from(error, 'INTERNAL');
-      this.#ensureDialing();
-    });
-  }
-
-  // Stores a new tunnel as the current one, then starts it: the frames that came with its 200 head may end it at
-  // once, and its ended callbacks must find it stored (issue 7: an ended tunnel never becomes the current one).
-  #adopt(dialed: Dialed): void {
-    const tunnel = new Tunnel(dialed.socket, dialed.rest, this.#options, this.#target.display, this.#host);
-    this.#tunnel = tunnel;
-    if (this.#emit !== undefined) {
-      this.#sockets.set(tunnel, dialed.socket);
-      this.#emit({ type: 'connected', target: this.#target.display, address: dialed.socket.remoteAddress, port: dialed.socket.remotePort });
-    }
-    tunnel.start();
-    if (this.#tunnel === tunnel && tunnel.ended) this.#lostCurrent(tunnel);
-    this.#flushQueue();
-  }
-
-  #finishCloseIfDone(): void {
-    if (this.#tunnel?.ended === true) this.#tunnel = undefined;
-    for (const tunnel of this.#draining) if (tunnel.ended) this.#draining.delete(tunnel);
-    if (this.#tunnel === undefined && this.#draining.size === 0) this.#finish(undefined);
   }
 
   #finish(reason: RpcError | undefined): void {
     if (this.#state === 'closed') return;
     this.#closeReason = reason ?? (this.#state === 'closing' ? new RpcError('UNAVAILABLE', 'close() was called') : undefined);
     this.#state = 'closed';
-    clearTimeout(this.#reconnectTimer);
-    this.#reconnectTimer = undefined;
-    this.#dialAbort?.abort();
+    this.#pool.close();
     const queued = this.#queue;
     this.#queue = [];
     const why = reason === undefined ? '' : ` (${reason.message})`;
-    for (const call of queued) failCall(call, 'UNAVAILABLE', `${call.method} not sent: the client for ${this.#target.display} is closed${why}`, call.mayHaveRun, reason);
+    for (const call of queued) failCall(call, 'UNAVAILABLE', `${call.method} not sent: the client for ${this.#display} is closed${why}`, call.mayHaveRun, reason);
     this.#resolveClosed(reason);
   }
 }

@@ -93,8 +93,8 @@ function handshake(target: DialTarget, options: ResolvedClientOptions, headers: 
         target.kind === 'unix'
           ? netConnect({ path: target.socketPath })
           : target.kind === 'tls'
-            ? tlsConnect({ ...(tunneled === undefined ? { host: target.host, port: target.port } : { socket: tunneled }), servername, ALPNProtocols: ['http/1.1'], ...options.tls })
-            : tunneled ?? netConnect({ host: target.host, port: target.port });
+            ? tlsConnect({ ...(tunneled === undefined ? { host: target.address ?? target.host, port: target.port } : { socket: tunneled }), servername, ALPNProtocols: ['http/1.1'], ...options.tls })
+            : tunneled ?? netConnect({ host: target.address ?? target.host, port: target.port });
       socket.write(request);
     } catch (error) {
       reject(RpcError.from(error, 'INVALID_ARGUMENT'));

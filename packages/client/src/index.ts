@@ -15,21 +15,23 @@
  * console.log(await echo.add({ a: 1, b: 2 }, { timeout: 1000 })); // 3
  * await client.close();
  */
-import { RpcClient } from './client.js';
-import { dial } from './dial.js';
+import { RpcClient, firstTunnel } from './client.js';
 import { resolveClientOptions, type ClientOptions } from './options.js';
-import { parseTarget } from './target.js';
+import { parseTargets } from './target.js';
 
 /**
- * connect dials a tunnelrpc server and resolves with a client once the tunnel is open. Rejects with an RpcError:
- * INVALID_ARGUMENT for a bad URL or option, UNAVAILABLE when the server cannot be reached, or the code of the
- * HTTP refusal (401 UNAUTHENTICATED, 403 PERMISSION_DENIED, 404 UNIMPLEMENTED, 503 UNAVAILABLE) with
- * `data: { status, body }`.
+ * connect dials a tunnelrpc server and resolves with a client once the tunnel is open. Given several URLs, or a
+ * host name with several addresses, it keeps tunnels to each (a pool: calls go to the least busy of two tunnels
+ * drawn at random; failed endpoints are ejected and redialled with backoff) and resolves once the first is open.
+ * Rejects with an RpcError: INVALID_ARGUMENT for a bad URL, list or option, UNAVAILABLE when no server can be
+ * reached, or the code of the HTTP refusal (401 UNAUTHENTICATED, 403 PERMISSION_DENIED, 404 UNIMPLEMENTED,
+ * 503 UNAVAILABLE) with `data: { status, body }`; with several endpoints failing, one error naming each.
  */
-export async function connect(url: string, options: ClientOptions = {}): Promise<RpcClient> {
+export async function connect(url: string | readonly string[], options: ClientOptions = {}): Promise<RpcClient> {
   const resolved = resolveClientOptions(options);
-  const target = parseTarget(url);
-  return new RpcClient(await dial(target, resolved), resolved, target);
+  const client = new RpcClient(resolved, parseTargets(url));
+  await firstTunnel(client);
+  return client;
 }
 
 /**
@@ -37,18 +39,18 @@ export async function connect(url: string, options: ClientOptions = {}): Promise
  * the background, and calls made meanwhile wait for the first tunnel, each bounded by its deadline (gRPC's
  * wait-for-ready; set `waitForReady: false` to fail them at once with UNAVAILABLE instead). Dial failures are
  * retried with backoff; a refusal another try will not fix (401, 403, 404) fails the waiting calls with its code.
- * Throws INVALID_ARGUMENT for a bad URL or option.
+ * Takes one URL or a list, as connect(). Throws INVALID_ARGUMENT for a bad URL, list or option.
  */
-export function createRpcClient(url: string, options: ClientOptions = {}): RpcClient {
+export function createRpcClient(url: string | readonly string[], options: ClientOptions = {}): RpcClient {
   const resolved = resolveClientOptions(options);
-  const target = parseTarget(url);
-  return new RpcClient(undefined, resolved, target);
+  return new RpcClient(resolved, parseTargets(url));
 }
 
 export { RpcClient } from './client.js';
 export type { CallFailure, CallOptions, NotifyOptions, StreamOptions } from './client.js';
 export type { BidiStreamCall, ServerStreamCall } from './stream.js';
-export type { ClientOptions, ConnectHeaders } from './options.js';
+export type { ClientOptions, ConnectHeaders, LookupFunction, ResolvedAddress } from './options.js';
+export type { EndpointSnapshot, EndpointState } from './endpoint.js';
 export type { HandshakeKind } from './handshake-reply.js';
 export type { ClientConnectedEvent, ClientDisconnectedEvent, ClientEvent, ClientListener, ClientReconnectingEvent } from './events.js';
 export { createClient } from './typed-client.js';
@@ -62,3 +64,8 @@ export type { ProxyChoice, ProxyTarget } from './proxy-env.js';
 
 // ---- Interceptors: the call shapes they wrap. ----
 export type { CallFn, CallKind, CallSide, Interceptor, RpcCall, UnaryCall } from '@tunnelrpc/protocol';
+
+// ---- Building blocks: the pool's pure deciders, exported for their tests (@internal, not semver-stable). ----
+export { pickTunnel } from './balancer.js';
+export type { BalancerCandidate } from './balancer.js';
+export { dialsToStart, ejectionDelay, resolveDelay } from './ejection.js';

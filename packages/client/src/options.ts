@@ -1,4 +1,5 @@
 /** Client options: every limit with its default, validated once in connect(). */
+import { lookup } from 'node:dns/promises';
 import type { ConnectionOptions } from 'node:tls';
 import {
   DEFAULT_MAX_STREAM_BUFFER,
@@ -22,6 +23,18 @@ import type { HandshakeKind } from './handshake-reply.js';
  * every dial, so that a rotating token reaches each redial without a new client.
  */
 export type ConnectHeaders = Record<string, string> | (() => Record<string, string> | Promise<Record<string, string>>);
+
+/** ResolvedAddress is one answer of the lookup option: an IPv4 or IPv6 address (family is informational). */
+export interface ResolvedAddress {
+  address: string;
+  family?: number;
+}
+
+/**
+ * LookupFunction resolves a host name to every address it has (A and AAAA), as `dns.promises.lookup(hostname,
+ * { all: true })` does. It may be sync or async; a throw or rejection counts as a failed resolution.
+ */
+export type LookupFunction = (hostname: string) => readonly ResolvedAddress[] | Promise<readonly ResolvedAddress[]>;
 
 /** ClientOptions configures connect(). Every field is optional. */
 export interface ClientOptions {
@@ -172,6 +185,30 @@ export interface ClientOptions {
    * (attempt, delay). A listener that throws is skipped; the client and its calls are not affected. Default none.
    */
   listeners?: readonly ClientListener[];
+  /**
+   * Tunnels kept open to each endpoint (each URL, or each address a host name resolves to). Behind Node's
+   * `cluster` or a TCP balancer each tunnel lands on one worker, so N tunnels spread one client over up to N of
+   * them. While an endpoint has no tunnel it is probed with one dial at a time; the others follow once it is up.
+   * Default 1. Range 1 … 256.
+   */
+  tunnelsPerEndpoint?: number;
+  /**
+   * ms between DNS resolutions of the URLs' host names, to pick up addresses added or removed. Addresses that
+   * leave the answer are drained and closed; a failed resolution keeps the addresses known. 0 resolves only at
+   * start and after failures. Default 30000. Range 0 … 2147483647.
+   */
+  resolveInterval?: number;
+  /**
+   * Least ms between two DNS resolutions of one host name when they are caused by failures (a dial refused, a
+   * tunnel lost): a flapping fleet cannot turn into a flood of DNS queries. Default 5000. Range 0 … 2147483647.
+   */
+  minResolveInterval?: number;
+  /**
+   * Resolves a URL's host name to its addresses; each becomes an endpoint (IP address URLs and unix sockets are
+   * not resolved). Default: `dns.promises.lookup(hostname, { all: true, verbatim: true })` (the system resolver,
+   * /etc/hosts included, every A and AAAA record). Replace it for service discovery or tests.
+   */
+  lookup?: LookupFunction;
 }
 
 /** ResolvedClientOptions is ClientOptions with every default filled in. @internal */
@@ -201,6 +238,10 @@ export interface ResolvedClientOptions extends DecodeLimits {
   interceptors: readonly Interceptor[];
   deadlineMargin: number;
   listeners: readonly ClientListener[];
+  tunnelsPerEndpoint: number;
+  resolveInterval: number;
+  minResolveInterval: number;
+  lookup: LookupFunction;
 }
 
 const MAX_TIMER_MS = 2_147_483_647;
@@ -209,6 +250,14 @@ function checkHeadersOption(value: unknown): ConnectHeaders {
   if (typeof value === 'function' || (typeof value === 'object' && value !== null && !Array.isArray(value))) return value as ConnectHeaders;
   throw new RpcError('INVALID_ARGUMENT', `option headers must be an object of strings or a function returning one; got ${typeof value}`);
 }
+
+function checkLookup(value: unknown): LookupFunction {
+  if (typeof value === 'function') return value as LookupFunction;
+  throw new RpcError('INVALID_ARGUMENT', `option lookup must be a function (hostname) => [{ address }]; got ${value === null ? 'null' : typeof value}`);
+}
+
+// Every A and AAAA record, in the resolver's order, as net.connect would see them.
+const systemLookup: LookupFunction = (hostname) => lookup(hostname, { all: true, verbatim: true });
 
 function checkBoolean(name: string, value: unknown): boolean {
   if (typeof value !== 'boolean') throw new RpcError('INVALID_ARGUMENT', `option ${name} must be true or false; got ${String(value)}`);
@@ -252,6 +301,10 @@ export function resolveClientOptions(options: ClientOptions = {}): ResolvedClien
     interceptors: checkInterceptors('interceptors', given.interceptors),
     deadlineMargin: checkInteger('deadlineMargin', given.deadlineMargin ?? 10, 0, 60_000),
     listeners: checkListeners(given.listeners),
+    tunnelsPerEndpoint: checkInteger('tunnelsPerEndpoint', given.tunnelsPerEndpoint ?? 1, 1, 256),
+    resolveInterval: checkInteger('resolveInterval', given.resolveInterval ?? 30_000, 0, MAX_TIMER_MS),
+    minResolveInterval: checkInteger('minResolveInterval', given.minResolveInterval ?? 5000, 0, MAX_TIMER_MS),
+    lookup: checkLookup(given.lookup ?? systemLookup),
   };
 }
 

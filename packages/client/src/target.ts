@@ -9,8 +9,34 @@ import { DEFAULT_RPC_PATH, RpcError } from '@tunnelrpc/protocol';
 
 /** DialTarget says where and how to dial. @internal */
 export type DialTarget =
-  | { kind: 'tcp' | 'tls'; host: string; port: number; path: string; hostHeader: string; display: string }
+  // address: the IP a host name resolved to (the pool dials it; TLS still checks the certificate against host).
+  | { kind: 'tcp' | 'tls'; host: string; port: number; path: string; hostHeader: string; display: string; address?: string }
   | { kind: 'unix'; socketPath: string; path: string; hostHeader: string; display: string };
+
+/**
+ * parseTargets turns what connect() was given (one URL, or a non-empty list of distinct URLs) into DialTargets, or
+ * throws INVALID_ARGUMENT saying what is expected: JavaScript callers may pass anything.
+ */
+export function parseTargets(urls: unknown): DialTarget[] {
+  const form = 'pass a URL string such as "http://host:port/_rpc", or a non-empty array of them';
+  if (typeof urls === 'string') return [parseTarget(urls)];
+  if (!Array.isArray(urls)) {
+    throw new RpcError('INVALID_ARGUMENT', `connect() needs a URL or a list of URLs; got ${urls === null ? 'null' : typeof urls}; ${form}`);
+  }
+  if (urls.length === 0) throw new RpcError('INVALID_ARGUMENT', `connect() got an empty list of URLs; ${form}`);
+  const targets: DialTarget[] = [];
+  const seen = new Set<string>();
+  (urls as unknown[]).forEach((url, index) => {
+    if (typeof url !== 'string') {
+      throw new RpcError('INVALID_ARGUMENT', `URL ${index} of the list given to connect() is ${url === null ? 'null' : `a ${typeof url}`}, not a string; ${form}`);
+    }
+    const target = parseTarget(url);
+    if (seen.has(target.display)) throw new RpcError('INVALID_ARGUMENT', `connect() got ${target.display} twice; list each endpoint once (use tunnelsPerEndpoint for more tunnels to one)`);
+    seen.add(target.display);
+    targets.push(target);
+  });
+  return targets;
+}
 
 /** parseTarget turns a connect() URL into a DialTarget, or throws INVALID_ARGUMENT saying what form is expected. */
 export function parseTarget(url: string): DialTarget {

@@ -35,6 +35,7 @@ import {
 } from '@tunnelrpc/protocol';
 import { Account, type Cost } from './budget.js';
 import { checkRequest } from './admission.js';
+import { peerOf } from './peer.js';
 import { HandlerContext } from './context.js';
 import { Outbound } from './outbound.js';
 import { errorFromHandler, prepareResult, unknownMethod, type MethodTable, type PeerAddress, type RegisteredMethod } from './dispatch.js';
@@ -42,7 +43,6 @@ import type { ServerEvent } from './events.js';
 import type { LogEntry } from './log.js';
 import type { ResolvedServerOptions } from './options.js';
 import { StreamTable, type StreamTableHost } from './stream.js';
-import { peerAddressOf } from './peer-address.js';
 
 /** ConnectionHost is what a connection needs from its server. @internal */
 export interface ConnectionHost {
@@ -161,7 +161,7 @@ export class ServerConnection {
     this.#decoder = new FrameDecoder(this.#options.maxFrameSize);
     this.#out = new Outbound(socket, this.#options);
     // Kept as a string: the socket forgets its address once closed, and the per-IP count needs it then.
-    this.#peer = peerAddressOf(socket);
+    this.#peer = peerOf(socket);
     this.#address = this.#peer.address ?? 'unknown';
     CONNECTIONS.set(socket, this);
     socket.on('data', ServerConnection.#socketData);

@@ -6,7 +6,8 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { describeMethod, RpcError, splitMethod, UNREPRESENTABLE_KEY, type Interceptor } from '@tunnelrpc/protocol';
-import type { MethodTable } from './dispatch.js';
+import type { MethodTable, PeerAddress } from './dispatch.js';
+import { peerOf } from './peer.js';
 import { statusForCode } from './refuse.js';
 
 // Latencies kept per method for the percentiles: the most recent ones, in a ring.
@@ -61,10 +62,10 @@ export class DebugPage {
   readonly #methods: () => MethodTable;
   readonly #stats = new Map<string, MethodStats>();
   readonly #signatures = new Map<string, string>();
-  readonly #authorize: ((req: IncomingMessage) => unknown) | undefined;
+  readonly #authorize: ((req: IncomingMessage, peer: PeerAddress) => unknown) | undefined;
   readonly #tunnels: () => TunnelView[];
 
-  constructor(path: string, methods: () => MethodTable, authorize: ((req: IncomingMessage) => unknown) | undefined, tunnels: () => TunnelView[]) {
+  constructor(path: string, methods: () => MethodTable, authorize: ((req: IncomingMessage, peer: PeerAddress) => unknown) | undefined, tunnels: () => TunnelView[]) {
     this.path = path;
     this.#methods = methods;
     this.#authorize = authorize;
@@ -107,7 +108,8 @@ export class DebugPage {
     const authorize = this.#authorize;
     let decision: unknown;
     try {
-      decision = authorize?.(req);
+      // The same authorize as the tunnels, with the peer of the request's own socket.
+      decision = authorize === undefined ? undefined : authorize(req, peerOf(req.socket));
     } catch (error) {
       refuse(res, error);
       return;

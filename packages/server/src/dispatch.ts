@@ -25,6 +25,8 @@ import {
 import { wrapHandler, type HandlerWrapping } from './intercept.js';
 import type { LogEntry } from './log.js';
 
+import type { PeerCredentials } from './peer-credentials.js';
+
 /**
  * PeerAddress is the remote end of a tunnel: as the socket reports it, or, on a listener with the proxyProtocol
  * option, the client's address from the balancer's PROXY header.
@@ -33,6 +35,28 @@ export interface PeerAddress {
   address: string | undefined;
   port: number | undefined;
   family: string | undefined;
+  /** The client certificate the TLS layer verified (https with `requestCert`); absent otherwise. */
+  certificate?: PeerCertificate;
+  /**
+   * The connecting process's uid, gid and pid, on a unix socket on Linux with the optional `koffi` package
+   * installed (SO_PEERCRED); absent otherwise.
+   */
+  credentials?: PeerCredentials;
+}
+
+/** PeerCertificate is a verified client certificate, as `ctx.peer.certificate` and `authorize` see it. */
+export interface PeerCertificate {
+  /** Subject names, such as `{ CN: 'billing', O: 'Example' }`. */
+  readonly subject: Readonly<Record<string, string>>;
+  /** Issuer names. */
+  readonly issuer: Readonly<Record<string, string>>;
+  /** Subject alternative names as OpenSSL prints them: `DNS:billing.internal`, `URI:spiffe://…`, `IP Address:10.0.0.5`. */
+  readonly subjectAltNames: readonly string[];
+  /** SHA-256 fingerprint, colon-separated hex: pin it to allow one certificate exactly. */
+  readonly fingerprint256: string;
+  readonly serialNumber: string;
+  readonly validFrom: string;
+  readonly validTo: string;
 }
 
 /** CallContext is handed to every handler next to its parsed params. */

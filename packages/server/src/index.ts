@@ -18,9 +18,11 @@
  */
 export { RpcServer } from './server.js';
 export type { ListenAddress } from './server.js';
+export type { UnixListenTarget } from './unix-listen.js';
+export type { PeerCredentials } from './peer-credentials.js';
 export type { ServerOptions } from './options.js';
 export type { LogEntry, LogLevel, ServerLogger } from './log.js';
-export type { BidiStreamHandler, CallContext, ClientStreamHandler, Handler, HandlerOf, PeerAddress, ServerStreamHandler, ServiceImpl } from './dispatch.js';
+export type { BidiStreamHandler, CallContext, ClientStreamHandler, Handler, HandlerOf, PeerAddress, PeerCertificate, ServerStreamHandler, ServiceImpl } from './dispatch.js';
 export type { DebugSnapshot } from './debug-page.js';
 export type {
   ServerEvent,

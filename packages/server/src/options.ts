@@ -7,6 +7,7 @@ import { DEFAULT_MAX_STREAM_BUFFER, DEFAULT_MAX_STREAM_CREDIT, DEFAULT_MAX_STREA
 
 import { isIP } from 'node:net';
 import type { ServerListener } from './events.js';
+import type { PeerAddress } from './dispatch.js';
 import { defaultLogger, type ServerLogger } from './log.js';
 import { normalizeAddress, type ProxyProtocolOptions, type ResolvedProxyProtocol } from './proxy-listener.js';
 
@@ -187,7 +188,16 @@ export interface ServerOptions<Auth = unknown> {
    * what authorize returns. Only the CONNECT's headers pass through authorize; per-call headers (meta.headers) do
    * not, so a per-call `authorization` header is the handler's to check.
    */
-  authorize?: (req: IncomingMessage) => Auth | Promise<Auth>;
+  authorize?: (req: IncomingMessage, peer: PeerAddress) => Auth | Promise<Auth>;
+  /**
+   * Refuse every CONNECT that did not come with a client certificate the https server verified (missing, expired,
+   * or issued by a CA not in its `ca`): 401 with a body saying why, which the client reports as UNAUTHENTICATED,
+   * and a warn log entry. Create the https server with `requestCert: true` and `rejectUnauthorized: false`, so
+   * that a refusal is an answer the client can read (with `rejectUnauthorized: true` TLS itself refuses, with an
+   * alert and no reason). The verified certificate is on `ctx.peer.certificate` and given to `authorize`.
+   * Default false.
+   */
+  requireClientCertificate?: boolean;
   /**
    * Receives leveled log entries with fields (method, code, peer, error): handler crashes (error), dropped
    * notifications and peers that misbehave (warn), aborted handlers (debug). Default: warn and error to stderr.
@@ -286,7 +296,8 @@ export interface ResolvedServerOptions extends DecodeLimits {
   exposeInternalErrors: boolean;
   validateParams: boolean;
   validateResults: boolean;
-  authorize: ((req: IncomingMessage) => unknown) | undefined;
+  authorize: ((req: IncomingMessage, peer: PeerAddress) => unknown) | undefined;
+  requireClientCertificate: boolean;
   logger: ServerLogger;
   proxyProtocol: ResolvedProxyProtocol | undefined;
   interceptors: readonly Interceptor[];
@@ -325,6 +336,11 @@ function checkDebugPath(debugPath: unknown, rpcPath: string): string | undefined
     throw new RpcError('INVALID_ARGUMENT', `option debugPath ${JSON.stringify(debugPath)} must be a path starting with "/", without spaces, "?" or "#", other than path; for example "/debug/tunnelrpc"`);
   }
   return debugPath;
+}
+
+function checkFlag(name: string, value: unknown): boolean {
+  if (typeof value !== 'boolean') throw new RpcError('INVALID_ARGUMENT', `option ${name} must be true or false; got ${String(value)}`);
+  return value;
 }
 
 /** resolveServerOptions fills defaults and validates every option, throwing INVALID_ARGUMENT naming the bad one. */
@@ -374,6 +390,7 @@ export function resolveServerOptions<Auth>(options: ServerOptions<Auth> = {}): R
     validateParams: given.validateParams ?? true,
     validateResults: given.validateResults ?? true,
     authorize: given.authorize,
+    requireClientCertificate: checkFlag('requireClientCertificate', given.requireClientCertificate ?? false),
     logger: given.logger ?? defaultLogger,
     interceptors: checkInterceptors('interceptors', given.interceptors),
     propagateContext: given.propagateContext ?? true,

@@ -18,8 +18,14 @@ import { peerAddressOf } from './peer-address.js';
 import { createProxyListener } from './proxy-listener.js';
 import { answerClientError, malformedConnect, refuseConnect, statusForCode } from './refuse.js';
 import { replyFor, upgradeProblem, type Handshake } from './takeover.js';
+import { clientCertificateRefusal, peerOf } from './peer.js';
+import { checkUnixTarget, clearStaleSocket, setSocketMode, type UnixListenTarget } from './unix-listen.js';
 
 const MAX_HEADERS_COUNT = 64;
+
+function peerTextOf(peer: { address: string | undefined; port: number | undefined }): string {
+  return `${peer.address ?? 'unknown'}:${peer.port ?? '?'}`;
+}
 
 // Shared by every tunnel's socket: its own closure per tunnel would cost memory on idle tunnels.
 function destroyOnError(this: Duplex): void {
@@ -28,9 +34,13 @@ function destroyOnError(this: Duplex): void {
 
 /** ListenAddress is where listen() accepted connections. */
 export interface ListenAddress {
+  /** The host, or `unix` for a unix socket. */
   host: string;
+  /** The port (0 for a unix socket). */
   port: number;
-  /** The URL a client passes to connect(): `http://HOST:PORT/_rpc`. */
+  /** The socket file, for a unix socket. */
+  path?: string;
+  /** The URL a client passes to connect(): `http://HOST:PORT/_rpc`, or `unix:/path` for a unix socket. */
   url: string;
 }
 
@@ -210,6 +220,14 @@ export class RpcServer<Auth = unknown> {
       return;
     }
     if (this.#refusedForCapacity(socket)) return;
+    if (this.#options.requireClientCertificate) {
+      const refusal = clientCertificateRefusal(socket);
+      if (refusal !== undefined) {
+        this.#log.log({ level: 'warn', message: `CONNECT refused: ${refusal}`, peer: peerTextOf(peerOf(socket)), code: 'UNAUTHENTICATED' });
+        refuseConnect(socket, 401, `401 ${refusal}`);
+        return;
+      }
+    }
     const authorize = this.#options.authorize;
     if (authorize === undefined) {
       this.#open(socket, head, undefined, handshake);
@@ -217,7 +235,7 @@ export class RpcServer<Auth = unknown> {
     }
     let decision: unknown;
     try {
-      decision = authorize(req);
+      decision = authorize(req, peerOf(socket));
     } catch (error) {
       this.#refuseAuth(socket, error);
       return;
@@ -231,11 +249,22 @@ export class RpcServer<Auth = unknown> {
   /**
    * listen creates an http server with tight head limits (10 s, 8 KiB, 64 headers), attaches to it and resolves
    * once it accepts connections. Port 0 picks a free port; the result tells which. With the proxyProtocol option,
-   * every connection passes a PROXY header reader first.
+   * every connection passes a PROXY header reader first. `{ path, mode }` listens on a
+   * unix socket instead: a stale socket file is replaced, but one another process serves (or a file that is not a
+   * socket) is left alone and listen rejects FAILED_PRECONDITION; the file gets `mode` (default 0o600) and is
+   * removed by close().
    */
-  listen(port: number, host = '127.0.0.1'): Promise<ListenAddress> {
+  listen(port: number | UnixListenTarget, host = '127.0.0.1'): Promise<ListenAddress> {
     if (this.#ownServer !== undefined) {
       return Promise.reject(new RpcError('FAILED_PRECONDITION', 'listen() was called already; create another RpcServer for another port'));
+    }
+    let unix: { path: string; mode: number } | undefined;
+    if (typeof port === 'object' && port !== null) {
+      try {
+        unix = checkUnixTarget(port);
+      } catch (error) {
+        return Promise.reject(error);
+      }
     }
     // Node's defaults (60 s for headers, 300 s per request, 16 KiB of headers) are meant for a proxy in front; a
     // server that listen() creates faces peers directly (SECURITY.md, limits).
@@ -251,19 +280,44 @@ export class RpcServer<Auth = unknown> {
     server.on('clientError', answerClientError);
     this.#ownServer = server;
     this.attach(server);
+    if (unix !== undefined) return this.#listenUnix(server, unix.path, unix.mode);
+    const tcpPort = port as number;
     const proxy = this.#options.proxyProtocol;
     const listener = proxy === undefined ? server : (this.#proxyListener = createProxyListener(server, proxy, (entry) => this.#log.log(entry)));
     return new Promise((resolve, reject) => {
-      const onError = (error: Error): void => reject(new RpcError('UNAVAILABLE', `cannot listen on ${host}:${port}: ${error.message}`, undefined, { cause: error }));
+      const onError = (error: Error): void => reject(new RpcError('UNAVAILABLE', `cannot listen on ${host}:${tcpPort}: ${error.message}`, undefined, { cause: error }));
       listener.once('error', onError);
-      listener.listen(port, host, () => {
+      listener.listen(tcpPort, host, () => {
         listener.off('error', onError);
         const address = listener.address();
-        const actual = typeof address === 'object' && address !== null ? address.port : port;
+        const actual = typeof address === 'object' && address !== null ? address.port : tcpPort;
         const shownHost = host.includes(':') ? `[${host}]` : host;
         resolve({ host, port: actual, url: `http://${shownHost}:${actual}${this.#options.path}` });
       });
     });
+  }
+
+  async #listenUnix(server: HttpServer, path: string, mode: number): Promise<ListenAddress> {
+    try {
+      await clearStaleSocket(path);
+      await new Promise<void>((resolve, reject) => {
+        const onError = (error: Error): void => reject(new RpcError('UNAVAILABLE', `cannot listen on ${path}: ${error.message}`, undefined, { cause: error }));
+        server.once('error', onError);
+        server.listen(path, () => {
+          server.off('error', onError);
+          resolve();
+        });
+      });
+      // Node removes the socket file when the server closes (libuv unlinks the path it bound).
+      await setSocketMode(path, mode);
+    } catch (error) {
+      // Nothing of ours stays behind: a later listen() on this server may try again.
+      this.#ownServer = undefined;
+      if (server.listening) await new Promise<void>((resolve) => server.close(() => resolve()));
+      throw error;
+    }
+    const url = this.#options.path === '/_rpc' ? `unix:${path}` : `http+unix://${encodeURIComponent(path)}${this.#options.path}`;
+    return { host: 'unix', port: 0, path, url };
   }
 
   /**

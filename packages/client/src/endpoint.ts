@@ -1,0 +1,346 @@
+/**
+ * Endpoint: one address of the pool (a URL, or one address a host name resolved to). It keeps up to
+ * tunnelsPerEndpoint tunnels open, dials again after a loss with jittered backoff (ejection.ts), and says what it is
+ * doing. It owns its tunnels and reports up to the pool through EndpointHost, as a tunnel does through TunnelHost.
+ */
+import { RpcError } from '@tunnelrpc/protocol';
+import type { Call } from './call.js';
+import { dial, type Dialed } from './dial.js';
+import { dialsToStart, ejectionDelay } from './ejection.js';
+import type { ResolvedClientOptions } from './options.js';
+import type { DialTarget } from './target.js';
+import { Tunnel, type TunnelHost } from './tunnel.js';
+import { createClientEmitter, type ClientEvent } from './events.js';
+import type { Socket } from 'node:net';
+
+/** EndpointState says what an endpoint is doing; see EndpointSnapshot.state. */
+export type EndpointState = 'connecting' | 'ready' | 'draining' | 'ejected' | 'closed';
+
+/** EndpointSnapshot is a read-only view of one endpoint at the moment `client.endpoints` was read. */
+export interface EndpointSnapshot {
+  /** The URL this endpoint serves, as given (or as the host name's URL). */
+  readonly url: string;
+  /** The address dialled when the URL's host name resolved to it; undefined for an address or unix socket URL. */
+  readonly address: string | undefined;
+  /**
+   * `connecting`: its first dial (or the redial after a loss) is under way; `ready`: at least one tunnel takes
+   * calls; `draining`: the server sent goaway, its calls finish and new ones go elsewhere; `ejected`: a dial failed
+   * or a tunnel was lost, no calls go to it until a redial after `retryAt` succeeds; `closed`: gone (client closed,
+   * reconnect off, or the host name no longer resolves to it).
+   */
+  readonly state: EndpointState;
+  /** Tunnels taking new calls. */
+  readonly tunnels: number;
+  /** Calls waiting for their answers on its tunnels (draining ones included). */
+  readonly outstanding: number;
+  /** Calls and notifications written to its tunnels since the client was made (retries count again). */
+  readonly sent: number;
+  /** Dials failed, or tunnels lost before they answered anything, in a row; 0 once a tunnel proved itself. */
+  readonly failures: number;
+  /** Times it was ejected since the client was made. */
+  readonly ejections: number;
+  /** While ejected: when (Date.now() ms) it is dialled again. */
+  readonly retryAt: number | undefined;
+  /** The last dial or tunnel error, if any. */
+  readonly lastError: RpcError | undefined;
+}
+
+/** EndpointHost is what an endpoint tells its pool. @internal */
+export interface EndpointHost {
+  /** A handshake succeeded; the tunnel starts right after. */
+  endpointOpened(endpoint: Endpoint): void;
+  /** A tunnel opened and survived the frames behind its head: calls waiting may go to it. */
+  endpointReady(endpoint: Endpoint): void;
+  /** As TunnelHost.tunnelDraining. */
+  tunnelDraining(endpoint: Endpoint, refused: Call[]): void;
+  /** As TunnelHost.tunnelEnded. */
+  tunnelEnded(endpoint: Endpoint, reason: RpcError | undefined, orphans: Call[], refused: Call[]): void;
+  /** As TunnelHost.tunnelWritable. */
+  tunnelWritable(endpoint: Endpoint): void;
+  /** A dial failed, or a tunnel was lost before it proved itself: the endpoint is ejected for a while. */
+  endpointFailed(endpoint: Endpoint, error: RpcError): void;
+  /** The endpoint closed and holds no tunnel any more. */
+  endpointClosed(endpoint: Endpoint): void;
+}
+
+/** Endpoint keeps the tunnels to one address. @internal */
+export class Endpoint implements TunnelHost {
+  readonly target: DialTarget;
+  // Connection events (ClientOptions.listeners); undefined when nobody listens.
+  readonly #emit: ((event: ClientEvent) => void) | undefined;
+  // Each tunnel's socket, for the byte counts of its disconnected event (only kept when there are listeners).
+  readonly #sockets = new WeakMap<Tunnel, Socket>();
+  readonly #options: ResolvedClientOptions;
+  readonly #host: EndpointHost;
+  readonly #random: () => number;
+  readonly #address: string | undefined;
+  readonly #open: Tunnel[] = [];
+  readonly #draining = new Set<Tunnel>();
+  readonly #dials = new Set<AbortController>();
+  #retryTimer: NodeJS.Timeout | undefined;
+  #retryAt: number | undefined;
+  #failures = 0;
+  #ejections = 0;
+  #sent = 0;
+  #lastError: RpcError | undefined;
+  #closing = false;
+  #closed = false;
+  // Set once a tunnel has been open: connect() waits for the first one across the pool.
+  #everOpened = false;
+  #firstFailure = false;
+
+  constructor(target: DialTarget, address: string | undefined, options: ResolvedClientOptions, host: EndpointHost, random: () => number) {
+    this.target = target;
+    this.#address = address;
+    this.#options = options;
+    this.#host = host;
+    this.#random = random;
+    this.#emit = createClientEmitter(options.listeners);
+  }
+
+  /** open tunnels taking calls, for the balancer. */
+  get open(): readonly Tunnel[] {
+    return this.#open;
+  }
+
+  /** dialing tells whether a dial is under way or scheduled. */
+  get dialing(): boolean {
+    return this.#dials.size > 0 || this.#retryTimer !== undefined;
+  }
+
+  /** settledFirst tells whether its first dial is done, well or not: connect() waits for every endpoint's. */
+  get settledFirst(): boolean {
+    return this.#everOpened || this.#firstFailure;
+  }
+
+  get lastError(): RpcError | undefined {
+    return this.#lastError;
+  }
+
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /** callCount and load sum those of its tunnels, draining ones included. */
+  get callCount(): number {
+    let count = 0;
+    for (const tunnel of this.#open) count += tunnel.callCount;
+    for (const tunnel of this.#draining) count += tunnel.callCount;
+    return count;
+  }
+
+  get load(): number {
+    let load = 0;
+    for (const tunnel of this.#open) load += tunnel.load;
+    for (const tunnel of this.#draining) load += tunnel.load;
+    return load;
+  }
+
+  /** countSent records a call written to one of its tunnels. */
+  countSent(): void {
+    this.#sent++;
+  }
+
+  /** start dials what is missing (the first dial, or the rest once one tunnel is up). */
+  start(): void {
+    if (this.#closing || this.#retryTimer !== undefined) return;
+    const count = dialsToStart(this.#open.length, this.#dials.size, this.#options.tunnelsPerEndpoint);
+    for (let i = 0; i < count; i++) this.#dial();
+  }
+
+  snapshot(): EndpointSnapshot {
+    const state: EndpointState = this.#closed || this.#closing
+      ? 'closed'
+      : this.#open.length > 0
+        ? 'ready'
+        : this.#retryTimer !== undefined
+          ? 'ejected'
+          : this.#draining.size > 0
+            ? 'draining'
+            : 'connecting';
+    return Object.freeze({
+      url: this.target.display,
+      address: this.#address,
+      state,
+      tunnels: this.#open.length,
+      outstanding: this.callCount,
+      sent: this.#sent,
+      failures: this.#failures,
+      ejections: this.#ejections,
+      retryAt: this.#retryAt,
+      lastError: this.#lastError,
+    });
+  }
+
+  /** close stops dialling and closes every tunnel gracefully (each call still bounded by its deadline). */
+  close(): void {
+    if (this.#closing) return;
+    this.#closing = true;
+    clearTimeout(this.#retryTimer);
+    this.#retryTimer = undefined;
+    this.#retryAt = undefined;
+    // Copies: a tunnel with no calls ends inside close(), and its callback removes it from these.
+    for (const abort of [...this.#dials]) abort.abort();
+    for (const tunnel of [...this.#open]) tunnel.close();
+    for (const tunnel of [...this.#draining]) tunnel.close();
+    this.#closeIfDone();
+  }
+
+  // Stores a new tunnel, then starts it: the frames that came with its 200 head may end it at once, and its ended
+  // callback must find it stored (issue 7: an ended tunnel never stays among the open ones).
+  #adopt(dialed: Dialed): void {
+    const tunnel = new Tunnel(dialed.socket, dialed.rest, this.#options, this.#label, this);
+    this.#open.push(tunnel);
+    this.#everOpened = true;
+    this.#lastError = undefined;
+    this.#retryAt = undefined;
+    // connect() resolves on a handshake, even when the frames behind the head end the tunnel at once (as before).
+    this.#host.endpointOpened(this);
+    if (this.#emit !== undefined) {
+      this.#sockets.set(tunnel, dialed.socket);
+      this.#emit({ type: 'connected', target: this.target.display, address: dialed.socket.remoteAddress, port: dialed.socket.remotePort });
+    }
+    tunnel.start();
+    // Frames behind the 200 head may have ended it at once: the ended callback has removed it then.
+    if (this.#open.includes(tunnel)) {
+      this.#host.endpointReady(this);
+      this.start();
+    }
+  }
+
+  get #label(): string {
+    return this.#address === undefined ? this.target.display : `${this.target.display} (${this.#address})`;
+  }
+
+  // TunnelHost: the server sent goaway UNAVAILABLE; new calls go elsewhere while this tunnel's calls finish.
+  tunnelDraining(tunnel: Tunnel, refused: Call[]): void {
+    if (this.#remove(tunnel)) this.#draining.add(tunnel);
+    this.#host.tunnelDraining(this, refused);
+    this.#redialAfterLoss(tunnel);
+  }
+
+  tunnelEnded(tunnel: Tunnel, reason: RpcError | undefined, orphans: Call[], refused: Call[]): void {
+    if (this.#emit !== undefined) {
+      const socket = this.#sockets.get(tunnel);
+      this.#emit({
+        type: 'disconnected',
+        target: this.target.display,
+        reason: reason?.message ?? 'the tunnel closed',
+        code: reason?.code,
+        bytesIn: socket?.bytesRead ?? 0,
+        bytesOut: socket?.bytesWritten ?? 0,
+      });
+    }
+    const wasOpen = this.#remove(tunnel);
+    this.#draining.delete(tunnel);
+    if (reason !== undefined) this.#lastError = reason;
+    this.#host.tunnelEnded(this, reason, orphans, refused);
+    if (wasOpen) this.#redialAfterLoss(tunnel);
+    this.#closeIfDone();
+  }
+
+  tunnelWritable(_tunnel: Tunnel): void {
+    this.#host.tunnelWritable(this);
+  }
+
+  #remove(tunnel: Tunnel): boolean {
+    const index = this.#open.indexOf(tunnel);
+    if (index < 0) return false;
+    this.#open.splice(index, 1);
+    return true;
+  }
+
+  // A tunnel stopped taking calls. One that achieved something (answered a call or a ping, or stayed up
+  // maxReconnectDelay ms) resets the backoff and is replaced at once; one that did not counts as a failure, so a
+  // server that accepts and drops every tunnel gets the growing delay (and ejection) from the first redial on.
+  #redialAfterLoss(tunnel: Tunnel): void {
+    if (this.#closing) return;
+    if (!this.#options.reconnect) {
+      if (this.#open.length === 0) this.#closing = true;
+      this.#closeIfDone();
+      return;
+    }
+    if (tunnel.proved(this.#options.maxReconnectDelay)) {
+      this.#failures = 0;
+      this.#emit?.({ type: 'reconnecting', target: this.target.display, attempt: 1, delay: 0 });
+      this.start();
+      return;
+    }
+    this.#fail(this.#lastError ?? new RpcError('UNAVAILABLE', `the tunnel to ${this.#label} was lost before it answered anything`));
+  }
+
+  #dial(): void {
+    const abort = new AbortController();
+    this.#dials.add(abort);
+    dial(this.target, this.#options, abort.signal).then(
+      (dialed) => {
+        this.#dials.delete(abort);
+        if (this.#closing) {
+          dialed.socket.destroy();
+          this.#closeIfDone();
+          return;
+        }
+        this.#adopt(dialed);
+      },
+      (error: unknown) => {
+        this.#dials.delete(abort);
+        if (this.#closing) {
+          this.#closeIfDone();
+          return;
+        }
+        this.#firstFailure = true;
+        this.#fail(RpcError.from(error, 'UNAVAILABLE'));
+      },
+    ).catch((error: unknown) => {
+      // A bug in the code above must not become an unhandled rejection: count it as a failed dial and go on.
+      this.#dials.delete(abort);
+      this.#failed(RpcError.from(error, 'INTERNAL'));
+    });
+  }
+
+  #failed(error: RpcError): void {
+    try {
+      this.#fail(error);
+    } catch {
+      // The pool's handler failed as well; the next timer or socket event tries again.
+    }
+  }
+
+  // Ejects the endpoint: no calls while it has no open tunnel, and a redial after the jittered backoff. With
+  // reconnect off there is no redial: it closes once its tunnels are gone.
+  #fail(error: RpcError): void {
+    this.#failures++;
+    this.#lastError = error;
+    if (!this.#options.reconnect) {
+      this.#host.endpointFailed(this, error);
+      this.#closing = true;
+      this.#closeIfDone();
+      return;
+    }
+    // Ejected only when no tunnel is left; with others still open it just redials the lost one after the delay.
+    if (this.#open.length === 0) this.#ejections++;
+    if (this.#retryTimer === undefined) {
+      const delay = ejectionDelay(this.#failures, this.#options.minReconnectDelay, this.#options.maxReconnectDelay, this.#random);
+      this.#retryAt = Date.now() + delay;
+      this.#emit?.({ type: 'reconnecting', target: this.target.display, attempt: this.#failures + 1, delay });
+      this.#retryTimer = setTimeout(() => {
+        this.#retryTimer = undefined;
+        this.#retryAt = undefined;
+        try {
+          this.start();
+        } catch (retryError) {
+          this.#failed(RpcError.from(retryError, 'INTERNAL'));
+        }
+      }, delay);
+      this.#retryTimer.unref();
+    }
+    this.#host.endpointFailed(this, error);
+  }
+
+  #closeIfDone(): void {
+    if (this.#closed || !this.#closing) return;
+    if (this.#open.some((tunnel) => !tunnel.ended) || this.#draining.size > 0 || this.#dials.size > 0) return;
+    this.#closed = true;
+    this.#host.endpointClosed(this);
+  }
+}

@@ -1,0 +1,404 @@
+/**
+ * Pool: the endpoints one client spreads its calls over. It turns the URLs given to connect() into endpoints (a
+ * host name into one per address it resolves to, A and AAAA, resolved again after failures and at an interval),
+ * routes each call to an open tunnel with the balancer, and reports what its endpoints' tunnels hand back to the
+ * client, which decides retries. One URL with an address is a pool of one endpoint (undici agent.js:18-22).
+ */
+import { isIP } from 'node:net';
+import { chooseProxy } from './proxy-env.js';
+import { RpcError } from '@tunnelrpc/protocol';
+import type { Call } from './call.js';
+import { pickTunnel } from './balancer.js';
+import { ejectionDelay, resolveDelay } from './ejection.js';
+import { Endpoint, type EndpointHost, type EndpointSnapshot } from './endpoint.js';
+import type { ResolvedAddress, ResolvedClientOptions } from './options.js';
+import type { DialTarget } from './target.js';
+import type { Tunnel } from './tunnel.js';
+
+/** PoolHost is what the pool tells its client. @internal */
+export interface PoolHost {
+  /** A tunnel opened or drained its socket: calls waiting may be sent. */
+  tunnelReady(): void;
+  /** As TunnelHost.tunnelDraining: `refused` did not run and may go to another tunnel. */
+  tunnelDraining(refused: Call[]): void;
+  /** As TunnelHost.tunnelEnded. */
+  tunnelEnded(reason: RpcError | undefined, orphans: Call[], refused: Call[], url: string): void;
+  /** A dial or a DNS resolution failed. */
+  dialFailed(error: RpcError): void;
+  /** Every endpoint is closed (close(), or reconnect off and every tunnel gone). */
+  poolClosed(): void;
+}
+
+// Dial errors that another try will not fix: calls waiting for a tunnel fail with them once every endpoint says so.
+const PERMANENT_REFUSALS: ReadonlySet<string> = new Set(['UNAUTHENTICATED', 'PERMISSION_DENIED', 'UNIMPLEMENTED', 'INVALID_ARGUMENT']);
+
+interface Source {
+  readonly target: DialTarget;
+  /** The host name to resolve; undefined for an IP address or a unix socket. */
+  readonly hostname: string | undefined;
+  readonly endpoints: Map<string, Endpoint>;
+  resolving: boolean;
+  resolvedAt: number;
+  resolveFailures: number;
+  resolveTimer: NodeJS.Timeout | undefined;
+  resolveDue: number;
+  /** The last resolution failed while the source had no endpoint. */
+  failed: RpcError | undefined;
+}
+
+/** Pool routes calls over the tunnels of every endpoint. @internal */
+export class Pool implements EndpointHost {
+  readonly #options: ResolvedClientOptions;
+  readonly #host: PoolHost;
+  readonly #random: () => number;
+  readonly #sources: Source[];
+  readonly #sourceOf = new Map<Endpoint, Source>();
+  // Every live endpoint, in order of creation; closed ones removed from DNS leave it.
+  #endpoints: Endpoint[] = [];
+  // Reused per pick: the open tunnels and who owns each.
+  readonly #tunnels: Tunnel[] = [];
+  readonly #owners: Endpoint[] = [];
+  #closing = false;
+  #closed = false;
+  #lastError: RpcError | undefined;
+  #ready: { resolve: () => void; reject: (error: RpcError) => void } | undefined;
+  #everReady = false;
+
+  constructor(targets: readonly DialTarget[], options: ResolvedClientOptions, host: PoolHost, random: () => number = Math.random) {
+    this.#options = options;
+    this.#host = host;
+    this.#random = random;
+    this.#sources = targets.map((target) => ({
+      target,
+      hostname: target.kind === 'unix' || isIP(target.host) !== 0 || throughProxy(target, options) ? undefined : target.host,
+      endpoints: new Map(),
+      resolving: false,
+      resolvedAt: 0,
+      resolveFailures: 0,
+      resolveTimer: undefined,
+      resolveDue: 0,
+      failed: undefined,
+    }));
+  }
+
+  /** start creates the endpoints of address URLs and resolves host names; every endpoint starts dialling. */
+  start(): void {
+    for (const source of this.#sources) {
+      if (source.hostname !== undefined) this.#resolve(source);
+      else this.#addEndpoint(source, '', source.target, undefined).start();
+    }
+  }
+
+  /**
+   * ready resolves once a tunnel is open, and rejects once every URL has failed its first try (its dial, or the
+   * resolution of its host name): with that error for one endpoint, else with one naming each.
+   */
+  ready(): Promise<void> {
+    if (this.#everReady) return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      this.#ready = { resolve, reject };
+      this.#checkFirstTries();
+    });
+  }
+
+  /** hasAccepting tells whether some tunnel takes new calls now. */
+  get hasAccepting(): boolean {
+    for (const endpoint of this.#endpoints) if (endpoint.open.length > 0) return true;
+    return false;
+  }
+
+  /** canOpen tells whether a tunnel may still open: reconnect is on, or a dial or a resolution is under way. */
+  get canOpen(): boolean {
+    if (this.#closing) return false;
+    if (this.#options.reconnect) return true;
+    return this.#endpoints.some((endpoint) => endpoint.dialing) || this.#sources.some((source) => source.resolving);
+  }
+
+  get callCount(): number {
+    let count = 0;
+    for (const endpoint of this.#endpoints) count += endpoint.callCount;
+    return count;
+  }
+
+  get load(): number {
+    let load = 0;
+    for (const endpoint of this.#endpoints) load += endpoint.load;
+    return load;
+  }
+
+  get lastError(): RpcError | undefined {
+    return this.#lastError;
+  }
+
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /** snapshot lists what each endpoint is doing, frozen. */
+  snapshot(): readonly EndpointSnapshot[] {
+    return Object.freeze(this.#endpoints.map((endpoint) => endpoint.snapshot()));
+  }
+
+  /**
+   * trySend writes a call (or notification) to the tunnel the balancer picks among those taking calls and not
+   * holding more than maxWriteBuffer unsent bytes. Returns false when none can take it now (the call waits), else
+   * what the tunnel returned: undefined when sent, or the error that keeps this call from being sent.
+   */
+  trySend(call: Call, timeout?: number): RpcError | undefined | false {
+    const tunnels = this.#tunnels;
+    const owners = this.#owners;
+    tunnels.length = 0;
+    owners.length = 0;
+    const limit = this.#options.maxWriteBuffer;
+    for (const endpoint of this.#endpoints) {
+      for (const tunnel of endpoint.open) {
+        if (!tunnel.accepting || tunnel.unsentBytes > limit) continue;
+        tunnels.push(tunnel);
+        owners.push(endpoint);
+      }
+    }
+    const tunnel = pickTunnel(tunnels, this.#random);
+    if (tunnel === undefined) return false;
+    const owner = owners[tunnels.indexOf(tunnel)]!;
+    tunnels.length = 0;
+    owners.length = 0;
+    const refused = call.notification ? tunnel.notify(call) : tunnel.send(call, timeout);
+    if (refused === undefined) owner.countSent();
+    return refused;
+  }
+
+  /**
+   * permanentRefusal returns the dial error another try will not fix (401, 403, 404, a bad headers function) when
+   * every endpoint has no tunnel and last failed with one; undefined otherwise.
+   */
+  permanentRefusal(): RpcError | undefined {
+    if (this.#endpoints.length === 0 || this.hasAccepting) return undefined;
+    let refusal: RpcError | undefined;
+    for (const endpoint of this.#endpoints) {
+      const error = endpoint.lastError;
+      if (error === undefined || !PERMANENT_REFUSALS.has(error.code)) return undefined;
+      refusal ??= error;
+    }
+    return refusal;
+  }
+
+  /** close stops dialling and resolving and closes every tunnel gracefully; poolClosed follows when all are gone. */
+  close(): void {
+    if (this.#closing) return;
+    this.#closing = true;
+    for (const source of this.#sources) {
+      clearTimeout(source.resolveTimer);
+      source.resolveTimer = undefined;
+    }
+    this.#ready?.reject(new RpcError('UNAVAILABLE', 'close() was called on the client before its first tunnel opened'));
+    this.#ready = undefined;
+    for (const endpoint of [...this.#endpoints]) endpoint.close();
+    this.#closeIfDone();
+  }
+
+  // EndpointHost
+  endpointOpened(_endpoint: Endpoint): void {
+    this.#everReady = true;
+    this.#ready?.resolve();
+    this.#ready = undefined;
+  }
+
+  endpointReady(_endpoint: Endpoint): void {
+    this.#host.tunnelReady();
+  }
+
+  tunnelDraining(_endpoint: Endpoint, refused: Call[]): void {
+    this.#host.tunnelDraining(refused);
+  }
+
+  tunnelEnded(endpoint: Endpoint, reason: RpcError | undefined, orphans: Call[], refused: Call[]): void {
+    this.#host.tunnelEnded(reason, orphans, refused, endpoint.target.display);
+  }
+
+  tunnelWritable(_endpoint: Endpoint): void {
+    this.#host.tunnelReady();
+  }
+
+  endpointFailed(endpoint: Endpoint, error: RpcError): void {
+    this.#lastError = error;
+    const source = this.#sourceOf.get(endpoint);
+    // A failing address may have left the host name's records: look again, no sooner than minResolveInterval.
+    if (source?.hostname !== undefined && this.#options.reconnect) this.#scheduleResolve(source, true);
+    this.#checkFirstTries();
+    this.#host.dialFailed(error);
+  }
+
+  endpointClosed(endpoint: Endpoint): void {
+    const source = this.#sourceOf.get(endpoint);
+    // An address that left the DNS answer goes away; after close(), or with reconnect off, it stays listed as closed.
+    if (!this.#closing && this.#options.reconnect && source !== undefined) {
+      for (const [key, each] of source.endpoints) if (each === endpoint) source.endpoints.delete(key);
+      this.#endpoints = this.#endpoints.filter((each) => each !== endpoint);
+      this.#sourceOf.delete(endpoint);
+    }
+    this.#closeIfDone();
+  }
+
+  #addEndpoint(source: Source, key: string, target: DialTarget, address: string | undefined): Endpoint {
+    const endpoint = new Endpoint(target, address, this.#options, this, this.#random);
+    source.endpoints.set(key, endpoint);
+    this.#sourceOf.set(endpoint, source);
+    this.#endpoints.push(endpoint);
+    return endpoint;
+  }
+
+  // Rejects ready() once every URL has had its first try and none opened a tunnel.
+  #checkFirstTries(): void {
+    if (this.#ready === undefined || this.#everReady) return;
+    const errors: RpcError[] = [];
+    for (const source of this.#sources) {
+      if (source.endpoints.size === 0) {
+        if (source.failed === undefined) return;
+        errors.push(source.failed);
+        continue;
+      }
+      for (const endpoint of source.endpoints.values()) {
+        if (!endpoint.settledFirst) return;
+        errors.push(endpoint.lastError ?? new RpcError('UNAVAILABLE', `no tunnel to ${endpoint.target.display} opened`));
+      }
+    }
+    const ready = this.#ready;
+    this.#ready = undefined;
+    if (errors.length === 1) {
+      ready.reject(errors[0]!);
+      return;
+    }
+    const code = errors.every((error) => error.code === errors[0]!.code) ? errors[0]!.code : 'UNAVAILABLE';
+    ready.reject(new RpcError(code, `none of ${errors.length} endpoints could be reached: ${errors.map((error) => error.message).join('; ')}`, { errors: errors.map((error) => ({ code: error.code, message: error.message })) }));
+  }
+
+  #scheduleResolve(source: Source, failed: boolean): void {
+    if (this.#closing || !this.#options.reconnect || source.hostname === undefined || source.resolving) return;
+    const { resolveInterval, minResolveInterval } = this.#options;
+    let delay = resolveDelay(source.resolvedAt, Date.now(), failed, resolveInterval, minResolveInterval);
+    if (delay === undefined) return;
+    // A name that did not resolve at all is retried with the dial backoff, at least minResolveInterval apart.
+    if (source.failed !== undefined) {
+      delay = Math.max(delay, ejectionDelay(source.resolveFailures, this.#options.minReconnectDelay, this.#options.maxReconnectDelay, this.#random));
+    }
+    const due = Date.now() + delay;
+    if (source.resolveTimer !== undefined) {
+      if (source.resolveDue <= due) return;
+      clearTimeout(source.resolveTimer);
+    }
+    source.resolveDue = due;
+    source.resolveTimer = setTimeout(() => {
+      source.resolveTimer = undefined;
+      this.#resolve(source);
+    }, delay);
+    source.resolveTimer.unref();
+  }
+
+  #resolve(source: Source): void {
+    const hostname = source.hostname!;
+    source.resolving = true;
+    let lookup: Promise<readonly ResolvedAddress[]>;
+    try {
+      lookup = Promise.resolve(this.#options.lookup(hostname));
+    } catch (error) {
+      lookup = Promise.reject(error);
+    }
+    lookup
+      .then(
+        (addresses) => this.#resolved(source, addresses),
+        (error: unknown) => this.#resolveFailed(source, error),
+      )
+      .catch((error: unknown) => {
+        // A bug above must not become an unhandled rejection: count it as a failed resolution.
+        try {
+          this.#resolveFailed(source, error);
+        } catch {
+          // Nothing more can be done here; the periodic refresh or the next failure tries again.
+        }
+      });
+  }
+
+  #resolved(source: Source, answer: readonly ResolvedAddress[]): void {
+    source.resolving = false;
+    source.resolvedAt = Date.now();
+    if (this.#closing) {
+      this.#closeIfDone();
+      return;
+    }
+    const addresses = checkAnswer(answer);
+    if (addresses === undefined || addresses.length === 0) {
+      this.#resolveFailed(source, new Error(addresses === undefined ? 'the lookup option returned something other than an array of { address } objects with IP addresses' : 'no addresses'));
+      return;
+    }
+    source.failed = undefined;
+    source.resolveFailures = 0;
+    const seen = new Set(addresses);
+    for (const [address, endpoint] of source.endpoints) if (!seen.has(address)) endpoint.close();
+    for (const address of addresses) {
+      if (source.endpoints.has(address)) continue;
+      const target = source.target.kind === 'unix' ? source.target : { ...source.target, address };
+      this.#addEndpoint(source, address, target, address).start();
+    }
+    this.#scheduleResolve(source, false);
+  }
+
+  #resolveFailed(source: Source, error: unknown): void {
+    source.resolving = false;
+    source.resolvedAt = Date.now();
+    if (this.#closing) {
+      this.#closeIfDone();
+      return;
+    }
+    source.resolveFailures++;
+    const errno = (error as NodeJS.ErrnoException | undefined)?.code;
+    const why = errno ?? (error instanceof Error ? error.message : String(error));
+    const rpc = new RpcError('UNAVAILABLE', `cannot connect to ${source.target.display}: ${why} (the host name does not resolve)`, errno === undefined ? undefined : { errno }, { cause: error });
+    this.#lastError = rpc;
+    // Addresses resolved before are kept: a DNS hiccup must not take down a fleet that answers.
+    if (source.endpoints.size === 0) {
+      source.failed = rpc;
+      this.#checkFirstTries();
+      this.#host.dialFailed(rpc);
+      if (!this.#options.reconnect) {
+        this.#closeIfDone();
+        return;
+      }
+    }
+    this.#scheduleResolve(source, true);
+  }
+
+  // Closed after close(), or with reconnect off once every endpoint is gone and no name is being resolved.
+  #closeIfDone(): void {
+    if (this.#closed) return;
+    if (!this.#closing && this.#options.reconnect) return;
+    if (!this.#endpoints.every((endpoint) => endpoint.closed)) return;
+    // After close() a lookup still under way is not waited for (it may never answer); its answer is ignored.
+    if (!this.#closing && this.#sources.some((source) => source.resolving)) return;
+    this.#closed = true;
+    this.#host.poolClosed();
+  }
+}
+
+// The addresses of a lookup answer, deduplicated, or undefined when it is not an array of { address } with IPs.
+function checkAnswer(answer: unknown): string[] | undefined {
+  if (!Array.isArray(answer)) return undefined;
+  const out: string[] = [];
+  for (const entry of answer as unknown[]) {
+    const address: unknown = typeof entry === 'object' && entry !== null ? (entry as { address?: unknown }).address : undefined;
+    if (typeof address !== 'string' || isIP(address) === 0) return undefined;
+    if (!out.includes(address)) out.push(address);
+  }
+  return out;
+}
+
+// A target reached through a forward proxy is resolved by the proxy (it may be a name only the proxy's network
+// knows): the pool keeps it as one endpoint and does not look it up itself.
+function throughProxy(target: DialTarget, options: ResolvedClientOptions): boolean {
+  if (target.kind === 'unix') return false;
+  try {
+    return chooseProxy({ tls: target.kind === 'tls', host: target.host, port: target.port }, options.proxy, process.env) !== undefined;
+  } catch {
+    // A bad proxy setting fails the dial itself, with its message.
+    return false;
+  }
+}

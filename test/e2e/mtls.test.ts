@@ -1,0 +1,100 @@
+/**
+ * Mutual TLS: a server that requires client certificates serves a client presenting one issued by its CA, shows
+ * the verified certificate to `authorize` and to handlers as `ctx.peer.certificate`, and refuses a missing, an
+ * expired and a wrong-CA certificate with 401, a reason the client reports as UNAUTHENTICATED, and a log entry.
+ */
+import { once } from 'node:events';
+import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
+import type { AddressInfo } from 'node:net';
+import { expect } from 'chai';
+import { z } from 'zod';
+import { connect, type ClientOptions } from '@tunnelrpc/client';
+import { defineService } from '@tunnelrpc/protocol';
+import { RpcServer, type PeerAddress } from '@tunnelrpc/server';
+import { Cleanup } from '../helpers/cleanup.js';
+import { makePki, type Pki } from '../helpers/pki.js';
+import { expectRejection } from '../helpers/rpc-error.js';
+
+const Who = defineService('Who', {
+  ami: { input: z.void(), output: z.object({ cn: z.string(), sans: z.array(z.string()), fingerprint: z.string(), auth: z.string() }) },
+});
+
+describe('mutual TLS', function () {
+  this.timeout(60_000);
+  const cleanup = new Cleanup();
+  afterEach(() => cleanup.run());
+  let pki: Pki;
+
+  before(async () => {
+    pki = await makePki();
+  });
+
+  async function serve(): Promise<{ url: string; logs: string[]; authorized: PeerAddress[] }> {
+    const logs: string[] = [];
+    const authorized: PeerAddress[] = [];
+    const rpc = new RpcServer({
+      requireClientCertificate: true,
+      logger: (entry) => logs.push(`${entry.level} ${entry.message}`),
+      authorize: (_req, peer) => {
+        authorized.push(peer);
+        return `service ${peer.certificate?.subject['CN'] ?? '?'}`;
+      },
+    }).register(Who, {
+      ami: (_input, ctx) => ({
+        cn: ctx.peer.certificate?.subject['CN'] ?? '',
+        sans: [...(ctx.peer.certificate?.subjectAltNames ?? [])],
+        fingerprint: ctx.peer.certificate?.fingerprint256 ?? '',
+        auth: String(ctx.auth),
+      }),
+    });
+    // requestCert asks for a certificate; rejectUnauthorized false lets the RpcServer refuse with a reason.
+    const https: HttpsServer = createHttpsServer({ key: pki.server.key, cert: pki.server.cert, ca: pki.ca, requestCert: true, rejectUnauthorized: false });
+    rpc.attach(https);
+    https.listen(0, '127.0.0.1');
+    await once(https, 'listening');
+    cleanup.defer(async () => {
+      await rpc.close();
+      https.closeAllConnections();
+      await new Promise<void>((resolve) => https.close(() => resolve()));
+    });
+    return { url: `https://127.0.0.1:${(https.address() as AddressInfo).port}/_rpc`, logs, authorized };
+  }
+
+  const as = (pair?: { key: Buffer; cert: Buffer }): ClientOptions => ({ reconnect: false, tls: { ca: pki.ca, ...(pair ?? {}) } });
+
+  it('serves a client whose certificate its CA issued, and shows the certificate to authorize and to handlers', async () => {
+    const server = await serve();
+    const client = cleanup.add(await connect(server.url, as(pki.client)), (each) => each.close());
+    const who = (await client.call('Who.ami')) as { cn: string; sans: string[]; fingerprint: string; auth: string };
+    expect(who.cn).to.equal('billing');
+    expect(who.sans).to.deep.equal(['DNS:billing.internal', 'URI:spiffe://example.test/billing']);
+    expect(who.fingerprint).to.match(/^([0-9A-F]{2}:){31}[0-9A-F]{2}$/);
+    expect(who.auth).to.equal('service billing');
+    expect(server.authorized).to.have.length(1);
+    expect(server.authorized[0]!.certificate?.subject).to.deep.include({ CN: 'billing', O: 'Example' });
+    expect(server.authorized[0]!.certificate?.fingerprint256).to.equal(who.fingerprint);
+  });
+
+  const refusals: Array<[string, (pki: Pki) => { key: Buffer; cert: Buffer } | undefined, string]> = [
+    ['no certificate', () => undefined, 'a client certificate is required and none was sent'],
+    ['an expired certificate', (each) => each.expired, 'the client certificate was refused (CERT_HAS_EXPIRED)'],
+    ['a certificate from another CA', (each) => each.wrongCa, 'the client certificate was refused (UNABLE_TO_VERIFY_LEAF_SIGNATURE)'],
+  ];
+  for (const [name, pick, reason] of refusals) {
+    it(`refuses ${name} with 401: UNAUTHENTICATED naming the reason on the client, a warn entry on the server`, async () => {
+      const server = await serve();
+      const error = await expectRejection(connect(server.url, as(pick(pki))), 'UNAUTHENTICATED', reason);
+      expect(error.message).to.include('refused with HTTP 401');
+      expect(error.data).to.deep.include({ status: 401 });
+      expect(server.logs.some((line) => line.startsWith('warn CONNECT refused: ') && line.includes(reason))).to.equal(true, server.logs.join('\n'));
+      expect(server.authorized).to.have.length(0);
+    });
+  }
+
+  it('refuses a plain-TCP CONNECT when client certificates are required', async () => {
+    const rpc = new RpcServer({ requireClientCertificate: true, logger: () => {} });
+    cleanup.defer(() => rpc.close());
+    const { url } = await rpc.listen(0);
+    await expectRejection(connect(url, { reconnect: false }), 'UNAUTHENTICATED', 'did not come over TLS');
+  });
+});

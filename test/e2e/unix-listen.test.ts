@@ -1,0 +1,156 @@
+/**
+ * RpcServer#listen on a unix socket path: the file mode decides who may connect, close() removes the file, a stale
+ * file from a dead process is replaced, and a socket another process serves (or a file that is not a socket) is
+ * left alone with FAILED_PRECONDITION.
+ */
+import { existsSync } from 'node:fs';
+import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { connect as netConnect } from 'node:net';
+import { expect } from 'chai';
+import { connect } from '@tunnelrpc/client';
+import { RpcServer, type PeerAddress } from '@tunnelrpc/server';
+import { Echo, createEchoService } from '@tunnelrpc/examples';
+import { Cleanup } from '../helpers/cleanup.js';
+import { REPO_ROOT, runNode, spawnNode, waitForLine } from '../helpers/processes.js';
+import { expectRejection } from '../helpers/rpc-error.js';
+import { tempSocketPath } from '../helpers/servers.js';
+
+// A process that listens on `path` with a bare net server and prints "up".
+const HOLDER = "require('net').createServer((s) => s.end()).listen(process.argv[1], () => console.log('up'))";
+
+describe('RpcServer#listen on a unix socket', () => {
+  const cleanup = new Cleanup();
+  afterEach(() => cleanup.run());
+
+  function socketPath(): string {
+    const path = tempSocketPath();
+    cleanup.defer(() => rm(path, { force: true }));
+    return path;
+  }
+
+  function server(): RpcServer {
+    const rpc = new RpcServer({ logger: () => {} }).register(Echo, createEchoService());
+    cleanup.defer(() => rpc.close());
+    return rpc;
+  }
+
+  async function holder(path: string): Promise<ReturnType<typeof spawnNode>> {
+    const child = cleanup.add(spawnNode(['-e', HOLDER, path]), (each) => {
+      if (each.exitCode === null && each.signalCode === null) each.kill('SIGKILL');
+    });
+    await waitForLine(child, /^up$/);
+    return child;
+  }
+
+  it('serves calls at the unix: URL it reports, with mode 0o600 by default, and close() removes the file', async () => {
+    const path = socketPath();
+    const rpc = server();
+    const address = await rpc.listen({ path });
+    expect(address).to.deep.include({ host: 'unix', path, url: `unix:${path}` });
+    expect((await stat(path)).mode & 0o777).to.equal(0o600);
+    const client = await connect(address.url, { reconnect: false });
+    expect(await client.call('Echo.add', { a: 2, b: 3 })).to.equal(5);
+    await client.close();
+    await rpc.close();
+    expect(existsSync(path)).to.equal(false);
+  });
+
+  it('gives the socket file the mode asked for', async () => {
+    const path = socketPath();
+    await server().listen({ path, mode: 0o660 });
+    expect((await stat(path)).mode & 0o777).to.equal(0o660);
+  });
+
+  it('replaces a stale socket file left by a process that died', async () => {
+    const path = socketPath();
+    const child = await holder(path);
+    child.kill('SIGKILL');
+    await new Promise((resolve) => child.once('exit', resolve));
+    expect(existsSync(path)).to.equal(true);
+    const address = await server().listen({ path });
+    const client = await connect(address.url, { reconnect: false });
+    expect(await client.call('Echo.echo', 'fresh')).to.equal('fresh');
+    await client.close();
+  });
+
+  it('refuses with FAILED_PRECONDITION, and leaves alone, a socket another process is serving', async () => {
+    const path = socketPath();
+    await holder(path);
+    await expectRejection(server().listen({ path }), 'FAILED_PRECONDITION', 'another process is serving that socket; it was left alone');
+    // The other process still answers on its socket.
+    const socket = netConnect({ path });
+    await new Promise<void>((resolve, reject) => {
+      socket.once('connect', resolve);
+      socket.once('error', reject);
+    });
+    socket.destroy();
+  });
+
+  it('refuses with FAILED_PRECONDITION, and leaves alone, a file that is not a socket', async () => {
+    const path = socketPath();
+    await writeFile(path, 'keep me');
+    await expectRejection(server().listen({ path }), 'FAILED_PRECONDITION', 'a file that is not a socket is there');
+    expect(await readFile(path, 'utf8')).to.equal('keep me');
+  });
+
+  it('refuses a bad mode or an empty path with INVALID_ARGUMENT', async () => {
+    await expectRejection(server().listen({ path: socketPath(), mode: 0o1000 }), 'INVALID_ARGUMENT', 'must be a file mode from 0 to 0o777');
+    await expectRejection(server().listen({ path: '' }), 'INVALID_ARGUMENT', 'non-empty socket file path');
+  });
+
+  describe('peer credentials (SO_PEERCRED through the optional koffi)', () => {
+    it('puts the uid, gid and pid of the connecting process on the peer, on Linux with koffi installed', async function () {
+      if (process.platform !== 'linux') this.skip();
+      const path = socketPath();
+      const seen: PeerAddress[] = [];
+      const rpc = new RpcServer({ logger: () => {}, authorize: (_req, peer) => seen.push(peer) }).register(Echo, createEchoService());
+      cleanup.defer(() => rpc.close());
+      const client = await connect((await rpc.listen({ path })).url, { reconnect: false });
+      expect(await client.call('Echo.add', { a: 1, b: 1 })).to.equal(2);
+      await client.close();
+      expect(seen[0]!.credentials).to.deep.equal({ uid: process.getuid!(), gid: process.getgid!(), pid: process.pid });
+    });
+
+    it('has no credentials over TCP', async () => {
+      const seen: PeerAddress[] = [];
+      const rpc = new RpcServer({ logger: () => {}, authorize: (_req, peer) => seen.push(peer) }).register(Echo, createEchoService());
+      cleanup.defer(() => rpc.close());
+      const client = await connect((await rpc.listen(0)).url, { reconnect: false });
+      await client.call('Echo.echo', 1);
+      await client.close();
+      expect(seen[0]).to.not.have.property('credentials');
+      expect(seen[0]!.address).to.equal('127.0.0.1');
+    });
+
+    it('serves unix peers without credentials, and without failing, when koffi cannot be loaded', async () => {
+      const dir = await mkdtemp(join(tmpdir(), 'tunnelrpc-e2e-nokoffi-'));
+      cleanup.defer(() => rm(dir, { recursive: true, force: true }));
+      // A preload that makes require('koffi') fail as if the optional package were not installed.
+      const preload = join(dir, 'no-koffi.cjs');
+      await writeFile(preload, [
+        "const Module = require('node:module');",
+        'const resolve = Module._resolveFilename;',
+        "Module._resolveFilename = function (request, ...rest) { if (request === 'koffi') { const e = new Error(\"Cannot find module 'koffi'\"); e.code = 'MODULE_NOT_FOUND'; throw e; } return resolve.call(this, request, ...rest); };",
+      ].join('\n'));
+      const url = (file: string): string => pathToFileURL(join(REPO_ROOT, file)).href;
+      const code = [
+        `import { RpcServer } from '${url('packages/server/dist/index.js')}';`,
+        `import { connect } from '${url('packages/client/dist/index.js')}';`,
+        `import { Echo, createEchoService } from '${url('examples/dist/echo-service.js')}';`,
+        'const seen = [];',
+        'const rpc = new RpcServer({ logger: () => {}, authorize: (_req, peer) => seen.push(peer) }).register(Echo, createEchoService());',
+        `const address = await rpc.listen({ path: ${JSON.stringify(join(dir, 's.sock'))} });`,
+        "const client = await connect(address.url, { reconnect: false });",
+        "const sum = await client.call('Echo.add', { a: 20, b: 22 });",
+        'await client.close(); await rpc.close();',
+        "console.log(JSON.stringify({ sum, hasCredentials: 'credentials' in seen[0] }));",
+      ].join('\n');
+      const result = await runNode(['--require', preload, '--input-type=module', '-e', code]);
+      expect(result.stderr).to.equal('');
+      expect(JSON.parse(result.stdout)).to.deep.equal({ sum: 42, hasCredentials: false });
+    });
+  });
+});
