@@ -4,7 +4,6 @@
  * blank, the JSON form agrees, and `authorize` guards it. Without chromium the suite skips with one line, unless
  * TUNNELRPC_REQUIRE_DEPLOY=1, where it fails.
  */
-import { existsSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { request } from 'node:http';
 import { join } from 'node:path';
@@ -13,11 +12,11 @@ import { chromium, type Browser } from 'playwright-core';
 import { connect, createClient, RpcError } from '@tunnelrpc/client';
 import { Echo } from '@tunnelrpc/examples';
 import type { DebugSnapshot } from '@tunnelrpc/server';
+import { needBox } from '../helpers/boxes.js';
 import { Cleanup } from '../helpers/cleanup.js';
 import { REPO_ROOT } from '../helpers/processes.js';
 import { startEchoServer, type EchoServer } from '../helpers/servers.js';
 
-const CHROMIUM = '/usr/bin/chromium';
 const CHROMIUM_FLAGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
 const TOKEN = 'Bearer debug-s3cret';
 const DEBUG_PATH = '/debug/tunnelrpc';
@@ -44,12 +43,9 @@ describe('the debug page in headless Chromium', function () {
   let server: EchoServer;
 
   before(async function () {
-    if (!existsSync(CHROMIUM)) {
-      if (process.env['TUNNELRPC_REQUIRE_DEPLOY'] === '1') throw new Error(`${CHROMIUM} is missing and TUNNELRPC_REQUIRE_DEPLOY=1: install Debian's chromium (apt-get install chromium)`);
-      console.log(`      skipped: ${CHROMIUM} is missing (apt-get install chromium; TUNNELRPC_REQUIRE_DEPLOY=1 makes this a failure)`);
-      this.skip();
-    }
-    browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_FLAGS, headless: true });
+    // Skipped with the run's one line of missing boxes, or a failure under TUNNELRPC_REQUIRE_DEPLOY=1.
+    const executablePath = needBox(this, 'chromium');
+    browser = await chromium.launch({ executablePath, args: CHROMIUM_FLAGS, headless: true });
   });
   after(async () => {
     await browser?.close();

@@ -8,7 +8,8 @@ import { expect } from 'chai';
 import { connect, createClient, type ClientOptions, type RpcClient } from '@tunnelrpc/client';
 import { Fleet } from '@tunnelrpc/examples/fleet';
 import { Cleanup } from '../helpers/cleanup.js';
-import { kill, requireDaemon, startHaproxy, startServerProcess } from '../helpers/fleet.js';
+import { needBox } from '../helpers/boxes.js';
+import { kill, startHaproxy, startServerProcess } from '../helpers/fleet.js';
 import { Load, until } from '../helpers/load.js';
 
 describe('HAProxy in front of three server processes', function () {
@@ -18,7 +19,7 @@ describe('HAProxy in front of three server processes', function () {
   let haproxyBinary = '';
 
   before(function () {
-    haproxyBinary = requireDaemon(this, 'haproxy', 'apt-get install -y haproxy');
+    haproxyBinary = needBox(this, 'haproxy');
   });
 
   async function open(url: string, options: ClientOptions): Promise<RpcClient> {

@@ -18,7 +18,7 @@ import type { Cleanup } from './cleanup.js';
 import { REPO_ROOT } from './processes.js';
 
 /** BoxName names a daemon the deploy tests start. */
-export type BoxName = 'haproxy' | 'nginx' | 'squid' | 'tinyproxy';
+export type BoxName = 'haproxy' | 'nginx' | 'squid' | 'tinyproxy' | 'chromium';
 
 /** REQUIRE_DEPLOY is set by `pnpm test:deploy`: a missing box is a failure, not a skip. */
 export const REQUIRE_DEPLOY = process.env['TUNNELRPC_REQUIRE_DEPLOY'] === '1';
@@ -53,7 +53,7 @@ export function needBox(ctx: Mocha.Context, name: BoxName): string {
   const binary = findBinary(name);
   if (binary !== undefined) return binary;
   if (REQUIRE_DEPLOY) {
-    throw new Error(`${name} is not installed, and TUNNELRPC_REQUIRE_DEPLOY=1 (pnpm test:deploy) requires it: apt-get install haproxy nginx libnginx-mod-stream squid tinyproxy (as .ci/run does)`);
+    throw new Error(`${name} is not installed, and TUNNELRPC_REQUIRE_DEPLOY=1 (pnpm test:deploy) requires it: apt-get install haproxy nginx libnginx-mod-stream squid tinyproxy chromium (as .ci/run does)`);
   }
   if (skipped.size === 0) {
     // One line for the whole run, printed as the process exits (mocha runs with --exit).

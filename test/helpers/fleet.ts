@@ -6,12 +6,12 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { accessSync, constants } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { connect as netConnect, createServer, type AddressInfo } from 'node:net';
+import { connect as netConnect } from 'node:net';
 import { tmpdir } from 'node:os';
-import { delimiter, join } from 'node:path';
+import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
+import { freePort } from './boxes.js';
 import type { Cleanup } from './cleanup.js';
 import { spawnNode, waitForLine } from './processes.js';
 
@@ -21,31 +21,6 @@ export interface ServerProcess {
   readonly pid: number;
   readonly url: string;
   readonly port: number;
-}
-
-/** REQUIRE_DEPLOY tells whether deployment daemons must be present (the tests fail instead of skipping). */
-export const REQUIRE_DEPLOY = process.env.TUNNELRPC_REQUIRE_DEPLOY === '1';
-
-/**
- * requireDaemon returns the path of `name` on PATH (or in /usr/sbin, /usr/local/sbin, where Debian puts haproxy).
- * Missing: skips the test with one line, or throws when TUNNELRPC_REQUIRE_DEPLOY=1.
- */
-export function requireDaemon(context: Mocha.Context, name: string, install: string): string {
-  const dirs = [...(process.env.PATH ?? '').split(delimiter), '/usr/sbin', '/usr/local/sbin', '/sbin'];
-  for (const dir of dirs) {
-    if (dir === '') continue;
-    const path = join(dir, name);
-    try {
-      accessSync(path, constants.X_OK);
-      return path;
-    } catch {
-      // Not here; look further.
-    }
-  }
-  const line = `${name} is not installed (${install}); set TUNNELRPC_REQUIRE_DEPLOY=1 to make this a failure`;
-  if (REQUIRE_DEPLOY) throw new Error(`${name} is required (TUNNELRPC_REQUIRE_DEPLOY=1) but not installed: ${install}`);
-  console.log(`      skipped: ${line}`);
-  context.skip();
 }
 
 // Output of children is drained (and the tail kept for failures): a full pipe would block a process that logs.
@@ -88,16 +63,6 @@ export async function startClusterProcess(cleanup: Cleanup, workers: number): Pr
   return { child, url: url! };
 }
 
-/** freePort returns a port that was free on 127.0.0.1 a moment ago. */
-export async function freePort(): Promise<number> {
-  const server = createServer();
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const { port } = server.address() as AddressInfo;
-  server.close();
-  await once(server, 'close');
-  return port;
-}
 
 /**
  * haproxyConfig is the HAProxy configuration the tests run and the README shows: TCP mode, least connections,
@@ -143,7 +108,7 @@ export interface Haproxy {
 
 /** startHaproxy runs `haproxy -db -f <config>` in front of `servers` and resolves once it accepts connections. */
 export async function startHaproxy(cleanup: Cleanup, binary: string, servers: readonly number[]): Promise<Haproxy> {
-  const dir = await mkdtemp(join(tmpdir(), 'tunnelrpc-haproxy-'));
+  const dir = await mkdtemp(join(tmpdir(), 'tunnelrpc-fleet-haproxy-'));
   cleanup.defer(() => rm(dir, { recursive: true, force: true }));
   const port = await freePort();
   const statsSocket = join(dir, 'stats.sock');
