@@ -38,7 +38,7 @@ async function measure(mode: ObserveMode, run: number, settings: { seconds: numb
   try {
     const announced = await server.next(START_TIMEOUT_MS);
     if (typeof announced.port !== 'number') throw new Error(`${label}: the server did not start: ${JSON.stringify(announced)}`);
-    const args = ['--mode', mode, '--port', String(announced.port), '--concurrency', String(settings.concurrency), '--bytes', String(settings.bytes), '--seconds', String(settings.seconds), '--warmup', String(settings.warmup), '--wait-go', '1'];
+    const args = ['--mode', mode, '--port', String(announced.port), '--concurrency', String(settings.concurrency), '--payload', 'small', '--seconds', String(settings.seconds), '--warmup', String(settings.warmup), '--wait-go', '1'];
     client = new ManagedChild(`${label} client`, process.execPath, [resolve(distDir, 'observe/client.js'), ...args], { cwd: benchDir, verbose: settings.verbose });
     const ready = await client.next(START_TIMEOUT_MS + settings.warmup * 1000);
     if (ready.ready !== true) throw new Error(`${label}: the client failed in the warm-up: ${JSON.stringify(ready)}`);
