@@ -128,6 +128,25 @@ describe('RpcServer dispatch', () => {
       const peer = await openTunnel(trusting.port);
       expect(expectResult(await peer.call(1, 'Svc.add', { a: 'x', b: 'y' }), 1)).to.equal('xy');
     });
+
+    it('answers INTERNAL and logs when a result cannot be laid out for the wire (Maps nested past the stack)', async () => {
+      const Tree: z.ZodType<Map<string, unknown>> = z.lazy(() => z.map(z.string(), Tree));
+      const Deep = defineService('Deep', { tree: { input: z.void(), output: Tree } });
+      const unchecked = await startServer({ validateResults: false });
+      unchecked.rpc.register(Deep, {
+        tree: () => {
+          let node = new Map<string, unknown>();
+          for (let i = 0; i < 200_000; i++) node = new Map([['k', node]]);
+          return node as Map<string, unknown>;
+        },
+      });
+      const peer = await openTunnel(unchecked.port);
+      const error = expectError(await peer.call(1, 'Deep.tree', null), 1, 'INTERNAL');
+      expect(error.message).to.equal('the result of Deep.tree cannot be sent; the server logged the details');
+      expect(error.data).to.deep.equal({ mayHaveRun: true });
+      expect(unchecked.logs.find((entry) => entry.method === 'Deep.tree')).to.include({ level: 'error', code: 'INTERNAL' });
+      expect(expectResult(await peer.call(2, 'Svc.add', { a: 1, b: 2 }), 2)).to.equal(3);
+    });
   });
 
   describe('invalid params', () => {
