@@ -64,16 +64,6 @@ export class FairBudget {
     this.#caps = caps;
   }
 
-  /** callsInFlight is the number of calls and notifications running on the server. */
-  get callsInFlight(): number {
-    return this.#total.calls;
-  }
-
-  /** bytesInFlight is the frame bytes the running calls hold. */
-  get bytesInFlight(): number {
-    return this.#total.bytes;
-  }
-
   /**
    * acquire takes `cost` for a call on `connection` from `address` (undefined when addresses are not shared out),
    * or returns why it may not run.

@@ -249,11 +249,6 @@ export class ServerConnection {
     });
   }
 
-  /** holdingChunk tells whether reading waits for the server's partial-frame bytes to drop under the cap. */
-  get holdingChunk(): boolean {
-    return this.#heldChunk !== undefined;
-  }
-
   /** peerAddress is the remote IP address, for the per-IP connection count. */
   get peerAddress(): string {
     return this.#address;
