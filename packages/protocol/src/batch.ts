@@ -14,6 +14,9 @@ import { FRAME_HEADER_SIZE } from './frame.js';
 /** BatchSink is where batches go: a socket, or anything with write(). */
 export interface BatchSink {
   write(buffer: Uint8Array): unknown;
+  /** Optional, as on a net.Socket: writes between cork() and uncork() leave as one writev. */
+  cork?(): void;
+  uncork?(): void;
 }
 
 const MAX_BATCH_FRAMES = 32;
@@ -75,8 +78,12 @@ export class FrameBatcher {
       head.set(parts[i]!, offset);
       offset += parts[i]!.length;
     }
-    this.#sink.write(head);
-    for (let i = lead; i < parts.length; i++) this.#sink.write(parts[i]!);
+    // One writev for the head and the large parts: a syscall each cost the 64 KiB cells about a tenth of their time.
+    const sink = this.#sink;
+    sink.cork?.();
+    sink.write(head);
+    for (let i = lead; i < parts.length; i++) sink.write(parts[i]!);
+    sink.uncork?.();
   }
 
   /** flush writes what is queued now, as one buffer. */

@@ -49,6 +49,8 @@ export class FrameDecoder {
   #expected = -1;
   #partial: Buffer | undefined;
   #partialFill = 0;
+  // Length of the split frame #fillPartial just completed (its buffer may be larger).
+  #completedLength = 0;
 
   constructor(maxFrameSize: number = DEFAULT_MAX_FRAME_SIZE) {
     this.#maxFrameSize = maxFrameSize;
@@ -101,19 +103,21 @@ export class FrameDecoder {
    */
   push(chunk: Uint8Array): Buffer[] {
     const out: Buffer[] = [];
-    this.pushEach(chunk, (payload) => {
-      out.push(payload);
+    this.pushEach(chunk, (bytes, start, end) => {
+      out.push(bytes.subarray(start, end));
       return true;
     });
     return out;
   }
 
   /**
-   * pushEach feeds a chunk and calls `onFrame` for each payload it completes, in order; `onFrame` returns false to
-   * stop (the connection ended). A bad length prefix throws only after the frames before it in the chunk were
-   * delivered, so what a peer sent before a violation does not depend on how TCP split the bytes.
+   * pushEach feeds a chunk and calls `onFrame` for each payload it completes, in order, as `bytes[start, end)`:
+   * where it lies in the chunk, or in a buffer of its own for a frame split across chunks (no view is made per
+   * frame). `onFrame` returns false to stop (the connection ended). A bad length prefix throws only after the frames
+   * before it in the chunk were delivered, so what a peer sent before a violation does not depend on how TCP split
+   * the bytes.
    */
-  pushEach(chunk: Uint8Array, onFrame: (payload: Buffer) => boolean): void {
+  pushEach(chunk: Uint8Array, onFrame: (bytes: Buffer, start: number, end: number) => boolean): void {
     const bytes = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
     let offset = 0;
     const end = bytes.length;
@@ -124,10 +128,10 @@ export class FrameDecoder {
           this.#checkLength(length);
           offset += FRAME_HEADER_SIZE;
           if (end - offset >= length) {
-            // Whole frame inside this chunk: hand out a view, no copy.
-            const payload = bytes.subarray(offset, offset + length);
+            // Whole frame inside this chunk: handed out where it lies, no copy.
+            const frameStart = offset;
             offset += length;
-            if (!onFrame(payload)) return;
+            if (!onFrame(bytes, frameStart, offset)) return;
             continue;
           }
           this.#startPartial(length);
@@ -147,7 +151,7 @@ export class FrameDecoder {
       }
       const payload = this.#fillPartial(bytes, offset);
       offset = payload.offset;
-      if (payload.frame !== undefined && !onFrame(payload.frame)) return;
+      if (payload.frame !== undefined && !onFrame(payload.frame, 0, this.#completedLength)) return;
     }
   }
 
@@ -180,6 +184,7 @@ export class FrameDecoder {
     this.#partial = undefined;
     this.#partialFill = 0;
     this.#expected = -1;
-    return { offset: offset + take, frame: partial.length === expected ? partial : partial.subarray(0, expected) };
+    this.#completedLength = expected;
+    return { offset: offset + take, frame: partial };
   }
 }

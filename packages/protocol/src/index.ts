@@ -77,7 +77,7 @@ export {
   resolveDecodeLimits,
 } from './limits.js';
 export type { DecodeLimits } from './limits.js';
-export { MAX_CREDIT, MAX_PING_DATA_BYTES, MessageType, decodeMessage, encodeMessage, encodePayload, encodePayloadParts, encodePongPayload, isPlainMap } from './message.js';
+export { MAX_CREDIT, MAX_PING_DATA_BYTES, MessageType, decodeFrame, decodeMessage, encodeMessage, encodePayload, encodePayloadParts, encodePongPayload, isPlainMap } from './message.js';
 export { payloadLength } from './envelope.js';
 export type { PayloadParts } from './envelope.js';
 export { FrameBatcher } from './batch.js';
@@ -105,5 +105,5 @@ export type {
   RequestMeta,
   ResponseMessage,
 } from './message.js';
-export { scanMessagePack } from './prescan.js';
+export { scanMessagePack, scanParts } from './prescan.js';
 export type { ScanStats } from './prescan.js';

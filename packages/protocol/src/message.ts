@@ -21,7 +21,8 @@ import { EnvelopeEncoder, type PayloadParts } from './envelope.js';
 import { RpcError, protocolViolation, type GoawayCode, type WireError } from './errors.js';
 import { FRAME_HEADER_SIZE } from './frame.js';
 import { DEFAULT_DECODE_LIMITS, MAX_UINT32, type DecodeLimits } from './limits.js';
-import { scanMessagePack } from './prescan.js';
+import { readHotMessage } from './envelope-decoder.js';
+import { scanFrame } from './prescan.js';
 
 /** MessageType names the first element of every message array. */
 export const MessageType = {
@@ -237,12 +238,24 @@ export interface DecodeStats {
  * Messages never quote the peer's bytes.
  */
 export function decodeMessage(payload: Uint8Array, limits: DecodeLimits = DEFAULT_DECODE_LIMITS, stats?: DecodeStats): Message {
-  const items = scanMessagePack(payload, limits, stats as { largestMap: number } | undefined);
+  return decodeFrame(payload, 0, payload.length, limits, stats);
+}
+
+/**
+ * decodeFrame is decodeMessage for the payload at `bytes[start, end)`, read where it lies in a received chunk:
+ * no view per frame. Byte arrays in the message are copies, or views of `bytes` for frames of 64 KiB or more.
+ */
+export function decodeFrame(bytes: Uint8Array, start: number, end: number, limits: DecodeLimits = DEFAULT_DECODE_LIMITS, stats?: DecodeStats): Message {
+  const items = scanFrame(bytes, start, end, limits, stats as { largestMap: number } | undefined);
   if (stats !== undefined) stats.items = items;
+  const decoder = end - start >= VIEW_FRAME_BYTES ? viewUnpackr : unpackr;
   let value: unknown;
   try {
-    value = (payload.length >= VIEW_FRAME_BYTES ? viewUnpackr : unpackr).unpack(payload);
-  } catch {
+    const hot = readHotMessage(bytes, start, end, decoder, parseMeta);
+    if (hot !== undefined) return hot;
+    value = decoder.unpack(bytes, { start, end });
+  } catch (error) {
+    if (error instanceof RpcError) throw error;
     // msgpackr messages can embed up to 100 characters of peer data: never pass them on.
     throw protocolViolation('the frame is not a valid MessagePack value');
   }

@@ -297,15 +297,28 @@ describe('FrameDecoder#pushEach', () => {
     const decoder = new FrameDecoder(1024);
     const seen: string[] = [];
     const chunk = Buffer.concat([encodeFrame(Buffer.from([0xa1, 0x61])), encodeFrame(Buffer.from([0xa1, 0x62])), Buffer.from([0, 0, 0, 0])]);
-    expect(() => decoder.pushEach(chunk, (payload) => (seen.push(payload.toString('hex')), true))).to.throw(RpcError, 'zero-length frame');
+    expect(() => decoder.pushEach(chunk, (bytes, start, end) => (seen.push(bytes.toString('hex', start, end)), true))).to.throw(RpcError, 'zero-length frame');
     expect(seen).to.deep.equal(['a161', 'a162']);
+  });
+
+  it('hands out whole frames where they lie in the chunk, and a split frame from its own buffer', () => {
+    const decoder = new FrameDecoder(1024);
+    const chunk = Buffer.concat([encodeFrame(hex('a1 61')), encodeFrame(hex('a3 62 63 64')).subarray(0, 6)]);
+    const seen: [Buffer, number, number][] = [];
+    decoder.pushEach(chunk, (bytes, start, end) => (seen.push([bytes, start, end]), true));
+    expect(seen).to.have.length(1);
+    expect(seen[0]![0]).to.equal(chunk);
+    expect([seen[0]![1], seen[0]![2]]).to.deep.equal([4, 6]);
+    decoder.pushEach(hex('63 64'), (bytes, start, end) => (seen.push([bytes, start, end]), true));
+    expect(seen).to.have.length(2);
+    expect(seen[1]![0].toString('hex', seen[1]![1], seen[1]![2])).to.equal('a3626364');
   });
 
   it('stops delivering when onFrame returns false', () => {
     const decoder = new FrameDecoder(1024);
     const seen: number[] = [];
     const chunk = Buffer.concat([1, 2, 3].map((n) => encodeFrame(Buffer.from([n]))));
-    decoder.pushEach(chunk, (payload) => (seen.push(payload[0]!), seen.length < 2));
+    decoder.pushEach(chunk, (bytes, start) => (seen.push(bytes[start]!), seen.length < 2));
     expect(seen).to.deep.equal([1, 2]);
   });
 });

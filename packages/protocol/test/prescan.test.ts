@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { DEFAULT_DECODE_LIMITS, scanMessagePack, type DecodeLimits, type ErrorCode, type RpcError } from '@tunnelrpc/protocol';
+import { DEFAULT_DECODE_LIMITS, scanMessagePack, scanParts, type DecodeLimits, type ErrorCode, type RpcError } from '@tunnelrpc/protocol';
 import { expectRpcError } from './expect-rpc-error.js';
 import { hex, repeat } from './hex.js';
 
@@ -347,5 +347,60 @@ describe('scanMessagePack regressions', () => {
   it('names the wrong length, not the type, for a timestamp of 3 bytes', () => {
     const error = expectRefused(hex('c7 03 ff 01 02 03'), 'INTERNAL', 'must hold 4, 8 or 12 bytes');
     expect(error.message).to.not.contain('is not allowed');
+  });
+});
+
+// What a scan says of an input: the count, or the error's code and message.
+function verdict(scan: () => number): string {
+  try {
+    return `count ${scan()}`;
+  } catch (error) {
+    const rpc = error as RpcError;
+    return `${rpc.code}: ${rpc.message}`;
+  }
+}
+
+describe('scanParts', () => {
+  const inputs = [
+    // [0, 1, "E.b", bin 20, {timeout: 5}]: a request as the envelope writes it
+    '95 00 01 a3 45 2e 62 c4 14' + '00'.repeat(20) + '81 a7 74 69 6d 65 6f 75 74 05',
+    // [1, 2, nil, {a: 1, b: str8 "hello"}]
+    '94 01 02 c0 82 a1 61 01 a1 62 a5 68 65 6c 6c 6f',
+    // containers whose counts run into later parts, and a 16-bit map header
+    'dc 00 03 de 00 01 a1 6b 92 01 02 c3 c2',
+    // timestamps in their three forms
+    '93 d6 ff 00 00 00 01 d7 ff 00 00 00 00 00 00 00 01 c7 0c ff 00 00 00 00 00 00 00 00 00 00 00 01',
+    // refused: truncated bin, trailing bytes, an extension, a lying count, c1, too deep for the limits below
+    '92 01 c4 10 00 00',
+    '92 01 02 03 04',
+    '92 01 d4 05 00',
+    '9f 01',
+    '92 c1 01',
+    '91 91 91 91 91 c0',
+  ];
+  const limits = { maxDepth: 4, maxItemsPerFrame: 64 };
+
+  it('says what scanMessagePack says of the joined bytes, for every cut into two and three parts', () => {
+    let compared = 0;
+    for (const text of inputs) {
+      const joined = hex(text);
+      const expected = verdict(() => scanMessagePack(joined, limits));
+      for (let a = 0; a <= joined.length; a++) {
+        expect(verdict(() => scanParts([joined.subarray(0, a), joined.subarray(a)], limits)), `${text} cut at ${a}`).to.equal(expected);
+        for (let b = a; b <= joined.length; b += 3) {
+          const parts = [joined.subarray(0, a), joined.subarray(a, b), joined.subarray(b)];
+          expect(verdict(() => scanParts(parts, limits)), `${text} cut at ${a}, ${b}`).to.equal(expected);
+          compared++;
+        }
+      }
+    }
+    expect(compared).to.be.greaterThan(500);
+  });
+
+  it('skips a large bin body given as a part of its own without joining it', () => {
+    const body = Buffer.alloc(64 * 1024);
+    const parts = [hex('93 04 01 c6 00 01 00 00'), body, hex('')];
+    expect(scanParts(parts, DEFAULT_DECODE_LIMITS)).to.equal(4);
+    expect(verdict(() => scanParts([hex('93 04 01 c6 00 01 00 00'), body.subarray(1)], DEFAULT_DECODE_LIMITS))).to.match(/truncated/);
   });
 });

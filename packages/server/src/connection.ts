@@ -10,7 +10,7 @@ import {
   serverSends,
   MessageType,
   RpcError,
-  decodeMessage,
+  decodeFrame,
   encodePayloadParts,
   encodePongPayload,
   quotePeerText,
@@ -348,15 +348,15 @@ export class ServerConnection {
   }
 
   // Frames beyond maxInFlight wait in the backlog, in order, and reading stops until calls finish.
-  readonly #onFrame = (payload: Buffer): boolean => {
+  readonly #onFrame = (bytes: Buffer, start: number, end: number): boolean => {
     if (this.#state === 'closed') return false;
     if (this.#backlogHead < this.#backlog.length || this.#atCapacity()) {
       if (this.#backlog === NO_BACKLOG) this.#backlog = [];
-      this.#backlog.push(payload);
+      this.#backlog.push(bytes.subarray(start, end));
       this.#socket.pause();
       return true;
     }
-    return this.#handleFrame(payload);
+    return this.#handleFrame(bytes, start, end);
   };
 
   // Only an open connection takes new calls; while draining, every frame left can be handled at once.
@@ -381,7 +381,8 @@ export class ServerConnection {
     this.#pumping = true;
     try {
       while (this.#backlogHead < this.#backlog.length && !this.#atCapacity() && this.#state !== 'closed') {
-        if (!this.#handleFrame(this.#backlog[this.#backlogHead++]!)) break;
+        const payload = this.#backlog[this.#backlogHead++]!;
+        if (!this.#handleFrame(payload, 0, payload.length)) break;
       }
     } finally {
       this.#pumping = false;
@@ -393,10 +394,10 @@ export class ServerConnection {
   }
 
   // Returns false when the frame ended the connection.
-  #handleFrame(payload: Buffer): boolean {
+  #handleFrame(bytes: Buffer, start: number, end: number): boolean {
     let message: Message;
     try {
-      message = decodeMessage(payload, this.#options, DECODE_STATS);
+      message = decodeFrame(bytes, start, end, this.#options, DECODE_STATS);
     } catch (error) {
       this.#fail(RpcError.from(error, 'INTERNAL'));
       return false;
@@ -404,10 +405,10 @@ export class ServerConnection {
     switch (message.type) {
       case MessageType.Request:
         this.callsReceived++;
-        return this.#onRequest(message, payload.length);
+        return this.#onRequest(message, end - start);
       case MessageType.Notification:
         this.callsReceived++;
-        this.#onNotification(message, payload.length);
+        this.#onNotification(message, end - start);
         return true;
       case MessageType.Cancel: {
         const call = this.#calls.get(message.id);
@@ -418,9 +419,9 @@ export class ServerConnection {
       case MessageType.StreamMessage:
       case MessageType.HalfClose:
       case MessageType.Credit:
-        return this.#onStreamFrame(message, payload.length);
+        return this.#onStreamFrame(message, end - start);
       case MessageType.Ping:
-        return this.#onPing(payload);
+        return this.#onPing(bytes.subarray(start, end));
       case MessageType.Pong:
         return true;
       case MessageType.Goaway:

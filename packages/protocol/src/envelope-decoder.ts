@@ -1,0 +1,155 @@
+/**
+ * The mirror of EnvelopeEncoder: reads the hot messages (requests, successful responses, stream messages) by hand,
+ * in place in the received chunk, after the pre-scan has checked the frame and recorded where each element of the
+ * message array starts. Only the values (params, result, message, and meta beyond `{timeout}`) go to msgpackr, each
+ * decoded from its own byte range. No tuple array, no view per frame, no string per method name.
+ *
+ * Anything unusual (another integer form for the id, a non-ASCII method, an error response) answers undefined, and
+ * the caller decodes the frame the general way, so both paths accept and refuse exactly the same frames.
+ */
+import type { Unpackr } from 'msgpackr';
+import type { Message, RequestMessage, RequestMeta } from './message.js';
+import { elementOffset } from './prescan.js';
+
+// A method name cache indexed by a hash of its bytes: requests name few methods, and making a string of each name
+// per request was a fifth of the decoding. A colliding or hostile stream of names only replaces entries.
+const METHOD_SLOTS = 256;
+const methodBytes: (Uint8Array | undefined)[] = new Array<Uint8Array | undefined>(METHOD_SLOTS).fill(undefined);
+const methodNames: string[] = new Array<string>(METHOD_SLOTS).fill('');
+
+// "timeout" as a fixstr: the one meta key every call sends.
+const TIMEOUT_KEY = [0xa7, 0x74, 0x69, 0x6d, 0x65, 0x6f, 0x75, 0x74];
+
+// One options object, reused: msgpackr reads start and end from it and keeps nothing.
+const range = { start: 0, end: 0 };
+
+/**
+ * readHotMessage reads a message whose frame `bytes[start, end)` scanFrame has just checked, or answers undefined
+ * for the general path. `unpackr` decodes the values; `readMeta` turns a meta value other than `{timeout}` into
+ * RequestMeta (it throws for a malformed one). Throws what msgpackr throws for a value it cannot decode.
+ */
+export function readHotMessage(
+  bytes: Uint8Array,
+  start: number,
+  end: number,
+  unpackr: Unpackr,
+  readMeta: (value: unknown) => RequestMeta | undefined,
+): Message | undefined {
+  const head = bytes[start]!;
+  if (head < 0x93 || head > 0x95) return undefined;
+  const arity = head & 0x0f;
+  switch (bytes[start + 1]) {
+    case 0: {
+      if (arity < 4) return undefined;
+      const id = uintAt(bytes, elementOffset(1), elementOffset(2));
+      const method = methodAt(bytes, elementOffset(2), elementOffset(3));
+      if (id < 0 || method === undefined) return undefined;
+      const paramsEnd = arity === 5 ? elementOffset(4) : end;
+      const request: RequestMessage = { type: 0, id, method, params: valueAt(bytes, elementOffset(3), paramsEnd, unpackr) };
+      if (arity === 5) {
+        const meta = metaAt(bytes, paramsEnd, end, unpackr, readMeta);
+        if (meta !== undefined) request.meta = meta;
+      }
+      return request;
+    }
+    case 1: {
+      if (arity !== 4 || bytes[elementOffset(2)] !== 0xc0) return undefined;
+      const id = uintAt(bytes, elementOffset(1), elementOffset(2));
+      if (id < 0) return undefined;
+      return { type: 1, id, result: valueAt(bytes, elementOffset(3), end, unpackr) };
+    }
+    case 4: {
+      if (arity !== 3) return undefined;
+      const id = uintAt(bytes, elementOffset(1), elementOffset(2));
+      if (id < 0) return undefined;
+      return { type: 4, id, message: valueAt(bytes, elementOffset(2), end, unpackr) };
+    }
+    default:
+      return undefined;
+  }
+}
+
+// An unsigned integer in one of the forms an encoder writes for ids (fixint, uint8, uint16, uint32) that fills
+// bytes[at, next) exactly, or -1 for any other form (the general path decides).
+function uintAt(bytes: Uint8Array, at: number, next: number): number {
+  const b = bytes[at]!;
+  if (b <= 0x7f) return next === at + 1 ? b : -1;
+  switch (b) {
+    case 0xcc:
+      return next === at + 2 ? bytes[at + 1]! : -1;
+    case 0xcd:
+      return next === at + 3 ? (bytes[at + 1]! << 8) | bytes[at + 2]! : -1;
+    case 0xce:
+      return next === at + 5 ? bytes[at + 1]! * 0x1000000 + ((bytes[at + 2]! << 16) | (bytes[at + 3]! << 8) | bytes[at + 4]!) : -1;
+    default:
+      return -1;
+  }
+}
+
+// An ASCII method name (fixstr or str8) filling bytes[at, next), from the cache when its bytes were seen before.
+function methodAt(bytes: Uint8Array, at: number, next: number): string | undefined {
+  const b = bytes[at]!;
+  let from: number;
+  if (b >= 0xa0 && b <= 0xbf) from = at + 1;
+  else if (b === 0xd9) from = at + 2;
+  else return undefined;
+  const length = next - from;
+  let hash = length;
+  for (let i = from; i < next; i++) {
+    const c = bytes[i]!;
+    if (c >= 0x80) return undefined;
+    hash = (Math.imul(hash, 31) + c) | 0;
+  }
+  const slot = hash & (METHOD_SLOTS - 1);
+  const known = methodBytes[slot];
+  if (known !== undefined && known.length === length && sameBytes(known, bytes, from)) return methodNames[slot];
+  const name = Buffer.from(bytes.buffer, bytes.byteOffset + from, length).toString('latin1');
+  methodBytes[slot] = bytes.slice(from, next);
+  methodNames[slot] = name;
+  return name;
+}
+
+function sameBytes(known: Uint8Array, bytes: Uint8Array, from: number): boolean {
+  for (let i = 0; i < known.length; i++) if (known[i] !== bytes[from + i]) return false;
+  return true;
+}
+
+// One value from bytes[at, next). The one-byte scalars of MessagePack are read here; msgpackr decodes the rest.
+function valueAt(bytes: Uint8Array, at: number, next: number, unpackr: Unpackr): unknown {
+  if (next === at + 1) {
+    const b = bytes[at]!;
+    if (b <= 0x7f) return b;
+    if (b >= 0xe0) return b - 0x100;
+    if (b === 0xc0) return null;
+    if (b === 0xc2) return false;
+    if (b === 0xc3) return true;
+  }
+  range.start = at;
+  range.end = next;
+  return unpackr.unpack(bytes, range);
+}
+
+// The meta element: nil, `{timeout: <uint>}` read here, or anything else through msgpackr and readMeta.
+function metaAt(
+  bytes: Uint8Array,
+  at: number,
+  end: number,
+  unpackr: Unpackr,
+  readMeta: (value: unknown) => RequestMeta | undefined,
+): RequestMeta | undefined {
+  if (end === at + 1 && bytes[at] === 0xc0) return undefined;
+  if (bytes[at] === 0x81 && end > at + 1 + TIMEOUT_KEY.length) {
+    let key = true;
+    for (let i = 0; i < TIMEOUT_KEY.length; i++) {
+      if (bytes[at + 1 + i] !== TIMEOUT_KEY[i]) {
+        key = false;
+        break;
+      }
+    }
+    if (key) {
+      const timeout = uintAt(bytes, at + 1 + TIMEOUT_KEY.length, end);
+      if (timeout >= 0) return { timeout };
+    }
+  }
+  return readMeta(valueAt(bytes, at, end, unpackr));
+}
