@@ -145,23 +145,36 @@ export class Pool implements EndpointHost {
    * what the tunnel returned: undefined when sent, or the error that keeps this call from being sent.
    */
   trySend(call: Call, timeout?: number): RpcError | undefined | false {
-    const tunnels = this.#tunnels;
-    const owners = this.#owners;
-    tunnels.length = 0;
-    owners.length = 0;
     const limit = this.#options.maxWriteBuffer;
+    // Most clients hold one tunnel: counting first sends on it without building the balancer's candidate lists.
+    let tunnel: Tunnel | undefined;
+    let owner: Endpoint | undefined;
+    let count = 0;
     for (const endpoint of this.#endpoints) {
-      for (const tunnel of endpoint.open) {
-        if (!tunnel.accepting || tunnel.unsentBytes > limit) continue;
-        tunnels.push(tunnel);
-        owners.push(endpoint);
+      for (const open of endpoint.open) {
+        if (!open.accepting || open.unsentBytes > limit) continue;
+        if (count++ === 0) {
+          tunnel = open;
+          owner = endpoint;
+        }
       }
     }
-    const tunnel = pickTunnel(tunnels, this.#random);
-    if (tunnel === undefined) return false;
-    const owner = owners[tunnels.indexOf(tunnel)]!;
-    tunnels.length = 0;
-    owners.length = 0;
+    if (tunnel === undefined || owner === undefined) return false;
+    if (count > 1) {
+      const tunnels = this.#tunnels;
+      const owners = this.#owners;
+      for (const endpoint of this.#endpoints) {
+        for (const open of endpoint.open) {
+          if (!open.accepting || open.unsentBytes > limit) continue;
+          tunnels.push(open);
+          owners.push(endpoint);
+        }
+      }
+      tunnel = pickTunnel(tunnels, this.#random)!;
+      owner = owners[tunnels.indexOf(tunnel)]!;
+      tunnels.length = 0;
+      owners.length = 0;
+    }
     const refused = call.notification ? tunnel.notify(call) : tunnel.send(call, timeout);
     if (refused === undefined) owner.countSent();
     return refused;

@@ -12,6 +12,8 @@ import {
   RpcError,
   decodeFrame,
   encodePayloadParts,
+  FLAT_MAX_ITEMS,
+  lastPayloadIsFlat,
   encodePongPayload,
   payloadLength,
   type PayloadParts,
@@ -70,6 +72,8 @@ export class Tunnel implements StreamSink {
   #readPaused = false;
   readonly #openedAt = Date.now();
   #answered = false;
+  // Set by #onFrame: the chunk being read completed at least one frame.
+  #framesInChunk = false;
   // Bytes that came behind the 200 head, until start() feeds them (then dropped: a tunnel lives long).
   #rest: Buffer | undefined;
   // Stream credit of this tunnel, made with its first stream (PROTOCOL.md 12.3, 12.4).
@@ -306,6 +310,8 @@ export class Tunnel implements StreamSink {
   // runs, with our limits (the defaults match the server's), refuses it here for this call alone. Payloads that
   // carry large values uncopied are scanned part by part: joining them cost a 64 KiB copy per call.
   #refusedShape(what: string, payload: PayloadParts): RpcError | undefined {
+    // A flat message (2 levels, a handful of values) fits every limit a peer may set but the tightest item caps.
+    if (lastPayloadIsFlat() && this.#options.maxItemsPerFrame >= FLAT_MAX_ITEMS) return undefined;
     try {
       if (payload instanceof Uint8Array) scanMessagePack(payload, this.#options);
       else scanParts(payload, this.#options);
@@ -354,6 +360,7 @@ export class Tunnel implements StreamSink {
 
   #onData(chunk: Buffer): void {
     if (this.#state === 'ended') return;
+    this.#framesInChunk = false;
     try {
       this.#decoder.pushEach(chunk, this.#onFrame);
     } catch (error) {
@@ -361,13 +368,15 @@ export class Tunnel implements StreamSink {
       return;
     }
     if (this.ended) return;
+    // The frames of one chunk arrived together: one clock read for all of them, not one per frame.
+    if (this.#framesInChunk) this.#liveness.frameReceived();
     this.#liveness.bytesRead(this.#decoder.inFrame);
   }
 
   // Returns false when the frame ended the tunnel.
   readonly #onFrame = (bytes: Buffer, start: number, end: number): boolean => {
     if (this.#state === 'ended') return false;
-    this.#liveness.frameReceived();
+    this.#framesInChunk = true;
     let message: Message;
     try {
       message = decodeFrame(bytes, start, end, this.#options);

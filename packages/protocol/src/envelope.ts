@@ -14,6 +14,12 @@ const SLAB_SIZE = 64 * 1024;
 const ENVELOPE_MARGIN = 64;
 
 const MAX_CACHED_METHODS = 1024;
+
+/**
+ * FLAT_MAX_ITEMS is the most MessagePack values a flat message holds: array, type, id, method, one value, then the
+ * meta map with its timeout key and value.
+ */
+export const FLAT_MAX_ITEMS = 8;
 // Byte arrays this large are sent from the caller's memory, not copied (see PayloadParts).
 const ZERO_COPY_BYTES = 16 * 1024;
 
@@ -52,6 +58,8 @@ export class EnvelopeEncoder {
   #parts: Uint8Array[] | undefined;
   #start = 0;
   #pos = 0;
+  // True while the message begun holds no value packed by msgpackr (see flat).
+  #flat = true;
 
   constructor(packr: Packr) {
     this.#packr = packr;
@@ -119,9 +127,18 @@ export class EnvelopeEncoder {
     this.#pos += bytes.length;
   }
 
+  /**
+   * flat tells whether the last message was written here alone: envelope, scalars, strings and byte arrays, no value
+   * packed by msgpackr. Such a message holds at most FLAT_MAX_ITEMS values, nested at most 2 deep.
+   */
+  get flat(): boolean {
+    return this.#flat;
+  }
+
   #begin(extra: number): void {
     if (SLAB_SIZE - this.#pos < ENVELOPE_MARGIN + extra) this.#newSlab(ENVELOPE_MARGIN + extra);
     this.#start = this.#pos;
+    this.#flat = true;
   }
 
   #end(): PayloadParts {
@@ -298,6 +315,7 @@ export class EnvelopeEncoder {
   // they are large: then msgpackr's own buffer becomes a part of the message. msgpackr never writes to bytes it has
   // returned (each pack starts past the last one), and copying 64 KiB strings again was a tenth of the client's time.
   #packed(value: unknown): void {
+    this.#flat = false;
     const packed = this.#packr.pack(value);
     if (packed.length >= ZERO_COPY_BYTES) {
       this.#cutAround(packed);

@@ -77,8 +77,8 @@ export {
   resolveDecodeLimits,
 } from './limits.js';
 export type { DecodeLimits } from './limits.js';
-export { MAX_CREDIT, MAX_PING_DATA_BYTES, MessageType, decodeFrame, decodeMessage, encodeMessage, encodePayload, encodePayloadParts, encodePongPayload, isPlainMap } from './message.js';
-export { payloadLength } from './envelope.js';
+export { MAX_CREDIT, MAX_PING_DATA_BYTES, MessageType, decodeFrame, decodeMessage, encodeMessage, encodePayload, encodePayloadParts, encodePongPayload, isPlainMap, lastPayloadIsFlat } from './message.js';
+export { FLAT_MAX_ITEMS, payloadLength } from './envelope.js';
 export type { PayloadParts } from './envelope.js';
 export { FrameBatcher } from './batch.js';
 export { Deadlines } from './deadlines.js';

@@ -197,17 +197,35 @@ export function encodePayload(message: Message): Uint8Array {
  * but becomes a part of its own (PayloadParts), so it must not change until the call ends.
  */
 export function encodePayloadParts(message: Message): PayloadParts {
+  lastFlat = false;
   try {
+    let payload: PayloadParts;
     // A stream opening's meta holds more than the envelope writes; it goes through msgpackr like the rest.
     if (message.type === MessageType.Request && message.meta?.credit === undefined && message.meta?.maxMessageSize === undefined) {
-      return envelope.request(message.id, message.method, message.params, message.meta?.timeout, message.meta?.headers);
+      payload = envelope.request(message.id, message.method, message.params, message.meta?.timeout, message.meta?.headers);
+    } else if (message.type === MessageType.Response && message.error === undefined) {
+      payload = envelope.result(message.id, message.result);
+    } else if (message.type === MessageType.StreamMessage) {
+      payload = envelope.streamMessage(message.id, message.message);
+    } else {
+      return packr.pack(toTuple(message));
     }
-    if (message.type === MessageType.Response && message.error === undefined) return envelope.result(message.id, message.result);
-    if (message.type === MessageType.StreamMessage) return envelope.streamMessage(message.id, message.message);
-    return packr.pack(toTuple(message));
+    lastFlat = envelope.flat;
+    return payload;
   } catch (error) {
     throw encodeError(error);
   }
+}
+
+let lastFlat = false;
+
+/**
+ * lastPayloadIsFlat tells whether the last encodePayloadParts wrote a flat message: envelope, scalars, strings and
+ * byte arrays, at most FLAT_MAX_ITEMS values nested at most 2 deep, so that a sender can skip checking its shape
+ * against a peer's maxDepth and maxItemsPerFrame. @internal
+ */
+export function lastPayloadIsFlat(): boolean {
+  return lastFlat;
 }
 
 // msgpackr's RangeError for a bigint outside 64 bits advises options we do not use; say what the caller can do.

@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { decodeMessage, encodeMessage, encodePayload, scanMessagePack, DEFAULT_DECODE_LIMITS } from '@tunnelrpc/protocol';
+import { decodeMessage, encodeMessage, encodePayload, lastPayloadIsFlat, scanMessagePack, DEFAULT_DECODE_LIMITS, FLAT_MAX_ITEMS } from '@tunnelrpc/protocol';
 
 // The hand-written request/response encoder must give what msgpackr's decoder reads back as the same value.
 const VALUES: unknown[] = [
@@ -53,5 +53,39 @@ describe('encodePayload (hand-written envelope)', () => {
   it('matches encodeMessage, which frames the same payload', () => {
     const message = { type: 0 as const, id: 9, method: 'A.b', params: { x: 1 } };
     expect(encodeMessage(message).subarray(4)).to.deep.equal(Buffer.from(encodePayload(message)));
+  });
+});
+
+describe('lastPayloadIsFlat', () => {
+  // Limits a flat message must always pass: nesting 2 (the least maxDepth allows) and FLAT_MAX_ITEMS values.
+  const TIGHT = { maxDepth: 2, maxItemsPerFrame: FLAT_MAX_ITEMS };
+
+  it('is true only for messages that pass the tightest depth and the FLAT_MAX_ITEMS item cap', () => {
+    let flat = 0;
+    for (const value of VALUES) {
+      for (const message of [
+        { type: 0 as const, id: 70_000, method: 'Svc.do', params: value, meta: { timeout: 30_000 } },
+        { type: 0 as const, id: 1, method: 'Svc.do', params: value, meta: { timeout: 1, headers: { h: 'v' } } },
+        { type: 1 as const, id: 3, result: value },
+        { type: 4 as const, id: 3, message: value },
+      ]) {
+        const payload = encodePayload(message);
+        if (!lastPayloadIsFlat()) continue;
+        flat++;
+        expect(() => scanMessagePack(payload, TIGHT), JSON.stringify(message)).to.not.throw();
+      }
+    }
+    expect(flat).to.be.greaterThan(100);
+  });
+
+  it('is false once any value went through msgpackr, and for messages the envelope does not write', () => {
+    encodePayload({ type: 1, id: 3, result: { a: 1 } });
+    expect(lastPayloadIsFlat()).to.equal(false);
+    encodePayload({ type: 0, id: 1, method: 'Svc.do', params: 1, meta: { headers: { h: 'v' } } });
+    expect(lastPayloadIsFlat()).to.equal(false);
+    encodePayload({ type: 1, id: 3, result: 1 });
+    expect(lastPayloadIsFlat()).to.equal(true);
+    encodePayload({ type: 3, id: 3 });
+    expect(lastPayloadIsFlat()).to.equal(false);
   });
 });
