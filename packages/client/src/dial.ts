@@ -4,10 +4,19 @@
  * write frames in the same packet as its 200 line (grpc-node PR #2746 is this bug).
  */
 import { connect as netConnect, type Socket } from 'node:net';
-import { connect as tlsConnect } from 'node:tls';
+import { createRequire } from 'node:module';
+import type { ConnectionOptions, TLSSocket } from 'node:tls';
 import { RpcError, codeFromHttpStatus, encodeConnectRequest, encodeUpgradeRequest, parseResponseHead, type ResponseHead } from '@tunnelrpc/protocol';
 import { acceptsReply, describeRefusal, plainText } from './handshake-reply.js';
 import { openProxyTunnel } from './proxy.js';
+
+const require = createRequire(import.meta.url);
+
+// node:tls is loaded on the first TLS dial: loading it alone took a bare echo server churning 64 KiB frames from 7
+// to 75-100 mark-compacts in 3 s (bench/PROFILE.md). Plain TCP clients should not pay for that.
+function tlsConnect(options: ConnectionOptions): TLSSocket {
+  return (require('node:tls') as typeof import('node:tls')).connect(options);
+}
 import { chooseProxy, type ProxyChoice } from './proxy-env.js';
 import type { ResolvedClientOptions } from './options.js';
 import type { DialTarget } from './target.js';

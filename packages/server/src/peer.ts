@@ -4,7 +4,7 @@
  * gets it next to the CONNECT request.
  */
 import type { Duplex } from 'node:stream';
-import { TLSSocket } from 'node:tls';
+import type { TLSSocket } from 'node:tls';
 import type { PeerAddress, PeerCertificate } from './dispatch.js';
 import { peerAddressOf } from './peer-address.js';
 import { peerCredentialsOf } from './peer-credentials.js';
@@ -28,7 +28,7 @@ export function peerOf(socket: Duplex): PeerAddress {
  * UNABLE_TO_VERIFY_LEAF_SIGNATURE, …). @internal
  */
 export function clientCertificateRefusal(socket: Duplex): string | undefined {
-  if (!(socket instanceof TLSSocket)) return 'a client certificate is required, and this CONNECT did not come over TLS; connect with https:// and tls: { cert, key }';
+  if (!isTlsSocket(socket)) return 'a client certificate is required, and this CONNECT did not come over TLS; connect with https:// and tls: { cert, key }';
   if (socket.authorized) return undefined;
   const reason = socket.authorizationError;
   const sent = Object.keys(socket.getPeerCertificate()).length > 0;
@@ -37,8 +37,15 @@ export function clientCertificateRefusal(socket: Duplex): string | undefined {
   return `the client certificate was refused (${code}); present one that is in date and issued by a CA the server trusts`;
 }
 
+// A TLS socket says so (`encrypted`), without this module loading node:tls: loading it alone took a bare echo
+// server churning 64 KiB frames from 7 to 75-100 mark-compacts in 3 s (bench/PROFILE.md). Plain TCP servers
+// should not pay for that.
+function isTlsSocket(socket: Duplex): socket is TLSSocket {
+  return (socket as Partial<TLSSocket>).encrypted === true && typeof (socket as Partial<TLSSocket>).getPeerCertificate === 'function';
+}
+
 function verifiedCertificateOf(socket: Duplex): PeerCertificate | undefined {
-  if (!(socket instanceof TLSSocket) || !socket.authorized) return undefined;
+  if (!isTlsSocket(socket) || !socket.authorized) return undefined;
   const cert = socket.getPeerCertificate();
   if (Object.keys(cert).length === 0) return undefined;
   return Object.freeze({
