@@ -10,6 +10,10 @@ import { RpcError, codeFromHttpStatus, encodeConnectRequest, encodeUpgradeReques
 import { acceptsReply, describeRefusal, plainText } from './handshake-reply.js';
 import { openProxyTunnel } from './proxy.js';
 
+import { chooseProxy, type ProxyChoice } from './proxy-env.js';
+import type { ResolvedClientOptions } from './options.js';
+import type { DialTarget } from './target.js';
+
 const require = createRequire(import.meta.url);
 
 // node:tls is loaded on the first TLS dial: loading it alone took a bare echo server churning 64 KiB frames from 7
@@ -17,9 +21,6 @@ const require = createRequire(import.meta.url);
 function tlsConnect(options: ConnectionOptions): TLSSocket {
   return (require('node:tls') as typeof import('node:tls')).connect(options);
 }
-import { chooseProxy, type ProxyChoice } from './proxy-env.js';
-import type { ResolvedClientOptions } from './options.js';
-import type { DialTarget } from './target.js';
 
 /** Dialed is an open tunnel: the socket, and the bytes already read past the 200 head. @internal */
 export interface Dialed {

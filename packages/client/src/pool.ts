@@ -146,30 +146,29 @@ export class Pool implements EndpointHost {
    */
   trySend(call: Call, timeout?: number): RpcError | undefined | false {
     const limit = this.#options.maxWriteBuffer;
-    // Most clients hold one tunnel: counting first sends on it without building the balancer's candidate lists.
+    // Most clients hold one tunnel: the balancer's candidate lists are built only once a second one can take it.
+    const tunnels = this.#tunnels;
+    const owners = this.#owners;
     let tunnel: Tunnel | undefined;
     let owner: Endpoint | undefined;
-    let count = 0;
     for (const endpoint of this.#endpoints) {
       for (const open of endpoint.open) {
         if (!open.accepting || open.unsentBytes > limit) continue;
-        if (count++ === 0) {
+        if (tunnel === undefined) {
           tunnel = open;
           owner = endpoint;
+          continue;
         }
+        if (tunnels.length === 0) {
+          tunnels.push(tunnel);
+          owners.push(owner!);
+        }
+        tunnels.push(open);
+        owners.push(endpoint);
       }
     }
     if (tunnel === undefined || owner === undefined) return false;
-    if (count > 1) {
-      const tunnels = this.#tunnels;
-      const owners = this.#owners;
-      for (const endpoint of this.#endpoints) {
-        for (const open of endpoint.open) {
-          if (!open.accepting || open.unsentBytes > limit) continue;
-          tunnels.push(open);
-          owners.push(endpoint);
-        }
-      }
+    if (tunnels.length > 0) {
       tunnel = pickTunnel(tunnels, this.#random)!;
       owner = owners[tunnels.indexOf(tunnel)]!;
       tunnels.length = 0;

@@ -384,9 +384,8 @@ export class Tunnel implements StreamSink {
       this.#violation(RpcError.from(error, 'INTERNAL'));
       return false;
     }
-    if (message.type === MessageType.Response) return this.#onResponse(message);
     if (message.type === MessageType.StreamMessage || message.type === MessageType.Credit) return this.#onStreamFrame(message, end - start);
-    return this.#onMessage(message, bytes.subarray(start, end));
+    return this.#onMessage(message, bytes, start, end);
   };
 
   // Types 4 and 9 from the server. One for an abandoned id crossed our cancel and is dropped; one for a unary call
@@ -424,7 +423,7 @@ export class Tunnel implements StreamSink {
   }
 
   // Returns false when the message ended the tunnel.
-  #onMessage(message: Message, payload: Buffer): boolean {
+  #onMessage(message: Message, bytes: Buffer, start: number, end: number): boolean {
     switch (message.type) {
       case MessageType.Response:
         return this.#onResponse(message);
@@ -432,7 +431,7 @@ export class Tunnel implements StreamSink {
         // The pong carries the ping's own bytes: re-encoding a decoded value could grow it (invalid UTF-8).
         let pong: Uint8Array;
         try {
-          pong = encodePongPayload(payload);
+          pong = encodePongPayload(bytes.subarray(start, end));
         } catch (error) {
           this.#violation(RpcError.from(error, 'INTERNAL'));
           return false;

@@ -78,7 +78,7 @@ export class FrameBatcher {
       head.set(parts[i]!, offset);
       offset += parts[i]!.length;
     }
-    // One writev for the head and the large parts: a syscall each cost the 64 KiB cells about a tenth of their time.
+    // One writev (one syscall, one write request) for the head and the large parts, instead of one write each.
     const sink = this.#sink;
     sink.cork?.();
     sink.write(head);

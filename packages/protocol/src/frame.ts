@@ -49,8 +49,6 @@ export class FrameDecoder {
   #expected = -1;
   #partial: Buffer | undefined;
   #partialFill = 0;
-  // Length of the split frame #fillPartial just completed (its buffer may be larger).
-  #completedLength = 0;
 
   constructor(maxFrameSize: number = DEFAULT_MAX_FRAME_SIZE) {
     this.#maxFrameSize = maxFrameSize;
@@ -151,7 +149,7 @@ export class FrameDecoder {
       }
       const payload = this.#fillPartial(bytes, offset);
       offset = payload.offset;
-      if (payload.frame !== undefined && !onFrame(payload.frame, 0, this.#completedLength)) return;
+      if (payload.frame !== undefined && !onFrame(payload.frame, 0, payload.length)) return;
     }
   }
 
@@ -166,7 +164,8 @@ export class FrameDecoder {
     this.#partial = Buffer.allocUnsafe(Math.min(length, INITIAL_PARTIAL_CAPACITY));
   }
 
-  #fillPartial(bytes: Buffer, offset: number): { offset: number; frame: Buffer | undefined } {
+  // The split frame's buffer may be larger than the frame: `length` is the frame's.
+  #fillPartial(bytes: Buffer, offset: number): { offset: number; frame: Buffer | undefined; length: number } {
     const expected = this.#expected;
     let partial = this.#partial as Buffer;
     const take = Math.min(expected - this.#partialFill, bytes.length - offset);
@@ -180,11 +179,10 @@ export class FrameDecoder {
     }
     bytes.copy(partial, this.#partialFill, offset, offset + take);
     this.#partialFill = needed;
-    if (needed !== expected) return { offset: offset + take, frame: undefined };
+    if (needed !== expected) return { offset: offset + take, frame: undefined, length: 0 };
     this.#partial = undefined;
     this.#partialFill = 0;
     this.#expected = -1;
-    this.#completedLength = expected;
-    return { offset: offset + take, frame: partial };
+    return { offset: offset + take, frame: partial, length: expected };
   }
 }

@@ -24,7 +24,7 @@ let scanLargestMap = 0;
 // Bytes of a str, bin or extension body still to skip when a scan of parts ends a part inside one.
 let scanSkip = 0;
 
-/** TOP_ELEMENTS is how many element offsets of the message array a scan records (see elementOffsets). */
+/** TOP_ELEMENTS is how many element offsets of the message array a scan records (see elementOffset). */
 const TOP_ELEMENTS = 6;
 const elementAt = new Int32Array(TOP_ELEMENTS);
 let elementCount = 0;
@@ -59,11 +59,6 @@ export function scanFrame(buf: Uint8Array, start: number, end: number, limits: S
 /** elementOffset is where element i (0-based) of the array the last scanFrame read starts. @internal */
 export function elementOffset(i: number): number {
   return elementAt[i]!;
-}
-
-/** scannedElements is how many element offsets the last scanFrame recorded (at most TOP_ELEMENTS). @internal */
-export function scannedElements(): number {
-  return elementCount;
 }
 
 /**
