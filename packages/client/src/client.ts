@@ -208,16 +208,24 @@ export class RpcClient {
       }
     }
     let call: Call | undefined;
+    // A stream ended on our side while client interceptors still hold its opening: it is never sent.
+    let endedEarly: RpcError | undefined;
+    const end = (error: RpcError): void => {
+      if (call === undefined) endedEarly ??= error;
+      else this.#failStream(call, error);
+    };
     // The core calls this from promise callbacks (the caller's source, the reader leaving): no throw may escape it.
     const core = new StreamCore(kind, method, schemas, iterator, (error) => {
-      if (call === undefined) return;
       try {
-        this.#failStream(call, error);
+        end(error);
       } catch (crash) {
-        call.tunnel?.destroy(new RpcError('INTERNAL', `ending ${method} failed inside the client; the tunnel was closed`, undefined, { cause: crash }));
+        call?.tunnel?.destroy(new RpcError('INTERNAL', `ending ${method} failed inside the client; the tunnel was closed`, undefined, { cause: crash }));
       }
     });
-    const result = this.#start(false, method, params, { ...options, idempotent: false }, core, (made) => (call = made));
+    const result = this.#layer.runStream(method, params, kind, { ...options, idempotent: false }, (watcher) => core.watch(watcher), (opening, effective) => {
+      if (endedEarly !== undefined) return Promise.reject(endedEarly);
+      return this.#start(false, method, opening, effective, core, (made) => (call = made));
+    });
     const finish = (reason: RpcError | undefined): void => {
       try {
         if (reason !== undefined) feed?.close(reason);
@@ -230,9 +238,7 @@ export class RpcClient {
       () => finish(undefined),
       (error: unknown) => finish(RpcError.from(error, 'UNKNOWN')),
     );
-    return new StreamCall(core, result, feed, () => {
-      if (call !== undefined) this.#failStream(call, new RpcError('CANCELLED', `${method} was cancelled by the caller`, { mayHaveRun: true }));
-    });
+    return new StreamCall(core, result, feed, () => end(new RpcError('CANCELLED', `${method} was cancelled by the caller`, { mayHaveRun: true })));
   }
 
   // A stream ends early on our side (reader left, invalid message, source threw, cancel()): the server is told

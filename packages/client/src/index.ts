@@ -63,7 +63,7 @@ export { chooseProxy } from './proxy-env.js';
 export type { ProxyChoice, ProxyTarget } from './proxy-env.js';
 
 // ---- Interceptors: the call shapes they wrap. ----
-export type { CallFn, CallKind, CallSide, Interceptor, RpcCall, UnaryCall } from '@tunnelrpc/protocol';
+export type { CallFn, CallKind, CallSide, Interceptor, RpcCall, StreamCall, StreamWatcher, UnaryCall } from '@tunnelrpc/protocol';
 
 // ---- Building blocks: the pool's pure deciders, exported for their tests (@internal, not semver-stable). ----
 export { pickTunnel } from './balancer.js';

@@ -13,6 +13,9 @@ import {
   type CallFn,
   type Interceptor,
   type RpcCall,
+  type StreamCall,
+  type StreamKind,
+  type StreamWatcher,
   type UnaryCall,
 } from '@tunnelrpc/protocol';
 import type { CallOptions, NotifyOptions } from './client.js';
@@ -28,6 +31,7 @@ const NEVER_ABORTED = new AbortController().signal;
 export class CallLayer {
   readonly #start: Start;
   readonly #chain: CallFn | undefined;
+  readonly #streamChain: CallFn | undefined;
   readonly #defaultTimeout: number;
   readonly #margin: number;
   readonly #target: string;
@@ -38,6 +42,7 @@ export class CallLayer {
     this.#margin = deadlineMargin;
     this.#target = target;
     this.#chain = interceptors.length === 0 ? undefined : applyInterceptors(this.#innermost, interceptors);
+    this.#streamChain = interceptors.length === 0 ? undefined : applyInterceptors(innermostStream, interceptors);
     // From now on, servers in this process keep the inbound call where this client's calls can find it.
     enableAmbientCalls();
   }
@@ -73,6 +78,37 @@ export class CallLayer {
     });
   }
 
+  /**
+   * runStream opens a stream through the ambient call and the interceptors, as run() a call: `open` sends it with
+   * the params, headers, deadline and signal the interceptors left, and settles when the stream ends. `watch`
+   * hands the interceptors' watchers to the stream.
+   */
+  runStream(method: string, params: unknown, kind: StreamKind, options: Options, watch: (watcher: StreamWatcher) => void, open: (params: unknown, options: Options) => Promise<unknown>): Promise<unknown> {
+    const ambient = (options as CallOptions).inheritDeadline === false ? undefined : ambientCalls.getStore();
+    let effective = options;
+    const now = Date.now();
+    if (ambient !== undefined) {
+      const inherited = this.#inherit(ambient, now, false, method, options);
+      if (inherited instanceof RpcError) return Promise.reject(inherited);
+      effective = inherited;
+    }
+    const chain = this.#streamChain;
+    if (chain === undefined) return open(params, effective);
+    const timeout = effective.timeout ?? this.#defaultTimeout;
+    const headers = effective.headers;
+    if (typeof method !== 'string' || typeof timeout !== 'number' || !(timeout > 0) || !isPlainRecord(headers)) return open(params, effective);
+    const call = new ClientStreamCall(method, params, { ...headers }, effective.signal ?? NEVER_ABORTED, now + timeout, this.#target, kind, effective, watch, open);
+    let outcome: Promise<unknown>;
+    try {
+      outcome = chain(call);
+    } catch (error) {
+      return Promise.reject(interceptorFailure(method, error));
+    }
+    return outcome.then(undefined, (error: unknown) => {
+      throw interceptorFailure(method, error);
+    });
+  }
+
   // What is left of the inbound deadline, less the margin, and the inbound signal joined with the caller's.
   #inherit(ambient: AmbientCall, now: number, notification: boolean, method: string, options: Options): Options | RpcError {
     const left = ambient.deadline - now - this.#margin;
@@ -100,6 +136,18 @@ export class CallLayer {
     };
     return this.#start(call.notification, call.method, call.params, options);
   };
+}
+
+// The innermost step of a stream: open it with what the interceptors left; settles when it ends.
+function innermostStream(call: RpcCall): Promise<unknown> {
+  const own = call as ClientStreamCall;
+  const options: Options = {
+    ...own.options,
+    headers: call.headers,
+    timeout: call.deadline - Date.now(),
+    signal: call.signal === NEVER_ABORTED ? undefined : call.signal,
+  };
+  return own.open(call.params, options);
 }
 
 function interceptorFailure(method: string, error: unknown): RpcError {
@@ -149,5 +197,42 @@ class ClientUnaryCall implements UnaryCall {
     this.peer = peer;
     this.notification = notification;
     this.options = options;
+  }
+}
+
+/** ClientStreamCall is a stream as client interceptors see it. @internal */
+class ClientStreamCall implements StreamCall {
+  readonly kind = 'stream' as const;
+  readonly side = 'client' as const;
+  readonly method: string;
+  readonly service: string;
+  readonly name: string;
+  readonly registered = true;
+  readonly notification = false as const;
+  readonly streamKind: StreamKind;
+  params: unknown;
+  readonly headers: Record<string, string>;
+  readonly signal: AbortSignal;
+  readonly deadline: number;
+  readonly peer: string;
+  readonly auth: unknown = undefined;
+  readonly options: Options;
+  readonly watch: (watcher: StreamWatcher) => void;
+  readonly open: (params: unknown, options: Options) => Promise<unknown>;
+
+  constructor(method: string, params: unknown, headers: Record<string, string>, signal: AbortSignal, deadline: number, peer: string, streamKind: StreamKind, options: Options, watch: (watcher: StreamWatcher) => void, open: (params: unknown, options: Options) => Promise<unknown>) {
+    this.method = method;
+    const { service, name } = splitMethod(method);
+    this.service = service;
+    this.name = name;
+    this.params = params;
+    this.headers = headers;
+    this.signal = signal;
+    this.deadline = deadline;
+    this.peer = peer;
+    this.streamKind = streamKind;
+    this.options = options;
+    this.watch = watch;
+    this.open = open;
   }
 }

@@ -17,6 +17,7 @@ import {
   type CreditLedger,
   type Grant,
   type StreamKind,
+  type StreamWatcher,
 } from '@tunnelrpc/protocol';
 import type { z } from 'zod';
 
@@ -59,6 +60,8 @@ export class StreamCore {
   #sink: StreamSink | undefined;
   #pulling = false;
   #ended = false;
+  // Client interceptors' watchers of the messages; undefined without interceptors.
+  #watchers: StreamWatcher[] | undefined;
 
   constructor(kind: StreamKind, method: string, schemas: StreamSchemas, source: AsyncIterator<unknown> | undefined, fail: (error: RpcError) => void) {
     this.kind = kind;
@@ -76,6 +79,24 @@ export class StreamCore {
       abandoned: () => this.#fail(new RpcError('CANCELLED', `the reader of ${method} stopped (break or return()); the stream was cancelled`, { mayHaveRun: true })),
     });
     if (!serverSends(kind)) this.inbox.end();
+  }
+
+  /** watch adds an interceptor's watcher of the stream's messages. */
+  watch(watcher: StreamWatcher): void {
+    (this.#watchers ??= []).push(watcher);
+  }
+
+  // Runs the watchers on one message; a throw fails the stream with it (an RpcError as thrown, else INTERNAL).
+  #watch(direction: 'sent' | 'received', message: unknown): boolean {
+    const watchers = this.#watchers;
+    if (watchers === undefined) return true;
+    try {
+      for (const watcher of watchers) watcher[direction]?.(message);
+      return true;
+    } catch (error) {
+      this.#fail(error instanceof RpcError ? error : new RpcError('INTERNAL', `a client interceptor's stream watcher failed on ${this.method}; watchers should throw RpcError`, { mayHaveRun: true }, { cause: error }));
+      return false;
+    }
   }
 
   /** bind attaches the stream to the tunnel and id it was sent on. */
@@ -105,6 +126,7 @@ export class StreamCore {
       }
       value = parsed.data;
     }
+    if (!this.#watch('received', value)) return;
     if (this.inbox.closed) {
       // The reader left: drop it, free its room at once.
       this.#sink?.sendGrants(this.#sink.ledger.consume(this.id));
@@ -171,6 +193,7 @@ export class StreamCore {
       this.#fail(new RpcError('INVALID_ARGUMENT', `a message for ${this.method} cannot be laid out for the wire (${error instanceof Error ? error.message : String(error)}); the stream was cancelled`, { mayHaveRun: true }, { cause: error }));
       return;
     }
+    if (!this.#watch('sent', result.value)) return;
     sink.ledger.spend(this.id);
     const refused = sink.sendStreamMessage(this, wire);
     if (refused !== undefined) {

@@ -35,7 +35,7 @@ export { ERROR_CODES, RpcError, codeFromHttpStatus, isErrorCode } from './errors
 export { escapePeerText, lowerCaseHeaderName, quotePeerText } from './peer-text.js';
 export type { ErrorCode, GoawayCode, WireError } from './errors.js';
 export { applyInterceptors } from './interceptor.js';
-export type { CallFn, CallKind, CallSide, Interceptor, RpcCall, UnaryCall } from './interceptor.js';
+export type { CallFn, CallKind, CallSide, Interceptor, RpcCall, StreamCall, StreamWatcher, UnaryCall } from './interceptor.js';
 export { currentAmbientCall } from './ambient.js';
 export { Health, Reflection, SERVING_STATUSES, UNREPRESENTABLE_KEY, describeMethod } from './builtin-services.js';
 export type { MethodDescription, ServiceDescription, ServingStatus } from './builtin-services.js';

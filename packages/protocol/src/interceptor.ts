@@ -5,14 +5,17 @@
  * list is the outermost: it sees the call first and the outcome last.
  *
  * On the server the innermost `next` is the handler; on the client it is the transport call (below retries and
- * redials, so an interceptor counts calls, not attempts). Only unary calls exist today; `kind` is there so that
- * streams can be added as a second shape without changing this type.
+ * redials, so an interceptor counts calls, not attempts). Every kind of call passes the same chain: unary calls,
+ * notifications and streams. For a stream, `next` settles when the stream ends (with its final result or error),
+ * so an interceptor that times `await next(call)` times the whole stream, one that throws before `next` refuses
+ * the opening, and `call.watch()` shows it each message both ways.
  *
  * Pure: no sockets, no timers.
  */
 import { RpcError } from './errors.js';
+import type { StreamKind } from './stream-state.js';
 
-/** CallKind tells the shape of a call: `unary` today (one params value in, one result out); `stream` is reserved. */
+/** CallKind tells the shape of a call: `unary` (one params value in, one result out) or `stream`. */
 export type CallKind = 'unary' | 'stream';
 
 /** CallSide tells which end runs the interceptor. */
@@ -57,12 +60,36 @@ export interface UnaryCall {
 }
 
 /**
- * RpcCall is any call an interceptor can see. Streams join this union as a second kind, in connect-es's shape: a
- * `StreamCall` with `kind: 'stream'`, the same common fields, and `messages: AsyncIterable<unknown>` in place of
- * `params`; its `next` resolves with the response messages as an AsyncIterable. An interceptor that handles only
- * unary calls checks `call.kind` and passes other kinds on unchanged, so adding the kind breaks none.
+ * StreamWatcher sees each message of a stream as it crosses this side. `received` runs for every message that
+ * arrived (validated, before the handler or reader takes it), `sent` for every message about to be written. Both
+ * run synchronously; a watcher that throws ends the stream with what it threw (an RpcError as written, anything
+ * else INTERNAL), so a watcher can refuse a message as an interceptor refuses a call.
  */
-export type RpcCall = UnaryCall;
+export interface StreamWatcher {
+  received?(message: unknown): void;
+  sent?(message: unknown): void;
+}
+
+/**
+ * StreamCall is one stream (server, client or bidirectional) as interceptors see it, on either side: the common
+ * fields of a call, the opening params, and `watch` for the messages. Its `next` resolves with the stream's final
+ * result when it ends, or rejects with the error that ended it (cancel, deadline, a lost tunnel included).
+ */
+export interface StreamCall extends Omit<UnaryCall, 'kind' | 'notification'> {
+  readonly kind: 'stream';
+  /** Which directions carry messages: `serverStream`, `clientStream` or `bidiStream`. */
+  readonly streamKind: StreamKind;
+  /** Always false: a stream is never a notification. */
+  readonly notification: false;
+  /** watch adds a watcher of the stream's messages; call it before `next`, as later messages are all it sees. */
+  watch(watcher: StreamWatcher): void;
+}
+
+/**
+ * RpcCall is any call an interceptor can see; switch on `kind`. An interceptor that handles only unary calls checks
+ * `call.kind` and passes other kinds on unchanged.
+ */
+export type RpcCall = UnaryCall | StreamCall;
 
 /** CallFn runs a call to its outcome: resolves with the result, or rejects (an RpcError for the caller to see). */
 export type CallFn = (call: RpcCall) => Promise<unknown>;

@@ -3,7 +3,8 @@
  * RpcServer unless its option turns it off.
  */
 import { Health, Reflection, describeMethod, splitMethod, type ServiceDescription, type ServingStatus } from '@tunnelrpc/protocol';
-import type { MethodTable, ServiceImpl } from './dispatch.js';
+import type { MethodTable } from './dispatch.js';
+import type { ServiceImpl } from './handler-types.js';
 
 /** createHealth answers check() from the server's serving flag and its method table. @internal */
 export function createHealth(methods: MethodTable, serving: () => boolean): ServiceImpl<typeof Health> {

@@ -4,7 +4,7 @@
  */
 import type { Socket } from 'node:net';
 import type { RpcError } from '@tunnelrpc/protocol';
-import type { CallContext, PeerAddress } from './dispatch.js';
+import type { CallContext, PeerAddress } from './handler-types.js';
 
 /** HandlerContext carries one handler run; abort() ends its signal, now or when it is first read. @internal */
 export class HandlerContext implements CallContext {

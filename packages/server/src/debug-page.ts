@@ -6,7 +6,8 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { describeMethod, RpcError, splitMethod, UNREPRESENTABLE_KEY, type Interceptor } from '@tunnelrpc/protocol';
-import type { MethodTable, PeerAddress } from './dispatch.js';
+import type { MethodTable } from './dispatch.js';
+import type { PeerAddress } from './handler-types.js';
 import { peerOf } from './peer.js';
 import { statusForCode } from './refuse.js';
 

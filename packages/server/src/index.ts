@@ -22,7 +22,7 @@ export type { UnixListenTarget } from './unix-listen.js';
 export type { PeerCredentials } from './peer-credentials.js';
 export type { ServerOptions } from './options.js';
 export type { LogEntry, LogLevel, ServerLogger } from './log.js';
-export type { BidiStreamHandler, CallContext, ClientStreamHandler, Handler, HandlerOf, PeerAddress, PeerCertificate, ServerStreamHandler, ServiceImpl } from './dispatch.js';
+export type { BidiStreamHandler, CallContext, ClientStreamHandler, Handler, HandlerOf, PeerAddress, PeerCertificate, ServerStreamHandler, ServiceImpl } from './handler-types.js';
 export type { DebugSnapshot } from './debug-page.js';
 export type {
   ServerEvent,
@@ -36,5 +36,5 @@ export type {
 } from './events.js';
 export { RpcError } from '@tunnelrpc/protocol';
 export type { ErrorCode } from '@tunnelrpc/protocol';
-export type { AmbientCall, CallFn, CallKind, CallSide, Interceptor, RpcCall, UnaryCall } from '@tunnelrpc/protocol';
+export type { AmbientCall, CallFn, CallKind, CallSide, Interceptor, RpcCall, StreamCall, StreamWatcher, UnaryCall } from '@tunnelrpc/protocol';
 export { applyInterceptors, currentAmbientCall } from '@tunnelrpc/protocol';

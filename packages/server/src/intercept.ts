@@ -1,7 +1,8 @@
 /**
  * Server-side interceptors and the ambient call. A handler is wrapped once, when it is registered, so that a
  * server without interceptors runs its handlers exactly as before: the connection calls `handler(input, ctx)` and
- * cannot tell the difference.
+ * cannot tell the difference. Streams pass the same chain (streamChain): the opening goes through every
+ * interceptor before the handler runs, and the chain settles when the stream ends.
  */
 import {
   RpcError,
@@ -12,9 +13,12 @@ import {
   type CallFn,
   type Interceptor,
   type RpcCall,
+  type StreamCall,
+  type StreamKind,
+  type StreamWatcher,
   type UnaryCall,
 } from '@tunnelrpc/protocol';
-import type { CallContext } from './dispatch.js';
+import type { CallContext } from './handler-types.js';
 
 type RawHandler = (input: unknown, ctx: CallContext) => unknown;
 
@@ -88,6 +92,35 @@ function abortReason(signal: AbortSignal, method: string): RpcError {
   return reason instanceof RpcError ? reason : new RpcError('CANCELLED', `${method} was cancelled`);
 }
 
+/** StreamRun is what the innermost step of a stream's chain needs from the stream: run the handler to its end. @internal */
+export interface StreamRun {
+  /** runHandler starts the handler with `params` and `ctx`; settles with its result or its failure. */
+  runHandler(params: unknown, ctx: CallContext): Promise<unknown>;
+  /** watch adds a watcher of the stream's messages. */
+  watch(watcher: StreamWatcher): void;
+}
+
+/**
+ * streamChain returns the interceptor chain streams of `path` run through, or undefined without interceptors (the
+ * stream then runs its handler directly, at no cost).
+ * @internal
+ */
+export function streamChain(wrapping: HandlerWrapping): CallFn | undefined {
+  if (wrapping.interceptors.length === 0) return undefined;
+  return applyInterceptors(innermostStream, wrapping.interceptors);
+}
+
+/** openStreamCall builds the call a stream's interceptors see. @internal */
+export function openStreamCall(path: string, streamKind: StreamKind, params: unknown, ctx: CallContext, run: StreamRun): StreamCall {
+  const { service, name } = splitMethod(path);
+  return new ServerStreamCall(path, service, name, params, ctx, streamKind, run);
+}
+
+function innermostStream(call: RpcCall): Promise<unknown> {
+  const stream = call as ServerStreamCall;
+  return stream.run.runHandler(call.params, stream.handlerContext());
+}
+
 function withHeaders(ctx: CallContext, headers: Readonly<Record<string, string>>): CallContext {
   return {
     method: ctx.method,
@@ -103,9 +136,8 @@ function withHeaders(ctx: CallContext, headers: Readonly<Record<string, string>>
   };
 }
 
-/** ServerUnaryCall is the call server interceptors see; `signal` is made only when read. @internal */
-class ServerUnaryCall implements UnaryCall {
-  readonly kind = 'unary' as const;
+/** ServerCallBase holds what every kind of call shows its interceptors; `signal` is made only when read. */
+abstract class ServerCallBase {
   readonly side = 'server' as const;
   readonly method: string;
   readonly service: string;
@@ -113,9 +145,9 @@ class ServerUnaryCall implements UnaryCall {
   readonly registered: boolean;
   params: unknown;
   readonly deadline: number;
-  readonly notification: boolean;
   readonly auth: unknown;
   readonly context: CallContext;
+  #headers: Record<string, string> | undefined;
 
   constructor(method: string, service: string, name: string, params: unknown, ctx: CallContext, registered: boolean) {
     this.method = method;
@@ -124,12 +156,9 @@ class ServerUnaryCall implements UnaryCall {
     this.name = name;
     this.params = params;
     this.deadline = ctx.deadline;
-    this.notification = ctx.notification;
     this.auth = ctx.auth;
     this.context = ctx;
   }
-
-  #headers: Record<string, string> | undefined;
 
   // The connection's headers object is the call's own (a fresh one per request), except the shared frozen empty
   // one: interceptors that read headers get a writable one in its place, made only then.
@@ -154,5 +183,34 @@ class ServerUnaryCall implements UnaryCall {
   get peer(): string {
     const { address, port } = this.context.peer;
     return port === undefined ? String(address ?? 'unknown') : `${address ?? 'unknown'}:${port}`;
+  }
+}
+
+/** ServerUnaryCall is a unary call or notification as server interceptors see it. @internal */
+class ServerUnaryCall extends ServerCallBase implements UnaryCall {
+  readonly kind = 'unary' as const;
+  readonly notification: boolean;
+
+  constructor(method: string, service: string, name: string, params: unknown, ctx: CallContext, registered: boolean) {
+    super(method, service, name, params, ctx, registered);
+    this.notification = ctx.notification;
+  }
+}
+
+/** ServerStreamCall is a stream as server interceptors see it. @internal */
+class ServerStreamCall extends ServerCallBase implements StreamCall {
+  readonly kind = 'stream' as const;
+  readonly notification = false as const;
+  readonly streamKind: StreamKind;
+  readonly run: StreamRun;
+
+  constructor(method: string, service: string, name: string, params: unknown, ctx: CallContext, streamKind: StreamKind, run: StreamRun) {
+    super(method, service, name, params, ctx, true);
+    this.streamKind = streamKind;
+    this.run = run;
+  }
+
+  watch(watcher: StreamWatcher): void {
+    this.run.watch(watcher);
   }
 }

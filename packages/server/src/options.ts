@@ -7,7 +7,7 @@ import { DEFAULT_MAX_STREAM_BUFFER, DEFAULT_MAX_STREAM_CREDIT, DEFAULT_MAX_STREA
 
 import { isIP } from 'node:net';
 import type { ServerListener } from './events.js';
-import type { PeerAddress } from './dispatch.js';
+import type { PeerAddress } from './handler-types.js';
 import { defaultLogger, type ServerLogger } from './log.js';
 import { normalizeAddress, type ProxyProtocolOptions, type ResolvedProxyProtocol } from './proxy-listener.js';
 

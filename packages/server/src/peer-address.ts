@@ -4,7 +4,7 @@
  */
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import type { PeerAddress } from './dispatch.js';
+import type { PeerAddress } from './handler-types.js';
 
 const FROM_HEADER = new WeakMap<object, PeerAddress>();
 

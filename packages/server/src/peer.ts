@@ -5,7 +5,7 @@
  */
 import type { Duplex } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
-import type { PeerAddress, PeerCertificate } from './dispatch.js';
+import type { PeerAddress, PeerCertificate } from './handler-types.js';
 import { peerAddressOf } from './peer-address.js';
 import { peerCredentialsOf } from './peer-credentials.js';
 

@@ -24,10 +24,13 @@ import {
   type PayloadParts,
   type StreamKind,
   type StreamMessageMessage,
+  type StreamWatcher,
 } from '@tunnelrpc/protocol';
 import type { Cost } from './budget.js';
 import type { HandlerContext } from './context.js';
 import { prepareStreamMessage, type RegisteredMethod } from './dispatch.js';
+import type { CallContext } from './handler-types.js';
+import { openStreamCall, type StreamRun } from './intercept.js';
 import type { LogEntry } from './log.js';
 import type { ResolvedServerOptions } from './options.js';
 
@@ -46,6 +49,10 @@ export interface StreamHost {
   finished(stream: ServerStream, error: RpcError | undefined, result: unknown): void;
   /** Maps a handler's throw to the error sent (RpcError as written, anything else INTERNAL). */
   handlerError(thrown: unknown, stream: ServerStream): RpcError;
+  /** The error a stream that ended already gives an interceptor that calls `next` late. */
+  endedError(stream: ServerStream): RpcError;
+  /** The handler took one message from its input (or one was dropped): free what it held, send the grants due. */
+  taken(stream: ServerStream): void;
   /** Runs a callback from a promise; a throw costs the connection, never the process. */
   guarded(step: () => void): void;
   /** Remembers a stream that stopped at a full write buffer, to pump it on 'drain'. */
@@ -54,8 +61,11 @@ export interface StreamHost {
 
 type Pulled = AsyncIterator<unknown, unknown>;
 
+// A pulled message waiting for credit or write room; NOTHING when none is held.
+const NOTHING: unique symbol = Symbol('nothing held');
+
 /** ServerStream runs one stream handler. @internal */
-export class ServerStream {
+export class ServerStream implements StreamRun {
   readonly id: number;
   readonly method: RegisteredMethod;
   readonly kind: StreamKind;
@@ -70,6 +80,12 @@ export class ServerStream {
   #iterator: Pulled | undefined;
   #pulling = false;
   #ended = false;
+  // One message pulled ahead of the client's credit, so that the handler's end is learnt without a grant.
+  #held: unknown = NOTHING;
+  // Interceptors' watchers of the messages; undefined (nothing to call) without interceptors.
+  #watchers: StreamWatcher[] | undefined;
+  // With interceptors: settles the innermost step of the chain when the handler finishes.
+  #settle: { resolve: (result: unknown) => void; reject: (error: unknown) => void } | undefined;
 
   constructor(host: StreamHost, id: number, method: RegisteredMethod, kind: StreamKind, ctx: HandlerContext, cost: Cost, maxMessageSize: number) {
     this.#host = host;
@@ -81,7 +97,7 @@ export class ServerStream {
     this.maxMessageSize = maxMessageSize;
     this.state = new StreamState(kind, 'server');
     this.input = new MessageQueue<unknown>({
-      taken: () => this.#host.sendGrants(this.#host.ledger.consume(this.id)),
+      taken: () => this.#host.taken(this),
       // The handler stopped reading early: nothing to tell the client; what still arrives is dropped on receipt.
       abandoned: () => {},
     });
@@ -93,42 +109,101 @@ export class ServerStream {
     return this.#ended;
   }
 
-  /** start runs the handler. A synchronous throw is the handler's failure, answered like a rejection. */
+  /**
+   * start runs the stream: through the method's interceptors when it has any (they see the opening first and the
+   * outcome last, and may refuse it), then the handler. The chain's outcome is the stream's answer.
+   */
   start(params: unknown): void {
+    const chain = this.method.streamChain;
+    if (chain === undefined) {
+      this.#startHandler(params, this.ctx);
+      return;
+    }
+    let outcome: Promise<unknown>;
+    try {
+      outcome = chain(openStreamCall(this.method.path, this.kind, params, this.ctx, this));
+    } catch (error) {
+      outcome = Promise.reject(error);
+    }
+    outcome.then(
+      (result) => this.#host.guarded(() => this.#complete(result)),
+      (error: unknown) => this.#host.guarded(() => this.end(this.#host.handlerError(error, this))),
+    );
+  }
+
+  /** runHandler is the innermost step of the interceptor chain: the handler, settled when it finishes. */
+  runHandler(params: unknown, ctx: CallContext): Promise<unknown> {
+    if (this.#ended) return Promise.reject(this.#host.endedError(this));
+    return new Promise((resolve, reject) => {
+      this.#settle = { resolve, reject };
+      this.#startHandler(params, ctx);
+    });
+  }
+
+  /** watch adds an interceptor's watcher of the stream's messages. */
+  watch(watcher: StreamWatcher): void {
+    (this.#watchers ??= []).push(watcher);
+  }
+
+  // A synchronous throw is the handler's failure, answered like a rejection.
+  #startHandler(params: unknown, ctx: CallContext): void {
     let outcome: unknown;
     try {
-      outcome = this.kind === 'serverStream' ? this.method.handler(params, this.ctx) : this.method.handler(params, this.input, this.ctx);
+      outcome = this.kind === 'serverStream' ? this.method.handler(params, ctx) : this.method.handler(params, this.input, ctx);
     } catch (error) {
-      this.end(this.#host.handlerError(error, this));
+      this.#handlerFinished(true, error);
       return;
     }
     if (!serverSends(this.kind)) {
       Promise.resolve(outcome).then(
-        (result) => this.#host.guarded(() => this.#complete(result)),
-        (error: unknown) => this.#host.guarded(() => this.end(this.#host.handlerError(error, this))),
+        (result) => this.#host.guarded(() => this.#handlerFinished(false, result)),
+        (error: unknown) => this.#host.guarded(() => this.#handlerFinished(true, error)),
       );
       return;
     }
     const iterator = toIterator(outcome);
     if (iterator === undefined) {
-      this.end(new RpcError('INTERNAL', `handler of ${this.method.path} must be an async generator (async function*)`, { mayHaveRun: true }));
+      this.#handlerFinished(true, new RpcError('INTERNAL', `handler of ${this.method.path} must be an async generator (async function*)`, { mayHaveRun: true }));
       return;
     }
     this.#iterator = iterator;
     this.pump();
   }
 
+  // The handler returned or failed: straight to the answer, or back up through the interceptors.
+  #handlerFinished(failed: boolean, value: unknown): void {
+    const settle = this.#settle;
+    if (settle !== undefined) {
+      this.#settle = undefined;
+      if (failed) settle.reject(value);
+      else settle.resolve(value);
+      return;
+    }
+    if (failed) this.end(this.#host.handlerError(value, this));
+    else this.#complete(value);
+  }
+
   /**
-   * pump pulls the handler's next message while there is credit and write room; one pull at a time, so a message
-   * is never produced that could not be sent.
+   * pump sends the message held for credit when it may, and pulls the handler's next one: one pull at a time, and
+   * never more than one message ahead of the client's credit and the write path. Pulling one ahead is how the
+   * handler's end is learnt while the client holds no credit: the final response spends none (PROTOCOL.md 12.3).
    */
   pump(): void {
     const iterator = this.#iterator;
     if (iterator === undefined || this.#ended || this.#pulling) return;
-    if (this.#host.ledger.credit(this.id) === 0) return;
     if (!this.#host.canWrite()) {
       this.#host.waitForDrain(this);
       return;
+    }
+    if (this.#held !== NOTHING) {
+      if (this.#host.ledger.credit(this.id) === 0) return;
+      const message = this.#held;
+      this.#held = NOTHING;
+      if (!this.#send(message)) return;
+      if (!this.#host.canWrite()) {
+        this.#host.waitForDrain(this);
+        return;
+      }
     }
     this.#pulling = true;
     let next: Promise<IteratorResult<unknown, unknown>>;
@@ -136,14 +211,14 @@ export class ServerStream {
       next = Promise.resolve(iterator.next());
     } catch (error) {
       this.#pulling = false;
-      this.end(this.#host.handlerError(error, this));
+      this.#handlerFinished(true, error);
       return;
     }
     next.then(
       (result) => this.#host.guarded(() => this.#pulled(result)),
       (error: unknown) => this.#host.guarded(() => {
         this.#pulling = false;
-        this.end(this.#host.handlerError(error, this));
+        if (!this.#ended) this.#handlerFinished(true, error);
       }),
     );
   }
@@ -152,51 +227,71 @@ export class ServerStream {
     this.#pulling = false;
     if (this.#ended) return;
     if (result.done === true) {
-      this.#complete(result.value);
+      this.#handlerFinished(false, result.value);
       return;
     }
-    this.#host.ledger.spend(this.id);
-    const refused = this.#host.sendMessage(this, result.value);
-    if (refused !== undefined) {
-      this.end(refused);
-      return;
-    }
+    this.#held = result.value;
     this.pump();
+  }
+
+  // Spends a credit and writes one message; false when the stream ended instead.
+  #send(message: unknown): boolean {
+    const watchers = this.#watchers;
+    if (watchers !== undefined && !this.#watch(watchers, 'sent', message)) return false;
+    this.#host.ledger.spend(this.id);
+    const refused = this.#host.sendMessage(this, message);
+    if (refused === undefined) return true;
+    this.end(refused);
+    return false;
+  }
+
+  // Runs the watchers on one message; a throw ends the stream with what was thrown.
+  #watch(watchers: readonly StreamWatcher[], direction: 'sent' | 'received', message: unknown): boolean {
+    try {
+      for (const watcher of watchers) watcher[direction]?.(message);
+      return true;
+    } catch (error) {
+      this.end(this.#host.handlerError(error, this));
+      return false;
+    }
   }
 
   /** receive validates one client message and queues it for the handler; INVALID_ARGUMENT ends the stream. */
   receive(message: unknown): void {
     if (this.input.closed) {
-      // The handler stopped reading: the message is dropped and its reservation freed at once.
-      this.#host.sendGrants(this.#host.ledger.consume(this.id));
+      // The handler stopped reading: the message is dropped and what it holds freed at once.
+      this.#host.taken(this);
       return;
     }
     const schema = this.method.spec.clientMessage!;
+    let value: unknown;
     if (!this.#host.validateMessages) {
       // ServerOptions.validateParams off (trusted peers): mapped to the schema's types, not checked.
-      let mapped: unknown;
       try {
-        mapped = fromWireValue(schema, message);
+        value = fromWireValue(schema, message);
       } catch {
         this.end(new RpcError('INVALID_ARGUMENT', `a stream message for ${this.method.path} is nested too deeply to map`, { mayHaveRun: true }));
         return;
       }
-      this.input.push(mapped);
-      return;
+    } else {
+      const parsed = parseWithSchema(schema, message);
+      if (!parsed.success) {
+        const summary = summarizeIssues(parsed.issues);
+        this.end(new RpcError('INVALID_ARGUMENT', `invalid stream message for ${this.method.path}: ${formatIssues(summary.issues)}`, { ...summary, mayHaveRun: true }));
+        return;
+      }
+      value = parsed.data;
     }
-    const parsed = parseWithSchema(schema, message);
-    if (!parsed.success) {
-      const summary = summarizeIssues(parsed.issues);
-      this.end(new RpcError('INVALID_ARGUMENT', `invalid stream message for ${this.method.path}: ${formatIssues(summary.issues)}`, { ...summary, mayHaveRun: true }));
-      return;
-    }
-    this.input.push(parsed.data);
+    const watchers = this.#watchers;
+    if (watchers !== undefined && !this.#watch(watchers, 'received', value)) return;
+    this.input.push(value);
   }
 
-  // The handler returned: the result ends the stream in both directions.
+  // The stream's answer is a result: it ends the stream in both directions.
   #complete(result: unknown): void {
     if (this.#ended) return;
     this.#ended = true;
+    this.#held = NOTHING;
     this.state.ended();
     this.input.fail(new RpcError('CANCELLED', `${this.method.path} has already answered`));
     this.#host.finished(this, undefined, result);
@@ -205,16 +300,23 @@ export class ServerStream {
   /**
    * end finishes the stream with `error` (cancel, deadline, invalid message, a lost tunnel): the handler's signal is
    * aborted, its input fails, and its generator is returned so that its `finally` blocks run. The error is answered
-   * unless the connection can no longer write.
+   * unless the connection can no longer write; interceptors waiting on the handler see the same error.
    */
   end(error: RpcError): void {
     if (this.#ended) return;
     this.#ended = true;
+    this.#held = NOTHING;
     this.state.ended();
     this.ctx.abort(error);
     this.input.fail(error);
     this.#host.finished(this, error, undefined);
+    const settle = this.#settle;
+    if (settle !== undefined) {
+      this.#settle = undefined;
+      settle.reject(error);
+    }
     const iterator = this.#iterator;
+    this.#iterator = undefined;
     if (iterator?.return !== undefined) {
       // An async generator queues return() behind a pull in progress; either way its finally runs. What it throws
       // from there has nowhere to go: the stream has been answered.
@@ -408,6 +510,14 @@ export class StreamTable implements StreamHost {
 
   handlerError(thrown: unknown, stream: ServerStream): RpcError {
     return this.#host.handlerError(thrown, stream.method.path, stream.ctx);
+  }
+
+  endedError(stream: ServerStream): RpcError {
+    return new RpcError('CANCELLED', `${stream.method.path} has already ended`, { mayHaveRun: true });
+  }
+
+  taken(stream: ServerStream): void {
+    this.sendGrants(this.ledger.consume(stream.id));
   }
 
   guarded(step: () => void): void {

@@ -141,7 +141,7 @@ describe('ServerStream', () => {
       expect(await expectMessage(tunnel, 1)).to.equal(1);
       // A round trip on the same tunnel: had the server sent a third message, it would come before this answer.
       expect(expectResult(await tunnel.call(2, 'Streams.add', { a: 1, b: 2 }), 2)).to.equal(3);
-      expect(observed.pulls, 'the generator is not advanced without credit').to.equal(2);
+      expect(observed.pulls, 'the generator runs one message ahead of the credit, no further').to.equal(3);
       await tunnel.write(send(grant(1, 10)));
       for (const value of [2, 3, 4]) expect(await expectMessage(tunnel, 1)).to.equal(value);
       expect(expectResult(await tunnel.next(), 1)).to.equal('done');
@@ -149,17 +149,25 @@ describe('ServerStream', () => {
       expect(observed.finals).to.deep.equal([{ method: 'count', reason: undefined }]);
     });
 
-    it('waits for the first grant when the opening carries credit 0, and for one more to learn the end', async () => {
+    it('waits for the first grant when the opening carries credit 0, and learns the end without another', async () => {
       const { port, observed } = await start();
       const tunnel = await openTunnel(port);
       await tunnel.write(open(1, 'count', { n: 1 }, 0));
       expect(expectResult(await tunnel.call(2, 'Streams.add', { a: 1, b: 1 }), 2)).to.equal(2);
-      expect(observed.pulls).to.equal(0);
+      expect(observed.pulls, 'one message is pulled ahead and held for credit').to.equal(1);
       await tunnel.write(send(grant(1, 1)));
       expect(await expectMessage(tunnel, 1)).to.equal(0);
-      // The handler is asked for its next value (here: its return) only with credit.
-      expect(expectResult(await tunnel.call(3, 'Streams.add', { a: 1, b: 2 }), 3)).to.equal(3);
-      await tunnel.write(send(grant(1, 1)));
+      // The final response spends no credit: it follows the last message without a grant beyond it.
+      expect(expectResult(await tunnel.next(), 1)).to.equal('done');
+    });
+
+    it('ends a stream of 5 opened with credit 2 after a grant of exactly 3 more', async () => {
+      const { port } = await start();
+      const tunnel = await openTunnel(port);
+      await tunnel.write(open(1, 'count', { n: 5 }, 2));
+      for (const value of [0, 1]) expect(await expectMessage(tunnel, 1)).to.equal(value);
+      await tunnel.write(send(grant(1, 3)));
+      for (const value of [2, 3, 4]) expect(await expectMessage(tunnel, 1)).to.equal(value);
       expect(expectResult(await tunnel.next(), 1)).to.equal('done');
     });
 
