@@ -6,7 +6,7 @@
  */
 import type { IncomingMessage, Server as HttpServer, ServerResponse, RequestListener } from 'node:http';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics, type Metric } from 'prom-client';
-import { ERROR_CODES, RpcError, type Interceptor, type RpcCall, type ServiceContract } from '@tunnelrpc/protocol';
+import { ERROR_CODES, RpcError, type Interceptor, type RpcCall, type ServiceContract, type StreamKind } from '@tunnelrpc/protocol';
 import type { ServerListener } from '@tunnelrpc/server';
 import type { ClientListener } from '@tunnelrpc/client';
 
@@ -69,6 +69,10 @@ export interface TunnelMetrics {
 }
 
 const CALL_LABELS = ['service', 'method', 'type'] as const;
+// The `type` label, named as go-grpc-middleware names gRPC's call types.
+const CALL_TYPES = ['unary', 'notification', 'server_stream', 'client_stream', 'bidi_stream'] as const;
+type CallType = (typeof CALL_TYPES)[number];
+const STREAM_TYPES: Readonly<Record<StreamKind, CallType>> = { serverStream: 'server_stream', clientStream: 'client_stream', bidiStream: 'bidi_stream' };
 const HANDLED_LABELS = ['service', 'method', 'type', 'code'] as const;
 type CallLabel = (typeof CALL_LABELS)[number];
 type Labels = { service: string; method: string; type: string };
@@ -88,6 +92,9 @@ class CallSeries {
   readonly buckets: Float64Array;
   sum = 0;
   count = 0;
+  /** Stream messages received and sent (streams only; a unary call has none). */
+  received = 0;
+  sent = 0;
 
   constructor(labels: Labels, bucketCount: number, declared: boolean) {
     this.labels = labels;
@@ -99,19 +106,20 @@ class CallSeries {
 // The call metrics of one side, shared by every createPrometheus on the same registry.
 class SideState {
   readonly #bounds: readonly number[];
-  readonly #unary = new Map<string, CallSeries>();
-  readonly #notifications = new Map<string, CallSeries>();
+  // One table per call type (CALL_TYPES), each keyed by the wire name.
+  readonly #byType = new Map<CallType, Map<string, CallSeries>>();
   inFlight = 0;
 
   constructor(bounds: readonly number[]) {
     this.#bounds = bounds;
+    for (const type of CALL_TYPES) this.#byType.set(type, new Map());
   }
 
-  series(service: string, method: string, wire: string, notification: boolean, declared = false): CallSeries {
-    const map = notification ? this.#notifications : this.#unary;
+  series(service: string, method: string, wire: string, type: CallType, declared = false): CallSeries {
+    const map = this.#byType.get(type)!;
     let series = map.get(wire);
     if (series === undefined) {
-      series = new CallSeries({ service, method, type: notification ? 'notification' : 'unary' }, this.#bounds.length, declared);
+      series = new CallSeries({ service, method, type }, this.#bounds.length, declared);
       map.set(wire, series);
     }
     return series;
@@ -131,7 +139,9 @@ class SideState {
   }
 
   all(): CallSeries[] {
-    return [...this.#unary.values(), ...this.#notifications.values()];
+    const all: CallSeries[] = [];
+    for (const map of this.#byType.values()) all.push(...map.values());
+    return all;
   }
 
   get bounds(): readonly number[] {
@@ -158,7 +168,7 @@ interface HistogramEntry {
 function defineSide(registry: Registry, prefix: 'server' | 'client', verb: string, state: SideState): void {
   new Counter<CallLabel>({
     name: `tunnelrpc_${prefix}_started_total`,
-    help: `Calls ${verb} started, by service, method and type (unary or notification).`,
+    help: `Calls ${verb} started, by service, method and type (unary, notification, server_stream, client_stream, bidi_stream).`,
     labelNames: CALL_LABELS,
     registers: [registry],
     collect(this: Counter<CallLabel>) {
@@ -202,6 +212,18 @@ function defineSide(registry: Registry, prefix: 'server' | 'client', verb: strin
       }
     },
   });
+  for (const [direction, read] of [['received', (series: CallSeries) => series.received], ['sent', (series: CallSeries) => series.sent]] as const) {
+    new Counter<CallLabel>({
+      name: `tunnelrpc_${prefix}_msg_${direction}_total`,
+      help: `Stream messages ${direction} ${prefix === 'server' ? 'by the server' : 'by clients'}, by service, method and type.`,
+      labelNames: CALL_LABELS,
+      registers: [registry],
+      collect(this: Counter<CallLabel>) {
+        this.reset();
+        for (const series of state.all()) if (series.labels.type.endsWith('_stream')) this.inc(series.labels, read(series));
+      },
+    });
+  }
   new Gauge({
     name: `tunnelrpc_${prefix}_calls_in_flight`,
     help: `Calls ${verb} running now.`,
@@ -251,9 +273,9 @@ export function createPrometheus(options: PrometheusOptions = {}): TunnelMetrics
   const addServices = (...services: ServiceContract[]): void => {
     for (const contract of services) {
       for (const [name, spec] of Object.entries(contract.methods)) {
-        // Interceptors wrap unary calls only so far: a stream method would be a series that never moves.
-        if ((spec.kind ?? 'unary') !== 'unary') continue;
-        for (const side of [server, client]) side.series(contract.name, name, `${contract.name}.${name}`, spec.notification === true, true);
+        const kind = spec.kind ?? 'unary';
+        const type: CallType = kind === 'unary' ? (spec.notification === true ? 'notification' : 'unary') : STREAM_TYPES[kind];
+        for (const side of [server, client]) side.series(contract.name, name, `${contract.name}.${name}`, type, true);
       }
     }
   };
@@ -309,10 +331,19 @@ export function createPrometheus(options: PrometheusOptions = {}): TunnelMetrics
 // with then() rather than async/await: one promise a call instead of three, on every call of the process.
 function measure(state: SideState): Interceptor {
   return (next) => (call: RpcCall) => {
-    const series = call.registered
-      ? state.series(call.service, call.name, call.method, call.notification)
-      : state.series(OTHER_METHOD, OTHER_METHOD, OTHER_METHOD, call.notification);
+    const type: CallType = call.kind === 'stream' ? STREAM_TYPES[call.streamKind] : call.notification ? 'notification' : 'unary';
+    const series = call.registered ? state.series(call.service, call.name, call.method, type) : state.series(OTHER_METHOD, OTHER_METHOD, OTHER_METHOD, type);
     series.started++;
+    if (call.kind === 'stream') {
+      call.watch({
+        received: () => {
+          series.received++;
+        },
+        sent: () => {
+          series.sent++;
+        },
+      });
+    }
     state.inFlight++;
     const started = performance.now();
     const finish = (code: string): void => {

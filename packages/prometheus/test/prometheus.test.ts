@@ -19,6 +19,9 @@ const Calc = defineService('Calc', {
   crash: { input: z.void(), output: z.void() },
   ping: { input: z.unknown(), output: z.void(), notification: true },
   pings: { input: z.void(), output: z.number() },
+  count: { kind: 'serverStream', input: z.object({ n: z.number().int() }), serverMessage: z.number(), output: z.number() },
+  total: { kind: 'clientStream', input: z.void(), clientMessage: z.number(), output: z.number() },
+  echo: { kind: 'bidiStream', input: z.void(), clientMessage: z.string(), serverMessage: z.string(), output: z.void() },
 });
 
 /** Sample is one line of the text exposition: name, labels, value. */
@@ -77,6 +80,19 @@ describe('createPrometheus', () => {
         pings++;
       },
       pings: () => pings,
+      count: async function* ({ n }) {
+        for (let i = 0; i < n; i++) yield i;
+        return n;
+      },
+      total: async (_params, numbers) => {
+        let sum = 0;
+        for await (const number of numbers) sum += number;
+        if (sum > 100) throw new RpcError('OUT_OF_RANGE', 'too much');
+        return sum;
+      },
+      echo: async function* (_params, messages) {
+        for await (const message of messages) yield message;
+      },
     });
     http = createServer((_req, res) => res.end('app route\n'));
     rpc.attach(http);
@@ -92,6 +108,37 @@ describe('createPrometheus', () => {
     await rpc.close();
     http.closeAllConnections();
     await new Promise<void>((resolve) => http.close(() => resolve()));
+  });
+
+  it('counts streams by their type, code and messages both ways, exactly, on both sides', async () => {
+    const calc = createClient(Calc, client);
+    for (const n of [3, 0]) {
+      const count = calc.count({ n });
+      for await (const _ of count) void _;
+      expect(await count.result).to.equal(n);
+    }
+    expect(await calc.total(undefined, [1, 2, 3, 4])).to.equal(10);
+    await calc.total(undefined, [99, 2]).catch(() => undefined);
+    const echo = calc.echo(undefined, ['a', 'b']);
+    for await (const _ of echo) void _;
+    await echo.result;
+    const samples = parseExposition((await scrape(port)).body);
+    const value = (name: string, labels: Record<string, string>): number | undefined =>
+      samples.find((sample) => sample.name === name && Object.entries(labels).every(([k, v]) => sample.labels[k] === v) && Object.keys(sample.labels).length === Object.keys(labels).length)?.value;
+    const series = (method: string, type: string): Record<string, string> => ({ service: 'Calc', method, type });
+    for (const [side, out, into] of [['server', 'sent', 'received'], ['client', 'received', 'sent']] as const) {
+      expect(value(`tunnelrpc_${side}_started_total`, series('count', 'server_stream')), side).to.equal(2);
+      expect(value(`tunnelrpc_${side}_handled_total`, { ...series('count', 'server_stream'), code: 'OK' }), side).to.equal(2);
+      expect(value(`tunnelrpc_${side}_msg_${out}_total`, series('count', 'server_stream')), side).to.equal(3);
+      expect(value(`tunnelrpc_${side}_msg_${into}_total`, series('count', 'server_stream')), side).to.equal(0);
+      expect(value(`tunnelrpc_${side}_handled_total`, { ...series('total', 'client_stream'), code: 'OK' }), side).to.equal(1);
+      expect(value(`tunnelrpc_${side}_handled_total`, { ...series('total', 'client_stream'), code: 'OUT_OF_RANGE' }), side).to.equal(1);
+      expect(value(`tunnelrpc_${side}_msg_${into}_total`, series('total', 'client_stream')), side).to.equal(6);
+      expect(value(`tunnelrpc_${side}_msg_${out}_total`, series('echo', 'bidi_stream')), side).to.equal(2);
+      expect(value(`tunnelrpc_${side}_msg_${into}_total`, series('echo', 'bidi_stream')), side).to.equal(2);
+      expect(value(`tunnelrpc_${side}_handling_seconds_count`, series('echo', 'bidi_stream')), side).to.equal(1);
+      expect(value(`tunnelrpc_${side}_calls_in_flight`, {}), side).to.equal(0);
+    }
   });
 
   it('counts a known mix of calls exactly per method and code, scraped over HTTP from the same port', async () => {
