@@ -1,8 +1,10 @@
 /**
- * The server-wide budget of running calls: how many, how many decoded values their params hold, and how many
- * frame bytes. Past the hard caps every request is refused; before that, once half of a cap is in use, a
- * connection (and, when addresses are real, a source address) may hold no more than a fair share of it, so that
- * one peer cannot take the whole server while others wait (issue 7 section 4). Pure bookkeeping: no sockets, no
+ * The server-wide budget of what peers make the server hold: running calls and open streams (how many), and the
+ * decoded values and frame bytes of their params and of stream messages received and not yet taken by a handler.
+ * Past the hard caps every request is refused; before that, once half of a cap is in use, a connection (and, when
+ * addresses are real, a source address) may hold no more than a fair share of it, so that one peer cannot take the
+ * whole server while others wait. The last eighth of each cap is kept for holders that hold nothing yet, so that a
+ * newcomer is served while others hold long-lived slots (streams, slow calls). Pure bookkeeping: no sockets, no
  * timers.
  */
 import { RpcError } from '@tunnelrpc/protocol';
@@ -27,7 +29,12 @@ export class Account {
   calls = 0;
   items = 0;
   bytes = 0;
+  /** Shares taken and not yet given back (calls, and stream messages, which hold no call slot). */
+  holds = 0;
 }
+
+// The share of each cap kept for holders that hold nothing: 1/8.
+const NEWCOMER_RESERVE = 1 / 8;
 
 type Dimension = 'calls' | 'items' | 'bytes';
 
@@ -35,18 +42,20 @@ type Dimension = 'calls' | 'items' | 'bytes';
 class Level {
   active = 0;
 
-  take(account: Account, cost: Cost): void {
-    if (account.calls === 0) this.active++;
-    account.calls++;
+  take(account: Account, cost: Cost, calls: number): void {
+    if (account.holds === 0) this.active++;
+    account.holds++;
+    account.calls += calls;
     account.items += cost.items;
     account.bytes += cost.bytes;
   }
 
-  give(account: Account, cost: Cost): void {
-    account.calls--;
+  give(account: Account, cost: Cost, calls: number): void {
+    account.holds--;
+    account.calls -= calls;
     account.items -= cost.items;
     account.bytes -= cost.bytes;
-    if (account.calls === 0) this.active--;
+    if (account.holds === 0) this.active--;
   }
 }
 
@@ -65,30 +74,30 @@ export class FairBudget {
   }
 
   /**
-   * acquire takes `cost` for a call on `connection` from `address` (undefined when addresses are not shared out),
-   * or returns why it may not run.
+   * acquire takes `cost` for a call (calls 1) or for a stream message held for its handler (calls 0) on
+   * `connection` from `address` (undefined when addresses are not shared out), or returns why it may not.
    */
-  acquire(connection: Account, address: Account | undefined, cost: Cost): RpcError | undefined {
+  acquire(connection: Account, address: Account | undefined, cost: Cost, calls = 1): RpcError | undefined {
     const refusal =
-      this.#check('calls', 1, connection, address) ??
+      (calls === 0 ? undefined : this.#check('calls', calls, connection, address)) ??
       this.#check('items', cost.items, connection, address) ??
       this.#check('bytes', cost.bytes, connection, address);
     if (refusal !== undefined) return refusal;
-    this.#total.calls++;
+    this.#total.calls += calls;
     this.#total.items += cost.items;
     this.#total.bytes += cost.bytes;
-    this.#connections.take(connection, cost);
-    if (address !== undefined) this.#addresses.take(address, cost);
+    this.#connections.take(connection, cost, calls);
+    if (address !== undefined) this.#addresses.take(address, cost, calls);
     return undefined;
   }
 
-  /** release gives back what acquire took for the same connection, address and cost. */
-  release(connection: Account, address: Account | undefined, cost: Cost): void {
-    this.#total.calls--;
+  /** release gives back what acquire took for the same connection, address, cost and calls. */
+  release(connection: Account, address: Account | undefined, cost: Cost, calls = 1): void {
+    this.#total.calls -= calls;
     this.#total.items -= cost.items;
     this.#total.bytes -= cost.bytes;
-    this.#connections.give(connection, cost);
-    if (address !== undefined) this.#addresses.give(address, cost);
+    this.#connections.give(connection, cost, calls);
+    if (address !== undefined) this.#addresses.give(address, cost, calls);
   }
 
   #check(dimension: Dimension, amount: number, connection: Account, address: Account | undefined): RpcError | undefined {
@@ -97,6 +106,11 @@ export class FairBudget {
     if (total + amount > cap) return this.#refusal(dimension, cap, 'the server');
     // Uncontended: anyone may take from the first half of the cap.
     if (total + amount <= cap / 2) return undefined;
+    // The top of the cap is for holders that hold nothing yet: a newcomer always finds a slot, however long the
+    // others hold theirs.
+    if (total + amount > cap * (1 - NEWCOMER_RESERVE) && (address ?? connection).holds > 0) {
+      return this.#refusal(dimension, cap, address !== undefined ? 'its source address' : 'this connection');
+    }
     if (address !== undefined && !this.#withinShare(dimension, amount, address, this.#addresses, cap)) {
       return this.#refusal(dimension, cap, 'its source address');
     }
@@ -112,7 +126,7 @@ export class FairBudget {
   // however large, while the hard cap allows it.
   #withinShare(dimension: Dimension, amount: number, account: Account, level: Level, cap: number): boolean {
     const held = account[dimension];
-    if (account.calls === 0) return true;
+    if (account.holds === 0) return true;
     const others = level.active - 1;
     return held + amount <= cap / (others + 2);
   }

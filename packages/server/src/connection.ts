@@ -49,9 +49,12 @@ import { StreamTable, type StreamTableHost } from './stream.js';
 export interface ConnectionHost {
   readonly options: ResolvedServerOptions;
   readonly methods: MethodTable;
-  /** Takes a share of the server-wide budget for a call or notification; the refusal when there is none. */
-  acquireCall(connection: ServerConnection, cost: Cost): RpcError | undefined;
-  releaseCall(connection: ServerConnection, cost: Cost): void;
+  /**
+   * Takes a share of the server-wide budget for a call, notification or stream (`calls` 1, the default), or for a
+   * stream message held for its handler (`calls` 0); the refusal when there is none.
+   */
+  acquireCall(connection: ServerConnection, cost: Cost, calls?: number): RpcError | undefined;
+  releaseCall(connection: ServerConnection, cost: Cost, calls?: number): void;
   /** Bytes of unfinished frames held by this connection changed by `delta`. */
   partialBytesChanged(delta: number): void;
   /** True while unfinished frames across the server hold maxPartialFrameBytes. */
@@ -533,7 +536,7 @@ export class ServerConnection {
       }
       return true;
     }
-    const violation = this.#streams.onFrame(message, bytes);
+    const violation = this.#streams.onFrame(message, bytes, DECODE_STATS.items);
     if (violation === undefined) return true;
     this.#fail(protocolViolation(violation));
     return false;
@@ -556,6 +559,8 @@ export class ServerConnection {
         else this.#respond(stream.id, error, undefined);
       },
       release: (cost) => this.#host.releaseCall(this, cost),
+      hold: (cost) => this.#host.acquireCall(this, cost, 0),
+      unhold: (cost) => this.#host.releaseCall(this, cost, 0),
       handlerError: (thrown, path, ctx) => this.#handlerError(thrown, path, ctx),
       guarded: (step) => this.guarded(step),
       streamEnded: () => {

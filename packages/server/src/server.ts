@@ -88,8 +88,8 @@ export class RpcServer<Auth = unknown> {
     this.#host = {
       options: this.#options,
       methods: this.#methods,
-      acquireCall: (connection, cost) => this.#budget.acquire(connection.account, connection.addressAccount, cost),
-      releaseCall: (connection, cost) => this.#budget.release(connection.account, connection.addressAccount, cost),
+      acquireCall: (connection, cost, calls) => this.#budget.acquire(connection.account, connection.addressAccount, cost, calls),
+      releaseCall: (connection, cost, calls) => this.#budget.release(connection.account, connection.addressAccount, cost, calls),
       partialBytesChanged: (delta) => {
         this.#partialBytes += delta;
         if (delta < 0 && this.#partialBytes < this.#options.maxPartialFrameBytes) this.#resumePartialWaiters();

@@ -53,6 +53,10 @@ export interface StreamHost {
   endedError(stream: ServerStream): RpcError;
   /** The handler took one message from its input (or one was dropped): free what it held, send the grants due. */
   taken(stream: ServerStream): void;
+  /** Takes the server-wide budget share of one message received for the handler (decoded values and bytes). */
+  hold(stream: ServerStream, cost: Cost): RpcError | undefined;
+  /** Gives back what hold() took. */
+  unhold(cost: Cost): void;
   /** Runs a callback from a promise; a throw costs the connection, never the process. */
   guarded(step: () => void): void;
   /** Remembers a stream that stopped at a full write buffer, to pump it on 'drain'. */
@@ -84,6 +88,8 @@ export class ServerStream implements StreamRun {
   #held: unknown = NOTHING;
   // Interceptors' watchers of the messages; undefined (nothing to call) without interceptors.
   #watchers: StreamWatcher[] | undefined;
+  // What each message queued for the handler holds of the server-wide budget, oldest first.
+  #heldCosts: Cost[] | undefined;
   // With interceptors: settles the innermost step of the chain when the handler finishes.
   #settle: { resolve: (result: unknown) => void; reject: (error: unknown) => void } | undefined;
 
@@ -97,7 +103,11 @@ export class ServerStream implements StreamRun {
     this.maxMessageSize = maxMessageSize;
     this.state = new StreamState(kind, 'server');
     this.input = new MessageQueue<unknown>({
-      taken: () => this.#host.taken(this),
+      taken: () => {
+        const cost = this.#heldCosts?.shift();
+        if (cost !== undefined) this.#host.unhold(cost);
+        this.#host.taken(this);
+      },
       // The handler stopped reading early: nothing to tell the client; what still arrives is dropped on receipt.
       abandoned: () => {},
     });
@@ -256,8 +266,12 @@ export class ServerStream implements StreamRun {
     }
   }
 
-  /** receive validates one client message and queues it for the handler; INVALID_ARGUMENT ends the stream. */
-  receive(message: unknown): void {
+  /**
+   * receive validates one client message and queues it for the handler; INVALID_ARGUMENT ends the stream. Until the
+   * handler takes it, the message holds `cost` of the server-wide budget (its decoded values and bytes, as a call's
+   * params do); a holder past its share ends the stream RESOURCE_EXHAUSTED.
+   */
+  receive(message: unknown, cost: Cost): void {
     if (this.input.closed) {
       // The handler stopped reading: the message is dropped and what it holds freed at once.
       this.#host.taken(this);
@@ -284,7 +298,21 @@ export class ServerStream implements StreamRun {
     }
     const watchers = this.#watchers;
     if (watchers !== undefined && !this.#watch(watchers, 'received', value)) return;
+    const refused = this.#host.hold(this, cost);
+    if (refused !== undefined) {
+      this.end(refused);
+      return;
+    }
+    (this.#heldCosts ??= []).push(cost);
     this.input.push(value);
+  }
+
+  // Gives back what the messages still queued for the handler hold.
+  #releaseHeld(): void {
+    const costs = this.#heldCosts;
+    if (costs === undefined) return;
+    this.#heldCosts = undefined;
+    for (const cost of costs) this.#host.unhold(cost);
   }
 
   // The stream's answer is a result: it ends the stream in both directions.
@@ -294,6 +322,7 @@ export class ServerStream implements StreamRun {
     this.#held = NOTHING;
     this.state.ended();
     this.input.fail(new RpcError('CANCELLED', `${this.method.path} has already answered`));
+    this.#releaseHeld();
     this.#host.finished(this, undefined, result);
   }
 
@@ -309,6 +338,7 @@ export class ServerStream implements StreamRun {
     this.state.ended();
     this.ctx.abort(error);
     this.input.fail(error);
+    this.#releaseHeld();
     this.#host.finished(this, error, undefined);
     const settle = this.#settle;
     if (settle !== undefined) {
@@ -352,6 +382,10 @@ export interface StreamTableHost {
   respond(stream: ServerStream, error: RpcError | undefined, result: unknown): void;
   /** Gives back the stream's share of the server-wide budget. */
   release(cost: Cost): void;
+  /** Takes a share of the server-wide budget for one stream message held for its handler; the refusal if none. */
+  hold(cost: Cost): RpcError | undefined;
+  /** Gives back what hold() took. */
+  unhold(cost: Cost): void;
   handlerError(thrown: unknown, path: string, ctx: HandlerContext): RpcError;
   guarded(step: () => void): void;
   /** A stream ended: the connection may take backlogged frames or close. */
@@ -404,7 +438,7 @@ export class StreamTable implements StreamHost {
   }
 
   /** onFrame judges and routes a `[4]`, `[5]` or `[9]` for the open stream `message.id`; the violation, if any. */
-  onFrame(message: StreamMessageMessage | HalfCloseMessage | CreditMessage, bytes: number): string | undefined {
+  onFrame(message: StreamMessageMessage | HalfCloseMessage | CreditMessage, bytes: number, items: number): string | undefined {
     const stream = this.#streams.get(message.id)!;
     switch (message.type) {
       case MessageType.StreamMessage: {
@@ -413,7 +447,7 @@ export class StreamTable implements StreamHost {
         const limit = this.#host.options.maxStreamMessageSize;
         if (bytes > limit) return `a stream message of ${bytes} bytes exceeds the announced maxMessageSize ${limit}`;
         if (!this.ledger.receive(message.id)) return `a stream message arrived beyond the credit granted for stream ${message.id}`;
-        stream.receive(message.message);
+        stream.receive(message.message, { items, bytes });
         return undefined;
       }
       case MessageType.HalfClose: {
@@ -518,6 +552,21 @@ export class StreamTable implements StreamHost {
 
   taken(stream: ServerStream): void {
     this.sendGrants(this.ledger.consume(stream.id));
+  }
+
+  hold(stream: ServerStream, cost: Cost): RpcError | undefined {
+    const refused = this.#host.hold(cost);
+    if (refused === undefined) return undefined;
+    const limit = (refused.data as { limit?: string } | undefined)?.limit ?? 'maxBytesInFlight';
+    return new RpcError(
+      'RESOURCE_EXHAUSTED',
+      `${stream.method.path} ended: the server holds more unread stream messages than ${limit} allows for this peer (the handler is not keeping up); open it again later, or send smaller messages`,
+      { mayHaveRun: true, limit },
+    );
+  }
+
+  unhold(cost: Cost): void {
+    this.#host.unhold(cost);
   }
 
   guarded(step: () => void): void {
