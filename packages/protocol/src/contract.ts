@@ -30,6 +30,11 @@ export interface MethodSpec<I extends z.ZodType = z.ZodType, O extends z.ZodType
   readonly clientMessage?: z.ZodType;
   /** Schema of each stream message the server sends (serverStream, bidiStream); checked by the client on receipt. */
   readonly serverMessage?: z.ZodType;
+  /**
+   * The longest deadline the server grants this method, in ms, in place of ServerOptions.maxTimeout (5 min by
+   * default): a subscription can be declared long-lived while every other method stays bounded. 1 … 2147483647.
+   */
+  readonly maxTimeout?: number;
 }
 
 /** MethodKind names the four ways a method may be called. */
@@ -78,7 +83,7 @@ export type ExactMethods<Methods> = {
 
 const SERVICE_NAME = /^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$/;
 const METHOD_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
-const SPEC_KEYS: readonly string[] = ['input', 'output', 'idempotent', 'notification', 'kind', 'clientMessage', 'serverMessage'] satisfies ReadonlyArray<keyof MethodSpec>;
+const SPEC_KEYS: readonly string[] = ['input', 'output', 'idempotent', 'notification', 'kind', 'clientMessage', 'serverMessage', 'maxTimeout'] satisfies ReadonlyArray<keyof MethodSpec>;
 
 /**
  * defineService declares a service contract. Methods are called on the wire as `"<name>.<method>"`. It throws
@@ -142,7 +147,10 @@ function checkMethodSpec(path: string, spec: unknown): void {
       { method: path, key },
     );
   }
-  const { input, output, idempotent, notification, clientMessage, serverMessage } = spec as Record<string, unknown>;
+  const { input, output, idempotent, notification, clientMessage, serverMessage, maxTimeout } = spec as Record<string, unknown>;
+  if (maxTimeout !== undefined && !(typeof maxTimeout === 'number' && Number.isInteger(maxTimeout) && maxTimeout >= 1 && maxTimeout <= 2_147_483_647)) {
+    throw new RpcError('INVALID_ARGUMENT', `method ${path} has maxTimeout ${String(maxTimeout).slice(0, 40)}; it must be a whole number of ms from 1 to 2147483647, or left out`, { method: path, key: 'maxTimeout' });
+  }
   for (const [side, schema] of [['input', input], ['output', output]] as const) {
     if (!isZodSchema(schema)) {
       throw new RpcError('INVALID_ARGUMENT', `method ${path} needs zod schemas in both input and output; its ${side} is not a zod 4 schema`);

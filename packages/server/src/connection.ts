@@ -64,6 +64,8 @@ export interface ConnectionHost {
   connectionClosed(connection: ServerConnection): void;
   /** Reports to ServerOptions.logger, rate-limited; a logger that throws is ignored. */
   readonly log: (entry: LogEntry) => void;
+  /** Aborted when the server begins to shut down: every handler's ctx.draining. */
+  readonly draining: AbortSignal;
   /** Hands an event to ServerOptions.listeners, each guarded; undefined when there are none. */
   readonly emit: ((event: ServerEvent) => void) | undefined;
 }
@@ -454,7 +456,7 @@ export class ServerConnection {
       return true;
     }
     if (method.kind !== 'unary') return this.#openStream(request, method, method.kind, bytes);
-    const timeout = Math.min(request.meta?.timeout ?? this.#options.defaultTimeout, this.#options.maxTimeout);
+    const timeout = Math.min(request.meta?.timeout ?? this.#options.defaultTimeout, method.spec.maxTimeout ?? this.#options.maxTimeout);
     if (timeout === 0) {
       this.#respond(request.id, new RpcError('DEADLINE_EXCEEDED', `deadline of ${method.path} had passed before it arrived`, { mayHaveRun: false }), undefined);
       return true;
@@ -509,7 +511,7 @@ export class ServerConnection {
     if (serverSends(kind) && meta.maxMessageSize === undefined) {
       return refuse(new RpcError('INVALID_ARGUMENT', `opening ${method.path} (a ${kind}) needs meta.maxMessageSize: the largest stream message the client accepts`, { mayHaveRun: false }));
     }
-    const timeout = Math.min(meta.timeout ?? this.#options.defaultTimeout, this.#options.maxTimeout);
+    const timeout = Math.min(meta.timeout ?? this.#options.defaultTimeout, method.spec.maxTimeout ?? this.#options.maxTimeout);
     if (timeout === 0) {
       return refuse(new RpcError('DEADLINE_EXCEEDED', `deadline of ${method.path} had passed before it arrived`, { mayHaveRun: false }));
     }
@@ -588,7 +590,7 @@ export class ServerConnection {
       this.#host.log({ level: 'warn', message: `notification for unknown method ${quotePeerText(notification.method)} dropped`, peer: this.#peerText() });
       return;
     }
-    const timeout = Math.min(notification.meta?.timeout ?? this.#options.defaultTimeout, this.#options.maxTimeout);
+    const timeout = Math.min(notification.meta?.timeout ?? this.#options.defaultTimeout, method.spec.maxTimeout ?? this.#options.maxTimeout);
     if (timeout === 0) {
       this.#host.log({ level: 'warn', message: 'notification dropped: its deadline had passed before it arrived', method: method.path, code: 'DEADLINE_EXCEEDED', peer: this.#peerText() });
       return;
@@ -716,7 +718,7 @@ export class ServerConnection {
 
   #context(method: string, deadline: number, headers: Record<string, string> | undefined, notification: boolean): HandlerContext {
     const socket = this.#socket;
-    return new HandlerContext(method, deadline, headers ?? EMPTY_HEADERS, notification, this.#peer, socket, this.#auth);
+    return new HandlerContext(method, deadline, headers ?? EMPTY_HEADERS, notification, this.#peer, socket, this.#auth, this.#host.draining);
   }
 
   // Made with the first call that outlives its frame: idle tunnels are most tunnels.

@@ -15,6 +15,7 @@ export class HandlerContext implements CallContext {
   readonly peer: PeerAddress;
   readonly socket: Socket;
   readonly auth: unknown;
+  readonly draining: AbortSignal;
   #controller: AbortController | undefined;
   #reason: RpcError | undefined;
 
@@ -26,6 +27,7 @@ export class HandlerContext implements CallContext {
     peer: PeerAddress,
     socket: Socket,
     auth: unknown,
+    draining: AbortSignal,
   ) {
     this.method = method;
     this.deadline = deadline;
@@ -34,6 +36,7 @@ export class HandlerContext implements CallContext {
     this.peer = peer;
     this.socket = socket;
     this.auth = auth;
+    this.draining = draining;
   }
 
   get signal(): AbortSignal {

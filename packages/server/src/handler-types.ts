@@ -56,6 +56,11 @@ export interface CallContext<Auth = unknown> {
   readonly socket: Socket;
   /** What ServerOptions.authorize returned for this tunnel (undefined without authorize). */
   readonly auth: Auth;
+  /**
+   * Aborted when the server begins to shut down (`close()`): a long stream or a held call can finish with a result
+   * now, before shutdownTimeout cuts it off. One signal for the whole server; never aborted otherwise.
+   */
+  readonly draining: AbortSignal;
 }
 
 /** Handler runs one method: parsed params in, result (or a promise of it) out. Throw RpcError to fail the call. */

@@ -133,6 +133,7 @@ function withHeaders(ctx: CallContext, headers: Readonly<Record<string, string>>
     peer: ctx.peer,
     socket: ctx.socket,
     auth: ctx.auth,
+    draining: ctx.draining,
   };
 }
 

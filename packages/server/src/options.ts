@@ -159,7 +159,11 @@ export interface ServerOptions<Auth = unknown> {
   defaultTimeout?: number;
   /** Cap in ms on any call's deadline, whatever meta.timeout asks. Default 300000 (5 min). */
   maxTimeout?: number;
-  /** ms that close() lets calls in flight finish before it destroys the remaining tunnels. Default 10000. */
+  /**
+   * ms from close() to the cut-off: tunnels still open then are destroyed, their calls failing UNAVAILABLE. The
+   * whole grace, shutdownDelay included (as an orchestrator's termination grace counts from its SIGTERM). Default
+   * 10000.
+   */
   shutdownTimeout?: number;
   /**
    * Parse every request's params, and every client stream message, with its method's zod schema (INVALID_ARGUMENT on

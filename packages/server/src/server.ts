@@ -56,6 +56,8 @@ export class RpcServer<Auth = unknown> {
   // Per source address: its open tunnels, and what its running calls hold of the budget.
   readonly #perIp = new Map<string, { tunnels: number; account: Account }>();
   readonly #budget: FairBudget;
+  // Every handler's ctx.draining; aborted when close() begins.
+  readonly #draining = new AbortController();
   readonly #log: RateLimitedLog;
   #partialBytes = 0;
   // Connections whose reading waits for unfinished frames across the server to drop under maxPartialFrameBytes.
@@ -88,6 +90,7 @@ export class RpcServer<Auth = unknown> {
     this.#host = {
       options: this.#options,
       methods: this.#methods,
+      draining: this.#draining.signal,
       acquireCall: (connection, cost, calls) => this.#budget.acquire(connection.account, connection.addressAccount, cost, calls),
       releaseCall: (connection, cost, calls) => this.#budget.release(connection.account, connection.addressAccount, cost, calls),
       partialBytesChanged: (delta) => {
@@ -322,9 +325,9 @@ export class RpcServer<Auth = unknown> {
   }
 
   /**
-   * close shuts down gracefully: tunnelrpc.Health turns NOT_SERVING, then after shutdownDelay ms (default 0) new
-   * CONNECTs get 503, every tunnel gets goaway UNAVAILABLE, calls in flight
-   * have shutdownTimeout ms to finish, then remaining tunnels are destroyed. Resolves when all are closed.
+   * close shuts down gracefully: tunnelrpc.Health turns NOT_SERVING and every handler's ctx.draining aborts, then
+   * after shutdownDelay ms (default 0) new CONNECTs get 503 and every tunnel gets goaway UNAVAILABLE; tunnels still
+   * open shutdownTimeout ms after close() was called are destroyed. Resolves when all are closed.
    */
   close(): Promise<void> {
     this.#closing ??= this.#shutdown();
@@ -332,29 +335,33 @@ export class RpcServer<Auth = unknown> {
   }
 
   async #shutdown(): Promise<void> {
+    // shutdownTimeout is the whole grace from close(), shutdownDelay included: what an orchestrator's termination
+    // grace period (counted from its SIGTERM) needs to fit in.
+    const timeout = this.#options.shutdownTimeout;
+    const cutOff = setTimeout(() => {
+      for (const connection of this.#connections) {
+        connection.destroy(new RpcError('UNAVAILABLE', `server shut down; call did not finish within shutdownTimeout ${timeout} ms`));
+      }
+    }, timeout);
     // Health first, so that balancers that check it stop sending before the goaway (grpc.health.v1 practice).
     this.#serving = false;
+    // Handlers that hold calls or streams open learn it now (ctx.draining), and can finish with a result.
+    this.#draining.abort(new RpcError('UNAVAILABLE', 'the server is shutting down'));
     const delay = this.#options.shutdownDelay;
     if (delay > 0) await new Promise((resolve) => setTimeout(resolve, delay));
     const own = this.#ownServer;
     const front = this.#proxyListener ?? own;
     const serverClosed = front === undefined ? Promise.resolve() : new Promise<void>((resolve) => front.close(() => resolve()));
     for (const connection of this.#connections) connection.drain('server is shutting down; reconnect to another instance');
-    const allClosed = new Promise<void>((resolve) => {
+    await new Promise<void>((resolve) => {
       const check = setInterval(() => {
         if (this.#connections.size === 0) {
           clearInterval(check);
-          clearTimeout(deadline);
           resolve();
         }
       }, 10);
-      const deadline = setTimeout(() => {
-        for (const connection of this.#connections) {
-          connection.destroy(new RpcError('UNAVAILABLE', `server shut down; call did not finish within shutdownTimeout ${this.#options.shutdownTimeout} ms`));
-        }
-      }, this.#options.shutdownTimeout);
     });
-    await allClosed;
+    clearTimeout(cutOff);
     // Node's closeAllConnections skips taken-over sockets; ours are gone already, close idle keep-alives too.
     own?.closeAllConnections();
     await serverClosed;
