@@ -149,6 +149,16 @@ describe('Built-in services', () => {
       expect(described.result).to.deep.include({ type: 'number' });
     });
 
+    it('tunnelrpc describe shows what a stream takes and sends', async () => {
+      const server = await startEchoServer(cleanup);
+      const sum = JSON.parse((await runCli(['describe', server.url, 'Echo.sum'])).stdout) as { kind: string; clientMessage: unknown; serverMessage?: unknown };
+      expect(sum.kind).to.equal('clientStream');
+      expect(sum.clientMessage).to.deep.include({ type: 'number' });
+      expect(sum.serverMessage).to.equal(undefined);
+      const ticks = JSON.parse((await runCli(['describe', server.url, 'Echo.ticks'])).stdout) as { serverMessage: unknown };
+      expect(ticks.serverMessage).to.deep.include({ type: 'integer' });
+    });
+
     it('tunnelrpc describe exits 1 with NOT_FOUND for a method the server does not have', async () => {
       const server = await startEchoServer(cleanup);
       const result = await runCli(['describe', server.url, 'Echo.nope']);

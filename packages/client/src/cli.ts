@@ -27,7 +27,7 @@ const USAGE = `usage: tunnelrpc call URL Service.method [JSON | -d JSON | -d @] 
   --upgrade  ask for the tunnel with GET + Upgrade: tunnelrpc (passes HAProxy mode http, nginx) instead of CONNECT
   --proxy URL  dial through this forward proxy (http://[user:password@]host:port); default: http_proxy, https_proxy, no_proxy
   list       every service and method the server has (tunnelrpc.Reflection), one a line: name, kind, idempotent
-  describe   one method's kind and the JSON Schema of its params and result`;
+  describe   one method's kind and the JSON Schemas of its params, result and stream messages`;
 
 class UsageError extends Error {}
 
@@ -193,7 +193,7 @@ async function main(argv: string[]): Promise<number> {
       process.stderr.write(`NOT_FOUND: ${url} has no method ${method}; tunnelrpc list ${url} shows what it has\n`);
       return 1;
     }
-    process.stdout.write(`${JSON.stringify({ method, kind: found.kind, idempotent: found.idempotent, params: found.params, result: found.result }, null, 2)}\n`);
+    process.stdout.write(`${JSON.stringify({ method, kind: found.kind, idempotent: found.idempotent, params: found.params, result: found.result, clientMessage: found.clientMessage, serverMessage: found.serverMessage, maxTimeout: found.maxTimeout }, null, 2)}\n`);
     return 0;
   } catch (error) {
     const rpc = RpcError.from(error, 'UNKNOWN');

@@ -30,13 +30,19 @@ export const UNREPRESENTABLE_KEY = 'x-tunnelrpc-unrepresentable';
 const methodDescription = z.object({
   /** Method name, without the service. */
   name: z.string(),
-  /** `unary` (a call with an answer) or `notification` (no answer). Streams will add more kinds. */
+  /** `unary` (a call with an answer), `notification` (no answer), or the stream kind. */
   kind: z.enum(['unary', 'notification', 'serverStream', 'clientStream', 'bidiStream']),
   idempotent: z.boolean(),
   /** JSON Schema (draft 2020-12) of the params, as the caller sends them. */
   params: z.unknown(),
   /** JSON Schema of the result, as the handler returns it. */
   result: z.unknown(),
+  /** JSON Schema of each stream message the client sends (clientStream, bidiStream); what `--stdin` takes. */
+  clientMessage: z.unknown().optional(),
+  /** JSON Schema of each stream message the server sends (serverStream, bidiStream). */
+  serverMessage: z.unknown().optional(),
+  /** The method's own longest deadline in ms, when its contract declares one. */
+  maxTimeout: z.number().int().optional(),
 });
 
 /** MethodDescription is one method as Reflection.list describes it. */
@@ -65,6 +71,9 @@ export function describeMethod(name: string, spec: MethodSpec): MethodDescriptio
     params: jsonSchemaOf(spec.input, 'input'),
     // What travels is what the handler returns, the input side of the output schema; the client then parses it.
     result: jsonSchemaOf(spec.output, 'input'),
+    ...(spec.clientMessage === undefined ? {} : { clientMessage: jsonSchemaOf(spec.clientMessage, 'input') }),
+    ...(spec.serverMessage === undefined ? {} : { serverMessage: jsonSchemaOf(spec.serverMessage, 'input') }),
+    ...(spec.maxTimeout === undefined ? {} : { maxTimeout: spec.maxTimeout }),
   };
 }
 

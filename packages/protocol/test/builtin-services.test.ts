@@ -36,6 +36,16 @@ describe('describeMethod', () => {
     expect(describeMethod('ping', { input: z.unknown(), output: z.void(), notification: true }).kind).to.equal('notification');
   });
 
+  it('describes the stream messages both ways, and a method maxTimeout', () => {
+    const described = describeMethod('chat', { kind: 'bidiStream', input: z.void(), clientMessage: z.string().max(10), serverMessage: z.number().int(), output: z.void(), maxTimeout: 3_600_000 });
+    expect(described.kind).to.equal('bidiStream');
+    expect(described.clientMessage).to.deep.include({ type: 'string', maxLength: 10 });
+    expect(described.serverMessage).to.deep.include({ type: 'integer' });
+    expect(described.maxTimeout).to.equal(3_600_000);
+    const unary = describeMethod('add', { input: z.void(), output: z.void() });
+    expect(Object.keys(unary)).to.not.include.members(['clientMessage', 'serverMessage', 'maxTimeout']);
+  });
+
   it('marks parts JSON Schema cannot express with the zod type', () => {
     const described = describeMethod('odd', { input: z.object({ when: z.date(), n: z.bigint(), m: z.map(z.string(), z.number()) }), output: z.set(z.number()) });
     const properties = (described.params as { properties: Record<string, unknown> }).properties;
