@@ -8,18 +8,21 @@ export interface Call {
   /** A notification: settled as soon as it is written, never waits for an answer. */
   readonly notification: boolean;
   readonly method: string;
-  readonly params: unknown;
+  /** What the call sends; dropped when it settles. */
+  params: unknown;
   readonly headers: Record<string, string> | undefined;
   /** Absolute deadline, Date.now() based. */
   readonly deadline: number;
   /** The contract marks the method idempotent: it may be re-sent even when it may have run. */
   readonly idempotent: boolean;
-  readonly resolve: (value: unknown) => void;
-  readonly reject: (error: RpcError) => void;
+  /** The caller's promise; both are dropped when the call settles (resolveCall, rejectCall). */
+  resolve: (value: unknown) => void;
+  reject: (error: RpcError) => void;
   readonly signal: AbortSignal | undefined;
   onAbort: (() => void) | undefined;
   /** The shared deadline timer the call waits on (Deadlines). */
   deadlineGroup: DeadlineGroup | undefined;
+  deadlineSlot: number;
   /** Times the call was written to a tunnel. */
   attempts: number;
   /** An earlier attempt was lost while the server may have been running it (refused attempts do not count). */
@@ -34,20 +37,46 @@ export interface Call {
   readonly expire: (call: Call, timeout: number) => void;
 }
 
-/** settleCall marks a call done and drops its deadline and abort listener; false if it was settled already. @internal */
-export function settleCall(call: Call): boolean {
+// What a settled call holds in place of its resolvers: nothing that reaches the caller's promise or its result.
+const SETTLED = (): void => {};
+
+// Marks a call done and lets go of everything that could keep its result or params alive: its deadline slot, its
+// abort listener, its tunnel, its params and its resolvers. A settled record may live on (a scavenge may have
+// promoted it, and an old-space object keeps what it points to alive through every scavenge until the next
+// mark-compact), so it must point at nothing of the call's. False if it was settled already.
+function settleCall(call: Call): boolean {
   if (call.settled) return false;
   call.settled = true;
   if (call.deadlineGroup !== undefined) callDeadlines.disarm(call);
   if (call.onAbort !== undefined) call.signal?.removeEventListener('abort', call.onAbort);
+  call.onAbort = undefined;
   call.tunnel = undefined;
+  call.params = undefined;
   return true;
+}
+
+/** resolveCall settles a call with its result, once; later settles are ignored. @internal */
+export function resolveCall(call: Call, result: unknown): void {
+  if (!settleCall(call)) return;
+  const resolve = call.resolve;
+  call.resolve = SETTLED;
+  call.reject = SETTLED;
+  resolve(result);
+}
+
+/** rejectCall settles a call with `error`, once; later settles are ignored. @internal */
+export function rejectCall(call: Call, error: RpcError): void {
+  if (!settleCall(call)) return;
+  const reject = call.reject;
+  call.resolve = SETTLED;
+  call.reject = SETTLED;
+  reject(error);
 }
 
 /** failCall settles a call with a locally made error that says whether it may have run. @internal */
 export function failCall(call: Call, code: RpcError['code'], message: string, mayHaveRun: boolean, cause?: unknown): void {
-  if (!settleCall(call)) return;
-  call.reject(new RpcError(code, message, { mayHaveRun }, cause === undefined ? undefined : { cause }));
+  if (call.settled) return;
+  rejectCall(call, new RpcError(code, message, { mayHaveRun }, cause === undefined ? undefined : { cause }));
 }
 
 const NODE_TIMERS: TimerFunctions = {

@@ -7,7 +7,7 @@
  * deadline.
  */
 import { RpcError, lowerCaseHeaderName, type StreamKind } from '@tunnelrpc/protocol';
-import { callDeadlines, failCall, settleCall, type Call } from './call.js';
+import { callDeadlines, failCall, rejectCall, type Call } from './call.js';
 import type { EndpointSnapshot } from './endpoint.js';
 import { CallLayer } from './interceptors.js';
 import type { ResolvedClientOptions } from './options.js';
@@ -248,7 +248,7 @@ export class RpcClient {
     const tunnel = call.tunnel;
     if (tunnel !== undefined) tunnel.abandon(call);
     else this.#queue = this.#queue.filter((queued) => queued !== call);
-    if (settleCall(call)) call.reject(error);
+    rejectCall(call, error);
   }
 
   // Checks a call's arguments locally, so that a bad one fails that call alone and never reaches the server (which
@@ -297,6 +297,7 @@ export class RpcClient {
         signal,
         onAbort: undefined,
         deadlineGroup: undefined,
+        deadlineSlot: 0,
         attempts: 0,
         mayHaveRun: false,
         tunnel: undefined,
@@ -362,7 +363,7 @@ export class RpcClient {
   #sendOn(call: Call, timeout?: number): boolean {
     const refused = this.#pool.trySend(call, timeout);
     if (refused === false) return false;
-    if (refused !== undefined && settleCall(call)) call.reject(refused);
+    if (refused !== undefined) rejectCall(call, refused);
     return true;
   }
 

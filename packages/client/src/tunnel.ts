@@ -33,7 +33,7 @@ import {
   type StreamMessageMessage,
 } from '@tunnelrpc/protocol';
 import { Liveness, type LivenessHost } from './liveness.js';
-import { settleCall, type Call } from './call.js';
+import { rejectCall, resolveCall, type Call } from './call.js';
 import type { StreamCore, StreamSink } from './stream.js';
 import type { ResolvedClientOptions } from './options.js';
 
@@ -301,7 +301,7 @@ export class Tunnel implements StreamSink {
     const shape = this.#refusedShape(`notification ${call.method}`, payload);
     if (shape !== undefined) return shape;
     this.#write(payload);
-    if (settleCall(call)) call.resolve(undefined);
+    resolveCall(call, undefined);
     return undefined;
   }
 
@@ -464,10 +464,8 @@ export class Tunnel implements StreamSink {
     this.#calls.delete(response.id);
     this.#dropStream(call);
     this.#answered = true;
-    if (settleCall(call)) {
-      if (response.error === undefined) call.resolve(response.result);
-      else call.reject(fromWireError(response.error));
-    }
+    if (response.error === undefined) resolveCall(call, response.result);
+    else rejectCall(call, fromWireError(response.error));
     this.#endIfDone();
     return true;
   }

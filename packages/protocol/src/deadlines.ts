@@ -13,7 +13,8 @@ export interface TimerFunctions {
 
 /** DeadlineGroup is one shared timer and the calls waiting on it. @internal */
 export interface DeadlineGroup {
-  readonly members: DeadlineMember[];
+  // A member's slot is emptied when it is disarmed, so that a settled call is not kept alive by its group.
+  readonly members: (DeadlineMember | undefined)[];
   live: number;
   timer: unknown;
 }
@@ -21,6 +22,8 @@ export interface DeadlineGroup {
 /** DeadlineMember is what a group needs of a call. @internal */
 export interface DeadlineMember {
   deadlineGroup: DeadlineGroup | undefined;
+  /** Its index in the group's members, set by arm(). */
+  deadlineSlot: number;
 }
 
 /** Deadlines hands out shared timers; `expire` runs for every member still armed when its group fires. @internal */
@@ -48,7 +51,7 @@ export class Deadlines<M extends DeadlineMember> {
       this.#openAt = now;
       this.#openTimeout = timeout;
     }
-    group.members.push(member);
+    member.deadlineSlot = group.members.push(member) - 1;
     group.live++;
     member.deadlineGroup = group;
   }
@@ -58,6 +61,7 @@ export class Deadlines<M extends DeadlineMember> {
     const group = member.deadlineGroup;
     if (group === undefined) return;
     member.deadlineGroup = undefined;
+    group.members[member.deadlineSlot] = undefined;
     if (--group.live === 0) {
       this.#timers.clear(group.timer);
       group.timer = undefined;
@@ -68,7 +72,7 @@ export class Deadlines<M extends DeadlineMember> {
   #fire(group: DeadlineGroup, timeout: number): void {
     group.timer = undefined;
     for (const member of group.members) {
-      if (member.deadlineGroup === group) {
+      if (member !== undefined && member.deadlineGroup === group) {
         member.deadlineGroup = undefined;
         this.#expire(member as M, timeout);
       }

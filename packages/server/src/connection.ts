@@ -84,6 +84,7 @@ interface ActiveCall {
   readonly ctx: HandlerContext;
   /** The deadline timer it shares with calls that arrived in the same ms with the same timeout. */
   deadlineGroup: DeadlineGroup | undefined;
+  deadlineSlot: number;
   /** Its deadline as the request gave it, in ms, for the error message. */
   readonly timeout: number;
   /** What it holds of the server-wide budget (decoded values and frame bytes). */
@@ -483,7 +484,7 @@ export class ServerConnection {
       this.#respond(request.id, this.#handlerError(error, method.path, ctx), undefined);
       return true;
     }
-    const call: ActiveCall = { id: request.id, method: method.path, registered: method, ctx, deadlineGroup: undefined, timeout, cost };
+    const call: ActiveCall = { id: request.id, method: method.path, registered: method, ctx, deadlineGroup: undefined, deadlineSlot: 0, timeout, cost };
     if (this.#calls === NO_CALLS) this.#calls = new Map();
     this.#calls.set(request.id, call);
     if (this.#host.emit !== undefined) this.#checkBusy();
