@@ -1,7 +1,14 @@
 /** One call's state, shared by the client (queueing, retries) and the tunnel it is sent on. */
 import { Deadlines, RpcError, type DeadlineGroup, type TimerFunctions } from '@tunnelrpc/protocol';
 import type { StreamCore } from './stream.js';
-import type { Tunnel } from './tunnel.js';
+
+/** CallTunnel is what a call needs of the tunnel it waits on: the tunnel owns the record while it is there. @internal */
+export interface CallTunnel {
+  /** Forgets the call and tells the server it was cancelled (a deadline, an abort, a stream ended early). */
+  abandon(call: Call): void;
+  /** Ends the tunnel with `reason`, failing what waits on it. */
+  destroy(reason: RpcError): void;
+}
 
 /** Call is one client call from call() until it settles. @internal */
 export interface Call {
@@ -28,7 +35,7 @@ export interface Call {
   /** An earlier attempt was lost while the server may have been running it (refused attempts do not count). */
   mayHaveRun: boolean;
   /** The tunnel it waits on, and its id there; undefined while queued. */
-  tunnel: Tunnel | undefined;
+  tunnel: CallTunnel | undefined;
   id: number;
   settled: boolean;
   /** The stream this call opens (PROTOCOL.md 12); undefined for a unary call or a notification. */

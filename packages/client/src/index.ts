@@ -47,7 +47,7 @@ export function createRpcClient(url: string | readonly string[], options: Client
 }
 
 export { RpcClient } from './client.js';
-export type { CallFailure, CallOptions, NotifyOptions, StreamOptions } from './client.js';
+export type { CallFailure, CallOptions, NotifyOptions, StreamOptions } from './call-options.js';
 export type { BidiStreamCall, ServerStreamCall } from './stream.js';
 export type { ClientOptions, ConnectHeaders, LookupFunction, ResolvedAddress } from './options.js';
 export type { EndpointSnapshot, EndpointState } from './endpoint.js';

@@ -18,7 +18,7 @@ import {
   type StreamWatcher,
   type UnaryCall,
 } from '@tunnelrpc/protocol';
-import type { CallOptions, NotifyOptions } from './client.js';
+import type { CallOptions, NotifyOptions } from './call-options.js';
 
 type Options = CallOptions & NotifyOptions;
 /** Start sends or queues one call after its arguments are checked (RpcClient's transport). */

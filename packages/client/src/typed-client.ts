@@ -16,7 +16,8 @@ import {
   type ParsedServerMessageOf,
   type ServiceContract,
 } from '@tunnelrpc/protocol';
-import type { CallOptions, NotifyOptions, RpcClient, StreamOptions } from './client.js';
+import type { CallOptions, NotifyOptions, StreamOptions } from './call-options.js';
+import type { RpcClient } from './client.js';
 import type { BidiStreamCall, ServerStreamCall, StreamCall } from './stream.js';
 
 /** StreamSource is what a client or bidi stream's messages may come from. */

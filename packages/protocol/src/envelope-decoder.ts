@@ -8,7 +8,7 @@
  * the caller decodes the frame the general way, so both paths accept and refuse exactly the same frames.
  */
 import type { Unpackr } from 'msgpackr';
-import type { Message, RequestMessage, RequestMeta } from './message.js';
+import type { Message, RequestMessage, RequestMeta } from './message-types.js';
 import { elementOffset } from './prescan.js';
 
 // A method name cache indexed by a hash of its bytes: requests name few methods, and making a string of each name

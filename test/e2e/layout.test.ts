@@ -1,0 +1,70 @@
+/**
+ * The layout keeps its promises: no import cycle between source modules of any package (a cycle is a sign that a
+ * type or a function lives in the wrong file), type-only imports included.
+ */
+import { readFileSync, readdirSync, statSync } from 'node:fs';
+import { dirname, join, relative, resolve } from 'node:path';
+import { expect } from 'chai';
+import { REPO_ROOT } from '../helpers/processes.js';
+
+function sourceFiles(dir: string): string[] {
+  const out: string[] = [];
+  for (const name of readdirSync(dir)) {
+    const path = join(dir, name);
+    if (statSync(path).isDirectory()) out.push(...sourceFiles(path));
+    else if (name.endsWith('.ts') && !name.endsWith('.d.ts')) out.push(path);
+  }
+  return out;
+}
+
+/** importGraph maps each source file to the files of the same package it imports (relative specifiers). */
+export function importGraph(files: readonly string[]): Map<string, string[]> {
+  const graph = new Map<string, string[]>();
+  for (const file of files) {
+    const text = readFileSync(file, 'utf8');
+    const deps = [...text.matchAll(/^\s*(?:import|export)\b[^;]*?\bfrom\s+'(\.{1,2}\/[^']+)'/gms)].map((match) => resolve(dirname(file), match[1]!.replace(/\.js$/, '.ts')));
+    graph.set(file, deps);
+  }
+  return graph;
+}
+
+/** findCycles returns one path per cycle found, each from a file back to itself. */
+export function findCycles(graph: ReadonlyMap<string, readonly string[]>): string[][] {
+  const cycles: string[][] = [];
+  const state = new Map<string, 'open' | 'done'>();
+  const path: string[] = [];
+  const visit = (file: string): void => {
+    state.set(file, 'open');
+    path.push(file);
+    for (const dep of graph.get(file) ?? []) {
+      if (state.get(dep) === 'open') cycles.push([...path.slice(path.indexOf(dep)), dep]);
+      else if (state.get(dep) === undefined && graph.has(dep)) visit(dep);
+    }
+    path.pop();
+    state.set(file, 'done');
+  };
+  for (const file of graph.keys()) if (state.get(file) === undefined) visit(file);
+  return cycles;
+}
+
+describe('Source layout', () => {
+  const packages = readdirSync(join(REPO_ROOT, 'packages'));
+
+  it('finds a cycle when there is one (the check itself works)', () => {
+    const graph = new Map([
+      ['a', ['b']],
+      ['b', ['c']],
+      ['c', ['a']],
+      ['d', ['a']],
+    ]);
+    expect(findCycles(graph)).to.deep.equal([['a', 'b', 'c', 'a']]);
+  });
+
+  for (const name of packages) {
+    it(`has no import cycle in packages/${name}/src`, () => {
+      const files = sourceFiles(join(REPO_ROOT, 'packages', name, 'src'));
+      const cycles = findCycles(importGraph(files)).map((cycle) => cycle.map((file) => relative(REPO_ROOT, file)).join(' -> '));
+      expect(cycles).to.deep.equal([]);
+    });
+  }
+});
