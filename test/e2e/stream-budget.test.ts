@@ -1,7 +1,8 @@
 /**
  * Streams hold what calls hold: a stream message received and not yet taken by its handler counts toward the same
  * server-wide values and bytes caps as a running call's params, shared out fairly, and the top of every cap is kept
- * for peers that hold nothing yet. Raw tunnels play the attackers; a bystander from another address must be served.
+ * for peers that hold nothing yet; answers queued for peers that do not read are bounded across connections. Raw
+ * tunnels play the attackers; a bystander must be served.
  */
 import { expect } from 'chai';
 import { z } from 'zod';
@@ -10,10 +11,13 @@ import { Echo } from '@tunnelrpc/examples';
 import { MessageType, defineService, encodeMessage, type CreditMessage, type Message, type ResponseMessage } from '@tunnelrpc/protocol';
 import type { ServerOptions } from '@tunnelrpc/server';
 import { Cleanup } from '../helpers/cleanup.js';
-import { RawTunnel } from '../helpers/raw.js';
+import { RawTunnel, rawSocket } from '../helpers/raw.js';
 import { startEchoServer, type EchoServer } from '../helpers/servers.js';
 
 const cleanup = new Cleanup();
+
+/** Late.big answers 1 MiB after `ms`: answers that arrive together, after the peer stopped reading. */
+const Late = defineService('Late', { big: { input: z.object({ ms: z.number().int() }), output: z.instanceof(Uint8Array) } });
 
 /** Sink.hold is a client stream whose handler never reads: what arrives stays held until the stream ends. */
 const Sink = defineService('Sink', {
@@ -139,5 +143,36 @@ describe('Stream budget: held messages count in decoded terms, and a newcomer al
     expect(((await nextOf(newcomer, MessageType.Response)) as ResponseMessage).result).to.deep.equal({ sent: 2 });
     send(newcomer, { type: MessageType.Request, id: 3, method: 'Echo.add', params: { a: 40, b: 2 } });
     expect(((await nextOf(newcomer, MessageType.Response)) as ResponseMessage).result).to.equal(42);
+  });
+});
+
+describe('Unsent answers across connections', function () {
+  this.timeout(60_000);
+  afterEach(() => cleanup.run());
+
+  it('cuts off peers that do not read once their unread answers pass maxUnsentBytes, and serves a bystander', async () => {
+    const closes: string[] = [];
+    const { port, url, rpc } = await startEchoServer(cleanup, {
+      server: { logger: () => {}, maxUnsentBytes: 8 * 1024 * 1024, maxWriteBuffer: 64 * 1024 * 1024, listeners: [(event) => void (event.type === 'close' && closes.push(event.reason))] },
+    });
+    const answer = Buffer.alloc(1024 * 1024, 1);
+    rpc.register(Late, { big: async ({ ms }) => new Promise((resolve) => setTimeout(() => resolve(answer), ms)) });
+    // Six peers each ask for 12 answers of 1 MiB that all come at once, later, and never read them.
+    const hogs = await Promise.all(
+      Array.from({ length: 6 }, async () => {
+        const socket = await rawSocket(port!);
+        socket.on('error', () => undefined);
+        const requests = Array.from({ length: 12 }, (_, i) => encodeMessage({ type: MessageType.Request, id: i + 1, method: 'Late.big', params: { ms: 200 } }));
+        socket.write(Buffer.concat([Buffer.from(`CONNECT /_rpc HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n`, 'latin1'), ...requests]));
+        socket.pause();
+        cleanup.defer(() => socket.destroy());
+        return socket;
+      }),
+    );
+    // Some of them are cut off for it; the server holds no more than twice the cap meanwhile.
+    while (!closes.some((reason) => reason.includes('maxUnsentBytes'))) await new Promise((resolve) => setTimeout(resolve, 10));
+    expect(hogs.length).to.equal(6);
+    const bystander = cleanup.add(await connect(url), (client) => client.close());
+    expect(await createClient(Echo, bystander).add({ a: 1, b: 2 })).to.equal(3);
   });
 });

@@ -55,6 +55,11 @@ export interface ConnectionHost {
    */
   acquireCall(connection: ServerConnection, cost: Cost, calls?: number): RpcError | undefined;
   releaseCall(connection: ServerConnection, cost: Cost, calls?: number): void;
+  /**
+   * What this connection holds of answers its peer does not read is now `bytes` (0 once it reads again or closes);
+   * the error that must cut it off when the server-wide maxUnsentBytes is passed and it holds more than its share.
+   */
+  unsentChanged(connection: ServerConnection, bytes: number): RpcError | undefined;
   /** Bytes of unfinished frames held by this connection changed by `delta`. */
   partialBytesChanged(delta: number): void;
   /** True while unfinished frames across the server hold maxPartialFrameBytes. */
@@ -785,7 +790,10 @@ export class ServerConnection {
       this.destroy(refused);
       return;
     }
-    if (!wasBlocked && this.#out.blockedSince > 0) this.#socket.pause();
+    if (this.#out.blockedSince === 0) return;
+    if (!wasBlocked) this.#socket.pause();
+    const overShare = this.#host.unsentChanged(this, this.#out.unsent);
+    if (overShare !== undefined) this.destroy(overShare);
   }
 
   // Ends our side after what is queued (a goaway, the last answers), with a hard stop for a peer that never reads.
@@ -796,7 +804,9 @@ export class ServerConnection {
   }
 
   #onDrain(): void {
-    if (!this.#out.drained()) return;
+    const drained = this.#out.drained();
+    this.#host.unsentChanged(this, this.#out.unsent);
+    if (!drained) return;
     this.#resumeReading();
     this.#streams?.drained();
   }
@@ -853,6 +863,7 @@ export class ServerConnection {
     this.#abortAll(new RpcError('CANCELLED', 'the connection to the client closed'));
     this.#heldChunk = undefined;
     this.#reportPartial();
+    this.#host.unsentChanged(this, 0);
     this.#closeReason ??= 'the connection to the client closed';
     this.#host.connectionClosed(this);
   }

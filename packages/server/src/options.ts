@@ -136,6 +136,13 @@ export interface ServerOptions<Auth = unknown> {
    * memory without bound. Default 128 MiB (134217728). Range 1 … 4294967295.
    */
   maxPartialFrameBytes?: number;
+  /**
+   * Bytes of answers queued, across all connections, for peers that do not read them (connections over
+   * writeHighWaterMark). Past it, a connection holding more than an even share of it is cut off (UNAVAILABLE to
+   * its calls), so that many non-reading peers cannot hold maxConnections x maxWriteBuffer between them. The held
+   * total stays under twice this. Default 256 MiB (268435456). Range 1 … 4294967295.
+   */
+  maxUnsentBytes?: number;
   /** Log entries per second passed to `logger` (bursts of as many); the rest are counted in one line. Default 100. */
   maxLogEntriesPerSecond?: number;
   /**
@@ -288,6 +295,7 @@ export interface ResolvedServerOptions extends DecodeLimits {
   maxHeaderBytes: number;
   maxKeysPerMap: number;
   maxPartialFrameBytes: number;
+  maxUnsentBytes: number;
   maxLogEntriesPerSecond: number;
   maxWriteBuffer: number;
   writeHighWaterMark: number;
@@ -381,6 +389,7 @@ export function resolveServerOptions<Auth>(options: ServerOptions<Auth> = {}): R
     maxHeaderBytes: checkInteger('maxHeaderBytes', given.maxHeaderBytes ?? 8192, 0, MAX_UINT32),
     maxKeysPerMap: count('maxKeysPerMap', 8192),
     maxPartialFrameBytes: count('maxPartialFrameBytes', 128 * 1024 * 1024),
+    maxUnsentBytes: count('maxUnsentBytes', 256 * 1024 * 1024),
     maxLogEntriesPerSecond: count('maxLogEntriesPerSecond', 100),
     maxWriteBuffer: count('maxWriteBuffer', Math.min(MAX_UINT32, decode.maxFrameSize + 1024 * 1024)),
     writeHighWaterMark: count('writeHighWaterMark', 1024 * 1024),

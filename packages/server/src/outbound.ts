@@ -60,6 +60,11 @@ export class Outbound {
     return undefined;
   }
 
+  /** unsent is what waits to go out while the connection is blocked (0 while it is not): queued and held bytes. */
+  get unsent(): number {
+    return this.blockedSince === 0 ? 0 : this.#socket.writableLength + this.#batcher.queuedBytes + this.#heldBytes;
+  }
+
   /** drained runs on the socket's 'drain': held frames go out while there is room; true once nothing waits. */
   drained(): boolean {
     if (this.blockedSince === 0) return false;

@@ -56,6 +56,9 @@ export class RpcServer<Auth = unknown> {
   // Per source address: its open tunnels, and what its running calls hold of the budget.
   readonly #perIp = new Map<string, { tunnels: number; account: Account }>();
   readonly #budget: FairBudget;
+  // Answers queued for peers that do not read, per blocked connection, and their sum (maxUnsentBytes).
+  readonly #unsentBy = new Map<ServerConnection, number>();
+  #unsentTotal = 0;
   // Every handler's ctx.draining; aborted when close() begins.
   readonly #draining = new AbortController();
   readonly #log: RateLimitedLog;
@@ -93,6 +96,7 @@ export class RpcServer<Auth = unknown> {
       draining: this.#draining.signal,
       acquireCall: (connection, cost, calls) => this.#budget.acquire(connection.account, connection.addressAccount, cost, calls),
       releaseCall: (connection, cost, calls) => this.#budget.release(connection.account, connection.addressAccount, cost, calls),
+      unsentChanged: (connection, bytes) => this.#unsentChanged(connection, bytes),
       partialBytesChanged: (delta) => {
         this.#partialBytes += delta;
         if (delta < 0 && this.#partialBytes < this.#options.maxPartialFrameBytes) this.#resumePartialWaiters();
@@ -332,6 +336,16 @@ export class RpcServer<Auth = unknown> {
   close(): Promise<void> {
     this.#closing ??= this.#shutdown();
     return this.#closing;
+  }
+
+  // A connection's unsent answers changed; past maxUnsentBytes the ones holding more than an even share are cut.
+  #unsentChanged(connection: ServerConnection, bytes: number): RpcError | undefined {
+    this.#unsentTotal += bytes - (this.#unsentBy.get(connection) ?? 0);
+    if (bytes === 0) this.#unsentBy.delete(connection);
+    else this.#unsentBy.set(connection, bytes);
+    const cap = this.#options.maxUnsentBytes;
+    if (this.#unsentTotal <= cap || bytes <= cap / this.#unsentBy.size) return undefined;
+    return new RpcError('UNAVAILABLE', `peer is not reading its answers, and the server holds more than maxUnsentBytes ${cap} of unread answers; this tunnel held ${bytes} of them`);
   }
 
   async #shutdown(): Promise<void> {
