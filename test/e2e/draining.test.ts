@@ -82,7 +82,7 @@ describe('Draining and long-lived methods', function () {
   });
 
   it('counts shutdownTimeout from close(), shutdownDelay included: a call outliving both is cut during the delay', async () => {
-    const { rpc, port } = await start({ shutdownDelay: 5_000, shutdownTimeout: 300 });
+    const { rpc, port } = await start({ shutdownDelay: 2_000, shutdownTimeout: 300 });
     const raw = cleanup.add(await RawTunnel.open(port), (t) => t.destroy());
     raw.write(encodeMessage({ type: MessageType.Request, id: 1, method: 'Feed.hang', params: undefined, meta: { timeout: 60_000 } }));
     // The call is running once a second call on the tunnel has been answered after it.
@@ -101,6 +101,22 @@ describe('Draining and long-lived methods', function () {
     const feed = createClient(Feed, client);
     expect(await feed.bounded(undefined, { timeout: 60_000 })).to.be.at.most(1_000);
     expect(await feed.deadline(undefined, { timeout: 60_000 })).to.be.above(1_000);
+  });
+
+  it('cuts off the calls of a client that half-closed once halfCloseTimeout passes, giving back their slots', async () => {
+    const { port } = await start({ halfCloseTimeout: 200, maxCallsInFlight: 4 });
+    const raw = cleanup.add(await RawTunnel.open(port), (t) => t.destroy());
+    raw.write(encodeMessage({ type: MessageType.Request, id: 1, method: 'Feed.hang', params: undefined, meta: { timeout: 60_000 } }));
+    raw.write(encodeMessage({ type: MessageType.Request, id: 3, method: 'Feed.bounded', params: undefined }));
+    expect((await raw.next()).type).to.equal(MessageType.Response);
+    // FIN: from now on the client can send nothing, not even a cancel; it still reads.
+    raw.socket.end();
+    await raw.messagesUntilClose();
+    // Its slot is free again: a new tunnel holds its fair half of maxCallsInFlight 4, two hanging calls; a third is refused.
+    const fresh = cleanup.add(await RawTunnel.open(port), (t) => t.destroy());
+    for (const id of [1, 3, 5]) fresh.write(encodeMessage({ type: MessageType.Request, id, method: 'Feed.hang', params: undefined, meta: { timeout: 60_000 } }));
+    const refused = await fresh.next();
+    expect(refused).to.deep.include({ type: MessageType.Response, id: 5 });
   });
 
   it('refuses a maxTimeout that is not a whole number of ms', () => {

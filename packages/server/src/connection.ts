@@ -162,6 +162,8 @@ export class ServerConnection {
   callsReceived = 0;
   // Why the tunnel ends, for its close event: the first of goaway, violation, destroy, the peer's end.
   #closeReason: string | undefined;
+  // When the client half-closed (TCP FIN), 0 before: its calls may run halfCloseTimeout more.
+  #peerEndedAt = 0;
   // Calls running, as the last active/idle event told.
   #busy = false;
 
@@ -291,7 +293,11 @@ export class ServerConnection {
   /** checkTimers runs from the server's sweep: idle, frame completion, drain and keepalive deadlines. */
   checkTimers(now: number): void {
     if (this.#state === 'closed') return;
-    const { idleTimeout, frameTimeout, drainTimeout, keepaliveInterval, keepaliveTimeout } = this.#options;
+    const { idleTimeout, frameTimeout, drainTimeout, keepaliveInterval, keepaliveTimeout, halfCloseTimeout } = this.#options;
+    if (halfCloseTimeout > 0 && this.#peerEndedAt > 0 && now - this.#peerEndedAt >= halfCloseTimeout) {
+      this.destroy(new RpcError('UNAVAILABLE', `the client half-closed the connection ${halfCloseTimeout} ms ago (halfCloseTimeout) and could no longer cancel; calls still running were cut off`));
+      return;
+    }
     // A client with calls running that has gone silent: ping it, and give up on it when the ping gets nothing back.
     if (keepaliveInterval > 0 && this.#calls.size + this.#streamCount() > 0) {
       if (this.#pingSentAt > 0 && this.#lastReceived < this.#pingSentAt) {
@@ -854,6 +860,7 @@ export class ServerConnection {
     // half-close (PROTOCOL.md 12.5): a stream could get neither its input's end, nor grants, nor a cancel any more,
     // and a handler must never take a cut-off input for a complete one, so each open stream ends CANCELLED.
     this.#closeReason ??= 'the client ended the connection';
+    this.#peerEndedAt = Date.now();
     if (this.#state === 'open') this.#state = 'draining';
     this.#streams?.endAll((path) => new RpcError('CANCELLED', `the client closed its side of the connection (TCP FIN) while ${path} was open; a FIN is not a stream half-close`, { mayHaveRun: true }));
     this.#closeIfIdle();

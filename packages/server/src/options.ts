@@ -155,6 +155,12 @@ export interface ServerOptions<Auth = unknown> {
   writeHighWaterMark?: number;
   /** ms a peer over writeHighWaterMark has to drain before it is destroyed. 0 disables. Default 30000. */
   drainTimeout?: number;
+  /**
+   * ms a client that half-closed its connection (TCP FIN: it can send nothing more, not even a cancel or a pong)
+   * may keep calls running: the calls still running then are cut off and the tunnel closed, giving back their
+   * slots. 0 lets them run to their deadlines. Default 30000.
+   */
+  halfCloseTimeout?: number;
   /** ms from the first byte of a frame to its last; slower peers are sent goaway and closed. Default 30000. */
   frameTimeout?: number;
   /**
@@ -300,6 +306,7 @@ export interface ResolvedServerOptions extends DecodeLimits {
   maxWriteBuffer: number;
   writeHighWaterMark: number;
   drainTimeout: number;
+  halfCloseTimeout: number;
   frameTimeout: number;
   idleTimeout: number;
   defaultTimeout: number;
@@ -394,6 +401,7 @@ export function resolveServerOptions<Auth>(options: ServerOptions<Auth> = {}): R
     maxWriteBuffer: count('maxWriteBuffer', Math.min(MAX_UINT32, decode.maxFrameSize + 1024 * 1024)),
     writeHighWaterMark: count('writeHighWaterMark', 1024 * 1024),
     drainTimeout: ms('drainTimeout', 30_000),
+    halfCloseTimeout: ms('halfCloseTimeout', 30_000),
     frameTimeout: ms('frameTimeout', 30_000),
     idleTimeout: ms('idleTimeout', 60_000),
     defaultTimeout: ms('defaultTimeout', 30_000, 1),
