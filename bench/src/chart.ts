@@ -9,6 +9,7 @@ import { TARGET_INFO, type TargetName } from './targets.js';
 /** PEER_COLORS gives every peer one color, the same in every chart (tunnelrpc stands out, the ceiling is grey). */
 const PEER_COLORS: Readonly<Record<TargetName, string>> = {
   tunnelrpc: '#d6452b',
+  baseline: '#f0a58f',
   grpc: '#3b6fb6',
   undici: '#4e9a4b',
   ceiling: '#8a8a8a',

@@ -16,6 +16,8 @@ export interface RunOptions {
   writeResults: boolean;
   resultsFile: string | undefined;
   verbose: boolean;
+  /** A git revision to build in a temporary worktree and run as the `baseline` target, or undefined. */
+  baseline: string | undefined;
   /** Where Node children write --cpu-prof profiles, or undefined for no profiling. */
   cpuProfDir: string | undefined;
   help: boolean;
@@ -40,6 +42,10 @@ ratios tunnelrpc/peer (medians of the interleaved runs), then one JSON line per 
   --cells LIST         explicit cells as payload:C, e.g. small:1,64k:16, or payload:C:TxP for P client
                        processes of T tunnels with C calls outstanding on each, e.g. small:4:16x4
                        (default: ${DEFAULT_CELLS})
+  --baseline REV       also run tunnelrpc as built from git revision REV (a tag, a commit, HEAD~3), in a
+                       temporary worktree, interleaved with the working tree: the table's "÷ tunnelrpc
+                       baseline" column is the same-run ratio, and each side's server and client CPU per call
+                       is printed. Run it against the previous release before any claim about speed.
   --seconds S          measured window of each run (default 5)
   --warmup S           warm-up before each window, not measured (default 1)
   --runs N             interleaved runs; the table shows medians (default 3; 0 runs only the idle count)
@@ -64,7 +70,7 @@ export function parseRunOptions(argv: readonly string[]): RunOptions {
   const values = new Map<string, string>();
   const flags = new Set<string>();
   const FLAGS = new Set(['json', 'write-results', 'verbose', 'help']);
-  const VALUED = new Set(['target', 'concurrency', 'payload', 'cells', 'seconds', 'warmup', 'runs', 'idle-tunnels', 'results-file', 'cpu-prof-dir']);
+  const VALUED = new Set(['target', 'concurrency', 'payload', 'cells', 'seconds', 'warmup', 'runs', 'idle-tunnels', 'results-file', 'cpu-prof-dir', 'baseline']);
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!;
     if (arg === '--') continue; // pnpm passes it through before user arguments on some versions
@@ -98,7 +104,10 @@ export function parseRunOptions(argv: readonly string[]): RunOptions {
     return value;
   };
 
-  const targetNames = list('target') ?? [...TARGET_NAMES];
+  const baseline = values.get('baseline');
+  // The baseline runs when a revision is given, and only then.
+  const targetNames = (list('target') ?? [...TARGET_NAMES]).filter((name) => name !== 'baseline');
+  if (baseline !== undefined) targetNames.push('baseline');
   for (const name of targetNames) {
     if (!isTargetName(name)) throw new Error(`--target ${JSON.stringify(name)} is not one of ${TARGET_NAMES.join(', ')}`);
   }
@@ -156,6 +165,7 @@ export function parseRunOptions(argv: readonly string[]): RunOptions {
     resultsFile,
     verbose: flags.has('verbose'),
     cpuProfDir: values.get('cpu-prof-dir'),
+    baseline,
     help: flags.has('help'),
   };
 }

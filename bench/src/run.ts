@@ -12,6 +12,7 @@ import { basename, dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { renderChart } from './chart.js';
 import { killAllChildrenNow, stopAllChildren } from './child-process.js';
+import { prepareBaseline } from './baseline.js';
 import { prepareGoPeer } from './go-peer.js';
 import { measureIdleTunnels, type IdleResult } from './idle-tunnels.js';
 import { describeMachine } from './machine.js';
@@ -62,6 +63,16 @@ async function main(): Promise<number> {
       goStatus = `Go net/rpc built with ${go.version}`;
     }
   }
+  let baselineDistDir: string | undefined;
+  if (options.baseline !== undefined) {
+    const baseline = prepareBaseline(benchDir, options.baseline, progress);
+    if ('failed' in baseline) {
+      process.stderr.write(`bench: ${baseline.failed}\n`);
+      return 1;
+    }
+    baselineDistDir = baseline.distDir;
+    notes.push(`tunnelrpc baseline: revision ${options.baseline} (commit ${baseline.commit.slice(0, 12)}), built in ${baseline.worktree}`);
+  }
   if (targets.length === 0) {
     process.stderr.write('bench: no target left to run\n');
     return 1;
@@ -80,7 +91,7 @@ async function main(): Promise<number> {
     nodeOptions.push('--cpu-prof', '--cpu-prof-dir', dir);
     progress(`bench: CPU profiles of every Node server and client go to ${dir}`);
   }
-  const context = { benchDir, distDir, goBinary, seconds: options.seconds, warmup: options.warmup, verbose: options.verbose, nodeOptions };
+  const context = { benchDir, distDir, baselineDistDir, goBinary, seconds: options.seconds, warmup: options.warmup, verbose: options.verbose, nodeOptions };
   const measurements: Measurement[] = [];
   const total = options.runs * options.cells.length * targets.length;
   let done = 0;

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import type { PayloadName } from './payload.js';
 
 /** TARGET_NAMES lists every peer in table order; tunnelrpc comes first, the others are compared with it. */
-export const TARGET_NAMES = ['tunnelrpc', 'grpc', 'undici', 'ceiling', 'go'] as const;
+export const TARGET_NAMES = ['tunnelrpc', 'baseline', 'grpc', 'undici', 'ceiling', 'go'] as const;
 
 /** TargetName is one peer of the run. */
 export type TargetName = (typeof TARGET_NAMES)[number];
@@ -24,6 +24,12 @@ export const TARGET_INFO: Readonly<Record<TargetName, { label: string; wire: str
       'the payload is the params of the request [0,id,method,params,{timeout}] and the result of the response ' +
       '[1,id,nil,result] (bytes a MessagePack bin, strings and objects maps, the timestamp a timestamp ext), behind ' +
       'the 4-byte frame length, over one CONNECT tunnel per connection',
+  },
+  baseline: {
+    label: 'tunnelrpc baseline',
+    wire:
+      'the same tunnelrpc server and client, built from the revision given to --baseline in a temporary git worktree ' +
+      '(its own packages, its own bench harness), run interleaved with the working tree: a same-run A/B',
   },
   grpc: {
     label: '@grpc/grpc-js',
@@ -58,6 +64,11 @@ export const TARGET_INFO: Readonly<Record<TargetName, { label: string; wire: str
       'time.Time); the client is Go too (rpc.DialHTTP, C goroutines over each rpc.Client)',
   },
 };
+
+// The baseline runs tunnelrpc's harness from its own worktree (the distDir passed in is that worktree's).
+function harnessOf(target: TargetName): string {
+  return target === 'baseline' ? 'tunnelrpc' : target;
+}
 
 /** Command is a program and its arguments. */
 export interface Command {
@@ -98,7 +109,7 @@ export function serverCommand(target: TargetName, cell: CellSpec, distDir: strin
   if (target === 'go') return { command: requireGo(goBinary), args: ['-mode', 'server'] };
   return {
     command: process.execPath,
-    args: [...nodeOptions, join(distDir, 'servers', `${target}.js`), '--concurrency', String(cell.concurrency), '--payload', cell.payload],
+    args: [...nodeOptions, join(distDir, 'servers', `${harnessOf(target)}.js`), '--concurrency', String(cell.concurrency), '--payload', cell.payload],
   };
 }
 
@@ -118,7 +129,7 @@ export function clientCommand(
     return { command: requireGo(goBinary), args: ['-mode', 'client', ...args, '-wait-go'] };
   }
   const args = Object.entries(common).flatMap(([name, value]) => [`--${name}`, String(value)]);
-  return { command: process.execPath, args: [...nodeOptions, join(distDir, 'clients', `${target}.js`), ...args, '--wait-go', '1'] };
+  return { command: process.execPath, args: [...nodeOptions, join(distDir, 'clients', `${harnessOf(target)}.js`), ...args, '--wait-go', '1'] };
 }
 
 function requireGo(binary: string | undefined): string {

@@ -3,9 +3,6 @@
  * result; shutdownTimeout is the whole grace counted from close(); a method may declare a longer deadline than the
  * server's maxTimeout.
  */
-import { once } from 'node:events';
-import { createServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { expect } from 'chai';
 import { z } from 'zod';
 import { connect, createClient } from '@tunnelrpc/client';
@@ -13,6 +10,7 @@ import { MessageType, defineService, encodeMessage } from '@tunnelrpc/protocol';
 import { RpcServer, type ServerOptions } from '@tunnelrpc/server';
 import { Cleanup } from '../helpers/cleanup.js';
 import { RawTunnel } from '../helpers/raw.js';
+import { listenRpc } from '../helpers/servers.js';
 
 const Feed = defineService('Feed', {
   /** Ticks every `ms` until the server drains, then ends with how many it sent. */
@@ -50,17 +48,7 @@ describe('Draining and long-lived methods', function () {
       deadline: (_params, ctx) => ctx.deadline - Date.now(),
       bounded: (_params, ctx) => ctx.deadline - Date.now(),
     });
-    const http = createServer();
-    rpc.attach(http);
-    http.listen(0, '127.0.0.1');
-    await once(http, 'listening');
-    cleanup.defer(async () => {
-      await rpc.close();
-      http.closeAllConnections();
-      if (http.listening) await new Promise<void>((resolve) => http.close(() => resolve()));
-    });
-    const { port } = http.address() as AddressInfo;
-    return { rpc, port, url: `http://127.0.0.1:${port}/_rpc` };
+    return { rpc, ...(await listenRpc(cleanup, rpc)) };
   }
 
   it('tells a stream handler the server is draining, so the stream ends with its result, not cut off', async () => {

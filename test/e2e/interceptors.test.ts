@@ -14,7 +14,7 @@ import { defineService } from '@tunnelrpc/protocol';
 import { RpcServer, type ServerOptions, type ServiceImpl } from '@tunnelrpc/server';
 import { Cleanup } from '../helpers/cleanup.js';
 import { expectRejection, mayHaveRunOf } from '../helpers/rpc-error.js';
-import { Counter, startEchoServer } from '../helpers/servers.js';
+import { Counter, listenRpc, startEchoServer } from '../helpers/servers.js';
 
 /** Records what each named interceptor saw, in order, as `name>` on the way in and `<name` on the way out. */
 function recorder(log: string[], name: string): Interceptor {
@@ -33,16 +33,7 @@ const Headers = defineService('Headers', {
 });
 
 async function listen(cleanup: Cleanup, rpc: RpcServer): Promise<string> {
-  const http = createServer();
-  rpc.attach(http);
-  http.listen(0, '127.0.0.1');
-  await once(http, 'listening');
-  cleanup.defer(async () => {
-    await rpc.close();
-    http.closeAllConnections();
-    await new Promise<void>((resolve) => http.close(() => resolve()));
-  });
-  return `http://127.0.0.1:${(http.address() as AddressInfo).port}/_rpc`;
+  return (await listenRpc(cleanup, rpc)).url;
 }
 
 describe('Interceptors', () => {

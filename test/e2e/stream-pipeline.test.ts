@@ -2,9 +2,6 @@
  * Streams pass the same call pipeline as unary calls: interceptors on both sides see the opening (and may refuse
  * it), each message both ways, and the end; headers an interceptor writes reach the stream.
  */
-import { once } from 'node:events';
-import { createServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { expect } from 'chai';
 import { z } from 'zod';
 import { connect, createClient, RpcError, type Interceptor, type RpcCall } from '@tunnelrpc/client';
@@ -13,7 +10,7 @@ import { defineService } from '@tunnelrpc/protocol';
 import { RpcServer, type ServerOptions } from '@tunnelrpc/server';
 import { Cleanup } from '../helpers/cleanup.js';
 import { expectRejection } from '../helpers/rpc-error.js';
-import { startEchoServer } from '../helpers/servers.js';
+import { listenRpc, startEchoServer } from '../helpers/servers.js';
 
 const denyAll: Interceptor = () => () => Promise.reject(new RpcError('PERMISSION_DENIED', 'nobody may call this server'));
 
@@ -124,15 +121,7 @@ describe('Streams through the call pipeline', () => {
           return 1;
         },
       });
-      const http = createServer();
-      rpc.attach(http);
-      http.listen(0, '127.0.0.1');
-      await once(http, 'listening');
-      cleanup.defer(async () => {
-        await rpc.close();
-        http.closeAllConnections();
-        await new Promise<void>((resolve) => http.close(() => resolve()));
-      });
+      const { url } = await listenRpc(cleanup, rpc);
       const seen: string[] = [];
       const calls: RpcCall[] = [];
       const token: Interceptor = (next) => async (call) => {
@@ -143,7 +132,7 @@ describe('Streams through the call pipeline', () => {
         seen.push(`end ${String(result)}`);
         return result;
       };
-      const client = await connect(`http://127.0.0.1:${(http.address() as AddressInfo).port}/_rpc`, { interceptors: [token] });
+      const client = await connect(url, { interceptors: [token] });
       cleanup.defer(() => client.close());
       const watch = createClient(Watch, client).headers();
       expect(await collect(watch)).to.deep.equal(['secret']);

@@ -177,3 +177,18 @@ export async function makeSelfSignedCertificate(): Promise<{ key: Buffer; cert: 
     await rm(dir, { recursive: true, force: true });
   }
 }
+
+/** listenRpc attaches `rpc` to a new http server on 127.0.0.1:0, closed by `cleanup`, and returns its /_rpc URL and port. */
+export async function listenRpc(cleanup: Cleanup, rpc: RpcServer): Promise<{ url: string; port: number }> {
+  const http = createHttpServer();
+  rpc.attach(http);
+  http.listen(0, '127.0.0.1');
+  await once(http, 'listening');
+  cleanup.defer(async () => {
+    await rpc.close();
+    http.closeAllConnections();
+    if (http.listening) await new Promise<void>((resolve) => http.close(() => resolve()));
+  });
+  const { port } = http.address() as AddressInfo;
+  return { url: `http://127.0.0.1:${port}/_rpc`, port };
+}

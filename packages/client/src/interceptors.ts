@@ -49,33 +49,13 @@ export class CallLayer {
 
   /** run starts one call or notification. */
   run(notification: boolean, method: string, params: unknown, options: Options): Promise<unknown> {
-    const ambient = (options as CallOptions).inheritDeadline === false ? undefined : ambientCalls.getStore();
-    let effective = options;
-    const now = Date.now();
-    if (ambient !== undefined) {
-      const inherited = this.#inherit(ambient, now, notification, method, options);
-      if (inherited instanceof RpcError) return Promise.reject(inherited);
-      effective = inherited;
+    // The plain call (no interceptors, no inbound call to inherit from) makes no closures on its way.
+    if (this.#chain === undefined && ((options as CallOptions).inheritDeadline === false || ambientCalls.getStore() === undefined)) {
+      return this.#start(notification, method, params, options);
     }
-    const chain = this.#chain;
-    if (chain === undefined) return this.#start(notification, method, params, effective);
-    const timeout = effective.timeout ?? this.#defaultTimeout;
-    const headers = effective.headers;
-    // Calls #start would refuse for their arguments go straight to it: interceptors see only calls that can be sent.
-    if (typeof method !== 'string' || typeof timeout !== 'number' || !(timeout > 0) || !isPlainRecord(headers)) {
-      return this.#start(notification, method, params, effective);
-    }
-    const call = new ClientUnaryCall(method, params, { ...headers }, effective.signal ?? NEVER_ABORTED, now + timeout, this.#target, notification, effective);
-    let outcome: Promise<unknown>;
-    try {
-      outcome = chain(call);
-    } catch (error) {
-      return Promise.reject(interceptorFailure(method, error));
-    }
-    // RpcError is the only error a call rejects with: an interceptor's own bug becomes INTERNAL, the throw its cause.
-    return outcome.then(undefined, (error: unknown) => {
-      throw interceptorFailure(method, error);
-    });
+    return this.#through(this.#chain, notification, method, options, (effective) => this.#start(notification, method, params, effective), (effective, headers, deadline) =>
+      new ClientUnaryCall(method, params, headers, effective.signal ?? NEVER_ABORTED, deadline, this.#target, notification, effective),
+    );
   }
 
   /**
@@ -84,26 +64,34 @@ export class CallLayer {
    * hands the interceptors' watchers to the stream.
    */
   runStream(method: string, params: unknown, kind: StreamKind, options: Options, watch: (watcher: StreamWatcher) => void, open: (params: unknown, options: Options) => Promise<unknown>): Promise<unknown> {
+    return this.#through(this.#streamChain, false, method, options, (effective) => open(params, effective), (effective, headers, deadline) =>
+      new ClientStreamCall(method, params, headers, effective.signal ?? NEVER_ABORTED, deadline, this.#target, kind, effective, watch, open),
+    );
+  }
+
+  // The one path of every kind of call: the ambient deadline and signal, then the chain (when there is one) around
+  // `send`. Calls #start would refuse for their arguments go straight to it: interceptors see only calls that can
+  // be sent.
+  #through(chain: CallFn | undefined, notification: boolean, method: string, options: Options, send: (effective: Options) => Promise<unknown>, make: (effective: Options, headers: Record<string, string>, deadline: number) => RpcCall): Promise<unknown> {
     const ambient = (options as CallOptions).inheritDeadline === false ? undefined : ambientCalls.getStore();
     let effective = options;
     const now = Date.now();
     if (ambient !== undefined) {
-      const inherited = this.#inherit(ambient, now, false, method, options);
+      const inherited = this.#inherit(ambient, now, notification, method, options);
       if (inherited instanceof RpcError) return Promise.reject(inherited);
       effective = inherited;
     }
-    const chain = this.#streamChain;
-    if (chain === undefined) return open(params, effective);
+    if (chain === undefined) return send(effective);
     const timeout = effective.timeout ?? this.#defaultTimeout;
     const headers = effective.headers;
-    if (typeof method !== 'string' || typeof timeout !== 'number' || !(timeout > 0) || !isPlainRecord(headers)) return open(params, effective);
-    const call = new ClientStreamCall(method, params, { ...headers }, effective.signal ?? NEVER_ABORTED, now + timeout, this.#target, kind, effective, watch, open);
+    if (typeof method !== 'string' || typeof timeout !== 'number' || !(timeout > 0) || !isPlainRecord(headers)) return send(effective);
     let outcome: Promise<unknown>;
     try {
-      outcome = chain(call);
+      outcome = chain(make(effective, { ...headers }, now + timeout));
     } catch (error) {
       return Promise.reject(interceptorFailure(method, error));
     }
+    // RpcError is the only error a call rejects with: an interceptor's own bug becomes INTERNAL, the throw its cause.
     return outcome.then(undefined, (error: unknown) => {
       throw interceptorFailure(method, error);
     });
