@@ -37,6 +37,7 @@ import { Account, type Cost } from './budget.js';
 import { checkRequest } from './admission.js';
 import { peerOf } from './peer.js';
 import { HandlerContext } from './context.js';
+import { Keepalive } from './keepalive.js';
 import { Outbound } from './outbound.js';
 import { errorFromHandler, prepareResult, unknownMethod, type MethodTable, type RegisteredMethod } from './dispatch.js';
 import type { PeerAddress } from './handler-types.js';
@@ -140,13 +141,10 @@ export class ServerConnection {
   #state: 'open' | 'draining' | 'closed' = 'open';
   #lastId = 0;
   #lastActivity = Date.now();
-  #lastReceived = Date.now();
-  #pingSentAt = 0;
   #frameStartedAt = 0;
   readonly #out: Outbound;
   #deadlines: Deadlines<ActiveCall> | undefined;
-  #lastPingAt = 0;
-  #pingStrikes = 0;
+  readonly #keepalive: Keepalive;
   // Bytes of the partial frame last reported to the server's cap; a chunk held back while the server is over it.
   #partialReported = 0;
   #heldChunk: Buffer | undefined;
@@ -174,6 +172,7 @@ export class ServerConnection {
     this.#auth = auth;
     this.#decoder = new FrameDecoder(this.#options.maxFrameSize);
     this.#out = new Outbound(socket, this.#options);
+    this.#keepalive = new Keepalive(this.#options, this.#lastActivity);
     // Kept as a string: the socket forgets its address once closed, and the per-IP count needs it then.
     this.#peer = peerOf(socket);
     this.#address = this.#peer.address ?? 'unknown';
@@ -293,21 +292,19 @@ export class ServerConnection {
   /** checkTimers runs from the server's sweep: idle, frame completion, drain and keepalive deadlines. */
   checkTimers(now: number): void {
     if (this.#state === 'closed') return;
-    const { idleTimeout, frameTimeout, drainTimeout, keepaliveInterval, keepaliveTimeout, halfCloseTimeout } = this.#options;
+    const { idleTimeout, frameTimeout, drainTimeout, halfCloseTimeout } = this.#options;
     if (halfCloseTimeout > 0 && this.#peerEndedAt > 0 && now - this.#peerEndedAt >= halfCloseTimeout) {
       this.destroy(new RpcError('UNAVAILABLE', `the client half-closed the connection ${halfCloseTimeout} ms ago (halfCloseTimeout) and could no longer cancel; calls still running were cut off`));
       return;
     }
     // A client with calls running that has gone silent: ping it, and give up on it when the ping gets nothing back.
-    if (keepaliveInterval > 0 && this.#calls.size + this.#streamCount() > 0) {
-      if (this.#pingSentAt > 0 && this.#lastReceived < this.#pingSentAt) {
-        if (now - this.#pingSentAt >= keepaliveTimeout) {
-          this.destroy(new RpcError('UNAVAILABLE', `client did not answer a keepalive ping within keepaliveTimeout ${keepaliveTimeout} ms`));
-          return;
-        }
-      } else if (now - this.#lastReceived >= keepaliveInterval) {
-        this.#pingSentAt = now;
+    if (this.#calls.size + this.#streamCount() > 0) {
+      const verdict = this.#keepalive.check(now);
+      if (verdict === 'ping') {
         this.#send({ type: MessageType.Ping, data: now % 0x1_0000_0000 });
+      } else if (verdict !== undefined) {
+        this.destroy(verdict);
+        return;
       }
     }
     // While we do not read the socket (maxInFlight reached, or the peer not reading our writes), a partial frame is
@@ -331,7 +328,7 @@ export class ServerConnection {
   #onData(chunk: Buffer): void {
     if (this.#state === 'closed') return;
     this.#lastActivity = Date.now();
-    this.#lastReceived = this.#lastActivity;
+    this.#keepalive.received(this.#lastActivity);
     // While unfinished frames across the server hold maxPartialFrameBytes, a chunk that would leave part of a frame
     // is held back (one per connection) and reading stops; chunks of whole frames still go through. The frame
     // clock keeps running, so stalled peers time out and free the room.
@@ -461,7 +458,7 @@ export class ServerConnection {
     // towards re-sending a call the server took.
     if (request.id > this.#lastId) this.#lastId = request.id;
     if (request.id > this.#highestId) this.#highestId = request.id;
-    this.#pingStrikes = 0;
+    this.#keepalive.callArrived();
     const method = this.#host.methods.get(request.method) ?? this.#host.methods.unknown(request.method);
     if (method === undefined) {
       this.#respond(request.id, unknownMethod(request.method), undefined);
@@ -692,18 +689,13 @@ export class ServerConnection {
     return port === undefined ? this.#address : `${this.#address}:${port}`;
   }
 
-  // gRPC's keepalive enforcement: pings with no call running may come once per minPingInterval; a client that
-  // floods them past maxPingStrikes costs us CPU for nothing and is cut off. The pong carries the ping's own bytes.
+  // The client's ping: judged by keepalive (strikes), answered with a pong carrying the ping's own bytes.
   #onPing(payload: Uint8Array): boolean {
-    const { minPingInterval, maxPingStrikes } = this.#options;
-    const now = Date.now();
-    if (minPingInterval > 0 && this.#calls.size === 0 && now - this.#lastPingAt < minPingInterval) {
-      if (++this.#pingStrikes > maxPingStrikes) {
-        this.#fail(new RpcError('RESOURCE_EXHAUSTED', `too many pings: more than ${maxPingStrikes} sooner than minPingInterval ${minPingInterval} ms with no call running; ping less often`));
-        return false;
-      }
+    const refused = this.#keepalive.peerPinged(Date.now(), this.#calls.size > 0);
+    if (refused !== undefined) {
+      this.#fail(refused);
+      return false;
     }
-    this.#lastPingAt = now;
     let pong: Uint8Array;
     try {
       pong = encodePongPayload(payload);
