@@ -6,7 +6,6 @@ import type { Socket } from 'node:net';
 import {
   CONNECTED_RESPONSE,
   Deadlines,
-  FrameDecoder,
   serverSends,
   MessageType,
   RpcError,
@@ -38,6 +37,7 @@ import { checkRequest } from './admission.js';
 import { peerOf } from './peer.js';
 import { HandlerContext } from './context.js';
 import { Keepalive } from './keepalive.js';
+import { Inbound, type InboundHost } from './inbound.js';
 import { Outbound } from './outbound.js';
 import { errorFromHandler, prepareResult, unknownMethod, type MethodTable, type RegisteredMethod } from './dispatch.js';
 import type { PeerAddress } from './handler-types.js';
@@ -103,7 +103,6 @@ const EMPTY_HEADERS: Readonly<Record<string, string>> = Object.freeze(Object.cre
 // Shared empty collections; a connection replaces one with its own before the first write to it.
 const NO_CALLS: Map<number, ActiveCall> = new Map();
 const NO_NOTIFICATIONS: Set<HandlerContext> = new Set();
-const NO_BACKLOG: Buffer[] = [];
 const NODE_TIMERS: TimerFunctions = {
   set: (run, ms) => setTimeout(run, ms),
   clear: (handle) => clearTimeout(handle as NodeJS.Timeout),
@@ -114,11 +113,10 @@ const DECODE_STATS: DecodeStats = { items: 0, largestMap: 0 };
 const CONNECTIONS = new WeakMap<Socket, ServerConnection>();
 
 /** ServerConnection serves wire-v1 on one taken-over socket. @internal */
-export class ServerConnection {
+export class ServerConnection implements InboundHost {
   readonly #socket: Socket;
   readonly #host: ConnectionHost;
   readonly #options: ResolvedServerOptions;
-  readonly #decoder: FrameDecoder;
   // Idle tunnels are most tunnels: the collections below start as shared empty ones and get their own on first use.
   #calls: Map<number, ActiveCall> = NO_CALLS;
   // Open streams (PROTOCOL.md 12), made with the first; they do not count towards maxInFlight, so a stalled stream
@@ -134,20 +132,13 @@ export class ServerConnection {
   #notificationsRunning = 0;
   // Signals of running notification handlers, aborted at their deadline or when the connection closes.
   #notifications: Set<HandlerContext> = NO_NOTIFICATIONS;
-  // Payloads read but not yet dispatched because maxInFlight calls were running.
-  #backlog: Buffer[] = NO_BACKLOG;
-  #backlogHead = 0;
-  #pumping = false;
   #state: 'open' | 'draining' | 'closed' = 'open';
   #lastId = 0;
   #lastActivity = Date.now();
-  #frameStartedAt = 0;
+  readonly #in: Inbound;
   readonly #out: Outbound;
   #deadlines: Deadlines<ActiveCall> | undefined;
   readonly #keepalive: Keepalive;
-  // Bytes of the partial frame last reported to the server's cap; a chunk held back while the server is over it.
-  #partialReported = 0;
-  #heldChunk: Buffer | undefined;
   /** What this connection's running calls hold of the server-wide budget. */
   readonly account = new Account();
   /** The account of this connection's source address, when the budget is shared by address. */
@@ -170,7 +161,7 @@ export class ServerConnection {
     this.#options = host.options;
     this.#socket = socket;
     this.#auth = auth;
-    this.#decoder = new FrameDecoder(this.#options.maxFrameSize);
+    this.#in = new Inbound(socket, this, this.#options.maxFrameSize);
     this.#out = new Outbound(socket, this.#options);
     this.#keepalive = new Keepalive(this.#options, this.#lastActivity);
     // Kept as a string: the socket forgets its address once closed, and the per-IP count needs it then.
@@ -253,13 +244,7 @@ export class ServerConnection {
 
   /** resumeHeld feeds a chunk held back while the server was over maxPartialFrameBytes; the server calls it. */
   resumeHeld(): void {
-    const chunk = this.#heldChunk;
-    if (chunk === undefined || this.#state === 'closed') return;
-    this.#heldChunk = undefined;
-    this.guarded(() => {
-      this.#onData(chunk);
-      this.#resumeReading();
-    });
+    this.guarded(() => this.#in.resumeHeld());
   }
 
   /** peerAddress is the remote IP address, for the per-IP connection count. */
@@ -277,7 +262,7 @@ export class ServerConnection {
     // Frames read but not dispatched yet are still handled (PROTOCOL.md 7.2): requests are dropped, but a cancel
     // for a call taken before the goaway is honoured and a ping answered. Pumping also resumes a socket paused at
     // maxInFlight, without which those frames, and the peer's FIN, would never be read.
-    if (this.#backlogHead < this.#backlog.length) this.#pump();
+    if (this.#in.hasBacklog) this.#in.pump();
     this.#closeIfIdle();
   }
 
@@ -309,7 +294,7 @@ export class ServerConnection {
     }
     // While we do not read the socket (maxInFlight reached, or the peer not reading our writes), a partial frame is
     // stalled by us, not by the peer: its clock restarts when reading resumes.
-    if (frameTimeout > 0 && this.#frameStartedAt > 0 && !this.#readingPaused() && now - this.#frameStartedAt >= frameTimeout) {
+    if (this.#in.frameStalled(now, frameTimeout)) {
       this.#fail(protocolViolation(`a frame took longer than frameTimeout ${frameTimeout} ms to arrive`));
     } else if (drainTimeout > 0 && this.#out.blockedSince > 0 && now - this.#out.blockedSince >= drainTimeout) {
       this.destroy(new RpcError('UNAVAILABLE', `peer did not read its responses within drainTimeout ${drainTimeout} ms`));
@@ -329,83 +314,47 @@ export class ServerConnection {
     if (this.#state === 'closed') return;
     this.#lastActivity = Date.now();
     this.#keepalive.received(this.#lastActivity);
-    // While unfinished frames across the server hold maxPartialFrameBytes, a chunk that would leave part of a frame
-    // is held back (one per connection) and reading stops; chunks of whole frames still go through. The frame
-    // clock keeps running, so stalled peers time out and free the room.
-    if (this.#heldChunk !== undefined || (this.#host.partialOverCap() && this.#decoder.leavesPartial(chunk))) {
-      if (this.#heldChunk === undefined) {
-        this.#heldChunk = chunk;
-        this.#host.waitForPartialRoom(this);
-      } else {
-        this.#heldChunk = Buffer.concat([this.#heldChunk, chunk]);
-      }
-      this.#frameStartedAt ||= this.#lastActivity;
-      this.#socket.pause();
-      return;
-    }
-    try {
-      this.#decoder.pushEach(chunk, this.#onFrame);
-    } catch (error) {
-      this.#fail(RpcError.from(error, 'INTERNAL'));
-      return;
-    }
-    this.#reportPartial();
-    this.#frameStartedAt = this.#decoder.inFrame ? this.#frameStartedAt || this.#lastActivity : 0;
-    if (this.#backlogHead < this.#backlog.length) this.#pump();
+    this.#in.push(chunk, this.#lastActivity);
   }
 
-  #reportPartial(): void {
-    const held = this.#state === 'closed' ? 0 : this.#decoder.partialCapacity;
-    if (held === this.#partialReported) return;
-    const delta = held - this.#partialReported;
-    this.#partialReported = held;
-    this.#host.partialBytesChanged(delta);
+  // ---- InboundHost, for the read path ----
+
+  /** isClosed tells the read path that nothing more is to be read. */
+  isClosed(): boolean {
+    return this.#state === 'closed';
   }
 
-  // Frames beyond maxInFlight wait in the backlog, in order, and reading stops until calls finish.
-  readonly #onFrame = (bytes: Buffer, start: number, end: number): boolean => {
-    if (this.#state === 'closed') return false;
-    if (this.#backlogHead < this.#backlog.length || this.#atCapacity()) {
-      if (this.#backlog === NO_BACKLOG) this.#backlog = [];
-      this.#backlog.push(bytes.subarray(start, end));
-      this.#socket.pause();
-      return true;
-    }
-    return this.#handleFrame(bytes, start, end);
-  };
-
-  // Only an open connection takes new calls; while draining, every frame left can be handled at once.
-  #atCapacity(): boolean {
+  /** atCapacity: only an open connection takes new calls; while draining, every frame left can be handled at once. */
+  atCapacity(): boolean {
     return this.#state === 'open' && this.#calls.size + this.#notificationsRunning >= this.#options.maxInFlight;
   }
 
-  #readingPaused(): boolean {
-    return this.#backlogHead < this.#backlog.length || this.#out.blockedSince > 0;
+  /** writeBlocked tells whether the peer is behind on reading our answers. */
+  writeBlocked(): boolean {
+    return this.#out.blockedSince > 0;
   }
 
-  #resumeReading(): void {
-    if (this.#state === 'closed' || this.#readingPaused() || this.#heldChunk !== undefined) return;
-    if (this.#frameStartedAt > 0) this.#frameStartedAt = Date.now();
-    this.#socket.resume();
+  /** readFailed: a violation found while reading frames. */
+  readFailed(error: RpcError): void {
+    this.#fail(error);
   }
 
-  // Dispatches backlogged frames while there is room; resumes reading once the backlog is empty. A synchronous
-  // handler finishes inside #handleFrame and calls back here, hence the re-entrancy guard.
-  #pump(): void {
-    if (this.#pumping) return;
-    this.#pumping = true;
-    try {
-      while (this.#backlogHead < this.#backlog.length && !this.#atCapacity() && this.#state !== 'closed') {
-        const payload = this.#backlog[this.#backlogHead++]!;
-        if (!this.#handleFrame(payload, 0, payload.length)) break;
-      }
-    } finally {
-      this.#pumping = false;
-    }
-    if (this.#backlogHead < this.#backlog.length) return;
-    this.#backlog = NO_BACKLOG;
-    this.#backlogHead = 0;
-    this.#resumeReading();
+  /** partialBytesChanged, partialOverCap, waitForPartialRoom: the server-wide cap on unfinished frames. */
+  partialBytesChanged(delta: number): void {
+    this.#host.partialBytesChanged(delta);
+  }
+
+  partialOverCap(): boolean {
+    return this.#host.partialOverCap();
+  }
+
+  waitForPartialRoom(): void {
+    this.#host.waitForPartialRoom(this);
+  }
+
+  /** handleFrame decodes and handles one frame payload; false when it ended the connection. */
+  handleFrame(bytes: Buffer, start: number, end: number): boolean {
+    return this.#handleFrame(bytes, start, end);
   }
 
   // Returns false when the frame ended the connection.
@@ -575,7 +524,7 @@ export class ServerConnection {
       handlerError: (thrown, path, ctx) => this.#handlerError(thrown, path, ctx),
       guarded: (step) => this.guarded(step),
       streamEnded: () => {
-        if (this.#backlogHead < this.#backlog.length) this.#pump();
+        if (this.#in.hasBacklog) this.#in.pump();
         this.#closeIfIdle();
       },
     };
@@ -629,7 +578,7 @@ export class ServerConnection {
       this.#notificationsRunning--;
       if (this.#host.emit !== undefined) this.#checkBusy();
       if (error !== undefined) this.#handlerError(error, method.path, ctx);
-      if (this.#backlogHead < this.#backlog.length) this.#pump();
+      if (this.#in.hasBacklog) this.#in.pump();
       this.#closeIfIdle();
     };
     try {
@@ -747,7 +696,7 @@ export class ServerConnection {
     } else {
       this.#respond(call.id, error, undefined);
     }
-    if (this.#backlogHead < this.#backlog.length) this.#pump();
+    if (this.#in.hasBacklog) this.#in.pump();
     this.#closeIfIdle();
   }
 
@@ -805,7 +754,7 @@ export class ServerConnection {
     const drained = this.#out.drained();
     this.#host.unsentChanged(this, this.#out.unsent);
     if (!drained) return;
-    this.#resumeReading();
+    this.#in.resume();
     this.#streams?.drained();
   }
 
@@ -829,8 +778,7 @@ export class ServerConnection {
 
   #abortAll(reason: RpcError): void {
     this.#state = 'closed';
-    this.#backlog = NO_BACKLOG;
-    this.#backlogHead = 0;
+    this.#in.dropBacklog();
     this.#socket.pause();
     for (const call of this.#calls.values()) {
       this.#deadlines?.disarm(call);
@@ -860,8 +808,7 @@ export class ServerConnection {
 
   #onClose(): void {
     this.#abortAll(new RpcError('CANCELLED', 'the connection to the client closed'));
-    this.#heldChunk = undefined;
-    this.#reportPartial();
+    this.#in.closed();
     this.#host.unsentChanged(this, 0);
     this.#closeReason ??= 'the connection to the client closed';
     this.#host.connectionClosed(this);
