@@ -19,7 +19,7 @@ import { createProxyListener } from './proxy-listener.js';
 import { answerClientError, malformedConnect, refuseConnect, statusForCode } from './refuse.js';
 import { replyFor, upgradeProblem, type Handshake } from './takeover.js';
 import { clientCertificateRefusal, peerOf } from './peer.js';
-import { checkUnixTarget, clearStaleSocket, setSocketMode, type UnixListenTarget } from './unix-listen.js';
+import { bindUnixSocket, checkUnixTarget, removeSocketFile, type UnixListenTarget, type UnixSocketFile } from './unix-listen.js';
 
 const MAX_HEADERS_COUNT = 64;
 
@@ -61,6 +61,8 @@ export class RpcServer<Auth = unknown> {
   readonly #waitingForPartialRoom = new Set<ServerConnection>();
   readonly #attached = new Set<HttpServer>();
   #ownServer: HttpServer | undefined;
+  // The socket file listen({ path }) linked into place; libuv removes only the private name it bound, so close() does.
+  #unixSocketFile: UnixSocketFile | undefined;
   // With proxyProtocol: the listener that reads the PROXY header, then hands each connection to #ownServer.
   #proxyListener: NetServer | undefined;
   #closing: Promise<void> | undefined;
@@ -299,17 +301,7 @@ export class RpcServer<Auth = unknown> {
 
   async #listenUnix(server: HttpServer, path: string, mode: number): Promise<ListenAddress> {
     try {
-      await clearStaleSocket(path);
-      await new Promise<void>((resolve, reject) => {
-        const onError = (error: Error): void => reject(new RpcError('UNAVAILABLE', `cannot listen on ${path}: ${error.message}`, undefined, { cause: error }));
-        server.once('error', onError);
-        server.listen(path, () => {
-          server.off('error', onError);
-          resolve();
-        });
-      });
-      // Node removes the socket file when the server closes (libuv unlinks the path it bound).
-      await setSocketMode(path, mode);
+      this.#unixSocketFile = await bindUnixSocket(server, path, mode);
     } catch (error) {
       // Nothing of ours stays behind: a later listen() on this server may try again.
       this.#ownServer = undefined;
@@ -357,6 +349,7 @@ export class RpcServer<Auth = unknown> {
     // Node's closeAllConnections skips taken-over sockets; ours are gone already, close idle keep-alives too.
     own?.closeAllConnections();
     await serverClosed;
+    if (this.#unixSocketFile !== undefined) await removeSocketFile(this.#unixSocketFile);
   }
 
   #open(socket: Duplex, head: Buffer, auth: unknown, handshake: Handshake): void {
