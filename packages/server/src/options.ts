@@ -9,7 +9,8 @@ import { isIP } from 'node:net';
 import type { ServerListener } from './events.js';
 import type { PeerAddress } from './dispatch.js';
 import { defaultLogger, type ServerLogger } from './log.js';
-import { normalizeAddress, type ProxyProtocolOptions, type ResolvedProxyProtocol } from './proxy-listener.js';
+import { normalizeAddress } from './peer-address.js';
+import type { ProxyProtocolOptions, ResolvedProxyProtocol } from './proxy-listener.js';
 
 /** ServerOptions configures an RpcServer. Every field is optional; the defaults are safe for a public port. */
 export interface ServerOptions<Auth = unknown> {
@@ -28,7 +29,8 @@ export interface ServerOptions<Auth = unknown> {
   /** Tunnels open at once; further CONNECTs are answered 503. Default 10000. Range 1 … 4294967295. */
   maxConnections?: number;
   /**
-   * Tunnels open at once from one remote address; further CONNECTs from it are answered 503. Default: the value of
+   * Tunnels open at once from one remote address (an IPv6 address counts by its /64, an IPv4-mapped one as its
+   * IPv4 address); further CONNECTs from it are answered 503. Default: the value of
    * maxConnections (10000), that is no cap of its own: behind a TCP balancer that does not send the PROXY protocol
    * every tunnel has the balancer's address, and a lower default refused the whole fleet's next client service at
    * once. Set it (for example 256) on a server that clients reach directly, or behind a balancer with
@@ -108,7 +110,8 @@ export interface ServerOptions<Auth = unknown> {
   maxBytesInFlight?: number;
   /**
    * Share maxCallsInFlight, maxItemsInFlight and maxBytesInFlight between source addresses as well as between
-   * connections, so that many tunnels from one address cannot take the whole server. Turn it off behind a TCP
+   * connections (addresses grouped as for maxConnectionsPerIp), so that many tunnels from one address cannot take
+   * the whole server. Turn it off behind a TCP
    * balancer that does not pass client addresses (every tunnel then has the balancer's address, which would get
    * half the budget at most). Default true.
    */

@@ -72,6 +72,40 @@ describe('RpcServer proxyProtocol', () => {
       expect(capped.rpc.connectionCount).to.equal(2);
     });
 
+    const V1_TCP6 = (source: string, port = 40000): Buffer => Buffer.from(`PROXY TCP6 ${source} ::1 ${port} 8080\r\n`, 'latin1');
+    // v2 PROXY, INET6, STREAM, 36 bytes: [::ffff:198.51.100.1]:51000 -> [::1]:8080
+    const V2_MAPPED = Buffer.from('0d0a0d0a000d0a515549540a' + '21' + '21' + '0024' + '00000000000000000000ffffc6336401' + '00000000000000000000000000000001' + 'c738' + '1f90', 'hex');
+
+    it('writes an IPv4-mapped source (v1 TCP6 or v2 INET6) as its IPv4 address on ctx.peer', async () => {
+      const v2 = await peerOf(server, port, Buffer.concat([V2_MAPPED, CONNECT_HEAD, request(1, 'Svc.context', null)]));
+      expect(v2).to.deep.equal({ address: '198.51.100.1', port: 51000, family: 'IPv4' });
+      const v1 = await peerOf(server, port, Buffer.concat([V1_TCP6('::FFFF:198.51.100.1', 41000), CONNECT_HEAD, request(1, 'Svc.context', null)]));
+      expect(v1).to.deep.equal({ address: '198.51.100.1', port: 41000, family: 'IPv4' });
+    });
+
+    it('counts an IPv4-mapped source with its IPv4 address for maxConnectionsPerIp, from v1 TCP6 and v2 INET6 headers', async () => {
+      const capped = await startServer({ proxyProtocol: { trusted: ['127.0.0.1'] }, maxConnectionsPerIp: 2 });
+      await tunnelWith(capped.port, Buffer.concat([V1('198.51.100.1'), CONNECT_HEAD]));
+      await tunnelWith(capped.port, Buffer.concat([V1_TCP6('::ffff:198.51.100.1'), CONNECT_HEAD]));
+      for (const header of [V2_MAPPED, V1('198.51.100.1'), V1_TCP6('::ffff:198.51.100.1')]) {
+        const refused = await exchange(capped.port, Buffer.concat([header, CONNECT_HEAD]));
+        expect(refused.status).to.equal(503);
+        expect(refused.body).to.include('198.51.100.1 has maxConnectionsPerIp 2');
+      }
+      await tunnelWith(capped.port, Buffer.concat([V1('198.51.100.2'), CONNECT_HEAD]));
+      expect(capped.rpc.connectionCount).to.equal(3);
+    });
+
+    it('counts IPv6 sources by their /64 for maxConnectionsPerIp: another address in the /64 is refused, the next /64 passes', async () => {
+      const capped = await startServer({ proxyProtocol: { trusted: ['127.0.0.1'] }, maxConnectionsPerIp: 1 });
+      await tunnelWith(capped.port, Buffer.concat([V1_TCP6('2001:db8:1:2::1'), CONNECT_HEAD]));
+      const refused = await exchange(capped.port, Buffer.concat([V1_TCP6('2001:DB8:1:2:ffff:ffff:ffff:fffe'), CONNECT_HEAD]));
+      expect(refused.status).to.equal(503);
+      expect(refused.body).to.include('2001:db8:1:2:ffff:ffff:ffff:fffe (counted with its 2001:db8:1:2::/64) has maxConnectionsPerIp 1');
+      await tunnelWith(capped.port, Buffer.concat([V1_TCP6('2001:db8:1:3::1'), CONNECT_HEAD]));
+      expect(capped.rpc.connectionCount).to.equal(2);
+    });
+
     it('names the header address in its logs', async () => {
       const tunnel = await tunnelWith(port, Buffer.concat([V1('198.51.100.77', 5555), CONNECT_HEAD]));
       await tunnel.write(request(1, 'Svc.crash', undefined));
