@@ -10,6 +10,7 @@
  *
  * Pure: no sockets, no timers.
  */
+import { checkFunctionList } from './option-checks.js';
 import { RpcError } from './errors.js';
 
 /** CallKind tells the shape of a call: `unary` today (one params value in, one result out); `stream` is reserved. */
@@ -86,11 +87,7 @@ export function applyInterceptors(fn: CallFn, interceptors: readonly Interceptor
  * @internal
  */
 export function checkInterceptors(name: string, value: unknown): readonly Interceptor[] {
-  if (value === undefined) return [];
-  if (!Array.isArray(value) || !value.every((each) => typeof each === 'function')) {
-    throw new RpcError('INVALID_ARGUMENT', `option ${name} must be an array of interceptor functions, (next) => async (call) => next(call)`);
-  }
-  return Object.freeze([...value] as Interceptor[]);
+  return checkFunctionList<Interceptor>(name, value, 'interceptor functions, (next) => async (call) => next(call)');
 }
 
 /**

@@ -154,9 +154,10 @@ describe('RpcServer proxyProtocol', () => {
 
   it('refuses bad proxyProtocol options with INVALID_ARGUMENT naming them', () => {
     const bad: Array<[unknown, string]> = [
-      [{ trusted: [] }, 'proxyProtocol.trusted must list'],
-      [{}, 'proxyProtocol.trusted must list'],
-      [{ trusted: ['127.0.0.1', 'balancer.local'] }, '"balancer.local", which is not an IPv4 or IPv6 address'],
+      [{ trusted: [] }, 'option proxyProtocol.trusted must be a list of 1 … 1000 source addresses'],
+      [{}, 'proxyProtocol.trusted must be a list of 1 … 1000 source addresses (your balancers), such as ["127.0.0.1"]; got undefined'],
+      ['127.0.0.1', 'option proxyProtocol must be an object such as { trusted: ["127.0.0.1"] }; got the string "127.0.0.1"'],
+      [{ trusted: ['127.0.0.1', 'balancer.local'] }, 'item 1 is the string "balancer.local", which is not an IPv4 or IPv6 address'],
       [{ trusted: ['127.0.0.1'], headerTimeout: 2999 }, 'proxyProtocol.headerTimeout'],
     ];
     for (const [proxyProtocol, fragment] of bad) {
