@@ -33,7 +33,7 @@ export type {
 } from './contract.js';
 export { ERROR_CODES, RpcError, codeFromHttpStatus, isErrorCode } from './errors.js';
 export { escapePeerText, lowerCaseHeaderName, quotePeerText } from './peer-text.js';
-export type { ErrorCode, GoawayCode, WireError } from './errors.js';
+export type { ErrorCode, GoawayCode, RpcErrorOptions, WireError } from './errors.js';
 export { applyInterceptors } from './interceptor.js';
 export type { CallFn, CallKind, CallSide, Interceptor, RpcCall, UnaryCall } from './interceptor.js';
 export { currentAmbientCall } from './ambient.js';
