@@ -269,13 +269,20 @@ export function prepareStreamMessage(method: RegisteredMethod, message: unknown,
 
 /**
  * errorFromHandler maps what a handler threw to the error sent to the caller. RpcError goes as written; anything
- * else becomes INTERNAL with a generic message, and the detail goes to the log only (unless exposed). Either way
+ * else becomes INTERNAL with a generic message, and the detail goes to the log only (unless exposed); when the call
+ * had ended already (`endedWith`, its signal's reason) nothing is sent, and the throw is logged at debug. Either way
  * the error says `mayHaveRun: true`: the handler ran, so whatever a call it made downstream reported about that
  * other hop (an UNAVAILABLE that "did not run") must not reach our caller as if it were about this call.
  */
-export function errorFromHandler(thrown: unknown, method: string, expose: boolean, log: (entry: LogEntry) => void): RpcError {
+export function errorFromHandler(thrown: unknown, method: string, expose: boolean, log: (entry: LogEntry) => void, endedWith?: RpcError): RpcError {
   if (thrown instanceof RpcError) return markMayHaveRun(thrown);
-  log({ level: 'error', message: 'handler threw; the caller got INTERNAL', method, code: 'INTERNAL', error: thrown });
+  if (endedWith !== undefined) {
+    // The call was over for the caller already (cancel, deadline, disconnect): a handler that obeyed ctx.signal
+    // threw its AbortError, nobody gets INTERNAL, and saying so at error level would send readers the wrong way.
+    log({ level: 'debug', message: `the call had ended with ${endedWith.code}; the handler's throw after that is ignored`, method, code: endedWith.code, error: thrown });
+  } else {
+    log({ level: 'error', message: 'handler threw; the caller got INTERNAL', method, code: 'INTERNAL', error: thrown });
+  }
   let detail = '';
   if (expose) {
     try {
