@@ -21,6 +21,7 @@ export type { ListenAddress } from './server.js';
 export type { UnixListenTarget } from './unix-listen.js';
 export type { PeerCredentials } from './peer-credentials.js';
 export type { ServerOptions } from './options.js';
+export { createRateLimitedLogger } from './log.js';
 export type { LogEntry, LogLevel, ServerLogger } from './log.js';
 export type { BidiStreamHandler, CallContext, ClientStreamHandler, Handler, HandlerOf, PeerAddress, PeerCertificate, ServerStreamHandler, ServiceImpl } from './dispatch.js';
 export type { DebugSnapshot } from './debug-page.js';
