@@ -10,7 +10,7 @@ import { RpcError, lowerCaseHeaderName, type StreamKind } from '@tunnelrpc/proto
 import { callDeadlines, failCall, settleCall, type Call } from './call.js';
 import type { EndpointSnapshot } from './endpoint.js';
 import { CallLayer } from './interceptors.js';
-import type { ResolvedClientOptions } from './options.js';
+import { checkCallFlags, type ResolvedClientOptions } from './options.js';
 import { Pool, type PoolHost } from './pool.js';
 import { Feed, StreamCall, StreamCore, type StreamSchemas } from './stream.js';
 import type { DialTarget } from './target.js';
@@ -261,6 +261,8 @@ export class RpcClient {
     if (timeout instanceof RpcError) return Promise.reject(timeout);
     const headers = checkHeaders(what, options.headers, this.#options);
     if (headers instanceof RpcError) return Promise.reject(headers);
+    const badFlag = checkCallFlags(what, options);
+    if (badFlag !== undefined) return Promise.reject(badFlag);
     const signal = options.signal;
     if (signal?.aborted === true) {
       return Promise.reject(new RpcError('CANCELLED', `${what} not sent: its AbortSignal was aborted already`, { mayHaveRun: false }, { cause: signal.reason }));

@@ -16,6 +16,7 @@ import {
   type UnaryCall,
 } from '@tunnelrpc/protocol';
 import type { CallOptions, NotifyOptions } from './client.js';
+import { checkCallFlags } from './options.js';
 
 type Options = CallOptions & NotifyOptions;
 /** Start sends or queues one call after its arguments are checked (RpcClient's transport). */
@@ -44,6 +45,9 @@ export class CallLayer {
 
   /** run starts one call or notification. */
   run(notification: boolean, method: string, params: unknown, options: Options): Promise<unknown> {
+    // Before inheritDeadline is read: a string 'false' must fail the call, not inherit.
+    const badFlag = checkCallFlags(notification ? `notification ${String(method)}` : String(method), options);
+    if (badFlag !== undefined) return Promise.reject(badFlag);
     const ambient = (options as CallOptions).inheritDeadline === false ? undefined : ambientCalls.getStore();
     let effective = options;
     const now = Date.now();

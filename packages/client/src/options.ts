@@ -3,6 +3,7 @@ import { lookup } from 'node:dns/promises';
 import type { ConnectionOptions } from 'node:tls';
 import {
   MAX_UINT32,
+  RpcError,
   checkBoolean,
   checkDuration,
   checkFunction,
@@ -299,4 +300,18 @@ function checkProxy(value: unknown): string | false | undefined {
 function checkObject<T extends object>(name: string, value: unknown, expected: string): T {
   if (typeof value !== 'object' || value === null || Array.isArray(value)) throw optionError(name, expected, value);
   return value as T;
+}
+
+/**
+ * checkCallFlags refuses a call whose boolean options (waitForReady, idempotent, inheritDeadline) hold anything but
+ * true, false or undefined: a string 'false' would read as true. INVALID_ARGUMENT, unsent. @internal
+ */
+export function checkCallFlags(what: string, options: object): RpcError | undefined {
+  for (const name of ['waitForReady', 'idempotent', 'inheritDeadline'] as const) {
+    const value: unknown = (options as Record<string, unknown>)[name];
+    if (value === undefined || typeof value === 'boolean') continue;
+    const error = optionError(name, 'true or false', value);
+    return new RpcError('INVALID_ARGUMENT', `${what} not sent: ${error.message}`, { ...(error.data as object), mayHaveRun: false });
+  }
+  return undefined;
 }

@@ -47,3 +47,27 @@ describe('ClientOptions', () => {
     expect(thrownBy({ handshakeTimeout: '100' as never }).message).to.equal('option handshakeTimeout must be an integer from 1 to 2147483647 (ms); got the string "100"');
   });
 });
+
+describe('call options', () => {
+  for (const flag of ['waitForReady', 'idempotent', 'inheritDeadline'] as const) {
+    it(`fails a call, a notification and a stream with ${flag}: 'false' with INVALID_ARGUMENT, unsent`, async () => {
+      const client = createRpcClient(URL, { reconnect: false });
+      try {
+        const calls: Array<Promise<unknown>> = [
+          client.call('Svc.op', null, { [flag]: 'false' } as never),
+          client.notify('Svc.note', null, { [flag]: 'false' } as never),
+        ];
+        if (flag !== 'idempotent') calls.push(client.stream('Svc.feed', null, 'serverStream', { [flag]: 'false' } as never).result);
+        for (const call of calls) {
+          const error = await call.then(() => undefined, (reason: unknown) => reason as RpcError);
+          expect(error).to.be.instanceOf(RpcError);
+          expect(error!.code).to.equal('INVALID_ARGUMENT');
+          expect(error!.message).to.include(`not sent: option ${flag} must be true or false; got the string "false"`);
+          expect(error!.mayHaveRun).to.equal(false);
+        }
+      } finally {
+        await client.close();
+      }
+    });
+  }
+});
