@@ -10,6 +10,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { connect as netConnect } from 'node:net';
+import { once } from 'node:events';
+import { Worker } from 'node:worker_threads';
 import { expect } from 'chai';
 import { connect } from '@tunnelrpc/client';
 import { RpcError, RpcServer, type PeerAddress } from '@tunnelrpc/server';
@@ -156,6 +158,35 @@ describe('RpcServer#listen on a unix socket', () => {
     await writeFile(path, 'someone else');
     await rpc.close();
     expect(await readFile(path, 'utf8')).to.equal('someone else');
+  });
+
+  it('gives the socket its mode from a worker thread, which cannot set the umask (umask 000 in the process)', async () => {
+    const dir = await privateFolder();
+    const path = join(dir, 's.sock');
+    const script = join(dir, 'listen.mjs');
+    await writeFile(script, [
+      `import { parentPort } from 'node:worker_threads';`,
+      `import { RpcServer } from '${pathToFileURL(join(REPO_ROOT, 'packages/server/dist/index.js')).href}';`,
+      'const rpc = new RpcServer({ logger: () => {} });',
+      `const address = await rpc.listen({ path: ${JSON.stringify(path)}, mode: 0o600 });`,
+      'parentPort.postMessage(address.path);',
+      'await new Promise((resolve) => parentPort.once(\'message\', resolve));',
+      'await rpc.close();',
+    ].join('\n'));
+    const previous = process.umask(0);
+    const worker = new Worker(script);
+    try {
+      const [listened] = (await once(worker, 'message')) as [string];
+      expect(listened).to.equal(path);
+      expect((await stat(path)).mode & 0o777).to.equal(0o600);
+      expect(readdirSync(dir).sort()).to.deep.equal(['listen.mjs', 's.sock']);
+      worker.postMessage('close');
+      await once(worker, 'exit');
+      expect(existsSync(path)).to.equal(false);
+    } finally {
+      process.umask(previous);
+      await worker.terminate();
+    }
   });
 
   it('replaces a stale socket file left by a process that died', async () => {
