@@ -6,7 +6,7 @@
  */
 import type { IncomingMessage, Server as HttpServer, ServerResponse, RequestListener } from 'node:http';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics, type Metric } from 'prom-client';
-import { ERROR_CODES, RpcError, type Interceptor, type RpcCall, type ServiceContract } from '@tunnelrpc/protocol';
+import { ERROR_CODES, RpcError, checkBoolean, orDefault, type Interceptor, type RpcCall, type ServiceContract } from '@tunnelrpc/protocol';
 import type { ServerListener } from '@tunnelrpc/server';
 import type { ClientListener } from '@tunnelrpc/client';
 
@@ -217,7 +217,7 @@ export function createPrometheus(options: PrometheusOptions = {}): TunnelMetrics
   const registry = options.registry ?? new Registry();
   if (!(registry instanceof Registry)) throw new RpcError('INVALID_ARGUMENT', 'option registry must be a prom-client Registry');
   const buckets = checkBuckets(options.buckets ?? RPC_DURATION_BUCKETS);
-  if (options.collectDefaultMetrics === true) collectDefaultMetrics({ register: registry });
+  if (checkBoolean('collectDefaultMetrics', orDefault(options.collectDefaultMetrics, false))) collectDefaultMetrics({ register: registry });
 
   let state = STATES.get(registry);
   if (state === undefined) {
