@@ -5,7 +5,7 @@
 import { expect } from 'chai';
 import { once } from 'node:events';
 import { RpcServer } from '@tunnelrpc/server';
-import { CONNECT_HEAD, cleanup, dial, exchange, expectResult, readHead, request, startServer, write, type TestServer } from './helpers.js';
+import { CONNECT_HEAD, cleanup, dial, exchange, expectError, expectResult, readHead, request, startServer, write, type TestServer } from './helpers.js';
 
 const V1 = (source: string, port = 40000): Buffer => Buffer.from(`PROXY TCP4 ${source} 127.0.0.1 ${port} 8080\r\n`, 'latin1');
 // v2 PROXY, INET, STREAM, 12 bytes: 203.0.113.7:51000 -> 127.0.0.1:8080
@@ -104,6 +104,26 @@ describe('RpcServer proxyProtocol', () => {
       expect(refused.body).to.include('2001:db8:1:2:ffff:ffff:ffff:fffe (counted with its 2001:db8:1:2::/64) has maxConnectionsPerIp 1');
       await tunnelWith(capped.port, Buffer.concat([V1_TCP6('2001:db8:1:3::1'), CONNECT_HEAD]));
       expect(capped.rpc.connectionCount).to.equal(2);
+    });
+
+    it('shares the fair budget of calls by /64 for IPv6 sources, and by the IPv4 address for mapped ones', async () => {
+      // Past half of maxCallsInFlight 4, a source holding 2 calls has its fair share (4 / (0 others + 2)).
+      const shared = await startServer({ proxyProtocol: { trusted: ['127.0.0.1'] }, maxCallsInFlight: 4 });
+      const holder = await tunnelWith(shared.port, Buffer.concat([V1_TCP6('2001:db8:1:2::1'), CONNECT_HEAD]));
+      await holder.write(Buffer.concat([request(1, 'Svc.hang', null), request(2, 'Svc.hang', null)]));
+      await shared.probe.waitFor('hang', 1);
+      const sameNet = await tunnelWith(shared.port, Buffer.concat([V1_TCP6('2001:db8:1:2::abcd'), CONNECT_HEAD]));
+      const refused = expectError(await sameNet.call(1, 'Svc.add', { a: 1, b: 2 }), 1, 'RESOURCE_EXHAUSTED');
+      expect(refused.message).to.include('its source address holds more than its fair share of maxCallsInFlight 4');
+      const nextNet = await tunnelWith(shared.port, Buffer.concat([V1_TCP6('2001:db8:1:3::1'), CONNECT_HEAD]));
+      expect(expectResult(await nextNet.call(1, 'Svc.add', { a: 1, b: 2 }), 1)).to.equal(3);
+
+      const mapped = await startServer({ proxyProtocol: { trusted: ['127.0.0.1'] }, maxCallsInFlight: 4 });
+      const v4 = await tunnelWith(mapped.port, Buffer.concat([V1('198.51.100.1'), CONNECT_HEAD]));
+      await v4.write(Buffer.concat([request(1, 'Svc.hang', null), request(2, 'Svc.hang', null)]));
+      await mapped.probe.waitFor('hang', 1);
+      const v6 = await tunnelWith(mapped.port, Buffer.concat([V1_TCP6('::ffff:198.51.100.1'), CONNECT_HEAD]));
+      expect(expectError(await v6.call(1, 'Svc.add', { a: 1, b: 2 }), 1, 'RESOURCE_EXHAUSTED').message).to.include('its source address holds more');
     });
 
     it('names the header address in its logs', async () => {
