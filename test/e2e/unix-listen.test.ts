@@ -5,7 +5,7 @@
  */
 import { existsSync, lstatSync, readdirSync, statSync, symlinkSync } from 'node:fs';
 import { Server as HttpServer } from 'node:http';
-import { chmod, lstat, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { chmod, lstat, mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -187,6 +187,35 @@ describe('RpcServer#listen on a unix socket', () => {
       process.umask(previous);
       await worker.terminate();
     }
+  });
+
+  it('refuses a path longer than the socket path limit with INVALID_ARGUMENT instead of cutting it short', async () => {
+    const dir = await privateFolder();
+    const path = join(dir, `${'x'.repeat(108 - dir.length)}.sock`);
+    await expectRejection(server().listen({ path }), 'INVALID_ARGUMENT', 'a unix socket path holds at most');
+    expect(existsSync(dir) && readdirSync(dir)).to.deep.equal([]);
+  });
+
+  it('binds in place, still born with its mode, where the folder leaves no room for the private name', async () => {
+    const base = await privateFolder();
+    // A folder of 100 bytes: the path (102 bytes) fits the limit, the private name beside it (115) does not.
+    const dir = join(base, 'd'.repeat(100 - base.length - 1));
+    await mkdir(dir);
+    const path = join(dir, 's');
+    const seen: number[] = [];
+    const previous = process.umask(0);
+    let result: unknown;
+    try {
+      result = await listenWatched(server(), { path, mode: 0o600 }, (bound) => seen.push(statSync(bound).mode & 0o777));
+    } finally {
+      process.umask(previous);
+    }
+    expect(result).to.deep.include({ path });
+    expect(seen).to.deep.equal([0o600]);
+    const client = await connect((result as { url: string }).url, { reconnect: false });
+    expect(await client.call('Echo.add', { a: 1, b: 2 })).to.equal(3);
+    await client.close();
+    expect(readdirSync(dir)).to.deep.equal(['s']);
   });
 
   it('replaces a stale socket file left by a process that died', async () => {

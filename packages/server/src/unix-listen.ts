@@ -7,11 +7,14 @@
  * directory next to the path, with the umask set for that one synchronous bind, then hard-linked into place.
  * Setting the mode after binding would leave a window in which the umask's mode applies (with umask 000 anyone may
  * connect), and chmod(path) follows a symlink someone swapped in after the bind. link() never follows a symlink
- * and never replaces what is at the path: anything that appeared there in the meantime makes listen fail.
+ * and never replaces what is at the path: anything that appeared there in the meantime makes listen fail. Where the
+ * folder's path is too long to hold the private name within the socket path limit, the socket is bound at its path
+ * directly, with the same umask (bind() follows no symlink either).
  */
 import { lstat, link, mkdtemp, rm, unlink, chmod } from 'node:fs/promises';
 import { connect, type Server } from 'node:net';
 import { dirname, join } from 'node:path';
+import { isMainThread } from 'node:worker_threads';
 import { RpcError } from '@tunnelrpc/protocol';
 
 /** UnixListenTarget is where listen() takes a unix socket: the path and its file mode. */
@@ -28,6 +31,13 @@ export interface UnixListenTarget {
 /** DEFAULT_SOCKET_MODE lets only the owner connect. */
 export const DEFAULT_SOCKET_MODE = 0o600;
 
+// sun_path holds 108 bytes on Linux and 104 on macOS and the BSDs, the NUL included. libuv cuts a longer path
+// without a word, and the socket would appear under another name than the one asked for.
+const MAX_SOCKET_PATH_BYTES = process.platform === 'linux' ? 107 : 103;
+// The private folder and name beside the path: "<folder>/.trpc-XXXXXX/s" (mkdtemp adds six characters).
+const PRIVATE_PREFIX = '.trpc-';
+const PRIVATE_EXTRA_BYTES = `/${PRIVATE_PREFIX}XXXXXX/s`.length;
+
 /** UnixSocketFile names the socket file a server created, so close() removes that file and no other. @internal */
 export interface UnixSocketFile {
   path: string;
@@ -39,6 +49,10 @@ export interface UnixSocketFile {
 export function checkUnixTarget(target: UnixListenTarget): { path: string; mode: number } {
   if (typeof target.path !== 'string' || target.path.length === 0 || target.path.includes('\0')) {
     throw new RpcError('INVALID_ARGUMENT', 'listen({ path }) needs a non-empty socket file path without NUL bytes');
+  }
+  const bytes = Buffer.byteLength(target.path);
+  if (bytes > MAX_SOCKET_PATH_BYTES) {
+    throw new RpcError('INVALID_ARGUMENT', `listen({ path }) is ${bytes} bytes; a unix socket path holds at most ${MAX_SOCKET_PATH_BYTES} here, and a longer one would be cut short without a word. Choose a shorter path`);
   }
   const mode = target.mode ?? DEFAULT_SOCKET_MODE;
   if (!Number.isInteger(mode) || mode < 0 || mode > 0o777) {
@@ -55,10 +69,16 @@ export function checkUnixTarget(target: UnixListenTarget): { path: string; mode:
  */
 export async function bindUnixSocket(server: Server, path: string, mode: number): Promise<UnixSocketFile> {
   await clearStaleSocket(path);
+  if (Buffer.byteLength(dirname(path)) + PRIVATE_EXTRA_BYTES > MAX_SOCKET_PATH_BYTES) {
+    if (!isMainThread) {
+      throw new RpcError('INVALID_ARGUMENT', `cannot listen on ${path} from a worker thread: its folder's path leaves no room for the private name the socket is created under (the socket path limit is ${MAX_SOCKET_PATH_BYTES} bytes). Choose a shorter folder, or listen from the main thread`);
+    }
+    return bindInPlace(server, path, mode);
+  }
   let privateDir: string;
   try {
     // mkdtemp creates the directory 0700: no other user can reach the socket in it or swap its name.
-    privateDir = await mkdtemp(join(dirname(path), '.tunnelrpc-'));
+    privateDir = await mkdtemp(join(dirname(path), PRIVATE_PREFIX));
   } catch (error) {
     throw new RpcError('UNAVAILABLE', `cannot listen on ${path}: cannot create a private directory beside it: ${(error as Error).message}`, undefined, { cause: error });
   }
@@ -83,6 +103,19 @@ export async function bindUnixSocket(server: Server, path: string, mode: number)
   } finally {
     // The server keeps its socket; only the private name goes. libuv's unlink of that name at close finds nothing.
     await rm(privateDir, { recursive: true, force: true });
+  }
+}
+
+// For a folder whose path leaves no room for a private name: bind at the path itself, still born with its mode (the
+// umask), and bind() never follows a symlink (it fails EADDRINUSE on any file there). The cost: libuv unlinks this
+// path at close whatever is there by then.
+async function bindInPlace(server: Server, path: string, mode: number): Promise<UnixSocketFile> {
+  await listenWithMode(server, path, mode, path);
+  try {
+    const { dev, ino } = await lstat(path);
+    return { path, dev, ino };
+  } catch (error) {
+    throw new RpcError('UNAVAILABLE', `cannot listen on ${path}: ${(error as Error).message}`, undefined, { cause: error });
   }
 }
 
