@@ -6,9 +6,10 @@
  */
 import type { IncomingMessage, Server as HttpServer, ServerResponse, RequestListener } from 'node:http';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics, type Metric } from 'prom-client';
-import { ERROR_CODES, RpcError, checkBoolean, orDefault, type Interceptor, type RpcCall, type ServiceContract } from '@tunnelrpc/protocol';
+import { ERROR_CODES, RpcError, type Interceptor, type RpcCall, type ServiceContract } from '@tunnelrpc/protocol';
 import type { ServerListener } from '@tunnelrpc/server';
 import type { ClientListener } from '@tunnelrpc/client';
+import { checkBoolean, orDefault } from '@tunnelrpc/protocol';
 
 /**
  * RPC_DURATION_BUCKETS are the OpenTelemetry RPC duration buckets, in seconds (the semantic conventions' advice for

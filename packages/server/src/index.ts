@@ -36,6 +36,7 @@ export type {
   TunnelRefusedEvent,
 } from './events.js';
 export { RpcError } from '@tunnelrpc/protocol';
-export type { ErrorCode, RpcErrorOptions } from '@tunnelrpc/protocol';
+export type { RpcErrorOptions } from '@tunnelrpc/protocol';
+export type { ErrorCode } from '@tunnelrpc/protocol';
 export type { AmbientCall, CallFn, CallKind, CallSide, Interceptor, RpcCall, UnaryCall } from '@tunnelrpc/protocol';
 export { applyInterceptors, currentAmbientCall } from '@tunnelrpc/protocol';
