@@ -8,14 +8,16 @@
  *
  * --debug turns the operating features on: Prometheus metrics at /metrics, the debug page at /debug/tunnelrpc,
  * tracing (spans go to the OpenTelemetry SDK you register; without one they cost next to nothing), and one log
- * line per tunnel event. Health and reflection are on either way.
+ * line per tunnel event, rate-limited with the server's own log and with peer text escaped. Health and reflection
+ * are on either way.
  */
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { parseArgs } from 'node:util';
 import { createTracing } from '@tunnelrpc/otel';
 import { createPrometheus } from '@tunnelrpc/prometheus';
-import { RpcServer, type LogEntry, type ServerEvent } from '@tunnelrpc/server';
+import { escapePeerText, quotePeerText } from '@tunnelrpc/protocol';
+import { RpcServer, createRateLimitedLogger, type LogEntry, type ServerEvent } from '@tunnelrpc/server';
 import { Echo, createEchoService } from './echo-service.js';
 import { Fleet, createFleetService } from './fleet-service.js';
 
@@ -42,7 +44,7 @@ async function main(): Promise<void> {
   // One line per handler crash: the detail stays in the server's log, never in the caller's error.
   const logger = (entry: LogEntry): void => {
     if (entry.level === 'debug') return;
-    const error = entry.error === undefined ? '' : `: ${entry.error instanceof Error ? entry.error.message : String(entry.error)}`;
+    const error = entry.error === undefined ? '' : `: ${escapePeerText(entry.error instanceof Error ? entry.error.message : String(entry.error))}`;
     console.error(`[example server] ${entry.level} ${entry.method ?? ''} ${entry.message}${error}`);
   };
   if (values.debug === true) {
@@ -76,9 +78,13 @@ main().catch((error: unknown) => {
 async function serveWithDebug(port: number, host: string, logger: (entry: LogEntry) => void): Promise<void> {
   const metrics = createPrometheus({ services: [Echo], collectDefaultMetrics: true });
   const tracing = createTracing();
-  const logEvent = (event: ServerEvent): void => console.error(`[example server] event ${JSON.stringify(event)}`);
+  // Every refused CONNECT is an event, so a peer can cause as many as it likes: events share one rate-limited log
+  // with the server's own entries (bursts of 100, then a line saying how many were dropped), and the text a peer
+  // chose (a path in a refusal, a goaway message) is escaped and bounded before it reaches the terminal.
+  const limitedLogger = createRateLimitedLogger(logger);
+  const logEvent = (event: ServerEvent): void => limitedLogger({ level: 'info', message: `event ${describeEvent(event)}` });
   const server = new RpcServer({
-    logger,
+    logger: limitedLogger,
     debugPath: DEBUG_PATH,
     interceptors: [tracing.interceptor, metrics.serverInterceptor],
     listeners: [metrics.serverListener, logEvent],
@@ -105,4 +111,11 @@ async function serveWithDebug(port: number, host: string, logger: (entry: LogEnt
   console.log(`listening http://${shown}:${actual}/_rpc${loopback ? ' (loopback only; --host 0.0.0.0 listens on every interface)' : ''}`);
   console.log(`metrics http://${shown}:${actual}/metrics`);
   console.log(`debug http://${shown}:${actual}${DEBUG_PATH}`);
+}
+
+// One line per event: its fields as key=value, every string escaped and bounded (peer text: escapePeerText).
+function describeEvent(event: ServerEvent): string {
+  return Object.entries(event)
+    .map(([key, value]) => `${key}=${typeof value === 'string' ? quotePeerText(value) : escapePeerText(JSON.stringify(value) ?? String(value))}`)
+    .join(' ');
 }

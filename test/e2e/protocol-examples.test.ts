@@ -52,10 +52,12 @@ const request = (id: number, method: string, params: unknown, meta?: { timeout?:
   message: meta === undefined ? { type: 0, id, method, params } : { type: 0, id, method, params, meta },
 });
 const result = (id: number, value: unknown): Example => ({ kind: 'frame', message: { type: 1, id, result: value } });
-const failure = (id: number, code: string, message: string, data?: unknown): Example => ({
-  kind: 'frame',
-  message: { type: 1, id, error: data === undefined ? { code, message } : { code, message, data }, result: undefined },
-});
+// The reference server writes mayHaveRun in the error map and, for older peers, in map data: both from `data`.
+const failure = (id: number, code: string, message: string, data?: unknown): Example => {
+  const flag = (data as { mayHaveRun?: unknown } | undefined)?.mayHaveRun;
+  const error = data === undefined ? { code, message } : typeof flag === 'boolean' ? { code, message, data, mayHaveRun: flag } : { code, message, data };
+  return { kind: 'frame', message: { type: 1, id, error, result: undefined } };
+};
 const goaway = (lastId: number, code: string, message: string): Example => ({ kind: 'frame', message: { type: 8, lastId, code, message } });
 
 const INVALID_B = 'Invalid input: expected number, received string';

@@ -759,7 +759,7 @@ describe('SECURITY.md T1-T25: hostile and fault cases', () => {
       };
 
       const rpc = expectErrorResponse(await call(1, 'rpc'), 1, 'FAILED_PRECONDITION');
-      expect(rpc).to.deep.equal({ code: 'FAILED_PRECONDITION', message: 'the widget is not ready; call prepare first', data: { widget: 7, mayHaveRun: true } });
+      expect(rpc).to.deep.equal({ code: 'FAILED_PRECONDITION', message: 'the widget is not ready; call prepare first', data: { widget: 7, mayHaveRun: true }, mayHaveRun: true });
       for (const [i, kind] of ['error', 'string', 'null', 'getter', 'rejected', 'rejectedUndefined'].entries()) {
         const error = expectErrorResponse(await call(10 + i, kind), 10 + i, 'INTERNAL');
         expect(error.message, kind).to.equal('internal error in Hostile.throws; the server logged the details');

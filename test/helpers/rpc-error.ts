@@ -25,9 +25,14 @@ export async function expectRejection(promise: Promise<unknown>, code: ErrorCode
   return rpc;
 }
 
-/** mayHaveRunOf reads `data.mayHaveRun` from a locally made client error. */
-export function mayHaveRunOf(error: RpcError): unknown {
-  return (error.data as { mayHaveRun?: unknown } | undefined)?.mayHaveRun;
+/**
+ * mayHaveRunOf reads an error's mayHaveRun, and asserts that the deprecated copy in map data, where there is one,
+ * says the same.
+ */
+export function mayHaveRunOf(error: RpcError): boolean | undefined {
+  const legacy = (error.data as { mayHaveRun?: unknown } | undefined)?.mayHaveRun;
+  if (legacy !== undefined) expect(legacy, 'data.mayHaveRun agrees with error.mayHaveRun').to.equal(error.mayHaveRun);
+  return error.mayHaveRun;
 }
 
 /** expectPrototypeClean asserts that no hostile input polluted Object.prototype. */

@@ -11,7 +11,7 @@ import { callDeadlines, failCall, rejectCall, type Call } from './call.js';
 import type { CallOptions, NotifyOptions, StreamOptions } from './call-options.js';
 import type { EndpointSnapshot } from './endpoint.js';
 import { CallLayer } from './interceptors.js';
-import type { ResolvedClientOptions } from './options.js';
+import { checkCallFlags, type ResolvedClientOptions } from './options.js';
 import { Pool, type PoolHost } from './pool.js';
 import { Feed, StreamCall, StreamCore, type StreamSchemas } from './stream.js';
 import type { DialTarget } from './target.js';
@@ -210,6 +210,8 @@ export class RpcClient {
     if (timeout instanceof RpcError) return Promise.reject(timeout);
     const headers = checkHeaders(what, options.headers, this.#options);
     if (headers instanceof RpcError) return Promise.reject(headers);
+    const badFlag = checkCallFlags(what, options);
+    if (badFlag !== undefined) return Promise.reject(badFlag);
     const signal = options.signal;
     if (signal?.aborted === true) {
       return Promise.reject(new RpcError('CANCELLED', `${what} not sent: its AbortSignal was aborted already`, { mayHaveRun: false }, { cause: signal.reason }));

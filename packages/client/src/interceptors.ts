@@ -19,6 +19,7 @@ import {
   type UnaryCall,
 } from '@tunnelrpc/protocol';
 import type { CallOptions, NotifyOptions } from './call-options.js';
+import { checkCallFlags } from './options.js';
 
 type Options = CallOptions & NotifyOptions;
 /** Start sends or queues one call after its arguments are checked (RpcClient's transport). */
@@ -49,6 +50,9 @@ export class CallLayer {
 
   /** run starts one call or notification. */
   run(notification: boolean, method: string, params: unknown, options: Options): Promise<unknown> {
+    // Before inheritDeadline is read: a string 'false' must fail the call, not inherit.
+    const badFlag = flagsAreBooleans(options) ? undefined : checkCallFlags(notification ? `notification ${String(method)}` : String(method), options);
+    if (badFlag !== undefined) return Promise.reject(badFlag);
     // The plain call (no interceptors, no inbound call to inherit from) makes no closures on its way.
     if (this.#chain === undefined && ((options as CallOptions).inheritDeadline === false || ambientCalls.getStore() === undefined)) {
       return this.#start(notification, method, params, options);
@@ -64,6 +68,8 @@ export class CallLayer {
    * hands the interceptors' watchers to the stream.
    */
   runStream(method: string, params: unknown, kind: StreamKind, options: Options, watch: (watcher: StreamWatcher) => void, open: (params: unknown, options: Options) => Promise<unknown>): Promise<unknown> {
+    const badFlag = flagsAreBooleans(options) ? undefined : checkCallFlags(String(method), options);
+    if (badFlag !== undefined) return Promise.reject(badFlag);
     return this.#through(this.#streamChain, false, method, options, (effective) => open(params, effective), (effective, headers, deadline) =>
       new ClientStreamCall(method, params, headers, effective.signal ?? NEVER_ABORTED, deadline, this.#target, kind, effective, watch, open),
     );
@@ -124,6 +130,12 @@ export class CallLayer {
     };
     return this.#start(call.notification, call.method, call.params, options);
   };
+}
+
+// The common case, checked without building the call's name: every per-call flag absent or a boolean.
+function flagsAreBooleans(options: Options): boolean {
+  const { waitForReady, idempotent, inheritDeadline } = options as CallOptions;
+  return (waitForReady === undefined || typeof waitForReady === 'boolean') && (idempotent === undefined || typeof idempotent === 'boolean') && (inheritDeadline === undefined || typeof inheritDeadline === 'boolean');
 }
 
 // The innermost step of a stream: open it with what the interceptors left; settles when it ends.

@@ -2,16 +2,20 @@
 import { lookup } from 'node:dns/promises';
 import type { ConnectionOptions } from 'node:tls';
 import {
-  DEFAULT_MAX_STREAM_BUFFER,
-  DEFAULT_MAX_STREAM_CREDIT,
-  DEFAULT_MAX_STREAM_MESSAGE_SIZE,
-  MAX_CREDIT,
+  MAX_UINT32,
   RpcError,
+  checkBoolean,
+  checkDuration,
+  checkFunction,
+  checkFunctionList,
   checkInteger,
   checkInterceptors,
+  checkOneOf,
   definedOnly,
-  MAX_UINT32,
+  optionError,
+  orDefault,
   resolveDecodeLimits,
+  resolveStreamLimits,
   type DecodeLimits,
   type Interceptor,
 } from '@tunnelrpc/protocol';
@@ -244,33 +248,13 @@ export interface ResolvedClientOptions extends DecodeLimits {
   lookup: LookupFunction;
 }
 
-const MAX_TIMER_MS = 2_147_483_647;
-
 function checkHeadersOption(value: unknown): ConnectHeaders {
   if (typeof value === 'function' || (typeof value === 'object' && value !== null && !Array.isArray(value))) return value as ConnectHeaders;
-  throw new RpcError('INVALID_ARGUMENT', `option headers must be an object of strings or a function returning one; got ${typeof value}`);
-}
-
-function checkLookup(value: unknown): LookupFunction {
-  if (typeof value === 'function') return value as LookupFunction;
-  throw new RpcError('INVALID_ARGUMENT', `option lookup must be a function (hostname) => [{ address }]; got ${value === null ? 'null' : typeof value}`);
+  throw optionError('headers', 'an object of strings or a function returning one', value);
 }
 
 // Every A and AAAA record, in the resolver's order, as net.connect would see them.
 const systemLookup: LookupFunction = (hostname) => lookup(hostname, { all: true, verbatim: true });
-
-function checkBoolean(name: string, value: unknown): boolean {
-  if (typeof value !== 'boolean') throw new RpcError('INVALID_ARGUMENT', `option ${name} must be true or false; got ${String(value)}`);
-  return value;
-}
-
-function checkListeners(value: unknown): readonly ClientListener[] {
-  if (value === undefined) return [];
-  if (!Array.isArray(value) || !value.every((each) => typeof each === 'function')) {
-    throw new RpcError('INVALID_ARGUMENT', 'option listeners must be an array of functions, (event) => void');
-  }
-  return Object.freeze([...value] as ClientListener[]);
-}
 
 /** resolveClientOptions fills defaults and validates, throwing INVALID_ARGUMENT naming the bad option. */
 export function resolveClientOptions(options: ClientOptions = {}): ResolvedClientOptions {
@@ -278,53 +262,56 @@ export function resolveClientOptions(options: ClientOptions = {}): ResolvedClien
   const decode = resolveDecodeLimits(given);
   return {
     ...decode,
-    headers: checkHeadersOption(given.headers ?? {}),
-    tls: given.tls ?? {},
-    handshake: checkHandshake(given.handshake),
+    headers: checkHeadersOption(orDefault(given.headers, {})),
+    tls: checkObject('tls', orDefault(given.tls, {}), 'an object of TLS settings such as { ca, cert, key }'),
+    handshake: checkOneOf<HandshakeKind>('handshake', orDefault(given.handshake, 'connect'), ['connect', 'upgrade']),
     proxy: checkProxy(given.proxy),
-    handshakeTimeout: checkInteger('handshakeTimeout', given.handshakeTimeout ?? 10_000, 1, MAX_TIMER_MS),
-    maxHeadSize: checkInteger('maxHeadSize', given.maxHeadSize ?? 8192, 64, 1024 * 1024),
-    defaultTimeout: checkInteger('defaultTimeout', given.defaultTimeout ?? 30_000, 1, MAX_TIMER_MS),
-    maxPendingCalls: checkInteger('maxPendingCalls', given.maxPendingCalls ?? 1024, 1, MAX_UINT32),
-    maxWriteBuffer: checkInteger('maxWriteBuffer', given.maxWriteBuffer ?? 1024 * 1024, 1, MAX_UINT32),
-    reconnect: given.reconnect ?? true,
-    minReconnectDelay: checkInteger('minReconnectDelay', given.minReconnectDelay ?? 100, 1, MAX_TIMER_MS),
-    maxReconnectDelay: checkInteger('maxReconnectDelay', given.maxReconnectDelay ?? 10_000, 1, MAX_TIMER_MS),
-    maxRetries: checkInteger('maxRetries', given.maxRetries ?? 2, 0, 100),
-    keepaliveInterval: checkInteger('keepaliveInterval', given.keepaliveInterval ?? 30_000, 0, MAX_TIMER_MS),
-    keepaliveTimeout: checkInteger('keepaliveTimeout', given.keepaliveTimeout ?? 20_000, 1, MAX_TIMER_MS),
-    frameTimeout: checkInteger('frameTimeout', given.frameTimeout ?? 30_000, 0, MAX_TIMER_MS),
-    maxHeaderCount: checkInteger('maxHeaderCount', given.maxHeaderCount ?? 64, 0, 65_535),
-    maxHeaderBytes: checkInteger('maxHeaderBytes', given.maxHeaderBytes ?? 8192, 0, MAX_UINT32),
-    waitForReady: checkBoolean('waitForReady', given.waitForReady ?? true),
-    ...streamLimits(given, decode.maxFrameSize),
+    handshakeTimeout: checkDuration('handshakeTimeout', orDefault(given.handshakeTimeout, 10_000), 1),
+    maxHeadSize: checkInteger('maxHeadSize', orDefault(given.maxHeadSize, 8192), 64, 1024 * 1024),
+    defaultTimeout: checkDuration('defaultTimeout', orDefault(given.defaultTimeout, 30_000), 1),
+    maxPendingCalls: checkInteger('maxPendingCalls', orDefault(given.maxPendingCalls, 1024), 1, MAX_UINT32),
+    maxWriteBuffer: checkInteger('maxWriteBuffer', orDefault(given.maxWriteBuffer, 1024 * 1024), 1, MAX_UINT32),
+    reconnect: checkBoolean('reconnect', orDefault(given.reconnect, true)),
+    minReconnectDelay: checkDuration('minReconnectDelay', orDefault(given.minReconnectDelay, 100), 1),
+    maxReconnectDelay: checkDuration('maxReconnectDelay', orDefault(given.maxReconnectDelay, 10_000), 1),
+    maxRetries: checkInteger('maxRetries', orDefault(given.maxRetries, 2), 0, 100),
+    keepaliveInterval: checkDuration('keepaliveInterval', orDefault(given.keepaliveInterval, 30_000)),
+    keepaliveTimeout: checkDuration('keepaliveTimeout', orDefault(given.keepaliveTimeout, 20_000), 1),
+    frameTimeout: checkDuration('frameTimeout', orDefault(given.frameTimeout, 30_000)),
+    maxHeaderCount: checkInteger('maxHeaderCount', orDefault(given.maxHeaderCount, 64), 0, 65_535),
+    maxHeaderBytes: checkInteger('maxHeaderBytes', orDefault(given.maxHeaderBytes, 8192), 0, MAX_UINT32),
+    waitForReady: checkBoolean('waitForReady', orDefault(given.waitForReady, true)),
+    ...resolveStreamLimits(given, decode.maxFrameSize),
     interceptors: checkInterceptors('interceptors', given.interceptors),
-    deadlineMargin: checkInteger('deadlineMargin', given.deadlineMargin ?? 10, 0, 60_000),
-    listeners: checkListeners(given.listeners),
-    tunnelsPerEndpoint: checkInteger('tunnelsPerEndpoint', given.tunnelsPerEndpoint ?? 1, 1, 256),
-    resolveInterval: checkInteger('resolveInterval', given.resolveInterval ?? 30_000, 0, MAX_TIMER_MS),
-    minResolveInterval: checkInteger('minResolveInterval', given.minResolveInterval ?? 5000, 0, MAX_TIMER_MS),
-    lookup: checkLookup(given.lookup ?? systemLookup),
+    deadlineMargin: checkInteger('deadlineMargin', orDefault(given.deadlineMargin, 10), 0, 60_000),
+    listeners: checkFunctionList<ClientListener>('listeners', given.listeners, 'functions, (event) => void'),
+    tunnelsPerEndpoint: checkInteger('tunnelsPerEndpoint', orDefault(given.tunnelsPerEndpoint, 1), 1, 256),
+    resolveInterval: checkDuration('resolveInterval', orDefault(given.resolveInterval, 30_000)),
+    minResolveInterval: checkDuration('minResolveInterval', orDefault(given.minResolveInterval, 5000)),
+    lookup: checkFunction<LookupFunction>('lookup', orDefault(given.lookup, systemLookup), '(hostname) => [{ address }]'),
   };
-}
-
-// One stream message must fit a frame, and the budget must hold one message.
-function streamLimits(given: ClientOptions, maxFrameSize: number): { maxStreamBuffer: number; maxStreamMessageSize: number; maxStreamCredit: number } {
-  const maxStreamMessageSize = checkInteger('maxStreamMessageSize', given.maxStreamMessageSize ?? Math.min(DEFAULT_MAX_STREAM_MESSAGE_SIZE, maxFrameSize), 1, maxFrameSize);
-  return {
-    maxStreamMessageSize,
-    maxStreamBuffer: checkInteger('maxStreamBuffer', given.maxStreamBuffer ?? Math.max(DEFAULT_MAX_STREAM_BUFFER, maxStreamMessageSize), maxStreamMessageSize, MAX_UINT32),
-    maxStreamCredit: checkInteger('maxStreamCredit', given.maxStreamCredit ?? DEFAULT_MAX_STREAM_CREDIT, 1, MAX_CREDIT),
-  };
-}
-
-function checkHandshake(value: unknown): HandshakeKind {
-  if (value === undefined) return 'connect';
-  if (value === 'connect' || value === 'upgrade') return value;
-  throw new RpcError('INVALID_ARGUMENT', `option handshake must be 'connect' or 'upgrade'; got ${JSON.stringify(value)?.slice(0, 40) ?? String(value)}`);
 }
 
 function checkProxy(value: unknown): string | false | undefined {
   if (value === undefined || value === false || typeof value === 'string') return value;
-  throw new RpcError('INVALID_ARGUMENT', `option proxy must be a URL string such as 'http://proxy:3128', or false; got ${typeof value}`);
+  throw optionError('proxy', "a URL string such as 'http://proxy:3128', or false", value);
+}
+
+function checkObject<T extends object>(name: string, value: unknown, expected: string): T {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw optionError(name, expected, value);
+  return value as T;
+}
+
+/**
+ * checkCallFlags refuses a call whose boolean options (waitForReady, idempotent, inheritDeadline) hold anything but
+ * true, false or undefined: a string 'false' would read as true. INVALID_ARGUMENT, unsent. @internal
+ */
+export function checkCallFlags(what: string, options: object): RpcError | undefined {
+  for (const name of ['waitForReady', 'idempotent', 'inheritDeadline'] as const) {
+    const value: unknown = (options as Record<string, unknown>)[name];
+    if (value === undefined || typeof value === 'boolean') continue;
+    const error = optionError(name, 'true or false', value);
+    return new RpcError('INVALID_ARGUMENT', `${what} not sent: ${error.message}`, { ...(error.data as object), mayHaveRun: false });
+  }
+  return undefined;
 }

@@ -9,6 +9,7 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics, type Metric
 import { ERROR_CODES, RpcError, type Interceptor, type RpcCall, type ServiceContract, type StreamKind } from '@tunnelrpc/protocol';
 import type { ServerListener } from '@tunnelrpc/server';
 import type { ClientListener } from '@tunnelrpc/client';
+import { checkBoolean, orDefault } from '@tunnelrpc/protocol';
 
 /**
  * RPC_DURATION_BUCKETS are the OpenTelemetry RPC duration buckets, in seconds (the semantic conventions' advice for
@@ -239,7 +240,7 @@ export function createPrometheus(options: PrometheusOptions = {}): TunnelMetrics
   const registry = options.registry ?? new Registry();
   if (!(registry instanceof Registry)) throw new RpcError('INVALID_ARGUMENT', 'option registry must be a prom-client Registry');
   const buckets = checkBuckets(options.buckets ?? RPC_DURATION_BUCKETS);
-  if (options.collectDefaultMetrics === true) collectDefaultMetrics({ register: registry });
+  if (checkBoolean('collectDefaultMetrics', orDefault(options.collectDefaultMetrics, false))) collectDefaultMetrics({ register: registry });
 
   let state = STATES.get(registry);
   if (state === undefined) {

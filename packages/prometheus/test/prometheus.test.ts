@@ -253,4 +253,10 @@ describe('createPrometheus', () => {
   it('refuses buckets that are not ascending positive numbers', () => {
     expect(() => createPrometheus({ buckets: [1, 0.5] })).to.throw(RpcError, /option buckets must be a non-empty array of ascending positive numbers/);
   });
+
+  it("refuses collectDefaultMetrics: 'true', 1 or null instead of silently leaving the process metrics off", () => {
+    for (const value of ['true', 1, null]) {
+      expect(() => createPrometheus({ registry: new Registry(), collectDefaultMetrics: value as never })).to.throw(RpcError, /option collectDefaultMetrics must be true or false; got /);
+    }
+  });
 });

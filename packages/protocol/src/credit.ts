@@ -12,6 +12,8 @@
  * Sending: the credit the peer gave us per stream, additive, at most 2^31-1 (RSocket's REQUEST_N).
  */
 import { MAX_CREDIT } from './message.js';
+import { MAX_UINT32 } from './limits.js';
+import { checkInteger, orDefault } from './option-checks.js';
 
 /** DEFAULT_MAX_STREAM_BUFFER is the default receive budget of stream data per connection: 16 MiB. */
 export const DEFAULT_MAX_STREAM_BUFFER = 16 * 1024 * 1024;
@@ -182,4 +184,24 @@ export class CreditLedger {
     }
     return grants;
   }
+}
+
+/** StreamLimits are the stream options both peers have. */
+export interface StreamLimits {
+  maxStreamBuffer: number;
+  maxStreamMessageSize: number;
+  maxStreamCredit: number;
+}
+
+/**
+ * resolveStreamLimits fills and checks the stream options, which depend on each other: one message must fit a
+ * frame, and the buffer must hold one message.
+ */
+export function resolveStreamLimits(given: Partial<StreamLimits>, maxFrameSize: number): StreamLimits {
+  const maxStreamMessageSize = checkInteger('maxStreamMessageSize', orDefault(given.maxStreamMessageSize, Math.min(DEFAULT_MAX_STREAM_MESSAGE_SIZE, maxFrameSize)), 1, maxFrameSize);
+  return {
+    maxStreamMessageSize,
+    maxStreamBuffer: checkInteger('maxStreamBuffer', orDefault(given.maxStreamBuffer, Math.max(DEFAULT_MAX_STREAM_BUFFER, maxStreamMessageSize)), maxStreamMessageSize, MAX_UINT32),
+    maxStreamCredit: checkInteger('maxStreamCredit', orDefault(given.maxStreamCredit, DEFAULT_MAX_STREAM_CREDIT), 1, MAX_CREDIT),
+  };
 }

@@ -33,18 +33,38 @@ export function isErrorCode(value: unknown): value is ErrorCode {
   return typeof value === 'string' && CODE_SET.has(value);
 }
 
+/** RpcErrorOptions are the optional parts of an RpcError beside its data. */
+export interface RpcErrorOptions {
+  /** The local error this one wraps (a socket error, a msgpack error); never sent. */
+  cause?: unknown;
+  /**
+   * Whether the call may have started running on the server that answered (this hop only): false means it did
+   * not, so a retry is safe. Left out, it is taken from a `mayHaveRun` boolean in a map `data` (the older place).
+   */
+  mayHaveRun?: boolean;
+}
+
 /** RpcError is the only error tunnelrpc throws, rejects with, or sends. */
 export class RpcError extends Error {
   override name = 'RpcError';
   /** One of ERROR_CODES: what callers branch on. */
   readonly code: ErrorCode;
-  /** Structured detail: zod issues, `{ status, body }`, `{ size, maxFrameSize }`. Crosses the wire. */
+  /** Structured detail: zod issues, `{ status, body }`, `{ size, maxFrameSize }`. Crosses the wire as given. */
   readonly data: unknown;
+  /**
+   * Whether the call may have run on the server that answered: false means it surely did not (safe to retry),
+   * true that it may have, undefined that nobody said (treat as true). Crosses the wire in its own key (PROTOCOL.md
+   * 5.2); `data.mayHaveRun` is the deprecated older place, still written to map data and read from older peers.
+   * Declared only: an error that says nothing has no such own property (it would show in logs and deep-equals).
+   */
+  declare readonly mayHaveRun?: boolean;
 
-  constructor(code: ErrorCode, message: string, data?: unknown, options?: { cause?: unknown }) {
-    super(message, options);
+  constructor(code: ErrorCode, message: string, data?: unknown, options?: RpcErrorOptions) {
+    super(message, options !== undefined && 'cause' in options ? { cause: options.cause } : undefined);
     this.code = code;
     this.data = data;
+    const mayHaveRun = options?.mayHaveRun ?? legacyMayHaveRun(data);
+    if (mayHaveRun !== undefined) this.mayHaveRun = mayHaveRun;
   }
 
   /**
@@ -123,18 +143,31 @@ export function codeFromHttpStatus(status: number): ErrorCode {
   }
 }
 
-/** WireError is the error object of a response: `{code, message, data?}` (PROTOCOL.md "Response"). */
+/** WireError is the error object of a response: `{code, message, data?, mayHaveRun?}` (PROTOCOL.md "Response"). */
 export interface WireError {
   code: string;
   message: string;
   data?: unknown;
+  mayHaveRun?: boolean;
 }
 
-/** toWireError serialises an RpcError for a response. @internal */
+/**
+ * toWireError serialises an RpcError for a response. mayHaveRun goes in its own key; for peers that read only the
+ * older place it is also set in `data` when the data is a map or absent (never in an array, string or number: the
+ * user's data crosses as given). @internal
+ */
 export function toWireError(error: RpcError): WireError {
-  return error.data === undefined
-    ? { code: error.code, message: error.message }
-    : { code: error.code, message: error.message, data: error.data };
+  const wire: WireError = { code: error.code, message: error.message };
+  const { data, mayHaveRun } = error;
+  if (mayHaveRun === undefined) {
+    if (data !== undefined) wire.data = data;
+    return wire;
+  }
+  if (data === undefined || data === null) wire.data = { mayHaveRun };
+  else if (isPlainObject(data) && data['mayHaveRun'] !== mayHaveRun) wire.data = { ...data, mayHaveRun };
+  else wire.data = data;
+  wire.mayHaveRun = mayHaveRun;
+  return wire;
 }
 
 /**
@@ -143,6 +176,26 @@ export function toWireError(error: RpcError): WireError {
  * @internal
  */
 export function fromWireError(wire: WireError): RpcError {
-  if (isErrorCode(wire.code)) return new RpcError(wire.code, wire.message, wire.data);
-  return new RpcError('UNKNOWN', `${wire.code}: ${wire.message}`, { code: wire.code, data: wire.data });
+  // The own key wins; a wire-v1 peer of an earlier revision said it only in data (the constructor reads that).
+  const options = typeof wire.mayHaveRun === 'boolean' ? { mayHaveRun: wire.mayHaveRun } : { mayHaveRun: legacyMayHaveRun(wire.data) };
+  if (isErrorCode(wire.code)) return new RpcError(wire.code, wire.message, wire.data, definedOptions(options));
+  return new RpcError('UNKNOWN', `${wire.code}: ${wire.message}`, { code: wire.code, data: wire.data }, definedOptions(options));
+}
+
+// `data.mayHaveRun`, the older place of the flag, when data is a map holding a boolean there.
+function legacyMayHaveRun(data: unknown): boolean | undefined {
+  if (!isPlainObject(data)) return undefined;
+  const value = data['mayHaveRun'];
+  return typeof value === 'boolean' ? value : undefined;
+}
+
+function definedOptions(options: { mayHaveRun: boolean | undefined }): RpcErrorOptions | undefined {
+  return options.mayHaveRun === undefined ? undefined : { mayHaveRun: options.mayHaveRun };
+}
+
+// A map as the wire carries it: an object literal (or null-prototype map), not an array, Date, bytes or class.
+function isPlainObject(value: unknown): value is Record<string, unknown> {
+  if (typeof value !== 'object' || value === null) return false;
+  const proto: unknown = Object.getPrototypeOf(value);
+  return proto === Object.prototype || proto === null;
 }

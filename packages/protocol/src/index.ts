@@ -33,7 +33,7 @@ export type {
 } from './contract.js';
 export { ERROR_CODES, RpcError, codeFromHttpStatus, isErrorCode } from './errors.js';
 export { escapePeerText, lowerCaseHeaderName, quotePeerText } from './peer-text.js';
-export type { ErrorCode, GoawayCode, WireError } from './errors.js';
+export type { ErrorCode, GoawayCode, RpcErrorOptions, WireError } from './errors.js';
 export { applyInterceptors } from './interceptor.js';
 export type { CallFn, CallKind, CallSide, Interceptor, RpcCall, StreamCall, StreamWatcher, UnaryCall } from './interceptor.js';
 export { currentAmbientCall } from './ambient.js';
@@ -72,10 +72,22 @@ export {
   DEFAULT_MAX_FRAME_SIZE,
   DEFAULT_MAX_ITEMS_PER_FRAME,
   MAX_UINT32,
-  checkInteger,
   definedOnly,
   resolveDecodeLimits,
 } from './limits.js';
+export {
+  MAX_TIMER_MS,
+  checkBoolean,
+  checkDuration,
+  checkFunction,
+  checkFunctionList,
+  checkInteger,
+  checkOneOf,
+  checkString,
+  describeOptionValue,
+  optionError,
+  orDefault,
+} from './option-checks.js';
 export type { DecodeLimits } from './limits.js';
 export { MAX_CREDIT, MAX_PING_DATA_BYTES, MessageType, decodeFrame, decodeMessage, encodeMessage, encodePayload, encodePayloadParts, encodePongPayload, isPlainMap, lastPayloadIsFlat } from './message.js';
 export { FLAT_MAX_ITEMS, payloadLength } from './envelope.js';
@@ -84,7 +96,8 @@ export { FrameBatcher } from './batch.js';
 export { Deadlines } from './deadlines.js';
 export type { DeadlineGroup, DeadlineMember, TimerFunctions } from './deadlines.js';
 export type { BatchSink } from './batch.js';
-export { CreditLedger, DEFAULT_MAX_STREAM_BUFFER, DEFAULT_MAX_STREAM_CREDIT, DEFAULT_MAX_STREAM_MESSAGE_SIZE } from './credit.js';
+export { CreditLedger, DEFAULT_MAX_STREAM_BUFFER, DEFAULT_MAX_STREAM_CREDIT, DEFAULT_MAX_STREAM_MESSAGE_SIZE, resolveStreamLimits } from './credit.js';
+export type { StreamLimits } from './credit.js';
 export type { Grant } from './credit.js';
 export { StreamState, clientSends, serverSends } from './stream-state.js';
 export type { StreamKind, StreamSide, Verdict } from './stream-state.js';

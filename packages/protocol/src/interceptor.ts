@@ -12,6 +12,7 @@
  *
  * Pure: no sockets, no timers.
  */
+import { checkFunctionList } from './option-checks.js';
 import { RpcError } from './errors.js';
 import type { StreamKind } from './stream-state.js';
 
@@ -113,11 +114,7 @@ export function applyInterceptors(fn: CallFn, interceptors: readonly Interceptor
  * @internal
  */
 export function checkInterceptors(name: string, value: unknown): readonly Interceptor[] {
-  if (value === undefined) return [];
-  if (!Array.isArray(value) || !value.every((each) => typeof each === 'function')) {
-    throw new RpcError('INVALID_ARGUMENT', `option ${name} must be an array of interceptor functions, (next) => async (call) => next(call)`);
-  }
-  return Object.freeze([...value] as Interceptor[]);
+  return checkFunctionList<Interceptor>(name, value, 'interceptor functions, (next) => async (call) => next(call)');
 }
 
 /**

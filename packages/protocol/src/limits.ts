@@ -1,7 +1,7 @@
 /**
  * Wire-level limits shared by both peers. Defaults are listed in SECURITY.md; every one is an option.
  */
-import { RpcError } from './errors.js';
+import { checkInteger } from './option-checks.js';
 
 /** DEFAULT_MAX_FRAME_SIZE is the largest frame payload accepted by default: 8 MiB (wire-v1). */
 export const DEFAULT_MAX_FRAME_SIZE = 8 * 1024 * 1024;
@@ -38,21 +38,6 @@ export const DEFAULT_DECODE_LIMITS: Readonly<DecodeLimits> = Object.freeze({
   maxDepth: DEFAULT_MAX_DEPTH,
   maxItemsPerFrame: DEFAULT_MAX_ITEMS_PER_FRAME,
 });
-
-/**
- * checkInteger throws INVALID_ARGUMENT naming the option unless `value` is an integer in [min, max].
- * Used by every options validator so that a bad option fails at construction, synchronously.
- */
-export function checkInteger(name: string, value: unknown, min: number, max: number): number {
-  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
-    throw new RpcError(
-      'INVALID_ARGUMENT',
-      `option ${name} must be an integer from ${min} to ${max}; got ${String(value)}`,
-      { option: name, value: typeof value === 'number' ? value : String(value) },
-    );
-  }
-  return value;
-}
 
 /**
  * resolveDecodeLimits fills DecodeLimits from user options and validates them.

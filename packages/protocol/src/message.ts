@@ -2,7 +2,7 @@
  * Messages (PROTOCOL.md "Messages"). Each frame payload is one MessagePack array whose first element is its type:
  *
  *   [0, id, method, params, meta?]   request       id: uint32, method: "Service.method", meta: {timeout?, headers?}
- *   [1, id, error, result]           response      error: nil on success, else {code, message, data?}
+ *   [1, id, error, result]           response      error: nil on success, else {code, message, data?, mayHaveRun?}
  *   [2, method, params, meta?]       notification  never answered
  *   [3, id]                          cancel
  *   [4, id, message]                 stream message  either direction, within the receiver's credit
@@ -387,5 +387,7 @@ function wireError(value: unknown): WireError {
   }
   const error: WireError = { code: value['code'], message: value['message'] };
   if (value['data'] !== undefined && value['data'] !== null) error.data = value['data'];
+  // Any other value under mayHaveRun is ignored, as unknown keys are (PROTOCOL.md 5.2).
+  if (typeof value['mayHaveRun'] === 'boolean') error.mayHaveRun = value['mayHaveRun'];
   return error;
 }

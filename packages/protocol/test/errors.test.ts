@@ -13,6 +13,7 @@ import {
   type ErrorCode,
   type ResponseMessage,
 } from '@tunnelrpc/protocol';
+import { hex } from './hex.js';
 
 describe('ERROR_CODES', () => {
   it('lists the 16 wire-v1 codes in order', () => {
@@ -219,6 +220,60 @@ describe('fromWireError', () => {
     expect(decoded.error).to.not.equal(undefined);
     const rebuilt = fromWireError(decoded.error!);
     expect([rebuilt.code, rebuilt.message, rebuilt.data]).to.deep.equal(['FAILED_PRECONDITION', 'account locked', { until: 1700000000 }]);
+  });
+});
+
+describe('mayHaveRun', () => {
+  it('is a typed field set by the constructor option, apart from the data', () => {
+    const error = new RpcError('ABORTED', 'x', ['a'], { mayHaveRun: true });
+    expect(error.mayHaveRun).to.equal(true);
+    expect(error.data).to.deep.equal(['a']);
+    expect(new RpcError('ABORTED', 'x')).to.not.have.property('mayHaveRun');
+  });
+
+  it('is read from map data when the option is left out (the older place), and from no other data', () => {
+    expect(new RpcError('UNAVAILABLE', 'x', { mayHaveRun: false }).mayHaveRun).to.equal(false);
+    expect(new RpcError('UNAVAILABLE', 'x', { mayHaveRun: 'no' }).mayHaveRun).to.equal(undefined);
+    expect(new RpcError('UNAVAILABLE', 'x', [{ mayHaveRun: false }]).mayHaveRun).to.equal(undefined);
+    expect(new RpcError('UNAVAILABLE', 'x', { mayHaveRun: false }, { mayHaveRun: true }).mayHaveRun).to.equal(true);
+  });
+
+  const userData: Array<[string, unknown]> = [['array', ['a']], ['string', 'why'], ['number', 42], ['nested map', { a: { mayHaveRun: false } }]];
+  for (const [kind, data] of userData) {
+    it(`crosses the wire in its own key, leaving ${kind} data as the user gave it`, () => {
+      const original = new RpcError('ABORTED', 'x', data, { mayHaveRun: true });
+      const wire = toWireError(original);
+      if (kind === 'nested map') expect(wire.data).to.deep.equal({ a: { mayHaveRun: false }, mayHaveRun: true });
+      else expect(wire.data).to.deep.equal(data);
+      expect(wire.mayHaveRun).to.equal(true);
+      const frame = encodeMessage({ type: 1, id: 9, error: wire, result: undefined });
+      const rebuilt = fromWireError((decodeMessage(frame.subarray(4)) as ResponseMessage).error!);
+      expect(rebuilt.mayHaveRun).to.equal(true);
+      expect(rebuilt.data).to.deep.equal(wire.data);
+    });
+  }
+
+  it('is also written into map data and absent data, for peers that read only the older place', () => {
+    expect(toWireError(new RpcError('ABORTED', 'x', undefined, { mayHaveRun: false }))).to.deep.equal({ code: 'ABORTED', message: 'x', data: { mayHaveRun: false }, mayHaveRun: false });
+    expect(toWireError(new RpcError('ABORTED', 'x', { widget: 7 }, { mayHaveRun: true }))).to.deep.equal({ code: 'ABORTED', message: 'x', data: { widget: 7, mayHaveRun: true }, mayHaveRun: true });
+    // A false the user wrote in the map is replaced: the flag describes this hop only.
+    expect(toWireError(new RpcError('ABORTED', 'x', { mayHaveRun: false }, { mayHaveRun: true })).data).to.deep.equal({ mayHaveRun: true });
+  });
+
+  it('is read from data.mayHaveRun of a peer that sends only the older place, and the own key wins', () => {
+    expect(fromWireError({ code: 'ABORTED', message: 'x', data: { mayHaveRun: false } }).mayHaveRun).to.equal(false);
+    expect(fromWireError({ code: 'ABORTED', message: 'x', data: { mayHaveRun: false }, mayHaveRun: true }).mayHaveRun).to.equal(true);
+    expect(fromWireError({ code: 'TEAPOT', message: 'x', data: { mayHaveRun: false } }).mayHaveRun).to.equal(false);
+    expect(fromWireError({ code: 'ABORTED', message: 'x', data: ['a'] })).to.not.have.property('mayHaveRun');
+  });
+
+  it('decodes the key from the error map (hex), and ignores a value there that is not a boolean', () => {
+    // [1, 2, {code: "ABORTED", message: "x", mayHaveRun: true}, nil]
+    const withFlag = hex('94 01 02 83 a4 63 6f 64 65 a7 41 42 4f 52 54 45 44 a7 6d 65 73 73 61 67 65 a1 78 aa 6d 61 79 48 61 76 65 52 75 6e c3 c0');
+    expect((decodeMessage(withFlag) as ResponseMessage).error).to.deep.equal({ code: 'ABORTED', message: 'x', mayHaveRun: true });
+    // The same with mayHaveRun: 1 (a positive fixint): an unknown form, ignored like an unknown key.
+    const withOne = hex('94 01 02 83 a4 63 6f 64 65 a7 41 42 4f 52 54 45 44 a7 6d 65 73 73 61 67 65 a1 78 aa 6d 61 79 48 61 76 65 52 75 6e 01 c0');
+    expect((decodeMessage(withOne) as ResponseMessage).error).to.deep.equal({ code: 'ABORTED', message: 'x' });
   });
 });
 

@@ -61,7 +61,7 @@ describe('resolveDecodeLimits', () => {
       for (const value of [min - 1, max + 1]) {
         const error = expectRpcError(() => resolveDecodeLimits({ [option]: value }), 'INVALID_ARGUMENT', `option ${option} must be`);
         expect(error.message).to.include(`from ${min} to ${max}`).and.include(`got ${value}`);
-        expect(error.data).to.deep.equal({ option, value });
+        expect(error.data).to.deep.include({ option, value });
       }
     });
 
@@ -74,12 +74,12 @@ describe('resolveDecodeLimits', () => {
 
   it('throws INVALID_ARGUMENT for maxFrameSize 0, naming the option', () => {
     const error = expectRpcError(() => resolveDecodeLimits({ maxFrameSize: 0 }), 'INVALID_ARGUMENT', 'maxFrameSize');
-    expect(error.data).to.deep.equal({ option: 'maxFrameSize', value: 0 });
+    expect(error.data).to.deep.equal({ option: 'maxFrameSize', value: 0, expected: 'an integer from 1 to 4294967295' });
   });
 
-  it('reports a non-number value as a string in data', () => {
-    const error = expectRpcError(() => resolveDecodeLimits({ maxDepth: '8' as unknown as number }), 'INVALID_ARGUMENT');
-    expect(error.data).to.deep.equal({ option: 'maxDepth', value: '8' });
+  it('says a non-number value is a string, in the message and in data', () => {
+    const error = expectRpcError(() => resolveDecodeLimits({ maxDepth: '8' as unknown as number }), 'INVALID_ARGUMENT', 'option maxDepth must be an integer from 2 to 1000; got the string "8"');
+    expect(error.data).to.deep.equal({ option: 'maxDepth', value: 'the string "8"', expected: 'an integer from 2 to 1000' });
   });
 });
 

@@ -594,10 +594,7 @@ export class ServerConnection implements InboundHost {
   // A handler's failure, logged at its level: an abort after the call ended (cancel, deadline, disconnect) is the
   // handler doing what ctx.signal asked, not a crash.
   #handlerError(thrown: unknown, path: string, ctx: HandlerContext): RpcError {
-    const aborted = ctx.aborted;
-    return errorFromHandler(thrown, path, this.#options.exposeInternalErrors, (entry) =>
-      this.#host.log({ ...entry, level: aborted ? 'debug' : entry.level, peer: this.#peerText() }),
-    );
+    return errorFromHandler(thrown, path, this.#options.exposeInternalErrors, (entry) => this.#host.log({ ...entry, peer: this.#peerText() }), ctx.endedWith);
   }
 
   // Emits active on 0 -> 1 running calls and idle on 1 -> 0 (asynchronous handlers only: a synchronous one is

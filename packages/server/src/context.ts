@@ -52,6 +52,11 @@ export class HandlerContext implements CallContext {
     return this.#reason !== undefined;
   }
 
+  /** endedWith is the error the call ended with for the handler (its signal's reason), or undefined while it runs. */
+  get endedWith(): RpcError | undefined {
+    return this.#reason;
+  }
+
   /** abort ends the handler's signal with `reason` (CANCELLED, DEADLINE_EXCEEDED); the first reason wins. */
   abort(reason: RpcError): void {
     if (this.#reason !== undefined) return;

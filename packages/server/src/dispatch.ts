@@ -186,13 +186,20 @@ export function prepareStreamMessage(method: RegisteredMethod, message: unknown,
 
 /**
  * errorFromHandler maps what a handler threw to the error sent to the caller. RpcError goes as written; anything
- * else becomes INTERNAL with a generic message, and the detail goes to the log only (unless exposed). Either way
- * the data says `mayHaveRun: true`: the handler ran, so whatever a call it made downstream reported about that
+ * else becomes INTERNAL with a generic message, and the detail goes to the log only (unless exposed); when the call
+ * had ended already (`endedWith`, its signal's reason) nothing is sent, and the throw is logged at debug. Either way
+ * the error says `mayHaveRun: true`: the handler ran, so whatever a call it made downstream reported about that
  * other hop (an UNAVAILABLE that "did not run") must not reach our caller as if it were about this call.
  */
-export function errorFromHandler(thrown: unknown, method: string, expose: boolean, log: (entry: LogEntry) => void): RpcError {
+export function errorFromHandler(thrown: unknown, method: string, expose: boolean, log: (entry: LogEntry) => void, endedWith?: RpcError): RpcError {
   if (thrown instanceof RpcError) return markMayHaveRun(thrown);
-  log({ level: 'error', message: 'handler threw; the caller got INTERNAL', method, code: 'INTERNAL', error: thrown });
+  if (endedWith !== undefined) {
+    // The call was over for the caller already (cancel, deadline, disconnect): a handler that obeyed ctx.signal
+    // threw its AbortError, nobody gets INTERNAL, and saying so at error level would send readers the wrong way.
+    log({ level: 'debug', message: `the call had ended with ${endedWith.code}; the handler's throw after that is ignored`, method, code: endedWith.code, error: thrown });
+  } else {
+    log({ level: 'error', message: 'handler threw; the caller got INTERNAL', method, code: 'INTERNAL', error: thrown });
+  }
   let detail = '';
   if (expose) {
     try {
@@ -204,10 +211,8 @@ export function errorFromHandler(thrown: unknown, method: string, expose: boolea
   return new RpcError('INTERNAL', `internal error in ${method}${detail || '; the server logged the details'}`, { mayHaveRun: true });
 }
 
+// The user's data stays as thrown (an array, a string, a map); the flag goes in its own place (toWireError).
 function markMayHaveRun(error: RpcError): RpcError {
-  if (NOTHING_RAN.has(error)) return error;
-  const data = error.data;
-  if (data === undefined || data === null) return new RpcError(error.code, error.message, { mayHaveRun: true }, { cause: error });
-  if (typeof data !== 'object' || Array.isArray(data) || (data as { mayHaveRun?: unknown }).mayHaveRun === true) return error;
-  return new RpcError(error.code, error.message, { ...(data as Record<string, unknown>), mayHaveRun: true }, { cause: error });
+  if (NOTHING_RAN.has(error) || error.mayHaveRun === true) return error;
+  return new RpcError(error.code, error.message, error.data, { cause: error, mayHaveRun: true });
 }

@@ -21,6 +21,7 @@ export type { ListenAddress } from './server.js';
 export type { UnixListenTarget } from './unix-listen.js';
 export type { PeerCredentials } from './peer-credentials.js';
 export type { ServerOptions } from './options.js';
+export { createRateLimitedLogger } from './log.js';
 export type { LogEntry, LogLevel, ServerLogger } from './log.js';
 export type { BidiStreamHandler, CallContext, ClientStreamHandler, Handler, HandlerOf, PeerAddress, PeerCertificate, ServerStreamHandler, ServiceImpl } from './handler-types.js';
 export type { DebugSnapshot } from './debug-page.js';
@@ -35,6 +36,7 @@ export type {
   TunnelRefusedEvent,
 } from './events.js';
 export { RpcError } from '@tunnelrpc/protocol';
+export type { RpcErrorOptions } from '@tunnelrpc/protocol';
 export type { ErrorCode } from '@tunnelrpc/protocol';
 export type { AmbientCall, CallFn, CallKind, CallSide, Interceptor, RpcCall, StreamCall, StreamWatcher, UnaryCall } from '@tunnelrpc/protocol';
 export { applyInterceptors, currentAmbientCall } from '@tunnelrpc/protocol';

@@ -3,7 +3,7 @@
  * dropped notification, a handler that crashed on their input), so a peer must not be able to make the server
  * write more log than it sends (issue 7 section 5): past the rate, entries are counted and summed up in one line.
  */
-import type { ErrorCode } from '@tunnelrpc/protocol';
+import { checkFunction, checkInteger, MAX_UINT32, type ErrorCode } from '@tunnelrpc/protocol';
 
 /** LogLevel orders entries: debug (expected events), info, warn (a peer misbehaved), error (a bug to look at). */
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
@@ -74,4 +74,15 @@ export class RateLimitedLog {
       // A logger that throws must not take a connection down.
     }
   }
+}
+
+/**
+ * createRateLimitedLogger wraps `logger` in the limit the server puts on its own log: up to `perSecond` entries a
+ * second (bursts of as many), the rest counted and reported in one warn line once entries pass again. Use it for
+ * what listeners or handlers log about peers (every refused CONNECT is an event), so peers cannot flood that log
+ * either. `perSecond`: 1 … 4294967295, default 100 (as maxLogEntriesPerSecond).
+ */
+export function createRateLimitedLogger(logger: ServerLogger, perSecond = 100): ServerLogger {
+  const limited = new RateLimitedLog(checkFunction<ServerLogger>('logger', logger, '(entry) => void'), checkInteger('perSecond', perSecond, 1, MAX_UINT32));
+  return (entry) => limited.log(entry);
 }

@@ -3,13 +3,31 @@
  * (SECURITY.md, "Limits and their defaults").
  */
 import type { IncomingMessage } from 'node:http';
-import { DEFAULT_MAX_STREAM_BUFFER, DEFAULT_MAX_STREAM_CREDIT, DEFAULT_MAX_STREAM_MESSAGE_SIZE, MAX_CREDIT, checkInteger, checkInterceptors, definedOnly, MAX_UINT32, resolveDecodeLimits, RpcError, type DecodeLimits, type Interceptor } from '@tunnelrpc/protocol';
+import {
+  MAX_UINT32,
+  checkBoolean,
+  checkDuration,
+  checkFunction,
+  checkFunctionList,
+  checkInteger,
+  checkInterceptors,
+  checkString,
+  definedOnly,
+  describeOptionValue,
+  optionError,
+  orDefault,
+  resolveDecodeLimits,
+  resolveStreamLimits,
+  type DecodeLimits,
+  type Interceptor,
+} from '@tunnelrpc/protocol';
 
 import { isIP } from 'node:net';
 import type { ServerListener } from './events.js';
 import type { PeerAddress } from './handler-types.js';
 import { defaultLogger, type ServerLogger } from './log.js';
-import { normalizeAddress, type ProxyProtocolOptions, type ResolvedProxyProtocol } from './proxy-listener.js';
+import { normalizeAddress } from './peer-address.js';
+import type { ProxyProtocolOptions, ResolvedProxyProtocol } from './proxy-listener.js';
 
 /** ServerOptions configures an RpcServer. Every field is optional; the defaults are safe for a public port. */
 export interface ServerOptions<Auth = unknown> {
@@ -28,7 +46,8 @@ export interface ServerOptions<Auth = unknown> {
   /** Tunnels open at once; further CONNECTs are answered 503. Default 10000. Range 1 … 4294967295. */
   maxConnections?: number;
   /**
-   * Tunnels open at once from one remote address; further CONNECTs from it are answered 503. Default: the value of
+   * Tunnels open at once from one remote address (an IPv6 address counts by its /64, an IPv4-mapped one as its
+   * IPv4 address); further CONNECTs from it are answered 503. Default: the value of
    * maxConnections (10000), that is no cap of its own: behind a TCP balancer that does not send the PROXY protocol
    * every tunnel has the balancer's address, and a lower default refused the whole fleet's next client service at
    * once. Set it (for example 256) on a server that clients reach directly, or behind a balancer with
@@ -108,7 +127,8 @@ export interface ServerOptions<Auth = unknown> {
   maxBytesInFlight?: number;
   /**
    * Share maxCallsInFlight, maxItemsInFlight and maxBytesInFlight between source addresses as well as between
-   * connections, so that many tunnels from one address cannot take the whole server. Turn it off behind a TCP
+   * connections (addresses grouped as for maxConnectionsPerIp), so that many tunnels from one address cannot take
+   * the whole server. Turn it off behind a TCP
    * balancer that does not pass client addresses (every tunnel then has the balancer's address, which would get
    * half the budget at most). Default true.
    */
@@ -328,72 +348,46 @@ export interface ResolvedServerOptions extends DecodeLimits {
   debugPath: string | undefined;
 }
 
-const MAX_TIMER_MS = 2_147_483_647; // setTimeout's ceiling
-
-// The stream limits depend on each other: one message must fit a frame, and the budget must hold one message.
-function streamLimits(given: ServerOptions, maxFrameSize: number): { maxStreamBuffer: number; maxStreamMessageSize: number; maxStreamCredit: number } {
-  const maxStreamMessageSize = checkInteger('maxStreamMessageSize', given.maxStreamMessageSize ?? Math.min(DEFAULT_MAX_STREAM_MESSAGE_SIZE, maxFrameSize), 1, maxFrameSize);
-  return {
-    maxStreamMessageSize,
-    maxStreamBuffer: checkInteger('maxStreamBuffer', given.maxStreamBuffer ?? Math.max(DEFAULT_MAX_STREAM_BUFFER, maxStreamMessageSize), maxStreamMessageSize, MAX_UINT32),
-    maxStreamCredit: checkInteger('maxStreamCredit', given.maxStreamCredit ?? DEFAULT_MAX_STREAM_CREDIT, 1, MAX_CREDIT),
-  };
-}
-
 /** checkListeners validates a `listeners` option: an array of functions. @internal */
 export function checkListeners<L>(name: string, value: readonly L[] | undefined): readonly L[] {
-  if (value === undefined) return [];
-  if (!Array.isArray(value) || !value.every((each) => typeof each === 'function')) {
-    throw new RpcError('INVALID_ARGUMENT', `option ${name} must be an array of functions, (event) => void`);
-  }
-  return Object.freeze([...value]);
+  return checkFunctionList<L>(name, value, 'functions, (event) => void');
 }
 
 function checkDebugPath(debugPath: unknown, rpcPath: string): string | undefined {
   if (debugPath === undefined) return undefined;
-  if (typeof debugPath !== 'string' || !debugPath.startsWith('/') || /[\s?#]/.test(debugPath) || debugPath === rpcPath) {
-    throw new RpcError('INVALID_ARGUMENT', `option debugPath ${JSON.stringify(debugPath)} must be a path starting with "/", without spaces, "?" or "#", other than path; for example "/debug/tunnelrpc"`);
-  }
-  return debugPath;
-}
-
-function checkFlag(name: string, value: unknown): boolean {
-  if (typeof value !== 'boolean') throw new RpcError('INVALID_ARGUMENT', `option ${name} must be true or false; got ${String(value)}`);
-  return value;
+  const expected = 'a path starting with "/", without spaces, "?" or "#", other than path; for example "/debug/tunnelrpc"';
+  return checkString('debugPath', debugPath, expected, (text) => text.startsWith('/') && !/[\s?#]/.test(text) && text !== rpcPath);
 }
 
 /** resolveServerOptions fills defaults and validates every option, throwing INVALID_ARGUMENT naming the bad one. */
 export function resolveServerOptions<Auth>(options: ServerOptions<Auth> = {}): ResolvedServerOptions {
   const given = definedOnly(options);
   const decode = resolveDecodeLimits(given);
-  const path = given.path ?? '/_rpc';
-  if (!path.startsWith('/') || /\s/.test(path)) {
-    throw new RpcError('INVALID_ARGUMENT', `option path ${JSON.stringify(path)} must start with "/" and hold no spaces`);
-  }
-  const ms = (name: keyof ServerOptions, fallback: number, min = 0): number =>
-    checkInteger(name, given[name] ?? fallback, min, MAX_TIMER_MS);
+  const path = checkString('path', orDefault(given.path, '/_rpc'), 'a request target that starts with "/" and holds no spaces, such as "/_rpc"', (text) => text.startsWith('/') && !/\s/.test(text));
+  const ms = (name: keyof ServerOptions, fallback: number, min = 0): number => checkDuration(name, orDefault(given[name], fallback), min);
   const count = (name: keyof ServerOptions, fallback: number): number =>
-    checkInteger(name, given[name] ?? fallback, 1, MAX_UINT32);
+    checkInteger(name, orDefault(given[name], fallback), 1, MAX_UINT32);
+  const flag = (name: keyof ServerOptions, fallback: boolean): boolean => checkBoolean(name, orDefault(given[name], fallback));
   return {
     ...decode,
     path,
     maxConnections: count('maxConnections', 10_000),
-    maxConnectionsPerIp: count('maxConnectionsPerIp', given.maxConnections ?? 10_000),
+    maxConnectionsPerIp: count('maxConnectionsPerIp', orDefault(given.maxConnections, 10_000)),
     minPingInterval: ms('minPingInterval', 10_000),
-    maxPingStrikes: checkInteger('maxPingStrikes', given.maxPingStrikes ?? 2, 0, 1000),
+    maxPingStrikes: checkInteger('maxPingStrikes', orDefault(given.maxPingStrikes, 2), 0, 1000),
     keepaliveInterval: ms('keepaliveInterval', 30_000),
     keepaliveTimeout: ms('keepaliveTimeout', 20_000, 1),
     handshakeTimeout: ms('handshakeTimeout', 10_000, 1),
-    maxHeadSize: checkInteger('maxHeadSize', given.maxHeadSize ?? 8192, 1024, 1024 * 1024),
+    maxHeadSize: checkInteger('maxHeadSize', orDefault(given.maxHeadSize, 8192), 1024, 1024 * 1024),
     maxInFlight: count('maxInFlight', 128),
     maxStreams: count('maxStreams', 1024),
-    ...streamLimits(given, decode.maxFrameSize),
+    ...resolveStreamLimits(given, decode.maxFrameSize),
     maxCallsInFlight: count('maxCallsInFlight', 10_000),
     maxItemsInFlight: count('maxItemsInFlight', 4_194_304),
     maxBytesInFlight: count('maxBytesInFlight', 64 * 1024 * 1024),
-    shareByAddress: given.shareByAddress ?? true,
-    maxHeaderCount: checkInteger('maxHeaderCount', given.maxHeaderCount ?? 64, 0, 65_535),
-    maxHeaderBytes: checkInteger('maxHeaderBytes', given.maxHeaderBytes ?? 8192, 0, MAX_UINT32),
+    shareByAddress: flag('shareByAddress', true),
+    maxHeaderCount: checkInteger('maxHeaderCount', orDefault(given.maxHeaderCount, 64), 0, 65_535),
+    maxHeaderBytes: checkInteger('maxHeaderBytes', orDefault(given.maxHeaderBytes, 8192), 0, MAX_UINT32),
     maxKeysPerMap: count('maxKeysPerMap', 8192),
     maxPartialFrameBytes: count('maxPartialFrameBytes', 128 * 1024 * 1024),
     maxUnsentBytes: count('maxUnsentBytes', 256 * 1024 * 1024),
@@ -407,17 +401,17 @@ export function resolveServerOptions<Auth>(options: ServerOptions<Auth> = {}): R
     defaultTimeout: ms('defaultTimeout', 30_000, 1),
     maxTimeout: ms('maxTimeout', 300_000, 1),
     shutdownTimeout: ms('shutdownTimeout', 10_000),
-    exposeInternalErrors: given.exposeInternalErrors ?? false,
-    validateParams: given.validateParams ?? true,
-    validateResults: given.validateResults ?? true,
-    authorize: given.authorize,
-    requireClientCertificate: checkFlag('requireClientCertificate', given.requireClientCertificate ?? false),
-    logger: given.logger ?? defaultLogger,
+    exposeInternalErrors: flag('exposeInternalErrors', false),
+    validateParams: flag('validateParams', true),
+    validateResults: flag('validateResults', true),
+    authorize: given.authorize === undefined ? undefined : checkFunction('authorize', given.authorize, '(req, peer) => principal (sync or async)'),
+    requireClientCertificate: flag('requireClientCertificate', false),
+    logger: checkFunction('logger', orDefault(given.logger, defaultLogger), '(entry) => void'),
     interceptors: checkInterceptors('interceptors', given.interceptors),
-    propagateContext: given.propagateContext ?? true,
+    propagateContext: flag('propagateContext', true),
     listeners: checkListeners('listeners', given.listeners),
-    healthService: given.healthService ?? true,
-    reflectionService: given.reflectionService ?? true,
+    healthService: flag('healthService', true),
+    reflectionService: flag('reflectionService', true),
     shutdownDelay: ms('shutdownDelay', 0),
     debugPath: checkDebugPath(given.debugPath, path),
     proxyProtocol: resolveProxyProtocol(given.proxyProtocol),
@@ -426,17 +420,17 @@ export function resolveServerOptions<Auth>(options: ServerOptions<Auth> = {}): R
 
 function resolveProxyProtocol(given: ProxyProtocolOptions | undefined): ResolvedProxyProtocol | undefined {
   if (given === undefined) return undefined;
+  if (typeof given !== 'object' || given === null || Array.isArray(given)) throw optionError('proxyProtocol', 'an object such as { trusted: ["127.0.0.1"] }', given);
   const trusted: unknown = (given as { trusted?: unknown }).trusted;
-  if (!Array.isArray(trusted) || trusted.length === 0 || trusted.length > 1000) {
-    throw new RpcError('INVALID_ARGUMENT', 'option proxyProtocol.trusted must list 1 … 1000 source addresses (your balancers), such as ["127.0.0.1"]');
-  }
-  for (const address of trusted) {
+  const expected = 'a list of 1 … 1000 source addresses (your balancers), such as ["127.0.0.1"]';
+  if (!Array.isArray(trusted) || trusted.length === 0 || trusted.length > 1000) throw optionError('proxyProtocol.trusted', expected, trusted);
+  for (const [index, address] of trusted.entries()) {
     if (typeof address !== 'string' || isIP(address) === 0) {
-      throw new RpcError('INVALID_ARGUMENT', `option proxyProtocol.trusted holds ${JSON.stringify(address)?.slice(0, 60)}, which is not an IPv4 or IPv6 address`);
+      throw optionError('proxyProtocol.trusted', expected, trusted, `item ${index} is ${describeOptionValue(address)}, which is not an IPv4 or IPv6 address`);
     }
   }
   return {
     trusted: new Set(trusted.map((address: string) => normalizeAddress(address))),
-    headerTimeout: checkInteger('proxyProtocol.headerTimeout', given.headerTimeout ?? 5000, 3000, MAX_TIMER_MS),
+    headerTimeout: checkDuration('proxyProtocol.headerTimeout', orDefault(given.headerTimeout, 5000), 3000),
   };
 }

@@ -5,11 +5,11 @@
  * header within headerTimeout; the bytes behind it are put back (unshift) for the http server, and the header's
  * source address is recorded as the tunnel's peer (peer-address.ts).
  */
-import { createServer, isIPv4, type Server, type Socket } from 'node:net';
+import { createServer, type Server, type Socket } from 'node:net';
 import type { Server as HttpServer } from 'node:http';
 import { RpcError, parseProxyHeader, type ParsedProxyHeader } from '@tunnelrpc/protocol';
 import type { LogEntry } from './log.js';
-import { recordPeerAddress } from './peer-address.js';
+import { normalizeAddress, recordPeerAddress } from './peer-address.js';
 
 /** ProxyProtocolOptions turns on the PROXY protocol for the listener listen() creates. */
 export interface ProxyProtocolOptions {
@@ -30,12 +30,6 @@ export interface ProxyProtocolOptions {
 export interface ResolvedProxyProtocol {
   trusted: ReadonlySet<string>;
   headerTimeout: number;
-}
-
-/** normalizeAddress writes an IPv4-mapped IPv6 address (`::ffff:127.0.0.1`) as its IPv4 form. @internal */
-export function normalizeAddress(address: string): string {
-  const lower = address.toLowerCase();
-  return lower.startsWith('::ffff:') && isIPv4(lower.slice(7)) ? lower.slice(7) : lower;
 }
 
 /**

@@ -15,12 +15,12 @@ import type { ServiceImpl } from './handler-types.js';
 import { createEmitter, type ServerEvent } from './events.js';
 import { RateLimitedLog } from './log.js';
 import { resolveServerOptions, type ResolvedServerOptions, type ServerOptions } from './options.js';
-import { peerAddressOf } from './peer-address.js';
+import { addressGroupOf, peerAddressOf } from './peer-address.js';
 import { createProxyListener } from './proxy-listener.js';
 import { answerClientError, malformedConnect, refuseConnect, statusForCode } from './refuse.js';
 import { replyFor, upgradeProblem, type Handshake } from './takeover.js';
 import { clientCertificateRefusal, peerOf } from './peer.js';
-import { checkUnixTarget, clearStaleSocket, setSocketMode, type UnixListenTarget } from './unix-listen.js';
+import { bindUnixSocket, checkUnixTarget, removeSocketFile, type UnixListenTarget, type UnixSocketFile } from './unix-listen.js';
 
 const MAX_HEADERS_COUNT = 64;
 
@@ -53,7 +53,7 @@ export class RpcServer<Auth = unknown> {
   readonly #options: ResolvedServerOptions;
   readonly #methods: MethodTable;
   readonly #connections = new Set<ServerConnection>();
-  // Per source address: its open tunnels, and what its running calls hold of the budget.
+  // Per source address (an IPv6 source by its /64, peer-address.ts): its open tunnels, and what its calls hold.
   readonly #perIp = new Map<string, { tunnels: number; account: Account }>();
   readonly #budget: FairBudget;
   // Answers queued for peers that do not read, per blocked connection, and their sum (maxUnsentBytes).
@@ -67,6 +67,8 @@ export class RpcServer<Auth = unknown> {
   readonly #waitingForPartialRoom = new Set<ServerConnection>();
   readonly #attached = new Set<HttpServer>();
   #ownServer: HttpServer | undefined;
+  // The socket file listen({ path }) linked into place; libuv removes only the private name it bound, so close() does.
+  #unixSocketFile: UnixSocketFile | undefined;
   // With proxyProtocol: the listener that reads the PROXY header, then hands each connection to #ownServer.
   #proxyListener: NetServer | undefined;
   #closing: Promise<void> | undefined;
@@ -119,9 +121,9 @@ export class RpcServer<Auth = unknown> {
           bytesOut: connection.bytesOut,
         });
         this.#waitingForPartialRoom.delete(connection);
-        const address = connection.peerAddress;
-        const entry = this.#perIp.get(address);
-        if (entry !== undefined && --entry.tunnels === 0) this.#perIp.delete(address);
+        const group = addressGroupOf(connection.peerAddress);
+        const entry = this.#perIp.get(group);
+        if (entry !== undefined && --entry.tunnels === 0) this.#perIp.delete(group);
         if (this.#connections.size === 0 && this.#sweep !== undefined) {
           clearInterval(this.#sweep);
           this.#sweep = undefined;
@@ -307,17 +309,7 @@ export class RpcServer<Auth = unknown> {
 
   async #listenUnix(server: HttpServer, path: string, mode: number): Promise<ListenAddress> {
     try {
-      await clearStaleSocket(path);
-      await new Promise<void>((resolve, reject) => {
-        const onError = (error: Error): void => reject(new RpcError('UNAVAILABLE', `cannot listen on ${path}: ${error.message}`, undefined, { cause: error }));
-        server.once('error', onError);
-        server.listen(path, () => {
-          server.off('error', onError);
-          resolve();
-        });
-      });
-      // Node removes the socket file when the server closes (libuv unlinks the path it bound).
-      await setSocketMode(path, mode);
+      this.#unixSocketFile = await bindUnixSocket(server, path, mode);
     } catch (error) {
       // Nothing of ours stays behind: a later listen() on this server may try again.
       this.#ownServer = undefined;
@@ -379,6 +371,7 @@ export class RpcServer<Auth = unknown> {
     // Node's closeAllConnections skips taken-over sockets; ours are gone already, close idle keep-alives too.
     own?.closeAllConnections();
     await serverClosed;
+    if (this.#unixSocketFile !== undefined) await removeSocketFile(this.#unixSocketFile);
   }
 
   #open(socket: Duplex, head: Buffer, auth: unknown, handshake: Handshake): void {
@@ -391,10 +384,11 @@ export class RpcServer<Auth = unknown> {
     const connection = new ServerConnection(this.#host, tcp, auth);
     connection.tunnelId = ++this.#tunnelIds;
     this.#connections.add(connection);
-    let perIp = this.#perIp.get(connection.peerAddress);
+    const group = addressGroupOf(connection.peerAddress);
+    let perIp = this.#perIp.get(group);
     if (perIp === undefined) {
       perIp = { tunnels: 0, account: new Account() };
-      this.#perIp.set(connection.peerAddress, perIp);
+      this.#perIp.set(group, perIp);
     }
     perIp.tunnels++;
     if (this.#options.shareByAddress) connection.addressAccount = perIp.account;
@@ -423,9 +417,10 @@ export class RpcServer<Auth = unknown> {
       return true;
     }
     const address = peerAddressOf(socket).address ?? 'unknown';
-    if ((this.#perIp.get(address)?.tunnels ?? 0) >= this.#options.maxConnectionsPerIp) {
+    const group = addressGroupOf(address);
+    if ((this.#perIp.get(group)?.tunnels ?? 0) >= this.#options.maxConnectionsPerIp) {
       // Behind a TCP balancer without the PROXY protocol every tunnel has the balancer's address: say so.
-      const text = `503 ${address} has maxConnectionsPerIp ${this.#options.maxConnectionsPerIp} tunnels open; share tunnels or raise the limit (behind a TCP balancer every tunnel comes from its address unless the server reads the PROXY protocol: option proxyProtocol)`;
+      const text = `503 ${group === address ? address : `${address} (counted with its ${group})`} has maxConnectionsPerIp ${this.#options.maxConnectionsPerIp} tunnels open; share tunnels or raise the limit (behind a TCP balancer every tunnel comes from its address unless the server reads the PROXY protocol: option proxyProtocol)`;
       this.#refuse(socket, 503, text, { 'Retry-After': '1' });
       return true;
     }
@@ -455,7 +450,7 @@ export class RpcServer<Auth = unknown> {
 
   // Every refusal goes through here, so that listeners hear of each one.
   #refuse(socket: Duplex, status: number, body: string, headers: Record<string, string> = {}): void {
-    this.#emit?.({ type: 'refused', address: (socket as Socket).remoteAddress ?? 'unknown', status, reason: body });
+    this.#emit?.({ type: 'refused', address: peerAddressOf(socket).address ?? 'unknown', status, reason: body });
     refuseConnect(socket, status, body, headers);
   }
 

@@ -5,7 +5,7 @@
 import { expect } from 'chai';
 import { once } from 'node:events';
 import { RpcServer } from '@tunnelrpc/server';
-import { CONNECT_HEAD, cleanup, dial, exchange, expectResult, readHead, request, startServer, write, type TestServer } from './helpers.js';
+import { CONNECT_HEAD, cleanup, dial, exchange, expectError, expectResult, readHead, request, startServer, write, type TestServer } from './helpers.js';
 
 const V1 = (source: string, port = 40000): Buffer => Buffer.from(`PROXY TCP4 ${source} 127.0.0.1 ${port} 8080\r\n`, 'latin1');
 // v2 PROXY, INET, STREAM, 12 bytes: 203.0.113.7:51000 -> 127.0.0.1:8080
@@ -72,6 +72,60 @@ describe('RpcServer proxyProtocol', () => {
       expect(capped.rpc.connectionCount).to.equal(2);
     });
 
+    const V1_TCP6 = (source: string, port = 40000): Buffer => Buffer.from(`PROXY TCP6 ${source} ::1 ${port} 8080\r\n`, 'latin1');
+    // v2 PROXY, INET6, STREAM, 36 bytes: [::ffff:198.51.100.1]:51000 -> [::1]:8080
+    const V2_MAPPED = Buffer.from('0d0a0d0a000d0a515549540a' + '21' + '21' + '0024' + '00000000000000000000ffffc6336401' + '00000000000000000000000000000001' + 'c738' + '1f90', 'hex');
+
+    it('writes an IPv4-mapped source (v1 TCP6 or v2 INET6) as its IPv4 address on ctx.peer', async () => {
+      const v2 = await peerOf(server, port, Buffer.concat([V2_MAPPED, CONNECT_HEAD, request(1, 'Svc.context', null)]));
+      expect(v2).to.deep.equal({ address: '198.51.100.1', port: 51000, family: 'IPv4' });
+      const v1 = await peerOf(server, port, Buffer.concat([V1_TCP6('::FFFF:198.51.100.1', 41000), CONNECT_HEAD, request(1, 'Svc.context', null)]));
+      expect(v1).to.deep.equal({ address: '198.51.100.1', port: 41000, family: 'IPv4' });
+    });
+
+    it('counts an IPv4-mapped source with its IPv4 address for maxConnectionsPerIp, from v1 TCP6 and v2 INET6 headers', async () => {
+      const capped = await startServer({ proxyProtocol: { trusted: ['127.0.0.1'] }, maxConnectionsPerIp: 2 });
+      await tunnelWith(capped.port, Buffer.concat([V1('198.51.100.1'), CONNECT_HEAD]));
+      await tunnelWith(capped.port, Buffer.concat([V1_TCP6('::ffff:198.51.100.1'), CONNECT_HEAD]));
+      for (const header of [V2_MAPPED, V1('198.51.100.1'), V1_TCP6('::ffff:198.51.100.1')]) {
+        const refused = await exchange(capped.port, Buffer.concat([header, CONNECT_HEAD]));
+        expect(refused.status).to.equal(503);
+        expect(refused.body).to.include('198.51.100.1 has maxConnectionsPerIp 2');
+      }
+      await tunnelWith(capped.port, Buffer.concat([V1('198.51.100.2'), CONNECT_HEAD]));
+      expect(capped.rpc.connectionCount).to.equal(3);
+    });
+
+    it('counts IPv6 sources by their /64 for maxConnectionsPerIp: another address in the /64 is refused, the next /64 passes', async () => {
+      const capped = await startServer({ proxyProtocol: { trusted: ['127.0.0.1'] }, maxConnectionsPerIp: 1 });
+      await tunnelWith(capped.port, Buffer.concat([V1_TCP6('2001:db8:1:2::1'), CONNECT_HEAD]));
+      const refused = await exchange(capped.port, Buffer.concat([V1_TCP6('2001:DB8:1:2:ffff:ffff:ffff:fffe'), CONNECT_HEAD]));
+      expect(refused.status).to.equal(503);
+      expect(refused.body).to.include('2001:db8:1:2:ffff:ffff:ffff:fffe (counted with its 2001:db8:1:2::/64) has maxConnectionsPerIp 1');
+      await tunnelWith(capped.port, Buffer.concat([V1_TCP6('2001:db8:1:3::1'), CONNECT_HEAD]));
+      expect(capped.rpc.connectionCount).to.equal(2);
+    });
+
+    it('shares the fair budget of calls by /64 for IPv6 sources, and by the IPv4 address for mapped ones', async () => {
+      // Past half of maxCallsInFlight 4, a source holding 2 calls has its fair share (4 / (0 others + 2)).
+      const shared = await startServer({ proxyProtocol: { trusted: ['127.0.0.1'] }, maxCallsInFlight: 4 });
+      const holder = await tunnelWith(shared.port, Buffer.concat([V1_TCP6('2001:db8:1:2::1'), CONNECT_HEAD]));
+      await holder.write(Buffer.concat([request(1, 'Svc.hang', null), request(2, 'Svc.hang', null)]));
+      await shared.probe.waitFor('hang', 1);
+      const sameNet = await tunnelWith(shared.port, Buffer.concat([V1_TCP6('2001:db8:1:2::abcd'), CONNECT_HEAD]));
+      const refused = expectError(await sameNet.call(1, 'Svc.add', { a: 1, b: 2 }), 1, 'RESOURCE_EXHAUSTED');
+      expect(refused.message).to.include('its source address holds more than its fair share of maxCallsInFlight 4');
+      const nextNet = await tunnelWith(shared.port, Buffer.concat([V1_TCP6('2001:db8:1:3::1'), CONNECT_HEAD]));
+      expect(expectResult(await nextNet.call(1, 'Svc.add', { a: 1, b: 2 }), 1)).to.equal(3);
+
+      const mapped = await startServer({ proxyProtocol: { trusted: ['127.0.0.1'] }, maxCallsInFlight: 4 });
+      const v4 = await tunnelWith(mapped.port, Buffer.concat([V1('198.51.100.1'), CONNECT_HEAD]));
+      await v4.write(Buffer.concat([request(1, 'Svc.hang', null), request(2, 'Svc.hang', null)]));
+      await mapped.probe.waitFor('hang', 1);
+      const v6 = await tunnelWith(mapped.port, Buffer.concat([V1_TCP6('::ffff:198.51.100.1'), CONNECT_HEAD]));
+      expect(expectError(await v6.call(1, 'Svc.add', { a: 1, b: 2 }), 1, 'RESOURCE_EXHAUSTED').message).to.include('its source address holds more');
+    });
+
     it('names the header address in its logs', async () => {
       const tunnel = await tunnelWith(port, Buffer.concat([V1('198.51.100.77', 5555), CONNECT_HEAD]));
       await tunnel.write(request(1, 'Svc.crash', undefined));
@@ -120,9 +174,10 @@ describe('RpcServer proxyProtocol', () => {
 
   it('refuses bad proxyProtocol options with INVALID_ARGUMENT naming them', () => {
     const bad: Array<[unknown, string]> = [
-      [{ trusted: [] }, 'proxyProtocol.trusted must list'],
-      [{}, 'proxyProtocol.trusted must list'],
-      [{ trusted: ['127.0.0.1', 'balancer.local'] }, '"balancer.local", which is not an IPv4 or IPv6 address'],
+      [{ trusted: [] }, 'option proxyProtocol.trusted must be a list of 1 … 1000 source addresses'],
+      [{}, 'proxyProtocol.trusted must be a list of 1 … 1000 source addresses (your balancers), such as ["127.0.0.1"]; got undefined'],
+      ['127.0.0.1', 'option proxyProtocol must be an object such as { trusted: ["127.0.0.1"] }; got the string "127.0.0.1"'],
+      [{ trusted: ['127.0.0.1', 'balancer.local'] }, 'item 1 is the string "balancer.local", which is not an IPv4 or IPv6 address'],
       [{ trusted: ['127.0.0.1'], headerTimeout: 2999 }, 'proxyProtocol.headerTimeout'],
     ];
     for (const [proxyProtocol, fragment] of bad) {
