@@ -4,6 +4,7 @@
  */
 import { expect } from 'chai';
 import type { ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
 import { connect, createClient } from '@tunnelrpc/client';
 import { Echo } from '@tunnelrpc/examples';
 import { Cleanup } from '../helpers/cleanup.js';
@@ -92,6 +93,62 @@ describe('example server and CLI processes', () => {
     expect(result.stderr).to.include('not valid JSON');
     expect(result.stderr).to.include('usage: tunnelrpc call');
     expect(result.code).to.equal(2);
+  });
+
+  it('ends quietly with exit 0 when the reader of its output leaves (| head)', async () => {
+    const child = spawnNode([CLI, 'call', url, 'Echo.ticks', '{"n":1000000000}']);
+    let stderr = '';
+    child.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString('utf8')));
+    // The first line read, the pipe closes under the CLI as `head -1` closes it: the next write meets EPIPE.
+    await once(child.stdout!, 'data');
+    child.stdout!.destroy();
+    expect(await exitOf(child)).to.deep.equal({ code: 0, signal: null });
+    expect(stderr).to.equal('');
+  });
+
+  it('takes --timeout 0 as no deadline', async () => {
+    const result = await runNode([CLI, 'call', url, 'Echo.sleep', '{"ms":50}', '--timeout', '0']);
+    expect(result.stderr).to.equal('');
+    expect(result.stdout).to.equal('{"slept":50}\n');
+    expect(result.code).to.equal(0);
+  });
+
+  it('checks the params against the described schema and sends nothing when they fail it', async () => {
+    const client = cleanup.add(await connect(url), (each) => each.close());
+    const result = await runNode([CLI, 'call', url, 'Echo.add', '{"a":1,"b":"two"}']);
+    expect(result.stdout).to.equal('');
+    expect(result.stderr).to.equal(
+      'INVALID_ARGUMENT: the params do not match the schema Echo.add describes, so nothing was sent: b: Invalid input: expected number, received string ' +
+        '(tunnelrpc describe shows the schema; --no-validate sends anyway)\n' +
+        'data: {"mayHaveRun":false,"issues":[{"path":["b"],"message":"Invalid input: expected number, received string"}]}\n',
+    );
+    expect(result.code).to.equal(1);
+    // --no-validate sends them: the server's own check answers.
+    const unchecked = await runNode([CLI, 'call', url, 'Echo.add', '{"a":1,"b":"two"}', '--no-validate']);
+    expect(unchecked.stderr).to.match(/^INVALID_ARGUMENT: /);
+    expect(unchecked.stderr).to.not.include('nothing was sent');
+    expect(unchecked.code).to.equal(1);
+    expect(await createClient(Echo, client).count()).to.equal(0);
+  });
+
+  it('prints one indented document with --format json, and errors as JSON on stderr', async () => {
+    const stream = await runNode([CLI, 'call', url, 'Echo.ticks', '{"n":2}', '--format', 'json']);
+    expect(JSON.parse(stream.stdout)).to.deep.equal({ messages: [0, 1], result: { sent: 2 } });
+    expect(stream.stdout).to.include('\n  "messages"');
+    const unary = await runNode([CLI, 'call', url, 'Echo.echo', '{"a":[1]}', '--format', 'json']);
+    expect(unary.stdout).to.equal('{\n  "a": [\n    1\n  ]\n}\n');
+    const failed = await runNode([CLI, 'call', url, 'Echo.fail', '{"code":"NOT_FOUND","message":"gone"}', '--format', 'json']);
+    expect(JSON.parse(failed.stderr)).to.deep.equal({ code: 'NOT_FOUND', message: 'gone', data: { mayHaveRun: true } });
+    expect(failed.code).to.equal(1);
+    const ndjson = await runNode([CLI, 'call', url, 'Echo.ticks', '{"n":2}', '--format', 'ndjson']);
+    expect(ndjson.stdout).to.equal('0\n1\n{"sent":2}\n');
+  });
+
+  it('prints each phase on stderr with -v, in order', async () => {
+    const result = await runNode([CLI, 'call', url, 'Echo.add', '{"a":1,"b":2}', '-v']);
+    expect(result.stdout).to.equal('3\n');
+    const phases = result.stderr.split('\n').filter((line) => line.length > 0).map((line) => /^\* ([a-z ]+) \d+\.\d ms/.exec(line)?.[1]);
+    expect(phases).to.deep.equal(['connect', 'reflect', 'first answer', 'call', 'total']);
   });
 
   it('serves an in-process client too, and counts notifications across its connections', async () => {

@@ -6,7 +6,7 @@
 import { connect as netConnect, type Socket } from 'node:net';
 import { createRequire } from 'node:module';
 import type { ConnectionOptions, TLSSocket } from 'node:tls';
-import { RpcError, codeFromHttpStatus, encodeConnectRequest, encodeUpgradeRequest, parseResponseHead, type ResponseHead } from '@tunnelrpc/protocol';
+import { RpcError, codeFromHttpStatus, encodeConnectRequest, encodeUpgradeRequest, escapePeerText, parseResponseHead, type ResponseHead } from '@tunnelrpc/protocol';
 import { acceptsReply, describeRefusal, plainText } from './handshake-reply.js';
 import { openProxyTunnel } from './proxy.js';
 
@@ -170,10 +170,11 @@ function handshake(target: DialTarget, options: ResolvedClientOptions, headers: 
       readRefusalBody(socket, refused).then((body) => {
         signal?.removeEventListener('abort', onAbort);
         socket.destroy();
-        const shown = plainText(body, refused);
+        // The reason and body are the peer's words: escaped, so they cannot forge lines or repaint a terminal.
+        const shown = escapePeerText(plainText(body, refused), MAX_REFUSAL_BODY);
         const text = shown.length > 0 ? `: ${shown}` : '';
         const verb = options.handshake === 'upgrade' ? 'Upgrade' : 'CONNECT';
-        reject(new RpcError(codeFromHttpStatus(refused.status), `${verb} ${target.display} refused with HTTP ${refused.status} ${refused.reason}${text}${describeRefusal(refused, options.handshake)}`, { status: refused.status, body }));
+        reject(new RpcError(codeFromHttpStatus(refused.status), `${verb} ${target.display} refused with HTTP ${refused.status} ${escapePeerText(refused.reason, 80)}${text}${describeRefusal(refused, options.handshake)}`, { status: refused.status, body }));
       });
     };
     socket.on('data', onData);
