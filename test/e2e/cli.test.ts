@@ -151,6 +151,61 @@ describe('example server and CLI processes', () => {
     expect(phases).to.deep.equal(['connect', 'reflect', 'first answer', 'call', 'total']);
   });
 
+  describe('tunnelrpc bench', () => {
+    interface BenchJson {
+      method: string;
+      concurrency: number;
+      connections: number;
+      rps: number | null;
+      calls: number;
+      callsPerSecond: number;
+      latencyMs: Record<'min' | 'mean' | 'p50' | 'p90' | 'p99' | 'p999' | 'max', number>;
+      codes: Record<string, number>;
+    }
+
+    it('runs -n calls with -c in flight over --connections tunnels and prints one JSON object with --json', async () => {
+      const result = await runNode([CLI, 'bench', url, 'Echo.add', '-d', '{"a":1,"b":2}', '-n', '200', '-c', '8', '--connections', '2', '--json']);
+      // Not a terminal: no progress line.
+      expect(result.stderr).to.equal('');
+      expect(result.code).to.equal(0);
+      const report = JSON.parse(result.stdout) as BenchJson;
+      expect(report).to.deep.include({ method: 'Echo.add', concurrency: 8, connections: 2, rps: null, calls: 200, codes: { OK: 200 } });
+      const { min, p50, p90, p99, p999, max } = report.latencyMs;
+      expect([min, p50, p90, p99, p999, max]).to.deep.equal([min, p50, p90, p99, p999, max].sort((a, b) => a - b));
+      expect(min).to.be.greaterThan(0);
+      expect(report.callsPerSecond).to.be.greaterThan(0);
+    });
+
+    it('counts each outcome by code, and paces with --rps', async () => {
+      const result = await runNode([CLI, 'bench', url, 'Echo.fail', '-d', '{"code":"NOT_FOUND","message":"gone"}', '-n', '20', '-c', '2', '--rps', '2000', '--json']);
+      expect(result.code).to.equal(0);
+      expect(JSON.parse(result.stdout)).to.deep.include({ calls: 20, rps: 2000, codes: { NOT_FOUND: 20 } });
+    });
+
+    it('prints the latency distribution and the codes for people', async () => {
+      const result = await runNode([CLI, 'bench', url, 'Echo.add', '-d', '{"a":1,"b":2}', '-n', '50', '-c', '4']);
+      expect(result.code).to.equal(0);
+      const labels = result.stdout.split('\n').map((line) => /^ {2}(\S+)/.exec(line)?.[1]).filter((label) => label !== undefined);
+      expect(labels).to.deep.equal(['calls', 'calls/s', 'min', 'mean', 'p50', 'p90', 'p99', 'p99.9', 'max', 'OK']);
+      expect(result.stdout).to.match(/^ {2}OK +50$/m);
+    });
+
+    it('refuses a stream method and params its schema refuses, before loading the server', async () => {
+      const stream = await runNode([CLI, 'bench', url, 'Echo.ticks', '-d', '{"n":1}', '-n', '1']);
+      expect(stream.stderr).to.equal('INVALID_ARGUMENT: bench calls unary methods; Echo.ticks is a serverStream\n');
+      expect(stream.code).to.equal(1);
+      const bad = await runNode([CLI, 'bench', url, 'Echo.add', '-d', '{"a":1}', '-n', '1']);
+      expect(bad.stderr).to.match(/^INVALID_ARGUMENT: the params do not match the schema Echo\.add describes/);
+      expect(bad.code).to.equal(1);
+    });
+
+    it('exits 2 with the usage for a bad --duration', async () => {
+      const result = await runNode([CLI, 'bench', url, 'Echo.add', '--duration', '10 parsecs']);
+      expect(result.stderr).to.include('tunnelrpc: --duration takes a time such as 10s, 500ms or 2m; got 10 parsecs');
+      expect(result.code).to.equal(2);
+    });
+  });
+
   it('serves an in-process client too, and counts notifications across its connections', async () => {
     const client = cleanup.add(await connect(url), (each) => each.close());
     const echo = createClient(Echo, client);
