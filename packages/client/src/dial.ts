@@ -6,8 +6,8 @@
 import { connect as netConnect, type Socket } from 'node:net';
 import { createRequire } from 'node:module';
 import type { ConnectionOptions, TLSSocket } from 'node:tls';
-import { RpcError, codeFromHttpStatus, encodeConnectRequest, encodeUpgradeRequest, escapePeerText, parseResponseHead, type ResponseHead } from '@tunnelrpc/protocol';
-import { acceptsReply, describeRefusal, plainText } from './handshake-reply.js';
+import { RpcError, encodeConnectRequest, encodeUpgradeRequest, escapePeerText, parseResponseHead, type ResponseHead } from '@tunnelrpc/protocol';
+import { acceptsReply, describeRefusal, plainText, refusalCode } from './handshake-reply.js';
 import { openProxyTunnel } from './proxy.js';
 
 import { chooseProxy, type ProxyChoice } from './proxy-env.js';
@@ -174,7 +174,7 @@ function handshake(target: DialTarget, options: ResolvedClientOptions, headers: 
         const shown = escapePeerText(plainText(body, refused), MAX_REFUSAL_BODY);
         const text = shown.length > 0 ? `: ${shown}` : '';
         const verb = options.handshake === 'upgrade' ? 'Upgrade' : 'CONNECT';
-        reject(new RpcError(codeFromHttpStatus(refused.status), `${verb} ${target.display} refused with HTTP ${refused.status} ${escapePeerText(refused.reason, 80)}${text}${describeRefusal(refused, options.handshake)}`, { status: refused.status, body }));
+        reject(new RpcError(refusalCode(refused), `${verb} ${target.display} refused with HTTP ${refused.status} ${escapePeerText(refused.reason, 80)}${text}${describeRefusal(refused, options.handshake)}`, { status: refused.status, body }));
       });
     };
     socket.on('data', onData);

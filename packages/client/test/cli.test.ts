@@ -155,6 +155,19 @@ describe('tunnelrpc call (CLI)', () => {
       });
     });
 
+    it("blames the server behind a proxy, not the proxy's recipe, for an unmarked 502 to --upgrade", async () => {
+      const server = await ScriptedServer.start();
+      const run = runCli(['call', server.url, 'Echo.echo', '1', '--upgrade']);
+      const peer = await server.nextPeer();
+      await peer.head;
+      await peer.write('HTTP/1.1 502 Bad Gateway\r\nContent-Type: text/html\r\nContent-Length: 60\r\nConnection: close\r\n\r\n<html><head><title>502 Bad Gateway</title></head></html>\r\n\r\n');
+      peer.socket.end();
+      const { code, stderr } = await run;
+      expect(code).to.equal(2);
+      expect(stderr).to.include('refused with HTTP 502 Bad Gateway: 502 Bad Gateway (not from a tunnelrpc server').and.include('could not reach the tunnelrpc server behind it').and.include('[UNAVAILABLE]');
+      expect(stderr).to.not.include('forwards the Upgrade');
+    });
+
     it('prints a sentence and exits 2 when nothing listens at the URL', async () => {
       const port = await freePort();
       const { code, stdout, stderr } = await runCli(['call', `http://127.0.0.1:${port}/_rpc`, 'Echo.echo', '1']);
