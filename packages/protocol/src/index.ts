@@ -14,6 +14,9 @@
  * // Server: rpc.register(Echo, { add: ({ a, b }) => a + b });
  * // Client: await createClient(Echo, client).add({ a: 1, b: 2 }); // 3
  */
+// The public types use Buffer, AbortSignal and node: modules: this brings @types/node into a consumer's program
+// whatever its `types` setting (TypeScript 7 defaults to none), so a strict project needs no setting for it.
+/// <reference types="node" preserve="true" />
 export { defineService, methodKind, methodPath } from './contract.js';
 export type {
   ClientMessageOf,
