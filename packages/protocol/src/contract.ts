@@ -6,6 +6,8 @@ import type { z } from 'zod';
 import { RpcError } from './errors.js';
 import { escapePeerText, quotePeerText } from './peer-text.js';
 import { findWireProblem, fromWireValue, type WireProblem } from './wire-values.js';
+import type { DeclaredErrors } from './declared-errors.js';
+import { isErrorCode } from './errors.js';
 
 /** MethodSpec describes one method: the zod schemas of its params and result, and how it may be invoked. */
 export interface MethodSpec<I extends z.ZodType = z.ZodType, O extends z.ZodType = z.ZodType> {
@@ -30,6 +32,13 @@ export interface MethodSpec<I extends z.ZodType = z.ZodType, O extends z.ZodType
   readonly clientMessage?: z.ZodType;
   /** Schema of each stream message the server sends (serverStream, bidiStream); checked by the client on receipt. */
   readonly serverMessage?: z.ZodType;
+  /**
+   * The error codes the method fails with on purpose, each with a zod schema of its data:
+   * `{ FAILED_PRECONDITION: z.object({ available: z.number() }) }`. The server checks the data a handler throws
+   * (data that breaks the schema is sent as INTERNAL); the typed client checks what arrives, and RpcError.is()
+   * narrows the data to the declared type. Codes left out stay plain RpcErrors.
+   */
+  readonly errors?: DeclaredErrors;
 }
 
 /** MethodKind names the four ways a method may be called. */
@@ -78,7 +87,7 @@ export type ExactMethods<Methods> = {
 
 const SERVICE_NAME = /^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$/;
 const METHOD_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
-const SPEC_KEYS: readonly string[] = ['input', 'output', 'idempotent', 'notification', 'kind', 'clientMessage', 'serverMessage'] satisfies ReadonlyArray<keyof MethodSpec>;
+const SPEC_KEYS: readonly string[] = ['input', 'output', 'idempotent', 'notification', 'kind', 'clientMessage', 'serverMessage', 'errors'] satisfies ReadonlyArray<keyof MethodSpec>;
 
 /**
  * defineService declares a service contract. Methods are called on the wire as `"<name>.<method>"`. It throws
@@ -156,10 +165,28 @@ function checkMethodSpec(path: string, spec: unknown): void {
     const problem = findWireProblem(schema);
     if (problem !== undefined) throw wireProblemError(path, side, problem);
   }
+  checkDeclaredErrors(path, (spec as { errors?: unknown }).errors);
   for (const [key, flag] of [['idempotent', idempotent], ['notification', notification]] as const) {
     if (flag !== undefined && typeof flag !== 'boolean') {
       throw new RpcError('INVALID_ARGUMENT', `method ${path} has ${key}: ${typeof flag}; it must be true, false or left out`, { method: path, key });
     }
+  }
+}
+
+function checkDeclaredErrors(path: string, errors: unknown): void {
+  if (errors === undefined) return;
+  if (typeof errors !== 'object' || errors === null || Array.isArray(errors)) {
+    throw new RpcError('INVALID_ARGUMENT', `method ${path} has errors that are not an object; give { CODE: zod schema of its data }`, { method: path, key: 'errors' });
+  }
+  for (const [code, schema] of Object.entries(errors)) {
+    if (!isErrorCode(code)) {
+      throw new RpcError('INVALID_ARGUMENT', `method ${path} declares the error ${JSON.stringify(code)}, which is not an error code; use one of the codes in PROTOCOL.md 6, such as FAILED_PRECONDITION`, { method: path, key: 'errors', code });
+    }
+    if (!isZodSchema(schema)) {
+      throw new RpcError('INVALID_ARGUMENT', `method ${path} declares the error ${code} without a zod 4 schema of its data (z.void() for none)`, { method: path, key: 'errors', code });
+    }
+    const problem = findWireProblem(schema);
+    if (problem !== undefined) throw wireProblemError(path, `errors.${code}`, problem);
   }
 }
 
@@ -168,7 +195,7 @@ function isZodSchema(value: unknown): value is z.ZodType {
   return typeof value === 'object' && value !== null && '_zod' in value && typeof (value as { safeParse?: unknown }).safeParse === 'function';
 }
 
-function wireProblemError(method: string, side: 'input' | 'output' | 'clientMessage' | 'serverMessage', problem: WireProblem): RpcError {
+function wireProblemError(method: string, side: string, problem: WireProblem): RpcError {
   const where = side + problem.path.map((segment) => (/^[[<|&]/.test(segment) ? segment : `.${segment}`)).join('');
   return new RpcError(
     'INVALID_ARGUMENT',

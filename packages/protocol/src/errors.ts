@@ -2,6 +2,8 @@
  * The error model of tunnelrpc: one class, one closed list of codes (wire-v1, PROTOCOL.md "Error codes").
  * Every local failure (dial, handshake, deadline, cancel, bad options) maps onto the same list here.
  */
+import type { MethodSpec } from './contract.js';
+import type { DeclaredCodeOf, DeclaredRpcError } from './declared-errors.js';
 
 /** ERROR_CODES lists every code an RpcError may carry, in wire-v1 order. */
 export const ERROR_CODES = [
@@ -48,6 +50,16 @@ export class RpcError extends Error {
   }
 
   /**
+   * is tells whether this error is `code`, declared by `method` in its contract's `errors` and checked against that
+   * code's schema (the typed client checks every declared error it receives); it narrows `data` to the declared
+   * type: `if (error.is(Stock.methods.reserve, 'FAILED_PRECONDITION')) error.data.available`. False for a code the
+   * method does not declare and for an error from another method.
+   */
+  is<M extends MethodSpec, const C extends DeclaredCodeOf<M>>(method: M, code: C): this is DeclaredRpcError<M, C> {
+    return this.code === code && declaredBy.get(this) === method;
+  }
+
+  /**
    * RpcError.from turns any thrown value into an RpcError: an RpcError is kept as it is, an AbortError becomes
    * CANCELLED (or DEADLINE_EXCEEDED for a TimeoutError), anything else becomes `code` with the original as `cause`.
    */
@@ -61,6 +73,14 @@ export class RpcError extends Error {
     }
     return new RpcError(code, describe(reason), undefined, { cause: reason });
   }
+}
+
+// Which method's contract declared (and checked) an error: set by the typed client only.
+const declaredBy = new WeakMap<RpcError, MethodSpec>();
+
+/** markDeclared records that `error` was checked against `method`'s declared errors. @internal */
+export function markDeclared(error: RpcError, method: MethodSpec): void {
+  declaredBy.set(error, method);
 }
 
 // String() throws for objects without a usable string form (Object.create(null), a throwing toString).

@@ -35,6 +35,7 @@ export type {
   WireIssue,
 } from './contract.js';
 export { ERROR_CODES, RpcError, codeFromHttpStatus, isErrorCode } from './errors.js';
+export type { DeclaredCodeOf, DeclaredErrors, DeclaredRpcError, ErrorDataOf, MethodErrorOf } from './declared-errors.js';
 export { escapePeerText, lowerCaseHeaderName, quotePeerText } from './peer-text.js';
 export type { ErrorCode, GoawayCode, WireError } from './errors.js';
 export { applyInterceptors } from './interceptor.js';
@@ -48,6 +49,7 @@ export type { AmbientCall } from './ambient.js';
 export { ambientCalls, ambientCallsWanted, enableAmbientCalls } from './ambient.js';
 export { checkInterceptors, splitMethod } from './interceptor.js';
 export { formatIssues, parseWithSchema, summarizeIssues } from './contract.js';
+export { checkReceivedError, checkThrownError } from './declared-errors.js';
 export { findWireProblem, fromWireValue, hasWireMapping, toWireValue } from './wire-values.js';
 export type { WireProblem } from './wire-values.js';
 export { fromWireError, goawayCodeOf, protocolViolation, toWireError } from './errors.js';
