@@ -206,6 +206,34 @@ describe('example server and CLI processes', () => {
     });
   });
 
+  describe('tunnelrpc breaking', () => {
+    const fixture = (name: string) => `test/dist/fixtures/${name}.js`;
+
+    it('lists what breaks old clients and exits 1', async () => {
+      const result = await runNode([CLI, 'breaking', fixture('orders-v1'), fixture('orders-v2-breaking')]);
+      expect(result.stdout.split('\n')).to.deep.equal([
+        'BREAKING shop.Orders.place params.note: was made required: old clients that leave it out are refused',
+        'BREAKING shop.Orders.place result.total: was removed: old clients expect it and fail without it',
+        'BREAKING shop.Orders.get was removed: old clients calling it get UNIMPLEMENTED',
+        `3 breaking changes in shop.Orders: clients on ${fixture('orders-v1')} would fail against a server on ${fixture('orders-v2-breaking')}`,
+        '',
+      ]);
+      expect(result.code).to.equal(1);
+    });
+
+    it('passes additive changes with exit 0, noting what needs servers upgraded first', async () => {
+      const result = await runNode([CLI, 'breaking', fixture('orders-v1'), fixture('orders-v2-additive')]);
+      expect(result.stdout).to.equal('note shop.Orders.cancel is new: old servers answer it UNIMPLEMENTED\nno breaking changes in shop.Orders (1 note: upgrade servers before clients)\n');
+      expect(result.code).to.equal(0);
+    });
+
+    it('exits 2 for a module that exports no contract', async () => {
+      const result = await runNode([CLI, 'breaking', fixture('orders-v1'), 'test/dist/helpers/bytes.js']);
+      expect(result.stderr).to.equal('tunnelrpc: cannot compare the contracts: test/dist/helpers/bytes.js exports no service contract (a defineService result)\n');
+      expect(result.code).to.equal(2);
+    });
+  });
+
   it('serves an in-process client too, and counts notifications across its connections', async () => {
     const client = cleanup.add(await connect(url), (each) => each.close());
     const echo = createClient(Echo, client);

@@ -13,7 +13,7 @@ export const EXIT = {
   ok: 0,
   /** The call failed with an RPC error (also a misspelt method and params the method's schema refuses). */
   rpcError: 1,
-  /** A usage error, or the tunnel could not be opened (dial, TLS, proxy, handshake refusal). */
+  /** A usage error, or the tunnel could not be opened (dial, TLS, proxy, handshake refusal); breaking: a module that does not load. */
   failure: 2,
 } as const;
 
@@ -46,8 +46,9 @@ options:
   --key FILE     the PEM private key of --cert
   --insecure, -k  do not verify the server's certificate (testing only)
   -v, --verbose  print the time of each phase on stderr (connect, reflect, first answer, total)
-exit codes: 0 the call answered; 1 an RPC error (CODE: message, then data: JSON, on stderr);
-            2 usage error, or the tunnel could not be opened (a sentence ending in [CODE] on stderr)`;
+exit codes: 0 the call answered; 1 an RPC error (CODE: message, then data: JSON, on stderr), or breaking
+            found a change that breaks old clients; 2 usage error, or the tunnel could not be opened (a sentence
+            ending in [CODE] on stderr)`;
 
 /** UsageError is a mistake on the command line: exit 2 with the usage. An empty message asks for --help. @internal */
 export class UsageError extends Error {}

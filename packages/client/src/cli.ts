@@ -13,6 +13,7 @@ import { performance } from 'node:perf_hooks';
 import { Reflection, RpcError, type ServiceDescription } from '@tunnelrpc/protocol';
 import { EXIT, USAGE, clientOptions, parseInvocation, parseParams, type Invocation } from './cli-args.js';
 import { runBench } from './cli-bench.js';
+import { runBreaking } from './cli-breaking.js';
 import { Output, shownText, toJson } from './cli-output.js';
 import { checkParams, findMethod, unknownMethod } from './cli-reflect.js';
 import { connect, createClient, type RpcClient } from './index.js';
@@ -128,6 +129,7 @@ async function main(argv: string[]): Promise<number> {
     return EXIT.failure;
   }
   const output = new Output();
+  if (invocation.command === 'breaking') return runBreaking(invocation.files, output);
   let params: unknown;
   if (invocation.json !== undefined) {
     try {

@@ -35,6 +35,8 @@ export type {
   WireIssue,
 } from './contract.js';
 export { ERROR_CODES, RpcError, codeFromHttpStatus, isErrorCode } from './errors.js';
+export { findBreakingChanges } from './breaking.js';
+export type { BreakingChange } from './breaking.js';
 export type { DeclaredCodeOf, DeclaredErrors, DeclaredRpcError, ErrorDataOf, MethodErrorOf } from './declared-errors.js';
 export { escapePeerText, lowerCaseHeaderName, quotePeerText } from './peer-text.js';
 export type { ErrorCode, GoawayCode, WireError } from './errors.js';
