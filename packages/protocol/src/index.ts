@@ -36,6 +36,8 @@ export type {
 } from './contract.js';
 export { ERROR_CODES, RpcError, codeFromHttpStatus, isErrorCode } from './errors.js';
 export { findBreakingChanges } from './breaking.js';
+export { CONTRACT_HEADER, CONTRACT_SKEW_HEADER, describeSkew, encodeContractHeader, encodeSkewHeader, fingerprintMethod, parseContractHeader, parseSkewHeader } from './contract-fingerprint.js';
+export type { ContractSkew } from './contract-fingerprint.js';
 export type { BreakingChange } from './breaking.js';
 export type { DeclaredCodeOf, DeclaredErrors, DeclaredRpcError, ErrorDataOf, MethodErrorOf } from './declared-errors.js';
 export { escapePeerText, lowerCaseHeaderName, quotePeerText } from './peer-text.js';
