@@ -5,13 +5,22 @@
 import { expect } from 'chai';
 import type { ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
+import { execFile } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { connect, createClient } from '@tunnelrpc/client';
 import { Echo } from '@tunnelrpc/examples';
 import { Cleanup } from '../helpers/cleanup.js';
-import { exitOf, runNode, spawnNode, waitForLine } from '../helpers/processes.js';
+import { REPO_ROOT, exitOf, runNode, spawnNode, waitForLine } from '../helpers/processes.js';
 import { tempSocketPath } from '../helpers/servers.js';
 
 const EXAMPLE_SERVER = 'examples/dist/example-server.js';
+
+/** runNodeless runs a program (not node) in the repository root and resolves with what it printed. */
+function runNodeless(program: string, args: string[]): Promise<string> {
+  return new Promise((resolve, reject) => {
+    execFile(program, args, { cwd: REPO_ROOT }, (error, stdout) => (error === null ? resolve(stdout) : reject(error)));
+  });
+}
 const CLI = 'packages/client/dist/cli.js';
 
 describe('example server and CLI processes', () => {
@@ -185,6 +194,8 @@ describe('example server and CLI processes', () => {
     it('prints the latency distribution and the codes for people', async () => {
       const result = await runNode([CLI, 'bench', url, 'Echo.add', '-d', '{"a":1,"b":2}', '-n', '50', '-c', '4']);
       expect(result.code).to.equal(0);
+      // Standard error is not a terminal here: no progress line.
+      expect(result.stderr).to.equal('');
       const labels = result.stdout.split('\n').map((line) => /^ {2}(\S+)/.exec(line)?.[1]).filter((label) => label !== undefined);
       expect(labels).to.deep.equal(['calls', 'calls/s', 'min', 'mean', 'p50', 'p90', 'p99', 'p99.9', 'max', 'OK']);
       expect(result.stdout).to.match(/^ {2}OK +50$/m);
@@ -197,6 +208,15 @@ describe('example server and CLI processes', () => {
       const bad = await runNode([CLI, 'bench', url, 'Echo.add', '-d', '{"a":1}', '-n', '1']);
       expect(bad.stderr).to.match(/^INVALID_ARGUMENT: the params do not match the schema Echo\.add describes/);
       expect(bad.code).to.equal(1);
+    });
+
+    it('shows a live progress line on a terminal (run under script(1) for a pty), and none without one', async function () {
+      const script = '/usr/bin/script';
+      if (!existsSync(script)) this.skip();
+      const command = [process.execPath, CLI, 'bench', url, 'Echo.add', '-d', '{"a":1,"b":2}', '-n', '20', '-c', '2'].map((arg) => `'${arg.replace(/'/g, "'\\''")}'`).join(' ');
+      const result = await runNodeless(script, ['-qec', command, '/dev/null']);
+      expect(result).to.match(/\r0\.\d s {2}\d+ calls {2}\d+ calls\/s {2}p99 [\d.]+ ms {2}errors 0/);
+      expect(result).to.match(/^ {2}OK +20\r?$/m);
     });
 
     it('exits 2 with the usage for a bad --duration', async () => {

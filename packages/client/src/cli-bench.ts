@@ -83,8 +83,11 @@ async function load(clients: readonly RpcClient[], invocation: Invocation, param
   const showProgress = (): void => {
     const seconds = (performance.now() - started) / 1000;
     const errors = histogram.count - (codes.get('OK') ?? 0);
-    process.stderr.write(`\r${seconds.toFixed(1)} s  ${histogram.count} calls  ${(histogram.count / seconds).toFixed(0)} calls/s  p99 ${ms(histogram.percentile(99))} ms  errors ${errors}   `);
+    const rate = seconds > 0 ? histogram.count / seconds : 0;
+    process.stderr.write(`\r${seconds.toFixed(1)} s  ${histogram.count} calls  ${rate.toFixed(0)} calls/s  p99 ${ms(histogram.percentile(99))} ms  errors ${errors}   `);
   };
+  // The line shows at once, then every second: a run shorter than a second still says it ran.
+  if (progress !== undefined) showProgress();
   // The next call's place in the schedule, or undefined once the run is over.
   const nextSlot = (): number | undefined => {
     if (output.closed || (bench.count !== undefined && issued >= bench.count)) return undefined;
