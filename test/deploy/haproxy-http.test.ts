@@ -30,7 +30,7 @@ describe('deploy: HAProxy mode http (Upgrade handshake)', function () {
 
   it('refuses CONNECT with its own 400, reported as a proxy refusal that points to the Upgrade handshake', async () => {
     const { server, url } = await start();
-    const error = await expectRejection(connect(url, { reconnect: false }), 'UNKNOWN', 'refused with HTTP 400');
+    const error = await expectRejection(connect(url, { reconnect: false }), 'FAILED_PRECONDITION', 'refused with HTTP 400');
     expect(error.message).to.include('a proxy between here and the server refused CONNECT');
     expect(error.message).to.include("handshake: 'upgrade'");
     expect((error.data as { status: number }).status).to.equal(400);

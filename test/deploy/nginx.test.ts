@@ -7,7 +7,7 @@ import { z } from 'zod';
 import { connect } from '@tunnelrpc/client';
 import { defineService } from '@tunnelrpc/protocol';
 import { RpcServer } from '@tunnelrpc/server';
-import { needBox } from '../helpers/boxes.js';
+import { fill, freePort, needBox, readmeRecipe, startBox } from '../helpers/boxes.js';
 import { Cleanup } from '../helpers/cleanup.js';
 import { expectRejection } from '../helpers/rpc-error.js';
 import { startEchoServer } from '../helpers/servers.js';
@@ -35,7 +35,7 @@ describe('deploy: nginx', function () {
 
     it('refuses CONNECT itself, reported as a proxy refusal that points to the Upgrade handshake', async () => {
       const { server, url } = await start();
-      const error = await expectRejection(connect(url, { reconnect: false }), 'UNIMPLEMENTED', 'refused with HTTP 405 Not Allowed: 405 Not Allowed nginx/');
+      const error = await expectRejection(connect(url, { reconnect: false }), 'FAILED_PRECONDITION', 'refused with HTTP 405 Not Allowed: 405 Not Allowed nginx/');
       expect(error.message).to.include('a proxy between here and the server refused CONNECT');
       expect(error.message).to.include("handshake: 'upgrade'");
       expect(server.rpc.connectionCount).to.equal(0);
@@ -65,7 +65,8 @@ describe('deploy: nginx', function () {
       const { server, url } = await start();
       await new Promise<void>((resolve) => server.http.close(() => resolve()));
       const error = await expectRejection(connect(url, { reconnect: false, handshake: 'upgrade' }), 'UNAVAILABLE', 'refused with HTTP 502');
-      expect(error.message).to.include('a proxy between here and the server refused the Upgrade');
+      expect(error.message).to.include('could not reach the tunnelrpc server behind it; check that the server is up');
+      expect(error.message).to.not.include('Upgrade and Connection headers');
     });
   });
 
@@ -111,5 +112,19 @@ describe('deploy: nginx stream with proxy_protocol on', function () {
     expect(peer.address).to.equal('127.0.0.1');
     // The port is the client's, from the header: nginx's own connection to the server has another.
     expect(peer.port).to.not.equal(peer.socketPort);
+  });
+
+  // A user copying the server blocks needed load_module, a pid path and temp paths to start nginx at all.
+  describe('the complete nginx.conf, started as the README starts it', () => {
+    it('starts without root or edits, and serves the Upgrade handshake on one port and CONNECT on the other', async () => {
+      const server = await startEchoServer(cleanup);
+      const [httpPort, streamPort] = [await freePort(), await freePort()];
+      const config = fill(readmeRecipe('nginx-complete'), [['127.0.0.1:8001', `127.0.0.1:${httpPort}`], ['127.0.0.1:8002', `127.0.0.1:${streamPort}`], ['127.0.0.1:8080', `127.0.0.1:${server.port!}`]]);
+      // As the README's command, in the foreground so that the test owns the process.
+      const args = ['-p', '{dir}', '-c', 'nginx.conf', '-e', 'error.log'];
+      await startBox(cleanup, nginx, { name: 'nginx', configFile: 'nginx.conf', config, checkArgs: ['-t', '-q', ...args], runArgs: [...args, '-g', 'daemon off;'], port: httpPort, openFolder: true });
+      await expectOneCall(await openThrough(cleanup, `http://127.0.0.1:${httpPort}/_rpc`, { handshake: 'upgrade' }));
+      await expectOneCall(await openThrough(cleanup, `http://127.0.0.1:${streamPort}/_rpc`, {}));
+    });
   });
 });

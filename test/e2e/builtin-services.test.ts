@@ -159,12 +159,22 @@ describe('Built-in services', () => {
       expect(ticks.serverMessage).to.deep.include({ type: 'integer' });
     });
 
-    it('tunnelrpc describe exits 1 with NOT_FOUND for a method the server does not have', async () => {
+    // A misspelt method once gave UNIMPLEMENTED from call but NOT_FOUND from describe, and no hint.
+    for (const command of ['call', 'describe', 'bench']) {
+      it(`tunnelrpc ${command} exits 1 with UNIMPLEMENTED and the nearest names for a method the server does not have`, async () => {
+        const server = await startEchoServer(cleanup);
+        const result = await runCli([command, server.url, 'Echo.ad', ...(command === 'bench' ? ['-n', '1'] : [])]);
+        expect(result.stdout).to.equal('');
+        expect(result.stderr).to.equal(`UNIMPLEMENTED: ${server.url} has no method Echo.ad; did you mean Echo.add? (tunnelrpc list ${server.url} shows every method)\n`);
+        expect(result.code).to.equal(1);
+      });
+    }
+
+    it('names no method when nothing is near the one given', async () => {
       const server = await startEchoServer(cleanup);
-      const result = await runCli(['describe', server.url, 'Echo.nope']);
+      const result = await runCli(['describe', server.url, 'Zebra.graze']);
+      expect(result.stderr).to.equal(`UNIMPLEMENTED: ${server.url} has no method Zebra.graze (tunnelrpc list ${server.url} shows every method)\n`);
       expect(result.code).to.equal(1);
-      expect(result.stdout).to.equal('');
-      expect(result.stderr).to.equal(`NOT_FOUND: ${server.url} has no method Echo.nope; tunnelrpc list ${server.url} shows what it has\n`);
     });
 
     it('tunnelrpc call -d @ reads the params from standard input', async () => {

@@ -4,6 +4,9 @@
  * expired and a wrong-CA certificate with 401, a reason the client reports as UNAUTHENTICATED, and a log entry.
  */
 import { once } from 'node:events';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { expect } from 'chai';
@@ -13,6 +16,7 @@ import { defineService } from '@tunnelrpc/protocol';
 import { RpcServer, type PeerAddress } from '@tunnelrpc/server';
 import { Cleanup } from '../helpers/cleanup.js';
 import { makePki, type Pki } from '../helpers/pki.js';
+import { runNode } from '../helpers/processes.js';
 import { expectRejection } from '../helpers/rpc-error.js';
 
 const Who = defineService('Who', {
@@ -96,5 +100,55 @@ describe('mutual TLS', function () {
     cleanup.defer(() => rpc.close());
     const { url } = await rpc.listen(0);
     await expectRejection(connect(url, { reconnect: false }), 'UNAUTHENTICATED', 'did not come over TLS');
+  });
+
+  describe('the CLI, with TLS flags named as curl and grpcurl name them', () => {
+    let dir: string;
+    before(async () => {
+      dir = await mkdtemp(join(tmpdir(), 'tunnelrpc-cli-tls-'));
+      await writeFile(join(dir, 'ca.crt'), pki.ca);
+      await writeFile(join(dir, 'client.crt'), pki.client.cert);
+      await writeFile(join(dir, 'client.key'), pki.client.key);
+    });
+    after(() => rm(dir, { recursive: true, force: true }));
+    const cli = (url: string, ...flags: string[]) => runNode(['packages/client/dist/cli.js', 'call', url, 'Who.ami', ...flags]);
+
+    it('calls with --cacert, --cert and --key', async () => {
+      const server = await serve();
+      const result = await cli(server.url, '--cacert', join(dir, 'ca.crt'), '--cert', join(dir, 'client.crt'), '--key', join(dir, 'client.key'));
+      expect(result.stderr).to.equal('');
+      expect(JSON.parse(result.stdout)).to.deep.include({ cn: 'billing', auth: 'service billing' });
+      expect(result.code).to.equal(0);
+    });
+
+    it('skips verifying the server with --insecure (-k)', async () => {
+      const server = await serve();
+      const result = await cli(server.url, '-k', '--cert', join(dir, 'client.crt'), '--key', join(dir, 'client.key'));
+      expect(result.stderr).to.equal('');
+      expect(result.code).to.equal(0);
+    });
+
+    it('exits 2 naming --cacert-style advice when the server certificate is not trusted', async () => {
+      const server = await serve();
+      const result = await cli(server.url, '--cert', join(dir, 'client.crt'), '--key', join(dir, 'client.key'));
+      expect(result.stderr).to.match(/^tunnelrpc: cannot connect to https:.*certificate.*\[UNAVAILABLE\]\n$/);
+      expect(result.code).to.equal(2);
+    });
+
+    it('exits 2 with UNAUTHENTICATED when no client certificate is given', async () => {
+      const server = await serve();
+      const result = await cli(server.url, '--cacert', join(dir, 'ca.crt'));
+      expect(result.stderr).to.include('a client certificate is required and none was sent').and.include('[UNAUTHENTICATED]');
+      expect(result.code).to.equal(2);
+    });
+
+    it('exits 2 without dialing for --cert without --key, and for a file it cannot read', async () => {
+      const half = await cli('https://127.0.0.1:1/_rpc', '--cert', join(dir, 'client.crt'));
+      expect(half.stderr).to.include('tunnelrpc: --cert and --key go together');
+      expect(half.code).to.equal(2);
+      const missing = await cli('https://127.0.0.1:1/_rpc', '--cacert', join(dir, 'nope.crt'));
+      expect(missing.stderr).to.include(`tunnelrpc: --cacert ${join(dir, 'nope.crt')}: cannot read it (ENOENT)`);
+      expect(missing.code).to.equal(2);
+    });
   });
 });

@@ -17,8 +17,8 @@ describe('README deploy recipes', () => {
     .map((file) => readFileSync(join(deployDir, file), 'utf8'))
     .join('\n');
 
-  it('has the six recipes, each a non-empty fenced block', () => {
-    expect(names.sort()).to.deep.equal(['haproxy-http', 'haproxy-tcp', 'nginx-http', 'nginx-stream', 'squid', 'tinyproxy']);
+  it('has the seven recipes, each a non-empty fenced block', () => {
+    expect(names.sort()).to.deep.equal(['haproxy-http', 'haproxy-tcp', 'nginx-complete', 'nginx-http', 'nginx-stream', 'squid', 'tinyproxy']);
     for (const name of names) expect(readmeRecipe(name).trim(), name).to.not.equal('');
   });
 

@@ -6,8 +6,8 @@
 import { connect as netConnect, type Socket } from 'node:net';
 import { createRequire } from 'node:module';
 import type { ConnectionOptions, TLSSocket } from 'node:tls';
-import { RpcError, codeFromHttpStatus, encodeConnectRequest, encodeUpgradeRequest, parseResponseHead, type ResponseHead } from '@tunnelrpc/protocol';
-import { acceptsReply, describeRefusal, plainText } from './handshake-reply.js';
+import { CONTRACT_HEADER, CONTRACT_SKEW_HEADER, RpcError, parseSkewHeader, encodeConnectRequest, encodeUpgradeRequest, escapePeerText, parseResponseHead, type ResponseHead } from '@tunnelrpc/protocol';
+import { acceptsReply, describeRefusal, plainText, refusalCode } from './handshake-reply.js';
 import { openProxyTunnel } from './proxy.js';
 
 import { chooseProxy, type ProxyChoice } from './proxy-env.js';
@@ -39,7 +39,8 @@ const REFUSAL_BODY_WAIT_MS = 200;
  * cleared, and it rejects CANCELLED.
  */
 export async function dial(target: DialTarget, options: ResolvedClientOptions, signal?: AbortSignal): Promise<Dialed> {
-  const headers = await connectHeaders(target, options);
+  const given = await connectHeaders(target, options);
+  const headers = options.contractHeader === undefined ? given : { ...given, [CONTRACT_HEADER]: options.contractHeader };
   if (signal?.aborted === true) throw dialAborted(target);
   let proxy: ProxyChoice | undefined;
   try {
@@ -157,6 +158,8 @@ function handshake(target: DialTarget, options: ResolvedClientOptions, headers: 
       const accepted = acceptsReply(head, options.handshake);
       if (accepted === true) {
         finish({ socket, rest: head.rest });
+        const skew = head.headers[CONTRACT_SKEW_HEADER.toLowerCase()];
+        if (skew !== undefined && options.contractHeader !== undefined) reportSkew(options, target, skew);
         return;
       }
       if (accepted !== false) {
@@ -170,10 +173,11 @@ function handshake(target: DialTarget, options: ResolvedClientOptions, headers: 
       readRefusalBody(socket, refused).then((body) => {
         signal?.removeEventListener('abort', onAbort);
         socket.destroy();
-        const shown = plainText(body, refused);
+        // The reason and body are the peer's words: escaped, so they cannot forge lines or repaint a terminal.
+        const shown = escapePeerText(plainText(body, refused), MAX_REFUSAL_BODY);
         const text = shown.length > 0 ? `: ${shown}` : '';
         const verb = options.handshake === 'upgrade' ? 'Upgrade' : 'CONNECT';
-        reject(new RpcError(codeFromHttpStatus(refused.status), `${verb} ${target.display} refused with HTTP ${refused.status} ${refused.reason}${text}${describeRefusal(refused, options.handshake)}`, { status: refused.status, body }));
+        reject(new RpcError(refusalCode(refused), `${verb} ${target.display} refused with HTTP ${refused.status} ${escapePeerText(refused.reason, 80)}${text}${describeRefusal(refused, options.handshake)}`, { status: refused.status, body }));
       });
     };
     socket.on('data', onData);
@@ -182,6 +186,20 @@ function handshake(target: DialTarget, options: ResolvedClientOptions, headers: 
     // A proxy's tunnel comes paused (proxy.ts), with the bytes behind the proxy's head put back.
     if (tunneled !== undefined) socket.resume();
   });
+}
+
+// Clients whose skew was reported already: once per client, not once per tunnel or redial.
+const reported = new WeakSet<ResolvedClientOptions>();
+
+function reportSkew(options: ResolvedClientOptions, target: DialTarget, value: string): void {
+  const skew = parseSkewHeader(value);
+  if (skew.length === 0 || reported.has(options)) return;
+  reported.add(options);
+  try {
+    options.onContractSkew(skew, target.display);
+  } catch {
+    // The listener's bug is its own; this runs in a socket event, where a throw would crash the process.
+  }
 }
 
 // The body of a refusal explains it; read what is there (bounded in size and time) so the error can say why.

@@ -2,7 +2,7 @@
  * What a reply to the tunnelrpc handshake means: the tunnel (200 to a CONNECT, 101 with `Upgrade: tunnelrpc` to an
  * Upgrade), a refusal, and whether a refusal came from the server or from a proxy in between (PROTOCOL.md 2.3, 2.5).
  */
-import { SERVER_MARKER_HEADER, UPGRADE_TOKEN, isTunnelrpcReply, type ResponseHead } from '@tunnelrpc/protocol';
+import { SERVER_MARKER_HEADER, UPGRADE_TOKEN, codeFromHttpStatus, isTunnelrpcReply, type ErrorCode, type ResponseHead } from '@tunnelrpc/protocol';
 
 /** HandshakeKind is the way the client asks for a tunnel: `CONNECT <path>`, or `GET <path>` with Upgrade. */
 export type HandshakeKind = 'connect' | 'upgrade';
@@ -29,17 +29,33 @@ export function acceptsReply(head: ResponseHead, handshake: HandshakeKind): bool
 }
 
 /**
- * describeRefusal adds to a refusal's message where it came from when the reply has no tunnelrpc marker: a proxy
- * (or another HTTP server) refused, not the tunnelrpc server; with CONNECT, it points to the Upgrade handshake. @internal
+ * refusalCode is the error code of a refusal. A tunnelrpc server's own (marked) refusal maps as PROTOCOL.md 2.4
+ * says. An unmarked 400 or 405 is a proxy refusing the handshake itself, a deployment problem no retry fixes:
+ * FAILED_PRECONDITION, not the UNIMPLEMENTED or UNKNOWN that would send the reader looking for a missing method. @internal
+ */
+export function refusalCode(head: ResponseHead): ErrorCode {
+  if (!isTunnelrpcReply(head) && (head.status === 400 || head.status === 405)) return 'FAILED_PRECONDITION';
+  return codeFromHttpStatus(head.status);
+}
+
+/**
+ * describeRefusal adds to a refusal's message where it came from when the reply has no tunnelrpc marker, with
+ * advice that fits its status: a 502, 503 or 504 from a proxy means the server behind it is down or unreachable
+ * (the proxy's recipe is fine); a 400 or 405 means the proxy refused the handshake (with CONNECT: use the Upgrade
+ * handshake; with the Upgrade: forward its headers). @internal
  */
 export function describeRefusal(head: ResponseHead, handshake: HandshakeKind): string {
   if (isTunnelrpcReply(head)) return '';
   const what = handshake === 'connect' ? 'CONNECT' : 'the Upgrade';
+  const notOurs = `not from a tunnelrpc server, whose replies carry ${SERVER_MARKER_HEADER}`;
+  if (head.status === 502 || head.status === 503 || head.status === 504) {
+    return ` (${notOurs}: a proxy between here and the server answered for it because it could not reach the tunnelrpc server behind it; check that the server is up and that the proxy's upstream address and port are right)`;
+  }
   const hint =
     handshake === 'connect'
       ? `; HTTP proxies (HAProxy mode http, nginx, Envoy) refuse CONNECT to a path but pass the Upgrade handshake: connect with { handshake: 'upgrade' } (CLI --upgrade)`
       : '; check that the proxy forwards the Upgrade and Connection headers to the server (nginx: proxy_http_version 1.1 and proxy_set_header for both)';
-  return ` (not from a tunnelrpc server, whose replies carry ${SERVER_MARKER_HEADER}: a proxy between here and the server refused ${what}${hint})`;
+  return ` (${notOurs}: a proxy between here and the server refused ${what}${hint})`;
 }
 
 /**

@@ -15,6 +15,9 @@
  * console.log(await echo.add({ a: 1, b: 2 }, { timeout: 1000 })); // 3
  * await client.close();
  */
+// The public types use Buffer, AbortSignal and node: modules: this brings @types/node into a consumer's program
+// whatever its `types` setting (TypeScript 7 defaults to none), so a strict project needs no setting for it.
+/// <reference types="node" preserve="true" />
 import { RpcClient, firstTunnel } from './client.js';
 import { resolveClientOptions, type ClientOptions } from './options.js';
 import { parseTargets } from './target.js';
@@ -56,7 +59,7 @@ export type { ClientConnectedEvent, ClientDisconnectedEvent, ClientEvent, Client
 export { createClient } from './typed-client.js';
 export type { MethodCaller, StreamCaller, StreamSource, TypedClient } from './typed-client.js';
 export { RpcError } from '@tunnelrpc/protocol';
-export type { ErrorCode, RpcErrorOptions } from '@tunnelrpc/protocol';
+export type { ContractSkew, ErrorCode, MethodErrorOf, RpcErrorOptions } from '@tunnelrpc/protocol';
 
 // ---- Building blocks: which forward proxy a dial uses (the same decision connect() makes). ----
 export { chooseProxy } from './proxy-env.js';

@@ -3,6 +3,10 @@ import { lookup } from 'node:dns/promises';
 import type { ConnectionOptions } from 'node:tls';
 import {
   MAX_UINT32,
+  describeSkew,
+  encodeContractHeader,
+  type ContractSkew,
+  type ServiceContract,
   RpcError,
   checkBoolean,
   checkDuration,
@@ -213,6 +217,19 @@ export interface ClientOptions {
    * /etc/hosts included, every A and AAAA record). Replace it for service discovery or tests.
    */
   lookup?: LookupFunction;
+  /**
+   * The contracts this client was built with. Their method fingerprints (a hash of each method's schemas) go with
+   * every handshake (header Tunnelrpc-Contract, PROTOCOL.md 2.6); a server that knows the header answers which of
+   * those methods it has with other schemas or lacks, and the client reports that once, at the first dial that
+   * finds it, through onContractSkew. Servers that do not know the header ignore it. Default: none sent.
+   */
+  contracts?: readonly ServiceContract[];
+  /**
+   * Called once per client with the methods whose schemas differ on the server or that it lacks, and the URL.
+   * Default: a process warning (code TUNNELRPC_CONTRACT_SKEW) naming each method. A listener that throws is
+   * ignored.
+   */
+  onContractSkew?: (skew: readonly ContractSkew[], url: string) => void;
 }
 
 /** ResolvedClientOptions is ClientOptions with every default filled in. @internal */
@@ -246,6 +263,9 @@ export interface ResolvedClientOptions extends DecodeLimits {
   resolveInterval: number;
   minResolveInterval: number;
   lookup: LookupFunction;
+  /** The Tunnelrpc-Contract header value, or undefined when no contracts were given. */
+  contractHeader: string | undefined;
+  onContractSkew: (skew: readonly ContractSkew[], url: string) => void;
 }
 
 function checkHeadersOption(value: unknown): ConnectHeaders {
@@ -255,6 +275,26 @@ function checkHeadersOption(value: unknown): ConnectHeaders {
 
 // Every A and AAAA record, in the resolver's order, as net.connect would see them.
 const systemLookup: LookupFunction = (hostname) => lookup(hostname, { all: true, verbatim: true });
+
+function contractHeaderOf(contracts: unknown): string | undefined {
+  if (contracts === undefined) return undefined;
+  if (!Array.isArray(contracts) || !contracts.every((each) => typeof each === 'object' && each !== null && typeof (each as ServiceContract).name === 'string' && typeof (each as ServiceContract).methods === 'object')) {
+    throw new RpcError('INVALID_ARGUMENT', 'option contracts must be an array of defineService results');
+  }
+  const value = encodeContractHeader(contracts as ServiceContract[]);
+  return value.length === 0 ? undefined : value;
+}
+
+function checkSkewListener(value: unknown): (skew: readonly ContractSkew[], url: string) => void {
+  if (value === undefined) return warnSkew;
+  if (typeof value !== 'function') throw new RpcError('INVALID_ARGUMENT', `option onContractSkew must be a function (skew, url) => void; got ${typeof value}`);
+  return value as (skew: readonly ContractSkew[], url: string) => void;
+}
+
+// The default report: one process warning, which Node prints once to stderr.
+function warnSkew(skew: readonly ContractSkew[], url: string): void {
+  process.emitWarning(`contract skew with ${url}: ${describeSkew(skew)}; calls to these methods may fail until client and server agree`, { code: 'TUNNELRPC_CONTRACT_SKEW' });
+}
 
 /** resolveClientOptions fills defaults and validates, throwing INVALID_ARGUMENT naming the bad option. */
 export function resolveClientOptions(options: ClientOptions = {}): ResolvedClientOptions {
@@ -289,6 +329,8 @@ export function resolveClientOptions(options: ClientOptions = {}): ResolvedClien
     resolveInterval: checkDuration('resolveInterval', orDefault(given.resolveInterval, 30_000)),
     minResolveInterval: checkDuration('minResolveInterval', orDefault(given.minResolveInterval, 5000)),
     lookup: checkFunction<LookupFunction>('lookup', orDefault(given.lookup, systemLookup), '(hostname) => [{ address }]'),
+    contractHeader: contractHeaderOf(given.contracts),
+    onContractSkew: checkSkewListener(given.onContractSkew),
   };
 }
 

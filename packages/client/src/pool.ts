@@ -30,7 +30,7 @@ export interface PoolHost {
 }
 
 // Dial errors that another try will not fix: calls waiting for a tunnel fail with them once every endpoint says so.
-const PERMANENT_REFUSALS: ReadonlySet<string> = new Set(['UNAUTHENTICATED', 'PERMISSION_DENIED', 'UNIMPLEMENTED', 'INVALID_ARGUMENT']);
+const PERMANENT_REFUSALS: ReadonlySet<string> = new Set(['UNAUTHENTICATED', 'PERMISSION_DENIED', 'UNIMPLEMENTED', 'INVALID_ARGUMENT', 'FAILED_PRECONDITION']);
 
 interface Source {
   readonly target: DialTarget;

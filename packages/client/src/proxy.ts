@@ -5,7 +5,7 @@
  * handshake has not started yet (undici proxy-agent.js fails likewise with the proxy's status).
  */
 import { connect as netConnect, type Socket } from 'node:net';
-import { RpcError, codeFromHttpStatus, encodeProxyConnectRequest, parseResponseHead, type ErrorCode, type ResponseHead } from '@tunnelrpc/protocol';
+import { RpcError, codeFromHttpStatus, encodeProxyConnectRequest, escapePeerText, parseResponseHead, type ErrorCode, type ResponseHead } from '@tunnelrpc/protocol';
 import type { ProxyChoice, ProxyTarget } from './proxy-env.js';
 
 const MAX_BODY_SHOWN = 200;
@@ -87,7 +87,7 @@ function proxyRefusal(head: ResponseHead, where: string, authority: string, prox
   switch (status) {
     case 407: {
       code = 'UNAUTHENTICATED';
-      const scheme = (head.headers['proxy-authenticate'] ?? '').split(/\s/)[0] ?? '';
+      const scheme = escapePeerText((head.headers['proxy-authenticate'] ?? '').split(/\s/)[0] ?? '', 40);
       const asks = scheme === '' ? '' : ` (it asks for ${scheme} authentication)`;
       hint = proxy.authorization === undefined
         ? `${asks}; put the credentials in the proxy URL: http://user:password@host:port`
@@ -108,5 +108,5 @@ function proxyRefusal(head: ResponseHead, where: string, authority: string, prox
     default:
       hint = '';
   }
-  return new RpcError(code, `${where} refused CONNECT ${authority} with HTTP ${status} ${head.reason}${hint}`, { proxy: proxy.display, status, body });
+  return new RpcError(code, `${where} refused CONNECT ${authority} with HTTP ${status} ${escapePeerText(head.reason, 80)}${hint}`, { proxy: proxy.display, status, body });
 }

@@ -23,6 +23,7 @@ import {
   scanMessagePack,
   scanParts,
   goawayCodeOf,
+  escapePeerText,
   protocolViolation,
   type CreditMessage,
   type GoawayMessage,
@@ -472,7 +473,7 @@ export class Tunnel implements StreamSink {
 
   #onGoaway(goaway: GoawayMessage): boolean {
     if (goaway.code !== 'UNAVAILABLE') {
-      const reason = new RpcError('UNAVAILABLE', `the server closed the tunnel to ${this.#target} with goaway ${goaway.code.slice(0, 40)}: ${goaway.message.slice(0, 300)}`, { goaway: goaway.code.slice(0, 40) });
+      const reason = new RpcError('UNAVAILABLE', `the server closed the tunnel to ${this.#target} with goaway ${escapePeerText(goaway.code, 40)}: ${escapePeerText(goaway.message, 300)}`, { goaway: goaway.code.slice(0, 40) });
       this.#end(reason, goaway.lastId);
       this.#socket.destroy();
       return false;

@@ -4,6 +4,7 @@
  */
 import {
   RpcError,
+  checkReceivedError,
   formatIssues,
   methodPath,
   parseWithSchema,
@@ -72,7 +73,12 @@ export function createClient<C extends ServiceContract>(contract: C, client: Rpc
       const schemas = { clientMessage: spec.clientMessage, serverMessage: spec.serverMessage };
       const open = (params: unknown, source: StreamSource<unknown> | undefined, options: StreamOptions | undefined): StreamCall => {
         const call = client.stream(path, toWireValue(input, params), kind, options, source, schemas);
-        const result = call.result.then((value) => checkResult(spec, path, value));
+        const result = call.result.then(
+          (value) => checkResult(spec, path, value),
+          (error: unknown) => {
+            throw checkReceivedError(spec, path, error);
+          },
+        );
         // As StreamCall's own: a caller that only iterates sees the error there.
         result.catch(() => {});
         return Object.defineProperty(call, 'result', { value: result });
@@ -87,8 +93,19 @@ export function createClient<C extends ServiceContract>(contract: C, client: Rpc
     }
     methods[name] = spec.notification === true
       ? async (params?: unknown, options?: NotifyOptions): Promise<void> => client.notify(path, toWireValue(input, params), options)
-      : async (params?: unknown, options?: CallOptions): Promise<unknown> =>
-          checkResult(spec, path, await client.call(path, toWireValue(input, params), spec.idempotent === true ? { ...options, idempotent: true } : options));
+      : spec.errors === undefined
+        ? async (params?: unknown, options?: CallOptions): Promise<unknown> =>
+            checkResult(spec, path, await client.call(path, toWireValue(input, params), spec.idempotent === true ? { ...options, idempotent: true } : options))
+        : async (params?: unknown, options?: CallOptions): Promise<unknown> => {
+            let result: unknown;
+            try {
+              result = await client.call(path, toWireValue(input, params), spec.idempotent === true ? { ...options, idempotent: true } : options);
+            } catch (error) {
+              // A declared code's data is checked and typed; RpcError.is() then narrows it.
+              throw checkReceivedError(spec, path, error);
+            }
+            return checkResult(spec, path, result);
+          };
   }
   return Object.freeze(methods) as TypedClient<C>;
 }

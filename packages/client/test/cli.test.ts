@@ -5,6 +5,7 @@
  */
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
+import { createServer, type AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { expect } from 'chai';
 import { ScriptedServer, cleanup, freePort, type Peer } from './helpers.js';
@@ -29,11 +30,18 @@ function runCli(args: string[]): Promise<CliRun> {
   return once(child, 'close').then(([code]) => ({ code: code as number | null, stdout, stderr }));
 }
 
-/** acceptCall accepts the next tunnel and reads its first request; returns the peer, the CONNECT head and the request. */
-async function acceptCall(server: ScriptedServer) {
+/**
+ * acceptCall accepts the next tunnel, answers the CLI's tunnelrpc.Reflection.list (with `services`, or as a server
+ * that does not serve reflection), and reads the call's request; returns the peer, the CONNECT head and the request.
+ */
+async function acceptCall(server: ScriptedServer, services?: unknown[]) {
   const peer = await server.nextPeer();
   const head = await peer.head;
   await peer.accept();
+  const reflection = await peer.nextRequest();
+  expect(reflection.method).to.equal('tunnelrpc.Reflection.list');
+  if (services === undefined) await peer.fail(reflection.id, 'UNIMPLEMENTED', 'method "tunnelrpc.Reflection.list" is not implemented by this server');
+  else await peer.respond(reflection.id, { services });
   const request = await peer.nextRequest();
   return { peer, head, request };
 }
@@ -106,7 +114,7 @@ describe('tunnelrpc call (CLI)', () => {
       const { peer, request } = await acceptCall(server);
       await peer.fail(request.id, 'NOT_FOUND', 'no user 7', { id: 7 });
       await expectGracefulClose(peer);
-      expect(await run).to.deep.equal({ code: 1, stdout: '', stderr: 'NOT_FOUND: no user 7\n' });
+      expect(await run).to.deep.equal({ code: 1, stdout: '', stderr: 'NOT_FOUND: no user 7\ndata: {"id":7}\n' });
     });
 
     it('exits 1 with DEADLINE_EXCEEDED when the server is silent past --timeout, cancelling the call', async () => {
@@ -147,6 +155,19 @@ describe('tunnelrpc call (CLI)', () => {
       });
     });
 
+    it("blames the server behind a proxy, not the proxy's recipe, for an unmarked 502 to --upgrade", async () => {
+      const server = await ScriptedServer.start();
+      const run = runCli(['call', server.url, 'Echo.echo', '1', '--upgrade']);
+      const peer = await server.nextPeer();
+      await peer.head;
+      await peer.write('HTTP/1.1 502 Bad Gateway\r\nContent-Type: text/html\r\nContent-Length: 60\r\nConnection: close\r\n\r\n<html><head><title>502 Bad Gateway</title></head></html>\r\n\r\n');
+      peer.socket.end();
+      const { code, stderr } = await run;
+      expect(code).to.equal(2);
+      expect(stderr).to.include('refused with HTTP 502 Bad Gateway: 502 Bad Gateway (not from a tunnelrpc server').and.include('could not reach the tunnelrpc server behind it').and.include('[UNAVAILABLE]');
+      expect(stderr).to.not.include('forwards the Upgrade');
+    });
+
     it('prints a sentence and exits 2 when nothing listens at the URL', async () => {
       const port = await freePort();
       const { code, stdout, stderr } = await runCli(['call', `http://127.0.0.1:${port}/_rpc`, 'Echo.echo', '1']);
@@ -174,8 +195,8 @@ describe('tunnelrpc call (CLI)', () => {
   describe('usage errors (exit 2)', () => {
     const cases: [string, string[], string][] = [
       ['params that are not JSON', ['Echo.echo', '{a:1}'], 'tunnelrpc: the params are not valid JSON'],
-      ['a --timeout that is not a whole number', ['Echo.echo', '1', '--timeout', '1.5'], 'tunnelrpc: --timeout must be a whole number of ms; got 1.5'],
-      ['a negative --timeout', ['Echo.echo', '1', '--timeout=-5'], 'tunnelrpc: --timeout must be a whole number of ms; got -5'],
+      ['a --timeout that is not a whole number', ['Echo.echo', '1', '--timeout', '1.5'], 'tunnelrpc: --timeout must be a whole number of ms (0: no deadline); got 1.5'],
+      ['a negative --timeout', ['Echo.echo', '1', '--timeout=-5'], 'tunnelrpc: --timeout must be a whole number of ms (0: no deadline); got -5'],
       ['a -H without a colon', ['Echo.echo', '1', '-H', 'NoColon'], `tunnelrpc: -H takes 'Name: value'; got "NoColon"`],
       ['extra arguments', ['Echo.echo', '1', '2'], 'tunnelrpc: unexpected arguments after the JSON params: 2'],
       ['a missing method', [], 'tunnelrpc: call needs a URL and a Service.method'],
@@ -203,6 +224,114 @@ describe('tunnelrpc call (CLI)', () => {
       const { code, stderr } = await runCli([]);
       expect(code).to.equal(2);
       expect(stderr).to.match(/^tunnelrpc: missing command\nusage: tunnelrpc call/);
+    });
+  });
+
+  // A server's words reached the terminal as sent: ESC sequences repainted it and newlines forged lines.
+  describe('peer text (escaped before it is shown)', () => {
+    const ESC = '\x1b[2J\x1b[31m';
+    const SHOWN = '\\u001b[2J\\u001b[31m';
+
+    it('escapes an error response message, and keeps its data as JSON', async () => {
+      const server = await ScriptedServer.start();
+      const run = runCli(['call', server.url, 'Echo.echo', '1']);
+      const { peer, request } = await acceptCall(server);
+      await peer.fail(request.id, 'INTERNAL', `boom${ESC}\nFORGED: line`, { note: `x${ESC}` });
+      expect(await run).to.deep.equal({ code: 1, stdout: '', stderr: `INTERNAL: boom${SHOWN}\\u000aFORGED: line\ndata: {"note":"x${SHOWN}"}\n` });
+    });
+
+    it('escapes a goaway code and message', async () => {
+      const server = await ScriptedServer.start();
+      const run = runCli(['call', server.url, 'Echo.echo', '1']);
+      const { peer } = await acceptCall(server);
+      await peer.send({ type: 8, lastId: 0, code: `EVIL${ESC}`, message: `bye${ESC}\r\nFORGED` });
+      const { code, stderr } = await run;
+      expect(code).to.equal(1);
+      expect(stderr).to.include(`with goaway EVIL${SHOWN}: bye${SHOWN}\\u000d\\u000aFORGED`);
+      expect(stderr).to.not.include('\x1b').and.not.include('\r');
+      expect(stderr.split('\n').filter((line) => line.length > 0)).to.have.length(1);
+    });
+
+    it('escapes a refusal reason and body', async () => {
+      const server = await ScriptedServer.start();
+      const run = runCli(['call', server.url, 'Echo.echo', '1']);
+      const peer = await server.nextPeer();
+      await peer.head;
+      const body = `bad token${ESC}\nFORGED`;
+      await peer.write(`HTTP/1.0 401 Un${ESC}auth\r\nConnection: close\r\nTunnelrpc-Server: wire-v1\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
+      peer.socket.end();
+      expect(await run).to.deep.equal({
+        code: 2,
+        stdout: '',
+        stderr: `tunnelrpc: CONNECT ${server.url} refused with HTTP 401 Un${SHOWN}auth: bad token${SHOWN}\\u000aFORGED [UNAUTHENTICATED]\n`,
+      });
+    });
+
+    it("escapes a proxy's Proxy-Authenticate scheme", async () => {
+      const proxy = createServer((socket) => {
+        socket.on('error', () => {});
+        socket.once('data', () => socket.end(`HTTP/1.1 407 Proxy Authentication Required\r\nProxy-Authenticate: ${ESC}Basic realm="x"\r\nContent-Length: 0\r\n\r\n`));
+      });
+      proxy.listen(0, '127.0.0.1');
+      await once(proxy, 'listening');
+      try {
+        const { code, stderr } = await runCli(['call', 'http://127.0.0.1:1/_rpc', 'Echo.echo', '1', '--proxy', `http://127.0.0.1:${(proxy.address() as AddressInfo).port}`]);
+        expect(code).to.equal(2);
+        expect(stderr).to.include(`(it asks for ${SHOWN}Basic authentication)`);
+        expect(stderr).to.not.include('\x1b');
+      } finally {
+        proxy.close();
+      }
+    });
+
+    it('escapes method names from reflection in list', async () => {
+      const server = await ScriptedServer.start();
+      const run = runCli(['list', server.url]);
+      const peer = await server.nextPeer();
+      await peer.head;
+      await peer.accept();
+      const request = await peer.nextRequest();
+      await peer.respond(request.id, { services: [{ name: `Ev${ESC}il`, methods: [{ name: 'm\nFORGED', kind: 'unary', idempotent: false, params: {}, result: {} }] }] });
+      expect(await run).to.deep.equal({ code: 0, stdout: `Ev${SHOWN}il.m\\u000aFORGED unary\n`, stderr: '' });
+    });
+  });
+
+  describe('params checked against the described schema', () => {
+    const services = [{ name: 'Stock', methods: [{ name: 'reserve', kind: 'unary', idempotent: false, params: { type: 'object', properties: { sku: { type: 'string' }, n: { type: 'integer', minimum: 1 } }, required: ['sku', 'n'] }, result: {} }] }];
+
+    it('sends the call when the params pass', async () => {
+      const server = await ScriptedServer.start();
+      const run = runCli(['call', server.url, 'Stock.reserve', '{"sku":"A1","n":2}']);
+      const { peer, request } = await acceptCall(server, services);
+      expect(request.params).to.deep.equal({ sku: 'A1', n: 2 });
+      await peer.respond(request.id, { ok: true });
+      expect(await run).to.deep.equal({ code: 0, stdout: '{"ok":true}\n', stderr: '' });
+    });
+
+    it('sends nothing, closes the tunnel and exits 1 with the issues when they fail', async () => {
+      const server = await ScriptedServer.start();
+      const run = runCli(['call', server.url, 'Stock.reserve', '{"sku":"A1","n":0}']);
+      const peer = await server.nextPeer();
+      await peer.head;
+      await peer.accept();
+      const reflection = await peer.nextRequest();
+      await peer.respond(reflection.id, { services });
+      await expectGracefulClose(peer);
+      const { code, stdout, stderr } = await run;
+      expect({ code, stdout }).to.deep.equal({ code: 1, stdout: '' });
+      expect(stderr).to.match(/^INVALID_ARGUMENT: the params do not match the schema Stock\.reserve describes, so nothing was sent: n: Too small: expected number to be >=1 /);
+    });
+
+    it('exits 1 with UNIMPLEMENTED and the nearest names, sending nothing, for a method reflection does not list', async () => {
+      const server = await ScriptedServer.start();
+      const run = runCli(['call', server.url, 'Stock.reserv', '{}']);
+      const peer = await server.nextPeer();
+      await peer.head;
+      await peer.accept();
+      const reflection = await peer.nextRequest();
+      await peer.respond(reflection.id, { services });
+      await expectGracefulClose(peer);
+      expect(await run).to.deep.equal({ code: 1, stdout: '', stderr: `UNIMPLEMENTED: ${server.url} has no method Stock.reserv; did you mean Stock.reserve? (tunnelrpc list ${server.url} shows every method)\n` });
     });
   });
 });

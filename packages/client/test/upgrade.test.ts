@@ -58,12 +58,36 @@ describe('connect() handshake option', () => {
       await expectRejects(connecting, 'UNAVAILABLE', 'answered the Upgrade with 200 instead of 101');
     });
 
-    it('says a proxy refused the Upgrade when the refusal has no marker', async () => {
+    it('says a proxy refused the Upgrade, pointing to its headers, when an unmarked 405 answers', async () => {
       const { peer, connecting } = await startDial({ handshake: 'upgrade' });
-      await peer.write('HTTP/1.1 502 Bad Gateway\r\nContent-Length: 3\r\nConnection: close\r\n\r\nbad');
-      const error = await expectRejects(connecting, 'UNAVAILABLE', 'Upgrade http://127.0.0.1');
-      expect(error.message).to.include('a proxy between here and the server refused the Upgrade');
-      expect(error.data).to.deep.equal({ status: 502, body: 'bad' });
+      await peer.write('HTTP/1.1 405 Not Allowed\r\nContent-Length: 3\r\nConnection: close\r\n\r\nbad');
+      const error = await expectRejects(connecting, 'FAILED_PRECONDITION', 'Upgrade http://127.0.0.1');
+      expect(error.message).to.include('a proxy between here and the server refused the Upgrade; check that the proxy forwards the Upgrade and Connection headers');
+      expect(error.data).to.deep.equal({ status: 405, body: 'bad' });
+    });
+  });
+
+  // With nginx up and its server down, the advice was to fix the proxy's Upgrade headers: the recipe was right, the
+  // server was down. A proxy's own 502, 503 or 504 says the server behind it could not be reached.
+  describe('an unmarked 502, 503 or 504 (a proxy whose server is down)', () => {
+    for (const handshake of ['connect', 'upgrade'] as const) {
+      for (const [status, reason] of [[502, 'Bad Gateway'], [503, 'Service Unavailable'], [504, 'Gateway Time-out']] as const) {
+        it(`is UNAVAILABLE, blaming the unreachable server and not the proxy's recipe (${status}, ${handshake})`, async () => {
+          const { peer, connecting } = await startDial({ handshake });
+          await peer.write(`HTTP/1.1 ${status} ${reason}\r\nContent-Length: 3\r\nConnection: close\r\n\r\nbad`);
+          const error = await expectRejects(connecting, 'UNAVAILABLE', `refused with HTTP ${status} ${reason}: bad (not from a tunnelrpc server`);
+          expect(error.message).to.include('a proxy between here and the server answered for it because it could not reach the tunnelrpc server behind it; check that the server is up');
+          expect(error.message).to.not.include('Upgrade and Connection headers').and.not.include("handshake: 'upgrade'");
+          expect(error.data).to.deep.equal({ status, body: 'bad' });
+        });
+      }
+    }
+
+    it("keeps a marked 503 as the server's own (draining), naming no proxy", async () => {
+      const { peer, connecting } = await startDial({ handshake: 'upgrade' });
+      await peer.write('HTTP/1.1 503 Service Unavailable\r\nTunnelrpc-Server: wire-v1\r\nContent-Length: 8\r\nConnection: close\r\n\r\ndraining');
+      const error = await expectRejects(connecting, 'UNAVAILABLE', 'refused with HTTP 503 Service Unavailable: draining');
+      expect(error.message).to.not.include('proxy');
     });
   });
 
@@ -77,7 +101,7 @@ describe('connect() handshake option', () => {
     it('says a proxy refused CONNECT and points to the Upgrade handshake when a 400 has no marker (HAProxy mode http)', async () => {
       const { peer, connecting } = await startDial();
       await peer.write('HTTP/1.1 400 Bad request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n');
-      const error = await expectRejects(connecting, 'UNKNOWN', 'refused with HTTP 400 Bad request');
+      const error = await expectRejects(connecting, 'FAILED_PRECONDITION', 'refused with HTTP 400 Bad request');
       expect(error.message).to.include('a proxy between here and the server refused CONNECT');
       expect(error.message).to.include("handshake: 'upgrade'");
       expect(error.message).to.include('--upgrade');
@@ -103,7 +127,8 @@ describe('refusal bodies', () => {
     await peer.head;
     const body = '<html>\r\n<head><title>405 Not Allowed</title></head>\r\n<body>\r\n<center><h1>405 Not Allowed</h1></center>\r\n<hr><center>nginx/1.22.1</center>\r\n</body>\r\n</html>\r\n';
     await peer.write(`HTTP/1.1 405 Not Allowed\r\nContent-Type: text/html\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n${body}`);
-    const error = await expectRejects(connecting, 'UNIMPLEMENTED', 'refused with HTTP 405 Not Allowed: 405 Not Allowed nginx/1.22.1 (not from a tunnelrpc server');
+    // A proxy's 405 is the proxy refusing the handshake, not a missing method: FAILED_PRECONDITION, not UNIMPLEMENTED.
+    const error = await expectRejects(connecting, 'FAILED_PRECONDITION', 'refused with HTTP 405 Not Allowed: 405 Not Allowed nginx/1.22.1 (not from a tunnelrpc server');
     expect((error.data as { body: string }).body).to.equal(body.trim());
   });
 });

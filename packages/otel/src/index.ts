@@ -13,5 +13,8 @@
  * const rpc = new RpcServer({ interceptors: [interceptor] });
  * const client = await connect('http://10.0.0.5:8080/_rpc', { interceptors: [interceptor] });
  */
+// The public types use Buffer, AbortSignal and node: modules: this brings @types/node into a consumer's program
+// whatever its `types` setting (TypeScript 7 defaults to none), so a strict project needs no setting for it.
+/// <reference types="node" preserve="true" />
 export { SERVER_ERROR_CODES, createTracing } from './tracing.js';
 export type { Tracing, TracingOptions } from './tracing.js';

@@ -19,5 +19,8 @@
  * metrics.serve(http); // GET /metrics on the same port
  * http.listen(8080);
  */
+// The public types use Buffer, AbortSignal and node: modules: this brings @types/node into a consumer's program
+// whatever its `types` setting (TypeScript 7 defaults to none), so a strict project needs no setting for it.
+/// <reference types="node" preserve="true" />
 export { OTHER_METHOD, RPC_DURATION_BUCKETS, createPrometheus } from './prometheus.js';
 export type { PrometheusOptions, ServeOptions, TunnelMetrics } from './prometheus.js';

@@ -6,39 +6,11 @@ import type { z } from 'zod';
 import { RpcError } from './errors.js';
 import { escapePeerText, quotePeerText } from './peer-text.js';
 import { findWireProblem, fromWireValue, type WireProblem } from './wire-values.js';
+import { isErrorCode } from './errors.js';
 
-/** MethodSpec describes one method: the zod schemas of its params and result, and how it may be invoked. */
-export interface MethodSpec<I extends z.ZodType = z.ZodType, O extends z.ZodType = z.ZodType> {
-  /** Schema of the params. The server parses every request with it; failures are INVALID_ARGUMENT. */
-  readonly input: I;
-  /** Schema of the result. The typed client parses every result with it. */
-  readonly output: O;
-  /**
-   * The method is safe to run twice (a read, or a write keyed by the caller). Clients may retry it after a
-   * connection loss even when it may already have run. Default false.
-   */
-  readonly idempotent?: boolean;
-  /** The typed client sends this method as a notification (no answer, no result). Default false. */
-  readonly notification?: boolean;
-  /**
-   * How the method is called (PROTOCOL.md 12): 'unary' (params in, result out; the default), 'serverStream' (the
-   * server sends serverMessage values, then the result), 'clientStream' (the client sends clientMessage values,
-   * then the server answers the result) or 'bidiStream' (both at once).
-   */
-  readonly kind?: MethodKind;
-  /** Schema of each stream message the client sends (clientStream, bidiStream); checked by the server on receipt. */
-  readonly clientMessage?: z.ZodType;
-  /** Schema of each stream message the server sends (serverStream, bidiStream); checked by the client on receipt. */
-  readonly serverMessage?: z.ZodType;
-  /**
-   * The longest deadline the server grants this method, in ms, in place of ServerOptions.maxTimeout (5 min by
-   * default): a subscription can be declared long-lived while every other method stays bounded. 1 … 2147483647.
-   */
-  readonly maxTimeout?: number;
-}
+import type { MethodKind, MethodSpec } from './method-spec.js';
 
-/** MethodKind names the four ways a method may be called. */
-export type MethodKind = 'unary' | 'serverStream' | 'clientStream' | 'bidiStream';
+export type { MethodKind, MethodSpec } from './method-spec.js';
 
 const METHOD_KINDS: readonly MethodKind[] = ['unary', 'serverStream', 'clientStream', 'bidiStream'];
 
@@ -83,7 +55,7 @@ export type ExactMethods<Methods> = {
 
 const SERVICE_NAME = /^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$/;
 const METHOD_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
-const SPEC_KEYS: readonly string[] = ['input', 'output', 'idempotent', 'notification', 'kind', 'clientMessage', 'serverMessage', 'maxTimeout'] satisfies ReadonlyArray<keyof MethodSpec>;
+const SPEC_KEYS: readonly string[] = ['input', 'output', 'idempotent', 'notification', 'kind', 'clientMessage', 'serverMessage', 'maxTimeout', 'errors'] satisfies ReadonlyArray<keyof MethodSpec>;
 
 /**
  * defineService declares a service contract. Methods are called on the wire as `"<name>.<method>"`. It throws
@@ -164,10 +136,28 @@ function checkMethodSpec(path: string, spec: unknown): void {
     const problem = findWireProblem(schema);
     if (problem !== undefined) throw wireProblemError(path, side, problem);
   }
+  checkDeclaredErrors(path, (spec as { errors?: unknown }).errors);
   for (const [key, flag] of [['idempotent', idempotent], ['notification', notification]] as const) {
     if (flag !== undefined && typeof flag !== 'boolean') {
       throw new RpcError('INVALID_ARGUMENT', `method ${path} has ${key}: ${typeof flag}; it must be true, false or left out`, { method: path, key });
     }
+  }
+}
+
+function checkDeclaredErrors(path: string, errors: unknown): void {
+  if (errors === undefined) return;
+  if (typeof errors !== 'object' || errors === null || Array.isArray(errors)) {
+    throw new RpcError('INVALID_ARGUMENT', `method ${path} has errors that are not an object; give { CODE: zod schema of its data }`, { method: path, key: 'errors' });
+  }
+  for (const [code, schema] of Object.entries(errors)) {
+    if (!isErrorCode(code)) {
+      throw new RpcError('INVALID_ARGUMENT', `method ${path} declares the error ${JSON.stringify(code)}, which is not an error code; use one of the codes in PROTOCOL.md 6, such as FAILED_PRECONDITION`, { method: path, key: 'errors', code });
+    }
+    if (!isZodSchema(schema)) {
+      throw new RpcError('INVALID_ARGUMENT', `method ${path} declares the error ${code} without a zod 4 schema of its data (z.void() for none)`, { method: path, key: 'errors', code });
+    }
+    const problem = findWireProblem(schema);
+    if (problem !== undefined) throw wireProblemError(path, `errors.${code}`, problem);
   }
 }
 
@@ -176,7 +166,7 @@ function isZodSchema(value: unknown): value is z.ZodType {
   return typeof value === 'object' && value !== null && '_zod' in value && typeof (value as { safeParse?: unknown }).safeParse === 'function';
 }
 
-function wireProblemError(method: string, side: 'input' | 'output' | 'clientMessage' | 'serverMessage', problem: WireProblem): RpcError {
+function wireProblemError(method: string, side: string, problem: WireProblem): RpcError {
   const where = side + problem.path.map((segment) => (/^[[<|&]/.test(segment) ? segment : `.${segment}`)).join('');
   return new RpcError(
     'INVALID_ARGUMENT',

@@ -2,36 +2,12 @@
  * The error model of tunnelrpc: one class, one closed list of codes (wire-v1, PROTOCOL.md "Error codes").
  * Every local failure (dial, handshake, deadline, cancel, bad options) maps onto the same list here.
  */
+import type { z } from 'zod';
+import type { MethodSpec } from './method-spec.js';
 
-/** ERROR_CODES lists every code an RpcError may carry, in wire-v1 order. */
-export const ERROR_CODES = [
-  'CANCELLED',
-  'UNKNOWN',
-  'INVALID_ARGUMENT',
-  'DEADLINE_EXCEEDED',
-  'NOT_FOUND',
-  'ALREADY_EXISTS',
-  'PERMISSION_DENIED',
-  'RESOURCE_EXHAUSTED',
-  'FAILED_PRECONDITION',
-  'ABORTED',
-  'OUT_OF_RANGE',
-  'UNIMPLEMENTED',
-  'INTERNAL',
-  'UNAVAILABLE',
-  'DATA_LOSS',
-  'UNAUTHENTICATED',
-] as const;
+import { isErrorCode, type ErrorCode } from './error-codes.js';
 
-/** ErrorCode is one of ERROR_CODES. Match on it, never on the message. */
-export type ErrorCode = (typeof ERROR_CODES)[number];
-
-const CODE_SET: ReadonlySet<string> = new Set(ERROR_CODES);
-
-/** isErrorCode tells whether a value is one of ERROR_CODES. */
-export function isErrorCode(value: unknown): value is ErrorCode {
-  return typeof value === 'string' && CODE_SET.has(value);
-}
+export { ERROR_CODES, isErrorCode, type ErrorCode } from './error-codes.js';
 
 /** RpcErrorOptions are the optional parts of an RpcError beside its data. */
 export interface RpcErrorOptions {
@@ -68,6 +44,16 @@ export class RpcError extends Error {
   }
 
   /**
+   * is tells whether this error is `code`, declared by `method` in its contract's `errors` and checked against that
+   * code's schema (the typed client checks every declared error it receives); it narrows `data` to the declared
+   * type: `if (error.is(Stock.methods.reserve, 'FAILED_PRECONDITION')) error.data.available`. False for a code the
+   * method does not declare and for an error from another method.
+   */
+  is<M extends MethodSpec, const C extends DeclaredCodeOf<M>>(method: M, code: C): this is DeclaredRpcError<M, C> {
+    return this.code === code && declaredBy.get(this) === method;
+  }
+
+  /**
    * RpcError.from turns any thrown value into an RpcError: an RpcError is kept as it is, an AbortError becomes
    * CANCELLED (or DEADLINE_EXCEEDED for a TimeoutError), anything else becomes `code` with the original as `cause`.
    */
@@ -81,6 +67,14 @@ export class RpcError extends Error {
     }
     return new RpcError(code, describe(reason), undefined, { cause: reason });
   }
+}
+
+// Which method's contract declared (and checked) an error: set by the typed client only.
+const declaredBy = new WeakMap<RpcError, MethodSpec>();
+
+/** markDeclared records that `error` was checked against `method`'s declared errors. @internal */
+export function markDeclared(error: RpcError, method: MethodSpec): void {
+  declaredBy.set(error, method);
 }
 
 // String() throws for objects without a usable string form (Object.create(null), a throwing toString).
@@ -199,3 +193,24 @@ function isPlainObject(value: unknown): value is Record<string, unknown> {
   const proto: unknown = Object.getPrototypeOf(value);
   return proto === Object.prototype || proto === null;
 }
+
+/** DeclaredCodeOf is the union of the codes a method declares (never when it declares none). */
+export type DeclaredCodeOf<M extends MethodSpec> = M extends { readonly errors: infer E } ? keyof E & ErrorCode : never;
+
+/** ErrorDataOf is the data type of a declared code, as the caller receives it (after zod parsing). */
+export type ErrorDataOf<M extends MethodSpec, C extends ErrorCode> = M extends { readonly errors: infer E }
+  ? C extends keyof E
+    ? E[C] extends z.ZodType
+      ? z.output<E[C]>
+      : never
+    : never
+  : never;
+
+/** DeclaredRpcError is an RpcError of a declared code whose data was checked against its schema. */
+export type DeclaredRpcError<M extends MethodSpec, C extends ErrorCode> = RpcError & { readonly code: C; readonly data: ErrorDataOf<M, C> };
+
+/**
+ * MethodErrorOf is what a typed call of method M may reject with, as a union discriminated by `code`: one member
+ * per declared code with its data typed, and plain RpcError for everything else.
+ */
+export type MethodErrorOf<M extends MethodSpec> = { [C in DeclaredCodeOf<M>]: DeclaredRpcError<M, C> }[DeclaredCodeOf<M>] | RpcError;

@@ -14,6 +14,9 @@
  * // Server: rpc.register(Echo, { add: ({ a, b }) => a + b });
  * // Client: await createClient(Echo, client).add({ a: 1, b: 2 }); // 3
  */
+// The public types use Buffer, AbortSignal and node: modules: this brings @types/node into a consumer's program
+// whatever its `types` setting (TypeScript 7 defaults to none), so a strict project needs no setting for it.
+/// <reference types="node" preserve="true" />
 export { defineService, methodKind, methodPath } from './contract.js';
 export type {
   ClientMessageOf,
@@ -32,6 +35,11 @@ export type {
   WireIssue,
 } from './contract.js';
 export { ERROR_CODES, RpcError, codeFromHttpStatus, isErrorCode } from './errors.js';
+export { findBreakingChanges } from './breaking.js';
+export { CONTRACT_HEADER, CONTRACT_SKEW_HEADER, describeSkew, encodeContractHeader, encodeSkewHeader, fingerprintMethod, parseContractHeader, parseSkewHeader } from './contract-fingerprint.js';
+export type { ContractSkew } from './contract-fingerprint.js';
+export type { BreakingChange } from './breaking.js';
+export type { DeclaredCodeOf, DeclaredErrors, DeclaredRpcError, ErrorDataOf, MethodErrorOf } from './declared-errors.js';
 export { escapePeerText, lowerCaseHeaderName, quotePeerText } from './peer-text.js';
 export type { ErrorCode, GoawayCode, RpcErrorOptions, WireError } from './errors.js';
 export { applyInterceptors } from './interceptor.js';
@@ -45,6 +53,7 @@ export type { AmbientCall } from './ambient.js';
 export { ambientCalls, ambientCallsWanted, enableAmbientCalls } from './ambient.js';
 export { checkInterceptors, splitMethod } from './interceptor.js';
 export { formatIssues, parseWithSchema, summarizeIssues } from './contract.js';
+export { checkReceivedError, checkThrownError } from './declared-errors.js';
 export { findWireProblem, fromWireValue, hasWireMapping, toWireValue } from './wire-values.js';
 export type { WireProblem } from './wire-values.js';
 export { fromWireError, goawayCodeOf, protocolViolation, toWireError } from './errors.js';

@@ -4,6 +4,7 @@
 import { z } from 'zod';
 import {
   RpcError,
+  checkThrownError,
   formatIssues,
   fromWireValue,
   methodPath,
@@ -54,9 +55,10 @@ export class MethodTable {
       }
     }
     for (const [name, spec] of Object.entries(contract.methods)) {
-      const handler = (impl as Record<string, (input: unknown, ...rest: unknown[]) => unknown>)[name]!.bind(impl);
       const path = methodPath(contract, name);
       const kind = methodKind(spec);
+      const bound = (impl as Record<string, (input: unknown, ...rest: unknown[]) => unknown>)[name]!.bind(impl);
+      const handler = spec.errors === undefined ? bound : checkingDeclaredErrors(bound, spec, path, kind);
       if (kind === 'unary') {
         const run = wrapHandler(path, handler as (input: unknown, ctx: CallContext) => unknown, this.#wrapping) as RegisteredMethod['handler'];
         this.#methods.set(path, { path, spec, kind, handler: run });
@@ -182,6 +184,35 @@ export function prepareStreamMessage(method: RegisteredMethod, message: unknown,
     log({ level: 'error', message: 'stream handler yielded a message that cannot be laid out for the wire', method: method.path, code: 'INTERNAL', error });
     return { ok: false, error: new RpcError('INTERNAL', `a stream message of ${method.path} cannot be sent; the server logged the details`, { mayHaveRun: true }) };
   }
+}
+
+/**
+ * checkingDeclaredErrors wraps the handler of a method whose contract declares errors: an RpcError it throws with a
+ * declared code has its data checked against that code's schema and laid out for the wire (checkThrownError). A
+ * stream handler's iterator is wrapped so that a throw from inside the generator is checked too.
+ */
+function checkingDeclaredErrors(handler: (input: unknown, ...rest: unknown[]) => unknown, spec: MethodSpec, path: string, kind: MethodKind): (input: unknown, ...rest: unknown[]) => unknown {
+  const check = (thrown: unknown): never => {
+    throw checkThrownError(spec, path, thrown);
+  };
+  if (kind === 'serverStream' || kind === 'bidiStream') {
+    return (...args) => {
+      const iterator = handler(...(args as [unknown, ...unknown[]])) as AsyncIterator<unknown, unknown, undefined>;
+      const wrapped: AsyncIterator<unknown, unknown, undefined> = {
+        next: () => iterator.next().catch(check),
+        ...(iterator.return === undefined ? {} : { return: (value?: unknown) => iterator.return!(value).catch(check) }),
+        ...(iterator.throw === undefined ? {} : { throw: (error?: unknown) => iterator.throw!(error).catch(check) }),
+      };
+      return wrapped;
+    };
+  }
+  return async (...args) => {
+    try {
+      return await handler(...(args as [unknown, ...unknown[]]));
+    } catch (thrown) {
+      return check(thrown);
+    }
+  };
 }
 
 /**

@@ -16,6 +16,9 @@
  * http.listen(8080);
  * // or: await rpc.listen(8080); ... await rpc.close();
  */
+// The public types use Buffer, AbortSignal and node: modules: this brings @types/node into a consumer's program
+// whatever its `types` setting (TypeScript 7 defaults to none), so a strict project needs no setting for it.
+/// <reference types="node" preserve="true" />
 export { RpcServer } from './server.js';
 export type { ListenAddress } from './server.js';
 export type { UnixListenTarget } from './unix-listen.js';

@@ -5,7 +5,7 @@
 import { createServer, type IncomingMessage, type RequestListener, type Server as HttpServer, type ServerResponse } from 'node:http';
 import type { Server as NetServer, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { Health, Reflection, RpcError, SERVER_MARKER_HEADER, SERVER_MARKER_VALUE, type ServiceContract } from '@tunnelrpc/protocol';
+import { CONTRACT_HEADER, Health, Reflection, RpcError, SERVER_MARKER_HEADER, SERVER_MARKER_VALUE, encodeSkewHeader, parseContractHeader, type ServiceContract } from '@tunnelrpc/protocol';
 import { Account, FairBudget } from './budget.js';
 import { createHealth, createReflection } from './builtin.js';
 import { DebugPage, type TunnelView } from './debug-page.js';
@@ -18,7 +18,7 @@ import { resolveServerOptions, type ResolvedServerOptions, type ServerOptions } 
 import { addressGroupOf, peerAddressOf } from './peer-address.js';
 import { createProxyListener } from './proxy-listener.js';
 import { answerClientError, malformedConnect, refuseConnect, statusForCode } from './refuse.js';
-import { replyFor, upgradeProblem, type Handshake } from './takeover.js';
+import { replyFor, serverFingerprint, upgradeProblem, type Handshake } from './takeover.js';
 import { clientCertificateRefusal, peerOf } from './peer.js';
 import { bindUnixSocket, checkUnixTarget, removeSocketFile, type UnixListenTarget, type UnixSocketFile } from './unix-listen.js';
 
@@ -238,9 +238,11 @@ export class RpcServer<Auth = unknown> {
         return;
       }
     }
+    // Read now: the request object is not kept past the takeover.
+    const reply = replyFor(handshake, this.#contractSkew(req));
     const authorize = this.#options.authorize;
     if (authorize === undefined) {
-      this.#open(socket, head, undefined, handshake);
+      this.#open(socket, head, undefined, reply);
       return;
     }
     let decision: unknown;
@@ -251,7 +253,7 @@ export class RpcServer<Auth = unknown> {
       return;
     }
     Promise.resolve(decision).then(
-      (auth) => this.#open(socket, head, auth, handshake),
+      (auth) => this.#open(socket, head, auth, reply),
       (error: unknown) => this.#refuseAuth(socket, error),
     );
   }
@@ -374,7 +376,17 @@ export class RpcServer<Auth = unknown> {
     if (this.#unixSocketFile !== undefined) await removeSocketFile(this.#unixSocketFile);
   }
 
-  #open(socket: Duplex, head: Buffer, auth: unknown, handshake: Handshake): void {
+  // The skew header's value for a client that sent its contract fingerprints (PROTOCOL.md 2.6), else undefined.
+  #contractSkew(req: IncomingMessage): string | undefined {
+    const offered = req.headers[CONTRACT_HEADER.toLowerCase()];
+    if (typeof offered !== 'string') return undefined;
+    return encodeSkewHeader(parseContractHeader(offered), (method) => {
+      const registered = this.#methods.get(method);
+      return registered === undefined ? undefined : serverFingerprint(registered.path, registered.spec);
+    });
+  }
+
+  #open(socket: Duplex, head: Buffer, auth: unknown, reply: string): void {
     // Checked again here: CONNECTs waiting on an async authorize all passed the first check together.
     if (socket.destroyed || this.#refusedForCapacity(socket)) return;
     const tcp = socket as Socket;
@@ -403,7 +415,7 @@ export class RpcServer<Auth = unknown> {
       for (const each of this.#connections) each.guarded(() => each.checkTimers(now));
     }, Math.max(50, Math.floor(shortest / 4))).unref();
     this.#emit?.({ type: 'open', tunnel: connection.tunnelId, address: connection.peerAddress, port: connection.peerPort, principal: auth });
-    connection.open(head, replyFor(handshake));
+    connection.open(head, reply);
   }
 
   // Answers 503 when the server is closing or full; true when it did.

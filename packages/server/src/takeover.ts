@@ -4,14 +4,32 @@
  * the same ServerConnection with Node's `head` fed first (ws websocket-server.js completeUpgrade).
  */
 import type { IncomingMessage } from 'node:http';
-import { CONNECTED_RESPONSE, SWITCHING_RESPONSE, UPGRADE_TOKEN } from '@tunnelrpc/protocol';
+import { CONNECTED_RESPONSE, CONTRACT_SKEW_HEADER, SWITCHING_RESPONSE, UPGRADE_TOKEN, fingerprintMethod, type MethodSpec } from '@tunnelrpc/protocol';
 
 /** Handshake names the way a tunnel was asked for. @internal */
 export type Handshake = 'connect' | 'upgrade';
 
-/** replyFor is the exact success reply of each handshake; frames follow it. @internal */
-export function replyFor(handshake: Handshake): string {
-  return handshake === 'connect' ? CONNECTED_RESPONSE : SWITCHING_RESPONSE;
+/**
+ * replyFor is the exact success reply of each handshake; frames follow it. With `skew` (the client sent its
+ * contract fingerprints, PROTOCOL.md 2.6) the reply carries the skew header too; otherwise it is wire-v1's exact
+ * bytes. @internal
+ */
+export function replyFor(handshake: Handshake, skew?: string): string {
+  const reply = handshake === 'connect' ? CONNECTED_RESPONSE : SWITCHING_RESPONSE;
+  return skew === undefined ? reply : `${reply.slice(0, -2)}${CONTRACT_SKEW_HEADER}: ${skew}\r\n\r\n`;
+}
+
+// Fingerprints are computed once per method spec: a JSON Schema per method is not free, and handshakes repeat.
+const fingerprints = new WeakMap<MethodSpec, string>();
+
+/** serverFingerprint is the fingerprint of a registered method (its wire name and spec), cached. @internal */
+export function serverFingerprint(path: string, spec: MethodSpec): string {
+  let print = fingerprints.get(spec);
+  if (print === undefined) {
+    print = fingerprintMethod(path.slice(path.lastIndexOf('.') + 1), spec);
+    fingerprints.set(spec, print);
+  }
+  return print;
 }
 
 /**
