@@ -135,6 +135,10 @@ export class RpcClient {
       tunnelEnded: (reason, orphans, refused, url) => this.#onEnded(reason, orphans, refused, url),
       dialFailed: (error) => this.#onDialFailed(error),
       poolClosed: () => this.#onPoolClosed(),
+      attemptTimedOut: (call) => {
+        this.#retryOrFail(call, undefined, false);
+        this.#flushQueue();
+      },
     };
     this.#pool = new Pool(targets, options, host);
     this.#pool.start();
@@ -292,6 +296,7 @@ export class RpcClient {
         onAbort: undefined,
         deadlineGroup: undefined,
         attempts: 0,
+        sentAt: 0,
         mayHaveRun: false,
         tunnel: undefined,
         id: 0,

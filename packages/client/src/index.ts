@@ -50,6 +50,7 @@ export { RpcClient } from './client.js';
 export type { CallFailure, CallOptions, NotifyOptions, StreamOptions } from './client.js';
 export type { BidiStreamCall, ServerStreamCall } from './stream.js';
 export type { ClientOptions, ConnectHeaders, LookupFunction, ResolvedAddress } from './options.js';
+export type { OutlierDetectionOptions } from './outlier.js';
 export type { EndpointSnapshot, EndpointState } from './endpoint.js';
 export type { HandshakeKind } from './handshake-reply.js';
 export type { ClientConnectedEvent, ClientDisconnectedEvent, ClientEvent, ClientListener, ClientReconnectingEvent } from './events.js';
@@ -66,6 +67,8 @@ export type { ProxyChoice, ProxyTarget } from './proxy-env.js';
 export type { CallFn, CallKind, CallSide, Interceptor, RpcCall, UnaryCall } from '@tunnelrpc/protocol';
 
 // ---- Building blocks: the pool's pure deciders, exported for their tests (@internal, not semver-stable). ----
-export { pickTunnel } from './balancer.js';
+export { pickTunnel, weighedLoad } from './balancer.js';
+export { PeakEwma, blamesEndpoint, ejectionTime, mayEject, outliersOf, resolveOutlierDetection } from './outlier.js';
+export type { IntervalCounts } from './outlier.js';
 export type { BalancerCandidate } from './balancer.js';
 export { dialsToStart, ejectionDelay, resolveDelay } from './ejection.js';

@@ -4,7 +4,10 @@
  *   passes after the ping with no complete frame back, the server is gone (a half-open TCP connection otherwise
  *   looks alive until the OS gives up, minutes later);
  * - frameTimeout: a frame begun must end within frameTimeout, or the server is trickling bytes of a frame that
- *   never ends (bytes of an unfinished frame never count as life: issue 7).
+ *   never ends (bytes of an unfinished frame never count as life);
+ * - unresponsiveTimeout: while calls wait here, silence for half of it brings a ping, and silence for all of it
+ *   while another endpoint answered meanwhile means a frozen replica (SIGSTOP, a stalled event loop) that TCP
+ *   still acknowledges: it is failed in a second or two rather than after the 50 s of keepalive.
  */
 import { MAX_UINT32 } from '@tunnelrpc/protocol';
 
@@ -20,6 +23,12 @@ export interface LivenessHost {
   readonly readingPaused: boolean;
   /** Runs a timer callback so that a throw costs the tunnel, not the process. */
   guard(run: () => void): void;
+  /** Calls waiting for their answers here. */
+  readonly waiting: number;
+  /** Whether another endpoint's tunnel received a frame after `since` (Date.now() ms). */
+  othersAnsweredSince(since: number): boolean;
+  /** Nothing came for `silentFor` ms with calls waiting, while others answered. */
+  unresponsive(silentFor: number): void;
 }
 
 /** LivenessOptions are the intervals the watches follow (ms; 0 turns one off). @internal */
@@ -27,6 +36,7 @@ export interface LivenessOptions {
   readonly keepaliveInterval: number;
   readonly keepaliveTimeout: number;
   readonly frameTimeout: number;
+  readonly unresponsiveTimeout: number;
 }
 
 /** Liveness keeps the keepalive and frame-completion watches of one tunnel. @internal */
@@ -38,6 +48,7 @@ export class Liveness {
   #keepalive: NodeJS.Timeout | undefined;
   #frameStartedAt = 0;
   #frameTimer: NodeJS.Timeout | undefined;
+  #unresponsiveTimer: NodeJS.Timeout | undefined;
   #stopped = false;
 
   constructor(host: LivenessHost, options: LivenessOptions) {
@@ -48,6 +59,16 @@ export class Liveness {
   /** start arms the keepalive watch. */
   start(): void {
     if (this.#options.keepaliveInterval > 0) this.#scheduleKeepalive(this.#options.keepaliveInterval);
+  }
+
+  /** lastReceivedAt is when (Date.now() ms) the last complete frame came. */
+  get lastReceivedAt(): number {
+    return this.#lastReceived;
+  }
+
+  /** callSent arms the unresponsive watch if it is not armed: one check per call, the timer re-arms itself. */
+  callSent(): void {
+    if (this.#unresponsiveTimer === undefined && this.#options.unresponsiveTimeout > 0 && !this.#stopped) this.#scheduleUnresponsive();
   }
 
   /** frameReceived records a complete frame from the server: the only thing that counts as life. */
@@ -71,6 +92,31 @@ export class Liveness {
     this.#stopped = true;
     clearTimeout(this.#keepalive);
     clearTimeout(this.#frameTimer);
+    clearTimeout(this.#unresponsiveTimer);
+  }
+
+  // Looks every half unresponsiveTimeout while calls wait; disarms itself once none do (callSent re-arms it).
+  #scheduleUnresponsive(): void {
+    const half = Math.max(1, Math.floor(this.#options.unresponsiveTimeout / 2));
+    this.#unresponsiveTimer = setTimeout(() => this.#host.guard(() => {
+      this.#unresponsiveTimer = undefined;
+      if (this.#stopped || this.#host.waiting === 0) return;
+      const now = Date.now();
+      const silentFor = now - this.#lastReceived;
+      const { unresponsiveTimeout } = this.#options;
+      // A tunnel we stopped reading ourselves is not silent on the server's account.
+      if (silentFor >= unresponsiveTimeout && !this.#host.readingPaused && this.#pingSentAt > this.#lastReceived && this.#host.othersAnsweredSince(this.#lastReceived)) {
+        this.#host.unresponsive(silentFor);
+        return;
+      }
+      // A busy server answers a ping between its calls; a frozen one answers nothing.
+      if (silentFor >= half && !(this.#pingSentAt > this.#lastReceived)) {
+        this.#pingSentAt = now;
+        this.#host.ping(now % MAX_UINT32);
+      }
+      this.#scheduleUnresponsive();
+    }), half);
+    this.#unresponsiveTimer.unref();
   }
 
   // One timer per tunnel, armed when a frame starts and re-armed for the rest of the time while one is incomplete.
