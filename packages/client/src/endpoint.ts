@@ -3,7 +3,7 @@
  * tunnelsPerEndpoint tunnels open, dials again after a loss with jittered backoff (ejection.ts), and says what it is
  * doing. It owns its tunnels and reports up to the pool through EndpointHost, as a tunnel does through TunnelHost.
  */
-import { RpcError } from '@tunnelrpc/protocol';
+import { RpcError, type TcpInfo } from '@tunnelrpc/protocol';
 import type { Call } from './call.js';
 import { dial, type Dialed } from './dial.js';
 import { dialsToStart, ejectionDelay } from './ejection.js';
@@ -53,6 +53,11 @@ export interface EndpointSnapshot {
   readonly consecutiveFailures: number;
   /** Its peak-EWMA latency estimate in ms, decayed to now; 0 before its first answer. */
   readonly latency: number;
+  /**
+   * The kernel's TCP_INFO of each tunnel taking calls (rtt, retransmits, congestion window…), read when the snapshot
+   * was made; an entry is undefined where it cannot be read (not Linux, the optional koffi missing, unix sockets).
+   */
+  readonly tcpInfo: readonly (TcpInfo | undefined)[];
 }
 
 /** EndpointHost is what an endpoint tells its pool. @internal */
@@ -289,6 +294,7 @@ export class Endpoint implements TunnelHost {
       outlierEjections: this.#outlierEjections,
       consecutiveFailures: this.#consecutiveFailures,
       latency: Math.round(this.#latency.cost(performance.now()) * 1000) / 1000,
+      tcpInfo: Object.freeze(this.#open.map((tunnel) => tunnel.tcpInfo())),
     });
   }
 
@@ -321,7 +327,7 @@ export class Endpoint implements TunnelHost {
     this.#host.endpointOpened(this);
     if (this.#emit !== undefined) {
       this.#sockets.set(tunnel, dialed.socket);
-      this.#emit({ type: 'connected', target: this.target.display, address: dialed.socket.remoteAddress, port: dialed.socket.remotePort });
+      this.#emit({ type: 'connected', target: this.target.display, address: dialed.socket.remoteAddress, port: dialed.socket.remotePort, tcpInfo: () => tunnel.tcpInfo() });
     }
     tunnel.start();
     // Frames behind the 200 head may have ended it at once: the ended callback has removed it then.

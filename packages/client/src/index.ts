@@ -57,7 +57,7 @@ export type { ClientConnectedEvent, ClientDisconnectedEvent, ClientEvent, Client
 export { createClient } from './typed-client.js';
 export type { MethodCaller, StreamCaller, StreamSource, TypedClient } from './typed-client.js';
 export { RpcError } from '@tunnelrpc/protocol';
-export type { ErrorCode } from '@tunnelrpc/protocol';
+export type { ErrorCode, TcpInfo } from '@tunnelrpc/protocol';
 
 // ---- Building blocks: which forward proxy a dial uses (the same decision connect() makes). ----
 export { chooseProxy } from './proxy-env.js';

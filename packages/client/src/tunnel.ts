@@ -31,8 +31,10 @@ import {
   type RequestMeta,
   type ResponseMessage,
   type StreamMessageMessage,
+  type TcpInfo,
 } from '@tunnelrpc/protocol';
 import { Liveness, type LivenessHost } from './liveness.js';
+import { tcpInfoOf } from './tcp-info.js';
 import { settleCall, type Call } from './call.js';
 import type { StreamCore, StreamSink } from './stream.js';
 import type { ResolvedClientOptions } from './options.js';
@@ -165,6 +167,11 @@ export class Tunnel implements StreamSink {
    */
   proved(upFor: number): boolean {
     return this.#answered || Date.now() - this.#openedAt >= upFor;
+  }
+
+  /** tcpInfo reads the kernel's TCP_INFO for this tunnel's socket now; undefined where it cannot be read. */
+  tcpInfo(): TcpInfo | undefined {
+    return tcpInfoOf(this.#socket);
   }
 
   /** lastReceivedAt is when (Date.now() ms) the last complete frame came from the server. */

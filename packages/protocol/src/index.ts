@@ -33,6 +33,8 @@ export type {
 } from './contract.js';
 export { ERROR_CODES, RpcError, codeFromHttpStatus, isErrorCode } from './errors.js';
 export { escapePeerText, lowerCaseHeaderName, quotePeerText } from './peer-text.js';
+export { TCP_INFO_MIN_SIZE, parseTcpInfo } from './tcp-info.js';
+export type { TcpInfo } from './tcp-info.js';
 export type { ErrorCode, GoawayCode, WireError } from './errors.js';
 export { applyInterceptors } from './interceptor.js';
 export type { CallFn, CallKind, CallSide, Interceptor, RpcCall, UnaryCall } from './interceptor.js';

@@ -26,6 +26,7 @@ import { wrapHandler, type HandlerWrapping } from './intercept.js';
 import type { LogEntry } from './log.js';
 
 import type { PeerCredentials } from './peer-credentials.js';
+import type { TcpInfo } from '@tunnelrpc/protocol';
 
 /**
  * PeerAddress is the remote end of a tunnel: as the socket reports it, or, on a listener with the proxyProtocol
@@ -42,6 +43,13 @@ export interface PeerAddress {
    * installed (SO_PEERCRED); absent otherwise.
    */
   credentials?: PeerCredentials;
+  /**
+   * tcpInfo reads the kernel's view of the tunnel's TCP connection now (getsockopt TCP_INFO): round-trip time and
+   * its variance, retransmits, congestion window, unacknowledged and lost segments, bytes acked and received.
+   * undefined where it cannot be read: not Linux, the optional `koffi` package missing, a unix socket, or the
+   * socket closed. Each call reads afresh; nothing is read unless asked.
+   */
+  tcpInfo(): TcpInfo | undefined;
 }
 
 /** PeerCertificate is a verified client certificate, as `ctx.peer.certificate` and `authorize` see it. */

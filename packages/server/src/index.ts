@@ -35,6 +35,6 @@ export type {
   TunnelRefusedEvent,
 } from './events.js';
 export { RpcError } from '@tunnelrpc/protocol';
-export type { ErrorCode } from '@tunnelrpc/protocol';
+export type { ErrorCode, TcpInfo } from '@tunnelrpc/protocol';
 export type { AmbientCall, CallFn, CallKind, CallSide, Interceptor, RpcCall, UnaryCall } from '@tunnelrpc/protocol';
 export { applyInterceptors, currentAmbientCall } from '@tunnelrpc/protocol';
