@@ -80,8 +80,8 @@ export interface EndpointHost {
   outlierSuspected(endpoint: Endpoint): void;
   /** Its outlier ejection ended: calls waiting may go to it. */
   outlierReturned(endpoint: Endpoint): void;
-  /** Whether a tunnel of another endpoint received a frame after `since` (Date.now() ms). */
-  othersAnsweredSince(endpoint: Endpoint, since: number): boolean;
+  /** Whether any tunnel but `tunnel` (of this endpoint or another) received a frame after `since` (Date.now() ms). */
+  othersAnsweredSince(tunnel: Tunnel, since: number): boolean;
 }
 
 /** Endpoint keeps the tunnels to one address. @internal */
@@ -141,11 +141,10 @@ export class Endpoint implements TunnelHost {
     return this.#latency.cost(now);
   }
 
-  /** lastReceivedAt is the latest frame any of its open tunnels received (Date.now() ms); 0 with none. */
-  get lastReceivedAt(): number {
-    let latest = 0;
-    for (const tunnel of this.#open) latest = Math.max(latest, tunnel.lastReceivedAt);
-    return latest;
+  /** answeredSince tells whether one of its open tunnels other than `except` received a frame after `since` (Date.now() ms). */
+  answeredSince(since: number, except: Tunnel): boolean {
+    for (const tunnel of this.#open) if (tunnel !== except && tunnel.lastReceivedAt > since) return true;
+    return false;
   }
 
   /** takeInterval returns its answers since the last call and starts a new count; a clean interval shortens the next ejection. */
@@ -200,8 +199,8 @@ export class Endpoint implements TunnelHost {
     this.#observe(true, now - call.sentAt, now);
   }
 
-  othersAnsweredSince(_tunnel: Tunnel, since: number): boolean {
-    return this.#host.othersAnsweredSince(this, since);
+  othersAnsweredSince(tunnel: Tunnel, since: number): boolean {
+    return this.#host.othersAnsweredSince(tunnel, since);
   }
 
   #observe(blamed: boolean, latency: number, now: number): void {

@@ -6,7 +6,7 @@
  * - frameTimeout: a frame begun must end within frameTimeout, or the server is trickling bytes of a frame that
  *   never ends (bytes of an unfinished frame never count as life);
  * - unresponsiveTimeout: while calls wait here, silence for half of it brings a ping, and silence for all of it
- *   while another endpoint answered meanwhile means a frozen replica (SIGSTOP, a stalled event loop) that TCP
+ *   while another tunnel answered meanwhile means a frozen replica (SIGSTOP, a stalled event loop) that TCP
  *   still acknowledges: it is failed in a second or two rather than after the 50 s of keepalive.
  */
 import { MAX_UINT32 } from '@tunnelrpc/protocol';
@@ -25,7 +25,7 @@ export interface LivenessHost {
   guard(run: () => void): void;
   /** Calls waiting for their answers here. */
   readonly waiting: number;
-  /** Whether another endpoint's tunnel received a frame after `since` (Date.now() ms). */
+  /** Whether another tunnel of the client received a frame after `since` (Date.now() ms). */
   othersAnsweredSince(since: number): boolean;
   /** Nothing came for `silentFor` ms with calls waiting, while others answered. */
   unresponsive(silentFor: number): void;

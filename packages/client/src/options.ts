@@ -227,9 +227,9 @@ export interface ClientOptions {
   attemptTimeout?: number;
   /**
    * ms a tunnel with calls waiting may stay silent (no frame at all; the client pings it after half of this) while
-   * another endpoint's tunnel answers, before it is treated as failed: closed, its idempotent calls re-sent
-   * elsewhere, the others failed UNAVAILABLE `mayHaveRun: true`. A lone endpoint is never judged so (keepalive
-   * still applies). 0 turns it off. Default 2000. Range 0 … 2147483647.
+   * another of the client's tunnels answers, before it is treated as failed: closed, its idempotent calls re-sent
+   * elsewhere, the others failed UNAVAILABLE `mayHaveRun: true`. A lone tunnel is never judged so (keepalive still
+   * applies). 0 turns it off. Default 2000. Range 0 … 2147483647.
    */
   unresponsiveTimeout?: number;
   /**

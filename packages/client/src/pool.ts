@@ -354,8 +354,9 @@ export class Pool implements EndpointHost {
     this.#host.tunnelReady();
   }
 
-  othersAnsweredSince(endpoint: Endpoint, since: number): boolean {
-    for (const each of this.#endpoints) if (each !== endpoint && each.lastReceivedAt > since) return true;
+  // Another tunnel, to this endpoint too: behind a balancer or a cluster, one frozen worker sits beside live ones.
+  othersAnsweredSince(tunnel: Tunnel, since: number): boolean {
+    for (const each of this.#endpoints) if (each.answeredSince(since, tunnel)) return true;
     return false;
   }
 

@@ -54,7 +54,7 @@ export interface TunnelHost {
   callAnswered(tunnel: Tunnel, call: Call, code: string | undefined): void;
   /** `call` was given up here (its deadline passed, or its caller aborted) before an answer came. */
   callAbandoned(tunnel: Tunnel, call: Call): void;
-  /** Whether a tunnel of another endpoint received a frame after `since` (Date.now() ms). */
+  /** Whether any other tunnel of the client received a frame after `since` (Date.now() ms). */
   othersAnsweredSince(tunnel: Tunnel, since: number): boolean;
 }
 
