@@ -118,8 +118,7 @@ interface GreySample {
 // One mode of the grey cell: a fresh client over the three processes, a warmup, then `seconds` of closed-loop calls
 // with each call's latency recorded.
 async function measureGrey(urls: readonly string[], latencyAware: boolean, concurrency: number, warmup: number, seconds: number): Promise<GreySample> {
-  const decay = process.env.TUNNELRPC_BENCH_DECAY === undefined ? {} : { latencyDecayTime: Number(process.env.TUNNELRPC_BENCH_DECAY) };
-  const client = await connect(urls, { latencyAware, ...decay, maxPendingCalls: Math.max(1024, concurrency * 2) });
+  const client = await connect(urls, { latencyAware, maxPendingCalls: Math.max(1024, concurrency * 2) });
   try {
     while (!client.endpoints.every((endpoint) => endpoint.state === 'ready')) await new Promise((resolve) => setTimeout(resolve, 10));
     await closedLoop(client, concurrency, warmup * 1000);

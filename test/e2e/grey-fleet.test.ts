@@ -31,8 +31,7 @@ describe('client pool with a grey replica (real processes)', function () {
   it('sends a slow replica, then one failing a third of its calls INTERNAL, under 10% of the calls, and uses it again once it heals', async () => {
     const servers = await Promise.all([startGreyProcess(cleanup), startGreyProcess(cleanup), startGreyProcess(cleanup)]);
     const grey = servers[2]!;
-    // A short latency memory, so that the healed replica is tried again within seconds rather than tens of them.
-    const client = await open(servers, { latencyDecayTime: 1000 });
+    const client = await open(servers, {});
     const load = cleanup.add(new Load(client, 32), (each) => each.stop());
     await load.answered(600);
     expect(shareOf(load, 'before', grey.pid).share, 'a healthy replica gets about a third').to.be.above(0.2);
