@@ -21,8 +21,9 @@ import { parseTargets } from './target.js';
 
 /**
  * connect dials a tunnelrpc server and resolves with a client once the tunnel is open. Given several URLs, or a
- * host name with several addresses, it keeps tunnels to each (a pool: calls go to the least busy of two tunnels
- * drawn at random; failed endpoints are ejected and redialled with backoff) and resolves once the first is open.
+ * host name with several addresses, it keeps tunnels to each (a pool: calls go to the less busy of two tunnels
+ * drawn at random, weighed by each endpoint's recent latency; endpoints whose dials fail are ejected and redialled
+ * with backoff, and those whose answers blame them are ejected for a while) and resolves once the first is open.
  * Rejects with an RpcError: INVALID_ARGUMENT for a bad URL, list or option, UNAVAILABLE when no server can be
  * reached, or the code of the HTTP refusal (401 UNAUTHENTICATED, 403 PERMISSION_DENIED, 404 UNIMPLEMENTED,
  * 503 UNAVAILABLE) with `data: { status, body }`; with several endpoints failing, one error naming each.
