@@ -51,7 +51,7 @@ export interface EndpointSnapshot {
   readonly outlierEjections: number;
   /** Answers in a row that blamed it (UNAVAILABLE, INTERNAL, DEADLINE_EXCEEDED, attempt timeouts). */
   readonly consecutiveFailures: number;
-  /** Its peak-EWMA latency estimate in ms, decayed to now; 0 before its first answer. */
+  /** Its peak-EWMA latency estimate in ms, decayed to now; 0 before its first answer, and while it is the only endpoint (nothing to compare). */
   readonly latency: number;
   /**
    * The kernel's TCP_INFO of each tunnel taking calls (rtt, retransmits, congestion window…), read when the snapshot
@@ -109,6 +109,11 @@ export class Endpoint implements TunnelHost {
   // Set once a tunnel has been open: connect() waits for the first one across the pool.
   #everOpened = false;
   #firstFailure = false;
+  /**
+   * watched is set by the pool while it has other endpoints: alone, an endpoint is never picked against another nor
+   * ejected for its answers, so a client of one URL does not pay for measuring them.
+   */
+  watched = false;
   // What its answers say (outlier.ts): latency for the pick, failures for ejection.
   readonly #latency: PeakEwma;
   #consecutiveFailures = 0;
@@ -187,14 +192,14 @@ export class Endpoint implements TunnelHost {
   // TunnelHost: what its answers say.
   callAnswered(_tunnel: Tunnel, call: Call, code: string | undefined): void {
     // A stream's length is its caller's business, not a measure of the server.
-    if (call.stream !== undefined) return;
+    if (!this.watched || call.stream !== undefined) return;
     const now = performance.now();
     this.#observe(blamesEndpoint(code), now - call.sentAt, now);
   }
 
   callAbandoned(_tunnel: Tunnel, call: Call): void {
     // An abort before the deadline is the caller's choice; a deadline passed with no answer blames the endpoint.
-    if (call.stream !== undefined || call.deadline > Date.now()) return;
+    if (!this.watched || call.stream !== undefined || call.deadline > Date.now()) return;
     const now = performance.now();
     this.#observe(true, now - call.sentAt, now);
   }

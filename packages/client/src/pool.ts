@@ -367,6 +367,7 @@ export class Pool implements EndpointHost {
       for (const [key, each] of source.endpoints) if (each === endpoint) source.endpoints.delete(key);
       this.#endpoints = this.#endpoints.filter((each) => each !== endpoint);
       this.#sourceOf.delete(endpoint);
+      this.#watchIfMany();
     }
     this.#closeIfDone();
   }
@@ -376,7 +377,14 @@ export class Pool implements EndpointHost {
     source.endpoints.set(key, endpoint);
     this.#sourceOf.set(endpoint, source);
     this.#endpoints.push(endpoint);
+    this.#watchIfMany();
     return endpoint;
+  }
+
+  // Answers are measured only while there are endpoints to compare (Endpoint.watched).
+  #watchIfMany(): void {
+    const many = this.#endpoints.length > 1;
+    for (const endpoint of this.#endpoints) endpoint.watched = many;
   }
 
   // Rejects ready() once every URL has had its first try and none opened a tunnel.
