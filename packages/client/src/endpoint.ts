@@ -78,6 +78,8 @@ export interface EndpointHost {
   endpointClosed(endpoint: Endpoint): void;
   /** Its answers failed consecutiveFailures times in a row: the pool decides whether it may be ejected. */
   outlierSuspected(endpoint: Endpoint): void;
+  /** A call sent on one of its tunnels was answered or given up there (its attempt timer, if any, can go). */
+  callEnded(call: Call): void;
   /** Its outlier ejection ended: calls waiting may go to it. */
   outlierReturned(endpoint: Endpoint): void;
   /** Whether any tunnel but `tunnel` (of this endpoint or another) received a frame after `since` (Date.now() ms). */
@@ -191,6 +193,7 @@ export class Endpoint implements TunnelHost {
 
   // TunnelHost: what its answers say.
   callAnswered(_tunnel: Tunnel, call: Call, code: string | undefined): void {
+    if (this.#options.attemptTimeout > 0) this.#host.callEnded(call);
     // A stream's length is its caller's business, not a measure of the server.
     if (!this.watched || call.stream !== undefined) return;
     const now = performance.now();
@@ -198,6 +201,7 @@ export class Endpoint implements TunnelHost {
   }
 
   callAbandoned(_tunnel: Tunnel, call: Call): void {
+    if (this.#options.attemptTimeout > 0) this.#host.callEnded(call);
     // An abort before the deadline is the caller's choice; a deadline passed with no answer blames the endpoint.
     if (!this.watched || call.stream !== undefined || call.deadline > Date.now()) return;
     const now = performance.now();

@@ -84,6 +84,9 @@ export class Pool implements EndpointHost {
   // Compares the endpoints' answers every outlierDetection.interval (outlier.ts).
   #outlierTimer: NodeJS.Timeout | undefined;
   readonly #attempts: Deadlines<AttemptWatch>;
+  // The armed attempt of each idempotent call, disarmed when it is answered: memory follows calls in flight, not
+  // calls made within the last attemptTimeout.
+  readonly #watches = new Map<Call, AttemptWatch>();
 
   constructor(targets: readonly DialTarget[], options: ResolvedClientOptions, host: PoolHost, random: () => number = Math.random) {
     this.#options = options;
@@ -228,7 +231,11 @@ export class Pool implements EndpointHost {
       owner.countSent();
       const attemptTimeout = this.#options.attemptTimeout;
       if (attemptTimeout > 0 && call.idempotent && call.stream === undefined && !call.notification) {
-        this.#attempts.arm({ call, tunnel, owner, attempt: call.attempts, deadlineGroup: undefined }, attemptTimeout, Date.now());
+        const earlier = this.#watches.get(call);
+        if (earlier !== undefined) this.#attempts.disarm(earlier);
+        const watch: AttemptWatch = { call, tunnel, owner, attempt: call.attempts, deadlineGroup: undefined };
+        this.#watches.set(call, watch);
+        this.#attempts.arm(watch, attemptTimeout, Date.now());
       }
     }
     return refused;
@@ -250,6 +257,7 @@ export class Pool implements EndpointHost {
   // is cancelled there (a cancel goes out, the id stays reserved) and handed back to be sent elsewhere.
   #attemptExpired(watch: AttemptWatch, timeout: number): void {
     const { call, tunnel, owner } = watch;
+    if (this.#watches.get(call) === watch) this.#watches.delete(call);
     if (call.settled || call.tunnel !== tunnel || call.attempts !== watch.attempt || this.#closing) return;
     try {
       owner.attemptTimedOut(timeout);
@@ -304,6 +312,8 @@ export class Pool implements EndpointHost {
     this.#closing = true;
     clearInterval(this.#outlierTimer);
     this.#outlierTimer = undefined;
+    for (const watch of this.#watches.values()) this.#attempts.disarm(watch);
+    this.#watches.clear();
     for (const source of this.#sources) {
       clearTimeout(source.resolveTimer);
       source.resolveTimer = undefined;
@@ -348,6 +358,13 @@ export class Pool implements EndpointHost {
 
   outlierSuspected(endpoint: Endpoint): void {
     this.#ejectIfAllowed(endpoint);
+  }
+
+  callEnded(call: Call): void {
+    const watch = this.#watches.get(call);
+    if (watch === undefined) return;
+    this.#watches.delete(call);
+    this.#attempts.disarm(watch);
   }
 
   outlierReturned(_endpoint: Endpoint): void {
