@@ -246,9 +246,9 @@ export interface ClientOptions {
   latencyAware?: boolean;
   /**
    * ms over which the latency estimate of latencyAware forgets (its time constant). Finagle and Linkerd use 10 s;
-   * with a few replicas one GC pause then kept a healthy replica out of favour for tens of seconds, halving
-   * throughput in `pnpm bench:pool`'s grey cell, while 1 s still keeps a 200 ms replica out. Default 1000.
-   * Range 1 … 2147483647.
+   * with three replicas one latency peak then kept a healthy replica out of favour for tens of seconds (in a run of
+   * `pnpm bench:pool`'s grey cell at 256 callers, half the calls/s of least-request picking), while 1 s still keeps
+   * a replica answering in 200 ms out. Default 1000. Range 1 … 2147483647.
    */
   latencyDecayTime?: number;
 }
