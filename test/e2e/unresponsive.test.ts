@@ -7,7 +7,7 @@
  */
 import { expect } from 'chai';
 import { createRpcClient, RpcError, type ClientOptions, type RpcClient } from '@tunnelrpc/client';
-import type { Message } from '@tunnelrpc/protocol';
+import { encodeMessage, type Message } from '@tunnelrpc/protocol';
 import { Cleanup } from '../helpers/cleanup.js';
 import { until } from '../helpers/load.js';
 import { ScriptedServer, type ScriptedPeer } from '../helpers/scripted-server.js';
@@ -82,5 +82,38 @@ describe('a tunnel that answers nothing', function () {
     // Every attempt on the silent server was cancelled there (the first phase's cancel may arrive late: ignored).
     const cancelled = (): Set<number> => new Set(seen.filter((message) => message.type === 3).map((message) => (message as { id: number }).id));
     await until(() => sentToSilent.every((id) => cancelled().has(id)));
+  });
+
+  it('is not judged silent while a large answer is still arriving, byte by byte, slower than unresponsiveTimeout', async () => {
+    const { client, peer, seen, disconnects } = await setUp({ unresponsiveTimeout: 600, outlierDetection: false, latencyAware: false });
+    let answer: Promise<unknown> | undefined;
+    for (let i = 0; i < 50 && answer === undefined; i++) {
+      const call = client.call('Echo.echo', 'big', { timeout: 20_000 });
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      if (seen.some((message) => message.type === 0 && (message as { params: unknown }).params === 'big')) answer = call;
+      else await call;
+    }
+    expect(answer, 'a call landed on the silent server').to.not.equal(undefined);
+    // Calls to the real server keep another tunnel answering the whole time (the silent one now has a call out,
+    // so least-request picking sends them to the other).
+    let running = true;
+    const background = (async () => {
+      while (running) await client.call('Echo.echo', 'other', { idempotent: true, timeout: 1000 }).catch(() => undefined);
+    })();
+    try {
+      const request = seen.find((message) => message.type === 0 && (message as { params: unknown }).params === 'big') as { id: number };
+      // One frame of about 2 KB, sent in 20 pieces 150 ms apart: 3 s without a complete frame, bytes all along.
+      const frame = encodeMessage({ type: 1, id: request.id, result: 'y'.repeat(2000) });
+      const step = Math.ceil(frame.length / 20);
+      for (let offset = 0; offset < frame.length; offset += step) {
+        await peer.write(frame.subarray(offset, offset + step));
+        await new Promise((resolve) => setTimeout(resolve, 150));
+      }
+      expect(await answer).to.equal('y'.repeat(2000));
+      expect(disconnects.filter((reason) => reason.includes('unresponsiveTimeout'))).to.deep.equal([]);
+    } finally {
+      running = false;
+      await background;
+    }
   });
 });

@@ -5,7 +5,8 @@
  *   looks alive until the OS gives up, minutes later);
  * - frameTimeout: a frame begun must end within frameTimeout, or the server is trickling bytes of a frame that
  *   never ends (bytes of an unfinished frame never count as life);
- * - unresponsiveTimeout: while calls wait here, silence for half of it brings a ping, and silence for all of it
+ * - unresponsiveTimeout: while calls wait here, silence (no frame and no byte) for half of it brings a ping, and
+ *   silence for all of it
  *   while another tunnel answered meanwhile means a frozen replica (SIGSTOP, a stalled event loop) that TCP
  *   still acknowledges: it is failed in a second or two rather than after the 50 s of keepalive.
  */
@@ -49,6 +50,11 @@ export class Liveness {
   #frameStartedAt = 0;
   #frameTimer: NodeJS.Timeout | undefined;
   #unresponsiveTimer: NodeJS.Timeout | undefined;
+  // Chunks read so far, and when the unresponsive watch last saw the count move: bytes of a large frame still
+  // arriving are not silence, though they complete no frame (no clock read per chunk for it).
+  #chunks = 0;
+  #chunksSeen = 0;
+  #bytesSeenAt = 0;
   #stopped = false;
 
   constructor(host: LivenessHost, options: LivenessOptions) {
@@ -79,6 +85,7 @@ export class Liveness {
 
   /** bytesRead tells, after a chunk was decoded, whether a frame is left unfinished; it starts the frame watch. */
   bytesRead(inFrame: boolean): void {
+    this.#chunks++;
     if (!inFrame) {
       this.#frameStartedAt = 0;
     } else if (this.#frameStartedAt === 0) {
@@ -102,15 +109,20 @@ export class Liveness {
       this.#unresponsiveTimer = undefined;
       if (this.#stopped || this.#host.waiting === 0) return;
       const now = Date.now();
-      const silentFor = now - this.#lastReceived;
+      if (this.#chunks !== this.#chunksSeen) {
+        this.#chunksSeen = this.#chunks;
+        this.#bytesSeenAt = now;
+      }
+      const heardAt = Math.max(this.#lastReceived, this.#bytesSeenAt);
+      const silentFor = now - heardAt;
       const { unresponsiveTimeout } = this.#options;
       // A tunnel we stopped reading ourselves is not silent on the server's account.
-      if (silentFor >= unresponsiveTimeout && !this.#host.readingPaused && this.#pingSentAt > this.#lastReceived && this.#host.othersAnsweredSince(this.#lastReceived)) {
+      if (silentFor >= unresponsiveTimeout && !this.#host.readingPaused && this.#pingSentAt > heardAt && this.#host.othersAnsweredSince(heardAt)) {
         this.#host.unresponsive(silentFor);
         return;
       }
       // A busy server answers a ping between its calls; a frozen one answers nothing.
-      if (silentFor >= half && !(this.#pingSentAt > this.#lastReceived)) {
+      if (silentFor >= half && !(this.#pingSentAt > heardAt)) {
         this.#pingSentAt = now;
         this.#host.ping(now % MAX_UINT32);
       }
