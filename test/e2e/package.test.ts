@@ -21,9 +21,9 @@ const PACKAGES = ['protocol', 'server', 'client', 'prometheus', 'otel'] as const
 // Peers each package asks for, as packed (workspace ranges become the version's caret range).
 const PEERS: Record<(typeof PACKAGES)[number], Record<string, string>> = {
   protocol: { zod: '^4.0.0' },
-  // The server's koffi (unix socket peer credentials) is an optional peer: installs never pull it in.
+  // koffi (unix socket peer credentials, TCP_INFO) is an optional peer of both: installs never pull it in.
   server: { zod: '^4.0.0', koffi: '^3.3.4' },
-  client: { zod: '^4.0.0' },
+  client: { zod: '^4.0.0', koffi: '^3.3.4' },
   prometheus: { '@tunnelrpc/client': '^0.1.0', '@tunnelrpc/server': '^0.1.0', 'prom-client': '^15.0.0', zod: '^4.0.0' },
   otel: { '@opentelemetry/api': '^1.3.0', zod: '^4.0.0' },
 };
@@ -196,7 +196,7 @@ describe('the packed packages in a fresh project', function () {
 
       const manifest = JSON.parse(await readFile(join(root, 'package.json'), 'utf8')) as Record<string, Record<string, string> | undefined>;
       expect(manifest['peerDependencies']).to.deep.equal(PEERS[name]);
-      if (name === 'server') expect(manifest['peerDependenciesMeta']).to.deep.equal({ koffi: { optional: true } });
+      if (name === 'server' || name === 'client') expect(manifest['peerDependenciesMeta']).to.deep.equal({ koffi: { optional: true } });
       expect(manifest['dependencies']?.['zod']).to.equal(undefined);
       expect(JSON.stringify(manifest['dependencies'] ?? {})).not.to.include('workspace:');
     });

@@ -44,6 +44,26 @@ export async function startServerProcess(cleanup: Cleanup, port = 0): Promise<Se
   return { child, pid: child.pid!, url: url!, port: Number(new URL(url!).port) };
 }
 
+/** GreyProcess is a replica whose answers can be slowed down or made to fail while it runs (scripts/grey-server.ts). */
+export interface GreyProcess extends ServerProcess {
+  /** set sends `delay MS` or `fail P` and resolves once the process says the change holds. */
+  set(command: string): Promise<void>;
+}
+
+/** startGreyProcess starts `node test/dist/scripts/grey-server.js` on `port` (0: a free one). */
+export async function startGreyProcess(cleanup: Cleanup, port = 0): Promise<GreyProcess> {
+  const child = cleanup.add(spawnNode(['test/dist/scripts/grey-server.js', String(port)], true), stop);
+  const [, url] = await waitForLine(child, /^listening (\S+)/);
+  child.stderr?.resume();
+  const set = async (command: string): Promise<void> => {
+    const acked = waitForLine(child, new RegExp(`^(ok|bad) ${command.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}$`));
+    child.stdin!.write(`${command}\n`);
+    const [, verdict] = await acked;
+    if (verdict !== 'ok') throw new Error(`grey server refused ${command}`);
+  };
+  return { child, pid: child.pid!, url: url!, port: Number(new URL(url!).port), set };
+}
+
 /** kill ends a server process at once (SIGKILL: no goaway, sockets reset by the kernel) and waits for its exit. */
 export async function kill(server: ServerProcess): Promise<void> {
   await stop(server.child);

@@ -16,6 +16,8 @@ export interface Outcome {
   /** The error code, for a failure. */
   readonly code?: string;
   readonly mayHaveRun?: boolean;
+  /** ms from the call to its outcome (logged and bounded generously, never compared tightly). */
+  readonly ms: number;
 }
 
 /** Load runs `concurrency` callers over one client until stop(), alternating whoami (idempotent) and work (not). */
@@ -71,13 +73,14 @@ export class Load {
     for (let i = seed; !this.#stopped; i++) {
       const method = i % 2 === 0 ? 'whoami' : 'work';
       this.#started++;
+      const started = performance.now();
       try {
         const { pid } = method === 'whoami' ? await fleet.whoami(undefined, { timeout: 20_000 }) : await fleet.work({ ms: 1 }, { timeout: 20_000 });
-        this.outcomes.push({ method, phase: this.phase, pid });
+        this.outcomes.push({ method, phase: this.phase, pid, ms: performance.now() - started });
         this.#answered.increment();
       } catch (error) {
         const rpc = error instanceof RpcError ? error : RpcError.from(error);
-        this.outcomes.push({ method, phase: this.phase, code: rpc.code, mayHaveRun: (rpc.data as { mayHaveRun?: boolean } | undefined)?.mayHaveRun });
+        this.outcomes.push({ method, phase: this.phase, code: rpc.code, mayHaveRun: (rpc.data as { mayHaveRun?: boolean } | undefined)?.mayHaveRun, ms: performance.now() - started });
       }
     }
   }

@@ -32,6 +32,8 @@ export interface Call {
   deadlineSlot: number;
   /** Times the call was written to a tunnel. */
   attempts: number;
+  /** performance.now() when its latest attempt was written: the endpoint's latency estimate reads it. */
+  sentAt: number;
   /** An earlier attempt was lost while the server may have been running it (refused attempts do not count). */
   mayHaveRun: boolean;
   /** The tunnel it waits on, and its id there; undefined while queued. */

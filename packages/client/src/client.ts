@@ -78,6 +78,10 @@ export class RpcClient {
       tunnelEnded: (reason, orphans, refused, url) => this.#onEnded(reason, orphans, refused, url),
       dialFailed: (error) => this.#onDialFailed(error),
       poolClosed: () => this.#onPoolClosed(),
+      attemptTimedOut: (call) => {
+        this.#retryOrFail(call, undefined, false);
+        this.#flushQueue();
+      },
     };
     this.#pool = new Pool(targets, options, host);
     this.#pool.start();
@@ -244,6 +248,7 @@ export class RpcClient {
         deadlineGroup: undefined,
         deadlineSlot: 0,
         attempts: 0,
+        sentAt: 0,
         mayHaveRun: false,
         tunnel: undefined,
         id: 0,

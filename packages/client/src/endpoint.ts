@@ -3,10 +3,11 @@
  * tunnelsPerEndpoint tunnels open, dials again after a loss with jittered backoff (ejection.ts), and says what it is
  * doing. It owns its tunnels and reports up to the pool through EndpointHost, as a tunnel does through TunnelHost.
  */
-import { RpcError } from '@tunnelrpc/protocol';
+import { RpcError, type TcpInfo } from '@tunnelrpc/protocol';
 import type { Call } from './call.js';
 import { dial, type Dialed } from './dial.js';
 import { dialsToStart, ejectionDelay } from './ejection.js';
+import { PeakEwma, blamesEndpoint, ejectionTime, type IntervalCounts } from './outlier.js';
 import type { ResolvedClientOptions } from './options.js';
 import type { DialTarget } from './target.js';
 import { Tunnel, type TunnelHost } from './tunnel.js';
@@ -25,8 +26,9 @@ export interface EndpointSnapshot {
   /**
    * `connecting`: its first dial (or the redial after a loss) is under way; `ready`: at least one tunnel takes
    * calls; `draining`: the server sent goaway, its calls finish and new ones go elsewhere; `ejected`: a dial failed
-   * or a tunnel was lost, no calls go to it until a redial after `retryAt` succeeds; `closed`: gone (client closed,
-   * reconnect off, or the host name no longer resolves to it).
+   * or a tunnel was lost, no calls go to it until a redial after `retryAt` succeeds, or its answers made it an
+   * outlier (`outlier` true), no calls go to it until `retryAt`; `closed`: gone (client closed, reconnect off, or the
+   * host name no longer resolves to it).
    */
   readonly state: EndpointState;
   /** Tunnels taking new calls. */
@@ -43,6 +45,19 @@ export interface EndpointSnapshot {
   readonly retryAt: number | undefined;
   /** The last dial or tunnel error, if any. */
   readonly lastError: RpcError | undefined;
+  /** Ejected now for its answers (outlier detection), until `retryAt`. */
+  readonly outlier: boolean;
+  /** Times it was ejected for its answers since the client was made. */
+  readonly outlierEjections: number;
+  /** Answers in a row that blamed it (UNAVAILABLE, INTERNAL, DEADLINE_EXCEEDED, attempt timeouts). */
+  readonly consecutiveFailures: number;
+  /** Its peak-EWMA latency estimate in ms, decayed to now; 0 before its first answer, and while it is the only endpoint (nothing to compare). */
+  readonly latency: number;
+  /**
+   * The kernel's TCP_INFO of each tunnel taking calls (rtt, retransmits, congestion window…), read when the snapshot
+   * was made; an entry is undefined where it cannot be read (not Linux, the optional koffi missing, unix sockets).
+   */
+  readonly tcpInfo: readonly (TcpInfo | undefined)[];
 }
 
 /** EndpointHost is what an endpoint tells its pool. @internal */
@@ -61,6 +76,14 @@ export interface EndpointHost {
   endpointFailed(endpoint: Endpoint, error: RpcError): void;
   /** The endpoint closed and holds no tunnel any more. */
   endpointClosed(endpoint: Endpoint): void;
+  /** Its answers failed consecutiveFailures times in a row: the pool decides whether it may be ejected. */
+  outlierSuspected(endpoint: Endpoint): void;
+  /** A call sent on one of its tunnels was answered or given up there (its attempt timer, if any, can go). */
+  callEnded(call: Call): void;
+  /** Its outlier ejection ended: calls waiting may go to it. */
+  outlierReturned(endpoint: Endpoint): void;
+  /** Whether any tunnel but `tunnel` (of this endpoint or another) received a frame after `since` (Date.now() ms). */
+  othersAnsweredSince(tunnel: Tunnel, since: number): boolean;
 }
 
 /** Endpoint keeps the tunnels to one address. @internal */
@@ -88,6 +111,22 @@ export class Endpoint implements TunnelHost {
   // Set once a tunnel has been open: connect() waits for the first one across the pool.
   #everOpened = false;
   #firstFailure = false;
+  /**
+   * watched is set by the pool while it has other endpoints: alone, an endpoint is never picked against another nor
+   * ejected for its answers, so a client of one URL does not pay for measuring them.
+   */
+  watched = false;
+  // What its answers say (outlier.ts): latency for the pick, failures for ejection.
+  readonly #latency: PeakEwma;
+  #consecutiveFailures = 0;
+  #successes = 0;
+  #failedAnswers = 0;
+  #outlier = false;
+  #outlierTimer: NodeJS.Timeout | undefined;
+  #outlierUntil = 0;
+  // Ejections for answers, the multiplier of the next one's length: one off per clean interval.
+  #outlierMultiplier = 0;
+  #outlierEjections = 0;
 
   constructor(target: DialTarget, address: string | undefined, options: ResolvedClientOptions, host: EndpointHost, random: () => number) {
     this.target = target;
@@ -96,6 +135,94 @@ export class Endpoint implements TunnelHost {
     this.#host = host;
     this.#random = random;
     this.#emit = createClientEmitter(options.listeners);
+    this.#latency = new PeakEwma(options.latencyDecayTime);
+  }
+
+  /** outlier tells whether it is ejected for its answers now: the pick passes it over while others take calls. */
+  get outlier(): boolean {
+    return this.#outlier;
+  }
+
+  /** latencyCost is its latency estimate at `now` (performance.now()), for the pick. */
+  latencyCost(now: number): number {
+    return this.#latency.cost(now);
+  }
+
+  /** answeredSince tells whether one of its open tunnels other than `except` received a frame after `since` (Date.now() ms). */
+  answeredSince(since: number, except: Tunnel): boolean {
+    for (const tunnel of this.#open) if (tunnel !== except && tunnel.lastReceivedAt > since) return true;
+    return false;
+  }
+
+  /** takeInterval returns its answers since the last call and starts a new count; a clean interval shortens the next ejection. */
+  takeInterval(): IntervalCounts {
+    const counts = { successes: this.#successes, failures: this.#failedAnswers };
+    this.#successes = 0;
+    this.#failedAnswers = 0;
+    if (!this.#outlier && counts.failures === 0 && this.#outlierMultiplier > 0) this.#outlierMultiplier--;
+    return counts;
+  }
+
+  /** ejectOutlier takes it out of the pick for a time that grows with each ejection; real calls probe it after. */
+  ejectOutlier(now: number = Date.now()): void {
+    if (this.#outlier || this.#closing) return;
+    const detection = this.#options.outlierDetection;
+    this.#outlierMultiplier++;
+    this.#outlierEjections++;
+    const time = ejectionTime(this.#outlierMultiplier, detection.baseEjectionTime, detection.maxEjectionTime);
+    this.#outlier = true;
+    this.#outlierUntil = now + time;
+    this.#consecutiveFailures = 0;
+    this.#outlierTimer = setTimeout(() => {
+      this.#outlierTimer = undefined;
+      this.#outlier = false;
+      this.#outlierUntil = 0;
+      try {
+        this.#host.outlierReturned(this);
+      } catch {
+        // The client's flush failed; its next event sends the waiting calls.
+      }
+    }, time);
+    this.#outlierTimer.unref();
+  }
+
+  /** attemptTimedOut counts an attempt that waited attemptTimeout ms here without an answer. */
+  attemptTimedOut(waited: number): void {
+    this.#observe(true, waited, performance.now());
+  }
+
+  // TunnelHost: what its answers say.
+  callAnswered(_tunnel: Tunnel, call: Call, code: string | undefined): void {
+    if (this.#options.attemptTimeout > 0) this.#host.callEnded(call);
+    // A stream's length is its caller's business, not a measure of the server.
+    if (!this.watched || call.stream !== undefined) return;
+    const now = performance.now();
+    this.#observe(blamesEndpoint(code), now - call.sentAt, now);
+  }
+
+  callAbandoned(_tunnel: Tunnel, call: Call): void {
+    if (this.#options.attemptTimeout > 0) this.#host.callEnded(call);
+    // An abort before the deadline is the caller's choice; a deadline passed with no answer blames the endpoint.
+    if (!this.watched || call.stream !== undefined || call.deadline > Date.now()) return;
+    const now = performance.now();
+    this.#observe(true, now - call.sentAt, now);
+  }
+
+  othersAnsweredSince(tunnel: Tunnel, since: number): boolean {
+    return this.#host.othersAnsweredSince(tunnel, since);
+  }
+
+  #observe(blamed: boolean, latency: number, now: number): void {
+    this.#latency.observe(latency, now);
+    if (!blamed) {
+      this.#successes++;
+      this.#consecutiveFailures = 0;
+      return;
+    }
+    this.#failedAnswers++;
+    this.#consecutiveFailures++;
+    const threshold = this.#options.outlierDetection.consecutiveFailures;
+    if (threshold > 0 && this.#consecutiveFailures >= threshold && !this.#outlier && this.#options.outlierDetection.enabled) this.#host.outlierSuspected(this);
   }
 
   /** open tunnels taking calls, for the balancer. */
@@ -151,7 +278,9 @@ export class Endpoint implements TunnelHost {
   snapshot(): EndpointSnapshot {
     const state: EndpointState = this.#closed || this.#closing
       ? 'closed'
-      : this.#open.length > 0
+      : this.#outlier
+        ? 'ejected'
+        : this.#open.length > 0
         ? 'ready'
         : this.#retryTimer !== undefined
           ? 'ejected'
@@ -167,8 +296,13 @@ export class Endpoint implements TunnelHost {
       sent: this.#sent,
       failures: this.#failures,
       ejections: this.#ejections,
-      retryAt: this.#retryAt,
+      retryAt: this.#outlier ? this.#outlierUntil : this.#retryAt,
       lastError: this.#lastError,
+      outlier: this.#outlier,
+      outlierEjections: this.#outlierEjections,
+      consecutiveFailures: this.#consecutiveFailures,
+      latency: Math.round(this.#latency.cost(performance.now()) * 1000) / 1000,
+      tcpInfo: Object.freeze(this.#open.map((tunnel) => tunnel.tcpInfo())),
     });
   }
 
@@ -179,6 +313,9 @@ export class Endpoint implements TunnelHost {
     clearTimeout(this.#retryTimer);
     this.#retryTimer = undefined;
     this.#retryAt = undefined;
+    clearTimeout(this.#outlierTimer);
+    this.#outlierTimer = undefined;
+    this.#outlier = false;
     // Copies: a tunnel with no calls ends inside close(), and its callback removes it from these.
     for (const abort of [...this.#dials]) abort.abort();
     for (const tunnel of [...this.#open]) tunnel.close();
@@ -198,7 +335,7 @@ export class Endpoint implements TunnelHost {
     this.#host.endpointOpened(this);
     if (this.#emit !== undefined) {
       this.#sockets.set(tunnel, dialed.socket);
-      this.#emit({ type: 'connected', target: this.target.display, address: dialed.socket.remoteAddress, port: dialed.socket.remotePort });
+      this.#emit({ type: 'connected', target: this.target.display, address: dialed.socket.remoteAddress, port: dialed.socket.remotePort, tcpInfo: () => tunnel.tcpInfo() });
     }
     tunnel.start();
     // Frames behind the 200 head may have ended it at once: the ended callback has removed it then.
@@ -320,7 +457,11 @@ export class Endpoint implements TunnelHost {
     // Ejected only when no tunnel is left; with others still open it just redials the lost one after the delay.
     if (this.#open.length === 0) this.#ejections++;
     if (this.#retryTimer === undefined) {
-      const delay = ejectionDelay(this.#failures, this.#options.minReconnectDelay, this.#options.maxReconnectDelay, this.#random);
+      // A refused dial is cheap and says the host is up: probe often, so a restarted server is used again within
+      // a fraction of a second instead of after a backoff as long as the outage.
+      const refused = (error.data as { errno?: unknown } | undefined)?.errno === 'ECONNREFUSED';
+      const maxDelay = refused ? Math.min(this.#options.maxReconnectDelay, this.#options.maxRefusedReconnectDelay) : this.#options.maxReconnectDelay;
+      const delay = ejectionDelay(this.#failures, Math.min(this.#options.minReconnectDelay, maxDelay), maxDelay, this.#random);
       this.#retryAt = Date.now() + delay;
       this.#emit?.({ type: 'reconnecting', target: this.target.display, attempt: this.#failures + 1, delay });
       this.#retryTimer = setTimeout(() => {

@@ -2,7 +2,7 @@
  * Client connection events: connected, disconnected, reconnecting. Listeners run synchronously; one that throws is
  * skipped and never harms the client or its calls.
  */
-import type { ErrorCode } from '@tunnelrpc/protocol';
+import type { ErrorCode, TcpInfo } from '@tunnelrpc/protocol';
 
 /** ClientConnectedEvent: a tunnel opened (the server answered 200). */
 export interface ClientConnectedEvent {
@@ -12,6 +12,11 @@ export interface ClientConnectedEvent {
   /** Remote address and port of the socket (undefined on a unix socket). */
   readonly address: string | undefined;
   readonly port: number | undefined;
+  /**
+   * Reads the kernel's TCP_INFO of this tunnel's socket now; keep it to sample the tunnel later, as
+   * @tunnelrpc/prometheus does at scrape time. undefined once the socket closed, or where it cannot be read.
+   */
+  readonly tcpInfo: () => TcpInfo | undefined;
 }
 
 /** ClientDisconnectedEvent: a tunnel ended (its socket closed). */

@@ -24,8 +24,9 @@ import { parseTargets } from './target.js';
 
 /**
  * connect dials a tunnelrpc server and resolves with a client once the tunnel is open. Given several URLs, or a
- * host name with several addresses, it keeps tunnels to each (a pool: calls go to the least busy of two tunnels
- * drawn at random; failed endpoints are ejected and redialled with backoff) and resolves once the first is open.
+ * host name with several addresses, it keeps tunnels to each (a pool: calls go to the less busy of two tunnels
+ * drawn at random, weighed by each endpoint's recent latency; endpoints whose dials fail are ejected and redialled
+ * with backoff, and those whose answers blame them are ejected for a while) and resolves once the first is open.
  * Rejects with an RpcError: INVALID_ARGUMENT for a bad URL, list or option, UNAVAILABLE when no server can be
  * reached, or the code of the HTTP refusal (401 UNAUTHENTICATED, 403 PERMISSION_DENIED, 404 UNIMPLEMENTED,
  * 503 UNAVAILABLE) with `data: { status, body }`; with several endpoints failing, one error naming each.
@@ -53,13 +54,14 @@ export { RpcClient } from './client.js';
 export type { CallFailure, CallOptions, NotifyOptions, StreamOptions } from './call-options.js';
 export type { BidiStreamCall, ServerStreamCall } from './stream.js';
 export type { ClientOptions, ConnectHeaders, LookupFunction, ResolvedAddress } from './options.js';
+export type { OutlierDetectionOptions } from './outlier.js';
 export type { EndpointSnapshot, EndpointState } from './endpoint.js';
 export type { HandshakeKind } from './handshake-reply.js';
 export type { ClientConnectedEvent, ClientDisconnectedEvent, ClientEvent, ClientListener, ClientReconnectingEvent } from './events.js';
 export { createClient } from './typed-client.js';
 export type { MethodCaller, StreamCaller, StreamSource, TypedClient } from './typed-client.js';
 export { RpcError } from '@tunnelrpc/protocol';
-export type { ContractSkew, ErrorCode, MethodErrorOf, RpcErrorOptions } from '@tunnelrpc/protocol';
+export type { ContractSkew, ErrorCode, MethodErrorOf, RpcErrorOptions, TcpInfo } from '@tunnelrpc/protocol';
 
 // ---- Building blocks: which forward proxy a dial uses (the same decision connect() makes). ----
 export { chooseProxy } from './proxy-env.js';
@@ -69,6 +71,8 @@ export type { ProxyChoice, ProxyTarget } from './proxy-env.js';
 export type { CallFn, CallKind, CallSide, Interceptor, RpcCall, StreamCall, StreamWatcher, UnaryCall } from '@tunnelrpc/protocol';
 
 // ---- Building blocks: the pool's pure deciders, exported for their tests (@internal, not semver-stable). ----
-export { pickTunnel } from './balancer.js';
+export { pickTunnel, weighedLoad } from './balancer.js';
+export { PeakEwma, blamesEndpoint, ejectionTime, mayEject, outliersOf, resolveOutlierDetection } from './outlier.js';
+export type { IntervalCounts } from './outlier.js';
 export type { BalancerCandidate } from './balancer.js';
 export { dialsToStart, ejectionDelay, resolveDelay } from './ejection.js';

@@ -25,6 +25,7 @@ import {
 } from '@tunnelrpc/protocol';
 import type { ClientListener } from './events.js';
 import type { HandshakeKind } from './handshake-reply.js';
+import { resolveOutlierDetection, type OutlierDetectionOptions, type ResolvedOutlierDetection } from './outlier.js';
 
 /**
  * ConnectHeaders are the headers of the CONNECT: a fixed object, or a function (sync or async) called before
@@ -230,6 +231,47 @@ export interface ClientOptions {
    * ignored.
    */
   onContractSkew?: (skew: readonly ContractSkew[], url: string) => void;
+  /**
+   * Eject an endpoint for what its calls say: answers in a row that blame it (UNAVAILABLE, INTERNAL,
+   * DEADLINE_EXCEEDED; never a code that blames the caller), or a success rate far below the other endpoints'. An
+   * ejected endpoint gets no calls (unless every other one is out) for a time that grows with each ejection, then
+   * takes real calls again. Settings and defaults follow Envoy's outlier detection: see OutlierDetectionOptions and
+   * the README's "Scaling out". false turns it off. Default: on, with those defaults.
+   */
+  outlierDetection?: OutlierDetectionOptions | false;
+  /**
+   * ms an attempt of an idempotent call may wait for its answer before the call is re-sent on another tunnel (the
+   * first attempt is cancelled; Envoy's per_try_timeout), within its deadline and maxRetries. A frozen replica then
+   * costs one attempt, not the deadline. A call with no tries left keeps waiting. 0 turns it off. Default 0.
+   * Range 0 … 2147483647.
+   */
+  attemptTimeout?: number;
+  /**
+   * ms a tunnel with calls waiting may stay silent (no frame at all; the client pings it after half of this) while
+   * another of the client's tunnels answers, before it is treated as failed: closed, its idempotent calls re-sent
+   * elsewhere, the others failed UNAVAILABLE `mayHaveRun: true`. A lone tunnel is never judged so (keepalive still
+   * applies). 0 turns it off. Default 2000. Range 0 … 2147483647.
+   */
+  unresponsiveTimeout?: number;
+  /**
+   * Largest backoff in ms between dials while they are refused outright (ECONNREFUSED: the host is up and nothing
+   * listens). Such a dial costs a packet each way, so a restarted server is found promptly. Default 250.
+   * Range 1 … 2147483647.
+   */
+  maxRefusedReconnectDelay?: number;
+  /**
+   * Weigh the two-choice pick by latency: each tunnel's outstanding calls plus one, times its endpoint's peak-EWMA
+   * of answer times (Finagle's and Linkerd's balancer), so a slow replica gets fewer calls without being ejected.
+   * false picks on outstanding calls alone. Default true.
+   */
+  latencyAware?: boolean;
+  /**
+   * ms over which the latency estimate of latencyAware forgets (its time constant). Finagle and Linkerd use 10 s;
+   * with three replicas one latency peak then kept a healthy replica out of favour for tens of seconds (in a run of
+   * `pnpm bench:pool`'s grey cell at 256 callers, half the calls/s of least-request picking), while 1 s still keeps
+   * a replica answering in 200 ms out. Default 1000. Range 1 … 2147483647.
+   */
+  latencyDecayTime?: number;
 }
 
 /** ResolvedClientOptions is ClientOptions with every default filled in. @internal */
@@ -266,6 +308,12 @@ export interface ResolvedClientOptions extends DecodeLimits {
   /** The Tunnelrpc-Contract header value, or undefined when no contracts were given. */
   contractHeader: string | undefined;
   onContractSkew: (skew: readonly ContractSkew[], url: string) => void;
+  outlierDetection: ResolvedOutlierDetection;
+  attemptTimeout: number;
+  unresponsiveTimeout: number;
+  maxRefusedReconnectDelay: number;
+  latencyAware: boolean;
+  latencyDecayTime: number;
 }
 
 function checkHeadersOption(value: unknown): ConnectHeaders {
@@ -331,6 +379,12 @@ export function resolveClientOptions(options: ClientOptions = {}): ResolvedClien
     lookup: checkFunction<LookupFunction>('lookup', orDefault(given.lookup, systemLookup), '(hostname) => [{ address }]'),
     contractHeader: contractHeaderOf(given.contracts),
     onContractSkew: checkSkewListener(given.onContractSkew),
+    outlierDetection: resolveOutlierDetection(given.outlierDetection),
+    attemptTimeout: checkDuration('attemptTimeout', orDefault(given.attemptTimeout, 0)),
+    unresponsiveTimeout: checkDuration('unresponsiveTimeout', orDefault(given.unresponsiveTimeout, 2000)),
+    maxRefusedReconnectDelay: checkDuration('maxRefusedReconnectDelay', orDefault(given.maxRefusedReconnectDelay, 250), 1),
+    latencyAware: checkBoolean('latencyAware', orDefault(given.latencyAware, true)),
+    latencyDecayTime: checkDuration('latencyDecayTime', orDefault(given.latencyDecayTime, 1000), 1),
   };
 }
 

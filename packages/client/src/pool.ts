@@ -6,9 +6,10 @@
  */
 import { isIP } from 'node:net';
 import { chooseProxy } from './proxy-env.js';
-import { RpcError } from '@tunnelrpc/protocol';
+import { Deadlines, RpcError, type DeadlineGroup, type TimerFunctions } from '@tunnelrpc/protocol';
 import type { Call } from './call.js';
-import { pickTunnel } from './balancer.js';
+import { drawTwo, weighedLoad } from './balancer.js';
+import { mayEject, outliersOf } from './outlier.js';
 import { ejectionDelay, resolveDelay } from './ejection.js';
 import { Endpoint, type EndpointHost, type EndpointSnapshot } from './endpoint.js';
 import type { ResolvedAddress, ResolvedClientOptions } from './options.js';
@@ -27,7 +28,25 @@ export interface PoolHost {
   dialFailed(error: RpcError): void;
   /** Every endpoint is closed (close(), or reconnect off and every tunnel gone). */
   poolClosed(): void;
+  /** An idempotent call waited attemptTimeout on its tunnel and was cancelled there: send it again elsewhere. */
+  attemptTimedOut(call: Call): void;
 }
+
+// One attempt of an idempotent call under attemptTimeout: which tunnel it went to, and which try it was.
+interface AttemptWatch {
+  readonly call: Call;
+  readonly tunnel: Tunnel;
+  readonly owner: Endpoint;
+  readonly attempt: number;
+  deadlineGroup: DeadlineGroup | undefined;
+  deadlineSlot: number;
+}
+
+// Attempt timers never keep the process alive: the call's own deadline does while it waits.
+const UNREF_TIMERS: TimerFunctions = {
+  set: (run, ms) => setTimeout(run, ms).unref(),
+  clear: (handle) => clearTimeout(handle as NodeJS.Timeout),
+};
 
 // Dial errors that another try will not fix: calls waiting for a tunnel fail with them once every endpoint says so.
 const PERMANENT_REFUSALS: ReadonlySet<string> = new Set(['UNAUTHENTICATED', 'PERMISSION_DENIED', 'UNIMPLEMENTED', 'INVALID_ARGUMENT', 'FAILED_PRECONDITION']);
@@ -63,6 +82,12 @@ export class Pool implements EndpointHost {
   #lastError: RpcError | undefined;
   #ready: { resolve: () => void; reject: (error: RpcError) => void } | undefined;
   #everReady = false;
+  // Compares the endpoints' answers every outlierDetection.interval (outlier.ts).
+  #outlierTimer: NodeJS.Timeout | undefined;
+  readonly #attempts: Deadlines<AttemptWatch>;
+  // The armed attempt of each idempotent call, disarmed when it is answered: memory follows calls in flight, not
+  // calls made within the last attemptTimeout.
+  readonly #watches = new Map<Call, AttemptWatch>();
 
   constructor(targets: readonly DialTarget[], options: ResolvedClientOptions, host: PoolHost, random: () => number = Math.random) {
     this.#options = options;
@@ -79,10 +104,22 @@ export class Pool implements EndpointHost {
       resolveDue: 0,
       failed: undefined,
     }));
+    this.#attempts = new Deadlines<AttemptWatch>((watch, timeout) => this.#attemptExpired(watch, timeout), UNREF_TIMERS);
   }
 
   /** start creates the endpoints of address URLs and resolves host names; every endpoint starts dialling. */
   start(): void {
+    const detection = this.#options.outlierDetection;
+    if (detection.enabled) {
+      this.#outlierTimer = setInterval(() => {
+        try {
+          this.#compareOutcomes();
+        } catch {
+          // A bug in the comparison must not escape a timer; the next interval tries again.
+        }
+      }, detection.interval);
+      this.#outlierTimer.unref();
+    }
     for (const source of this.#sources) {
       if (source.hostname !== undefined) this.#resolve(source);
       else this.#addEndpoint(source, '', source.target, undefined).start();
@@ -151,9 +188,20 @@ export class Pool implements EndpointHost {
     const owners = this.#owners;
     let tunnel: Tunnel | undefined;
     let owner: Endpoint | undefined;
+    // Outliers take calls only when no endpoint in service can: a pool never refuses everything for its answers.
+    let spare: Tunnel | undefined;
+    let spareOwner: Endpoint | undefined;
     for (const endpoint of this.#endpoints) {
+      const outlier = endpoint.outlier;
       for (const open of endpoint.open) {
         if (!open.accepting || open.unsentBytes > limit) continue;
+        if (outlier) {
+          if (spare === undefined) {
+            spare = open;
+            spareOwner = endpoint;
+          }
+          continue;
+        }
         if (tunnel === undefined) {
           tunnel = open;
           owner = endpoint;
@@ -167,16 +215,81 @@ export class Pool implements EndpointHost {
         owners.push(endpoint);
       }
     }
+    if (tunnel === undefined) {
+      tunnel = spare;
+      owner = spareOwner;
+    }
     if (tunnel === undefined || owner === undefined) return false;
     if (tunnels.length > 0) {
-      tunnel = pickTunnel(tunnels, this.#random)!;
-      owner = owners[tunnels.indexOf(tunnel)]!;
+      const index = this.#pick();
+      tunnel = tunnels[index]!;
+      owner = owners[index]!;
       tunnels.length = 0;
       owners.length = 0;
     }
     const refused = call.notification ? tunnel.notify(call) : tunnel.send(call, timeout);
-    if (refused === undefined) owner.countSent();
+    if (refused === undefined) {
+      owner.countSent();
+      const attemptTimeout = this.#options.attemptTimeout;
+      if (attemptTimeout > 0 && call.idempotent && call.stream === undefined && !call.notification) {
+        const earlier = this.#watches.get(call);
+        if (earlier !== undefined) this.#attempts.disarm(earlier);
+        const watch: AttemptWatch = { call, tunnel, owner, attempt: call.attempts, deadlineGroup: undefined, deadlineSlot: 0 };
+        this.#watches.set(call, watch);
+        this.#attempts.arm(watch, attemptTimeout, Date.now());
+      }
+    }
     return refused;
+  }
+
+  // Power of two choices over the candidate lists: fewer outstanding calls wins, each weighed by its endpoint's
+  // peak-EWMA latency when latencyAware is on. Ties go to the first drawn.
+  #pick(): number {
+    const tunnels = this.#tunnels;
+    const [first, second] = drawTwo(tunnels.length, this.#random);
+    if (!this.#options.latencyAware) return tunnels[second]!.load < tunnels[first]!.load ? second : first;
+    const now = performance.now();
+    const a = weighedLoad(tunnels[first]!.load, this.#owners[first]!.latencyCost(now));
+    const b = weighedLoad(tunnels[second]!.load, this.#owners[second]!.latencyCost(now));
+    return b < a ? second : first;
+  }
+
+  // An attempt waited attemptTimeout: it counts against its endpoint, and when the call has tries and time left it
+  // is cancelled there (a cancel goes out, the id stays reserved) and handed back to be sent elsewhere.
+  #attemptExpired(watch: AttemptWatch, timeout: number): void {
+    const { call, tunnel, owner } = watch;
+    if (this.#watches.get(call) === watch) this.#watches.delete(call);
+    if (call.settled || call.tunnel !== tunnel || call.attempts !== watch.attempt || this.#closing) return;
+    try {
+      owner.attemptTimedOut(timeout);
+      if (call.attempts > this.#options.maxRetries || call.deadline <= Date.now()) return;
+      tunnel.abandon(call);
+      call.tunnel = undefined;
+      call.mayHaveRun = true;
+      this.#host.attemptTimedOut(call);
+    } catch {
+      // A bug here must not escape the timer: the call still ends at its deadline.
+    }
+  }
+
+  // Every interval: the endpoints whose answers stand out (outliersOf) are ejected, worst first, within
+  // maxEjectionPercent.
+  #compareOutcomes(): void {
+    const endpoints = this.#endpoints.filter((endpoint) => !endpoint.closed);
+    const counts = endpoints.map((endpoint) => endpoint.takeInterval());
+    for (const index of outliersOf(counts, this.#options.outlierDetection)) this.#ejectIfAllowed(endpoints[index]!);
+  }
+
+  #ejectIfAllowed(endpoint: Endpoint): void {
+    if (endpoint.outlier || this.#closing) return;
+    let ejected = 0;
+    let total = 0;
+    for (const each of this.#endpoints) {
+      if (each.closed) continue;
+      total++;
+      if (each.outlier) ejected++;
+    }
+    if (mayEject(ejected, total, this.#options.outlierDetection.maxEjectionPercent)) endpoint.ejectOutlier();
   }
 
   /**
@@ -198,6 +311,10 @@ export class Pool implements EndpointHost {
   close(): void {
     if (this.#closing) return;
     this.#closing = true;
+    clearInterval(this.#outlierTimer);
+    this.#outlierTimer = undefined;
+    for (const watch of this.#watches.values()) this.#attempts.disarm(watch);
+    this.#watches.clear();
     for (const source of this.#sources) {
       clearTimeout(source.resolveTimer);
       source.resolveTimer = undefined;
@@ -240,6 +357,27 @@ export class Pool implements EndpointHost {
     this.#host.dialFailed(error);
   }
 
+  outlierSuspected(endpoint: Endpoint): void {
+    this.#ejectIfAllowed(endpoint);
+  }
+
+  callEnded(call: Call): void {
+    const watch = this.#watches.get(call);
+    if (watch === undefined) return;
+    this.#watches.delete(call);
+    this.#attempts.disarm(watch);
+  }
+
+  outlierReturned(_endpoint: Endpoint): void {
+    this.#host.tunnelReady();
+  }
+
+  // Another tunnel, to this endpoint too: behind a balancer or a cluster, one frozen worker sits beside live ones.
+  othersAnsweredSince(tunnel: Tunnel, since: number): boolean {
+    for (const each of this.#endpoints) if (each.answeredSince(since, tunnel)) return true;
+    return false;
+  }
+
   endpointClosed(endpoint: Endpoint): void {
     const source = this.#sourceOf.get(endpoint);
     // An address that left the DNS answer goes away; after close(), or with reconnect off, it stays listed as closed.
@@ -247,6 +385,7 @@ export class Pool implements EndpointHost {
       for (const [key, each] of source.endpoints) if (each === endpoint) source.endpoints.delete(key);
       this.#endpoints = this.#endpoints.filter((each) => each !== endpoint);
       this.#sourceOf.delete(endpoint);
+      this.#watchIfMany();
     }
     this.#closeIfDone();
   }
@@ -256,7 +395,14 @@ export class Pool implements EndpointHost {
     source.endpoints.set(key, endpoint);
     this.#sourceOf.set(endpoint, source);
     this.#endpoints.push(endpoint);
+    this.#watchIfMany();
     return endpoint;
+  }
+
+  // Answers are measured only while there are endpoints to compare (Endpoint.watched).
+  #watchIfMany(): void {
+    const many = this.#endpoints.length > 1;
+    for (const endpoint of this.#endpoints) endpoint.watched = many;
   }
 
   // Rejects ready() once every URL has had its first try and none opened a tunnel.

@@ -32,8 +32,10 @@ import {
   type RequestMeta,
   type ResponseMessage,
   type StreamMessageMessage,
+  type TcpInfo,
 } from '@tunnelrpc/protocol';
 import { Liveness, type LivenessHost } from './liveness.js';
+import { tcpInfoOf } from './tcp-info.js';
 import { rejectCall, resolveCall, type Call } from './call.js';
 import type { StreamCore, StreamSink } from './stream.js';
 import type { ResolvedClientOptions } from './options.js';
@@ -49,6 +51,12 @@ export interface TunnelHost {
   tunnelEnded(tunnel: Tunnel, reason: RpcError | undefined, orphans: Call[], refused: Call[]): void;
   /** The socket drained: calls waiting on a slow server may be written. */
   tunnelWritable(tunnel: Tunnel): void;
+  /** The server answered `call` (settled here), with the error code of its answer, if any. */
+  callAnswered(tunnel: Tunnel, call: Call, code: string | undefined): void;
+  /** `call` was given up here (its deadline passed, or its caller aborted) before an answer came. */
+  callAbandoned(tunnel: Tunnel, call: Call): void;
+  /** Whether any other tunnel of the client received a frame after `since` (Date.now() ms). */
+  othersAnsweredSince(tunnel: Tunnel, since: number): boolean;
 }
 
 // Hard stop for a socket we closed whose peer does not take the close.
@@ -99,6 +107,13 @@ export class Tunnel implements StreamSink {
     const tunnel = this;
     return {
       ping: (data) => this.#write(encodePayloadParts({ type: MessageType.Ping, data })),
+      unresponsive: (silentFor) => {
+        this.destroy(new RpcError('UNAVAILABLE', `the server at ${this.#target} sent nothing, not even a pong, for ${silentFor} ms with calls waiting while other endpoints answered (unresponsiveTimeout); the tunnel was closed`));
+      },
+      othersAnsweredSince: (since) => this.#host.othersAnsweredSince(this, since),
+      get waiting(): number {
+        return tunnel.#calls.size;
+      },
       silent: (keepaliveTimeout) => {
         this.destroy(new RpcError('UNAVAILABLE', `the server at ${this.#target} did not answer a keepalive ping within keepaliveTimeout ${keepaliveTimeout} ms`));
       },
@@ -155,6 +170,16 @@ export class Tunnel implements StreamSink {
     return this.#answered || Date.now() - this.#openedAt >= upFor;
   }
 
+  /** tcpInfo reads the kernel's TCP_INFO for this tunnel's socket now; undefined where it cannot be read. */
+  tcpInfo(): TcpInfo | undefined {
+    return tcpInfoOf(this.#socket);
+  }
+
+  /** lastReceivedAt is when (Date.now() ms) the last complete frame came from the server. */
+  get lastReceivedAt(): number {
+    return this.#liveness.lastReceivedAt;
+  }
+
   /** accepting tells whether new calls may be sent here (open, no goaway received or sent). */
   get accepting(): boolean {
     return this.#state === 'open';
@@ -199,7 +224,9 @@ export class Tunnel implements StreamSink {
     call.id = id;
     call.tunnel = this;
     call.attempts++;
+    call.sentAt = performance.now();
     this.#calls.set(id, call);
+    this.#liveness.callSent();
     if (stream !== undefined) {
       if (!serverSends(stream.kind)) this.ledger.open(id, 0, this.#options.maxStreamCredit);
       stream.bind(this, id);
@@ -332,6 +359,7 @@ export class Tunnel implements StreamSink {
     this.#abandoned.add(call.id);
     this.#write(encodePayloadParts({ type: MessageType.Cancel, id: call.id }));
     this.#dropStream(call);
+    this.#host.callAbandoned(this, call);
     this.#endIfDone();
   }
 
@@ -465,6 +493,7 @@ export class Tunnel implements StreamSink {
     this.#calls.delete(response.id);
     this.#dropStream(call);
     this.#answered = true;
+    this.#host.callAnswered(this, call, response.error?.code);
     if (response.error === undefined) resolveCall(call, response.result);
     else rejectCall(call, fromWireError(response.error));
     this.#endIfDone();

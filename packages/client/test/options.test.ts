@@ -5,7 +5,7 @@ import { RpcError } from '@tunnelrpc/protocol';
 type BooleanKeys<T> = { [K in keyof T]-?: NonNullable<T[K]> extends boolean ? K : never }[keyof T];
 
 // Every boolean option of ClientOptions; the type below fails the build if one is added and not listed here.
-const FLAGS = ['reconnect', 'waitForReady'] as const satisfies readonly BooleanKeys<ClientOptions>[];
+const FLAGS = ['reconnect', 'waitForReady', 'latencyAware'] as const satisfies readonly BooleanKeys<ClientOptions>[];
 const everyFlagListed: [Exclude<BooleanKeys<ClientOptions>, (typeof FLAGS)[number]>] extends [never] ? true : never = true;
 
 // No server is dialed: the options are checked before createRpcClient returns.

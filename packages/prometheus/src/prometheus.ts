@@ -6,7 +6,7 @@
  */
 import type { IncomingMessage, Server as HttpServer, ServerResponse, RequestListener } from 'node:http';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics, type Metric } from 'prom-client';
-import { ERROR_CODES, RpcError, type Interceptor, type RpcCall, type ServiceContract, type StreamKind } from '@tunnelrpc/protocol';
+import { ERROR_CODES, RpcError, type Interceptor, type RpcCall, type ServiceContract, type StreamKind, type TcpInfo } from '@tunnelrpc/protocol';
 import type { ServerListener } from '@tunnelrpc/server';
 import type { ClientListener } from '@tunnelrpc/client';
 import { checkBoolean, orDefault } from '@tunnelrpc/protocol';
@@ -53,11 +53,11 @@ export interface TunnelMetrics {
   readonly registry: Registry;
   /** For ServerOptions.interceptors: started, handled, handling seconds, calls in flight. */
   readonly serverInterceptor: Interceptor;
-  /** For ServerOptions.listeners: tunnels open, opened, refused, bytes in and out. */
+  /** For ServerOptions.listeners: tunnels open, opened, refused, bytes in and out; each open tunnel's TCP_INFO gauges, read at scrape time. */
   readonly serverListener: ServerListener;
   /** For ClientOptions.interceptors: the tunnelrpc_client_* mirror of the server call metrics. */
   readonly clientInterceptor: Interceptor;
-  /** For ClientOptions.listeners: tunnels open, connects, disconnects and reconnects. */
+  /** For ClientOptions.listeners: tunnels open, connects, disconnects and reconnects; each open tunnel's TCP_INFO gauges, read at scrape time. */
   readonly clientListener: ClientListener;
   /** addServices creates every method x code series of `services` at zero (as PrometheusOptions.services). */
   addServices(...services: ServiceContract[]): void;
@@ -153,6 +153,8 @@ class SideState {
 interface RegistryState {
   readonly server: SideState;
   readonly client: SideState;
+  readonly serverTunnels: TunnelSampler;
+  readonly clientTunnels: TunnelSampler;
 }
 
 // Metrics are created once per registry (a second createPrometheus on it shares them, as envelop does).
@@ -235,6 +237,69 @@ function defineSide(registry: Registry, prefix: 'server' | 'client', verb: strin
   });
 }
 
+// The open tunnels of one side and how to read each one's TCP_INFO: sampled when Prometheus scrapes, never per
+// call. A tunnel whose reader gives nothing (closed, or no koffi / not Linux) leaves the table at that scrape.
+class TunnelSampler {
+  readonly #readers = new Map<string, { labels: { tunnel: string; peer: string }; read: () => TcpInfo | undefined }>();
+  #sampled: Array<[{ tunnel: string; peer: string }, TcpInfo]> | undefined;
+  next = 0;
+
+  add(tunnel: string, peer: string, read: unknown): void {
+    if (typeof read === 'function') this.#readers.set(tunnel, { labels: { tunnel, peer }, read: read as () => TcpInfo | undefined });
+  }
+
+  delete(tunnel: string): void {
+    this.#readers.delete(tunnel);
+  }
+
+  // One read per tunnel per scrape, shared by the gauges: the cache lasts until the scrape's tick is over.
+  sample(): ReadonlyArray<[{ tunnel: string; peer: string }, TcpInfo]> {
+    if (this.#sampled !== undefined) return this.#sampled;
+    const sampled: Array<[{ tunnel: string; peer: string }, TcpInfo]> = [];
+    for (const [key, reader] of this.#readers) {
+      let info: TcpInfo | undefined;
+      try {
+        info = reader.read();
+      } catch {
+        info = undefined;
+      }
+      if (info === undefined) this.#readers.delete(key);
+      else sampled.push([reader.labels, info]);
+    }
+    this.#sampled = sampled;
+    setImmediate(() => (this.#sampled = undefined)).unref();
+    return sampled;
+  }
+}
+
+const TCP_GAUGES: ReadonlyArray<[string, string, (info: TcpInfo) => number]> = [
+  ['rtt_seconds', 'Smoothed round-trip time of the tunnel\'s TCP connection (kernel TCP_INFO).', (info) => info.rtt / 1000],
+  ['rtt_variance_seconds', 'Mean deviation of that round-trip time.', (info) => info.rttVariance / 1000],
+  ['retransmits', 'Retransmission timeouts in a row without an acknowledgment, now.', (info) => info.retransmits],
+  ['retransmitted_segments', 'Segments retransmitted over the connection\'s life.', (info) => info.totalRetransmits],
+  ['congestion_window_segments', 'Congestion window, in segments.', (info) => info.congestionWindow],
+  ['unacked_segments', 'Segments sent and not yet acknowledged.', (info) => info.unacked],
+  ['lost_segments', 'Segments the kernel counts as lost now.', (info) => info.lost],
+  ['acked_bytes', 'Bytes the peer acknowledged on this tunnel.', (info) => info.bytesAcked],
+  ['received_bytes', 'Bytes received on this tunnel.', (info) => info.bytesReceived],
+];
+
+// Per-tunnel gauges of one side, labelled by tunnel number and peer, filled at scrape time from the sampler.
+function defineTcpGauges(registry: Registry, prefix: 'server' | 'client', sampler: TunnelSampler): void {
+  for (const [suffix, help, value] of TCP_GAUGES) {
+    new Gauge({
+      name: `tunnelrpc_${prefix}_tunnel_${suffix}`,
+      help,
+      labelNames: ['tunnel', 'peer'],
+      registers: [registry],
+      collect(this: Gauge<'tunnel' | 'peer'>) {
+        this.reset();
+        for (const [labels, info] of sampler.sample()) this.set(labels, value(info));
+      },
+    });
+  }
+}
+
 /** createPrometheus builds the metrics and the interceptors and listeners that feed them. */
 export function createPrometheus(options: PrometheusOptions = {}): TunnelMetrics {
   const registry = options.registry ?? new Registry();
@@ -244,12 +309,14 @@ export function createPrometheus(options: PrometheusOptions = {}): TunnelMetrics
 
   let state = STATES.get(registry);
   if (state === undefined) {
-    state = { server: new SideState(buckets), client: new SideState(buckets) };
+    state = { server: new SideState(buckets), client: new SideState(buckets), serverTunnels: new TunnelSampler(), clientTunnels: new TunnelSampler() };
     STATES.set(registry, state);
     defineSide(registry, 'server', 'handled by this server', state.server);
     defineSide(registry, 'client', 'made by this client', state.client);
+    defineTcpGauges(registry, 'server', state.serverTunnels);
+    defineTcpGauges(registry, 'client', state.clientTunnels);
   }
-  const { server, client } = state;
+  const { server, client, serverTunnels: serverSampler, clientTunnels: clientSampler } = state;
   const reuse = <M extends Metric>(name: string, make: () => M): M => (registry.getSingleMetric(name) as M | undefined) ?? make();
   const counter = <L extends string>(name: string, help: string, labelNames: readonly L[] = []): Counter<L> =>
     reuse(name, () => new Counter<L>({ name, help, labelNames, registers: [registry] }));
@@ -291,11 +358,13 @@ export function createPrometheus(options: PrometheusOptions = {}): TunnelMetrics
         case 'open':
           serverTunnels.open.inc();
           serverTunnels.opened.inc();
+          serverSampler.add(String(event.tunnel), `${event.address}:${event.port ?? ''}`, event.tcpInfo);
           break;
         case 'refused':
           serverTunnels.refused.inc({ status: String(event.status) });
           break;
         case 'close':
+          serverSampler.delete(String(event.tunnel));
           serverTunnels.open.dec();
           serverTunnels.bytesIn.inc(event.bytesIn);
           serverTunnels.bytesOut.inc(event.bytesOut);
@@ -309,6 +378,8 @@ export function createPrometheus(options: PrometheusOptions = {}): TunnelMetrics
         case 'connected':
           clientTunnels.open.inc();
           clientTunnels.connects.inc();
+          // Numbered here: a client's events carry no tunnel number. A closed tunnel leaves at the next scrape.
+          clientSampler.add(String(++clientSampler.next), event.address === undefined ? event.target : `${event.address}:${event.port ?? ''}`, event.tcpInfo);
           break;
         case 'disconnected':
           clientTunnels.open.dec();

@@ -225,6 +225,35 @@ describe('createPrometheus', () => {
     expect(samples.find((sample) => sample.name === 'tunnelrpc_client_disconnects_total')?.labels).to.deep.equal({ code: 'OK' });
   });
 
+  it('shows each open tunnel\'s TCP_INFO (rtt, cwnd, retransmits…) as gauges read at scrape time, on Linux with koffi', async function () {
+    if (process.platform !== 'linux') this.skip();
+    await client.call('Calc.add', { a: 1, b: 2 });
+    const samples = parseExposition((await scrape(port)).body);
+    const of = (name: string): Sample[] => samples.filter((sample) => sample.name === name);
+    // One server tunnel (this client's) and one client tunnel; the scrape's own HTTP connection is no tunnel.
+    const [serverRtt] = of('tunnelrpc_server_tunnel_rtt_seconds');
+    expect(of('tunnelrpc_server_tunnel_rtt_seconds')).to.have.length(1);
+    expect(serverRtt!.labels).to.have.keys(['tunnel', 'peer']);
+    expect(serverRtt!.labels.peer).to.match(/^127\.0\.0\.1:\d+$/);
+    expect(serverRtt!.value).to.be.above(0).and.below(1);
+    expect(of('tunnelrpc_client_tunnel_rtt_seconds')).to.have.length(1);
+    for (const side of ['server', 'client']) {
+      for (const suffix of ['rtt_variance_seconds', 'retransmits', 'retransmitted_segments', 'congestion_window_segments', 'unacked_segments', 'lost_segments', 'acked_bytes', 'received_bytes']) {
+        expect(of(`tunnelrpc_${side}_tunnel_${suffix}`), `${side} ${suffix}`).to.have.length(1);
+      }
+      expect(of(`tunnelrpc_${side}_tunnel_congestion_window_segments`)[0]!.value).to.be.at.least(1);
+      expect(of(`tunnelrpc_${side}_tunnel_received_bytes`)[0]!.value).to.be.above(0);
+    }
+    // A closed tunnel leaves the gauges at the next scrape.
+    await client.close();
+    await new Promise<void>((resolve) => {
+      const check = (): void => void (rpc.connectionCount === 0 ? resolve() : setImmediate(check));
+      check();
+    });
+    const after = parseExposition((await scrape(port)).body);
+    expect(after.filter((sample) => sample.name.endsWith('_tunnel_rtt_seconds'))).to.deep.equal([]);
+  });
+
   it('keeps the application routes and the RPC path, and answers 405 to a POST on /metrics', async () => {
     expect((await scrape(port, '/hello')).body).to.equal('app route\n');
     const post = await new Promise<number>((resolve, reject) => {

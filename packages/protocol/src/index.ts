@@ -41,6 +41,8 @@ export type { ContractSkew } from './contract-fingerprint.js';
 export type { BreakingChange } from './breaking.js';
 export type { DeclaredCodeOf, DeclaredErrors, DeclaredRpcError, ErrorDataOf, MethodErrorOf } from './declared-errors.js';
 export { escapePeerText, lowerCaseHeaderName, quotePeerText } from './peer-text.js';
+export { TCP_INFO_MIN_SIZE, parseTcpInfo } from './tcp-info.js';
+export type { TcpInfo } from './tcp-info.js';
 export type { ErrorCode, GoawayCode, RpcErrorOptions, WireError } from './errors.js';
 export { applyInterceptors } from './interceptor.js';
 export type { CallFn, CallKind, CallSide, Interceptor, RpcCall, StreamCall, StreamWatcher, UnaryCall } from './interceptor.js';

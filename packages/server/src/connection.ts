@@ -44,6 +44,7 @@ import type { PeerAddress } from './handler-types.js';
 import type { ServerEvent } from './events.js';
 import type { LogEntry } from './log.js';
 import type { ResolvedServerOptions } from './options.js';
+import type { TcpInfo } from '@tunnelrpc/protocol';
 import { StreamTable, type StreamTableHost } from './stream.js';
 
 /** ConnectionHost is what a connection needs from its server. @internal */
@@ -628,6 +629,11 @@ export class ServerConnection implements InboundHost {
   /** peerPort is the remote port (undefined once the socket forgot it). */
   get peerPort(): number | undefined {
     return this.#socket.remotePort;
+  }
+
+  /** tcpInfo reads the kernel's TCP_INFO for this tunnel's socket now; undefined where it cannot be read. */
+  tcpInfo(): TcpInfo | undefined {
+    return this.#peer.tcpInfo();
   }
 
   #peerText(): string {

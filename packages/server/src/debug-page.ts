@@ -5,7 +5,7 @@
  * Its numbers come from an interceptor like any other, the first (outermost) one.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { describeMethod, RpcError, splitMethod, UNREPRESENTABLE_KEY, type Interceptor } from '@tunnelrpc/protocol';
+import { describeMethod, RpcError, splitMethod, UNREPRESENTABLE_KEY, type Interceptor, type TcpInfo } from '@tunnelrpc/protocol';
 import type { MethodTable } from './dispatch.js';
 import type { PeerAddress } from './handler-types.js';
 import { peerOf } from './peer.js';
@@ -45,6 +45,8 @@ export interface TunnelView {
   readonly served: number;
   readonly bytesIn: number;
   readonly bytesOut: number;
+  /** The kernel's TCP_INFO of its socket when the page was made; absent where it cannot be read. */
+  readonly tcpInfo: TcpInfo | undefined;
 }
 
 /** DebugSnapshot is the JSON form of the page. */
@@ -229,7 +231,7 @@ function renderHtml(snapshot: DebugSnapshot, path: string): string {
     })
     .join('\n');
   const tunnels = snapshot.tunnels
-    .map((t) => `<tr data-tunnel="${t.tunnel}"><td>${t.tunnel}</td><td>${e(t.address)}${t.port === undefined ? '' : `:${t.port}`}</td><td>${(t.ageMs / 1000).toFixed(1)} s</td><td class="inflight">${t.inFlight}</td><td class="served">${t.served}</td><td>${t.bytesIn}</td><td>${t.bytesOut}</td></tr>`)
+    .map((t) => `<tr data-tunnel="${t.tunnel}"><td>${t.tunnel}</td><td>${e(t.address)}${t.port === undefined ? '' : `:${t.port}`}</td><td>${(t.ageMs / 1000).toFixed(1)} s</td><td class="inflight">${t.inFlight}</td><td class="served">${t.served}</td><td>${t.bytesIn}</td><td>${t.bytesOut}</td>${tcpCells(t.tcpInfo)}</tr>`)
     .join('\n');
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>tunnelrpc debug</title>
@@ -246,9 +248,15 @@ th { background: #eef2f6; } td.calls, td.served, td.inflight { text-align: right
 <p>Generated ${e(snapshot.generatedAt)}. <a href="${e(path)}?format=json">JSON</a></p>
 ${services}
 <h2>Open tunnels (${snapshot.tunnels.length})</h2>
-<table class="tunnels"><thead><tr><th>#</th><th>address</th><th>age</th><th>in flight</th><th>calls served</th><th>bytes in</th><th>bytes out</th></tr></thead><tbody>
+<table class="tunnels"><thead><tr><th>#</th><th>address</th><th>age</th><th>in flight</th><th>calls served</th><th>bytes in</th><th>bytes out</th><th>rtt</th><th>rtt var</th><th>retransmits (now / total)</th><th>cwnd</th><th>unacked</th><th>lost</th></tr></thead><tbody>
 ${tunnels}
 </tbody></table>
 </body></html>
 `;
+}
+
+// The kernel's view of a tunnel (TCP_INFO), or one cell saying it cannot be read here (no koffi, not Linux, unix).
+function tcpCells(info: TcpInfo | undefined): string {
+  if (info === undefined) return '<td class="rtt" colspan="6">n/a</td>';
+  return `<td class="rtt">${info.rtt.toFixed(3)} ms</td><td>${info.rttVariance.toFixed(3)} ms</td><td>${info.retransmits} / ${info.totalRetransmits}</td><td>${info.congestionWindow}</td><td>${info.unacked}</td><td>${info.lost}</td>`;
 }

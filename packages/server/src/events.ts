@@ -2,6 +2,7 @@
  * Tunnel life events, Go's ConnState for tunnels: opened, refused, active and idle, goaway, closed. Listeners run
  * synchronously; one that throws is logged and skipped, and never harms a tunnel.
  */
+import type { TcpInfo } from '@tunnelrpc/protocol';
 import type { LogEntry } from './log.js';
 
 /** TunnelOpened: a CONNECT was answered 200 and the socket now carries frames. */
@@ -14,6 +15,11 @@ export interface TunnelOpenedEvent {
   readonly port: number | undefined;
   /** What ServerOptions.authorize returned (undefined without authorize). */
   readonly principal: unknown;
+  /**
+   * Reads the kernel's TCP_INFO of this tunnel's socket now (as ctx.peer.tcpInfo()); keep it to sample the tunnel
+   * later, as @tunnelrpc/prometheus does at scrape time. undefined once the socket closed, or where it cannot be read.
+   */
+  readonly tcpInfo: () => TcpInfo | undefined;
 }
 
 /** TunnelRefused: a CONNECT was answered with an error status and closed. */

@@ -3,7 +3,7 @@
  * and the handler type of each method kind. A leaf module: it imports no server code, so every file may import it.
  */
 import type { Socket } from 'node:net';
-import type { MethodSpec, ParsedClientMessageOf, ParsedInputOf, ReturnOf, ServerMessageOf, ServiceContract } from '@tunnelrpc/protocol';
+import type { MethodSpec, ParsedClientMessageOf, TcpInfo, ParsedInputOf, ReturnOf, ServerMessageOf, ServiceContract } from '@tunnelrpc/protocol';
 import type { PeerCredentials } from './peer-credentials.js';
 
 /**
@@ -21,6 +21,13 @@ export interface PeerAddress {
    * installed (SO_PEERCRED); absent otherwise.
    */
   credentials?: PeerCredentials;
+  /**
+   * tcpInfo reads the kernel's view of the tunnel's TCP connection now (getsockopt TCP_INFO): round-trip time and
+   * its variance, retransmits, congestion window, unacknowledged and lost segments, bytes acked and received.
+   * undefined where it cannot be read: not Linux, the optional `koffi` package missing, a unix socket, or the
+   * socket closed. Each call reads afresh; nothing is read unless asked.
+   */
+  tcpInfo(): TcpInfo | undefined;
 }
 
 /** PeerCertificate is a verified client certificate, as `ctx.peer.certificate` and `authorize` see it. */

@@ -40,6 +40,6 @@ export type {
 } from './events.js';
 export { RpcError } from '@tunnelrpc/protocol';
 export type { RpcErrorOptions } from '@tunnelrpc/protocol';
-export type { ErrorCode } from '@tunnelrpc/protocol';
+export type { ErrorCode, TcpInfo } from '@tunnelrpc/protocol';
 export type { AmbientCall, CallFn, CallKind, CallSide, Interceptor, RpcCall, StreamCall, StreamWatcher, UnaryCall } from '@tunnelrpc/protocol';
 export { applyInterceptors, currentAmbientCall } from '@tunnelrpc/protocol';

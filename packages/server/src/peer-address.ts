@@ -13,15 +13,18 @@ import { isIPv4, isIPv6, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { PeerAddress } from './handler-types.js';
 
-const FROM_HEADER = new WeakMap<object, PeerAddress>();
+/** AddressOnly is the address part of a PeerAddress. @internal */
+export type AddressOnly = Pick<PeerAddress, 'address' | 'port' | 'family'>;
+
+const FROM_HEADER = new WeakMap<object, AddressOnly>();
 
 /** recordPeerAddress keeps the address a PROXY header gave for `socket`. @internal */
-export function recordPeerAddress(socket: Duplex, peer: PeerAddress): void {
+export function recordPeerAddress(socket: Duplex, peer: AddressOnly): void {
   FROM_HEADER.set(socket, normalizePeer(peer));
 }
 
 /** peerAddressOf is the address from the socket's PROXY header, or the socket's own remote address. @internal */
-export function peerAddressOf(socket: Duplex): PeerAddress {
+export function peerAddressOf(socket: Duplex): AddressOnly {
   const recorded = FROM_HEADER.get(socket);
   if (recorded !== undefined) return recorded;
   const tcp = socket as Partial<Socket>;
@@ -47,7 +50,7 @@ export function addressGroupOf(address: string): string {
   return `${new URL(`http://[${prefix}]`).hostname.slice(1, -1)}/64`;
 }
 
-function normalizePeer(peer: PeerAddress): PeerAddress {
+function normalizePeer(peer: AddressOnly): AddressOnly {
   if (peer.address === undefined) return peer;
   const address = normalizeAddress(peer.address);
   if (address === peer.address) return peer;

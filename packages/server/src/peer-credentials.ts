@@ -13,7 +13,8 @@ export interface PeerCredentials {
   readonly pid: number;
 }
 
-type GetSockOpt = (fd: number, level: number, name: number, value: Buffer, length: Buffer) => number;
+/** GetSockOpt is libc's getsockopt as koffi binds it. @internal */
+export type GetSockOpt = (fd: number, level: number, name: number, value: Buffer, length: Buffer) => number;
 
 // Linux <sys/socket.h>: SOL_SOCKET 1, SO_PEERCRED 17; struct ucred { pid_t pid; uid_t uid; gid_t gid; } (12 bytes).
 const SOL_SOCKET = 1;
@@ -23,7 +24,8 @@ const UCRED_SIZE = 12;
 // undefined: not tried yet; null: unavailable (not Linux, no koffi, no libc.so.6).
 let getsockopt: GetSockOpt | null | undefined;
 
-function loadGetsockopt(): GetSockOpt | null {
+/** loadGetsockopt binds libc's getsockopt through koffi once; null where that cannot be done. @internal */
+export function loadGetsockopt(): GetSockOpt | null {
   if (getsockopt !== undefined) return getsockopt;
   getsockopt = null;
   if (process.platform !== 'linux') return null;

@@ -8,13 +8,16 @@ import type { TLSSocket } from 'node:tls';
 import type { PeerAddress, PeerCertificate } from './handler-types.js';
 import { peerAddressOf } from './peer-address.js';
 import { peerCredentialsOf } from './peer-credentials.js';
+import { tcpInfoOf } from './tcp-info.js';
 
 /**
  * peerOf describes the remote end of a tunnel's socket: its address (from a trusted PROXY header when there was
  * one), with its verified client certificate and its unix credentials where they exist. @internal
  */
 export function peerOf(socket: Duplex): PeerAddress {
-  const peer: PeerAddress = { ...peerAddressOf(socket) };
+  const peer = { ...peerAddressOf(socket) } as PeerAddress;
+  // Not enumerable: the peer stays a plain record of facts for logs, JSON and comparisons; the method is read on demand.
+  Object.defineProperty(peer, 'tcpInfo', { value: () => tcpInfoOf(socket), enumerable: false });
   const certificate = verifiedCertificateOf(socket);
   if (certificate !== undefined) peer.certificate = certificate;
   const credentials = peerCredentialsOf(socket);

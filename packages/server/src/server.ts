@@ -414,7 +414,7 @@ export class RpcServer<Auth = unknown> {
       const now = Date.now();
       for (const each of this.#connections) each.guarded(() => each.checkTimers(now));
     }, Math.max(50, Math.floor(shortest / 4))).unref();
-    this.#emit?.({ type: 'open', tunnel: connection.tunnelId, address: connection.peerAddress, port: connection.peerPort, principal: auth });
+    this.#emit?.({ type: 'open', tunnel: connection.tunnelId, address: connection.peerAddress, port: connection.peerPort, principal: auth, tcpInfo: () => connection.tcpInfo() });
     connection.open(head, reply);
   }
 
@@ -457,6 +457,7 @@ export class RpcServer<Auth = unknown> {
       served: connection.callsReceived,
       bytesIn: connection.bytesIn,
       bytesOut: connection.bytesOut,
+      tcpInfo: connection.tcpInfo(),
     }));
   }
 
