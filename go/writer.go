@@ -68,6 +68,7 @@ func (w *frameWriter) write(frame []byte) error {
 		w.room.Broadcast()
 	}
 	w.flushing = false
+	w.room.Broadcast()
 	err := w.err
 	w.mu.Unlock()
 	if err != nil && w.onError != nil {
@@ -84,4 +85,15 @@ func (w *frameWriter) fail(err error) {
 	}
 	w.room.Broadcast()
 	w.mu.Unlock()
+}
+
+// closeAfterFlush closes the connection once every queued frame has been written (or writing failed), so that a
+// goaway or a last response is not cut off.
+func (w *frameWriter) closeAfterFlush() {
+	w.mu.Lock()
+	for w.err == nil && w.flushing {
+		w.room.Wait()
+	}
+	w.mu.Unlock()
+	w.conn.Close()
 }
