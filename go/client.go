@@ -120,7 +120,7 @@ type Client struct {
 	pending  map[uint32]*pendingCall
 	nextID   uint32
 	draining bool
-	closed   bool
+	closing  bool // Close was called
 	closeErr *Error // what calls made after the end are told
 	idle     chan struct{}
 
@@ -134,6 +134,7 @@ type pendingCall struct {
 	abandoned bool
 	timer     *time.Timer
 	finished  chan struct{} // closed when the call ends, for its context watcher; nil without one
+	ended     bool
 }
 
 // DialHTTP connects to a wire-v1 server at the default RPC path, as rpc.DialHTTP does for net/rpc.
@@ -321,11 +322,12 @@ func (c *Client) start(ctx context.Context, call *rpc.Call) {
 	frame[start+7], frame[start+8], frame[start+9], frame[start+10] = byte(id>>24), byte(id>>16), byte(id>>8), byte(id)
 	c.writer.write(frame)
 	if watch {
+		finished := p.finished
 		go func() {
 			select {
 			case <-ctx.Done():
 				c.abandon(id, p, contextError(ctx, call.ServiceMethod, true))
-			case <-p.finished:
+			case <-finished:
 			}
 		}()
 	}
@@ -395,10 +397,10 @@ func (c *Client) endLocked(p *pendingCall) {
 	if p.timer != nil {
 		p.timer.Stop()
 	}
-	if p.finished != nil {
+	if p.finished != nil && !p.ended {
 		close(p.finished)
-		p.finished = nil
 	}
+	p.ended = true
 }
 
 // Close ends the connection at once, as net/rpc's Close does: the server is sent a goaway, and calls still
@@ -409,6 +411,7 @@ func (c *Client) Close() error {
 		c.mu.Unlock()
 		return rpc.ErrShutdown
 	}
+	c.closing = true
 	c.mu.Unlock()
 	c.sendGoaway()
 	err := mayHaveRun(Unavailable, "the client was closed; the call may have run")
@@ -465,6 +468,11 @@ func (c *Client) fail(err *Error, later *Error) {
 		c.mu.Unlock()
 		return
 	}
+	if c.closing && !err.shutdown {
+		// The server closing in answer to Close's goaway is still this client's Close.
+		err, later = mayHaveRun(Unavailable, "the client was closed; the call may have run"), notRunShutdown()
+		err.shutdown = true
+	}
 	if later == nil {
 		later = &Error{Code: err.Code, Message: err.Message, MayHaveRun: false, shutdown: err.shutdown}
 		later.Message = "the connection is closed (" + err.Message + "); the call did not run: dial again"
@@ -477,8 +485,11 @@ func (c *Client) fail(err *Error, later *Error) {
 	}
 	c.mu.Unlock()
 	close(c.stop)
-	c.writer.fail(errors.New(err.Message))
-	c.conn.Close()
+	// A goaway just queued still goes out: the socket closes once the queue is flushed.
+	go func() {
+		c.writer.closeAfterFlush()
+		c.writer.fail(errors.New(err.Message))
+	}()
 	for _, p := range calls {
 		if !p.abandoned {
 			finish(p.call, err)
