@@ -120,7 +120,7 @@ type Client struct {
 	pending  map[uint32]*pendingCall
 	nextID   uint32
 	draining bool
-	closing  bool // Close was called
+	closing  bool   // Close was called
 	closeErr *Error // what calls made after the end are told
 	idle     chan struct{}
 
