@@ -383,13 +383,15 @@ func (c *Client) abandon(id uint32, p *pendingCall, err *Error) {
 	c.endLocked(p)
 	open := c.closeErr == nil
 	c.mu.Unlock()
-	finish(p.call, err)
+	// The cancel is queued before the caller hears of the end, so that it precedes anything the caller sends next
+	// (a Close's goaway included).
 	if open {
 		frame, start := beginFrame(make([]byte, 0, 12))
 		frame = appendUint(append(frame, 0x92, typeCancel), uint64(id))
 		endFrame(frame, start)
 		c.writer.write(frame)
 	}
+	finish(p.call, err)
 }
 
 // endLocked releases what a call holds besides its id.
