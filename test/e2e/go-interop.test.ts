@@ -4,7 +4,11 @@
  * the interop client (go/internal/interop), one scenario per run, reporting in JSON lines. Without `go` on the
  * PATH these tests skip and the run prints one line naming what it skipped.
  */
+import { spawn } from 'node:child_process';
 import { once } from 'node:events';
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { connect as netConnect } from 'node:net';
+import { join } from 'node:path';
 import { expect } from 'chai';
 import { setTimeout as delay } from 'node:timers/promises';
 import { z } from 'zod';
@@ -14,7 +18,9 @@ import { defineService, type RpcError } from '@tunnelrpc/protocol';
 import { RpcServer } from '@tunnelrpc/server';
 import { rawRequest } from '../helpers/bytes.js';
 import { Cleanup } from '../helpers/cleanup.js';
-import { GoClientRun, needGo, runGoTest, startGoServer, stopChild, type GoBinaries } from '../helpers/go.js';
+import { freePort } from '../helpers/boxes.js';
+import { GoClientRun, buildGo, needGo, runGoTest, startGoServer, stopChild, type GoBinaries } from '../helpers/go.js';
+import { REPO_ROOT, waitForLine } from '../helpers/processes.js';
 import { until } from '../helpers/load.js';
 import { RawTunnel, expectErrorResponse, expectResult, frame, hex } from '../helpers/raw.js';
 import { expectRejection, mayHaveRunOf } from '../helpers/rpc-error.js';
@@ -37,6 +43,19 @@ const Typed = defineService('Echo', {
   },
 });
 
+/** isListening is set by a probe connection: true once something accepts on 127.0.0.1:port. */
+const listening = new Set<number>();
+function isListening(port: number): boolean {
+  if (listening.has(port)) return true;
+  const socket = netConnect(port, '127.0.0.1');
+  socket.once('connect', () => {
+    listening.add(port);
+    socket.destroy();
+  });
+  socket.once('error', () => socket.destroy());
+  return false;
+}
+
 interface ProbeState {
   holds: Array<{ remainingMs: number; abortedWith?: string }>;
   slowStarted: number;
@@ -57,6 +76,44 @@ describe('Go package interop', function () {
     const result = await runGoTest();
     expect(result.code, result.output).to.equal(0);
     expect(result.output).to.match(/^ok\s+github\.com\/tunnelrpc\/tunnelrpc\/go\s/m);
+  });
+
+  it('runs the README\'s net/rpc example as written: the server and client blocks of "From net/rpc"', async () => {
+    const port = await freePort();
+    const readme = await readFile(join(REPO_ROOT, 'README.md'), 'utf8');
+    const block = (name: string): string => {
+      const match = new RegExp(`<!-- go: ${name} -->\\n\`\`\`go\\n([\\s\\S]*?)\\n\`\`\`\\n`).exec(readme);
+      if (match === null) throw new Error(`README.md has no go block marked ${name}`);
+      return match[1]!;
+    };
+    const dir = join(REPO_ROOT, 'go', '.readme');
+    cleanup.defer(() => rm(dir, { recursive: true, force: true }));
+    const programs: Record<string, string> = {
+      server: block('server').replace('":1234"', `"127.0.0.1:${port}"`),
+      client: block('client').replace('"localhost:1234"', `"127.0.0.1:${port}"`),
+    };
+    for (const [name, source] of Object.entries(programs)) {
+      await mkdir(join(dir, name), { recursive: true });
+      await writeFile(join(dir, name, 'main.go'), source);
+      await buildGo(`./.readme/${name}`, join(dir, name, 'program'));
+    }
+    const server = cleanup.add(spawn(join(dir, 'server', 'program'), { stdio: 'ignore' }), stopChild);
+    await until(() => server.exitCode !== null || isListening(port));
+    const client = spawn(join(dir, 'client', 'program'), { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    client.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString('utf8')));
+    client.stderr.resume();
+    const [code] = (await once(client, 'close')) as [number | null];
+    expect(code, stdout).to.equal(0);
+    expect(stdout).to.equal('Arith: 7*8=56\nArith: 7/8=0 remainder 7\nArith: 6*7 = 42\nArith: 1/0 failed with INTERNAL - may have run: true\n');
+  });
+
+  it('starts the Go example server with `pnpm example:go-server --port 0`, printing the Node example\'s listening line', async () => {
+    const child = cleanup.add(spawn('sh', [join(REPO_ROOT, 'go', 'example-server.sh'), '--port', '0'], { stdio: ['ignore', 'pipe', 'pipe'] }), stopChild);
+    const [line] = await waitForLine(child, /^listening .*/);
+    expect(line).to.match(/^listening http:\/\/127\.0\.0\.1:\d+\/_rpc \(loopback only; --host 0\.0\.0\.0 listens on every interface\)$/);
+    const scripts = (JSON.parse(await readFile(join(REPO_ROOT, 'package.json'), 'utf8')) as { scripts: Record<string, string> }).scripts;
+    expect(scripts['example:go-server']).to.equal('sh go/example-server.sh');
   });
 
   describe('Go client -> Node server', () => {

@@ -158,3 +158,8 @@ export async function runGoTest(): Promise<{ code: number | null; output: string
   const [code] = (await once(child, 'close')) as [number | null];
   return { code, output };
 }
+
+/** buildGo builds the Go package `target` (a path inside go/) to `output`, offline. */
+export async function buildGo(target: string, output: string): Promise<void> {
+  await run(findGo()!, ['build', '-o', output, target], { cwd: join(REPO_ROOT, 'go'), env: goBuildEnv() });
+}

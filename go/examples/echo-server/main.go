@@ -132,7 +132,7 @@ func main() {
 	address := listener.Addr().(*net.TCPAddr)
 	note := ""
 	if address.IP.IsLoopback() {
-		note = " (loopback only; -host 0.0.0.0 listens on every interface)"
+		note = " (loopback only; --host 0.0.0.0 listens on every interface)"
 	}
 	fmt.Printf("listening http://%s/_rpc%s\n", net.JoinHostPort(address.IP.String(), strconv.Itoa(address.Port)), note)
 	if err := httpServer.Serve(listener); err != nil && err != http.ErrServerClosed {
