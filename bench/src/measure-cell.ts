@@ -37,6 +37,8 @@ export interface MeasureContext {
   benchDir: string;
   distDir: string;
   goBinary: string | undefined;
+  /** The Go package's bench peer (go-wire, go-to-node, node-to-go), when built. */
+  goWireBinary?: string | undefined;
   seconds: number;
   warmup: number;
   verbose: boolean;
@@ -56,14 +58,14 @@ const SLACK_MS = 30_000;
 /** measureCell runs one target on one cell once. Throws when a process fails; never leaves one running. */
 export async function measureCell(target: TargetName, cell: CellSpec, run: number, context: MeasureContext): Promise<Measurement> {
   const label = `${target} ${cellKey(cell)}`;
-  const serverCmd = serverCommand(target, cell, context.distDir, context.goBinary, context.nodeOptions);
+  const serverCmd = serverCommand(target, cell, context.distDir, context.goBinary, context.nodeOptions, context.goWireBinary);
   const server = new ManagedChild(`${label} server`, serverCmd.command, serverCmd.args, { cwd: context.benchDir, verbose: context.verbose });
   const clients: ManagedChild[] = [];
   try {
     const announced = await server.next(START_TIMEOUT_MS);
     const port = announced.port;
     if (typeof port !== 'number') throw new Error(`${server.label} failed to start: ${JSON.stringify(announced)}`);
-    const clientCmd = clientCommand(target, cell, port, context, context.distDir, context.goBinary, context.nodeOptions);
+    const clientCmd = clientCommand(target, cell, port, context, context.distDir, context.goBinary, context.nodeOptions, context.goWireBinary);
     for (let i = 0; i < cell.processes; i++) {
       const name = cell.processes === 1 ? `${label} client` : `${label} client ${i + 1}/${cell.processes}`;
       clients.push(new ManagedChild(name, clientCmd.command, clientCmd.args, { cwd: context.benchDir, verbose: context.verbose }));

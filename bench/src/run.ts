@@ -12,14 +12,14 @@ import { basename, dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { renderChart } from './chart.js';
 import { killAllChildrenNow, stopAllChildren } from './child-process.js';
-import { prepareGoPeer } from './go-peer.js';
+import { prepareGoPeer, prepareGoWirePeer } from './go-peer.js';
 import { measureIdleTunnels, type IdleResult } from './idle-tunnels.js';
 import { describeMachine } from './machine.js';
 import { measureCell, type Measurement } from './measure-cell.js';
 import { compareManyClients, fixed, formatBytes, renderManyClients, renderTable, summarize } from './report.js';
 import { renderIdle, renderResultsMarkdown } from './results-markdown.js';
 import { USAGE, parseRunOptions, type RunOptions } from './run-options.js';
-import { TARGET_INFO, cellKey, type TargetName } from './targets.js';
+import { GO_WIRE_TARGETS, TARGET_INFO, cellKey, type TargetName } from './targets.js';
 
 const distDir = dirname(fileURLToPath(import.meta.url));
 const benchDir = resolve(distDir, '..');
@@ -62,6 +62,17 @@ async function main(): Promise<number> {
       goStatus = `Go net/rpc built with ${go.version}`;
     }
   }
+  let goWireBinary: string | undefined;
+  if (targets.some((target) => GO_WIRE_TARGETS.includes(target))) {
+    const wire = prepareGoWirePeer(benchDir);
+    if ('skipped' in wire) {
+      progress(`note: ${wire.skipped}`);
+      notes.push(wire.skipped);
+      targets = targets.filter((target) => !GO_WIRE_TARGETS.includes(target));
+    } else {
+      goWireBinary = wire.binary;
+    }
+  }
   if (targets.length === 0) {
     process.stderr.write('bench: no target left to run\n');
     return 1;
@@ -80,7 +91,7 @@ async function main(): Promise<number> {
     nodeOptions.push('--cpu-prof', '--cpu-prof-dir', dir);
     progress(`bench: CPU profiles of every Node server and client go to ${dir}`);
   }
-  const context = { benchDir, distDir, goBinary, seconds: options.seconds, warmup: options.warmup, verbose: options.verbose, nodeOptions };
+  const context = { benchDir, distDir, goBinary, goWireBinary, seconds: options.seconds, warmup: options.warmup, verbose: options.verbose, nodeOptions };
   const measurements: Measurement[] = [];
   const total = options.runs * options.cells.length * targets.length;
   let done = 0;
