@@ -268,7 +268,7 @@ func (c *Client) start(ctx context.Context, call *rpc.Call) {
 			return
 		}
 	}
-	frame, start := beginFrame(make([]byte, 0, 64))
+	frame, start := beginFrame(getFrameBuffer())
 	if hasDeadline {
 		frame = append(frame, 0x95, typeRequest)
 	} else {
@@ -278,6 +278,7 @@ func (c *Client) start(ctx context.Context, call *rpc.Call) {
 	frame = appendString(frame, call.ServiceMethod)
 	frame, err := appendValue(frame, call.Args)
 	if err != nil {
+		putFrameBuffer(frame)
 		finish(call, notRun(InvalidArgument, "the params of %s cannot be encoded as MessagePack: %v", call.ServiceMethod, err))
 		return
 	}
@@ -291,6 +292,7 @@ func (c *Client) start(ctx context.Context, call *rpc.Call) {
 		frame = appendUint(frame, ms)
 	}
 	if size := len(frame) - start - 4; size > int(c.options.MaxFrameSize) {
+		putFrameBuffer(frame)
 		finish(call, notRun(ResourceExhausted, "the request for %s is %d bytes, over maxFrameSize %d; send smaller params or raise MaxFrameSize on both peers", call.ServiceMethod, size, c.options.MaxFrameSize))
 		return
 	}
@@ -303,11 +305,13 @@ func (c *Client) start(ctx context.Context, call *rpc.Call) {
 	c.mu.Lock()
 	if refusal := c.refuseLocked(); refusal != nil {
 		c.mu.Unlock()
+		putFrameBuffer(frame)
 		finish(call, refusal)
 		return
 	}
 	if len(c.pending) >= c.options.MaxPendingCalls {
 		c.mu.Unlock()
+		putFrameBuffer(frame)
 		finish(call, notRun(ResourceExhausted, "%d calls are already waiting on this connection (MaxPendingCalls); wait for some or raise MaxPendingCalls", len(c.pending)))
 		return
 	}

@@ -72,6 +72,7 @@ func newServerConn(handler *Handler, conn net.Conn, frames *frameReader) *server
 	c.lastWrite = c.lastRead
 	c.room = sync.NewCond(&c.mu)
 	c.writer = newFrameWriter(conn, opts.MaxWriteBuffer, opts.DrainTimeout, func(error) { c.close() })
+	c.writer.async = true
 	return c
 }
 
@@ -206,15 +207,17 @@ func (c *serverConn) answerLocked(call *serverCall) {
 }
 
 func (c *serverConn) encodeResult(call *serverCall, body interface{}) []byte {
-	frame, start := beginFrame(make([]byte, 0, 64))
+	frame, start := beginFrame(getFrameBuffer())
 	frame = appendUint(append(frame, 0x94, typeResponse), uint64(call.id))
 	frame = append(frame, msgpackNil)
 	frame, err := appendValue(frame, body)
 	if err != nil {
+		putFrameBuffer(frame)
 		c.handler.logf("tunnelrpc: the result of %s could not be encoded as MessagePack: %v", quotePeerText(call.method, 200), err)
 		return encodeErrorResponse(call.id, mayHaveRun(Internal, "the result of %s could not be encoded; the server logged the details", quotePeerText(call.method, 200)))
 	}
 	if size := len(frame) - start - 4; size > int(c.opts.MaxFrameSize) {
+		putFrameBuffer(frame)
 		e := mayHaveRun(ResourceExhausted, "the result of %s is %d bytes, over maxFrameSize %d; ask for less or raise maxFrameSize on both peers", quotePeerText(call.method, 200), size, c.opts.MaxFrameSize)
 		e.Data = map[string]interface{}{"size": size, "maxFrameSize": c.opts.MaxFrameSize, "mayHaveRun": true}
 		return encodeErrorResponse(call.id, e)

@@ -12,17 +12,37 @@ import (
 // floats in their smallest form, time.Time as the timestamp extension, []byte as bin.
 
 var encoderPool = sync.Pool{New: func() interface{} {
-	buffer := new(bytes.Buffer)
-	encoder := msgpack.NewEncoder(buffer)
+	out := new(sliceWriter)
+	encoder := msgpack.NewEncoder(out)
 	encoder.SetCustomStructTag("json")
 	encoder.UseCompactInts(true)
 	encoder.UseCompactFloats(true)
-	return &pooledEncoder{buffer: buffer, encoder: encoder}
+	return &pooledEncoder{out: out, encoder: encoder}
 }}
 
 type pooledEncoder struct {
-	buffer  *bytes.Buffer
+	out     *sliceWriter
 	encoder *msgpack.Encoder
+}
+
+// sliceWriter lets the encoder append to a frame being built, so that a value is written once, in place.
+type sliceWriter struct {
+	b []byte
+}
+
+func (w *sliceWriter) Write(p []byte) (int, error) {
+	w.b = append(w.b, p...)
+	return len(p), nil
+}
+
+func (w *sliceWriter) WriteByte(c byte) error {
+	w.b = append(w.b, c)
+	return nil
+}
+
+func (w *sliceWriter) WriteString(s string) (int, error) {
+	w.b = append(w.b, s...)
+	return len(s), nil
 }
 
 // appendValue appends the MessagePack encoding of value to b.
@@ -31,12 +51,12 @@ func appendValue(b []byte, value interface{}) ([]byte, error) {
 		return append(b, msgpackNil), nil
 	}
 	pooled := encoderPool.Get().(*pooledEncoder)
-	defer encoderPool.Put(pooled)
-	pooled.buffer.Reset()
-	if err := pooled.encoder.Encode(value); err != nil {
-		return b, err
-	}
-	return append(b, pooled.buffer.Bytes()...), nil
+	pooled.out.b = b
+	err := pooled.encoder.Encode(value)
+	b = pooled.out.b
+	pooled.out.b = nil
+	encoderPool.Put(pooled)
+	return b, err
 }
 
 var decoderPool = sync.Pool{New: func() interface{} {

@@ -3,6 +3,7 @@ package tunnelrpc
 import (
 	"encoding/binary"
 	"math"
+	"sync"
 )
 
 // Message types of wire-v1 (PROTOCOL.md section 1). Each frame payload is one MessagePack array whose first
@@ -34,6 +35,20 @@ const (
 const maxPingData = 1024
 
 // Frame layout (PROTOCOL.md section 3): a 4-byte big-endian payload length L, 1 <= L <= maxFrameSize, then L bytes.
+
+// framePool holds buffers for encoding frames: frameWriter takes each frame it is given and puts its buffer back
+// once written. Buffers that grew past 256 KiB are left to the collector.
+var framePool = sync.Pool{New: func() interface{} { b := make([]byte, 0, 4096); return &b }}
+
+func getFrameBuffer() []byte {
+	return (*framePool.Get().(*[]byte))[:0]
+}
+
+func putFrameBuffer(b []byte) {
+	if cap(b) <= 256<<10 {
+		framePool.Put(&b)
+	}
+}
 
 // beginFrame appends a placeholder for the length prefix; endFrame fills it in.
 func beginFrame(b []byte) ([]byte, int) {

@@ -15,11 +15,16 @@ type frameWriter struct {
 	maxBuffer    int
 	drainTimeout time.Duration
 	onError      func(error)
+	// async hands each burst of frames to a goroutine of its own instead of writing in the caller. net/rpc
+	// serialises WriteResponse under its own lock, so a server writing inline would make one system call per
+	// response; written by a goroutine, the responses that queue meanwhile go out together.
+	async bool
 
 	mu       sync.Mutex
 	room     *sync.Cond
-	out      []byte
-	spare    []byte
+	queue    [][]byte // frames waiting, owned by the writer from write() on
+	queued   int      // their bytes
+	spare    [][]byte
 	flushing bool
 	err      error
 }
@@ -31,10 +36,11 @@ func newFrameWriter(conn net.Conn, maxBuffer int, drainTimeout time.Duration, on
 }
 
 // write queues one encoded frame (length prefix included) and returns once it is queued or written; the error
-// is the connection's write error, if it already failed.
+// is the connection's write error, if it already failed. The frame belongs to the writer from then on: it goes
+// out as it is (no copy; a batch is one writev) and its buffer back to framePool.
 func (w *frameWriter) write(frame []byte) error {
 	w.mu.Lock()
-	for w.err == nil && w.flushing && len(w.out) > w.maxBuffer {
+	for w.err == nil && w.flushing && w.queued > w.maxBuffer {
 		w.room.Wait()
 	}
 	if w.err != nil {
@@ -42,26 +48,50 @@ func (w *frameWriter) write(frame []byte) error {
 		w.mu.Unlock()
 		return err
 	}
-	w.out = append(w.out, frame...)
+	w.queue = append(w.queue, frame)
+	w.queued += len(frame)
 	if w.flushing {
 		w.mu.Unlock()
 		return nil
 	}
 	w.flushing = true
-	for len(w.out) > 0 && w.err == nil {
-		batch := w.out
-		w.out = w.spare[:0]
+	if w.async {
+		w.mu.Unlock()
+		go w.flush()
+		return nil
+	}
+	w.mu.Unlock()
+	return w.flush()
+}
+
+// flush writes what is queued, and what is queued meanwhile, until nothing is left.
+func (w *frameWriter) flush() error {
+	w.mu.Lock()
+	for len(w.queue) > 0 && w.err == nil {
+		batch := w.queue
+		w.queue = w.spare[:0]
+		w.queued = 0
 		w.mu.Unlock()
 		if w.drainTimeout > 0 {
 			w.conn.SetWriteDeadline(time.Now().Add(w.drainTimeout))
 		}
-		_, err := w.conn.Write(batch)
-		w.mu.Lock()
-		if cap(batch) <= 1<<20 {
-			w.spare = batch[:0]
+		var err error
+		if len(batch) == 1 {
+			_, err = w.conn.Write(batch[0])
+			putFrameBuffer(batch[0])
 		} else {
-			w.spare = nil
+			// WriteTo empties the slice it is given, so the frames are recycled from batch itself.
+			buffers := append(net.Buffers(nil), batch...)
+			_, err = buffers.WriteTo(w.conn)
+			for _, frame := range batch {
+				putFrameBuffer(frame)
+			}
 		}
+		for i := range batch {
+			batch[i] = nil
+		}
+		w.mu.Lock()
+		w.spare = batch[:0]
 		if err != nil {
 			w.err = err
 		}
