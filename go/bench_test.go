@@ -49,7 +49,7 @@ func benchObject() BenchObject {
 
 // BenchmarkCall measures calls over one connection on loopback, 16 outstanding, wire-v1 against net/rpc's gob.
 func BenchmarkCall(b *testing.B) {
-	for _, payload := range []string{"bytes", "object"} {
+	for _, payload := range []string{"bytes", "bytes64k", "object"} {
 		for _, wire := range []string{"wire-v1", "gob"} {
 			b.Run(payload+"/"+wire, func(b *testing.B) {
 				server := rpc.NewServer()
@@ -82,12 +82,15 @@ func BenchmarkCall(b *testing.B) {
 				}
 				object := benchObject()
 				bytes := make([]byte, 32)
+				if payload == "bytes64k" {
+					bytes = make([]byte, 65536)
+				}
 				b.SetParallelism(8)
 				b.ResetTimer()
 				b.RunParallel(func(pb *testing.PB) {
 					for pb.Next() {
 						var err error
-						if payload == "bytes" {
+						if payload != "object" {
 							var reply []byte
 							err = call("BenchEcho.Bytes", bytes, &reply)
 						} else {

@@ -39,6 +39,11 @@ func newFrameWriter(conn net.Conn, maxBuffer int, drainTimeout time.Duration, on
 // is the connection's write error, if it already failed. The frame belongs to the writer from then on: it goes
 // out as it is (no copy; a batch is one writev) and its buffer back to framePool.
 func (w *frameWriter) write(frame []byte) error {
+	return w.writeFrame(frame, w.async)
+}
+
+// writeFrame is write, choosing for this frame whether a goroutine of its own sends it.
+func (w *frameWriter) writeFrame(frame []byte, async bool) error {
 	w.mu.Lock()
 	for w.err == nil && w.flushing && w.queued > w.maxBuffer {
 		w.room.Wait()
@@ -55,7 +60,7 @@ func (w *frameWriter) write(frame []byte) error {
 		return nil
 	}
 	w.flushing = true
-	if w.async {
+	if async {
 		w.mu.Unlock()
 		go w.flush()
 		return nil
