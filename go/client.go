@@ -724,6 +724,8 @@ func (c *Client) keepalive() {
 	tick := c.options.KeepaliveInterval / 4
 	if tick > time.Second {
 		tick = time.Second
+	} else if tick < time.Millisecond {
+		tick = time.Millisecond
 	}
 	ticker := time.NewTicker(tick)
 	defer ticker.Stop()
