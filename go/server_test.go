@@ -263,3 +263,47 @@ func TestServerStrikesPingsTooOftenWhileIdle(t *testing.T) {
 	tunnel.sendValue([]interface{}{6, 3})
 	tunnel.expectGoawayAndClose("RESOURCE_EXHAUSTED")
 }
+
+func TestServerClosesAnIdleTunnelWithGoaway(t *testing.T) {
+	address, _ := startServer(t, &tunnelrpc.ServerOptions{IdleTimeout: time.Second})
+	tunnel := openTunnel(t, address, nil)
+	message := tunnel.expectGoawayAndClose("UNAVAILABLE")
+	if toInt(message[1]) != 0 {
+		t.Fatalf("idle goaway %v, want lastId 0", message)
+	}
+}
+
+func TestServerGivesUpOnAFrameThatNeverCompletes(t *testing.T) {
+	address, _ := startServer(t, &tunnelrpc.ServerOptions{FrameTimeout: 200 * time.Millisecond})
+	tunnel := openTunnel(t, address, nil)
+	tunnel.conn.Write(append(hexBytes(t, "00 00 00 64"), make([]byte, 10)...)) // 100 bytes announced, 10 sent
+	tunnel.expectGoawayAndClose("PROTOCOL_ERROR")
+}
+
+func TestServerRefusesTunnelsPastMaxConnections(t *testing.T) {
+	address, _ := startServer(t, &tunnelrpc.ServerOptions{MaxConnections: 1})
+	openTunnel(t, address, nil)
+	conn, err := net.Dial("tcp", address)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.Write([]byte("CONNECT /_rpc HTTP/1.0\r\n\r\n"))
+	reply, _ := io.ReadAll(conn)
+	if !strings.HasPrefix(string(reply), "HTTP/1.0 503 ") {
+		t.Fatalf("a tunnel past MaxConnections got %q, want 503", reply)
+	}
+}
+
+func TestServerStopsReadingAtMaxInFlight(t *testing.T) {
+	address, _ := startServer(t, &tunnelrpc.ServerOptions{MaxInFlight: 2})
+	tunnel := openTunnel(t, address, nil)
+	for id := 1; id <= 3; id++ {
+		tunnel.sendValue([]interface{}{0, id, "Sleeper.sleep", map[string]int{"ms": 200}})
+	}
+	tunnel.sendValue([]interface{}{6, 1})
+	// The ping waits behind the third request, which waits for a free slot: an answer comes first.
+	if _, message := tunnel.next(); toInt(message[0]) != 1 {
+		t.Fatalf("first frame %v, want a response (the server must not read past MaxInFlight)", message)
+	}
+}
