@@ -19,6 +19,7 @@ import { RpcServer } from '@tunnelrpc/server';
 import { rawRequest } from '../helpers/bytes.js';
 import { Cleanup } from '../helpers/cleanup.js';
 import { freePort } from '../helpers/boxes.js';
+import { GARBAGE } from '../helpers/hostile-frames.js';
 import { GoClientRun, buildGo, needGo, runGoTest, startGoServer, stopChild, type GoBinaries } from '../helpers/go.js';
 import { REPO_ROOT, waitForLine } from '../helpers/processes.js';
 import { until } from '../helpers/load.js';
@@ -284,6 +285,23 @@ describe('Go package interop', function () {
       await tunnel.closed;
       const [code] = (await exited) as [number | null];
       expect(code).to.equal(0);
+    });
+
+    describe('the Node server\'s hostile peers against the Go server', () => {
+      for (const { name, bytes, code } of GARBAGE) {
+        it(`answers ${name} with goaway ${code}, closes that tunnel, and keeps the other working`, async () => {
+          const server = await startGoServer(cleanup, go);
+          const client = await open(server.url);
+          const echo = createClient(Echo, client);
+          const raw = cleanup.add(await RawTunnel.open(server.port), (each) => each.destroy());
+          raw.write(bytes());
+          const messages = await raw.messagesUntilClose();
+          expect(messages.map((message) => message.type), JSON.stringify(messages).slice(0, 300)).to.deep.equal([8]);
+          expect(messages[0]).to.deep.include({ lastId: 0, code });
+          const [sum, value, slept] = await Promise.all([echo.add({ a: 20, b: 22 }), echo.echo({ still: ['fine'] }), echo.sleep({ ms: 1 })]);
+          expect([sum, value, slept]).to.deep.equal([42, { still: ['fine'] }, { slept: 1 }]);
+        });
+      }
     });
 
     it('spreads a pool over two Go processes and keeps answering when one is SIGKILLed', async () => {
