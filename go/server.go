@@ -2,8 +2,10 @@ package tunnelrpc
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"log"
 	"net/http"
 	"net/rpc"
@@ -201,11 +203,13 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	// Bytes that came with the head are already in buffered.Reader: they are the first frames (PROTOCOL.md 2.1
-	// rule 10), so the frames are read from it rather than from conn.
-	reader := buffered.Reader
-	if reader == nil {
-		reader = bufio.NewReader(conn)
+	// rule 10), so they are read first, then the connection itself (not through the http.Server's reader).
+	var early []byte
+	if buffered.Reader != nil && buffered.Reader.Buffered() > 0 {
+		early, _ = buffered.Reader.Peek(buffered.Reader.Buffered())
+		early = append([]byte(nil), early...)
 	}
+	reader := bufio.NewReaderSize(io.MultiReader(bytes.NewReader(early), conn), 8<<10)
 	frames := &frameReader{r: reader, conn: conn, maxFrameSize: h.options.MaxFrameSize, frameTimeout: h.options.FrameTimeout}
 	c := newServerConn(h, conn, frames)
 	h.mu.Lock()
