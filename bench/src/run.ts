@@ -1,6 +1,7 @@
 /**
  * `pnpm bench`: tunnelrpc against @grpc/grpc-js, undici (HTTP/1.1, pipelined), a bare msgpackr socket (the
- * ceiling) and, when `go` is installed, Go net/rpc. Every server runs in its own process; so does every client.
+ * ceiling) and, when `go` is installed, Go net/rpc and the Go package's wire-v1 peers (Go <-> Go, Go -> Node, Node -> Go).
+ * Every server runs in its own process; so does every client.
  *
  *   for run in 1..runs: for cell in cells: for peer in peers (rotated by run): measure once
  *
