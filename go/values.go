@@ -74,6 +74,14 @@ type pooledDecoder struct {
 // decodeValue decodes raw (one value, already scanned) into target, a pointer. strict refuses map keys that name
 // no struct field.
 func decodeValue(raw []byte, target interface{}, strict bool) error {
+	if bytesTarget, ok := target.(*[]byte); ok {
+		if data, isBin := binPayload(raw); isBin {
+			// append copies into fresh memory without zeroing it first, which the generic path does for every
+			// byte of a large payload.
+			*bytesTarget = append([]byte(nil), data...)
+			return nil
+		}
+	}
 	pooled := decoderPool.Get().(*pooledDecoder)
 	defer decoderPool.Put(pooled)
 	pooled.reader.Reset(raw)
@@ -81,4 +89,31 @@ func decodeValue(raw []byte, target interface{}, strict bool) error {
 	pooled.decoder.SetCustomStructTag("json")
 	pooled.decoder.DisallowUnknownFields(strict)
 	return pooled.decoder.Decode(target)
+}
+
+// binPayload returns the bytes of raw when it is one bin value (scanned, so its length is within raw).
+func binPayload(raw []byte) ([]byte, bool) {
+	if len(raw) < 2 {
+		return nil, false
+	}
+	width := 0
+	switch raw[0] {
+	case 0xc4:
+		width = 1
+	case 0xc5:
+		width = 2
+	case 0xc6:
+		width = 4
+	default:
+		return nil, false
+	}
+	if len(raw) < 1+width {
+		return nil, false
+	}
+	start := 1 + width
+	end := start + int(readBig(raw[1:start]))
+	if end != len(raw) {
+		return nil, false
+	}
+	return raw[start:end], true
 }

@@ -25,6 +25,7 @@ import (
 	"os"
 	"runtime"
 	"runtime/debug"
+	"runtime/pprof"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -88,6 +89,7 @@ func main() {
 	host := flag.String("host", "127.0.0.1", "server host (client)")
 	port := flag.Int("port", 0, "server port (client)")
 	concurrency := flag.Int("concurrency", 1, "calls outstanding (client); the server's MaxInFlight when above 128")
+	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile here until the end")
 	call := flag.String("call", "typed", "typed (Echo.Bytes/String/Object) or echo (Echo.echo) (client)")
 	payload := flag.String("payload", "small", "payload name, as in bench/src/payload.ts (client)")
 	connections := flag.Int("connections", 1, "connections, each with its own C goroutines (client)")
@@ -97,8 +99,24 @@ func main() {
 	flag.Parse()
 	switch *mode {
 	case "server":
+		if *cpuProfile != "" {
+			out, err := os.Create(*cpuProfile)
+			if err != nil {
+				fatal(err)
+			}
+			pprof.StartCPUProfile(out)
+			stopProfile = pprof.StopCPUProfile
+		}
 		serve(*concurrency)
 	case "client":
+		if *cpuProfile != "" {
+			out, err := os.Create(*cpuProfile)
+			if err != nil {
+				fatal(err)
+			}
+			pprof.StartCPUProfile(out)
+			stopProfile = pprof.StopCPUProfile
+		}
 		runClient(*host, *port, *concurrency, *connections, *payload, *call, *seconds, *warmup, *waitGo)
 	default:
 		fmt.Fprintln(os.Stderr, "gorpc-bench: -mode server or -mode client")
@@ -150,13 +168,18 @@ func serve(concurrency int) {
 			debug.FreeOSMemory()
 			emit(map[string]bool{"gc": true})
 		case "exit":
+			stopProfile()
 			os.Exit(0)
 		default:
 			emit(map[string]string{"error": "unknown command; use stats, gc or exit"})
 		}
 	}
+	stopProfile()
 	os.Exit(0)
 }
+
+// stopProfile ends the -cpuprofile profile, if one runs.
+var stopProfile = func() {}
 
 const (
 	linear     = 128
@@ -441,6 +464,7 @@ func runClient(host string, port, concurrency, connections int, payload, method 
 		result["firstError"] = first
 	}
 	emit(result)
+	stopProfile()
 	for _, client := range clients {
 		client.Close()
 	}
