@@ -183,7 +183,7 @@ func Dial(ctx context.Context, network, address string, options *ClientOptions) 
 		conn.Close()
 		return nil, notRun(Unavailable, "cannot send the handshake to %s: %v", address, err)
 	}
-	reader := bufio.NewReaderSize(conn, 64<<10)
+	reader := bufio.NewReaderSize(conn, 8<<10)
 	if err := readReplyHead(reader, opts.MaxHeadSize, opts.Upgrade); err != nil {
 		conn.Close()
 		if !time.Now().Before(deadline) {
