@@ -14,6 +14,9 @@ const PEER_COLORS: Readonly<Record<TargetName, string>> = {
   undici: '#4e9a4b',
   ceiling: '#8a8a8a',
   go: '#00a6c0',
+  'go-wire': '#7b4fb0',
+  'go-to-node': '#c28a1e',
+  'node-to-go': '#b0477b',
 };
 
 const BAR = 13;

@@ -39,6 +39,8 @@ export interface MeasureContext {
   /** The bench/dist of the --baseline worktree, when there is one. */
   baselineDistDir?: string | undefined;
   goBinary: string | undefined;
+  /** The Go package's bench peer (go-wire, go-to-node, node-to-go), when built. */
+  goWireBinary?: string | undefined;
   seconds: number;
   warmup: number;
   verbose: boolean;
@@ -60,14 +62,14 @@ export async function measureCell(target: TargetName, cell: CellSpec, run: numbe
   const label = `${target} ${cellKey(cell)}`;
   const distDir = target === 'baseline' ? context.baselineDistDir : context.distDir;
   if (distDir === undefined) throw new Error('the baseline was not built; pass --baseline REV');
-  const serverCmd = serverCommand(target, cell, distDir, context.goBinary, context.nodeOptions);
+  const serverCmd = serverCommand(target, cell, distDir, context.goBinary, context.nodeOptions, context.goWireBinary);
   const server = new ManagedChild(`${label} server`, serverCmd.command, serverCmd.args, { cwd: context.benchDir, verbose: context.verbose });
   const clients: ManagedChild[] = [];
   try {
     const announced = await server.next(START_TIMEOUT_MS);
     const port = announced.port;
     if (typeof port !== 'number') throw new Error(`${server.label} failed to start: ${JSON.stringify(announced)}`);
-    const clientCmd = clientCommand(target, cell, port, context, distDir, context.goBinary, context.nodeOptions);
+    const clientCmd = clientCommand(target, cell, port, context, distDir, context.goBinary, context.nodeOptions, context.goWireBinary);
     for (let i = 0; i < cell.processes; i++) {
       const name = cell.processes === 1 ? `${label} client` : `${label} client ${i + 1}/${cell.processes}`;
       clients.push(new ManagedChild(name, clientCmd.command, clientCmd.args, { cwd: context.benchDir, verbose: context.verbose }));

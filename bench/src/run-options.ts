@@ -36,7 +36,7 @@ Runs tunnelrpc and its peers, each server in its own process, one connection, a 
 echoing the payload, and prints calls/s, p50/p99 latency, server CPU s per 1M calls, server RSS and the
 ratios tunnelrpc/peer (medians of the interleaved runs), then one JSON line per cell.
 
-  --target LIST        peers, from ${TARGET_NAMES.join(',')} (default: all; go only if \`go\` is installed)
+  --target LIST        peers, from ${TARGET_NAMES.join(',')} (default: all; the Go peers only if \`go\` is installed)
   --concurrency LIST   outstanding calls, e.g. 1,16,256      } given either, the cells are the cross product
   --payload LIST       payloads (below)                      } (payload default small, concurrency 16)
   --cells LIST         explicit cells as payload:C, e.g. small:1,64k:16, or payload:C:TxP for P client

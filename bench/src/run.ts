@@ -1,6 +1,7 @@
 /**
  * `pnpm bench`: tunnelrpc against @grpc/grpc-js, undici (HTTP/1.1, pipelined), a bare msgpackr socket (the
- * ceiling) and, when `go` is installed, Go net/rpc. Every server runs in its own process; so does every client.
+ * ceiling) and, when `go` is installed, Go net/rpc and the Go package's wire-v1 peers (Go <-> Go, Go -> Node, Node -> Go).
+ * Every server runs in its own process; so does every client.
  *
  *   for run in 1..runs: for cell in cells: for peer in peers (rotated by run): measure once
  *
@@ -13,14 +14,14 @@ import { fileURLToPath } from 'node:url';
 import { renderChart } from './chart.js';
 import { killAllChildrenNow, stopAllChildren } from './child-process.js';
 import { prepareBaseline } from './baseline.js';
-import { prepareGoPeer } from './go-peer.js';
+import { prepareGoPeer, prepareGoWirePeer } from './go-peer.js';
 import { measureIdleTunnels, type IdleResult } from './idle-tunnels.js';
 import { describeMachine } from './machine.js';
 import { measureCell, type Measurement } from './measure-cell.js';
 import { compareManyClients, fixed, formatBytes, renderManyClients, renderTable, summarize } from './report.js';
 import { renderIdle, renderResultsMarkdown } from './results-markdown.js';
 import { USAGE, parseRunOptions, type RunOptions } from './run-options.js';
-import { TARGET_INFO, cellKey, type TargetName } from './targets.js';
+import { GO_WIRE_TARGETS, TARGET_INFO, cellKey, type TargetName } from './targets.js';
 
 const distDir = dirname(fileURLToPath(import.meta.url));
 const benchDir = resolve(distDir, '..');
@@ -63,6 +64,17 @@ async function main(): Promise<number> {
       goStatus = `Go net/rpc built with ${go.version}`;
     }
   }
+  let goWireBinary: string | undefined;
+  if (targets.some((target) => GO_WIRE_TARGETS.includes(target))) {
+    const wire = prepareGoWirePeer(benchDir);
+    if ('skipped' in wire) {
+      progress(`note: ${wire.skipped}`);
+      notes.push(wire.skipped);
+      targets = targets.filter((target) => !GO_WIRE_TARGETS.includes(target));
+    } else {
+      goWireBinary = wire.binary;
+    }
+  }
   let baselineDistDir: string | undefined;
   if (options.baseline !== undefined) {
     const baseline = prepareBaseline(benchDir, options.baseline, progress);
@@ -91,7 +103,7 @@ async function main(): Promise<number> {
     nodeOptions.push('--cpu-prof', '--cpu-prof-dir', dir);
     progress(`bench: CPU profiles of every Node server and client go to ${dir}`);
   }
-  const context = { benchDir, distDir, baselineDistDir, goBinary, seconds: options.seconds, warmup: options.warmup, verbose: options.verbose, nodeOptions };
+  const context = { benchDir, distDir, baselineDistDir, goBinary, goWireBinary, seconds: options.seconds, warmup: options.warmup, verbose: options.verbose, nodeOptions };
   const measurements: Measurement[] = [];
   const total = options.runs * options.cells.length * targets.length;
   let done = 0;

@@ -5,7 +5,10 @@ import { join } from 'node:path';
 import type { PayloadName } from './payload.js';
 
 /** TARGET_NAMES lists every peer in table order; tunnelrpc comes first, the others are compared with it. */
-export const TARGET_NAMES = ['tunnelrpc', 'baseline', 'grpc', 'undici', 'ceiling', 'go'] as const;
+export const TARGET_NAMES = ['tunnelrpc', 'baseline', 'grpc', 'undici', 'ceiling', 'go', 'go-wire', 'go-to-node', 'node-to-go'] as const;
+
+/** GO_WIRE_TARGETS are the peers that need the Go package's bench peer (go/internal/benchpeer). */
+export const GO_WIRE_TARGETS: readonly TargetName[] = ['go-wire', 'go-to-node', 'node-to-go'];
 
 /** TargetName is one peer of the run. */
 export type TargetName = (typeof TARGET_NAMES)[number];
@@ -63,12 +66,24 @@ export const TARGET_INFO: Readonly<Record<TargetName, { label: string; wire: str
       'Echo.String(struct{A int; B string}), Echo.Object(struct{Items []Record}) with typed records (a nested map, ' +
       'time.Time); the client is Go too (rpc.DialHTTP, C goroutines over each rpc.Client)',
   },
+  'go-wire': {
+    label: 'Go wire-v1',
+    wire:
+      'the Go package (go/) on both ends: the same net/rpc receivers as Go net/rpc (Echo.Bytes, Echo.String, ' +
+      'Echo.Object, typed, json tags) served by tunnelrpc.Handler and called through tunnelrpc.Client: wire-v1 ' +
+      'frames and MessagePack (vmihailenco/msgpack) instead of gob, every limit and deadline on',
+  },
+  'go-to-node': {
+    label: 'Go client → Node',
+    wire:
+      'the Go package\'s client calling Echo.echo on the tunnelrpc RpcServer (as the tunnelrpc row) with the typed Go ' +
+      'values of the Go rows, decoded back into them',
+  },
+  'node-to-go': {
+    label: 'Node client → Go',
+    wire: 'the tunnelrpc client (as the tunnelrpc row) calling Echo.echo (interface{} in and out) on the Go package\'s server',
+  },
 };
-
-// The baseline runs tunnelrpc's harness from its own worktree (the distDir passed in is that worktree's).
-function harnessOf(target: TargetName): string {
-  return target === 'baseline' ? 'tunnelrpc' : target;
-}
 
 /** Command is a program and its arguments. */
 export interface Command {
@@ -105,11 +120,20 @@ export function totalConcurrency(cell: Pick<CellSpec, 'concurrency' | 'tunnels' 
 }
 
 /** serverCommand starts the peer's server; it prints {"port":N} once listening. */
-export function serverCommand(target: TargetName, cell: CellSpec, distDir: string, goBinary: string | undefined, nodeOptions: readonly string[] = []): Command {
+export function serverCommand(
+  target: TargetName,
+  cell: CellSpec,
+  distDir: string,
+  goBinary: string | undefined,
+  nodeOptions: readonly string[] = [],
+  goWireBinary?: string,
+): Command {
   if (target === 'go') return { command: requireGo(goBinary), args: ['-mode', 'server'] };
+  if (target === 'go-wire' || target === 'node-to-go') return { command: requireGo(goWireBinary), args: ['-mode', 'server', '-concurrency', String(cell.concurrency)] };
+  const script = target === 'go-to-node' || target === 'baseline' ? 'tunnelrpc' : target;
   return {
     command: process.execPath,
-    args: [...nodeOptions, join(distDir, 'servers', `${harnessOf(target)}.js`), '--concurrency', String(cell.concurrency), '--payload', cell.payload],
+    args: [...nodeOptions, join(distDir, 'servers', `${script}.js`), '--concurrency', String(cell.concurrency), '--payload', cell.payload],
   };
 }
 
@@ -122,14 +146,17 @@ export function clientCommand(
   distDir: string,
   goBinary: string | undefined,
   nodeOptions: readonly string[] = [],
+  goWireBinary?: string,
 ): Command {
   const common = { port, concurrency: cell.concurrency, payload: cell.payload, connections: cell.tunnels, seconds: timing.seconds, warmup: timing.warmup };
-  if (target === 'go') {
+  if (target === 'go' || target === 'go-wire' || target === 'go-to-node') {
     const args = Object.entries(common).flatMap(([name, value]) => [`-${name}`, String(value)]);
-    return { command: requireGo(goBinary), args: ['-mode', 'client', ...args, '-wait-go'] };
+    if (target === 'go') return { command: requireGo(goBinary), args: ['-mode', 'client', ...args, '-wait-go'] };
+    return { command: requireGo(goWireBinary), args: ['-mode', 'client', ...args, '-call', target === 'go-wire' ? 'typed' : 'echo', '-wait-go'] };
   }
+  const script = target === 'node-to-go' || target === 'baseline' ? 'tunnelrpc' : target;
   const args = Object.entries(common).flatMap(([name, value]) => [`--${name}`, String(value)]);
-  return { command: process.execPath, args: [...nodeOptions, join(distDir, 'clients', `${harnessOf(target)}.js`), ...args, '--wait-go', '1'] };
+  return { command: process.execPath, args: [...nodeOptions, join(distDir, 'clients', `${script}.js`), ...args, '--wait-go', '1'] };
 }
 
 function requireGo(binary: string | undefined): string {
