@@ -296,7 +296,7 @@ describe('Interceptors', () => {
       viaEcho: { input: z.object({ ms: z.number(), inherit: z.boolean().optional(), timeout: z.number().optional() }), output: z.unknown() },
     });
 
-    async function frontAndBack(frontOptions: ServerOptions = {}): Promise<{
+    async function frontAndBack(frontOptions: ServerOptions = {}, deadlineMargin?: number): Promise<{
       front: ReturnType<typeof createClient<typeof Front>>;
       back: Awaited<ReturnType<typeof startEchoServer>>;
       innerDeadlines: number[];
@@ -314,7 +314,7 @@ describe('Interceptors', () => {
       });
       const innerDeadlines: number[] = [];
       const innerOutcomes: string[] = [];
-      const backClient = cleanup.add(await connect(back.url), (each) => each.close());
+      const backClient = cleanup.add(await connect(back.url, deadlineMargin === undefined ? {} : { deadlineMargin }), (each) => each.close());
       const backEcho = createClient(Echo, backClient);
       const rpc = new RpcServer({ logger: () => {}, ...frontOptions }).register(Front, {
         viaEcho: async ({ ms, inherit, timeout }) => {
@@ -364,7 +364,8 @@ describe('Interceptors', () => {
     });
 
     it('ends the inner call before the inbound deadline, so the handler can still answer', async () => {
-      const { front, back, innerOutcomes } = await frontAndBack();
+      // A margin well above timer jitter on a loaded machine: the inner deadline must come first, not tie.
+      const { front, back, innerOutcomes } = await frontAndBack({}, 100);
       const error = await expectRejection(front.viaEcho({ ms: 60_000 }, { timeout: 300 }), 'DEADLINE_EXCEEDED');
       expect(error).to.be.instanceOf(RpcError);
       await back.echo.sleepsAborted(1);
