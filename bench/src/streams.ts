@@ -1,5 +1,5 @@
 /**
- * Streaming cells (issue 9): messages/s of one server stream, small messages and 64 KiB messages, for tunnelrpc,
+ * Streaming cells: messages/s of one server stream, small messages and 64 KiB messages, for tunnelrpc,
  * @grpc/grpc-js server streaming and a bare msgpackr socket doing the same (the ceiling). Each server runs in a
  * child process of its own; this process is the client. Prints one JSON line per run and a summary JSON line. The
  * ceiling uses the bench's ceiling wire (ceiling-wire.ts), so it batches writes as tunnelrpc does.

@@ -1,5 +1,5 @@
 /**
- * The real client against the real server (issue 8): a bad call argument fails that call and never costs the
+ * The real client against the real server: a bad call argument fails that call and never costs the
  * tunnel its other calls; a lazy client waits for a server that starts late; connect headers given as a function
  * reach `authorize` on every dial.
  */

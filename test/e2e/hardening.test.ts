@@ -1,5 +1,5 @@
 /**
- * Hardening, round two (issue 7): the inputs that killed the server or grew it without bound, each sent over a
+ * Hardening, round two: the inputs that killed the server or grew it without bound, each sent over a
  * real socket to a real RpcServer while a bystander tunnel, connected before the attack, keeps getting answers.
  * Memory rows print the figures they measured (this process holds server and attackers both, so bounds are
  * generous) and assert no timing.
@@ -81,7 +81,7 @@ async function answers(tunnel: RawTunnel, count: number): Promise<Message[]> {
   return out;
 }
 
-describe('hardening round two (issue 7): hostile input costs one connection, memory stays bounded', function () {
+describe('hardening round two: hostile input costs one connection, memory stays bounded', function () {
   this.timeout(60_000);
   afterEach(() => cleanup.run());
 

@@ -1,5 +1,5 @@
 /**
- * The hostile stream cases of the reliability suite (issue 9, PROTOCOL.md 12.6): a raw socket attacks the real
+ * The hostile stream cases of the reliability suite (PROTOCOL.md 12.6): a raw socket attacks the real
  * server on its own tunnel while a real client connected before the attack keeps getting answers; a scripted server
  * attacks the real client. Memory rows use generous bounds, timing rows none.
  */

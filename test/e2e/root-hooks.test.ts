@@ -1,5 +1,5 @@
 /**
- * The root hooks themselves (issue 7): a test during which a promise rejection goes unhandled must fail the run,
+ * The root hooks themselves: a test during which a promise rejection goes unhandled must fail the run,
  * or a throw from a promise callback inside the library could come back silently.
  */
 import { expect } from 'chai';

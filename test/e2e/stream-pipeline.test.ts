@@ -113,6 +113,18 @@ describe('Streams through the call pipeline', () => {
     });
   });
 
+  it('tells the tunnel events that a stream is running: active when it opens, idle when it ends', async () => {
+    const events: string[] = [];
+    const { url } = await startEchoServer(cleanup, { server: { listeners: [(event) => void ((event.type === 'active' || event.type === 'idle') && events.push(event.type))] } });
+    const rpc = await connect(url);
+    cleanup.defer(() => rpc.close());
+    const ticks = createClient(Echo, rpc).ticks({ n: 3, ms: 5 });
+    for await (const tick of ticks) if (tick === 0) expect(events).to.deep.equal(['active']);
+    await ticks.result;
+    for (let i = 0; i < 100 && events.length < 2; i++) await new Promise((resolve) => setTimeout(resolve, 5));
+    expect(events).to.deep.equal(['active', 'idle']);
+  });
+
   describe('on the client', () => {
     it('runs client interceptors for streams: headers reach the handler, messages and the end are seen', async () => {
       const rpc = new RpcServer().register(Watch, {

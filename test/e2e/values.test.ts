@@ -1,5 +1,5 @@
 /**
- * Values round-trip as a property (issue 8, "if it type-checks, it round-trips"): values generated from a set of
+ * Values round-trip as a property ("if it type-checks, it round-trips"): values generated from a set of
  * schemas with a seeded PRNG go from the typed client to a real server as params, and from the server back as
  * results, over a real tunnel on 127.0.0.1. What arrives must deep-equal what zod parsing of the original gives.
  * Every schema of the set either round-trips both ways or is refused by defineService.
@@ -240,7 +240,7 @@ describe('Values round-trip by schema (property)', () => {
     expect(await values[`get${arrayCase}`]!({ index: 0 })).to.deep.equal(['a', undefined, 'b']);
   });
 
-  describe('the calls of issue 8', () => {
+  describe('the calls a first user of values made', () => {
     const Billing = defineService('billing.Invoices', {
       list: { input: z.object({ customerId: z.string(), cursor: z.string().optional() }), output: z.array(z.string()) },
       create: { input: z.object({ cents: z.bigint(), note: z.string().optional() }), output: z.object({ id: z.string(), cents: z.bigint(), note: z.string().optional() }) },

@@ -1,5 +1,5 @@
 /**
- * Real middle boxes for the deploy tests (issue 11): HAProxy, nginx, squid and tinyproxy from their Debian
+ * Real middle boxes for the deploy tests: HAProxy, nginx, squid and tinyproxy from their Debian
  * packages, each started on 127.0.0.1 with its own config in a fresh temp folder, checked first with the box's own
  * config test, and stopped (and the folder removed) by the test's Cleanup.
  *

@@ -143,7 +143,7 @@ export const SEEDS: ReadonlyArray<readonly [string, Buffer]> = (() => {
     ['structured clone laughs', Buffer.from(new Packr({ structuredClone: true, useRecords: false }).pack([0, 13, 'Echo.echo', laughs]))],
     ['bundled strings', Buffer.from(new Packr({ bundleStrings: true, useRecords: false }).pack([0, 14, 'Echo.echo', ['a'.repeat(40), 'b'.repeat(40)]]))],
     ['more types', Buffer.from(new Packr({ moreTypes: true, useRecords: false }).pack([0, 15, 'Echo.echo', [new Set([1, 2]), /a+$/, new Error('e')]]))],
-    // Issue 7's shapes: maps that do not re-encode, wide maps, header floods.
+    // Hardening shapes: maps that do not re-encode, wide maps, header floods.
     ['ping toJSON', hex('92 06 82 ab 63 6f 6e 73 74 72 75 63 74 6f 72 01 a6 74 6f 4a 53 4f 4e 01')],
     ['echo toJSON', Buffer.from(wide.pack([0, 16, 'Echo.echo', { toJSON: 1, constructor: { toJSON: 'x' }, valueOf: [] }]))],
     ['echo wide map', Buffer.from(wide.pack([0, 17, 'Echo.echo', Object.fromEntries(Array.from({ length: 8200 }, (_, i) => [`k${i}`, i]))]))],
@@ -219,7 +219,7 @@ export function generateInput(seed: number, index: number): FuzzInput {
   const rng = new Rng(inputSeed(seed, index));
   const withHead = rng.chance(0.3);
   if (index % 100 === 1) {
-    // Notifications under load, then a seed (mutated or not) behind them in the same write, as in issue 7.
+    // Notifications under load, then a seed (mutated or not) behind them in the same write, as a hostile peer would.
     const [name, base] = rng.pick(SEEDS);
     const count = 1 + rng.int(128);
     const burst = Array.from({ length: count }, () => encodeFrame(payloadOf({ type: 2, method: rng.chance(0.5) ? 'Echo.notify' : 'Echo.sleep', params: rng.chance(0.5) ? { ms: rng.int(20) } : [1] })));

@@ -34,7 +34,7 @@ export const Hostile = defineService('Hostile', {
   strip: { input: z.object({ name: z.string().max(100) }), output: Inspection },
   /** Numbers with no length cap, so zod checks every element (T15): returns how many it got. */
   numbers: { input: z.array(z.number()), output: z.number() },
-  /** Waits `ms` while counting the calls running at once (T17); `pad` is held meanwhile (issue 7 memory cases). */
+  /** Waits `ms` while counting the calls running at once (T17); `pad` is held meanwhile (the memory cases). */
   pace: { input: z.strictObject({ ms: z.number().int().min(0).max(60_000), pad: z.string().max(16 * 1024 * 1024).optional() }), output: z.number() },
   /** Returns `bytes` bytes of 0x61 as bin (T18). */
   blob: { input: z.strictObject({ bytes: z.number().int().min(0).max(16 * 1024 * 1024) }), output: z.instanceof(Uint8Array) },

@@ -1,5 +1,5 @@
 /**
- * The checks every middle box must pass (issue 11): one call, 1,000 calls multiplexed on one tunnel, a cancel that
+ * The checks every middle box must pass: one call, 1,000 calls multiplexed on one tunnel, a cancel that
  * reaches the handler, and a goaway drain (server close()) during which a running call still gets its answer.
  */
 import { expect } from 'chai';

@@ -446,7 +446,7 @@ function checkTimeout(what: string, timeout: unknown): number | RpcError {
 }
 
 // A call's headers as sent (names in lower case), or the error that fails that call alone: everything the server
-// would refuse as a violation or a limit is caught here, before a byte is written (issue 8).
+// would refuse as a violation or a limit is caught here, before a byte is written.
 function checkHeaders(what: string, headers: unknown, options: ResolvedClientOptions): Record<string, string> | undefined | RpcError {
   if (headers === undefined) return undefined;
   const bad = (why: string): RpcError => new RpcError('INVALID_ARGUMENT', `${what} not sent: ${why}`, { mayHaveRun: false });

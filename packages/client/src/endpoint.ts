@@ -324,7 +324,7 @@ export class Endpoint implements TunnelHost {
   }
 
   // Stores a new tunnel, then starts it: the frames that came with its 200 head may end it at once, and its ended
-  // callback must find it stored (issue 7: an ended tunnel never stays among the open ones).
+  // callback must find it stored (an ended tunnel never stays among the open ones).
   #adopt(dialed: Dialed): void {
     const tunnel = new Tunnel(dialed.socket, dialed.rest, this.#options, this.#label, this);
     this.#open.push(tunnel);

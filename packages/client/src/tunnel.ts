@@ -334,7 +334,7 @@ export class Tunnel implements StreamSink {
   }
 
   // A payload the server's decoder would refuse (nesting deeper than maxDepth, more than maxItemsPerFrame values) is
-  // a violation there: it would close the tunnel under every other call (issue 8). The same pre-scan the server
+  // a violation there: it would close the tunnel under every other call. The same pre-scan the server
   // runs, with our limits (the defaults match the server's), refuses it here for this call alone. Payloads that
   // carry large values uncopied are scanned part by part: joining them cost a 64 KiB copy per call.
   #refusedShape(what: string, payload: PayloadParts): RpcError | undefined {
@@ -590,7 +590,7 @@ export class Tunnel implements StreamSink {
   }
 
   // Runs a socket event or timer callback: an unexpected throw (a bug) costs this tunnel, never the process
-  // (issue 7 section 1: no throw may escape a timer or a socket event).
+  // (no throw may escape a timer or a socket event).
   #guard(run: () => void): void {
     try {
       run();

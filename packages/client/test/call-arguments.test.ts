@@ -1,5 +1,5 @@
 /**
- * A bad call fails that call, never the tunnel (issue 8): every argument the server would refuse is refused
+ * A bad call fails that call, never the tunnel: every argument the server would refuse is refused
  * locally, for that call alone, with nothing written; and the ways a call waits for a tunnel (notifications, a lazy
  * client, wait-for-ready, connect headers given as a function).
  */

@@ -1,5 +1,5 @@
 /**
- * The client against a hostile or faulty server (issue 7, section 6), over real 127.0.0.1 sockets: servers that
+ * The client against a hostile or faulty server, over real 127.0.0.1 sockets: servers that
  * drop every tunnel right after the 200, ping without reading, trickle a frame that never ends, or never answer the
  * CONNECT. Bounds are asserted as counts and memory figures, never as latencies.
  */
@@ -65,7 +65,7 @@ describe('RpcClient against a hostile server', () => {
     await cleanup();
   });
 
-  describe('redial backoff (issue 7: redial storm, close() never resolving)', () => {
+  describe('redial backoff (redial storm, close() never resolving)', () => {
     const BACKOFF = { minReconnectDelay: 10, maxReconnectDelay: 200 } as const;
     const WINDOW_MS = 600;
 
@@ -133,7 +133,7 @@ describe('RpcClient against a hostile server', () => {
     });
   });
 
-  describe('close() during a dial (issue 7: close() does not abort a dial in progress)', () => {
+  describe('close() during a dial (close() does not abort a dial in progress)', () => {
     it('destroys the socket of a dial whose CONNECT is never answered', async () => {
       const server = await ScriptedServer.start();
       const client = track(createRpcClient(server.url, { handshakeTimeout: 600_000 }));
@@ -176,7 +176,7 @@ describe('RpcClient against a hostile server', () => {
     });
   });
 
-  describe('ping flood (issue 7: outstanding pongs)', () => {
+  describe('ping flood (outstanding pongs)', () => {
     it('stops reading a server that pings and never reads the pongs, holding memory near maxWriteBuffer', async () => {
       const maxWriteBuffer = 64 * 1024;
       const { peer } = await openTunnel({ maxWriteBuffer, keepaliveInterval: 0 });
@@ -203,7 +203,7 @@ describe('RpcClient against a hostile server', () => {
     });
   });
 
-  describe('frames that never end (issue 7: keepalive counts bytes)', () => {
+  describe('frames that never end (keepalive counts bytes)', () => {
     // Writes one byte every 10 ms of a frame that declares 4096 bytes, until the client hangs up.
     async function trickle(peer: Peer): Promise<void> {
       await peer.write(Buffer.from([0, 0, 0x10, 0]));

@@ -36,10 +36,10 @@ const packrOptions: Options & { skipValues: unknown[] } = {
   structuredClone: false,
   bundleStrings: false,
   encodeUndefinedAsNil: true,
-  // JSON semantics (issue 8): an object property holding undefined is left out, so `{ cursor: undefined }` arrives
+  // JSON semantics: an object property holding undefined is left out, so `{ cursor: undefined }` arrives
   // as `{}` and an optional field parses. Array elements and top-level values have no "absent": they stay nil.
   skipValues: [undefined],
-  // Whatever the decoder produced must encode again (issue 7): a decoded map may hold a key "toJSON" that is not a
+  // Whatever the decoder produced must encode again: a decoded map may hold a key "toJSON" that is not a
   // function, which msgpackr would call, and more than 65,535 keys, which its fast path cannot size.
   useToJSON: false,
   variableMapSize: true,

@@ -480,6 +480,7 @@ export class ServerConnection implements InboundHost {
     const ctx = this.#context(method.path, Date.now() + timeout, headers, false);
     this.#streams ??= new StreamTable(this.#streamHost());
     this.#streams.open(request.id, method, kind, ctx, cost, meta, timeout, input);
+    if (this.#host.emit !== undefined) this.#checkBusy();
     return true;
   }
 
@@ -525,6 +526,7 @@ export class ServerConnection implements InboundHost {
       handlerError: (thrown, path, ctx) => this.#handlerError(thrown, path, ctx),
       guarded: (step) => this.guarded(step),
       streamEnded: () => {
+        if (this.#host.emit !== undefined) this.#checkBusy();
         if (this.#in.hasBacklog) this.#in.pump();
         this.#closeIfIdle();
       },
@@ -598,10 +600,10 @@ export class ServerConnection implements InboundHost {
     return errorFromHandler(thrown, path, this.#options.exposeInternalErrors, (entry) => this.#host.log({ ...entry, peer: this.#peerText() }), ctx.endedWith);
   }
 
-  // Emits active on 0 -> 1 running calls and idle on 1 -> 0 (asynchronous handlers only: a synchronous one is
-  // answered before anything else can run).
+  // Emits active on 0 -> 1 running calls (streams included) and idle on 1 -> 0 (asynchronous handlers only: a
+  // synchronous one is answered before anything else can run).
   #checkBusy(): void {
-    const busy = this.#calls.size + this.#notificationsRunning > 0;
+    const busy = this.#calls.size + this.#notificationsRunning + this.#streamCount() > 0;
     if (busy === this.#busy) return;
     this.#busy = busy;
     this.#host.emit?.(busy ? { type: 'active', tunnel: this.tunnelId } : { type: 'idle', tunnel: this.tunnelId });

@@ -32,7 +32,7 @@ export interface TunnelRefusedEvent {
   readonly reason: string;
 }
 
-/** TunnelActive: the tunnel went from no call running to one (calls and notifications with async handlers). */
+/** TunnelActive: the tunnel went from no call running to one (calls and notifications with async handlers, and streams). */
 export interface TunnelActiveEvent {
   readonly type: 'active';
   readonly tunnel: number;

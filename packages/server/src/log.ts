@@ -1,7 +1,7 @@
 /**
  * What the server reports: leveled entries with fields, behind a rate limit. Most entries are caused by peers (a
  * dropped notification, a handler that crashed on their input), so a peer must not be able to make the server
- * write more log than it sends (issue 7 section 5): past the rate, entries are counted and summed up in one line.
+ * write more log than it sends: past the rate, entries are counted and summed up in one line.
  */
 import { checkFunction, checkInteger, MAX_UINT32, type ErrorCode } from '@tunnelrpc/protocol';
 

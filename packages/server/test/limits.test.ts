@@ -414,7 +414,7 @@ describe('RpcServer limits and timers', () => {
       expect(expectResult(await tunnel.call(3, 'Svc.add', { a: 1, b: 2 }), 3)).to.equal(3);
     });
 
-    it('answers three results near maxFrameSize made at once, holding the third until the socket drains (issue 9)', async () => {
+    it('answers three results near maxFrameSize made at once, holding the third until the socket drains', async () => {
       const server = await startServer();
       const tunnel = await openTunnel(server.port);
       const size = 7 * 1024 * 1024;
