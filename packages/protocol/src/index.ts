@@ -100,7 +100,7 @@ export {
   orDefault,
 } from './option-checks.js';
 export type { DecodeLimits } from './limits.js';
-export { MAX_CREDIT, MAX_PING_DATA_BYTES, MessageType, decodeFrame, decodeMessage, encodeMessage, encodePayload, encodePayloadParts, encodePongPayload, isPlainMap, lastPayloadIsFlat } from './message.js';
+export { MAX_CREDIT, MAX_PING_DATA_BYTES, MessageType, decodeFrame, decodeMessage, encodeMessage, encodePayload, encodePayloadParts, encodePongPayload, encodeResultPayload, encodeStreamMessagePayload, isPlainMap, lastPayloadIsFlat } from './message.js';
 export { FLAT_MAX_ITEMS, payloadLength } from './envelope.js';
 export type { PayloadParts } from './envelope.js';
 export { FrameBatcher } from './batch.js';

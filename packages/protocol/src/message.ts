@@ -161,6 +161,33 @@ export function encodePayloadParts(message: Message): PayloadParts {
 let lastFlat = false;
 
 /**
+ * encodeResultPayload is encodePayloadParts for a successful response `[1, id, nil, result]`, written straight
+ * from its parts: the hot path of every answered call, with no message object made for it.
+ */
+export function encodeResultPayload(id: number, result: unknown): PayloadParts {
+  try {
+    const payload = envelope.result(id, result);
+    lastFlat = envelope.flat;
+    return payload;
+  } catch (error) {
+    lastFlat = false;
+    throw encodeError(error);
+  }
+}
+
+/** encodeStreamMessagePayload is encodePayloadParts for a stream message `[4, id, message]`, from its parts. */
+export function encodeStreamMessagePayload(id: number, message: unknown): PayloadParts {
+  try {
+    const payload = envelope.streamMessage(id, message);
+    lastFlat = envelope.flat;
+    return payload;
+  } catch (error) {
+    lastFlat = false;
+    throw encodeError(error);
+  }
+}
+
+/**
  * lastPayloadIsFlat tells whether the last encodePayloadParts wrote a flat message: envelope, scalars, strings and
  * byte arrays, at most FLAT_MAX_ITEMS values nested at most 2 deep, so that a sender can skip checking its shape
  * against a peer's maxDepth and maxItemsPerFrame. @internal

@@ -561,3 +561,19 @@ describe('escapePeerText', () => {
     expect(escapePeerText('x'.repeat(10), 4)).to.equal('xxxx…(10 chars)');
   });
 });
+
+describe('direct encoders', () => {
+  it('write the same bytes as encodePayloadParts for a result and a stream message', async () => {
+    const { encodePayloadParts, encodeResultPayload, encodeStreamMessagePayload, MessageType } = await import('@tunnelrpc/protocol');
+    const join = (parts: ReturnType<typeof encodePayloadParts>): Buffer => (Array.isArray(parts) ? Buffer.concat(parts as Uint8Array[]) : Buffer.from(parts as Uint8Array));
+    for (const value of [undefined, null, 1, 'x'.repeat(40), { a: 1, b: [true, null] }, new Uint8Array(20_000).fill(7), 2n ** 63n]) {
+      expect(join(encodeResultPayload(9, value))).to.deep.equal(join(encodePayloadParts({ type: MessageType.Response, id: 9, result: value })));
+      expect(join(encodeStreamMessagePayload(4, value))).to.deep.equal(join(encodePayloadParts({ type: MessageType.StreamMessage, id: 4, message: value })));
+    }
+  });
+
+  it('refuse what cannot be encoded with the same error as encodePayloadParts', async () => {
+    const { RpcError, encodeResultPayload } = await import('@tunnelrpc/protocol');
+    expect(() => encodeResultPayload(1, 2n ** 70n)).to.throw(RpcError, /bigint outside/);
+  });
+});

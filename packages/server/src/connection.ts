@@ -11,6 +11,7 @@ import {
   RpcError,
   decodeFrame,
   encodePayloadParts,
+  encodeResultPayload,
   encodePongPayload,
   quotePeerText,
   escapePeerText,
@@ -714,7 +715,7 @@ export class ServerConnection implements InboundHost {
   #respond(id: number, error: RpcError | undefined, result: unknown): void {
     let payload: PayloadParts;
     try {
-      payload = encodePayloadParts(error === undefined ? { type: MessageType.Response, id, result } : { type: MessageType.Response, id, error: toWireError(error), result: undefined });
+      payload = error === undefined ? encodeResultPayload(id, result) : encodePayloadParts({ type: MessageType.Response, id, error: toWireError(error), result: undefined });
     } catch {
       payload = encodePayloadParts({ type: MessageType.Response, id, error: toWireError(new RpcError('INTERNAL', 'the result could not be encoded as MessagePack', { mayHaveRun: true })), result: undefined });
     }

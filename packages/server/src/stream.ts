@@ -12,6 +12,7 @@ import {
   StreamState,
   clientSends,
   encodePayloadParts,
+  encodeStreamMessagePayload,
   formatIssues,
   fromWireValue,
   parseWithSchema,
@@ -501,7 +502,7 @@ export class StreamTable implements StreamHost {
     if (!prepared.ok) return prepared.error;
     let payload: PayloadParts;
     try {
-      payload = encodePayloadParts({ type: MessageType.StreamMessage, id: stream.id, message: prepared.value });
+      payload = encodeStreamMessagePayload(stream.id, prepared.value);
     } catch {
       return new RpcError('INTERNAL', `a stream message of ${stream.method.path} could not be encoded as MessagePack`, { mayHaveRun: true });
     }
