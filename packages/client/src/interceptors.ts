@@ -168,9 +168,8 @@ function isPlainRecord(value: unknown): value is Record<string, string> | undefi
   return proto === Object.prototype || proto === null;
 }
 
-/** ClientUnaryCall is the call client interceptors see. @internal */
-class ClientUnaryCall implements UnaryCall {
-  readonly kind = 'unary' as const;
+/** ClientCallBase holds what every kind of call shows client interceptors. */
+abstract class ClientCallBase {
   readonly side = 'client' as const;
   readonly method: string;
   readonly service: string;
@@ -181,11 +180,10 @@ class ClientUnaryCall implements UnaryCall {
   readonly signal: AbortSignal;
   readonly deadline: number;
   readonly peer: string;
-  readonly notification: boolean;
   readonly auth: unknown = undefined;
   readonly options: Options;
 
-  constructor(method: string, params: unknown, headers: Record<string, string>, signal: AbortSignal, deadline: number, peer: string, notification: boolean, options: Options) {
+  constructor(method: string, params: unknown, headers: Record<string, string>, signal: AbortSignal, deadline: number, peer: string, options: Options) {
     this.method = method;
     const { service, name } = splitMethod(method);
     this.service = service;
@@ -195,43 +193,32 @@ class ClientUnaryCall implements UnaryCall {
     this.signal = signal;
     this.deadline = deadline;
     this.peer = peer;
-    this.notification = notification;
     this.options = options;
   }
 }
 
+/** ClientUnaryCall is a call or notification as client interceptors see it. @internal */
+class ClientUnaryCall extends ClientCallBase implements UnaryCall {
+  readonly kind = 'unary' as const;
+  readonly notification: boolean;
+
+  constructor(method: string, params: unknown, headers: Record<string, string>, signal: AbortSignal, deadline: number, peer: string, notification: boolean, options: Options) {
+    super(method, params, headers, signal, deadline, peer, options);
+    this.notification = notification;
+  }
+}
+
 /** ClientStreamCall is a stream as client interceptors see it. @internal */
-class ClientStreamCall implements StreamCall {
+class ClientStreamCall extends ClientCallBase implements StreamCall {
   readonly kind = 'stream' as const;
-  readonly side = 'client' as const;
-  readonly method: string;
-  readonly service: string;
-  readonly name: string;
-  readonly registered = true;
   readonly notification = false as const;
   readonly streamKind: StreamKind;
-  params: unknown;
-  readonly headers: Record<string, string>;
-  readonly signal: AbortSignal;
-  readonly deadline: number;
-  readonly peer: string;
-  readonly auth: unknown = undefined;
-  readonly options: Options;
   readonly watch: (watcher: StreamWatcher) => void;
   readonly open: (params: unknown, options: Options) => Promise<unknown>;
 
   constructor(method: string, params: unknown, headers: Record<string, string>, signal: AbortSignal, deadline: number, peer: string, streamKind: StreamKind, options: Options, watch: (watcher: StreamWatcher) => void, open: (params: unknown, options: Options) => Promise<unknown>) {
-    this.method = method;
-    const { service, name } = splitMethod(method);
-    this.service = service;
-    this.name = name;
-    this.params = params;
-    this.headers = headers;
-    this.signal = signal;
-    this.deadline = deadline;
-    this.peer = peer;
+    super(method, params, headers, signal, deadline, peer, options);
     this.streamKind = streamKind;
-    this.options = options;
     this.watch = watch;
     this.open = open;
   }
