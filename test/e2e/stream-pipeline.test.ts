@@ -125,6 +125,36 @@ describe('Streams through the call pipeline', () => {
     expect(events).to.deep.equal(['active', 'idle']);
   });
 
+  it("makes a stream handler's outbound calls inherit the stream's deadline, as a unary handler's do", async () => {
+    const back = await startEchoServer(cleanup);
+    const backClient = await connect(back.url);
+    cleanup.defer(() => backClient.close());
+    const outcomes: string[] = [];
+    const Front = defineService('Front', {
+      relay: { kind: 'serverStream', input: z.void(), serverMessage: z.string(), output: z.void() },
+    });
+    const rpc = new RpcServer({ logger: () => {} }).register(Front, {
+      relay: async function* () {
+        yield 'started';
+        try {
+          await backClient.call('Echo.sleep', { ms: 60_000 });
+          outcomes.push('answered');
+        } catch (error) {
+          outcomes.push((error as RpcError).code);
+        }
+      },
+    });
+    const { url } = await listenRpc(cleanup, rpc);
+    const client = await connect(url);
+    cleanup.defer(() => client.close());
+    // The inner call ends with the stream's deadline less the margin, not its own 30 s default: the handler catches
+    // that and finishes the stream in time.
+    const relay = createClient(Front, client).relay(undefined, { timeout: 1_000 });
+    expect(await collect(relay)).to.deep.equal(['started']);
+    await relay.result;
+    expect(outcomes).to.deep.equal(['DEADLINE_EXCEEDED']);
+  });
+
   describe('on the client', () => {
     it('runs client interceptors for streams: headers reach the handler, messages and the end are seen', async () => {
       const rpc = new RpcServer().register(Watch, {

@@ -31,6 +31,8 @@ export interface RegisteredMethod {
   readonly handler: (input: unknown, ...rest: unknown[]) => unknown;
   /** For a stream method with interceptors: the chain its streams run through (intercept.ts streamChain). */
   readonly streamChain?: CallFn | undefined;
+  /** For a stream method: run its handler as the ambient call (ServerOptions.propagateContext). */
+  readonly ambient?: boolean;
 }
 
 /** MethodTable maps wire names to handlers. A Map, so "__proto__" or "toString" is simply not found. @internal */
@@ -64,7 +66,7 @@ export class MethodTable {
         this.#methods.set(path, { path, spec, kind, handler: run });
       } else {
         // A stream's handler runs as registered; the same interceptors wrap its whole life (ServerStream.start).
-        this.#methods.set(path, { path, spec, kind, handler, streamChain: streamChain(this.#wrapping) });
+        this.#methods.set(path, { path, spec, kind, handler, streamChain: streamChain(this.#wrapping), ambient: this.#wrapping.propagateContext });
       }
     }
   }

@@ -10,6 +10,8 @@ import {
   MessageType,
   RpcError,
   StreamState,
+  ambientCalls,
+  ambientCallsWanted,
   clientSends,
   encodePayloadParts,
   encodeStreamMessagePayload,
@@ -151,6 +153,12 @@ export class ServerStream implements StreamRun {
     });
   }
 
+  // Runs `step` as the ambient call when the server propagates context, so that calls the handler makes inherit the
+  // stream's deadline and cancellation; otherwise (or with no client in the process) as it is.
+  #inAmbient<T>(step: () => T): T {
+    return this.method.ambient === true && ambientCallsWanted() ? ambientCalls.run(this.ctx, step) : step();
+  }
+
   /** watch adds an interceptor's watcher of the stream's messages. */
   watch(watcher: StreamWatcher): void {
     (this.#watchers ??= []).push(watcher);
@@ -160,7 +168,7 @@ export class ServerStream implements StreamRun {
   #startHandler(params: unknown, ctx: CallContext): void {
     let outcome: unknown;
     try {
-      outcome = this.kind === 'serverStream' ? this.method.handler(params, ctx) : this.method.handler(params, this.input, ctx);
+      outcome = this.#inAmbient(() => (this.kind === 'serverStream' ? this.method.handler(params, ctx) : this.method.handler(params, this.input, ctx)));
     } catch (error) {
       this.#handlerFinished(true, error);
       return;
@@ -219,7 +227,8 @@ export class ServerStream implements StreamRun {
     this.#pulling = true;
     let next: Promise<IteratorResult<unknown, unknown>>;
     try {
-      next = Promise.resolve(iterator.next());
+      // A generator's body runs inside next(): each pull enters the ambient call again.
+      next = Promise.resolve(this.#inAmbient(() => iterator.next()));
     } catch (error) {
       this.#pulling = false;
       this.#handlerFinished(true, error);
