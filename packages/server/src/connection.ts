@@ -5,7 +5,6 @@
 import type { Socket } from 'node:net';
 import {
   CONNECTED_RESPONSE,
-  Deadlines,
   serverSends,
   MessageType,
   RpcError,
@@ -21,9 +20,7 @@ import {
   goawayCodeOf,
   protocolViolation,
   toWireError,
-  type DeadlineGroup,
   type DecodeStats,
-  type TimerFunctions,
   type GoawayCode,
   type Message,
   type NotificationMessage,
@@ -38,6 +35,7 @@ import { checkRequest } from './admission.js';
 import { peerOf } from './peer.js';
 import { HandlerContext } from './context.js';
 import { Keepalive } from './keepalive.js';
+import { CallTable, type CallTableHost } from './calls.js';
 import { Inbound, type InboundHost } from './inbound.js';
 import { Outbound } from './outbound.js';
 import { errorFromHandler, prepareResult, unknownMethod, type MethodTable, type RegisteredMethod } from './dispatch.js';
@@ -85,42 +83,22 @@ interface Admitted {
   readonly cost: Cost;
 }
 
-interface ActiveCall {
-  readonly id: number;
-  readonly method: string;
-  readonly registered: RegisteredMethod;
-  readonly ctx: HandlerContext;
-  /** The deadline timer it shares with calls that arrived in the same ms with the same timeout. */
-  deadlineGroup: DeadlineGroup | undefined;
-  deadlineSlot: number;
-  /** Its deadline as the request gave it, in ms, for the error message. */
-  readonly timeout: number;
-  /** What it holds of the server-wide budget (decoded values and frame bytes). */
-  readonly cost: Cost;
-}
-
 // Hard stop for a socket that was told goaway but does not take the close (a peer that never reads).
 const CLOSE_LINGER_MS = 1000;
 const EMPTY_HEADERS: Readonly<Record<string, string>> = Object.freeze(Object.create(null) as Record<string, string>);
-// Shared empty collections; a connection replaces one with its own before the first write to it.
-const NO_CALLS: Map<number, ActiveCall> = new Map();
-const NO_NOTIFICATIONS: Set<HandlerContext> = new Set();
-const NODE_TIMERS: TimerFunctions = {
-  set: (run, ms) => setTimeout(run, ms),
-  clear: (handle) => clearTimeout(handle as NodeJS.Timeout),
-};
 // What the last decodeMessage measured; read right after it (decoding is synchronous, one frame at a time).
 const DECODE_STATS: DecodeStats = { items: 0, largestMap: 0 };
 // The connection of each tunneled socket, for the shared socket listeners.
 const CONNECTIONS = new WeakMap<Socket, ServerConnection>();
 
 /** ServerConnection serves wire-v1 on one taken-over socket. @internal */
-export class ServerConnection implements InboundHost {
+export class ServerConnection implements InboundHost, CallTableHost {
   readonly #socket: Socket;
   readonly #host: ConnectionHost;
   readonly #options: ResolvedServerOptions;
   // Idle tunnels are most tunnels: the collections below start as shared empty ones and get their own on first use.
-  #calls: Map<number, ActiveCall> = NO_CALLS;
+  // Running unary calls and notifications, made with the first that outlives its frame: idle tunnels are most tunnels.
+  #table: CallTable | undefined;
   // Open streams (PROTOCOL.md 12), made with the first; they do not count towards maxInFlight, so a stalled stream
   // never pauses reading.
   #streams: StreamTable | undefined;
@@ -131,15 +109,12 @@ export class ServerConnection implements InboundHost {
   // Taken once at the start: the socket forgets its address once closed (peer-address.ts: PROXY header first).
   readonly #peer: PeerAddress;
   readonly #auth: unknown;
-  #notificationsRunning = 0;
   // Signals of running notification handlers, aborted at their deadline or when the connection closes.
-  #notifications: Set<HandlerContext> = NO_NOTIFICATIONS;
   #state: 'open' | 'draining' | 'closed' = 'open';
   #lastId = 0;
   #lastActivity = Date.now();
   readonly #in: Inbound;
   readonly #out: Outbound;
-  #deadlines: Deadlines<ActiveCall> | undefined;
   readonly #keepalive: Keepalive;
   /** What this connection's running calls hold of the server-wide budget. */
   readonly account = new Account();
@@ -285,7 +260,7 @@ export class ServerConnection implements InboundHost {
       return;
     }
     // A client with calls running that has gone silent: ping it, and give up on it when the ping gets nothing back.
-    if (this.#calls.size + this.#streamCount() > 0) {
+    if (this.#callCount() + this.#streamCount() > 0) {
       const verdict = this.#keepalive.check(now);
       if (verdict === 'ping') {
         this.#send({ type: MessageType.Ping, data: now % 0x1_0000_0000 });
@@ -303,9 +278,9 @@ export class ServerConnection implements InboundHost {
     } else if (
       idleTimeout > 0 &&
       this.#state === 'open' &&
-      this.#calls.size === 0 &&
+      this.#callCount() === 0 &&
       this.#streamCount() === 0 &&
-      this.#notificationsRunning === 0 &&
+      this.#notificationCount() === 0 &&
       now - this.#lastActivity >= idleTimeout
     ) {
       this.drain(`tunnel idle for ${idleTimeout} ms; reconnect when there is work`);
@@ -328,7 +303,7 @@ export class ServerConnection implements InboundHost {
 
   /** atCapacity: only an open connection takes new calls; while draining, every frame left can be handled at once. */
   atCapacity(): boolean {
-    return this.#state === 'open' && this.#calls.size + this.#notificationsRunning >= this.#options.maxInFlight;
+    return this.#state === 'open' && this.#callCount() + this.#notificationCount() >= this.#options.maxInFlight;
   }
 
   /** writeBlocked tells whether the peer is behind on reading our answers. */
@@ -377,8 +352,7 @@ export class ServerConnection implements InboundHost {
         this.#onNotification(message, end - start);
         return true;
       case MessageType.Cancel: {
-        const call = this.#calls.get(message.id);
-        if (call !== undefined) this.#finish(call, new RpcError('CANCELLED', `call ${call.method} was cancelled by the client`, { mayHaveRun: true }));
+        this.#table?.cancel(message.id);
         this.#streams?.cancel(message.id, (path) => new RpcError('CANCELLED', `stream ${path} was cancelled by the client`, { mayHaveRun: true }));
         return true;
       }
@@ -401,7 +375,7 @@ export class ServerConnection implements InboundHost {
   #onRequest(request: RequestMessage, bytes: number): boolean {
     // After our goaway the client has failed ids above lastId itself; answering them would confuse it.
     if (this.#state !== 'open') return true;
-    if (this.#calls.has(request.id) || this.#streams?.has(request.id) === true) {
+    if (this.#table?.has(request.id) === true || this.#streams?.has(request.id) === true) {
       this.#fail(protocolViolation(`request id ${request.id} is already in flight on this connection`));
       return false;
     }
@@ -443,16 +417,8 @@ export class ServerConnection implements InboundHost {
       this.#respond(request.id, this.#handlerError(error, method.path, ctx), undefined);
       return true;
     }
-    const call: ActiveCall = { id: request.id, method: method.path, registered: method, ctx, deadlineGroup: undefined, deadlineSlot: 0, timeout, cost };
-    if (this.#calls === NO_CALLS) this.#calls = new Map();
-    this.#calls.set(request.id, call);
+    (this.#table ??= new CallTable(this)).run(request.id, method, ctx, timeout, cost, outcome);
     if (this.#host.emit !== undefined) this.#checkBusy();
-    const now = Date.now();
-    (this.#deadlines ??= this.#makeDeadlines()).arm(call, Math.max(0, deadline - now), now);
-    Promise.resolve(outcome).then(
-      (result) => this.guarded(() => this.#finish(call, undefined, result)),
-      (error: unknown) => this.guarded(() => this.#finish(call, this.#handlerError(error, method.path, ctx))),
-    );
     return true;
   }
 
@@ -489,7 +455,7 @@ export class ServerConnection implements InboundHost {
   // a stream that has ended is not (it crossed our response) and is dropped.
   #onStreamFrame(message: StreamMessageMessage | HalfCloseMessage | CreditMessage, bytes: number): boolean {
     if (this.#streams?.has(message.id) !== true) {
-      if (this.#calls.has(message.id)) {
+      if (this.#table?.has(message.id) === true) {
         this.#fail(protocolViolation(`a stream frame (type ${message.type}) arrived for unary call ${message.id}`));
         return false;
       }
@@ -564,35 +530,8 @@ export class ServerConnection implements InboundHost {
     }
     const { input, headers, cost } = admitted;
     const ctx = this.#context(method.path, Date.now() + timeout, headers, true);
-    this.#notificationsRunning++;
+    (this.#table ??= new CallTable(this)).runNotification(method, ctx, timeout, cost, () => method.handler(input, ctx));
     if (this.#host.emit !== undefined) this.#checkBusy();
-    if (this.#notifications === NO_NOTIFICATIONS) this.#notifications = new Set();
-    this.#notifications.add(ctx);
-    // PROTOCOL.md 8.1 / 5.3: a notification's signal is aborted at its deadline too; nothing is sent.
-    const timer = setTimeout(() => {
-      ctx.abort(new RpcError('DEADLINE_EXCEEDED', `notification ${method.path} passed its deadline of ${timeout} ms`));
-    }, timeout);
-    let done = false;
-    const finish = (error?: unknown): void => {
-      if (done) return;
-      done = true;
-      clearTimeout(timer);
-      this.#host.releaseCall(this, cost);
-      this.#notifications.delete(ctx);
-      this.#notificationsRunning--;
-      if (this.#host.emit !== undefined) this.#checkBusy();
-      if (error !== undefined) this.#handlerError(error, method.path, ctx);
-      if (this.#in.hasBacklog) this.#in.pump();
-      this.#closeIfIdle();
-    };
-    try {
-      Promise.resolve(method.handler(input, ctx)).then(
-        () => this.guarded(() => finish()),
-        (error: unknown) => this.guarded(() => finish(error ?? 'rejected')),
-      );
-    } catch (error) {
-      finish(error ?? 'threw');
-    }
   }
 
   // A handler's failure, logged at its level: an abort after the call ended (cancel, deadline, disconnect) is the
@@ -604,7 +543,7 @@ export class ServerConnection implements InboundHost {
   // Emits active on 0 -> 1 running calls (streams included) and idle on 1 -> 0 (asynchronous handlers only: a
   // synchronous one is answered before anything else can run).
   #checkBusy(): void {
-    const busy = this.#calls.size + this.#notificationsRunning + this.#streamCount() > 0;
+    const busy = this.#callCount() + this.#notificationCount() + this.#streamCount() > 0;
     if (busy === this.#busy) return;
     this.#busy = busy;
     this.#host.emit?.(busy ? { type: 'active', tunnel: this.tunnelId } : { type: 'idle', tunnel: this.tunnelId });
@@ -626,7 +565,7 @@ export class ServerConnection implements InboundHost {
 
   /** inFlight counts calls and notifications running now. */
   get inFlight(): number {
-    return this.#calls.size + this.#notificationsRunning;
+    return this.#callCount() + this.#notificationCount();
   }
 
   /** peerPort is the remote port (undefined once the socket forgot it). */
@@ -646,7 +585,7 @@ export class ServerConnection implements InboundHost {
 
   // The client's ping: judged by keepalive (strikes), answered with a pong carrying the ping's own bytes.
   #onPing(payload: Uint8Array): boolean {
-    const refused = this.#keepalive.peerPinged(Date.now(), this.#calls.size > 0);
+    const refused = this.#keepalive.peerPinged(Date.now(), this.#callCount() > 0);
     if (refused !== undefined) {
       this.#fail(refused);
       return false;
@@ -680,30 +619,38 @@ export class ServerConnection implements InboundHost {
     return new HandlerContext(method, deadline, headers ?? EMPTY_HEADERS, notification, this.#peer, socket, this.#auth, this.#host.draining);
   }
 
-  // Made with the first call that outlives its frame: idle tunnels are most tunnels.
-  #makeDeadlines(): Deadlines<ActiveCall> {
-    return new Deadlines<ActiveCall>((call, _timeout) => {
-      this.guarded(() => this.#finish(call, new RpcError('DEADLINE_EXCEEDED', `${call.method} passed its deadline of ${call.timeout} ms`, { mayHaveRun: true })));
-    }, NODE_TIMERS);
+  // ---- CallTableHost, for the running calls ----
+
+  /** releaseCall gives back a call's share of the server-wide budget. */
+  releaseCall(cost: Cost): void {
+    this.#host.releaseCall(this, cost);
   }
 
-  // Settles a call exactly once: the Map entry is the guard (Go's pending delete-then-done).
-  #finish(call: ActiveCall, error: RpcError | undefined, result?: unknown): void {
-    if (this.#calls.get(call.id) !== call) return;
-    this.#calls.delete(call.id);
+  /** answer sends a call's outcome, unless the tunnel has closed (nobody to answer). */
+  answer(id: number, method: RegisteredMethod, error: RpcError | undefined, result: unknown): void {
+    if (this.#state === 'closed') return;
+    if (error === undefined) this.#respondResult(id, method, result);
+    else this.#respond(id, error, undefined);
+  }
+
+  /** handlerError maps and logs a handler's failure (see #handlerError). */
+  handlerError(thrown: unknown, path: string, ctx: HandlerContext): RpcError {
+    return this.#handlerError(thrown, path, ctx);
+  }
+
+  /** callEnded: a call or notification ended; emit idle, take backlogged frames, or close a draining tunnel. */
+  callEnded(): void {
     if (this.#host.emit !== undefined) this.#checkBusy();
-    this.#deadlines?.disarm(call);
-    this.#host.releaseCall(this, call.cost);
-    if (error !== undefined) call.ctx.abort(error);
-    if (this.#state === 'closed') {
-      // Nobody to answer.
-    } else if (error === undefined) {
-      this.#respondResult(call.id, call.registered, result);
-    } else {
-      this.#respond(call.id, error, undefined);
-    }
     if (this.#in.hasBacklog) this.#in.pump();
     this.#closeIfIdle();
+  }
+
+  #callCount(): number {
+    return this.#table?.calls ?? 0;
+  }
+
+  #notificationCount(): number {
+    return this.#table?.notifications ?? 0;
   }
 
   #respondResult(id: number, method: RegisteredMethod, result: unknown): void {
@@ -776,7 +723,7 @@ export class ServerConnection implements InboundHost {
   }
 
   #closeIfIdle(): void {
-    if (this.#state === 'draining' && this.#calls.size === 0 && this.#streamCount() === 0 && this.#notificationsRunning === 0) {
+    if (this.#state === 'draining' && this.#callCount() === 0 && this.#streamCount() === 0 && this.#notificationCount() === 0) {
       this.#state = 'closed';
       this.#endSocket();
     }
@@ -786,13 +733,7 @@ export class ServerConnection implements InboundHost {
     this.#state = 'closed';
     this.#in.dropBacklog();
     this.#socket.pause();
-    for (const call of this.#calls.values()) {
-      this.#deadlines?.disarm(call);
-      this.#host.releaseCall(this, call.cost);
-      call.ctx.abort(reason);
-    }
-    this.#calls.clear();
-    for (const ctx of this.#notifications) ctx.abort(reason);
+    this.#table?.abortAll(reason);
     // Every stream ends with the reason: signal aborted, input failed, generator returned so its finally runs.
     this.#streams?.endAll(() => reason);
     if (this.#busy && this.#host.emit !== undefined) {
