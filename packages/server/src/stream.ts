@@ -1,8 +1,10 @@
 /**
- * ServerStream: one open stream on the server (PROTOCOL.md 12). It owns the handler's input (a MessageQueue the
- * handler reads as an AsyncIterable) and pulls the handler's generator only when the client has granted credit and
- * the tunnel's write path has room: a generator is never advanced without credit. The connection routes frames to
- * it and writes what it asks for; StreamState and CreditLedger (protocol package) decide what is legal.
+ * ServerStream: one open stream on the server (PROTOCOL.md 12). It runs through the method's interceptors like a
+ * call, owns the handler's input (a MessageQueue the handler reads as an AsyncIterable, each message holding its
+ * share of the server-wide budget until taken), and pulls the handler's generator only while the tunnel's write
+ * path has room and at most one message ahead of the client's credit (so its end is learnt without a grant). The
+ * connection routes frames to it and writes what it asks for; StreamState and CreditLedger (protocol package)
+ * decide what is legal.
  */
 import {
   CreditLedger,
@@ -48,7 +50,7 @@ export interface StreamHost {
   sendMessage(stream: ServerStream, message: unknown): RpcError | undefined;
   /** Sends the grants the ledger decided (`[9, id, n]`, with maxMessageSize on a stream's first). */
   sendGrants(grants: readonly { id: number; n: number }[]): void;
-  /** The stream ended: answer `[1, id, error, result]` (unless `silent`), release what it holds. */
+  /** The stream ended: answer `[1, id, error, result]` (unless the tunnel is closed), release what it holds. */
   finished(stream: ServerStream, error: RpcError | undefined, result: unknown): void;
   /** Maps a handler's throw to the error sent (RpcError as written, anything else INTERNAL). */
   handlerError(thrown: unknown, stream: ServerStream): RpcError;
