@@ -18,6 +18,8 @@ export class HandlerContext implements CallContext {
   readonly draining: AbortSignal;
   #controller: AbortController | undefined;
   #reason: RpcError | undefined;
+  // One internal listener (the interceptor chain's innermost step), told without making an AbortController.
+  #onAbort: ((reason: RpcError) => void) | undefined;
 
   constructor(
     method: string,
@@ -57,10 +59,31 @@ export class HandlerContext implements CallContext {
     return this.#reason;
   }
 
+  /** abortReason is why the call ended for the handler, or undefined while it runs. */
+  get abortReason(): RpcError | undefined {
+    return this.#reason;
+  }
+
+  /** watched tells whether the internal listener is taken. */
+  get watched(): boolean {
+    return this.#onAbort !== undefined;
+  }
+
+  /**
+   * whenAborted sets the one internal listener told when the call ends early (undefined clears it): what the
+   * interceptor chain needs, without the AbortController that reading `signal` makes.
+   */
+  whenAborted(listener: ((reason: RpcError) => void) | undefined): void {
+    this.#onAbort = listener;
+  }
+
   /** abort ends the handler's signal with `reason` (CANCELLED, DEADLINE_EXCEEDED); the first reason wins. */
   abort(reason: RpcError): void {
     if (this.#reason !== undefined) return;
     this.#reason = reason;
     this.#controller?.abort(reason);
+    const listener = this.#onAbort;
+    this.#onAbort = undefined;
+    listener?.(reason);
   }
 }

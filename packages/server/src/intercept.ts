@@ -18,6 +18,7 @@ import {
   type StreamWatcher,
   type UnaryCall,
 } from '@tunnelrpc/protocol';
+import { HandlerContext } from './context.js';
 import type { CallContext } from './handler-types.js';
 
 type RawHandler = (input: unknown, ctx: CallContext) => unknown;
@@ -68,6 +69,25 @@ function innermost(handler: RawHandler): CallFn {
       return Promise.reject(error);
     }
     if (!(outcome instanceof Promise)) return Promise.resolve(outcome);
+    // The connection's own context tells us of an early end without an AbortController per call (one listener; a
+    // second `next` running at once, as a hedging interceptor would make, watches the signal instead).
+    if (ctx instanceof HandlerContext && !ctx.watched) {
+      const ended = ctx.abortReason;
+      if (ended !== undefined) return Promise.reject(ended);
+      return new Promise((resolve, reject) => {
+        ctx.whenAborted(reject);
+        outcome.then(
+          (result) => {
+            ctx.whenAborted(undefined);
+            resolve(result);
+          },
+          (error: unknown) => {
+            ctx.whenAborted(undefined);
+            reject(error);
+          },
+        );
+      });
+    }
     const signal = ctx.signal;
     if (signal.aborted) return Promise.reject(abortReason(signal, call.method));
     return new Promise((resolve, reject) => {
