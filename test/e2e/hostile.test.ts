@@ -12,8 +12,8 @@ import { RpcServer } from '@tunnelrpc/server';
 import { MessageType, defineService, encodeMessage, type GoawayMessage, type Message } from '@tunnelrpc/protocol';
 import { Cleanup } from '../helpers/cleanup.js';
 import { GARBAGE } from '../helpers/hostile-frames.js';
-import { RawTunnel, frame, hex, rawSocket, readUntil } from '../helpers/raw.js';
-import { expectPrototypeClean, expectRejection, mayHaveRunOf } from '../helpers/rpc-error.js';
+import { expectRejects, frame, hex, rawSocket, RawTunnel, readUntil } from '@tunnelrpc/test-kit';
+import { expectPrototypeClean, mayHaveRunOf } from '../helpers/rpc-error.js';
 import { observeEcho, startEchoServer, type EchoServer } from '../helpers/servers.js';
 
 const PROTOTYPE_KEYS = Object.getOwnPropertyNames(Object.prototype);
@@ -211,7 +211,7 @@ describe('limits between the real client and server', () => {
     const server = await startEchoServer(cleanup);
     const client = cleanup.add(await connect(server.url, { maxFrameSize: 1024 }), (each) => each.close());
     const echo = createClient(Echo, client);
-    const error = await expectRejection(echo.echo('x'.repeat(2000)), 'RESOURCE_EXHAUSTED', 'maxFrameSize 1024');
+    const error = await expectRejects(echo.echo('x'.repeat(2000)), 'RESOURCE_EXHAUSTED', 'maxFrameSize 1024');
     expect(mayHaveRunOf(error)).to.equal(false);
     expect(await echo.add({ a: 1, b: 2 })).to.equal(3);
   });
@@ -223,7 +223,7 @@ describe('limits between the real client and server', () => {
     const { url } = await rpc.listen(0);
     const big = createClient(Big, cleanup.add(await connect(url), (each) => each.close()));
     expect(await big.make({ bytes: 4000 })).to.equal('b'.repeat(4000));
-    const error = await expectRejection(big.make({ bytes: 5000 }), 'RESOURCE_EXHAUSTED', 'maxFrameSize 4096');
+    const error = await expectRejects(big.make({ bytes: 5000 }), 'RESOURCE_EXHAUSTED', 'maxFrameSize 4096');
     expect(error.data).to.deep.include({ maxFrameSize: 4096 });
     expect(await big.make({ bytes: 3 })).to.equal('bbb');
   });
@@ -236,10 +236,10 @@ describe('limits between the real client and server', () => {
     const { url } = await rpc.listen(0);
     const client = cleanup.add(await connect(url, { maxFrameSize: 1024 }), (each) => each.close());
     const big = createClient(Big, client);
-    const sleeping = expectRejection(createClient(Echo, client).sleep({ ms: 60_000 }), 'UNAVAILABLE');
+    const sleeping = expectRejects(createClient(Echo, client).sleep({ ms: 60_000 }), 'UNAVAILABLE');
     await observed.sleepsStarted(1);
 
-    const error = await expectRejection(big.make({ bytes: 5000 }), 'UNAVAILABLE', 'maxFrameSize 1024');
+    const error = await expectRejects(big.make({ bytes: 5000 }), 'UNAVAILABLE', 'maxFrameSize 1024');
     expect(mayHaveRunOf(error)).to.equal(true);
     expect(mayHaveRunOf(await sleeping)).to.equal(true);
     // The server aborted the handler still running on that tunnel once the client dropped it.
@@ -253,7 +253,7 @@ describe('limits between the real client and server', () => {
   it('closes the tunnel with goaway RESOURCE_EXHAUSTED when the client sends a frame over the server maxFrameSize', async () => {
     const server = await startEchoServer(cleanup, { server: { maxFrameSize: 1024 } });
     const client = cleanup.add(await connect(server.url, { reconnect: false }), (each) => each.close());
-    const error = await expectRejection(client.call('Echo.echo', 'x'.repeat(2000)), 'UNAVAILABLE', 'RESOURCE_EXHAUSTED');
+    const error = await expectRejects(client.call('Echo.echo', 'x'.repeat(2000)), 'UNAVAILABLE', 'RESOURCE_EXHAUSTED');
     expect(error.message).to.include('maxFrameSize 1024');
     expect((await client.closed)?.code).to.equal('UNAVAILABLE');
     const other = createClient(Echo, cleanup.add(await connect(server.url), (each) => each.close()));
@@ -266,7 +266,7 @@ describe('limits between the real client and server', () => {
     const echo = createClient(Echo, client);
     // The oversized call is above the goaway's lastId: it fails as not run and is not re-sent (it would only break
     // the next tunnel the same way).
-    await expectRejection(echo.echo('x'.repeat(2000)), 'UNAVAILABLE', 'RESOURCE_EXHAUSTED');
+    await expectRejects(echo.echo('x'.repeat(2000)), 'UNAVAILABLE', 'RESOURCE_EXHAUSTED');
     expect(await echo.add({ a: 1, b: 2 })).to.equal(3);
   });
 
@@ -276,9 +276,9 @@ describe('limits between the real client and server', () => {
   it('reports calls above the goaway lastId as not run when the server closes with RESOURCE_EXHAUSTED', async () => {
     const server = await startEchoServer(cleanup, { server: { maxFrameSize: 1024 } });
     const client = cleanup.add(await connect(server.url, { reconnect: false }), (each) => each.close());
-    const taken = expectRejection(client.call('Echo.sleep', { ms: 60_000 }), 'UNAVAILABLE'); // id 1, taken by the server
+    const taken = expectRejects(client.call('Echo.sleep', { ms: 60_000 }), 'UNAVAILABLE'); // id 1, taken by the server
     await server.echo.sleepsStarted(1);
-    const refused = expectRejection(client.call('Echo.echo', 'x'.repeat(2000)), 'UNAVAILABLE'); // id 2, its header trips the limit
+    const refused = expectRejects(client.call('Echo.echo', 'x'.repeat(2000)), 'UNAVAILABLE'); // id 2, its header trips the limit
     expect(mayHaveRunOf(await taken)).to.equal(true);
     expect(mayHaveRunOf(await refused)).to.equal(false);
   });

@@ -1,6 +1,7 @@
 /**
  * The layout keeps its promises: no import cycle between source modules of any package (a cycle is a sign that a
- * type or a function lives in the wrong file), type-only imports included.
+ * type or a function lives in the wrong file), type-only imports included, and no two test files of the workspace
+ * with the same name.
  */
 import { readFileSync, readdirSync, statSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
@@ -10,6 +11,7 @@ import { REPO_ROOT } from '../helpers/processes.js';
 function sourceFiles(dir: string): string[] {
   const out: string[] = [];
   for (const name of readdirSync(dir)) {
+    if (name === 'node_modules' || name === 'dist' || name === 'dist-test') continue;
     const path = join(dir, name);
     if (statSync(path).isDirectory()) out.push(...sourceFiles(path));
     else if (name.endsWith('.ts') && !name.endsWith('.d.ts')) out.push(path);
@@ -58,6 +60,21 @@ describe('Source layout', () => {
       ['d', ['a']],
     ]);
     expect(findCycles(graph)).to.deep.equal([['a', 'b', 'c', 'a']]);
+  });
+
+  it('names every test file uniquely across the workspace, so a failure names one file', () => {
+    const dirs = [...packages.map((name) => join(REPO_ROOT, 'packages', name, 'test')), join(REPO_ROOT, 'test')];
+    const seen = new Map<string, string[]>();
+    for (const dir of dirs) {
+      const files = sourceFiles(dir).filter((file) => file.endsWith('.test.ts'));
+      for (const file of files) {
+        const name = file.slice(file.lastIndexOf('/') + 1);
+        seen.set(name, [...(seen.get(name) ?? []), relative(REPO_ROOT, file)]);
+      }
+    }
+    const collisions = [...seen.values()].filter((paths) => paths.length > 1);
+    expect(seen.size, 'the check found test files').to.be.greaterThan(50);
+    expect(collisions).to.deep.equal([]);
   });
 
   for (const name of packages) {

@@ -26,12 +26,11 @@ import {
   type ResponseMessage,
 } from '@tunnelrpc/protocol';
 import { RpcServer, type ServerOptions } from '@tunnelrpc/server';
-import { fixstr, map, pack, rawRequest, str8 } from '../helpers/bytes.js';
+import { map, pack, rawRequest, str8 } from '../helpers/bytes.js';
 import { Cleanup } from '../helpers/cleanup.js';
 import { Hostile, createHostileService, type HostileState } from '../helpers/hostile-service.js';
-import { RawTunnel, expectErrorResponse, expectResult, frame, hex, rawSocket } from '../helpers/raw.js';
-import { expectPrototypeClean, expectRejection, mayHaveRunOf } from '../helpers/rpc-error.js';
-import { ScriptedServer, type ScriptedPeer } from '../helpers/scripted-server.js';
+import { expectErrorResponse, expectRejects, expectResult, fixstr, frame, hex, rawSocket, RawTunnel, type ScriptedPeer, ScriptedServer } from '@tunnelrpc/test-kit';
+import { expectPrototypeClean, mayHaveRunOf } from '../helpers/rpc-error.js';
 import { startEchoServer, type EchoServer } from '../helpers/servers.js';
 
 const PROTOTYPE_KEYS = Object.getOwnPropertyNames(Object.prototype);
@@ -405,8 +404,8 @@ describe('SECURITY.md T1-T25: hostile and fault cases', () => {
       tunnel.write(request(99, 'Echo.add', { a: 1, b: 2 }));
       expect(expectResult(await tunnel.next(), 99)).to.equal(3);
       // The real client sends the same names and gets the same answer.
-      await expectRejection(r.client.call('__proto__', {}), 'UNIMPLEMENTED');
-      await expectRejection(r.client.call('constructor'), 'UNIMPLEMENTED');
+      await expectRejects(r.client.call('__proto__', {}), 'UNIMPLEMENTED');
+      await expectRejects(r.client.call('constructor'), 'UNIMPLEMENTED');
       await expectIsolated(r);
     });
 
@@ -462,7 +461,7 @@ describe('SECURITY.md T1-T25: hostile and fault cases', () => {
     it('fails a call whose params hold an Invalid Date with INVALID_ARGUMENT, unsent, and keeps the tunnel', async () => {
       const r = await rig();
       const running = r.echo.echo({ other: 'call in flight' });
-      const error = await expectRejection(r.client.call('Echo.add', { a: 1, b: new Date(Number.NaN) }), 'INVALID_ARGUMENT', 'Invalid Date');
+      const error = await expectRejects(r.client.call('Echo.add', { a: 1, b: new Date(Number.NaN) }), 'INVALID_ARGUMENT', 'Invalid Date');
       expect(mayHaveRunOf(error)).to.equal(false);
       expect(await running).to.deep.equal({ other: 'call in flight' });
       await expectIsolated(r);
@@ -473,11 +472,11 @@ describe('SECURITY.md T1-T25: hostile and fault cases', () => {
       const r = await rig();
       const Dates = defineService('Dates', { invalid: { input: z.unknown(), output: z.date() } });
       r.server.rpc.register(Dates, { invalid: () => new Date(Number.NaN) });
-      await expectRejection(r.client.call('Dates.invalid', null), 'INTERNAL', 'does not match its contract');
+      await expectRejects(r.client.call('Dates.invalid', null), 'INTERNAL', 'does not match its contract');
       // Unchecked, the encoder refuses it: still INTERNAL for that call only.
       const Unchecked = defineService('Unchecked', { invalid: { input: z.unknown(), output: z.unknown() } });
       r.server.rpc.register(Unchecked, { invalid: () => new Date(Number.NaN) });
-      await expectRejection(r.client.call('Unchecked.invalid', null), 'INTERNAL', 'could not be encoded');
+      await expectRejects(r.client.call('Unchecked.invalid', null), 'INTERNAL', 'could not be encoded');
       await expectIsolated(r);
     });
   });
@@ -488,7 +487,7 @@ describe('SECURITY.md T1-T25: hostile and fault cases', () => {
       // Both peers raise the limit: the client refuses to send what it would itself count as too many values.
       const r = await rig({ maxItemsPerFrame: 2_000_000 }, { maxItemsPerFrame: 2_000_000 });
       const strings = new Array<string>(1_000_000).fill('x');
-      const error = await expectRejection(r.client.call('Hostile.numbers', strings, { timeout: 30_000 }), 'INVALID_ARGUMENT');
+      const error = await expectRejects(r.client.call('Hostile.numbers', strings, { timeout: 30_000 }), 'INVALID_ARGUMENT');
       const data = error.data as { issues: unknown[]; total: number };
       expect(data.issues).to.have.length.within(1, 10);
       expect(data.total).to.equal(1_000_000);
@@ -767,7 +766,7 @@ describe('SECURITY.md T1-T25: hostile and fault cases', () => {
       }
       expect(r.server.logs.filter((line) => line === 'Hostile.throws: handler threw; the caller got INTERNAL')).to.have.length(6);
       // The crash() of the Echo fixture, through the real client: INTERNAL, no text and no stack of the Error.
-      const crash = await expectRejection(r.echo.crash(), 'INTERNAL');
+      const crash = await expectRejects(r.echo.crash(), 'INTERNAL');
       expect(crash.message).not.to.match(/secret|crash\(\)|\n\s+at /);
 
       expectErrorResponse(await call(20, 'hang', 100), 20, 'DEADLINE_EXCEEDED');
@@ -832,7 +831,7 @@ describe('SECURITY.md T1-T25: hostile and fault cases', () => {
         const peer = await server.nextPeer();
         await peer.head;
         const scripting = script(peer).catch(() => undefined);
-        const error = await expectRejection(connecting, 'UNAVAILABLE', fragment);
+        const error = await expectRejects(connecting, 'UNAVAILABLE', fragment);
         expect(error).to.be.instanceOf(RpcError);
         await peer.closed;
         await scripting;
@@ -847,7 +846,7 @@ describe('SECURITY.md T1-T25: hostile and fault cases', () => {
       await peer.head;
       await peer.accept(encodeMessage({ type: MessageType.Ping, data: 'with the head' }));
       const client = cleanup.add(await connecting, (each) => each.close());
-      expect(await peer.next()).to.deep.equal({ type: MessageType.Pong, data: 'with the head' });
+      expect(await peer.nextMessage()).to.deep.equal({ type: MessageType.Pong, data: 'with the head' });
       const answer = client.call('After.head', null);
       await peer.respond((await peer.nextRequest()).id, 'served');
       expect(await answer).to.equal('served');
@@ -906,7 +905,7 @@ describe('SECURITY.md T1-T25: hostile and fault cases', () => {
         const { peer, client, bystander, bystanderPeer } = await tunnel({ maxFrameSize: 2048 });
         const { calls, ids } = await pending(client, peer, 3);
         await script(peer, ids);
-        const rest = await peer.rest();
+        const rest = await peer.messagesUntilEnd();
         expect(rest.map((message) => message.type)).to.deep.equal([MessageType.Goaway]);
         expect((rest[0] as GoawayMessage).code).to.equal(code);
         await peer.closed;
@@ -940,13 +939,13 @@ describe('SECURITY.md T1-T25: hostile and fault cases', () => {
     it('fails each call of a silent server at its own deadline, cancels it, and ignores the late answers', async () => {
       const { peer, client, bystander, bystanderPeer } = await tunnel();
       const { calls, ids } = await pending(client, peer, 3, 100);
-      for (const call of calls) await expectRejection(call, 'DEADLINE_EXCEEDED');
-      const cancels = [await peer.next(), await peer.next(), await peer.next()];
+      for (const call of calls) await expectRejects(call, 'DEADLINE_EXCEEDED');
+      const cancels = [await peer.nextMessage(), await peer.nextMessage(), await peer.nextMessage()];
       expect(cancels).to.deep.equal(ids.map((id) => ({ type: MessageType.Cancel, id })));
       for (const id of ids) await peer.respond(id, 'too late');
       // The tunnel is still in step: a ping is answered and a new call resolves.
       await peer.send({ type: MessageType.Ping, data: 'still there?' });
-      expect(await peer.next()).to.deep.equal({ type: MessageType.Pong, data: 'still there?' });
+      expect(await peer.nextMessage()).to.deep.equal({ type: MessageType.Pong, data: 'still there?' });
       const fresh = client.call('After.silence', null);
       await peer.respond((await peer.nextRequest()).id, 'answered');
       expect(await fresh).to.equal('answered');

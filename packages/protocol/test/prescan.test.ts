@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 import { DEFAULT_DECODE_LIMITS, scanMessagePack, scanParts, type DecodeLimits, type ErrorCode, type RpcError } from '@tunnelrpc/protocol';
-import { expectRpcError } from './expect-rpc-error.js';
-import { hex, repeat } from './hex.js';
+import { expectThrows } from '@tunnelrpc/test-kit';
+import { hex, repeat } from '@tunnelrpc/test-kit';
 
 type ScanLimits = Pick<DecodeLimits, 'maxDepth' | 'maxItemsPerFrame'>;
 
@@ -10,7 +10,7 @@ type ScanLimits = Pick<DecodeLimits, 'maxDepth' | 'maxItemsPerFrame'>;
  * message quotes none of the peer's bytes: neither their hex nor any printable run of 3 or more characters.
  */
 function expectRefused(input: Buffer, code: ErrorCode, fragment: string, limits: ScanLimits = DEFAULT_DECODE_LIMITS): RpcError {
-  const error = expectRpcError(() => scanMessagePack(input, limits), code, fragment);
+  const error = expectThrows(() => scanMessagePack(input, limits), code, fragment);
   expectNoPeerBytes(error.message, input);
   return error;
 }
@@ -341,7 +341,7 @@ describe('scanMessagePack', () => {
 describe('scanMessagePack regressions', () => {
   it('fails on a timestamp 96 at the last second of the Date range with a nanosecond part', () => {
     const input = hex('c7 0c ff' + '00 0f 42 40' + '00 00 07 db a8 21 80 00');
-    expectRpcError(() => scanMessagePack(input, DEFAULT_DECODE_LIMITS), 'INTERNAL', 'timestamp extension out of range');
+    expectThrows(() => scanMessagePack(input, DEFAULT_DECODE_LIMITS), 'INTERNAL', 'timestamp extension out of range');
   });
 
   it('names the wrong length, not the type, for a timestamp of 3 bytes', () => {
