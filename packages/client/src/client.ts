@@ -5,6 +5,9 @@
  * have run. Calls that surely did not run, and idempotent ones, are re-sent on another tunnel (another endpoint
  * when the pool has one) within their deadline; calls made while there is no tunnel wait for one, bounded by their
  * deadline.
+ *
+ * Over 400 lines: RpcClient is one state machine (its queue, close and the hand-off of calls between tunnels) whose
+ * methods share private state; its argument checks and retry rules already live in call-arguments.ts and retries.ts.
  */
 import { RpcError, type StreamKind } from '@tunnelrpc/protocol';
 import { callDeadlines, failCall, rejectCall, type Call } from './call.js';

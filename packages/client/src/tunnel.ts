@@ -2,6 +2,9 @@
  * Tunnel: one open CONNECT socket on the client side. It owns the frame decoder, the calls waiting on it by id,
  * the coalescing write path and keepalive pings; its client decides what happens to calls when it ends. What goes
  * out is encoded and checked by the sender (sender.ts); streams and their credit live in TunnelStreams.
+ *
+ * Over 400 lines: one socket's lifecycle (start, read, goaway, end) and its call table change together; what is sent
+ * is built in sender.ts, streams and credit live in tunnel-streams.ts, keepalive in liveness.ts.
  */
 import type { Socket } from 'node:net';
 import {
