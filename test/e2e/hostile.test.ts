@@ -9,24 +9,14 @@ import { z } from 'zod';
 import { connect, createClient, type RpcClient, type TypedClient } from '@tunnelrpc/client';
 import { Echo } from '@tunnelrpc/examples';
 import { RpcServer } from '@tunnelrpc/server';
-import { MessageType, defineService, encodeMessage, type GoawayMessage, type Message } from '@tunnelrpc/protocol';
+import { MessageType, defineService, encodeMessage } from '@tunnelrpc/protocol';
 import { Cleanup } from '../helpers/cleanup.js';
 import { GARBAGE } from '../helpers/hostile-frames.js';
-import { expectRejects, frame, hex, rawSocket, RawTunnel, readUntil } from '@tunnelrpc/test-kit';
+import { expectOnlyGoaway, expectRejects, frame, hex, rawSocket, RawTunnel, readUntil } from '@tunnelrpc/test-kit';
 import { expectPrototypeClean, mayHaveRunOf } from '../helpers/rpc-error.js';
 import { observeEcho, startEchoServer, type EchoServer } from '../helpers/servers.js';
 
 const PROTOTYPE_KEYS = Object.getOwnPropertyNames(Object.prototype);
-
-/** expectGoaway asserts that `messages` is exactly one goaway with `code` (and lastId, if given), and returns it. */
-function expectGoaway(messages: Message[], code: string, lastId?: number): GoawayMessage {
-  expect(messages.map((message) => message.type), JSON.stringify(messages)).to.deep.equal([MessageType.Goaway]);
-  const goaway = messages[0] as GoawayMessage;
-  expect(goaway.code, goaway.message).to.equal(code);
-  if (lastId !== undefined) expect(goaway.lastId).to.equal(lastId);
-  expect(goaway.message).to.be.a('string').that.is.not.empty;
-  return goaway;
-}
 
 describe('hostile peers', () => {
   const cleanup = new Cleanup();
@@ -61,7 +51,7 @@ describe('hostile peers', () => {
       it(`answers ${name} with goaway ${code}, closes that tunnel, and keeps the other working`, async () => {
         const raw = await openRaw();
         raw.write(bytes());
-        const goaway = expectGoaway(await raw.messagesUntilClose(), code, 0);
+        const goaway = expectOnlyGoaway(await raw.messagesUntilClose(), code, 0);
         expect(goaway.message).not.to.include('Echo.echo');
         await expectGoodClientWorks();
       });
@@ -72,7 +62,7 @@ describe('hostile peers', () => {
       raw.write(encodeMessage({ type: MessageType.Request, id: 7, method: 'Echo.sleep', params: { ms: 60_000 } }));
       await server.echo.sleepsStarted(1);
       raw.write(hex('00 00 00 00'));
-      expectGoaway(await raw.messagesUntilClose(), 'PROTOCOL_ERROR', 7);
+      expectOnlyGoaway(await raw.messagesUntilClose(), 'PROTOCOL_ERROR', 7);
       await server.echo.sleepsAborted(1);
       await expectGoodClientWorks();
     });
@@ -82,7 +72,7 @@ describe('hostile peers', () => {
       raw.write(encodeMessage({ type: MessageType.Request, id: 1, method: 'Echo.sleep', params: { ms: 60_000 } }));
       await server.echo.sleepsStarted(1);
       raw.write(encodeMessage({ type: MessageType.Request, id: 1, method: 'Echo.add', params: { a: 1, b: 2 } }));
-      expectGoaway(await raw.messagesUntilClose(), 'PROTOCOL_ERROR', 1);
+      expectOnlyGoaway(await raw.messagesUntilClose(), 'PROTOCOL_ERROR', 1);
       await server.echo.sleepsAborted(1);
       await expectGoodClientWorks();
     });
@@ -90,7 +80,7 @@ describe('hostile peers', () => {
     it('processes nothing after the violation: a request in the same chunk behind it goes unanswered', async () => {
       const raw = await openRaw();
       raw.write(Buffer.concat([hex('00 00 00 00'), encodeMessage({ type: MessageType.Request, id: 1, method: 'Echo.add', params: { a: 1, b: 2 } })]));
-      expectGoaway(await raw.messagesUntilClose(), 'PROTOCOL_ERROR', 0);
+      expectOnlyGoaway(await raw.messagesUntilClose(), 'PROTOCOL_ERROR', 0);
       await expectGoodClientWorks();
     });
 
@@ -98,7 +88,7 @@ describe('hostile peers', () => {
       const raws = await Promise.all(GARBAGE.slice(0, 10).map(() => openRaw()));
       raws.forEach((raw, i) => raw.write(GARBAGE[i]!.bytes()));
       const results = await Promise.all(raws.map((raw) => raw.messagesUntilClose()));
-      results.forEach((messages, i) => expectGoaway(messages, GARBAGE[i]!.code, 0));
+      results.forEach((messages, i) => expectOnlyGoaway(messages, GARBAGE[i]!.code, 0));
       await expectGoodClientWorks();
     });
   });
@@ -179,7 +169,7 @@ describe('server timeouts on a hostile tunnel', () => {
     const server = await startEchoServer(cleanup, { server: { frameTimeout: 300 } });
     const raw = cleanup.add(await RawTunnel.open(server.port!), (each) => each.destroy());
     raw.write(hex('00 00 00 0a 94 00 01')); // a 10-byte frame, 3 bytes of it, then silence
-    const goaway = expectGoaway(await raw.messagesUntilClose(), 'PROTOCOL_ERROR', 0);
+    const goaway = expectOnlyGoaway(await raw.messagesUntilClose(), 'PROTOCOL_ERROR', 0);
     expect(goaway.message).to.include('frameTimeout');
     const echo = createClient(Echo, cleanup.add(await connect(server.url), (client) => client.close()));
     expect(await echo.add({ a: 1, b: 2 })).to.equal(3);
@@ -190,7 +180,7 @@ describe('server timeouts on a hostile tunnel', () => {
     const server = await startEchoServer(cleanup, { server: { idleTimeout: 300 } });
     const raw = cleanup.add(await RawTunnel.open(server.port!), (each) => each.destroy());
     const [tunnel] = server.tunnels;
-    const goaway = expectGoaway(await raw.messagesUntilClose(), 'UNAVAILABLE', 0);
+    const goaway = expectOnlyGoaway(await raw.messagesUntilClose(), 'UNAVAILABLE', 0);
     expect(goaway.message).to.include('idle');
     if (!tunnel!.closed) await once(tunnel!, 'close');
     expect(server.rpc.connectionCount).to.equal(0);

@@ -1,8 +1,8 @@
 import { expect } from 'chai';
 import { MessageType, encodeMessage, type GoawayMessage, type RpcError } from '@tunnelrpc/protocol';
 import type { ServerOptions } from '@tunnelrpc/server';
-import { expectGoaway, expectResult, frame, hex, repeat, request } from '@tunnelrpc/test-kit';
-import { cleanup, expectNoPeerBytes, expectNoPollution, openTunnel, packValue, rawRequest, startServer } from './helpers.js';
+import { expectGoaway, expectNoPeerBytes, expectResult, frame, hex, repeat, request } from '@tunnelrpc/test-kit';
+import { cleanup, expectNoPollution, openTunnel, packValue, rawRequest, startServer } from './helpers.js';
 
 type GoawayCode = 'PROTOCOL_ERROR' | 'RESOURCE_EXHAUSTED';
 

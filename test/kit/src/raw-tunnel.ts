@@ -262,3 +262,28 @@ export function expectGoaway(message: Message, code: string): GoawayMessage {
   expect(goaway.message).to.be.a('string').and.not.equal('');
   return goaway;
 }
+
+/**
+ * expectOnlyGoaway asserts that `messages` (all a peer was sent before the close) is exactly one goaway with `code`,
+ * and `lastId` when given, and returns it.
+ */
+export function expectOnlyGoaway(messages: readonly Message[], code: string, lastId?: number): GoawayMessage {
+  expect(messages.map((message) => message.type), JSON.stringify(messages).slice(0, 300)).to.deep.equal([MessageType.Goaway]);
+  const goaway = expectGoaway(messages[0]!, code);
+  if (lastId !== undefined) expect(goaway.lastId).to.equal(lastId);
+  return goaway;
+}
+
+// Wire-v1 field names may appear in a message about the field ("meta.timeout must be ..."); they are not peer data.
+const WIRE_NAMES: ReadonlySet<string> = new Set(['timeout', 'headers']);
+
+/**
+ * expectNoPeerBytes asserts that a message written about hostile input quotes none of the peer's bytes: neither
+ * their hex nor any printable run of `minRun` or more characters (wire-v1 field names excepted). Default 4.
+ */
+export function expectNoPeerBytes(message: string, peerBytes: Buffer, minRun = 4): void {
+  if (peerBytes.length >= minRun - 1) expect(message).to.not.include(peerBytes.toString('hex'));
+  for (const run of peerBytes.toString('latin1').match(new RegExp(`[\\x21-\\x7e]{${minRun},}`, 'g')) ?? []) {
+    if (!WIRE_NAMES.has(run)) expect(message).to.not.include(run);
+  }
+}
