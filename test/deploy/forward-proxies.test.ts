@@ -7,7 +7,7 @@ import { connect } from '@tunnelrpc/client';
 import { needBox } from '../helpers/boxes.js';
 import { Cleanup } from '../helpers/cleanup.js';
 import { runNode } from '../helpers/processes.js';
-import { expectRejection } from '../helpers/rpc-error.js';
+import { expectRejects } from '@tunnelrpc/test-kit';
 import { makeSelfSignedCertificate, startEchoServer } from '../helpers/servers.js';
 import { expectCancel, expectDrain, expectMultiplexed, expectOneCall, openThrough } from '../helpers/through.js';
 import { startSquid, startTinyproxy } from './start.js';
@@ -57,7 +57,7 @@ describe('deploy: squid as a forward proxy', function () {
   it("refuses CONNECT to a port its ACL does not allow with 403, named as squid's refusal", async () => {
     const server = await startEchoServer(cleanup);
     const { port } = await startSquid(cleanup, squid, server.port! + 1 > 65535 ? 1025 : server.port! + 1);
-    const error = await expectRejection(connect(server.url, { proxy: `http://127.0.0.1:${port}`, reconnect: false }), 'PERMISSION_DENIED', `proxy http://127.0.0.1:${port} (option proxy) refused CONNECT 127.0.0.1:${server.port} with HTTP 403 Forbidden`);
+    const error = await expectRejects(connect(server.url, { proxy: `http://127.0.0.1:${port}`, reconnect: false }), 'PERMISSION_DENIED', `proxy http://127.0.0.1:${port} (option proxy) refused CONNECT 127.0.0.1:${server.port} with HTTP 403 Forbidden`);
     expect(error.message).to.include('allow this port in its ACLs');
     expect(server.rpc.connectionCount).to.equal(0);
   });
@@ -66,7 +66,7 @@ describe('deploy: squid as a forward proxy', function () {
     const server = await startEchoServer(cleanup);
     const { port } = await startSquid(cleanup, squid, server.port!);
     await new Promise<void>((resolve) => server.http.close(() => resolve()));
-    const error = await expectRejection(connect(server.url, { proxy: `http://127.0.0.1:${port}`, reconnect: false }), 'UNAVAILABLE', `proxy http://127.0.0.1:${port} (option proxy) refused CONNECT 127.0.0.1:${server.port} with HTTP 503`);
+    const error = await expectRejects(connect(server.url, { proxy: `http://127.0.0.1:${port}`, reconnect: false }), 'UNAVAILABLE', `proxy http://127.0.0.1:${port} (option proxy) refused CONNECT 127.0.0.1:${server.port} with HTTP 503`);
     expect(error.message).to.include('the proxy could not reach');
   });
 
@@ -94,13 +94,13 @@ describe('deploy: tinyproxy with BasicAuth', function () {
 
   it('without credentials: 407 UNAUTHENTICATED naming the proxy and its Basic scheme', async () => {
     const { server, port } = await start();
-    const error = await expectRejection(connect(server.url, { proxy: `http://127.0.0.1:${port}`, reconnect: false }), 'UNAUTHENTICATED', `proxy http://127.0.0.1:${port} (option proxy) refused CONNECT 127.0.0.1:${server.port} with HTTP 407`);
+    const error = await expectRejects(connect(server.url, { proxy: `http://127.0.0.1:${port}`, reconnect: false }), 'UNAUTHENTICATED', `proxy http://127.0.0.1:${port} (option proxy) refused CONNECT 127.0.0.1:${server.port} with HTTP 407`);
     expect(error.message).to.include('it asks for Basic authentication); put the credentials in the proxy URL');
   });
 
   it('with wrong credentials: UNAUTHENTICATED saying the credentials were refused (tinyproxy answers 401)', async () => {
     const { server, port } = await start();
-    const error = await expectRejection(connect(server.url, { proxy: `http://tunnelrpc:wrong@127.0.0.1:${port}`, reconnect: false }), 'UNAUTHENTICATED', 'it refused the credentials in the proxy URL');
+    const error = await expectRejects(connect(server.url, { proxy: `http://tunnelrpc:wrong@127.0.0.1:${port}`, reconnect: false }), 'UNAUTHENTICATED', 'it refused the credentials in the proxy URL');
     expect([401, 407]).to.include((error.data as { status: number }).status);
   });
 

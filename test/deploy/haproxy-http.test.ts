@@ -9,7 +9,7 @@ import { connect } from '@tunnelrpc/client';
 import { needBox } from '../helpers/boxes.js';
 import { Cleanup } from '../helpers/cleanup.js';
 import { runNode } from '../helpers/processes.js';
-import { expectRejection } from '../helpers/rpc-error.js';
+import { expectRejects } from '@tunnelrpc/test-kit';
 import { startEchoServer } from '../helpers/servers.js';
 import { expectCancel, expectDrain, expectMultiplexed, expectOneCall, openThrough } from '../helpers/through.js';
 import { startHaproxy } from './start.js';
@@ -30,7 +30,7 @@ describe('deploy: HAProxy mode http (Upgrade handshake)', function () {
 
   it('refuses CONNECT with its own 400, reported as a proxy refusal that points to the Upgrade handshake', async () => {
     const { server, url } = await start();
-    const error = await expectRejection(connect(url, { reconnect: false }), 'FAILED_PRECONDITION', 'refused with HTTP 400');
+    const error = await expectRejects(connect(url, { reconnect: false }), 'FAILED_PRECONDITION', 'refused with HTTP 400');
     expect(error.message).to.include('a proxy between here and the server refused CONNECT');
     expect(error.message).to.include("handshake: 'upgrade'");
     expect((error.data as { status: number }).status).to.equal(400);
@@ -53,7 +53,7 @@ describe('deploy: HAProxy mode http (Upgrade handshake)', function () {
   it("passes the server's own refusal through, marked, so it is not blamed on the proxy", async () => {
     const { server, url } = await start();
     await server.rpc.close();
-    const error = await expectRejection(connect(url, { reconnect: false, handshake: 'upgrade' }), 'UNAVAILABLE', 'refused with HTTP 503');
+    const error = await expectRejects(connect(url, { reconnect: false, handshake: 'upgrade' }), 'UNAVAILABLE', 'refused with HTTP 503');
     expect(error.message).to.include('server is shutting down');
     expect(error.message).not.to.include('proxy');
   });

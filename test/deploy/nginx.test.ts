@@ -9,7 +9,7 @@ import { defineService } from '@tunnelrpc/protocol';
 import { RpcServer } from '@tunnelrpc/server';
 import { fill, freePort, needBox, readmeRecipe, startBox } from '../helpers/boxes.js';
 import { Cleanup } from '../helpers/cleanup.js';
-import { expectRejection } from '../helpers/rpc-error.js';
+import { expectRejects } from '@tunnelrpc/test-kit';
 import { startEchoServer } from '../helpers/servers.js';
 import { expectCancel, expectDrain, expectMultiplexed, expectOneCall, openThrough } from '../helpers/through.js';
 import { startNginx } from './start.js';
@@ -35,7 +35,7 @@ describe('deploy: nginx', function () {
 
     it('refuses CONNECT itself, reported as a proxy refusal that points to the Upgrade handshake', async () => {
       const { server, url } = await start();
-      const error = await expectRejection(connect(url, { reconnect: false }), 'FAILED_PRECONDITION', 'refused with HTTP 405 Not Allowed: 405 Not Allowed nginx/');
+      const error = await expectRejects(connect(url, { reconnect: false }), 'FAILED_PRECONDITION', 'refused with HTTP 405 Not Allowed: 405 Not Allowed nginx/');
       expect(error.message).to.include('a proxy between here and the server refused CONNECT');
       expect(error.message).to.include("handshake: 'upgrade'");
       expect(server.rpc.connectionCount).to.equal(0);
@@ -57,14 +57,14 @@ describe('deploy: nginx', function () {
     it("passes the server's own refusal through, marked, so it is not blamed on the proxy", async () => {
       const { server, url } = await start();
       await server.rpc.close();
-      const error = await expectRejection(connect(url, { reconnect: false, handshake: 'upgrade' }), 'UNAVAILABLE', 'refused with HTTP 503');
+      const error = await expectRejects(connect(url, { reconnect: false, handshake: 'upgrade' }), 'UNAVAILABLE', 'refused with HTTP 503');
       expect(error.message).not.to.include('proxy');
     });
 
     it("reports nginx's own 502, when the server is down, as the proxy's refusal", async () => {
       const { server, url } = await start();
       await new Promise<void>((resolve) => server.http.close(() => resolve()));
-      const error = await expectRejection(connect(url, { reconnect: false, handshake: 'upgrade' }), 'UNAVAILABLE', 'refused with HTTP 502');
+      const error = await expectRejects(connect(url, { reconnect: false, handshake: 'upgrade' }), 'UNAVAILABLE', 'refused with HTTP 502');
       expect(error.message).to.include('could not reach the tunnelrpc server behind it; check that the server is up');
       expect(error.message).to.not.include('Upgrade and Connection headers');
     });

@@ -7,7 +7,8 @@ import { once } from 'node:events';
 import { connect, createClient, type RpcClient } from '@tunnelrpc/client';
 import { Echo } from '@tunnelrpc/examples';
 import { Cleanup } from '../helpers/cleanup.js';
-import { expectRejection, mayHaveRunOf } from '../helpers/rpc-error.js';
+import { expectRejects } from '@tunnelrpc/test-kit';
+import { mayHaveRunOf } from '../helpers/rpc-error.js';
 import { startEchoServer } from '../helpers/servers.js';
 
 /** runPool runs task(0 … count-1) with at most `width` running at once and resolves with the results in index order. */
@@ -104,7 +105,7 @@ describe('concurrency', () => {
       const client = cleanup.add(await connect(server.url, { maxPendingCalls: 3 }), (each) => each.close());
       const echo = createClient(Echo, client);
       const running = [echo.sleep({ ms: 50 }), echo.sleep({ ms: 50 }), echo.sleep({ ms: 50 })];
-      const error = await expectRejection(echo.add({ a: 1, b: 2 }), 'RESOURCE_EXHAUSTED', 'maxPendingCalls');
+      const error = await expectRejects(echo.add({ a: 1, b: 2 }), 'RESOURCE_EXHAUSTED', 'maxPendingCalls');
       expect(mayHaveRunOf(error)).to.equal(false);
       expect(await Promise.all(running)).to.deep.equal([{ slept: 50 }, { slept: 50 }, { slept: 50 }]);
       expect(await echo.add({ a: 1, b: 2 })).to.equal(3);
@@ -117,7 +118,7 @@ describe('concurrency', () => {
       const second = createClient(Echo, await open(server.url));
       const running = [first.sleep({ ms: 100 }), second.sleep({ ms: 100 })];
       await server.echo.sleepsStarted(2);
-      await expectRejection(second.add({ a: 1, b: 2 }), 'RESOURCE_EXHAUSTED', 'maxCallsInFlight 2');
+      await expectRejects(second.add({ a: 1, b: 2 }), 'RESOURCE_EXHAUSTED', 'maxCallsInFlight 2');
       expect(await Promise.all(running)).to.deep.equal([{ slept: 100 }, { slept: 100 }]);
       expect(await first.add({ a: 1, b: 2 })).to.equal(3);
     });
@@ -128,7 +129,7 @@ describe('concurrency', () => {
       const clients = [await open(server.url), await open(server.url), await open(server.url)];
       const tunnels = [...server.tunnels];
       expect(tunnels).to.have.length(3);
-      const error = await expectRejection(connect(server.url), 'UNAVAILABLE', 'maxConnections 3');
+      const error = await expectRejects(connect(server.url), 'UNAVAILABLE', 'maxConnections 3');
       expect(error.data).to.deep.include({ status: 503 });
       expect(await Promise.all(clients.map((client) => createClient(Echo, client).add({ a: 1, b: 1 })))).to.deep.equal([2, 2, 2]);
 

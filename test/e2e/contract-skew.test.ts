@@ -10,7 +10,7 @@ import { connect, createClient, type ContractSkew } from '@tunnelrpc/client';
 import { defineService } from '@tunnelrpc/protocol';
 import { RpcServer } from '@tunnelrpc/server';
 import { Cleanup } from '../helpers/cleanup.js';
-import { rawSocket, readUntil } from '../helpers/raw.js';
+import { rawSocket, readUntil } from '@tunnelrpc/test-kit';
 
 const v1 = defineService('inventory.Stock', {
   reserve: { input: z.object({ sku: z.string().max(20), n: z.number().int() }), output: z.object({ left: z.number() }) },

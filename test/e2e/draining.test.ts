@@ -9,7 +9,7 @@ import { connect, createClient } from '@tunnelrpc/client';
 import { MessageType, defineService, encodeMessage } from '@tunnelrpc/protocol';
 import { RpcServer, type ServerOptions } from '@tunnelrpc/server';
 import { Cleanup } from '../helpers/cleanup.js';
-import { RawTunnel } from '../helpers/raw.js';
+import { RawTunnel } from '@tunnelrpc/test-kit';
 import { listenRpc } from '../helpers/servers.js';
 
 const Feed = defineService('Feed', {

@@ -7,7 +7,8 @@ import { connect, createClient, RpcError, type RpcClient, type TypedClient } fro
 import { Echo } from '@tunnelrpc/examples';
 import type { ErrorCode } from '@tunnelrpc/protocol';
 import { Cleanup } from '../helpers/cleanup.js';
-import { expectRejection, mayHaveRunOf } from '../helpers/rpc-error.js';
+import { expectRejects } from '@tunnelrpc/test-kit';
+import { mayHaveRunOf } from '../helpers/rpc-error.js';
 import { startEchoServer, type EchoServer } from '../helpers/servers.js';
 
 describe('Echo over a real tunnel', () => {
@@ -97,20 +98,20 @@ describe('Echo over a real tunnel', () => {
     });
 
     it('rejects a string operand with INVALID_ARGUMENT and keeps the tunnel open', async () => {
-      const error = await expectRejection(echo.add({ a: 1, b: 'two' } as unknown as { a: number; b: number }), 'INVALID_ARGUMENT', 'Echo.add');
+      const error = await expectRejects(echo.add({ a: 1, b: 'two' } as unknown as { a: number; b: number }), 'INVALID_ARGUMENT', 'Echo.add');
       expect(error.message).to.include('b');
       expect(error.data).to.have.property('issues').that.is.an('array').with.length.greaterThan(0);
       expect(await echo.add({ a: 2, b: 2 })).to.equal(4);
     });
 
     it('rejects an extra key with INVALID_ARGUMENT (strict schema)', async () => {
-      await expectRejection(echo.add({ a: 1, b: 2, c: 3 } as unknown as { a: number; b: number }), 'INVALID_ARGUMENT', 'Echo.add');
+      await expectRejects(echo.add({ a: 1, b: 2, c: 3 } as unknown as { a: number; b: number }), 'INVALID_ARGUMENT', 'Echo.add');
       expect(await echo.add({ a: 3, b: 4 })).to.equal(7);
     });
 
     it('rejects missing params with INVALID_ARGUMENT through client.call', async () => {
-      await expectRejection(client.call('Echo.add'), 'INVALID_ARGUMENT', 'Echo.add');
-      await expectRejection(client.call('Echo.add', [1, 2]), 'INVALID_ARGUMENT', 'Echo.add');
+      await expectRejects(client.call('Echo.add'), 'INVALID_ARGUMENT', 'Echo.add');
+      await expectRejects(client.call('Echo.add', [1, 2]), 'INVALID_ARGUMENT', 'Echo.add');
     });
   });
 
@@ -120,7 +121,7 @@ describe('Echo over a real tunnel', () => {
     });
 
     it('fails with DEADLINE_EXCEEDED past its deadline, and the server aborts the handler', async () => {
-      const error = await expectRejection(echo.sleep({ ms: 60_000 }, { timeout: 100 }), 'DEADLINE_EXCEEDED');
+      const error = await expectRejects(echo.sleep({ ms: 60_000 }, { timeout: 100 }), 'DEADLINE_EXCEEDED');
       expect(error).to.be.instanceOf(RpcError);
       // The server's own deadline or the client's cancel aborts the handler; either way it stops.
       await server.echo.sleepsAborted(1);
@@ -137,7 +138,7 @@ describe('Echo over a real tunnel', () => {
       expect(client.pendingCalls).to.equal(2);
 
       controller.abort();
-      const error = await expectRejection(cancelled, 'CANCELLED');
+      const error = await expectRejects(cancelled, 'CANCELLED');
       expect(mayHaveRunOf(error)).to.equal(true);
       expect(client.pendingCalls).to.equal(1);
       expect(await echo.add({ a: 5, b: 6 })).to.equal(11);
@@ -149,7 +150,7 @@ describe('Echo over a real tunnel', () => {
     });
 
     it('fails with CANCELLED, unsent, when the signal is aborted already', async () => {
-      const error = await expectRejection(echo.sleep({ ms: 10 }, { signal: AbortSignal.abort() }), 'CANCELLED');
+      const error = await expectRejects(echo.sleep({ ms: 10 }, { signal: AbortSignal.abort() }), 'CANCELLED');
       expect(mayHaveRunOf(error)).to.equal(false);
       expect(client.pendingCalls).to.equal(0);
     });
@@ -159,21 +160,21 @@ describe('Echo over a real tunnel', () => {
     const codes: ErrorCode[] = ['NOT_FOUND', 'PERMISSION_DENIED', 'ALREADY_EXISTS', 'FAILED_PRECONDITION', 'UNAUTHENTICATED', 'OUT_OF_RANGE', 'UNAVAILABLE'];
     for (const code of codes) {
       it(`rejects with ${code} and the handler's message`, async () => {
-        const error = await expectRejection(echo.fail({ code, message: `failing with ${code}: ✗` }), code);
+        const error = await expectRejects(echo.fail({ code, message: `failing with ${code}: ✗` }), code);
         expect(error.message).to.equal(`failing with ${code}: ✗`);
         expect(error.data, 'a handler error says the call may have run').to.deep.equal({ mayHaveRun: true });
       });
     }
 
     it('keeps the tunnel open after an error response', async () => {
-      await expectRejection(echo.fail({ code: 'ABORTED', message: 'once' }), 'ABORTED');
+      await expectRejects(echo.fail({ code: 'ABORTED', message: 'once' }), 'ABORTED');
       expect(await echo.add({ a: 1, b: 2 })).to.equal(3);
     });
   });
 
   describe('crash', () => {
     it('rejects with INTERNAL without the handler text, and logs the detail on the server', async () => {
-      const error = await expectRejection(echo.crash(), 'INTERNAL', 'Echo.crash');
+      const error = await expectRejects(echo.crash(), 'INTERNAL', 'Echo.crash');
       expect(error.message).not.to.include('secret');
       expect(error.message).not.to.include('crash():');
       expect(JSON.stringify(error.data ?? null)).not.to.include('secret');
@@ -208,7 +209,7 @@ describe('Echo over a real tunnel', () => {
   describe('unknown methods', () => {
     for (const method of ['Echo.nope', 'Nope.echo', 'echo', '', 'Echo.__proto__', '__proto__', 'constructor', 'toString', 'Echo.hasOwnProperty']) {
       it(`rejects ${JSON.stringify(method)} with UNIMPLEMENTED and keeps the tunnel open`, async () => {
-        const error = await expectRejection(client.call(method, {}), 'UNIMPLEMENTED');
+        const error = await expectRejects(client.call(method, {}), 'UNIMPLEMENTED');
         expect(error.message).to.include(JSON.stringify(method));
         expect(await echo.add({ a: 1, b: 2 })).to.equal(3);
         expect(({} as Record<string, unknown>)['polluted']).to.equal(undefined);

@@ -7,7 +7,7 @@ import { connect, createClient, createRpcClient, RpcError, type ClientEvent } fr
 import { Echo } from '@tunnelrpc/examples';
 import type { ServerEvent } from '@tunnelrpc/server';
 import { Cleanup } from '../helpers/cleanup.js';
-import { expectRejection } from '../helpers/rpc-error.js';
+import { expectRejects } from '@tunnelrpc/test-kit';
 import { startEchoServer } from '../helpers/servers.js';
 
 /** EventLog keeps events in order and lets a test await the first one that matches. */
@@ -63,7 +63,7 @@ describe('Connection events', () => {
           },
         },
       });
-      await expectRejection(connect(server.url), 'UNAUTHENTICATED');
+      await expectRejects(connect(server.url), 'UNAUTHENTICATED');
       const refused = await log.next('refused');
       expect(refused).to.deep.equal({ type: 'refused', address: '127.0.0.1', status: 401, reason: '401 no token; send Authorization: Bearer <token>' });
       expect(log.types()).to.deep.equal(['refused']);

@@ -11,7 +11,7 @@ import { Echo } from '@tunnelrpc/examples';
 import { Health, MessageType, Reflection, encodeMessage } from '@tunnelrpc/protocol';
 import { Cleanup } from '../helpers/cleanup.js';
 import { exitOf, spawnNode, waitForLine } from '../helpers/processes.js';
-import { RawTunnel } from '../helpers/raw.js';
+import { RawTunnel } from '@tunnelrpc/test-kit';
 
 function get(url: string): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {

@@ -23,8 +23,8 @@ import { GARBAGE } from '../helpers/hostile-frames.js';
 import { GoClientRun, buildGo, needGo, runGoTest, startGoServer, stopChild, type GoBinaries } from '../helpers/go.js';
 import { REPO_ROOT, waitForLine } from '../helpers/processes.js';
 import { until } from '../helpers/load.js';
-import { RawTunnel, expectErrorResponse, expectResult, frame, hex } from '../helpers/raw.js';
-import { expectRejection, mayHaveRunOf } from '../helpers/rpc-error.js';
+import { expectErrorResponse, expectRejects, expectResult, frame, hex, RawTunnel } from '@tunnelrpc/test-kit';
+import { mayHaveRunOf } from '../helpers/rpc-error.js';
 
 /** Probe lets the Node server see what the Go client sent: typed values, deadlines, cancels, a call in flight. */
 const Probe = defineService('Probe', {
@@ -252,23 +252,23 @@ describe('Go package interop', function () {
       tunnel.write(rawRequest(5, 'Echo.sleep', { ms: 600 }));
       expect(expectResult(await tunnel.next(), 5)).to.deep.equal({ slept: 600 });
       const client = await open(server.url);
-      await expectRejection(client.call('Echo.sleep', { ms: 5000 }, { timeout: 100 }), 'DEADLINE_EXCEEDED');
+      await expectRejects(client.call('Echo.sleep', { ms: 5000 }, { timeout: 100 }), 'DEADLINE_EXCEEDED');
       const abort = new AbortController();
       const call = client.call('Echo.sleep', { ms: 5000 }, { signal: abort.signal });
       abort.abort();
-      await expectRejection(call, 'CANCELLED');
+      await expectRejects(call, 'CANCELLED');
     });
 
     it('answers coded errors: a method\'s code, INTERNAL without the plain error\'s text, UNIMPLEMENTED, INVALID_ARGUMENT', async () => {
       const server = await startGoServer(cleanup, go);
       const client = await open(server.url);
-      const notFound = await expectRejection(client.call('Echo.fail', { code: 'NOT_FOUND', message: 'no such key' }), 'NOT_FOUND', 'no such key');
+      const notFound = await expectRejects(client.call('Echo.fail', { code: 'NOT_FOUND', message: 'no such key' }), 'NOT_FOUND', 'no such key');
       expect(mayHaveRunOf(notFound)).to.equal(true);
-      const crash = await expectRejection(client.call('Echo.crash', undefined), 'INTERNAL');
+      const crash = await expectRejects(client.call('Echo.crash', undefined), 'INTERNAL');
       expect(crash.message).not.to.include('secret');
-      expect(mayHaveRunOf(await expectRejection(client.call('Echo.nope', undefined), 'UNIMPLEMENTED'))).to.equal(false);
-      expect(mayHaveRunOf(await expectRejection(client.call('Echo.add', { a: 1, b: 'x' }), 'INVALID_ARGUMENT'))).to.equal(false);
-      expect(mayHaveRunOf(await expectRejection(client.call('Echo.ticks', { n: 3 }), 'UNIMPLEMENTED'))).to.equal(false);
+      expect(mayHaveRunOf(await expectRejects(client.call('Echo.nope', undefined), 'UNIMPLEMENTED'))).to.equal(false);
+      expect(mayHaveRunOf(await expectRejects(client.call('Echo.add', { a: 1, b: 'x' }), 'INVALID_ARGUMENT'))).to.equal(false);
+      expect(mayHaveRunOf(await expectRejects(client.call('Echo.ticks', { n: 3 }), 'UNIMPLEMENTED'))).to.equal(false);
     });
 
     it('drains gracefully on SIGTERM: goaway with lastId, the call in flight answered, then close and exit 0', async () => {

@@ -10,7 +10,7 @@ import { connect, createClient } from '@tunnelrpc/client';
 import { defineService } from '@tunnelrpc/protocol';
 import { RpcServer, type LogEntry } from '@tunnelrpc/server';
 import { Cleanup } from '../helpers/cleanup.js';
-import { expectRejection } from '../helpers/rpc-error.js';
+import { expectRejects } from '@tunnelrpc/test-kit';
 
 const Waiter = defineService('Waiter', {
   wait: { input: z.void(), output: z.null() },
@@ -68,7 +68,7 @@ describe('handler throws in the server log', () => {
     const running = client.wait(undefined, { signal: controller.signal });
     await once(started, 'wait');
     controller.abort();
-    await expectRejection(running, 'CANCELLED');
+    await expectRejects(running, 'CANCELLED');
     // The first entry about this method is the one for the handler's throw.
     const entry = await logged((each) => each.method === 'Waiter.wait');
     expect(entry).to.deep.include({ level: 'debug', message: ENDED, code: 'CANCELLED' });
@@ -80,11 +80,11 @@ describe('handler throws in the server log', () => {
     const { client, entries, logged, finished } = await start();
     const watch = client.watch();
     for await (const _tick of watch) break;
-    await expectRejection(watch.result, 'CANCELLED');
+    await expectRejects(watch.result, 'CANCELLED');
     await finished;
     // The handler's throw is handled in promise callbacks; a later call over the socket is logged after them.
     const crashLogged = logged((each) => each.method === 'Waiter.crash');
-    await expectRejection(client.crash(), 'INTERNAL');
+    await expectRejects(client.crash(), 'INTERNAL');
     await crashLogged;
     const about = entries.filter((each) => each.method === 'Waiter.watch');
     expect(about.filter((each) => each.message.includes('the caller got INTERNAL'))).to.deep.equal([]);
@@ -94,7 +94,7 @@ describe('handler throws in the server log', () => {
   it('still logs a handler that throws while its call runs as INTERNAL, at error', async () => {
     const { client, logged } = await start();
     const gotInternal = logged((entry) => entry.message === 'handler threw; the caller got INTERNAL');
-    await expectRejection(client.crash(), 'INTERNAL');
+    await expectRejects(client.crash(), 'INTERNAL');
     expect(await gotInternal).to.deep.include({ level: 'error', method: 'Waiter.crash', code: 'INTERNAL' });
   });
 });

@@ -14,7 +14,7 @@ import { MessageType, encodeMessage, type GoawayMessage, type Message, type Pong
 import type { ServerOptions } from '@tunnelrpc/server';
 import { Cleanup } from '../helpers/cleanup.js';
 import { Hostile, createHostileService, type HostileState } from '../helpers/hostile-service.js';
-import { RawTunnel, expectErrorResponse, expectResult, frame, hex, readUntil } from '../helpers/raw.js';
+import { expectErrorResponse, expectResult, frame, hex, RawTunnel, readUntil } from '@tunnelrpc/test-kit';
 import { exitOf, spawnNode, waitForLine } from '../helpers/processes.js';
 import { startEchoServer, type EchoServer } from '../helpers/servers.js';
 

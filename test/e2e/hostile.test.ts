@@ -9,24 +9,14 @@ import { z } from 'zod';
 import { connect, createClient, type RpcClient, type TypedClient } from '@tunnelrpc/client';
 import { Echo } from '@tunnelrpc/examples';
 import { RpcServer } from '@tunnelrpc/server';
-import { MessageType, defineService, encodeMessage, type GoawayMessage, type Message } from '@tunnelrpc/protocol';
+import { MessageType, defineService, encodeMessage } from '@tunnelrpc/protocol';
 import { Cleanup } from '../helpers/cleanup.js';
 import { GARBAGE } from '../helpers/hostile-frames.js';
-import { RawTunnel, frame, hex, rawSocket, readUntil } from '../helpers/raw.js';
-import { expectPrototypeClean, expectRejection, mayHaveRunOf } from '../helpers/rpc-error.js';
+import { expectOnlyGoaway, expectRejects, frame, hex, rawSocket, RawTunnel, readUntil } from '@tunnelrpc/test-kit';
+import { expectPrototypeClean, mayHaveRunOf } from '../helpers/rpc-error.js';
 import { observeEcho, startEchoServer, type EchoServer } from '../helpers/servers.js';
 
 const PROTOTYPE_KEYS = Object.getOwnPropertyNames(Object.prototype);
-
-/** expectGoaway asserts that `messages` is exactly one goaway with `code` (and lastId, if given), and returns it. */
-function expectGoaway(messages: Message[], code: string, lastId?: number): GoawayMessage {
-  expect(messages.map((message) => message.type), JSON.stringify(messages)).to.deep.equal([MessageType.Goaway]);
-  const goaway = messages[0] as GoawayMessage;
-  expect(goaway.code, goaway.message).to.equal(code);
-  if (lastId !== undefined) expect(goaway.lastId).to.equal(lastId);
-  expect(goaway.message).to.be.a('string').that.is.not.empty;
-  return goaway;
-}
 
 describe('hostile peers', () => {
   const cleanup = new Cleanup();
@@ -61,7 +51,7 @@ describe('hostile peers', () => {
       it(`answers ${name} with goaway ${code}, closes that tunnel, and keeps the other working`, async () => {
         const raw = await openRaw();
         raw.write(bytes());
-        const goaway = expectGoaway(await raw.messagesUntilClose(), code, 0);
+        const goaway = expectOnlyGoaway(await raw.messagesUntilClose(), code, 0);
         expect(goaway.message).not.to.include('Echo.echo');
         await expectGoodClientWorks();
       });
@@ -72,7 +62,7 @@ describe('hostile peers', () => {
       raw.write(encodeMessage({ type: MessageType.Request, id: 7, method: 'Echo.sleep', params: { ms: 60_000 } }));
       await server.echo.sleepsStarted(1);
       raw.write(hex('00 00 00 00'));
-      expectGoaway(await raw.messagesUntilClose(), 'PROTOCOL_ERROR', 7);
+      expectOnlyGoaway(await raw.messagesUntilClose(), 'PROTOCOL_ERROR', 7);
       await server.echo.sleepsAborted(1);
       await expectGoodClientWorks();
     });
@@ -82,7 +72,7 @@ describe('hostile peers', () => {
       raw.write(encodeMessage({ type: MessageType.Request, id: 1, method: 'Echo.sleep', params: { ms: 60_000 } }));
       await server.echo.sleepsStarted(1);
       raw.write(encodeMessage({ type: MessageType.Request, id: 1, method: 'Echo.add', params: { a: 1, b: 2 } }));
-      expectGoaway(await raw.messagesUntilClose(), 'PROTOCOL_ERROR', 1);
+      expectOnlyGoaway(await raw.messagesUntilClose(), 'PROTOCOL_ERROR', 1);
       await server.echo.sleepsAborted(1);
       await expectGoodClientWorks();
     });
@@ -90,7 +80,7 @@ describe('hostile peers', () => {
     it('processes nothing after the violation: a request in the same chunk behind it goes unanswered', async () => {
       const raw = await openRaw();
       raw.write(Buffer.concat([hex('00 00 00 00'), encodeMessage({ type: MessageType.Request, id: 1, method: 'Echo.add', params: { a: 1, b: 2 } })]));
-      expectGoaway(await raw.messagesUntilClose(), 'PROTOCOL_ERROR', 0);
+      expectOnlyGoaway(await raw.messagesUntilClose(), 'PROTOCOL_ERROR', 0);
       await expectGoodClientWorks();
     });
 
@@ -98,7 +88,7 @@ describe('hostile peers', () => {
       const raws = await Promise.all(GARBAGE.slice(0, 10).map(() => openRaw()));
       raws.forEach((raw, i) => raw.write(GARBAGE[i]!.bytes()));
       const results = await Promise.all(raws.map((raw) => raw.messagesUntilClose()));
-      results.forEach((messages, i) => expectGoaway(messages, GARBAGE[i]!.code, 0));
+      results.forEach((messages, i) => expectOnlyGoaway(messages, GARBAGE[i]!.code, 0));
       await expectGoodClientWorks();
     });
   });
@@ -179,7 +169,7 @@ describe('server timeouts on a hostile tunnel', () => {
     const server = await startEchoServer(cleanup, { server: { frameTimeout: 300 } });
     const raw = cleanup.add(await RawTunnel.open(server.port!), (each) => each.destroy());
     raw.write(hex('00 00 00 0a 94 00 01')); // a 10-byte frame, 3 bytes of it, then silence
-    const goaway = expectGoaway(await raw.messagesUntilClose(), 'PROTOCOL_ERROR', 0);
+    const goaway = expectOnlyGoaway(await raw.messagesUntilClose(), 'PROTOCOL_ERROR', 0);
     expect(goaway.message).to.include('frameTimeout');
     const echo = createClient(Echo, cleanup.add(await connect(server.url), (client) => client.close()));
     expect(await echo.add({ a: 1, b: 2 })).to.equal(3);
@@ -190,7 +180,7 @@ describe('server timeouts on a hostile tunnel', () => {
     const server = await startEchoServer(cleanup, { server: { idleTimeout: 300 } });
     const raw = cleanup.add(await RawTunnel.open(server.port!), (each) => each.destroy());
     const [tunnel] = server.tunnels;
-    const goaway = expectGoaway(await raw.messagesUntilClose(), 'UNAVAILABLE', 0);
+    const goaway = expectOnlyGoaway(await raw.messagesUntilClose(), 'UNAVAILABLE', 0);
     expect(goaway.message).to.include('idle');
     if (!tunnel!.closed) await once(tunnel!, 'close');
     expect(server.rpc.connectionCount).to.equal(0);
@@ -211,7 +201,7 @@ describe('limits between the real client and server', () => {
     const server = await startEchoServer(cleanup);
     const client = cleanup.add(await connect(server.url, { maxFrameSize: 1024 }), (each) => each.close());
     const echo = createClient(Echo, client);
-    const error = await expectRejection(echo.echo('x'.repeat(2000)), 'RESOURCE_EXHAUSTED', 'maxFrameSize 1024');
+    const error = await expectRejects(echo.echo('x'.repeat(2000)), 'RESOURCE_EXHAUSTED', 'maxFrameSize 1024');
     expect(mayHaveRunOf(error)).to.equal(false);
     expect(await echo.add({ a: 1, b: 2 })).to.equal(3);
   });
@@ -223,7 +213,7 @@ describe('limits between the real client and server', () => {
     const { url } = await rpc.listen(0);
     const big = createClient(Big, cleanup.add(await connect(url), (each) => each.close()));
     expect(await big.make({ bytes: 4000 })).to.equal('b'.repeat(4000));
-    const error = await expectRejection(big.make({ bytes: 5000 }), 'RESOURCE_EXHAUSTED', 'maxFrameSize 4096');
+    const error = await expectRejects(big.make({ bytes: 5000 }), 'RESOURCE_EXHAUSTED', 'maxFrameSize 4096');
     expect(error.data).to.deep.include({ maxFrameSize: 4096 });
     expect(await big.make({ bytes: 3 })).to.equal('bbb');
   });
@@ -236,10 +226,10 @@ describe('limits between the real client and server', () => {
     const { url } = await rpc.listen(0);
     const client = cleanup.add(await connect(url, { maxFrameSize: 1024 }), (each) => each.close());
     const big = createClient(Big, client);
-    const sleeping = expectRejection(createClient(Echo, client).sleep({ ms: 60_000 }), 'UNAVAILABLE');
+    const sleeping = expectRejects(createClient(Echo, client).sleep({ ms: 60_000 }), 'UNAVAILABLE');
     await observed.sleepsStarted(1);
 
-    const error = await expectRejection(big.make({ bytes: 5000 }), 'UNAVAILABLE', 'maxFrameSize 1024');
+    const error = await expectRejects(big.make({ bytes: 5000 }), 'UNAVAILABLE', 'maxFrameSize 1024');
     expect(mayHaveRunOf(error)).to.equal(true);
     expect(mayHaveRunOf(await sleeping)).to.equal(true);
     // The server aborted the handler still running on that tunnel once the client dropped it.
@@ -253,7 +243,7 @@ describe('limits between the real client and server', () => {
   it('closes the tunnel with goaway RESOURCE_EXHAUSTED when the client sends a frame over the server maxFrameSize', async () => {
     const server = await startEchoServer(cleanup, { server: { maxFrameSize: 1024 } });
     const client = cleanup.add(await connect(server.url, { reconnect: false }), (each) => each.close());
-    const error = await expectRejection(client.call('Echo.echo', 'x'.repeat(2000)), 'UNAVAILABLE', 'RESOURCE_EXHAUSTED');
+    const error = await expectRejects(client.call('Echo.echo', 'x'.repeat(2000)), 'UNAVAILABLE', 'RESOURCE_EXHAUSTED');
     expect(error.message).to.include('maxFrameSize 1024');
     expect((await client.closed)?.code).to.equal('UNAVAILABLE');
     const other = createClient(Echo, cleanup.add(await connect(server.url), (each) => each.close()));
@@ -266,7 +256,7 @@ describe('limits between the real client and server', () => {
     const echo = createClient(Echo, client);
     // The oversized call is above the goaway's lastId: it fails as not run and is not re-sent (it would only break
     // the next tunnel the same way).
-    await expectRejection(echo.echo('x'.repeat(2000)), 'UNAVAILABLE', 'RESOURCE_EXHAUSTED');
+    await expectRejects(echo.echo('x'.repeat(2000)), 'UNAVAILABLE', 'RESOURCE_EXHAUSTED');
     expect(await echo.add({ a: 1, b: 2 })).to.equal(3);
   });
 
@@ -276,9 +266,9 @@ describe('limits between the real client and server', () => {
   it('reports calls above the goaway lastId as not run when the server closes with RESOURCE_EXHAUSTED', async () => {
     const server = await startEchoServer(cleanup, { server: { maxFrameSize: 1024 } });
     const client = cleanup.add(await connect(server.url, { reconnect: false }), (each) => each.close());
-    const taken = expectRejection(client.call('Echo.sleep', { ms: 60_000 }), 'UNAVAILABLE'); // id 1, taken by the server
+    const taken = expectRejects(client.call('Echo.sleep', { ms: 60_000 }), 'UNAVAILABLE'); // id 1, taken by the server
     await server.echo.sleepsStarted(1);
-    const refused = expectRejection(client.call('Echo.echo', 'x'.repeat(2000)), 'UNAVAILABLE'); // id 2, its header trips the limit
+    const refused = expectRejects(client.call('Echo.echo', 'x'.repeat(2000)), 'UNAVAILABLE'); // id 2, its header trips the limit
     expect(mayHaveRunOf(await taken)).to.equal(true);
     expect(mayHaveRunOf(await refused)).to.equal(false);
   });

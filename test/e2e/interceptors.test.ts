@@ -13,7 +13,8 @@ import { Echo } from '@tunnelrpc/examples';
 import { defineService } from '@tunnelrpc/protocol';
 import { RpcServer, type ServerOptions, type ServiceImpl } from '@tunnelrpc/server';
 import { Cleanup } from '../helpers/cleanup.js';
-import { expectRejection, mayHaveRunOf } from '../helpers/rpc-error.js';
+import { expectRejects } from '@tunnelrpc/test-kit';
+import { mayHaveRunOf } from '../helpers/rpc-error.js';
 import { Counter, listenRpc, startEchoServer } from '../helpers/servers.js';
 
 /** Records what each named interceptor saw, in order, as `name>` on the way in and `<name` on the way out. */
@@ -68,7 +69,7 @@ describe('Interceptors', () => {
       const seen: string[] = [];
       const server = await startEchoServer(cleanup, { server: { interceptors: [(next) => (call) => (seen.push(call.method), next(call))] } });
       const client = cleanup.add(await connect(server.url), (each) => each.close());
-      const error = await expectRejection(client.call('Echo.nope', null), 'UNIMPLEMENTED');
+      const error = await expectRejects(client.call('Echo.nope', null), 'UNIMPLEMENTED');
       expect(mayHaveRunOf(error)).to.equal(false);
       expect(seen).to.deep.equal(['Echo.nope']);
     });
@@ -85,7 +86,7 @@ describe('Interceptors', () => {
         },
       });
       const client = cleanup.add(await connect(await listen(cleanup, rpc)), (each) => each.close());
-      await expectRejection(createClient(Headers, client).read({ name: 'x' }), 'PERMISSION_DENIED', 'needs a token');
+      await expectRejects(createClient(Headers, client).read({ name: 'x' }), 'PERMISSION_DENIED', 'needs a token');
       expect(ran).to.equal(0);
     });
 
@@ -128,8 +129,8 @@ describe('Interceptors', () => {
       };
       const server = await startEchoServer(cleanup, { server: { interceptors: [outcome] } });
       const echo = createClient(Echo, cleanup.add(await connect(server.url), (each) => each.close()));
-      await expectRejection(echo.fail({ code: 'NOT_FOUND', message: 'no such row' }), 'NOT_FOUND', 'no such row');
-      await expectRejection(echo.crash(), 'INTERNAL');
+      await expectRejects(echo.fail({ code: 'NOT_FOUND', message: 'no such row' }), 'NOT_FOUND', 'no such row');
+      await expectRejects(echo.crash(), 'INTERNAL');
       expect(outcomes).to.deep.equal(['Echo.fail NOT_FOUND', 'Echo.crash plain Error']);
     });
 
@@ -155,7 +156,7 @@ describe('Interceptors', () => {
         },
       });
       const headers = createClient(Headers, cleanup.add(await connect(await listen(cleanup, rpc)), (each) => each.close()));
-      await expectRejection(headers.read({ name: 'x' }, { timeout: 60_000 }), 'DEADLINE_EXCEEDED');
+      await expectRejects(headers.read({ name: 'x' }, { timeout: 60_000 }), 'DEADLINE_EXCEEDED');
       await ended.reach(1);
       release();
       expect(outcomes).to.deep.equal(['DEADLINE_EXCEEDED']);
@@ -185,7 +186,7 @@ describe('Interceptors', () => {
       };
       const server = await startEchoServer(cleanup, { server: { interceptors: [buggy] } });
       const client = cleanup.add(await connect(server.url), (each) => each.close());
-      const error = await expectRejection(client.call('Echo.echo', 1), 'INTERNAL', 'internal error in Echo.echo; the server logged the details');
+      const error = await expectRejects(client.call('Echo.echo', 1), 'INTERNAL', 'internal error in Echo.echo; the server logged the details');
       expect(error.message).to.not.include('secret');
       expect(server.logs).to.deep.equal(['Echo.echo: handler threw; the caller got INTERNAL']);
     });
@@ -233,7 +234,7 @@ describe('Interceptors', () => {
       const client = cleanup.add(await connect(server.url, { interceptors: [cached, refuse] }), (each) => each.close());
       const echo = createClient(Echo, client);
       expect(await echo.count()).to.equal(42);
-      await expectRejection(echo.notify({}), 'FAILED_PRECONDITION', 'circuit open');
+      await expectRejects(echo.notify({}), 'FAILED_PRECONDITION', 'circuit open');
       // The server received neither: its own count of notifications is still 0.
       const plain = createClient(Echo, cleanup.add(await connect(server.url), (each) => each.close()));
       expect(await plain.count()).to.equal(0);
@@ -245,7 +246,7 @@ describe('Interceptors', () => {
         throw new TypeError('oops');
       };
       const client = cleanup.add(await connect(server.url, { interceptors: [buggy] }), (each) => each.close());
-      const error = await expectRejection(client.call('Echo.echo', 1), 'INTERNAL', 'a client interceptor failed on Echo.echo (TypeError: oops)');
+      const error = await expectRejects(client.call('Echo.echo', 1), 'INTERNAL', 'a client interceptor failed on Echo.echo (TypeError: oops)');
       expect(error.cause).to.be.instanceOf(TypeError);
       expect(mayHaveRunOf(error)).to.equal(true);
     });
@@ -287,7 +288,7 @@ describe('Interceptors', () => {
       const pending = client.call('Echo.sleep', { ms: 60_000 }, { signal: controller.signal });
       await server.echo.sleepsStarted(1);
       controller.abort();
-      await expectRejection(pending, 'CANCELLED');
+      await expectRejects(pending, 'CANCELLED');
     });
   });
 
@@ -356,7 +357,7 @@ describe('Interceptors', () => {
       const pending = front.viaEcho({ ms: 60_000 }, { signal: controller.signal });
       await back.echo.sleepsStarted(1);
       controller.abort();
-      await expectRejection(pending, 'CANCELLED');
+      await expectRejects(pending, 'CANCELLED');
       await back.echo.sleepsAborted(1);
       expect(back.echo.aborted[0]).to.be.instanceOf(RpcError);
       expect((back.echo.aborted[0] as RpcError).code).to.equal('CANCELLED');
@@ -366,7 +367,7 @@ describe('Interceptors', () => {
     it('ends the inner call before the inbound deadline, so the handler can still answer', async () => {
       // A margin well above timer jitter on a loaded machine: the inner deadline must come first, not tie.
       const { front, back, innerOutcomes } = await frontAndBack({}, 100);
-      const error = await expectRejection(front.viaEcho({ ms: 60_000 }, { timeout: 300 }), 'DEADLINE_EXCEEDED');
+      const error = await expectRejects(front.viaEcho({ ms: 60_000 }, { timeout: 300 }), 'DEADLINE_EXCEEDED');
       expect(error).to.be.instanceOf(RpcError);
       await back.echo.sleepsAborted(1);
       expect(innerOutcomes).to.deep.equal(['DEADLINE_EXCEEDED']);
@@ -374,7 +375,7 @@ describe('Interceptors', () => {
 
     it('keeps its own shorter timeout', async () => {
       const { front, innerOutcomes } = await frontAndBack();
-      await expectRejection(front.viaEcho({ ms: 60_000, timeout: 50 }, { timeout: 60_000 }), 'DEADLINE_EXCEEDED');
+      await expectRejects(front.viaEcho({ ms: 60_000, timeout: 50 }, { timeout: 60_000 }), 'DEADLINE_EXCEEDED');
       expect(innerOutcomes).to.deep.equal(['DEADLINE_EXCEEDED']);
     });
 
@@ -384,7 +385,7 @@ describe('Interceptors', () => {
       const pending = front.viaEcho({ ms: 100, inherit: false }, { signal: controller.signal });
       await back.echo.sleepsStarted(1);
       controller.abort();
-      await expectRejection(pending, 'CANCELLED');
+      await expectRejects(pending, 'CANCELLED');
       // The inner sleep was not cancelled with the inbound call: it runs to its end.
       expect(back.echo.aborted).to.deep.equal([]);
     });

@@ -10,7 +10,8 @@ import { connect, createClient, RpcError, type ClientOptions, type RpcClient } f
 import { RpcServer } from '@tunnelrpc/server';
 import { Echo } from '@tunnelrpc/examples';
 import { Cleanup } from '../helpers/cleanup.js';
-import { expectRejection, mayHaveRunOf } from '../helpers/rpc-error.js';
+import { expectRejects } from '@tunnelrpc/test-kit';
+import { mayHaveRunOf } from '../helpers/rpc-error.js';
 import { observeEcho, startEchoServer } from '../helpers/servers.js';
 
 /** socketClosed resolves once `socket` has closed, at once if it has already. */
@@ -39,7 +40,7 @@ describe('lifecycle', () => {
 
       const closing = server.rpc.close();
       // Sent before the goaway reached the client: the server drops it, the goaway's lastId tells the client so.
-      const crossed = await expectRejection(echo.add({ a: 1, b: 2 }), 'UNAVAILABLE', 'was not run');
+      const crossed = await expectRejects(echo.add({ a: 1, b: 2 }), 'UNAVAILABLE', 'was not run');
       expect(mayHaveRunOf(crossed)).to.equal(false);
       expect(await Promise.all(running)).to.deep.equal([{ slept: 150 }, { slept: 250 }]);
 
@@ -49,7 +50,7 @@ describe('lifecycle', () => {
       await closing;
       expect(server.rpc.connectionCount).to.equal(0);
       expect(server.echo.aborted).to.deep.equal([]);
-      const after = await expectRejection(echo.add({ a: 1, b: 2 }), 'UNAVAILABLE');
+      const after = await expectRejects(echo.add({ a: 1, b: 2 }), 'UNAVAILABLE');
       expect(mayHaveRunOf(after)).to.equal(false);
     });
 
@@ -62,7 +63,7 @@ describe('lifecycle', () => {
 
       const closing = server.rpc.close();
       // Refused by the goaway, it waits for a new tunnel; the closing server answers every redial with 503.
-      const waiting = expectRejection(echo.add({ a: 1, b: 2 }, { timeout: 400 }), 'DEADLINE_EXCEEDED');
+      const waiting = expectRejects(echo.add({ a: 1, b: 2 }, { timeout: 400 }), 'DEADLINE_EXCEEDED');
       expect(await running).to.deep.equal({ slept: 200 });
       await closing;
       const error = await waiting;
@@ -79,7 +80,7 @@ describe('lifecycle', () => {
       const running = echo.sleep({ ms: 200 });
       await server.echo.sleepsStarted(1);
       const closing = server.rpc.close();
-      const error = await expectRejection(echo.add({ a: 1, b: 2 }, { timeout: 400 }), 'DEADLINE_EXCEEDED');
+      const error = await expectRejects(echo.add({ a: 1, b: 2 }, { timeout: 400 }), 'DEADLINE_EXCEEDED');
       expect(mayHaveRunOf(error)).to.equal(false);
       expect(error.message).not.to.include('may have run');
       await running;
@@ -93,7 +94,7 @@ describe('lifecycle', () => {
       await server.echo.sleepsStarted(1);
       const closing = server.rpc.close();
 
-      const error = await expectRejection(connect(server.url), 'UNAVAILABLE', '503');
+      const error = await expectRejects(connect(server.url), 'UNAVAILABLE', '503');
       expect(error.data).to.deep.include({ status: 503 });
       expect(await running).to.deep.equal({ slept: 200 });
       await closing;
@@ -112,7 +113,7 @@ describe('lifecycle', () => {
       expect(await running).to.deep.equal({ slept: 150 });
       await closing;
       expect((await client.closed)?.code).to.equal('UNAVAILABLE');
-      await expectRejection(connect(url), 'UNAVAILABLE', 'ECONNREFUSED');
+      await expectRejects(connect(url), 'UNAVAILABLE', 'ECONNREFUSED');
     });
 
     it('resolves at once and closes idle clients when no call is running', async () => {
@@ -129,7 +130,7 @@ describe('lifecycle', () => {
       const client = await open(server.url, ONE_TUNNEL);
       const echo = createClient(Echo, client);
       const quick = echo.sleep({ ms: 20 });
-      const stuck = expectRejection(echo.sleep({ ms: 60_000 }), 'UNAVAILABLE', 'may have run');
+      const stuck = expectRejects(echo.sleep({ ms: 60_000 }), 'UNAVAILABLE', 'may have run');
       await server.echo.sleepsStarted(2);
 
       await server.rpc.close();
@@ -167,7 +168,7 @@ describe('lifecycle', () => {
       const server = await startEchoServer(cleanup, { server: { shutdownTimeout: 0 } });
       const client = await open(server.url, ONE_TUNNEL);
       const echo = createClient(Echo, client);
-      const failures = Array.from({ length: 3 }, () => expectRejection(echo.sleep({ ms: 60_000 }), 'UNAVAILABLE'));
+      const failures = Array.from({ length: 3 }, () => expectRejects(echo.sleep({ ms: 60_000 }), 'UNAVAILABLE'));
       await server.echo.sleepsStarted(3);
 
       await server.rpc.close();
@@ -181,7 +182,7 @@ describe('lifecycle', () => {
       const server = await startEchoServer(cleanup);
       const client = await open(server.url, ONE_TUNNEL);
       const echo = createClient(Echo, client);
-      const failures = Array.from({ length: 10 }, () => expectRejection(echo.sleep({ ms: 60_000 }), 'UNAVAILABLE'));
+      const failures = Array.from({ length: 10 }, () => expectRejects(echo.sleep({ ms: 60_000 }), 'UNAVAILABLE'));
       await server.echo.sleepsStarted(10);
       expect(server.tunnels.size).to.equal(1);
 
@@ -189,7 +190,7 @@ describe('lifecycle', () => {
       const errors = await Promise.all(failures);
       for (const error of errors) expect(mayHaveRunOf(error)).to.equal(true);
       expect((await client.closed)?.code).to.equal('UNAVAILABLE');
-      const refused = await expectRejection(echo.add({ a: 1, b: 2 }), 'UNAVAILABLE');
+      const refused = await expectRejects(echo.add({ a: 1, b: 2 }), 'UNAVAILABLE');
       expect(mayHaveRunOf(refused)).to.equal(false);
       // The server aborted every handler of the lost tunnel, and serves a new client.
       await server.echo.sleepsAborted(10);
@@ -203,7 +204,7 @@ describe('lifecycle', () => {
       const server = await startEchoServer(cleanup, { server: { maxInFlight: 1 } });
       const client = await open(server.url, { minReconnectDelay: 20 });
       const echo = createClient(Echo, client);
-      const sleeping = expectRejection(echo.sleep({ ms: 60_000 }), 'UNAVAILABLE', 'may have run');
+      const sleeping = expectRejects(echo.sleep({ ms: 60_000 }), 'UNAVAILABLE', 'may have run');
       await server.echo.sleepsStarted(1);
       const echoed = echo.echo('idempotent, sent again');
       expect(client.pendingCalls).to.equal(2);
@@ -221,7 +222,7 @@ describe('lifecycle', () => {
     it('fails pending calls with UNAVAILABLE when the http server and all its sockets go away', async () => {
       const server = await startEchoServer(cleanup);
       const client = await open(server.url, ONE_TUNNEL);
-      const failure = expectRejection(createClient(Echo, client).sleep({ ms: 60_000 }), 'UNAVAILABLE');
+      const failure = expectRejects(createClient(Echo, client).sleep({ ms: 60_000 }), 'UNAVAILABLE');
       await server.echo.sleepsStarted(1);
 
       server.http.close();
@@ -230,21 +231,21 @@ describe('lifecycle', () => {
       const error = await failure;
       expect(mayHaveRunOf(error)).to.equal(true);
       expect((await client.closed)?.code).to.equal('UNAVAILABLE');
-      await expectRejection(connect(server.url), 'UNAVAILABLE', 'ECONNREFUSED');
+      await expectRejects(connect(server.url), 'UNAVAILABLE', 'ECONNREFUSED');
     });
 
     it('holds new calls of a reconnecting client until their deadline while nothing listens, naming the dial error', async () => {
       const server = await startEchoServer(cleanup);
       const client = await open(server.url, { minReconnectDelay: 20, maxReconnectDelay: 100 });
       const echo = createClient(Echo, client);
-      const failure = expectRejection(echo.sleep({ ms: 60_000 }), 'UNAVAILABLE', 'may have run');
+      const failure = expectRejects(echo.sleep({ ms: 60_000 }), 'UNAVAILABLE', 'may have run');
       await server.echo.sleepsStarted(1);
 
       server.http.close();
       server.http.closeAllConnections();
       for (const socket of server.tunnels) socket.destroy();
       expect(mayHaveRunOf(await failure)).to.equal(true);
-      const waited = await expectRejection(echo.add({ a: 1, b: 2 }, { timeout: 300 }), 'DEADLINE_EXCEEDED', 'ECONNREFUSED');
+      const waited = await expectRejects(echo.add({ a: 1, b: 2 }, { timeout: 300 }), 'DEADLINE_EXCEEDED', 'ECONNREFUSED');
       expect(mayHaveRunOf(waited)).to.equal(false);
       await client.close();
       expect(await client.closed).to.equal(undefined);
@@ -261,9 +262,9 @@ describe('lifecycle', () => {
       const [tunnel] = server.tunnels;
 
       const closing = client.close();
-      const refused = await expectRejection(echo.add({ a: 1, b: 2 }), 'UNAVAILABLE', 'close()');
+      const refused = await expectRejects(echo.add({ a: 1, b: 2 }), 'UNAVAILABLE', 'close()');
       expect(mayHaveRunOf(refused)).to.equal(false);
-      expect(mayHaveRunOf(await expectRejection(echo.notify('late'), 'UNAVAILABLE', 'close()'))).to.equal(false);
+      expect(mayHaveRunOf(await expectRejects(echo.notify('late'), 'UNAVAILABLE', 'close()'))).to.equal(false);
       expect(await Promise.all(running)).to.deep.equal([{ slept: 100 }, { slept: 200 }, 2]);
       await closing;
       expect(await client.closed).to.equal(undefined);
@@ -276,7 +277,7 @@ describe('lifecycle', () => {
     it('resolves once a pending call passes its deadline', async () => {
       const server = await startEchoServer(cleanup);
       const client = await open(server.url);
-      const stuck = expectRejection(createClient(Echo, client).sleep({ ms: 60_000 }, { timeout: 200 }), 'DEADLINE_EXCEEDED');
+      const stuck = expectRejects(createClient(Echo, client).sleep({ ms: 60_000 }, { timeout: 200 }), 'DEADLINE_EXCEEDED');
       await server.echo.sleepsStarted(1);
 
       const closing = client.close();

@@ -8,7 +8,8 @@ import { connect, createClient } from '@tunnelrpc/client';
 import { RpcError, defineService } from '@tunnelrpc/protocol';
 import { RpcServer } from '@tunnelrpc/server';
 import { Cleanup } from '../helpers/cleanup.js';
-import { expectRejection, mayHaveRunOf } from '../helpers/rpc-error.js';
+import { expectRejects } from '@tunnelrpc/test-kit';
+import { mayHaveRunOf } from '../helpers/rpc-error.js';
 
 const Thrower = defineService('Thrower', {
   fail: { input: z.strictObject({ kind: z.enum(['array', 'string', 'number', 'map', 'none', 'falseMap']) }), output: z.null() },
@@ -34,7 +35,7 @@ describe('mayHaveRun (real client, real server)', () => {
   for (const kind of ['array', 'string', 'number'] as const) {
     it(`keeps ${kind} data a handler threw intact, and says mayHaveRun: true in its own field`, async () => {
       const client = await thrower();
-      const error = await expectRejection(client.fail({ kind }), 'ABORTED', `thrown with ${kind} data`);
+      const error = await expectRejects(client.fail({ kind }), 'ABORTED', `thrown with ${kind} data`);
       expect(error.data).to.deep.equal(DATA[kind]);
       expect(error.mayHaveRun).to.equal(true);
     });
@@ -42,20 +43,20 @@ describe('mayHaveRun (real client, real server)', () => {
 
   it('also sets mayHaveRun in map data and in absent data (the deprecated place), replacing a false', async () => {
     const client = await thrower();
-    const map = await expectRejection(client.fail({ kind: 'map' }), 'ABORTED');
+    const map = await expectRejects(client.fail({ kind: 'map' }), 'ABORTED');
     expect(map.data).to.deep.equal({ widget: 7, mayHaveRun: true });
     expect(mayHaveRunOf(map)).to.equal(true);
-    const none = await expectRejection(client.fail({ kind: 'none' }), 'ABORTED');
+    const none = await expectRejects(client.fail({ kind: 'none' }), 'ABORTED');
     expect(none.data).to.deep.equal({ mayHaveRun: true });
     expect(mayHaveRunOf(none)).to.equal(true);
     // A downstream "did not run" rethrown by a handler is not about this hop: this handler ran.
-    const rethrown = await expectRejection(client.fail({ kind: 'falseMap' }), 'ABORTED');
+    const rethrown = await expectRejects(client.fail({ kind: 'falseMap' }), 'ABORTED');
     expect(mayHaveRunOf(rethrown)).to.equal(true);
   });
 
   it('says mayHaveRun: false for params the schema refuses (the handler did not run)', async () => {
     const client = await thrower();
-    const error = await expectRejection(client.fail({ kind: 'nope' as 'array' }), 'INVALID_ARGUMENT');
+    const error = await expectRejects(client.fail({ kind: 'nope' as 'array' }), 'INVALID_ARGUMENT');
     expect(mayHaveRunOf(error)).to.equal(false);
   });
 });

@@ -17,7 +17,7 @@ import { RpcServer, type PeerAddress } from '@tunnelrpc/server';
 import { Cleanup } from '../helpers/cleanup.js';
 import { makePki, type Pki } from '../helpers/pki.js';
 import { runNode } from '../helpers/processes.js';
-import { expectRejection } from '../helpers/rpc-error.js';
+import { expectRejects } from '@tunnelrpc/test-kit';
 
 const Who = defineService('Who', {
   ami: { input: z.void(), output: z.object({ cn: z.string(), sans: z.array(z.string()), fingerprint: z.string(), auth: z.string() }) },
@@ -87,7 +87,7 @@ describe('mutual TLS', function () {
   for (const [name, pick, reason] of refusals) {
     it(`refuses ${name} with 401: UNAUTHENTICATED naming the reason on the client, a warn entry on the server`, async () => {
       const server = await serve();
-      const error = await expectRejection(connect(server.url, as(pick(pki))), 'UNAUTHENTICATED', reason);
+      const error = await expectRejects(connect(server.url, as(pick(pki))), 'UNAUTHENTICATED', reason);
       expect(error.message).to.include('refused with HTTP 401');
       expect(error.data).to.deep.include({ status: 401 });
       expect(server.logs.some((line) => line.startsWith('warn CONNECT refused: ') && line.includes(reason))).to.equal(true, server.logs.join('\n'));
@@ -99,7 +99,7 @@ describe('mutual TLS', function () {
     const rpc = new RpcServer({ requireClientCertificate: true, logger: () => {} });
     cleanup.defer(() => rpc.close());
     const { url } = await rpc.listen(0);
-    await expectRejection(connect(url, { reconnect: false }), 'UNAUTHENTICATED', 'did not come over TLS');
+    await expectRejects(connect(url, { reconnect: false }), 'UNAUTHENTICATED', 'did not come over TLS');
   });
 
   describe('the CLI, with TLS flags named as curl and grpcurl name them', () => {

@@ -7,7 +7,7 @@ import { connect } from '@tunnelrpc/client';
 import { RpcServer, type PeerAddress, type ServerEvent } from '@tunnelrpc/server';
 import { Echo, createEchoService } from '@tunnelrpc/examples';
 import { Cleanup } from '../helpers/cleanup.js';
-import { expectRejection } from '../helpers/rpc-error.js';
+import { expectRejects } from '@tunnelrpc/test-kit';
 
 describe('peer addresses from a dual-stack listener', () => {
   const cleanup = new Cleanup();
@@ -31,7 +31,7 @@ describe('peer addresses from a dual-stack listener', () => {
     expect(await first.call('Echo.add', { a: 1, b: 2 })).to.equal(3);
     expect(seen[0]).to.deep.include({ address: '127.0.0.1', family: 'IPv4' });
     expect(events.find((event) => event.type === 'open')).to.deep.include({ address: '127.0.0.1' });
-    const refused = await expectRejection(connect(url, { reconnect: false }), 'UNAVAILABLE');
+    const refused = await expectRejects(connect(url, { reconnect: false }), 'UNAVAILABLE');
     expect(refused.message).to.match(/503 127\.0\.0\.1 has maxConnectionsPerIp 1/);
     expect(events.find((event) => event.type === 'refused')).to.deep.include({ address: '127.0.0.1', status: 503 });
   });

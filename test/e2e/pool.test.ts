@@ -13,7 +13,7 @@ import { RpcError, defineService } from '@tunnelrpc/protocol';
 import { RpcServer } from '@tunnelrpc/server';
 import { Cleanup } from '../helpers/cleanup.js';
 import { Counter } from '../helpers/servers.js';
-import { expectRejection } from '../helpers/rpc-error.js';
+import { expectRejects } from '@tunnelrpc/test-kit';
 
 const Tag = defineService('Tag', {
   name: { input: z.void(), output: z.string(), idempotent: true },
@@ -113,7 +113,7 @@ describe('client pool', () => {
     const client = createRpcClient('http://stuck.test:8080/_rpc', { lookup: () => new Promise(() => {}) });
     const waiting = client.call('Tag.name');
     await client.close();
-    await expectRejection(waiting, 'UNAVAILABLE', 'close() was called');
+    await expectRejects(waiting, 'UNAVAILABLE', 'close() was called');
     expect(await client.closed).to.equal(undefined);
   });
 
@@ -121,7 +121,7 @@ describe('client pool', () => {
     const lookup = (): never => {
       throw Object.assign(new Error('getaddrinfo ENOTFOUND nowhere.test'), { code: 'ENOTFOUND' });
     };
-    const error = await expectRejection(connect('http://nowhere.test:8080/_rpc', { lookup }), 'UNAVAILABLE', 'cannot connect to http://nowhere.test:8080/_rpc: ENOTFOUND (the host name does not resolve)');
+    const error = await expectRejects(connect('http://nowhere.test:8080/_rpc', { lookup }), 'UNAVAILABLE', 'cannot connect to http://nowhere.test:8080/_rpc: ENOTFOUND (the host name does not resolve)');
     expect(error.data).to.deep.equal({ errno: 'ENOTFOUND' });
   });
 
@@ -162,7 +162,7 @@ describe('client pool', () => {
     cleanup.defer(() => other.close());
     const waiting = createRpcClient([lockedUrl, (await other.listen(0)).url]);
     cleanup.defer(() => waiting.close());
-    await expectRejection(waiting.call('Tag.name'), 'UNAUTHENTICATED', 'no token');
+    await expectRejects(waiting.call('Tag.name'), 'UNAUTHENTICATED', 'no token');
   });
 
   it('probes an endpoint that does not answer with one dial at a time, not tunnelsPerEndpoint at once (no reconnect storm)', async () => {
@@ -192,7 +192,7 @@ describe('client pool', () => {
   });
 
   it('rejects connect naming each endpoint when none can be reached', async () => {
-    const error = await expectRejection(connect(['http://127.0.0.1:1/_rpc', 'http://127.0.0.1:2/_rpc'], { reconnect: false }), 'UNAVAILABLE', 'none of 2 endpoints could be reached');
+    const error = await expectRejects(connect(['http://127.0.0.1:1/_rpc', 'http://127.0.0.1:2/_rpc'], { reconnect: false }), 'UNAVAILABLE', 'none of 2 endpoints could be reached');
     expect(error.message).to.include('http://127.0.0.1:1/_rpc').and.include('http://127.0.0.1:2/_rpc');
   });
 
@@ -213,8 +213,8 @@ describe('client pool', () => {
     ];
     for (const [name, urls, options, message] of cases) {
       it(`refuses ${name} with INVALID_ARGUMENT, from connect() and createRpcClient()`, async () => {
-        await expectRejection(connect(urls as string, options), 'INVALID_ARGUMENT', message);
-        await expectRejection(Promise.resolve().then(() => createRpcClient(urls as string, options)), 'INVALID_ARGUMENT', message);
+        await expectRejects(connect(urls as string, options), 'INVALID_ARGUMENT', message);
+        await expectRejects(Promise.resolve().then(() => createRpcClient(urls as string, options)), 'INVALID_ARGUMENT', message);
       });
     }
 

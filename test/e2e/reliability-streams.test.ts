@@ -9,9 +9,8 @@ import { Echo } from '@tunnelrpc/examples';
 import { MessageType, encodeMessage, type GoawayMessage, type Message, type StreamMessageMessage } from '@tunnelrpc/protocol';
 import type { ServerOptions } from '@tunnelrpc/server';
 import { Cleanup } from '../helpers/cleanup.js';
-import { RawTunnel } from '../helpers/raw.js';
-import { expectPrototypeClean, expectRejection } from '../helpers/rpc-error.js';
-import { ScriptedServer, type ScriptedPeer } from '../helpers/scripted-server.js';
+import { expectRejects, RawTunnel, type ScriptedPeer, ScriptedServer } from '@tunnelrpc/test-kit';
+import { expectPrototypeClean } from '../helpers/rpc-error.js';
 import { startEchoServer, type EchoServer } from '../helpers/servers.js';
 
 const PROTOTYPE_KEYS = Object.getOwnPropertyNames(Object.prototype);
@@ -161,11 +160,11 @@ describe('reliability: hostile stream peers', () => {
         const opening = await peer.nextRequest();
         expect(opening.meta).to.deep.include({ credit: 2, maxMessageSize: 131072 });
         await script(peer, opening.id);
-        const goaway = await peer.next();
+        const goaway = await peer.nextMessage();
         expect(goaway.type).to.equal(MessageType.Goaway);
         expect((goaway as GoawayMessage).code).to.equal('PROTOCOL_ERROR');
         expect((goaway as GoawayMessage).message).to.include(says);
-        await expectRejection(stream.result, 'UNAVAILABLE');
+        await expectRejects(stream.result, 'UNAVAILABLE');
         expectPrototypeClean(PROTOTYPE_KEYS);
       });
     }
@@ -175,9 +174,9 @@ describe('reliability: hostile stream peers', () => {
       const stream = client.stream('Old.feed', null, 'bidiStream', {}, [1, 2, 3]);
       const opening = await peer.nextRequest();
       await peer.send({ type: MessageType.Response, id: opening.id, error: { code: 'UNIMPLEMENTED', message: 'no such method' }, result: undefined });
-      await expectRejection(stream.result, 'UNIMPLEMENTED');
+      await expectRejects(stream.result, 'UNIMPLEMENTED');
       const after = client.call('Old.next', null);
-      const next = await peer.next();
+      const next = await peer.nextMessage();
       expect(next.type, JSON.stringify(next)).to.equal(MessageType.Request);
       await peer.respond((next as { id: number }).id, 'ok');
       expect(await after).to.equal('ok');
@@ -189,10 +188,10 @@ describe('reliability: hostile stream peers', () => {
       const opening = await peer.nextRequest();
       expect(opening.meta?.credit).to.equal(undefined);
       await peer.send({ type: MessageType.Credit, id: opening.id, n: 5 });
-      const goaway = (await peer.next()) as GoawayMessage;
+      const goaway = (await peer.nextMessage()) as GoawayMessage;
       expect(goaway.type, 'the client sent nothing before the grant').to.equal(MessageType.Goaway);
       expect(goaway.message).to.include('lacks maxMessageSize');
-      await expectRejection(stream.result, 'UNAVAILABLE');
+      await expectRejects(stream.result, 'UNAVAILABLE');
     });
   });
 });

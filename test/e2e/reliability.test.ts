@@ -26,12 +26,11 @@ import {
   type ResponseMessage,
 } from '@tunnelrpc/protocol';
 import { RpcServer, type ServerOptions } from '@tunnelrpc/server';
-import { fixstr, map, pack, rawRequest, str8 } from '../helpers/bytes.js';
+import { map, pack, rawRequest, str8 } from '../helpers/bytes.js';
 import { Cleanup } from '../helpers/cleanup.js';
 import { Hostile, createHostileService, type HostileState } from '../helpers/hostile-service.js';
-import { RawTunnel, expectErrorResponse, expectResult, frame, hex, rawSocket } from '../helpers/raw.js';
-import { expectPrototypeClean, expectRejection, mayHaveRunOf } from '../helpers/rpc-error.js';
-import { ScriptedServer, type ScriptedPeer } from '../helpers/scripted-server.js';
+import { expectErrorResponse, expectOnlyGoaway, expectRejects, expectResult, fixstr, frame, hex, rawSocket, RawTunnel, type ScriptedPeer, ScriptedServer } from '@tunnelrpc/test-kit';
+import { expectPrototypeClean, mayHaveRunOf } from '../helpers/rpc-error.js';
 import { startEchoServer, type EchoServer } from '../helpers/servers.js';
 
 const PROTOTYPE_KEYS = Object.getOwnPropertyNames(Object.prototype);
@@ -82,15 +81,6 @@ async function expectIsolated(r: Rig): Promise<void> {
   expect(sum).to.equal(42);
   expect(value).to.deep.equal({ still: ['fine', 64] });
   expectPrototypeClean(PROTOTYPE_KEYS);
-}
-
-/** expectGoaway asserts that `messages` is exactly one goaway with `code` (and lastId) and returns it. */
-function expectGoaway(messages: Message[], code: string, lastId = 0): GoawayMessage {
-  expect(messages.map((message) => message.type), JSON.stringify(messages).slice(0, 300)).to.deep.equal([MessageType.Goaway]);
-  const goaway = messages[0] as GoawayMessage;
-  expect(goaway.code, goaway.message).to.equal(code);
-  expect(goaway.lastId).to.equal(lastId);
-  return goaway;
 }
 
 
@@ -145,7 +135,7 @@ describe('SECURITY.md T1-T25: hostile and fault cases', () => {
       const r = await rig();
       const headers = [hex('ff ff ff ff'), hex('80 00 00 00'), hex('00 80 00 01')];
       const { value: results, heap, buffers } = await peakMemoryWhile(attack(r, headers));
-      for (const messages of results) expect(expectGoaway(messages, 'RESOURCE_EXHAUSTED').message).to.include('exceeds maxFrameSize 8388608');
+      for (const messages of results) expect(expectOnlyGoaway(messages, 'RESOURCE_EXHAUSTED', 0).message).to.include('exceeds maxFrameSize 8388608');
       // No buffer of the declared size (up to 4 GiB) was allocated for a frame that never came.
       expect(buffers, 'ArrayBuffer growth').to.be.below(8 * MiB);
       expect(heap, 'heap growth').to.be.below(8 * MiB);
@@ -158,7 +148,7 @@ describe('SECURITY.md T1-T25: hostile and fault cases', () => {
       const r = await rig({ frameTimeout: 300 });
       const stall = Buffer.concat([hex('00 80 00 00'), Buffer.alloc(10, 0x61)]); // declares exactly 8 MiB
       const { value: results, buffers, rss } = await peakMemoryWhile(attack(r, Array.from({ length: 200 }, () => stall)));
-      for (const messages of results) expect(expectGoaway(messages, 'PROTOCOL_ERROR').message).to.include('frameTimeout 300');
+      for (const messages of results) expect(expectOnlyGoaway(messages, 'PROTOCOL_ERROR', 0).message).to.include('frameTimeout 300');
       // Preallocating the declared length would be 200 × 8 MiB = 1.6 GiB of ArrayBuffers.
       expect(buffers, 'ArrayBuffer growth').to.be.below(64 * MiB);
       expect(rss, 'RSS growth').to.be.below(100 * MiB);
@@ -192,7 +182,7 @@ describe('SECURITY.md T1-T25: hostile and fault cases', () => {
     it('answers 00 00 00 00 with goaway PROTOCOL_ERROR and closes, and ignores a request behind it', async () => {
       const r = await rig();
       const [messages] = await attack(r, [Buffer.concat([hex('00 00 00 00'), request(1, 'Hostile.inspect', 1)])]);
-      expect(expectGoaway(messages!, 'PROTOCOL_ERROR').message).to.include('zero-length');
+      expect(expectOnlyGoaway(messages!, 'PROTOCOL_ERROR', 0).message).to.include('zero-length');
       expect(r.hostile.calls).to.deep.equal({});
       await expectIsolated(r);
     });
@@ -211,7 +201,7 @@ describe('SECURITY.md T1-T25: hostile and fault cases', () => {
         rawRequest(1, 'Hostile.inspect', Buffer.concat([hex('92'), pack('PEERSECRET'), hex('c1')])),
       ];
       for (const messages of await attack(r, inputs)) {
-        const goaway = expectGoaway(messages, 'PROTOCOL_ERROR');
+        const goaway = expectOnlyGoaway(messages, 'PROTOCOL_ERROR', 0);
         expect(goaway.message).to.match(/^protocol violation: /);
         expect(goaway.message).not.to.include('PEERSECRET');
         expect(goaway.message).not.to.include('Hostile.inspect');
@@ -226,7 +216,7 @@ describe('SECURITY.md T1-T25: hostile and fault cases', () => {
       const r = await rig();
       const inputs = [rawRequest(1, 'Hostile.inspect', deepArrays(100_000)), rawRequest(1, 'Hostile.inspect', deepArrays(1_000))];
       for (const messages of await attack(r, inputs)) {
-        expect(expectGoaway(messages, 'PROTOCOL_ERROR').message).to.include('maxDepth 32');
+        expect(expectOnlyGoaway(messages, 'PROTOCOL_ERROR', 0).message).to.include('maxDepth 32');
       }
       expect(r.hostile.calls).to.deep.equal({});
       await expectIsolated(r);
@@ -238,7 +228,7 @@ describe('SECURITY.md T1-T25: hostile and fault cases', () => {
       const r = await rig();
       const payload = Buffer.concat([hex('dd 00 0f ff fb'), Buffer.alloc(MiB - 5, 0x80)]);
       const { value: results, heap } = await peakMemoryWhile(attack(r, [frame(payload)]));
-      expect(expectGoaway(results[0]!, 'RESOURCE_EXHAUSTED').message).to.include('maxItemsPerFrame 262144');
+      expect(expectOnlyGoaway(results[0]!, 'RESOURCE_EXHAUSTED', 0).message).to.include('maxItemsPerFrame 262144');
       // Decoded, this is 64 MiB of heap.
       expect(heap, 'heap growth').to.be.below(32 * MiB);
       await expectIsolated(r);
@@ -251,7 +241,7 @@ describe('SECURITY.md T1-T25: hostile and fault cases', () => {
       const lies = ['dd ff ff ff ff', 'df ff ff ff ff', 'db ff ff ff ff', 'c6 ff ff ff ff', 'c9 ff ff ff ff 01'].map((text) => hex(text));
       lies.push(Buffer.concat(Array.from({ length: 24_000 }, () => hex('dc ff ff'))));
       const { value: results, buffers } = await peakMemoryWhile(attack(r, lies.map((params) => rawRequest(1, 'Hostile.inspect', params))));
-      for (const messages of results) expectGoaway(messages, 'PROTOCOL_ERROR');
+      for (const messages of results) expectOnlyGoaway(messages, 'PROTOCOL_ERROR', 0);
       expect(buffers, 'ArrayBuffer growth').to.be.below(16 * MiB);
       expect(r.hostile.calls).to.deep.equal({});
       await expectIsolated(r);
@@ -307,7 +297,7 @@ describe('SECURITY.md T1-T25: hostile and fault cases', () => {
       const record = Buffer.from(new Packr({ useRecords: true }).pack(JSON.parse('{"__proto__": {"polluted": true}, "a": 1}')));
       expect(record.includes(hex('d4 72'))).to.equal(true);
       const [messages] = await attack(r, [rawRequest(1, 'Hostile.inspect', record)]);
-      expect(expectGoaway(messages!, 'PROTOCOL_ERROR').message).to.include('extension type 114');
+      expect(expectOnlyGoaway(messages!, 'PROTOCOL_ERROR', 0).message).to.include('extension type 114');
       expect(r.hostile.calls).to.deep.equal({});
       await expectIsolated(r);
     });
@@ -322,7 +312,7 @@ describe('SECURITY.md T1-T25: hostile and fault cases', () => {
       expect(billion.length).to.be.below(1024);
       const inputs = [hex('d6 69 00 00 00 01 91 d6 70 00 00 00 01'), hex('d6 70 00 00 00 07'), billion];
       for (const messages of await attack(r, inputs.map((params) => rawRequest(1, 'Hostile.inspect', params)))) {
-        expect(expectGoaway(messages, 'PROTOCOL_ERROR').message).to.match(/extension type (105|112) is not allowed/);
+        expect(expectOnlyGoaway(messages, 'PROTOCOL_ERROR', 0).message).to.match(/extension type (105|112) is not allowed/);
       }
       expect(r.hostile.calls).to.deep.equal({});
       expect(r.server.logs).to.deep.equal([]);
@@ -349,7 +339,7 @@ describe('SECURITY.md T1-T25: hostile and fault cases', () => {
       const r = await rig();
       const results = await attack(r, refused.map(([, bytes]) => rawRequest(1, 'Hostile.inspect', hex(bytes))));
       results.forEach((messages, i) => {
-        expect(expectGoaway(messages, 'PROTOCOL_ERROR').message, refused[i]![0]).to.match(/extension|timestamp/);
+        expect(expectOnlyGoaway(messages, 'PROTOCOL_ERROR', 0).message, refused[i]![0]).to.match(/extension|timestamp/);
       });
       expect(r.hostile.calls).to.deep.equal({});
       await expectIsolated(r);
@@ -383,7 +373,7 @@ describe('SECURITY.md T1-T25: hostile and fault cases', () => {
       const honest = request(2, 'Echo.echo', [64]);
       expect(honest.includes(0x40)).to.equal(true); // 64 is the byte 0x40, the slot the definition claims
       attacker.write(Buffer.concat([rawRequest(1, 'Echo.echo', hex('d4 72 40 91 a4 65 76 69 6c 01')), honest]));
-      expectGoaway(await attacker.messagesUntilClose(), 'PROTOCOL_ERROR');
+      expectOnlyGoaway(await attacker.messagesUntilClose(), 'PROTOCOL_ERROR', 0);
       victim.write(honest);
       expect(expectResult(await victim.next(), 2)).to.deep.equal([64]);
       // And the bystander, through the real client, which decodes the answer with its own Unpackr.
@@ -405,8 +395,8 @@ describe('SECURITY.md T1-T25: hostile and fault cases', () => {
       tunnel.write(request(99, 'Echo.add', { a: 1, b: 2 }));
       expect(expectResult(await tunnel.next(), 99)).to.equal(3);
       // The real client sends the same names and gets the same answer.
-      await expectRejection(r.client.call('__proto__', {}), 'UNIMPLEMENTED');
-      await expectRejection(r.client.call('constructor'), 'UNIMPLEMENTED');
+      await expectRejects(r.client.call('__proto__', {}), 'UNIMPLEMENTED');
+      await expectRejects(r.client.call('constructor'), 'UNIMPLEMENTED');
       await expectIsolated(r);
     });
 
@@ -419,7 +409,7 @@ describe('SECURITY.md T1-T25: hostile and fault cases', () => {
         rawRequest(1, ['Echo', 'echo'], null),
         rawRequest(1, { __proto__: 1 }, null),
       ];
-      for (const messages of await attack(r, inputs)) expectGoaway(messages, 'PROTOCOL_ERROR');
+      for (const messages of await attack(r, inputs)) expectOnlyGoaway(messages, 'PROTOCOL_ERROR', 0);
       await expectIsolated(r);
     });
   });
@@ -452,7 +442,7 @@ describe('SECURITY.md T1-T25: hostile and fault cases', () => {
       const r = await rig();
       const invalid = [hex('d4 ff ff'), hex('c7 0c ff ff ff ff ff 00 00 00 00 00 00 00 00'), hex('d7 ff ff ff ff ff 00 00 00 00')];
       const inputs = invalid.map((b) => rawRequest(1, 'Echo.add', map([[fixstr('a'), hex('01')], [fixstr('b'), b]])));
-      for (const messages of await attack(r, inputs)) expect(expectGoaway(messages, 'PROTOCOL_ERROR').message).to.include('timestamp');
+      for (const messages of await attack(r, inputs)) expect(expectOnlyGoaway(messages, 'PROTOCOL_ERROR', 0).message).to.include('timestamp');
       await expectIsolated(r);
     });
 
@@ -462,7 +452,7 @@ describe('SECURITY.md T1-T25: hostile and fault cases', () => {
     it('fails a call whose params hold an Invalid Date with INVALID_ARGUMENT, unsent, and keeps the tunnel', async () => {
       const r = await rig();
       const running = r.echo.echo({ other: 'call in flight' });
-      const error = await expectRejection(r.client.call('Echo.add', { a: 1, b: new Date(Number.NaN) }), 'INVALID_ARGUMENT', 'Invalid Date');
+      const error = await expectRejects(r.client.call('Echo.add', { a: 1, b: new Date(Number.NaN) }), 'INVALID_ARGUMENT', 'Invalid Date');
       expect(mayHaveRunOf(error)).to.equal(false);
       expect(await running).to.deep.equal({ other: 'call in flight' });
       await expectIsolated(r);
@@ -473,11 +463,11 @@ describe('SECURITY.md T1-T25: hostile and fault cases', () => {
       const r = await rig();
       const Dates = defineService('Dates', { invalid: { input: z.unknown(), output: z.date() } });
       r.server.rpc.register(Dates, { invalid: () => new Date(Number.NaN) });
-      await expectRejection(r.client.call('Dates.invalid', null), 'INTERNAL', 'does not match its contract');
+      await expectRejects(r.client.call('Dates.invalid', null), 'INTERNAL', 'does not match its contract');
       // Unchecked, the encoder refuses it: still INTERNAL for that call only.
       const Unchecked = defineService('Unchecked', { invalid: { input: z.unknown(), output: z.unknown() } });
       r.server.rpc.register(Unchecked, { invalid: () => new Date(Number.NaN) });
-      await expectRejection(r.client.call('Unchecked.invalid', null), 'INTERNAL', 'could not be encoded');
+      await expectRejects(r.client.call('Unchecked.invalid', null), 'INTERNAL', 'could not be encoded');
       await expectIsolated(r);
     });
   });
@@ -488,7 +478,7 @@ describe('SECURITY.md T1-T25: hostile and fault cases', () => {
       // Both peers raise the limit: the client refuses to send what it would itself count as too many values.
       const r = await rig({ maxItemsPerFrame: 2_000_000 }, { maxItemsPerFrame: 2_000_000 });
       const strings = new Array<string>(1_000_000).fill('x');
-      const error = await expectRejection(r.client.call('Hostile.numbers', strings, { timeout: 30_000 }), 'INVALID_ARGUMENT');
+      const error = await expectRejects(r.client.call('Hostile.numbers', strings, { timeout: 30_000 }), 'INVALID_ARGUMENT');
       const data = error.data as { issues: unknown[]; total: number };
       expect(data.issues).to.have.length.within(1, 10);
       expect(data.total).to.equal(1_000_000);
@@ -506,7 +496,7 @@ describe('SECURITY.md T1-T25: hostile and fault cases', () => {
       tunnel.write(request(5, 'Echo.sleep', { ms: 60_000 }));
       await r.server.echo.sleepsStarted(1);
       tunnel.write(request(5, 'Echo.add', { a: 1, b: 2 }));
-      expect(expectGoaway(await tunnel.messagesUntilClose(), 'PROTOCOL_ERROR', 5).message).to.include('already in flight');
+      expect(expectOnlyGoaway(await tunnel.messagesUntilClose(), 'PROTOCOL_ERROR', 5).message).to.include('already in flight');
       await r.server.echo.sleepsAborted(1);
       await expectIsolated(r);
     });
@@ -523,7 +513,7 @@ describe('SECURITY.md T1-T25: hostile and fault cases', () => {
         frame(Buffer.concat([hex('93 00'), pack('Hostile.inspect'), hex('c0')])),
         encodeMessage({ type: MessageType.Response, id: 1, result: 'unasked' }),
       ];
-      for (const messages of await attack(r, inputs)) expectGoaway(messages, 'PROTOCOL_ERROR');
+      for (const messages of await attack(r, inputs)) expectOnlyGoaway(messages, 'PROTOCOL_ERROR', 0);
       expect(r.hostile.calls).to.deep.equal({});
       await expectIsolated(r);
     });
@@ -689,7 +679,7 @@ describe('SECURITY.md T1-T25: hostile and fault cases', () => {
         busy.destroy();
       });
       busy.write(request(1, 'Echo.sleep', { ms: 900 }));
-      expect(expectGoaway(await idle.messagesUntilClose(), 'UNAVAILABLE').message).to.include('idle for 300 ms');
+      expect(expectOnlyGoaway(await idle.messagesUntilClose(), 'UNAVAILABLE', 0).message).to.include('idle for 300 ms');
       // The call outlives idleTimeout three times over: its answer comes, and only then the idle goaway.
       const [answer, goaway] = await busy.messagesUntilClose();
       expect(expectResult(answer!, 1)).to.deep.equal({ slept: 900 });
@@ -767,7 +757,7 @@ describe('SECURITY.md T1-T25: hostile and fault cases', () => {
       }
       expect(r.server.logs.filter((line) => line === 'Hostile.throws: handler threw; the caller got INTERNAL')).to.have.length(6);
       // The crash() of the Echo fixture, through the real client: INTERNAL, no text and no stack of the Error.
-      const crash = await expectRejection(r.echo.crash(), 'INTERNAL');
+      const crash = await expectRejects(r.echo.crash(), 'INTERNAL');
       expect(crash.message).not.to.match(/secret|crash\(\)|\n\s+at /);
 
       expectErrorResponse(await call(20, 'hang', 100), 20, 'DEADLINE_EXCEEDED');
@@ -832,7 +822,7 @@ describe('SECURITY.md T1-T25: hostile and fault cases', () => {
         const peer = await server.nextPeer();
         await peer.head;
         const scripting = script(peer).catch(() => undefined);
-        const error = await expectRejection(connecting, 'UNAVAILABLE', fragment);
+        const error = await expectRejects(connecting, 'UNAVAILABLE', fragment);
         expect(error).to.be.instanceOf(RpcError);
         await peer.closed;
         await scripting;
@@ -847,7 +837,7 @@ describe('SECURITY.md T1-T25: hostile and fault cases', () => {
       await peer.head;
       await peer.accept(encodeMessage({ type: MessageType.Ping, data: 'with the head' }));
       const client = cleanup.add(await connecting, (each) => each.close());
-      expect(await peer.next()).to.deep.equal({ type: MessageType.Pong, data: 'with the head' });
+      expect(await peer.nextMessage()).to.deep.equal({ type: MessageType.Pong, data: 'with the head' });
       const answer = client.call('After.head', null);
       await peer.respond((await peer.nextRequest()).id, 'served');
       expect(await answer).to.equal('served');
@@ -906,7 +896,7 @@ describe('SECURITY.md T1-T25: hostile and fault cases', () => {
         const { peer, client, bystander, bystanderPeer } = await tunnel({ maxFrameSize: 2048 });
         const { calls, ids } = await pending(client, peer, 3);
         await script(peer, ids);
-        const rest = await peer.rest();
+        const rest = await peer.messagesUntilEnd();
         expect(rest.map((message) => message.type)).to.deep.equal([MessageType.Goaway]);
         expect((rest[0] as GoawayMessage).code).to.equal(code);
         await peer.closed;
@@ -940,13 +930,13 @@ describe('SECURITY.md T1-T25: hostile and fault cases', () => {
     it('fails each call of a silent server at its own deadline, cancels it, and ignores the late answers', async () => {
       const { peer, client, bystander, bystanderPeer } = await tunnel();
       const { calls, ids } = await pending(client, peer, 3, 100);
-      for (const call of calls) await expectRejection(call, 'DEADLINE_EXCEEDED');
-      const cancels = [await peer.next(), await peer.next(), await peer.next()];
+      for (const call of calls) await expectRejects(call, 'DEADLINE_EXCEEDED');
+      const cancels = [await peer.nextMessage(), await peer.nextMessage(), await peer.nextMessage()];
       expect(cancels).to.deep.equal(ids.map((id) => ({ type: MessageType.Cancel, id })));
       for (const id of ids) await peer.respond(id, 'too late');
       // The tunnel is still in step: a ping is answered and a new call resolves.
       await peer.send({ type: MessageType.Ping, data: 'still there?' });
-      expect(await peer.next()).to.deep.equal({ type: MessageType.Pong, data: 'still there?' });
+      expect(await peer.nextMessage()).to.deep.equal({ type: MessageType.Pong, data: 'still there?' });
       const fresh = client.call('After.silence', null);
       await peer.respond((await peer.nextRequest()).id, 'answered');
       expect(await fresh).to.equal('answered');

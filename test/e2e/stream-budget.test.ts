@@ -11,7 +11,7 @@ import { Echo } from '@tunnelrpc/examples';
 import { MessageType, defineService, encodeMessage, type CreditMessage, type Message, type ResponseMessage } from '@tunnelrpc/protocol';
 import type { ServerOptions } from '@tunnelrpc/server';
 import { Cleanup } from '../helpers/cleanup.js';
-import { RawTunnel, rawSocket } from '../helpers/raw.js';
+import { rawSocket, RawTunnel } from '@tunnelrpc/test-kit';
 import { startEchoServer, type EchoServer } from '../helpers/servers.js';
 
 const cleanup = new Cleanup();

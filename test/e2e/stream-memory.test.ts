@@ -11,7 +11,7 @@ import { createInterface } from 'node:readline';
 import { MessageType, encodeMessage, type CreditMessage, type Message, type ResponseMessage } from '@tunnelrpc/protocol';
 import { Cleanup } from '../helpers/cleanup.js';
 import { spawnNode, waitForLine } from '../helpers/processes.js';
-import { RawTunnel } from '../helpers/raw.js';
+import { RawTunnel } from '@tunnelrpc/test-kit';
 
 const MiB = 1024 * 1024;
 

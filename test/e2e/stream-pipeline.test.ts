@@ -9,7 +9,7 @@ import { Echo } from '@tunnelrpc/examples';
 import { defineService } from '@tunnelrpc/protocol';
 import { RpcServer, type ServerOptions } from '@tunnelrpc/server';
 import { Cleanup } from '../helpers/cleanup.js';
-import { expectRejection } from '../helpers/rpc-error.js';
+import { expectRejects } from '@tunnelrpc/test-kit';
 import { listenRpc, startEchoServer } from '../helpers/servers.js';
 
 const denyAll: Interceptor = () => () => Promise.reject(new RpcError('PERMISSION_DENIED', 'nobody may call this server'));
@@ -43,13 +43,13 @@ describe('Streams through the call pipeline', () => {
   describe('on the server', () => {
     it('refuses every kind of stream opening with a deny-all interceptor, as it refuses calls', async () => {
       const { echo, pulls } = await echoClient({ interceptors: [denyAll] });
-      await expectRejection(echo.add({ a: 1, b: 2 }), 'PERMISSION_DENIED');
+      await expectRejects(echo.add({ a: 1, b: 2 }), 'PERMISSION_DENIED');
       const ticks = echo.ticks({ n: 5 });
-      await expectRejection(collect(ticks), 'PERMISSION_DENIED');
-      await expectRejection(ticks.result, 'PERMISSION_DENIED');
-      await expectRejection(echo.sum(undefined, [40, 2]), 'PERMISSION_DENIED');
+      await expectRejects(collect(ticks), 'PERMISSION_DENIED');
+      await expectRejects(ticks.result, 'PERMISSION_DENIED');
+      await expectRejects(echo.sum(undefined, [40, 2]), 'PERMISSION_DENIED');
       const chat = echo.chat(undefined, ['a']);
-      await expectRejection(chat.result, 'PERMISSION_DENIED');
+      await expectRejects(chat.result, 'PERMISSION_DENIED');
       expect(pulls(), 'no handler produced a message').to.equal(0);
     });
 
@@ -90,7 +90,7 @@ describe('Streams through the call pipeline', () => {
       expect(await echo.sum(undefined, [1, 2])).to.equal(30);
       const ticks = echo.ticks({ n: 1_000_000, ms: 5 });
       for await (const tick of ticks) if (tick === 2) break;
-      await expectRejection(ticks.result, 'CANCELLED');
+      await expectRejects(ticks.result, 'CANCELLED');
       for (let i = 0; i < 50 && outcomes.length === 0; i++) await new Promise((resolve) => setTimeout(resolve, 10));
       expect(outcomes).to.deep.equal(['Echo.ticks CANCELLED']);
     });
@@ -108,7 +108,7 @@ describe('Streams through the call pipeline', () => {
       };
       const { echo } = await echoClient({ interceptors: [refuseSeven] });
       expect(await echo.sum(undefined, [1, 2, 3])).to.equal(6);
-      const error = await expectRejection(echo.sum(undefined, [1, 7, 3]), 'PERMISSION_DENIED');
+      const error = await expectRejects(echo.sum(undefined, [1, 7, 3]), 'PERMISSION_DENIED');
       expect(error.message).to.equal('seven is not allowed');
     });
   });
@@ -185,8 +185,8 @@ describe('Streams through the call pipeline', () => {
 
     it('never sends a stream whose opening a client interceptor refuses', async () => {
       const { echo, pulls } = await echoClient({}, [denyAll]);
-      await expectRejection(echo.sum(undefined, [1]), 'PERMISSION_DENIED');
-      await expectRejection(echo.ticks({ n: 3 }).result, 'PERMISSION_DENIED');
+      await expectRejects(echo.sum(undefined, [1]), 'PERMISSION_DENIED');
+      await expectRejects(echo.ticks({ n: 3 }).result, 'PERMISSION_DENIED');
       expect(pulls()).to.equal(0);
     });
   });

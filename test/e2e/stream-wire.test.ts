@@ -7,7 +7,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Cleanup } from '../helpers/cleanup.js';
 import { REPO_ROOT } from '../helpers/processes.js';
-import { RawTunnel } from '../helpers/raw.js';
+import { RawTunnel } from '@tunnelrpc/test-kit';
 import { startEchoServer } from '../helpers/servers.js';
 import { decodeMessage, encodeMessage } from '@tunnelrpc/protocol';
 

@@ -14,7 +14,7 @@ import { Echo, createEchoService } from '@tunnelrpc/examples';
 import { defineService } from '@tunnelrpc/protocol';
 import { RpcServer } from '@tunnelrpc/server';
 import { Cleanup } from '../helpers/cleanup.js';
-import { expectRejection } from '../helpers/rpc-error.js';
+import { expectRejects } from '@tunnelrpc/test-kit';
 import { Counter, startEchoServer } from '../helpers/servers.js';
 
 const Streams = defineService('Streams', {
@@ -217,7 +217,7 @@ describe('streams end to end', () => {
     it('fails a client stream with INVALID_ARGUMENT for a message its schema refuses, on the server', async () => {
       const server = await startEchoServer(cleanup);
       const rpc = await client(server.url);
-      const error = await expectRejection(rpc.stream('Echo.sum', null, 'clientStream', {}, [1, 'two']).result, 'INVALID_ARGUMENT');
+      const error = await expectRejects(rpc.stream('Echo.sum', null, 'clientStream', {}, [1, 'two']).result, 'INVALID_ARGUMENT');
       expect(error.message).to.include('invalid stream message for Echo.sum');
     });
   });
@@ -229,7 +229,7 @@ describe('streams end to end', () => {
       const feed = streams.feed({ n: 1_000_000 });
       let read = 0;
       for await (const _value of feed) if (++read === 3) break;
-      await expectRejection(feed.result, 'CANCELLED');
+      await expectRejects(feed.result, 'CANCELLED');
       await probe.finals.reach(1);
       expect((probe.reasons[0] as RpcError).code).to.equal('CANCELLED');
       expect(await streams.add({ a: 1, b: 1 })).to.equal(2);
@@ -242,13 +242,13 @@ describe('streams end to end', () => {
       const iterator = hang[Symbol.asyncIterator]();
       expect((await iterator.next()).value).to.equal('started');
       hang.cancel();
-      await expectRejection(iterator.next(), 'CANCELLED');
-      await expectRejection(hang.result, 'CANCELLED');
+      await expectRejects(iterator.next(), 'CANCELLED');
+      await expectRejects(hang.result, 'CANCELLED');
       await probe.finals.reach(1);
 
       const die = streams.die({ code: 'ABORTED' }, [7, 8, 9]);
       const got: number[] = [];
-      const error = await expectRejection((async () => {
+      const error = await expectRejects((async () => {
         for await (const value of die) got.push(value);
       })(), 'ABORTED');
       expect(error.message).to.include('gave up');
@@ -260,7 +260,7 @@ describe('streams end to end', () => {
       const { url, probe } = await startStreams(cleanup);
       const streams = createClient(Streams, await client(url));
       const hang = streams.hang(undefined, { timeout: 100 });
-      await expectRejection(collect(hang), 'DEADLINE_EXCEEDED');
+      await expectRejects(collect(hang), 'DEADLINE_EXCEEDED');
       await probe.finals.reach(1);
       expect(['DEADLINE_EXCEEDED', 'CANCELLED']).to.include((probe.reasons[0] as RpcError).code);
     });
@@ -271,7 +271,7 @@ describe('streams end to end', () => {
       const hang = streams.hang();
       expect((await hang[Symbol.asyncIterator]().next()).value).to.equal('started');
       for (const socket of sockets) socket.destroy();
-      const error = await expectRejection(hang.result, 'UNAVAILABLE', 'may have run');
+      const error = await expectRejects(hang.result, 'UNAVAILABLE', 'may have run');
       expect((error.data as { mayHaveRun: boolean }).mayHaveRun).to.equal(true);
       await probe.finals.reach(1);
       // The client reconnects for what comes next; the stream itself ran once.
@@ -285,7 +285,7 @@ describe('streams end to end', () => {
       const first = [streams.hang(), streams.hang()];
       for (const each of first) await each[Symbol.asyncIterator]().next();
       for (const socket of sockets) socket.destroy();
-      for (const each of first) await expectRejection(each.result, 'UNAVAILABLE');
+      for (const each of first) await expectRejects(each.result, 'UNAVAILABLE');
       await probe.finals.reach(2);
 
       const again = await startStreams(cleanup);
@@ -293,7 +293,7 @@ describe('streams end to end', () => {
       const hang = streams2.hang();
       await hang[Symbol.asyncIterator]().next();
       await again.rpc.close();
-      await expectRejection(hang.result, 'UNAVAILABLE');
+      await expectRejects(hang.result, 'UNAVAILABLE');
       await again.probe.finals.reach(1);
       expect(again.probe.reasons[0]).to.be.instanceOf(RpcError);
       void rpc;
@@ -377,7 +377,7 @@ describe('streams end to end', () => {
       const second = streams.drain({ stall: false }, ['a', 'b', 'c']);
       expect(await second).to.equal(3);
       abort.abort();
-      await expectRejection(result, 'CANCELLED');
+      await expectRejects(result, 'CANCELLED');
       await probe.finals.reach(2);
     });
   });

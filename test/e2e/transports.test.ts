@@ -10,7 +10,7 @@ import { connect, createClient, type RpcClient } from '@tunnelrpc/client';
 import { RpcServer } from '@tunnelrpc/server';
 import { Echo, createEchoService } from '@tunnelrpc/examples';
 import { Cleanup } from '../helpers/cleanup.js';
-import { expectRejection } from '../helpers/rpc-error.js';
+import { expectRejects } from '@tunnelrpc/test-kit';
 import { APP_GREETING, makeSelfSignedCertificate, startEchoServer, tempSocketPath } from '../helpers/servers.js';
 
 /** bodyOf reads a whole http response as text. */
@@ -72,7 +72,7 @@ describe('transports', () => {
 
     it('refuses a CONNECT to another path with 404, which connect() reports as UNIMPLEMENTED', async () => {
       const server = await startEchoServer(cleanup);
-      const error = await expectRejection(connect(`http://127.0.0.1:${server.port}/elsewhere`), 'UNIMPLEMENTED', '404');
+      const error = await expectRejects(connect(`http://127.0.0.1:${server.port}/elsewhere`), 'UNIMPLEMENTED', '404');
       expect(error.data).to.deep.include({ status: 404 });
       expect(server.rpc.connectionCount).to.equal(0);
     });
@@ -107,7 +107,7 @@ describe('transports', () => {
     });
 
     it('fails connect with UNAVAILABLE when nothing listens at the path', async () => {
-      const error = await expectRejection(connect(`unix:${tempSocketPath()}`), 'UNAVAILABLE', 'ENOENT');
+      const error = await expectRejects(connect(`unix:${tempSocketPath()}`), 'UNAVAILABLE', 'ENOENT');
       expect(error.data).to.deep.equal({ errno: 'ENOENT' });
     });
   });
@@ -142,7 +142,7 @@ describe('transports', () => {
 
     it('fails connect with UNAVAILABLE naming the certificate problem when the client lacks the CA', async () => {
       const server = await startEchoServer(cleanup, { tls });
-      const error = await expectRejection(connect(server.url), 'UNAVAILABLE', /cert/i);
+      const error = await expectRejects(connect(server.url), 'UNAVAILABLE', /cert/i);
       expect(error.message).to.include(`https://127.0.0.1:${server.port}/_rpc`);
       // Node's name for a self-signed leaf certificate that no CA vouches for.
       expect(error.data).to.deep.equal({ errno: 'DEPTH_ZERO_SELF_SIGNED_CERT' });
@@ -151,7 +151,7 @@ describe('transports', () => {
 
     it('fails connect with UNAVAILABLE when a plain http client dials the https port', async () => {
       const server = await startEchoServer(cleanup, { tls });
-      await expectRejection(connect(`http://127.0.0.1:${server.port}/_rpc`, { handshakeTimeout: 5000 }), 'UNAVAILABLE');
+      await expectRejects(connect(`http://127.0.0.1:${server.port}/_rpc`, { handshakeTimeout: 5000 }), 'UNAVAILABLE');
       expect(server.rpc.connectionCount).to.equal(0);
     });
   });

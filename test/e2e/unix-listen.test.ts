@@ -18,7 +18,7 @@ import { RpcError, RpcServer, type PeerAddress } from '@tunnelrpc/server';
 import { Echo, createEchoService } from '@tunnelrpc/examples';
 import { Cleanup } from '../helpers/cleanup.js';
 import { REPO_ROOT, runNode, spawnNode, waitForLine } from '../helpers/processes.js';
-import { expectRejection } from '../helpers/rpc-error.js';
+import { expectRejects } from '@tunnelrpc/test-kit';
 import { tempSocketPath } from '../helpers/servers.js';
 
 // A process that listens on `path` with a bare net server and prints "up".
@@ -122,7 +122,7 @@ describe('RpcServer#listen on a unix socket', () => {
     await chmod(target, 0o644);
     const path = join(dir, 's.sock');
     symlinkSync(target, path);
-    await expectRejection(server().listen({ path, mode: 0o600 }), 'FAILED_PRECONDITION', 'a file that is not a socket is there');
+    await expectRejects(server().listen({ path, mode: 0o600 }), 'FAILED_PRECONDITION', 'a file that is not a socket is there');
     expect((await stat(target)).mode & 0o777).to.equal(0o644);
     expect((await lstat(path)).isSymbolicLink()).to.equal(true);
   });
@@ -192,7 +192,7 @@ describe('RpcServer#listen on a unix socket', () => {
   it('refuses a path longer than the socket path limit with INVALID_ARGUMENT instead of cutting it short', async () => {
     const dir = await privateFolder();
     const path = join(dir, `${'x'.repeat(108 - dir.length)}.sock`);
-    await expectRejection(server().listen({ path }), 'INVALID_ARGUMENT', 'a unix socket path holds at most');
+    await expectRejects(server().listen({ path }), 'INVALID_ARGUMENT', 'a unix socket path holds at most');
     expect(existsSync(dir) && readdirSync(dir)).to.deep.equal([]);
   });
 
@@ -233,7 +233,7 @@ describe('RpcServer#listen on a unix socket', () => {
   it('refuses with FAILED_PRECONDITION, and leaves alone, a socket another process is serving', async () => {
     const path = socketPath();
     await holder(path);
-    await expectRejection(server().listen({ path }), 'FAILED_PRECONDITION', 'another process is serving that socket; it was left alone');
+    await expectRejects(server().listen({ path }), 'FAILED_PRECONDITION', 'another process is serving that socket; it was left alone');
     // The other process still answers on its socket.
     const socket = netConnect({ path });
     await new Promise<void>((resolve, reject) => {
@@ -246,13 +246,13 @@ describe('RpcServer#listen on a unix socket', () => {
   it('refuses with FAILED_PRECONDITION, and leaves alone, a file that is not a socket', async () => {
     const path = socketPath();
     await writeFile(path, 'keep me');
-    await expectRejection(server().listen({ path }), 'FAILED_PRECONDITION', 'a file that is not a socket is there');
+    await expectRejects(server().listen({ path }), 'FAILED_PRECONDITION', 'a file that is not a socket is there');
     expect(await readFile(path, 'utf8')).to.equal('keep me');
   });
 
   it('refuses a bad mode or an empty path with INVALID_ARGUMENT', async () => {
-    await expectRejection(server().listen({ path: socketPath(), mode: 0o1000 }), 'INVALID_ARGUMENT', 'must be a file mode from 0 to 0o777');
-    await expectRejection(server().listen({ path: '' }), 'INVALID_ARGUMENT', 'non-empty socket file path');
+    await expectRejects(server().listen({ path: socketPath(), mode: 0o1000 }), 'INVALID_ARGUMENT', 'must be a file mode from 0 to 0o777');
+    await expectRejects(server().listen({ path: '' }), 'INVALID_ARGUMENT', 'non-empty socket file path');
   });
 
   describe('peer credentials (SO_PEERCRED through the optional koffi)', () => {

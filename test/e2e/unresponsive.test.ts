@@ -10,7 +10,7 @@ import { createRpcClient, RpcError, type ClientOptions, type RpcClient } from '@
 import { encodeMessage, type Message } from '@tunnelrpc/protocol';
 import { Cleanup } from '../helpers/cleanup.js';
 import { until } from '../helpers/load.js';
-import { ScriptedServer, type ScriptedPeer } from '../helpers/scripted-server.js';
+import { type ScriptedPeer, ScriptedServer } from '@tunnelrpc/test-kit';
 import { startEchoServer } from '../helpers/servers.js';
 
 describe('a tunnel that answers nothing', function () {
@@ -33,7 +33,7 @@ describe('a tunnel that answers nothing', function () {
     // Everything the client sends to the silent server, read in the background.
     const seen: Message[] = [];
     void (async () => {
-      for (;;) seen.push(await peer.next());
+      for (;;) seen.push(await peer.nextMessage());
     })().catch(() => undefined);
     return { client, peer, seen, disconnects };
   }

@@ -3,20 +3,13 @@
  * peer assembles by hand (str8 keys, maps of raw entries, requests whose params are raw bytes).
  */
 import { Packr } from 'msgpackr';
-import { frame, hex } from './raw.js';
+import { frame, hex } from '@tunnelrpc/test-kit';
 
 const packr = new Packr({ useRecords: false, moreTypes: false, structuredClone: false, encodeUndefinedAsNil: true });
 
 /** pack encodes one value as standard MessagePack (no records, no extensions besides timestamps). */
 export function pack(value: unknown): Buffer {
   return Buffer.from(packr.pack(value));
-}
-
-/** fixstr encodes a string of at most 31 bytes as fixstr (a0-bf). */
-export function fixstr(text: string): Buffer {
-  const bytes = Buffer.from(text, 'utf8');
-  if (bytes.length > 31) throw new Error(`fixstr(): ${bytes.length} bytes do not fit`);
-  return Buffer.concat([Buffer.from([0xa0 | bytes.length]), bytes]);
 }
 
 /** str8 encodes a string as str8 (d9 LEN), the form msgpackr itself never writes for short keys. */

@@ -35,7 +35,7 @@ import {
   type ResponseMessage,
 } from '@tunnelrpc/protocol';
 import { RpcServer } from '@tunnelrpc/server';
-import { RawTunnel } from './raw.js';
+import { hex, RawTunnel } from '@tunnelrpc/test-kit';
 import { logLine } from './servers.js';
 
 /** mulberry32 is a tiny seeded PRNG with uniform 32-bit output (public domain, Tommy Ettinger). */
@@ -109,7 +109,6 @@ export interface FuzzInput {
 const plain = new Packr({ useRecords: false, moreTypes: false, structuredClone: false, encodeUndefinedAsNil: true });
 // Writes any map as it is: keys named toJSON, more than 65,535 keys.
 const wide = new Packr({ useRecords: false, moreTypes: false, structuredClone: false, useToJSON: false, variableMapSize: true });
-const hex = (text: string): Buffer => Buffer.from(text.replace(/\s+/g, ''), 'hex');
 const payloadOf = (message: Message): Buffer => encodeMessage(message).subarray(4);
 const requestBytes = (params: Buffer): Buffer => Buffer.concat([hex('94 00 01'), plain.pack('Echo.echo'), params]);
 

@@ -4,7 +4,7 @@
  */
 import { Packr } from 'msgpackr';
 import { MessageType, encodeMessage } from '@tunnelrpc/protocol';
-import { frame, hex } from './raw.js';
+import { frame, hex } from '@tunnelrpc/test-kit';
 
 /** deepArrays is a request whose params nest `depth` arrays: 91 × depth, then nil. */
 function deepArrays(depth: number): Buffer {

@@ -6,7 +6,7 @@ import { expect } from 'chai';
 import { connect, createClient, type ClientOptions, type RpcClient } from '@tunnelrpc/client';
 import { Echo } from '@tunnelrpc/examples';
 import type { Cleanup } from './cleanup.js';
-import { expectRejection } from './rpc-error.js';
+import { expectRejects } from '@tunnelrpc/test-kit';
 import type { EchoServer } from './servers.js';
 
 /** MULTIPLEXED_CALLS is how many calls go over one tunnel at once through each box. */
@@ -35,7 +35,7 @@ export async function expectCancel(client: RpcClient, server: Pick<EchoServer, '
   const call = client.call('Echo.sleep', { ms: 120_000 }, { signal: controller.signal });
   await server.echo.sleepsStarted(1);
   controller.abort();
-  await expectRejection(call, 'CANCELLED');
+  await expectRejects(call, 'CANCELLED');
   await server.echo.sleepsAborted(1);
 }
 

@@ -8,7 +8,7 @@ import { z } from 'zod';
 import { createRpcClient } from '@tunnelrpc/client';
 import { MessageType, currentAmbientCall, defineService, encodeMessage } from '@tunnelrpc/protocol';
 import { RpcServer } from '@tunnelrpc/server';
-import { RawTunnel } from '../helpers/raw.js';
+import { RawTunnel } from '@tunnelrpc/test-kit';
 
 const Probe = defineService('Probe', { seen: { input: z.void(), output: z.string() } });
 

@@ -5,14 +5,19 @@
  * have run. Calls that surely did not run, and idempotent ones, are re-sent on another tunnel (another endpoint
  * when the pool has one) within their deadline; calls made while there is no tunnel wait for one, bounded by their
  * deadline.
+ *
+ * Over 400 lines: RpcClient is one state machine (its queue, close and the hand-off of calls between tunnels) whose
+ * methods share private state; its argument checks and retry rules already live in call-arguments.ts and retries.ts.
  */
-import { RpcError, lowerCaseHeaderName, type StreamKind } from '@tunnelrpc/protocol';
+import { RpcError, type StreamKind } from '@tunnelrpc/protocol';
 import { callDeadlines, failCall, rejectCall, type Call } from './call.js';
+import { checkHeaders, checkMethod, checkTimeout, toAsyncIterator } from './call-arguments.js';
 import type { CallOptions, NotifyOptions, StreamOptions } from './call-options.js';
 import type { EndpointSnapshot } from './endpoint.js';
 import { CallLayer } from './interceptors.js';
 import { checkCallFlags, type ResolvedClientOptions } from './options.js';
 import { Pool, type PoolHost } from './pool.js';
+import { failUnresent, mayResend } from './retries.js';
 import { Feed, StreamCall, StreamCore, type StreamSchemas } from './stream.js';
 import type { DialTarget } from './target.js';
 
@@ -23,9 +28,6 @@ const NO_OPTIONS: CallOptions = Object.freeze({});
  * every endpoint failed its first try. connect() awaits it. @internal
  */
 export let firstTunnel: (client: RpcClient) => Promise<void>;
-
-// setTimeout's ceiling: a longer timeout is clamped to it.
-const MAX_TIMER_MS = 2_147_483_647;
 
 /** RpcClient sends calls and notifications to one server, or spreads them over several. Create it with connect(). */
 export class RpcClient {
@@ -201,10 +203,8 @@ export class RpcClient {
   // Checks a call's arguments locally, so that a bad one fails that call alone and never reaches the server (which
   // would treat it as a violation and close the tunnel under every other call), then sends or queues it.
   #start(notification: boolean, method: string, params: unknown, options: CallOptions & NotifyOptions, stream?: StreamCore, made?: (call: Call) => void): Promise<unknown> {
-    if (typeof method !== 'string') {
-      // A non-string method is a violation on the wire (PROTOCOL.md 5.1): it would close the tunnel.
-      return Promise.reject(new RpcError('INVALID_ARGUMENT', `the method of a ${notification ? 'notification' : 'call'} must be a string such as "Service.method"; got ${typeof method}`, { mayHaveRun: false }));
-    }
+    const badMethod = checkMethod(notification, method);
+    if (badMethod !== undefined) return Promise.reject(badMethod);
     const what = notification ? `notification ${method}` : method;
     if (this.#state !== 'open') {
       const why = this.#closeReason === undefined ? `close() was called on the client for ${this.#display}` : `the tunnel to ${this.#display} is closed (${this.#closeReason.message})`;
@@ -383,28 +383,17 @@ export class RpcClient {
     this.#finish(this.#lastEndReason ?? this.#pool.lastError ?? new RpcError('UNAVAILABLE', `the server at ${this.#display} shut this tunnel down (goaway) and reconnect is off`));
   }
 
-  // A call whose tunnel went away: re-send it when it surely did not run, or when it is idempotent and has tries
-  // left; otherwise it fails saying it may have run.
+  // A call whose tunnel went away: re-send it when retries.ts allows, else it fails saying whether it may have run.
   #retryOrFail(call: Call, reason: RpcError | undefined, surelyNotRun: boolean, url = this.#display): void {
     if (call.settled) return;
-    const retry =
-      this.#state === 'open' &&
-      (this.#options.reconnect || this.#pool.hasAccepting) &&
-      call.deadline > Date.now() &&
-      // A stream is never re-sent once a message has crossed (its source cannot be replayed, its reader has read).
-      call.stream?.delivered !== true &&
-      (surelyNotRun || (call.idempotent && call.attempts <= this.#options.maxRetries));
+    const canSend = this.#state === 'open' && (this.#options.reconnect || this.#pool.hasAccepting);
+    const retry = canSend && mayResend(call, surelyNotRun, this.#options.maxRetries);
     if (!surelyNotRun) call.mayHaveRun = true;
     if (retry) {
       this.#queue.push(call);
       return;
     }
-    if (surelyNotRun) {
-      failCall(call, 'UNAVAILABLE', `${call.method} was not run: the server is shutting down (goaway) and did not take it; safe to retry on a new connection to ${this.#display}`, call.mayHaveRun);
-      return;
-    }
-    const why = reason?.message ?? `the tunnel to ${url} closed`;
-    failCall(call, 'UNAVAILABLE', `${call.method} failed: ${why}; it may have run on the server`, true, reason);
+    failUnresent(call, reason, surelyNotRun, this.#display, url);
   }
 
   #finish(reason: RpcError | undefined): void {
@@ -418,63 +407,4 @@ export class RpcClient {
     for (const call of queued) failCall(call, 'UNAVAILABLE', `${call.method} not sent: the client for ${this.#display} is closed${why}`, call.mayHaveRun, reason);
     this.#resolveClosed(reason);
   }
-}
-
-function toAsyncIterator(source: AsyncIterable<unknown> | Iterable<unknown>): AsyncIterator<unknown> {
-  if (typeof (source as AsyncIterable<unknown>)[Symbol.asyncIterator] === 'function') return (source as AsyncIterable<unknown>)[Symbol.asyncIterator]();
-  if (typeof (source as Iterable<unknown> | null)?.[Symbol.iterator] !== 'function') {
-    throw new RpcError('INVALID_ARGUMENT', 'the messages of a client or bidi stream must be an AsyncIterable or an Iterable', { mayHaveRun: false });
-  }
-  const iterator = (source as Iterable<unknown>)[Symbol.iterator]();
-  return {
-    next: () => Promise.resolve(iterator.next()),
-    return: () => Promise.resolve(iterator.return?.() ?? { value: undefined, done: true }),
-  };
-}
-
-// A call's timeout in whole ms, or the error that fails it: NaN or a non-number is a caller's bug
-// (INVALID_ARGUMENT); zero or less is a deadline already passed, as in `ctx.deadline - Date.now()` (DEADLINE_EXCEEDED,
-// unsent); a fraction is rounded up, and anything past setTimeout's ceiling is clamped to it.
-function checkTimeout(what: string, timeout: unknown): number | RpcError {
-  if (typeof timeout !== 'number' || Number.isNaN(timeout)) {
-    return new RpcError('INVALID_ARGUMENT', `timeout of ${what} must be a number of ms; got ${typeof timeout === 'number' ? 'NaN' : typeof timeout}`, { mayHaveRun: false });
-  }
-  if (timeout <= 0) {
-    return new RpcError('DEADLINE_EXCEEDED', `${what} not sent: its deadline had passed already (timeout ${timeout} ms); it did not run`, { mayHaveRun: false });
-  }
-  return Math.min(Math.ceil(timeout), MAX_TIMER_MS);
-}
-
-// A call's headers as sent (names in lower case), or the error that fails that call alone: everything the server
-// would refuse as a violation or a limit is caught here, before a byte is written.
-function checkHeaders(what: string, headers: unknown, options: ResolvedClientOptions): Record<string, string> | undefined | RpcError {
-  if (headers === undefined) return undefined;
-  const bad = (why: string): RpcError => new RpcError('INVALID_ARGUMENT', `${what} not sent: ${why}`, { mayHaveRun: false });
-  if (typeof headers !== 'object' || headers === null || Array.isArray(headers)) return bad('headers must be a plain object of string names to string values');
-  const proto: unknown = Object.getPrototypeOf(headers);
-  if (proto !== Object.prototype && proto !== null) return bad('headers must be a plain object of string names to string values (not a Map, Headers or class instance)');
-  const names = Object.keys(headers);
-  if (names.length > options.maxHeaderCount) {
-    return bad(`${names.length} headers exceed maxHeaderCount ${options.maxHeaderCount}; send fewer or raise maxHeaderCount on both peers`);
-  }
-  const out: Record<string, string> = {};
-  let bytes = 0;
-  for (const name of names) {
-    let value: unknown;
-    try {
-      value = (headers as Record<string, unknown>)[name];
-    } catch (error) {
-      return bad(`reading header ${JSON.stringify(name.slice(0, 64))} threw (${error instanceof Error ? error.message : String(error)})`);
-    }
-    if (typeof value !== 'string') return bad(`header ${JSON.stringify(name.slice(0, 64))} is a ${value === null ? 'null' : typeof value}; header values must be strings`);
-    const lower = lowerCaseHeaderName(name);
-    if (Object.hasOwn(out, lower)) return bad(`headers hold ${JSON.stringify(lower.slice(0, 64))} twice when names are compared in lower case, as HTTP does; keep one`);
-    bytes += Buffer.byteLength(lower, 'utf8') + Buffer.byteLength(value, 'utf8');
-    if (bytes > options.maxHeaderBytes) {
-      return bad(`headers exceed maxHeaderBytes ${options.maxHeaderBytes} (names and values, UTF-8); send less or raise maxHeaderBytes on both peers`);
-    }
-    // defineProperty: a name such as "__proto__" is an ordinary header, never the object's prototype.
-    Object.defineProperty(out, lower, { value, enumerable: true, writable: true, configurable: true });
-  }
-  return out;
 }

@@ -2,6 +2,9 @@
  * Endpoint: one address of the pool (a URL, or one address a host name resolved to). It keeps up to
  * tunnelsPerEndpoint tunnels open, dials again after a loss with jittered backoff (ejection.ts), and says what it is
  * doing. It owns its tunnels and reports up to the pool through EndpointHost, as a tunnel does through TunnelHost.
+ *
+ * Over 400 lines: one endpoint's tunnels, redial backoff and outcome counts change together on every tunnel event;
+ * the pure deciders it calls (ejection.ts, outlier.ts) and the tunnel itself live elsewhere.
  */
 import { RpcError, type TcpInfo } from '@tunnelrpc/protocol';
 import type { Call } from './call.js';

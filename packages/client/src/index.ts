@@ -69,10 +69,3 @@ export type { ProxyChoice, ProxyTarget } from './proxy-env.js';
 
 // ---- Interceptors: the call shapes they wrap. ----
 export type { CallFn, CallKind, CallSide, Interceptor, RpcCall, StreamCall, StreamWatcher, UnaryCall } from '@tunnelrpc/protocol';
-
-// ---- Building blocks: the pool's pure deciders, exported for their tests (@internal, not semver-stable). ----
-export { pickTunnel, weighedLoad } from './balancer.js';
-export { PeakEwma, blamesEndpoint, ejectionTime, mayEject, outliersOf, resolveOutlierDetection } from './outlier.js';
-export type { IntervalCounts } from './outlier.js';
-export type { BalancerCandidate } from './balancer.js';
-export { dialsToStart, ejectionDelay, resolveDelay } from './ejection.js';

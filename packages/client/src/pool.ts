@@ -3,6 +3,9 @@
  * host name into one per address it resolves to, A and AAAA, resolved again after failures and at an interval),
  * routes each call to an open tunnel with the balancer, and reports what its endpoints' tunnels hand back to the
  * client, which decides retries. One URL with an address is a pool of one endpoint (undici agent.js:18-22).
+ *
+ * Over 400 lines: the pool owns its endpoints and the re-resolution of host names that creates and retires them;
+ * picking (balancer.ts), ejection and outlier verdicts (ejection.ts, outlier.ts) are already their own files.
  */
 import { isIP } from 'node:net';
 import { chooseProxy } from './proxy-env.js';

@@ -1,33 +1,28 @@
 /**
  * Tunnel: one open CONNECT socket on the client side. It owns the frame decoder, the calls waiting on it by id,
- * the coalescing write path and keepalive pings; its client decides what happens to calls when it ends.
+ * the coalescing write path and keepalive pings; its client decides what happens to calls when it ends. What goes
+ * out is encoded and checked by the sender (sender.ts); streams and their credit live in TunnelStreams.
+ *
+ * Over 400 lines: one socket's lifecycle (start, read, goaway, end) and its call table change together; what is sent
+ * is built in sender.ts, streams and credit live in tunnel-streams.ts, keepalive in liveness.ts.
  */
 import type { Socket } from 'node:net';
 import {
-  CreditLedger,
   FrameDecoder,
-  serverSends,
   MAX_UINT32,
   MessageType,
   RpcError,
   decodeFrame,
   encodePayloadParts,
-  FLAT_MAX_ITEMS,
-  lastPayloadIsFlat,
   encodePongPayload,
-  payloadLength,
   type PayloadParts,
   FrameBatcher,
-  frameTooLarge,
   fromWireError,
-  scanMessagePack,
-  scanParts,
   goawayCodeOf,
   escapePeerText,
   protocolViolation,
   type CreditMessage,
   type GoawayMessage,
-  type Grant,
   type Message,
   type RequestMeta,
   type ResponseMessage,
@@ -37,7 +32,8 @@ import {
 import { Liveness, type LivenessHost } from './liveness.js';
 import { tcpInfoOf } from './tcp-info.js';
 import { rejectCall, resolveCall, type Call } from './call.js';
-import type { StreamCore, StreamSink } from './stream.js';
+import { encodeOutgoing } from './sender.js';
+import { TunnelStreams, type TunnelStreamsHost } from './tunnel-streams.js';
 import type { ResolvedClientOptions } from './options.js';
 
 /** TunnelHost is what a tunnel tells its client. @internal */
@@ -63,7 +59,7 @@ export interface TunnelHost {
 const CLOSE_LINGER_MS = 1000;
 
 /** Tunnel carries calls over one socket. @internal */
-export class Tunnel implements StreamSink {
+export class Tunnel {
   readonly #socket: Socket;
   readonly #options: ResolvedClientOptions;
   readonly #target: string;
@@ -85,10 +81,7 @@ export class Tunnel implements StreamSink {
   #framesInChunk = false;
   // Bytes that came behind the 200 head, until start() feeds them (then dropped: a tunnel lives long).
   #rest: Buffer | undefined;
-  // Stream credit of this tunnel, made with its first stream (PROTOCOL.md 12.3, 12.4).
-  #ledger: CreditLedger | undefined;
-  // Streams whose producers stopped at a full socket, pumped again on 'drain'.
-  readonly #drainWaiters = new Set<StreamCore>();
+  readonly #streams: TunnelStreams;
 
   /** Builds a tunnel; it reads nothing until start(), so its client can store it before any frame is handled. */
   constructor(socket: Socket, rest: Buffer, options: ResolvedClientOptions, target: string, host: TunnelHost) {
@@ -100,6 +93,21 @@ export class Tunnel implements StreamSink {
     this.#decoder = new FrameDecoder(options.maxFrameSize);
     this.#batcher = new FrameBatcher(socket);
     this.#liveness = new Liveness(this.#livenessHost(), options);
+    this.#streams = new TunnelStreams(this.#streamsHost());
+  }
+
+  #streamsHost(): TunnelStreamsHost {
+    const tunnel = this;
+    return {
+      options: this.#options,
+      get ended(): boolean {
+        return tunnel.#state === 'ended';
+      },
+      get unsentBytes(): number {
+        return tunnel.#socket.writableLength;
+      },
+      write: (payload) => this.#write(payload),
+    };
   }
 
   #livenessHost(): LivenessHost {
@@ -208,17 +216,10 @@ export class Tunnel implements StreamSink {
     const id = this.#allocateId();
     const stream = call.stream;
     const meta: RequestMeta = call.headers === undefined ? { timeout } : { timeout, headers: call.headers };
-    if (stream !== undefined && serverSends(stream.kind)) {
-      // A stream's opening carries the first grant of the server's direction, taken from the budget now, and our
-      // bound on its messages (PROTOCOL.md 12.1).
-      const ledger = this.ledger;
-      ledger.open(id, this.#options.maxStreamMessageSize, this.#options.maxStreamCredit);
-      meta.credit = ledger.topUp(id);
-      meta.maxMessageSize = this.#options.maxStreamMessageSize;
-    }
-    const encoded = this.#encodeRequest(call, id, meta);
+    if (stream !== undefined) this.#streams.announce(stream, id, meta);
+    const encoded = encodeOutgoing({ type: MessageType.Request, id, method: call.method, params: call.params, meta }, 'request', call.method, this.#options.maxFrameSize, this.#options);
     if (encoded instanceof RpcError) {
-      if (stream !== undefined && this.#ledger !== undefined) this.sendGrants(this.#ledger.close(id));
+      if (stream !== undefined) this.#streams.unannounce(id);
       return encoded;
     }
     call.id = id;
@@ -227,82 +228,9 @@ export class Tunnel implements StreamSink {
     call.sentAt = performance.now();
     this.#calls.set(id, call);
     this.#liveness.callSent();
-    if (stream !== undefined) {
-      if (!serverSends(stream.kind)) this.ledger.open(id, 0, this.#options.maxStreamCredit);
-      stream.bind(this, id);
-    }
+    if (stream !== undefined) this.#streams.opened(stream, id);
     this.#write(encoded);
     return undefined;
-  }
-
-  // The request's payload, or the error that keeps it from being sent (the call stays unsettled).
-  #encodeRequest(call: Call, id: number, meta: RequestMeta): PayloadParts | RpcError {
-    let payload: PayloadParts;
-    try {
-      payload = encodePayloadParts({ type: MessageType.Request, id, method: call.method, params: call.params, meta });
-    } catch (error) {
-      return new RpcError('INVALID_ARGUMENT', `${call.method} not sent: its params cannot be encoded (${(error as Error).message})`, { mayHaveRun: false }, { cause: error });
-    }
-    const length = payloadLength(payload);
-    if (length > this.#options.maxFrameSize) {
-      const tooLarge = frameTooLarge(length, this.#options.maxFrameSize, 'sent');
-      return new RpcError('RESOURCE_EXHAUSTED', `${call.method} not sent: ${tooLarge.message}`, { ...(tooLarge.data as object), mayHaveRun: false });
-    }
-    return this.#refusedShape(call.method, payload) ?? payload;
-  }
-
-  /** ledger is this tunnel's stream credit. @internal */
-  get ledger(): CreditLedger {
-    this.#ledger ??= new CreditLedger(this.#options.maxStreamBuffer);
-    return this.#ledger;
-  }
-
-  /** sendStreamMessage writes `[4, id, message]` within the server's bound. @internal */
-  sendStreamMessage(core: StreamCore, message: unknown): RpcError | undefined {
-    let payload: PayloadParts;
-    try {
-      payload = encodePayloadParts({ type: MessageType.StreamMessage, id: core.id, message });
-    } catch (error) {
-      return new RpcError('INVALID_ARGUMENT', `a message for ${core.method} cannot be encoded (${(error as Error).message}); the stream was cancelled`, { mayHaveRun: true }, { cause: error });
-    }
-    const length = payloadLength(payload);
-    if (length > core.peerMaxMessageSize) {
-      return new RpcError('RESOURCE_EXHAUSTED', `a message of ${length} bytes for ${core.method} exceeds the server's maxMessageSize ${core.peerMaxMessageSize}; send smaller messages or raise maxStreamMessageSize on the server. The stream was cancelled`, { mayHaveRun: true, size: length, maxMessageSize: core.peerMaxMessageSize });
-    }
-    const shape = this.#refusedShape(`a message for ${core.method}`, payload);
-    if (shape !== undefined) return new RpcError(shape.code, shape.message, { mayHaveRun: true });
-    this.#write(payload);
-    return undefined;
-  }
-
-  /** sendHalfClose writes `[5, id]`. @internal */
-  sendHalfClose(core: StreamCore): void {
-    this.#write(encodePayloadParts({ type: MessageType.HalfClose, id: core.id }));
-  }
-
-  /** sendGrants writes credit frames. @internal */
-  sendGrants(grants: readonly Grant[]): void {
-    if (this.#state === 'ended') return;
-    for (const { id, n } of grants) this.#write(encodePayloadParts({ type: MessageType.Credit, id, n }));
-  }
-
-  /** canWrite tells whether producers may write: the socket's unsent bytes are under maxWriteBuffer. @internal */
-  canWrite(): boolean {
-    return this.#socket.writableLength <= this.#options.maxWriteBuffer;
-  }
-
-  /** waitForDrain pumps `core` again on the next 'drain'. @internal */
-  waitForDrain(core: StreamCore): void {
-    this.#drainWaiters.add(core);
-  }
-
-  // A stream leaves this tunnel (answered, abandoned, refused): its reservations go to streams waiting for room.
-  #dropStream(call: Call): void {
-    const core = call.stream;
-    if (core === undefined) return;
-    core.unbind();
-    this.#drainWaiters.delete(core);
-    if (this.#ledger !== undefined) this.sendGrants(this.#ledger.close(call.id));
   }
 
   /**
@@ -310,46 +238,14 @@ export class Tunnel implements StreamSink {
    * notification stays unsettled).
    */
   notify(call: Call): RpcError | undefined {
-    let payload: PayloadParts;
-    try {
-      payload = encodePayloadParts({
-        type: MessageType.Notification,
-        method: call.method,
-        params: call.params,
-        ...(call.headers === undefined ? {} : { meta: { headers: call.headers } }),
-      });
-    } catch (error) {
-      return new RpcError('INVALID_ARGUMENT', `notification ${call.method} not sent: its params cannot be encoded (${(error as Error).message})`, { mayHaveRun: false }, { cause: error });
-    }
-    const length = payloadLength(payload);
-    if (length > this.#options.maxFrameSize) {
-      const tooLarge = frameTooLarge(length, this.#options.maxFrameSize, 'sent');
-      return new RpcError('RESOURCE_EXHAUSTED', `notification ${call.method} not sent: ${tooLarge.message}`, { ...(tooLarge.data as object), mayHaveRun: false });
-    }
-    const shape = this.#refusedShape(`notification ${call.method}`, payload);
-    if (shape !== undefined) return shape;
-    this.#write(payload);
+    const message: Message = call.headers === undefined
+      ? { type: MessageType.Notification, method: call.method, params: call.params }
+      : { type: MessageType.Notification, method: call.method, params: call.params, meta: { headers: call.headers } };
+    const encoded = encodeOutgoing(message, 'notification', call.method, this.#options.maxFrameSize, this.#options);
+    if (encoded instanceof RpcError) return encoded;
+    this.#write(encoded);
     resolveCall(call, undefined);
     return undefined;
-  }
-
-  // A payload the server's decoder would refuse (nesting deeper than maxDepth, more than maxItemsPerFrame values) is
-  // a violation there: it would close the tunnel under every other call. The same pre-scan the server
-  // runs, with our limits (the defaults match the server's), refuses it here for this call alone. Payloads that
-  // carry large values uncopied are scanned part by part: joining them cost a 64 KiB copy per call.
-  #refusedShape(what: string, payload: PayloadParts): RpcError | undefined {
-    // A flat message (2 levels, a handful of values) fits every limit a peer may set but the tightest item caps.
-    if (lastPayloadIsFlat() && this.#options.maxItemsPerFrame >= FLAT_MAX_ITEMS) return undefined;
-    try {
-      if (payload instanceof Uint8Array) scanMessagePack(payload, this.#options);
-      else scanParts(payload, this.#options);
-      return undefined;
-    } catch (error) {
-      const scan = RpcError.from(error, 'INTERNAL');
-      const code = scan.code === 'RESOURCE_EXHAUSTED' ? 'RESOURCE_EXHAUSTED' : 'INVALID_ARGUMENT';
-      const why = scan.message.replace(/^protocol violation: /, '');
-      return new RpcError(code, `${what} not sent: its params break the wire limits (${why}); the server would close the tunnel for it. Send a flatter or smaller value, or raise maxDepth / maxItemsPerFrame on both peers`, { mayHaveRun: false }, { cause: error });
-    }
   }
 
   /** abandon stops waiting for a call here (its caller gave up): a cancel goes out, the id stays reserved. */
@@ -358,7 +254,7 @@ export class Tunnel implements StreamSink {
     this.#calls.delete(call.id);
     this.#abandoned.add(call.id);
     this.#write(encodePayloadParts({ type: MessageType.Cancel, id: call.id }));
-    this.#dropStream(call);
+    this.#streams.drop(call);
     this.#host.callAbandoned(this, call);
     this.#endIfDone();
   }
@@ -427,22 +323,9 @@ export class Tunnel implements StreamSink {
       this.#violation(protocolViolation(`the server sent a stream frame (type ${message.type}) for ${call === undefined ? `id ${message.id}, which has no open stream` : `unary call ${message.id}`}`));
       return false;
     }
-    const ledger = this.ledger;
-    if (message.type === MessageType.StreamMessage) {
-      const verdict = core.state.onMessage();
-      if (verdict !== undefined) return this.#streamViolation(verdict);
-      if (bytes > this.#options.maxStreamMessageSize) {
-        return this.#streamViolation(`a stream message of ${bytes} bytes exceeds the announced maxMessageSize ${this.#options.maxStreamMessageSize}`);
-      }
-      if (!ledger.receive(message.id)) return this.#streamViolation(`a stream message arrived beyond the credit granted for stream ${message.id}`);
-      this.#answered = true;
-      core.receive(message.message);
-      return true;
-    }
-    const verdict = core.state.onCredit(message.maxMessageSize);
+    const verdict = this.#streams.onFrame(core, message, bytes);
     if (verdict !== undefined) return this.#streamViolation(verdict);
-    if (!ledger.addCredit(message.id, message.n)) return this.#streamViolation(`credit for stream ${message.id} would exceed 2147483647`);
-    core.granted(message.maxMessageSize);
+    if (message.type === MessageType.StreamMessage) this.#answered = true;
     return true;
   }
 
@@ -491,7 +374,7 @@ export class Tunnel implements StreamSink {
       return false;
     }
     this.#calls.delete(response.id);
-    this.#dropStream(call);
+    this.#streams.drop(call);
     this.#answered = true;
     this.#host.callAnswered(this, call, response.error?.code);
     if (response.error === undefined) resolveCall(call, response.result);
@@ -515,7 +398,7 @@ export class Tunnel implements StreamSink {
       this.#calls.delete(id);
       this.#abandoned.add(id);
       call.tunnel = undefined;
-      this.#dropStream(call);
+      this.#streams.drop(call);
       refused.push(call);
     }
     this.#host.tunnelDraining(this, refused);
@@ -560,8 +443,7 @@ export class Tunnel implements StreamSink {
       (id > lastId ? refused : orphans).push(call);
     }
     this.#calls.clear();
-    this.#ledger = undefined;
-    this.#drainWaiters.clear();
+    this.#streams.clear();
     this.#abandoned.clear();
     this.#host.tunnelEnded(this, reason, orphans, refused);
   }
@@ -581,11 +463,7 @@ export class Tunnel implements StreamSink {
       this.#readPaused = false;
       this.#socket.resume();
     }
-    if (this.#drainWaiters.size > 0 && this.canWrite()) {
-      const waiting = [...this.#drainWaiters];
-      this.#drainWaiters.clear();
-      for (const core of waiting) core.pump();
-    }
+    this.#streams.drained();
     this.#host.tunnelWritable(this);
   }
 

@@ -6,7 +6,8 @@
 import { expect } from 'chai';
 import { connect, createRpcClient, type CallOptions, type RpcClient } from '@tunnelrpc/client';
 import type { RpcError } from '@tunnelrpc/protocol';
-import { cleanup, expectRejects, freePort, noted, openTunnel, ScriptedServer, track, type Peer } from './helpers.js';
+import { expectRejects, type ScriptedPeer, ScriptedServer } from '@tunnelrpc/test-kit';
+import { cleanup, freePort, noted, openTunnel, track } from './helpers.js';
 
 function mayHaveRun(error: RpcError): unknown {
   return (error.data as { mayHaveRun?: unknown } | undefined)?.mayHaveRun;
@@ -250,7 +251,7 @@ describe('RpcClient call arguments', () => {
   });
 
   describe('connect headers given as a function', () => {
-    async function acceptNext(server: ScriptedServer): Promise<{ peer: Peer; head: string }> {
+    async function acceptNext(server: ScriptedServer): Promise<{ peer: ScriptedPeer; head: string }> {
       const peer = await server.nextPeer();
       const head = await peer.head;
       await peer.accept();

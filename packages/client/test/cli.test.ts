@@ -8,7 +8,8 @@ import { once } from 'node:events';
 import { createServer, type AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { expect } from 'chai';
-import { ScriptedServer, cleanup, freePort, type Peer } from './helpers.js';
+import { type ScriptedPeer, ScriptedServer } from '@tunnelrpc/test-kit';
+import { cleanup, freePort } from './helpers.js';
 
 const CLI = fileURLToPath(new URL('../dist/cli.js', import.meta.url));
 // The opening meta of a stream with the client defaults (PROTOCOL.md 12.1).
@@ -47,7 +48,7 @@ async function acceptCall(server: ScriptedServer, services?: unknown[]) {
 }
 
 /** expectGracefulClose asserts that the CLI closed the tunnel with goaway UNAVAILABLE and nothing else after. */
-async function expectGracefulClose(peer: Peer, before: unknown[] = []): Promise<void> {
+async function expectGracefulClose(peer: ScriptedPeer, before: unknown[] = []): Promise<void> {
   expect(await peer.messagesUntilEnd()).to.deep.equal([...before, { type: 8, lastId: 0, code: 'UNAVAILABLE', message: 'client closing' }]);
 }
 

@@ -5,18 +5,8 @@
 import { getEventListeners } from 'node:events';
 import { expect } from 'chai';
 import { encodeMessage, type Message, type RequestMessage } from '@tunnelrpc/protocol';
-import {
-  cleanup,
-  expectRejects,
-  frameOf,
-  hex,
-  nextTurn,
-  noted,
-  openTunnel,
-  polluted,
-  type Peer,
-  type Tunnel,
-} from './helpers.js';
+import { expectRejects, frame, hex, type ScriptedPeer } from '@tunnelrpc/test-kit';
+import { cleanup, nextTurn, noted, openTunnel, polluted, type Tunnel } from './helpers.js';
 
 /** mayHaveRun reads the flag every locally made call error carries in `data`. */
 function mayHaveRun(error: { data: unknown }): unknown {
@@ -24,7 +14,7 @@ function mayHaveRun(error: { data: unknown }): unknown {
 }
 
 /** roundTripPing proves that every frame written before it has been read and handled by the client. */
-async function roundTripPing(peer: Peer, data: unknown = 'sync'): Promise<void> {
+async function roundTripPing(peer: ScriptedPeer, data: unknown = 'sync'): Promise<void> {
   await peer.send({ type: 6, data });
   expect(await peer.nextMessage()).to.deep.equal({ type: 7, data });
 }
@@ -135,7 +125,7 @@ describe('RpcClient', () => {
       const result = client.call('A.b');
       const { id } = await peer.nextRequest();
       // [1, id, nil, {"__proto__": {"polluted": true}}]
-      await peer.write(frameOf(Buffer.concat([hex('94 01'), Buffer.from([id]), hex('c0 81 a9'), Buffer.from('__proto__'), hex('81 a8'), Buffer.from('polluted'), hex('c3')])));
+      await peer.write(frame(Buffer.concat([hex('94 01'), Buffer.from([id]), hex('c0 81 a9'), Buffer.from('__proto__'), hex('81 a8'), Buffer.from('polluted'), hex('c3')])));
       const value = (await result) as Record<string, unknown>;
       expect(polluted()).to.equal(undefined);
       expect(Object.getPrototypeOf(value)).to.equal(Object.prototype);
@@ -483,7 +473,7 @@ describe('RpcClient', () => {
       it(`sends goaway ${code} and fails every pending call for ${what}`, async () => {
         const tunnel = await openTunnel();
         const { calls, id } = await pendingPair(tunnel);
-        await tunnel.peer.write(frameOf(payload(id)));
+        await tunnel.peer.write(frame(payload(id)));
         await expectViolation(tunnel, calls, code, fragment ?? 'protocol violation');
       });
     }
@@ -492,7 +482,7 @@ describe('RpcClient', () => {
     function responseWithZeros(id: number, count: number): Buffer {
       const length = Buffer.alloc(2);
       length.writeUInt16BE(count, 0);
-      return frameOf(Buffer.concat([hex('94 01'), Buffer.from([id]), hex('c0 dc'), length, Buffer.alloc(count)]));
+      return frame(Buffer.concat([hex('94 01'), Buffer.from([id]), hex('c0 dc'), length, Buffer.alloc(count)]));
     }
 
     it('accepts a response of exactly maxItemsPerFrame values', async () => {
@@ -511,7 +501,7 @@ describe('RpcClient', () => {
 
     /** responseNested is [1, id, nil, result] where result is `levels` nested arrays around 1. */
     function responseNested(id: number, levels: number): Buffer {
-      return frameOf(Buffer.concat([hex('94 01'), Buffer.from([id]), hex('c0'), Buffer.alloc(levels, 0x91), hex('01')]));
+      return frame(Buffer.concat([hex('94 01'), Buffer.from([id]), hex('c0'), Buffer.alloc(levels, 0x91), hex('01')]));
     }
 
     it('accepts a response nested exactly maxDepth deep, counting the message array', async () => {

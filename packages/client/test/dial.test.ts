@@ -7,7 +7,8 @@ import { connect as netConnect } from 'node:net';
 import { expect } from 'chai';
 import { connect } from '@tunnelrpc/client';
 import { CONNECTED_RESPONSE, encodeMessage } from '@tunnelrpc/protocol';
-import { ScriptedServer, cleanup, expectRejects, freePort, hex, nextTurn, polluted, track, type Peer } from './helpers.js';
+import { expectRejects, hex, type ScriptedPeer, ScriptedServer } from '@tunnelrpc/test-kit';
+import { cleanup, freePort, nextTurn, polluted, track } from './helpers.js';
 
 const PING_42 = encodeMessage({ type: 6, data: 42 }); // 00 00 00 03  92 06 2a
 
@@ -24,7 +25,7 @@ async function startDial(options: Parameters<typeof connect>[1] = {}) {
 }
 
 /** expectPong asserts that the client answers a ping with data 42: proof that it decoded the frame. */
-async function expectPong(peer: Peer): Promise<void> {
+async function expectPong(peer: ScriptedPeer): Promise<void> {
   expect(await peer.nextMessage()).to.deep.equal({ type: 7, data: 42 });
 }
 

@@ -10,7 +10,8 @@ import { fileURLToPath } from 'node:url';
 import { expect } from 'chai';
 import { connect, createRpcClient, type ClientOptions } from '@tunnelrpc/client';
 import { encodeMessage } from '@tunnelrpc/protocol';
-import { cleanup, expectRejects, noted, openTunnel, ScriptedServer, track, type Peer } from './helpers.js';
+import { expectRejects, type ScriptedPeer, ScriptedServer } from '@tunnelrpc/test-kit';
+import { cleanup, noted, openTunnel, track } from './helpers.js';
 
 function mayHaveRun(error: { data: unknown }): unknown {
   return (error.data as { mayHaveRun?: unknown }).mayHaveRun;
@@ -40,7 +41,7 @@ function maxDials(elapsed: number, min: number, max: number): number {
 }
 
 /** storm answers every CONNECT with `script` until stopped, counting the CONNECTs. */
-function storm(server: ScriptedServer, script: (peer: Peer) => Promise<void>): { count: () => number; stop: () => void } {
+function storm(server: ScriptedServer, script: (peer: ScriptedPeer) => Promise<void>): { count: () => number; stop: () => void } {
   let stopped = false;
   let count = 0;
   void (async () => {
@@ -69,7 +70,7 @@ describe('RpcClient against a hostile server', () => {
     const BACKOFF = { minReconnectDelay: 10, maxReconnectDelay: 200 } as const;
     const WINDOW_MS = 600;
 
-    const cases: Array<[string, (peer: Peer) => Promise<void>]> = [
+    const cases: Array<[string, (peer: ScriptedPeer) => Promise<void>]> = [
       ['answers 200 and goaway UNAVAILABLE in the same write', async (peer) => {
         await peer.accept(GOAWAY_UNAVAILABLE);
         peer.socket.end();
@@ -205,7 +206,7 @@ describe('RpcClient against a hostile server', () => {
 
   describe('frames that never end (keepalive counts bytes)', () => {
     // Writes one byte every 10 ms of a frame that declares 4096 bytes, until the client hangs up.
-    async function trickle(peer: Peer): Promise<void> {
+    async function trickle(peer: ScriptedPeer): Promise<void> {
       await peer.write(Buffer.from([0, 0, 0x10, 0]));
       while (!peer.isEnded && !peer.socket.destroyed) {
         await delay(10);

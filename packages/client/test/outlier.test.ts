@@ -4,7 +4,10 @@
  * peak-EWMA moves, and the option checks.
  */
 import { expect } from 'chai';
-import { PeakEwma, RpcError, blamesEndpoint, connect, ejectionTime, mayEject, outliersOf, resolveOutlierDetection, weighedLoad } from '@tunnelrpc/client';
+import { RpcError, connect } from '@tunnelrpc/client';
+// White-box tests of internal modules read them from the package's build: they are not part of its public surface.
+import { weighedLoad } from '../dist/balancer.js';
+import { PeakEwma, blamesEndpoint, ejectionTime, mayEject, outliersOf, resolveOutlierDetection } from '../dist/outlier.js';
 
 const defaults = resolveOutlierDetection(undefined);
 

@@ -3,7 +3,9 @@
  * jittered ejection backoff, the one-probe-then-the-rest dial plan, and the rate-limited DNS refresh (ejection.ts).
  */
 import { expect } from 'chai';
-import { dialsToStart, ejectionDelay, pickTunnel, resolveDelay } from '@tunnelrpc/client';
+// White-box tests of internal modules read them from the package's build: they are not part of its public surface.
+import { pickTunnel } from '../dist/balancer.js';
+import { dialsToStart, ejectionDelay, resolveDelay } from '../dist/ejection.js';
 
 /** sequence returns a random source that yields `values` in turn (then repeats the last). */
 function sequence(...values: number[]): () => number {

@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import { chooseProxy } from '@tunnelrpc/client';
-import { expectThrows } from './helpers.js';
+import { expectThrows } from '@tunnelrpc/test-kit';
 
 const HTTP = { tls: false, host: 'api.example.com', port: 8080 };
 const HTTPS = { tls: true, host: 'api.example.com', port: 443 };

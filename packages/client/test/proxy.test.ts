@@ -8,7 +8,8 @@ import { once } from 'node:events';
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { connect } from '@tunnelrpc/client';
 import { CONNECTED_RESPONSE, encodeMessage } from '@tunnelrpc/protocol';
-import { cleanup as cleanupClients, expectRejects, freePort, track } from './helpers.js';
+import { expectRejects } from '@tunnelrpc/test-kit';
+import { cleanup as cleanupClients, freePort, track } from './helpers.js';
 
 const PING_42 = encodeMessage({ type: 6, data: 42 });
 

@@ -3,12 +3,13 @@
  */
 import { expect } from 'chai';
 import { connect } from '@tunnelrpc/client';
-import { cleanup, expectRejects, ScriptedServer, track, type Peer } from './helpers.js';
+import { expectRejects, type ScriptedPeer, ScriptedServer } from '@tunnelrpc/test-kit';
+import { cleanup, track } from './helpers.js';
 
 // Small delays keep the suite fast; the backoff formula itself is not timed here (no timing thresholds).
 const FAST = { minReconnectDelay: 5, maxReconnectDelay: 20 } as const;
 
-async function acceptNext(server: ScriptedServer): Promise<Peer> {
+async function acceptNext(server: ScriptedServer): Promise<ScriptedPeer> {
   const peer = await server.nextPeer();
   await peer.head;
   await peer.accept();

@@ -4,12 +4,13 @@
  */
 import { expect } from 'chai';
 import { connect, type RpcClient } from '@tunnelrpc/client';
-import { ScriptedServer, cleanup, expectRejects, track, type Peer } from './helpers.js';
+import { expectRejects, type ScriptedPeer, ScriptedServer } from '@tunnelrpc/test-kit';
+import { cleanup, track } from './helpers.js';
 
 const FORMS = 'write http://host:port/_rpc, https://host:port/_rpc, unix:/path/to.sock or http+unix://%2Fpath%2Fto.sock/_rpc';
 
 /** dialAndAccept connects to `url`, accepts on `server`, and returns the client, the peer and the head it sent. */
-async function dialAndAccept(server: ScriptedServer, url: string): Promise<{ client: RpcClient; peer: Peer; head: string }> {
+async function dialAndAccept(server: ScriptedServer, url: string): Promise<{ client: RpcClient; peer: ScriptedPeer; head: string }> {
   const connecting = connect(url, { reconnect: false });
   const peer = await server.nextPeer();
   const head = await peer.head;
@@ -18,7 +19,7 @@ async function dialAndAccept(server: ScriptedServer, url: string): Promise<{ cli
 }
 
 /** expectCallWorks makes one call over the tunnel and answers it. */
-async function expectCallWorks(client: RpcClient, peer: Peer): Promise<void> {
+async function expectCallWorks(client: RpcClient, peer: ScriptedPeer): Promise<void> {
   const result = client.call('Echo.echo', 'over this transport');
   const request = await peer.nextRequest();
   await peer.respond(request.id, request.params);

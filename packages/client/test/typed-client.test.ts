@@ -5,7 +5,8 @@
 import { expect } from 'chai';
 import { createClient } from '@tunnelrpc/client';
 import { Shop } from './contract.js';
-import { cleanup, expectRejects, openTunnel } from './helpers.js';
+import { expectRejects } from '@tunnelrpc/test-kit';
+import { cleanup, openTunnel } from './helpers.js';
 
 describe('createClient', () => {
   afterEach(cleanup);

@@ -3,13 +3,17 @@
  * event listeners that a user could have written. All metrics sit in one table, registered on a private Registry
  * unless one is given; a second instance on the same registry reuses the metrics instead of failing on a
  * duplicate name.
+ *
+ * Over 400 lines: every metric of the provider is defined in one table and registered together, so that a second
+ * instance on the same registry finds them all; the HTTP endpoint that serves them is its own file, serve.ts.
  */
-import type { IncomingMessage, Server as HttpServer, ServerResponse, RequestListener } from 'node:http';
+import type { Server as HttpServer } from 'node:http';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics, type Metric } from 'prom-client';
 import { ERROR_CODES, RpcError, type Interceptor, type RpcCall, type ServiceContract, type StreamKind, type TcpInfo } from '@tunnelrpc/protocol';
 import type { ServerListener } from '@tunnelrpc/server';
 import type { ClientListener } from '@tunnelrpc/client';
 import { checkBoolean, orDefault } from '@tunnelrpc/protocol';
+import { serveMetrics } from './serve.js';
 
 /**
  * RPC_DURATION_BUCKETS are the OpenTelemetry RPC duration buckets, in seconds (the semantic conventions' advice for
@@ -451,43 +455,4 @@ function checkBuckets(buckets: readonly number[]): readonly number[] {
   const ok = Array.isArray(buckets) && buckets.length > 0 && buckets.every((each, i) => Number.isFinite(each) && each > 0 && (i === 0 || each > buckets[i - 1]!));
   if (!ok) throw new RpcError('INVALID_ARGUMENT', 'option buckets must be a non-empty array of ascending positive numbers of seconds, such as RPC_DURATION_BUCKETS');
   return buckets;
-}
-
-// Answers GET/HEAD `path` with the exposition; every other request goes to the listeners the server had.
-function serveMetrics(http: HttpServer, registry: Registry, path: string): void {
-  if (!path.startsWith('/')) throw new RpcError('INVALID_ARGUMENT', `serve(): path ${JSON.stringify(path)} must start with "/"`);
-  const listeners = http.listeners('request') as RequestListener[];
-  http.removeAllListeners('request');
-  http.on('request', (req: IncomingMessage, res: ServerResponse) => {
-    const url = req.url ?? '';
-    const query = url.indexOf('?');
-    if ((query === -1 ? url : url.slice(0, query)) !== path) {
-      if (listeners.length === 0) {
-        res.writeHead(404, { 'Content-Type': 'text/plain; charset=utf-8' });
-        res.end('404 not found\n');
-        return;
-      }
-      for (const listener of listeners) listener.call(http, req, res);
-      return;
-    }
-    if (req.method !== 'GET' && req.method !== 'HEAD') {
-      res.writeHead(405, { Allow: 'GET, HEAD', 'Content-Type': 'text/plain; charset=utf-8' });
-      res.end('405 use GET\n');
-      return;
-    }
-    registry.metrics().then(
-      (text) => {
-        res.writeHead(200, { 'Content-Type': registry.contentType, 'Cache-Control': 'no-store' });
-        res.end(req.method === 'HEAD' ? undefined : text);
-      },
-      (error: unknown) => {
-        // A collect callback of the user's registry failed: say so, never crash the server.
-        res.writeHead(500, { 'Content-Type': 'text/plain; charset=utf-8' });
-        res.end(`500 collecting metrics failed: ${error instanceof Error ? error.message : String(error)}\n`);
-      },
-    ).catch(() => {
-      // Writing the answer failed (the scraper went away): nothing left to tell it.
-      res.destroy();
-    });
-  });
 }

@@ -1,4 +1,7 @@
 /**
+ * Over 400 lines: the encoders and the checking decoder of all ten message types belong together, as one reading
+ * of the wire table below; the hand-written hot paths already live in envelope.ts and envelope-decoder.ts.
+ *
  * Messages (PROTOCOL.md "Messages"). Each frame payload is one MessagePack array whose first element is its type:
  *
  *   [0, id, method, params, meta?]   request       id: uint32, method: "Service.method", meta: {timeout?, headers?}

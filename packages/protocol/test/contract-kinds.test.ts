@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 import { z } from 'zod';
 import { defineService, methodKind } from '@tunnelrpc/protocol';
-import { expectRpcError } from './expect-rpc-error.js';
+import { expectThrows } from '@tunnelrpc/test-kit';
 
 describe('defineService method kinds', () => {
   it('takes the three stream kinds with their message schemas; unary is the default', () => {
@@ -26,7 +26,7 @@ describe('defineService method kinds', () => {
   ];
   for (const [name, spec, says] of refused) {
     it(`refuses ${name} with INVALID_ARGUMENT`, () => {
-      expectRpcError(() => defineService('S', { m: spec as never }), 'INVALID_ARGUMENT', says);
+      expectThrows(() => defineService('S', { m: spec as never }), 'INVALID_ARGUMENT', says);
     });
   }
 });

@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 import { z } from 'zod';
 import { defineService, formatIssues, methodPath, parseWithSchema, summarizeIssues, type WireIssue } from '@tunnelrpc/protocol';
-import { expectRpcError } from './expect-rpc-error.js';
+import { expectThrows } from '@tunnelrpc/test-kit';
 
 const echoMethod = { input: z.object({ text: z.string() }), output: z.string() };
 
@@ -32,13 +32,13 @@ describe('defineService', () => {
 
   it('refuses service names that are not dot-separated identifiers, naming the name', () => {
     for (const name of ['', '1Echo', 'Echo.', '.Echo', 'a..b', 'Echo Svc', 'Echo/x', 'Echo-x', 'Écho', 'Echo\r\n']) {
-      expectRpcError(() => defineService(name, { echo: echoMethod }), 'INVALID_ARGUMENT', JSON.stringify(name));
+      expectThrows(() => defineService(name, { echo: echoMethod }), 'INVALID_ARGUMENT', JSON.stringify(name));
     }
   });
 
   it('refuses method names that are not identifiers, naming the method and the service', () => {
     for (const method of ['', 'do-it', '1a', 'a.b', 'a b', 'x\n']) {
-      const error = expectRpcError(() => defineService('Echo', { [method]: echoMethod }), 'INVALID_ARGUMENT', JSON.stringify(method));
+      const error = expectThrows(() => defineService('Echo', { [method]: echoMethod }), 'INVALID_ARGUMENT', JSON.stringify(method));
       expect(error.message).to.include('Echo');
     }
   });
@@ -51,7 +51,7 @@ describe('defineService', () => {
       { input: z.string(), output: 'string' },
     ];
     for (const spec of specs) {
-      expectRpcError(
+      expectThrows(
         () => defineService('Echo', { echo: spec as unknown as typeof echoMethod }),
         'INVALID_ARGUMENT',
         'Echo.echo needs zod schemas',
@@ -231,7 +231,7 @@ describe('formatIssues', () => {
 
 describe('defineService method specs', () => {
   it('is a type error and an INVALID_ARGUMENT to misspell a key (idempotant), naming the key and the likely one', () => {
-    const error = expectRpcError(
+    const error = expectThrows(
       // @ts-expect-error: a method spec is exact; idempotant is not a key of MethodSpec.
       () => defineService('billing.Invoices', { create: { input: z.string(), output: z.string(), idempotant: true } }),
       'INVALID_ARGUMENT',
@@ -242,7 +242,7 @@ describe('defineService method specs', () => {
   });
 
   it('names no likely key when none is close', () => {
-    const error = expectRpcError(
+    const error = expectThrows(
       // @ts-expect-error: retries is not a key of MethodSpec.
       () => defineService('Echo', { echo: { ...echoMethod, retries: 3 } }),
       'INVALID_ARGUMENT',
@@ -259,18 +259,18 @@ describe('defineService method specs', () => {
   it('refuses idempotent or notification that is not a boolean', () => {
     for (const key of ['idempotent', 'notification']) {
       const spec = { ...echoMethod, [key]: 'yes' } as unknown as typeof echoMethod;
-      expectRpcError(() => defineService('Echo', { echo: spec }), 'INVALID_ARGUMENT', `method Echo.echo has ${key}: string`);
+      expectThrows(() => defineService('Echo', { echo: spec }), 'INVALID_ARGUMENT', `method Echo.echo has ${key}: string`);
     }
   });
 
   it('refuses a schema-like object that is not a zod 4 schema (a zod 3 schema has safeParse but no _zod)', () => {
     const zod3Like = { safeParse: (value: unknown) => ({ success: true, data: value }) };
     const spec = { input: zod3Like, output: z.string() } as unknown as typeof echoMethod;
-    expectRpcError(() => defineService('Echo', { echo: spec }), 'INVALID_ARGUMENT', 'its input is not a zod 4 schema');
+    expectThrows(() => defineService('Echo', { echo: spec }), 'INVALID_ARGUMENT', 'its input is not a zod 4 schema');
   });
 
   it('refuses a spec that is not an object', () => {
-    expectRpcError(() => defineService('Echo', { echo: null as unknown as typeof echoMethod }), 'INVALID_ARGUMENT', 'Echo.echo needs zod schemas');
+    expectThrows(() => defineService('Echo', { echo: null as unknown as typeof echoMethod }), 'INVALID_ARGUMENT', 'Echo.echo needs zod schemas');
   });
 });
 
@@ -300,13 +300,13 @@ describe('defineService wire check', () => {
   ];
   for (const [name, schema, type, where] of refused) {
     it(`refuses ${name}, naming the method, the path and the type`, () => {
-      const error = expectRpcError(() => defineService('Shapes', { put: { input: schema, output: z.void() } }), 'INVALID_ARGUMENT', `method Shapes.put: ${type} at ${where} cannot cross the wire`);
+      const error = expectThrows(() => defineService('Shapes', { put: { input: schema, output: z.void() } }), 'INVALID_ARGUMENT', `method Shapes.put: ${type} at ${where} cannot cross the wire`);
       expect((error.data as { type: string }).type).to.equal(type);
     });
   }
 
   it('checks the output schema too', () => {
-    expectRpcError(() => defineService('Shapes', { get: { input: z.void(), output: z.object({ at: z.symbol() }) } }), 'INVALID_ARGUMENT', 'z.symbol() at output.at');
+    expectThrows(() => defineService('Shapes', { get: { input: z.void(), output: z.object({ at: z.symbol() }) } }), 'INVALID_ARGUMENT', 'z.symbol() at output.at');
   });
 
   it('accepts every zod type that has a wire form', () => {

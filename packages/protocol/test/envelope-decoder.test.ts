@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import { DEFAULT_DECODE_LIMITS, decodeFrame, decodeMessage, encodePayload, type Message, type RpcError } from '@tunnelrpc/protocol';
-import { hex, str, toHex } from './hex.js';
+import { hex, fixstr, toHex } from '@tunnelrpc/test-kit';
 
 // Decodes `payload` where it lies inside a larger buffer, between bytes that are not MessagePack (0xc1), so that a
 // decoder reading past its range or from offset 0 fails.
@@ -18,7 +18,7 @@ function outcome(decode: () => Message): unknown {
   }
 }
 
-const METHOD = str('Echo.echo');
+const METHOD = fixstr('Echo.echo');
 
 describe('decodeFrame (in place, with the hand-read envelope)', () => {
   const messages: Message[] = [];

@@ -13,7 +13,7 @@ import {
   type ErrorCode,
   type ResponseMessage,
 } from '@tunnelrpc/protocol';
-import { hex } from './hex.js';
+import { hex } from '@tunnelrpc/test-kit';
 
 describe('ERROR_CODES', () => {
   it('lists the 16 wire-v1 codes in order', () => {

@@ -7,8 +7,7 @@ import {
   encodeFrame,
   frameTooLarge,
 } from '@tunnelrpc/protocol';
-import { expectRpcError } from './expect-rpc-error.js';
-import { hex, toHex } from './hex.js';
+import { expectThrows, hex, toHex } from '@tunnelrpc/test-kit';
 
 /** payload returns `length` bytes that differ from frame to frame, so a mix-up between frames shows. */
 function payload(length: number, seed: number): Buffer {
@@ -179,12 +178,12 @@ describe('FrameDecoder', () => {
 
     it('fails on the 4 header bytes alone when the length is maxFrameSize + 1', () => {
       const decoder = new FrameDecoder(16);
-      const error = expectRpcError(() => decoder.push(hex('00 00 00 11')), 'RESOURCE_EXHAUSTED', 'maxFrameSize 16');
+      const error = expectThrows(() => decoder.push(hex('00 00 00 11')), 'RESOURCE_EXHAUSTED', 'maxFrameSize 16');
       expect(error.data).to.deep.equal({ size: 17, maxFrameSize: 16 });
     });
 
     it('fails on the 4 header bytes alone when the length is the default maxFrameSize + 1', () => {
-      const error = expectRpcError(
+      const error = expectThrows(
         () => new FrameDecoder().push(hex('00 80 00 01')), // 8388609
         'RESOURCE_EXHAUSTED',
         '8388609',
@@ -193,12 +192,12 @@ describe('FrameDecoder', () => {
     });
 
     it('fails on the header ff ff ff ff (4 GiB - 1)', () => {
-      const error = expectRpcError(() => new FrameDecoder().push(hex('ff ff ff ff')), 'RESOURCE_EXHAUSTED', '4294967295');
+      const error = expectThrows(() => new FrameDecoder().push(hex('ff ff ff ff')), 'RESOURCE_EXHAUSTED', '4294967295');
       expect(error.data).to.deep.equal({ size: 4294967295, maxFrameSize: DEFAULT_MAX_FRAME_SIZE });
     });
 
     it('fails on the header 80 00 00 00 (2 GiB)', () => {
-      const error = expectRpcError(() => new FrameDecoder().push(hex('80 00 00 00')), 'RESOURCE_EXHAUSTED', '2147483648');
+      const error = expectThrows(() => new FrameDecoder().push(hex('80 00 00 00')), 'RESOURCE_EXHAUSTED', '2147483648');
       expect(error.data).to.deep.equal({ size: 2147483648, maxFrameSize: DEFAULT_MAX_FRAME_SIZE });
     });
 
@@ -207,7 +206,7 @@ describe('FrameDecoder', () => {
       expect(decoder.push(hex('00'))).to.deep.equal([]);
       expect(decoder.push(hex('00'))).to.deep.equal([]);
       expect(decoder.push(hex('00'))).to.deep.equal([]);
-      const error = expectRpcError(() => decoder.push(hex('11')), 'RESOURCE_EXHAUSTED');
+      const error = expectThrows(() => decoder.push(hex('11')), 'RESOURCE_EXHAUSTED');
       expect(error.data).to.deep.equal({ size: 17, maxFrameSize: 16 });
     });
 
@@ -217,17 +216,17 @@ describe('FrameDecoder', () => {
         '00 00 00 01 c0' + // frame 1: length 1, nil
         '00 00 01 00', //     frame 2: length 256 > 16, no payload yet
       );
-      expectRpcError(() => decoder.push(chunk), 'RESOURCE_EXHAUSTED', 'frame of 256 bytes');
+      expectThrows(() => decoder.push(chunk), 'RESOURCE_EXHAUSTED', 'frame of 256 bytes');
     });
 
     it('fails on a zero-length frame with a protocol violation', () => {
-      expectRpcError(() => new FrameDecoder().push(hex('00 00 00 00')), 'INTERNAL', 'protocol violation');
+      expectThrows(() => new FrameDecoder().push(hex('00 00 00 00')), 'INTERNAL', 'protocol violation');
     });
 
     it('fails on a zero-length frame whose header arrives in two chunks', () => {
       const decoder = new FrameDecoder();
       expect(decoder.push(hex('00 00'))).to.deep.equal([]);
-      expectRpcError(() => decoder.push(hex('00 00')), 'INTERNAL', 'zero-length frame');
+      expectThrows(() => decoder.push(hex('00 00')), 'INTERNAL', 'zero-length frame');
     });
   });
 

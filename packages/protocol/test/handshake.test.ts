@@ -14,8 +14,7 @@ import {
   isTunnelrpcReply,
   parseResponseHead,
 } from '@tunnelrpc/protocol';
-import { expectRpcError } from './expect-rpc-error.js';
-import { hex, toHex } from './hex.js';
+import { expectThrows, hex, toHex } from '@tunnelrpc/test-kit';
 
 /** latin1 turns header text into bytes one char per byte, as HTTP heads travel. */
 function latin1(text: string): Buffer {
@@ -64,19 +63,19 @@ describe('encodeConnectRequest', () => {
 
   it('refuses CR, LF, NUL, DEL and chars above 0xff in a header value (header injection)', () => {
     for (const value of ['x\r\nEvil: 1', 'x\nEvil: 1', 'x\rEvil', 'x\u0000', 'x\u007f', 'x\u010d\u010aEvil: 1', '\u2028']) {
-      expectRpcError(() => encodeConnectRequest('/_rpc', 'h', { 'X-Token': value }), 'INVALID_ARGUMENT', '"X-Token"');
+      expectThrows(() => encodeConnectRequest('/_rpc', 'h', { 'X-Token': value }), 'INVALID_ARGUMENT', '"X-Token"');
     }
   });
 
   it('refuses header names that are not HTTP tokens', () => {
     for (const name of ['', 'Bad Name', 'X\r\nEvil', 'a:b', 'X\u00e9', '(x)']) {
-      expectRpcError(() => encodeConnectRequest('/_rpc', 'h', { [name]: 'v' }), 'INVALID_ARGUMENT', 'handshake header');
+      expectThrows(() => encodeConnectRequest('/_rpc', 'h', { [name]: 'v' }), 'INVALID_ARGUMENT', 'handshake header');
     }
   });
 
   it('refuses a path that does not start with "/" or holds whitespace', () => {
     for (const path of ['', '_rpc', 'http://h/_rpc', '/a b', '/a\r\nb', '/a\tb', '/a\nEvil: 1']) {
-      expectRpcError(() => encodeConnectRequest(path, 'h'), 'INVALID_ARGUMENT', 'must start with "/"');
+      expectThrows(() => encodeConnectRequest(path, 'h'), 'INVALID_ARGUMENT', 'must start with "/"');
     }
   });
 });
@@ -167,17 +166,17 @@ describe('parseResponseHead', () => {
   it('returns undefined for an unfinished head of maxHeadSize bytes and throws UNAVAILABLE at maxHeadSize + 1', () => {
     const unfinished = latin1(`HTTP/1.0 200 OK\r\nX: ${'a'.repeat(200)}`); // no blank line yet
     expect(parseResponseHead(unfinished.subarray(0, 100), 100)).to.equal(undefined);
-    const error = expectRpcError(() => parseResponseHead(unfinished.subarray(0, 101), 100), 'UNAVAILABLE', 'passed 100 bytes');
+    const error = expectThrows(() => parseResponseHead(unfinished.subarray(0, 101), 100), 'UNAVAILABLE', 'passed 100 bytes');
     expect(error.data).to.deep.equal({ maxHeadSize: 100 });
   });
 
   it('throws UNAVAILABLE for a complete head far over maxHeadSize', () => {
-    expectRpcError(() => parseResponseHead(headOfSize(300), 100), 'UNAVAILABLE', 'passed 100 bytes');
+    expectThrows(() => parseResponseHead(headOfSize(300), 100), 'UNAVAILABLE', 'passed 100 bytes');
   });
 
   it('throws UNAVAILABLE for a head over the default 8 KiB', () => {
     const buf = latin1(`HTTP/1.0 200 OK\r\nX: ${'a'.repeat(9000)}`);
-    expectRpcError(() => parseResponseHead(buf), 'UNAVAILABLE', 'passed 8192 bytes');
+    expectThrows(() => parseResponseHead(buf), 'UNAVAILABLE', 'passed 8192 bytes');
   });
 
   it('accepts a complete head of exactly maxHeadSize bytes', () => {
@@ -188,7 +187,7 @@ describe('parseResponseHead', () => {
 
   it('throws UNAVAILABLE on the first 5 bytes when they are not "HTTP/"', () => {
     for (const garbage of ['SSH-2', 'HTTX/', '\u0000\u0000\u0000\u0005\u0092', 'http/']) {
-      const error = expectRpcError(() => parseResponseHead(latin1(garbage)), 'UNAVAILABLE', 'HTTP/1.x status line');
+      const error = expectThrows(() => parseResponseHead(latin1(garbage)), 'UNAVAILABLE', 'HTTP/1.x status line');
       expect(error.message).to.not.include(garbage);
     }
   });
@@ -201,7 +200,7 @@ describe('parseResponseHead', () => {
   it('throws UNAVAILABLE for a complete head whose status line is not HTTP/1.x', () => {
     for (const head of ['HTTP/2 200\r\n\r\n', 'HTTP/1.2 200 OK\r\n\r\n', 'HTTP/1.0 20 OK\r\n\r\n', 'HTTP/1.0 abc OK\r\n\r\n',
       'HTTP/1.0  200 OK\r\n\r\n', 'HTTP/1.0 2000\r\n\r\n', 'hello\n\n']) {
-      expectRpcError(() => parseResponseHead(latin1(head)), 'UNAVAILABLE', 'HTTP/1.x status line');
+      expectThrows(() => parseResponseHead(latin1(head)), 'UNAVAILABLE', 'HTTP/1.x status line');
     }
   });
 });
@@ -209,13 +208,13 @@ describe('parseResponseHead', () => {
 describe('handshake regressions', () => {
   it('refuses CR or LF in the host', () => {
     for (const host of ['h:1\r\nX-Evil: 1', 'h\nX-Evil: 1', 'h\u010d\u010aX-Evil: 1']) {
-      expectRpcError(() => encodeConnectRequest('/_rpc', host), 'INVALID_ARGUMENT');
+      expectThrows(() => encodeConnectRequest('/_rpc', host), 'INVALID_ARGUMENT');
     }
   });
 
   it('refuses path chars that latin1 turns into CR LF, and control chars', () => {
     for (const path of ['/a\u010d\u010aEvil:1', '/a\u0000b', '/a\u007fb']) {
-      expectRpcError(() => encodeConnectRequest(path, 'h'), 'INVALID_ARGUMENT');
+      expectThrows(() => encodeConnectRequest(path, 'h'), 'INVALID_ARGUMENT');
     }
   });
 
@@ -223,7 +222,7 @@ describe('handshake regressions', () => {
     const start = 'HTTP/1.0 200 Connected\r\nX-Pad: ';
     const head = Buffer.from(start + 'a'.repeat(101 - start.length - 4) + '\r\n\r\n', 'latin1');
     expect(head.length).to.equal(101);
-    expectRpcError(() => parseResponseHead(head, 100), 'UNAVAILABLE', 'passed 100 bytes');
+    expectThrows(() => parseResponseHead(head, 100), 'UNAVAILABLE', 'passed 100 bytes');
   });
 
   it('accepts a complete head of exactly maxHeadSize bytes', () => {
@@ -246,8 +245,8 @@ describe('encodeUpgradeRequest', () => {
   });
 
   it('refuses a path with a space and a header value with CR LF, as encodeConnectRequest does', () => {
-    expectRpcError(() => encodeUpgradeRequest('/a b', 'h'), 'INVALID_ARGUMENT', 'RPC path');
-    expectRpcError(() => encodeUpgradeRequest('/_rpc', 'h', { 'X-T': 'a\r\nEvil: 1' }), 'INVALID_ARGUMENT', '"X-T"');
+    expectThrows(() => encodeUpgradeRequest('/a b', 'h'), 'INVALID_ARGUMENT', 'RPC path');
+    expectThrows(() => encodeUpgradeRequest('/_rpc', 'h', { 'X-T': 'a\r\nEvil: 1' }), 'INVALID_ARGUMENT', '"X-T"');
   });
 });
 
@@ -271,8 +270,8 @@ describe('encodeProxyConnectRequest', () => {
   });
 
   it('refuses a target without a port or with a space', () => {
-    expectRpcError(() => encodeProxyConnectRequest('example.com'), 'INVALID_ARGUMENT', 'host:port');
-    expectRpcError(() => encodeProxyConnectRequest('a b:1'), 'INVALID_ARGUMENT', 'host:port');
+    expectThrows(() => encodeProxyConnectRequest('example.com'), 'INVALID_ARGUMENT', 'host:port');
+    expectThrows(() => encodeProxyConnectRequest('a b:1'), 'INVALID_ARGUMENT', 'host:port');
   });
 });
 

@@ -10,7 +10,7 @@ import {
   resolveDecodeLimits,
   type DecodeLimits,
 } from '@tunnelrpc/protocol';
-import { expectRpcError } from './expect-rpc-error.js';
+import { expectThrows } from '@tunnelrpc/test-kit';
 
 describe('limit constants', () => {
   it('holds the wire-v1 defaults in real numbers', () => {
@@ -59,7 +59,7 @@ describe('resolveDecodeLimits', () => {
 
     it(`throws INVALID_ARGUMENT naming ${option} for ${min - 1} and ${max + 1}`, () => {
       for (const value of [min - 1, max + 1]) {
-        const error = expectRpcError(() => resolveDecodeLimits({ [option]: value }), 'INVALID_ARGUMENT', `option ${option} must be`);
+        const error = expectThrows(() => resolveDecodeLimits({ [option]: value }), 'INVALID_ARGUMENT', `option ${option} must be`);
         expect(error.message).to.include(`from ${min} to ${max}`).and.include(`got ${value}`);
         expect(error.data).to.deep.include({ option, value });
       }
@@ -67,18 +67,18 @@ describe('resolveDecodeLimits', () => {
 
     it(`throws INVALID_ARGUMENT for a non-integer ${option}`, () => {
       for (const value of [-1, 1.5, Number.NaN, Number.POSITIVE_INFINITY, '8', null, true]) {
-        expectRpcError(() => resolveDecodeLimits({ [option]: value as unknown as number }), 'INVALID_ARGUMENT', option);
+        expectThrows(() => resolveDecodeLimits({ [option]: value as unknown as number }), 'INVALID_ARGUMENT', option);
       }
     });
   }
 
   it('throws INVALID_ARGUMENT for maxFrameSize 0, naming the option', () => {
-    const error = expectRpcError(() => resolveDecodeLimits({ maxFrameSize: 0 }), 'INVALID_ARGUMENT', 'maxFrameSize');
+    const error = expectThrows(() => resolveDecodeLimits({ maxFrameSize: 0 }), 'INVALID_ARGUMENT', 'maxFrameSize');
     expect(error.data).to.deep.equal({ option: 'maxFrameSize', value: 0, expected: 'an integer from 1 to 4294967295' });
   });
 
   it('says a non-number value is a string, in the message and in data', () => {
-    const error = expectRpcError(() => resolveDecodeLimits({ maxDepth: '8' as unknown as number }), 'INVALID_ARGUMENT', 'option maxDepth must be an integer from 2 to 1000; got the string "8"');
+    const error = expectThrows(() => resolveDecodeLimits({ maxDepth: '8' as unknown as number }), 'INVALID_ARGUMENT', 'option maxDepth must be an integer from 2 to 1000; got the string "8"');
     expect(error.data).to.deep.equal({ option: 'maxDepth', value: 'the string "8"', expected: 'an integer from 2 to 1000' });
   });
 });
@@ -90,8 +90,8 @@ describe('checkInteger', () => {
   });
 
   it('throws INVALID_ARGUMENT naming the option outside the range', () => {
-    expectRpcError(() => checkInteger('maxInFlight', 11, 0, 10), 'INVALID_ARGUMENT', 'option maxInFlight must be an integer from 0 to 10; got 11');
-    expectRpcError(() => checkInteger('maxInFlight', -1, 0, 10), 'INVALID_ARGUMENT', 'got -1');
+    expectThrows(() => checkInteger('maxInFlight', 11, 0, 10), 'INVALID_ARGUMENT', 'option maxInFlight must be an integer from 0 to 10; got 11');
+    expectThrows(() => checkInteger('maxInFlight', -1, 0, 10), 'INVALID_ARGUMENT', 'got -1');
   });
 });
 

@@ -12,8 +12,7 @@ import {
   type Message,
   type RequestMessage,
 } from '@tunnelrpc/protocol';
-import { expectRpcError } from './expect-rpc-error.js';
-import { hex, repeat, str, toHex } from './hex.js';
+import { expectThrows, fixstr, hex, repeat, toHex } from '@tunnelrpc/test-kit';
 
 /** roundTrip encodes a message to a frame and decodes the frame's payload (the bytes after the 4-byte length). */
 function roundTrip(message: Message): Message {
@@ -24,7 +23,7 @@ function roundTrip(message: Message): Message {
 
 /** expectMalformed asserts that decodeMessage refuses `payload` as a protocol violation containing `fragment`. */
 function expectMalformed(payload: Buffer, fragment: string): void {
-  const error = expectRpcError(() => decodeMessage(payload), 'INTERNAL', 'protocol violation: ');
+  const error = expectThrows(() => decodeMessage(payload), 'INTERNAL', 'protocol violation: ');
   expect(error.message, toHex(payload)).to.include(fragment);
 }
 
@@ -34,11 +33,11 @@ function polluted(): unknown {
 }
 
 // Fields reused in literal messages below.
-const METHOD = str('Echo.echo'); // a9 45 63 68 6f 2e 65 63 68 6f
-const TIMEOUT = str('timeout'); //  a7 74 69 6d 65 6f 75 74
-const HEADERS = str('headers'); //  a7 68 65 61 64 65 72 73
-const CODE = str('code'); //        a4 63 6f 64 65
-const MESSAGE = str('message'); //  a7 6d 65 73 73 61 67 65
+const METHOD = fixstr('Echo.echo'); // a9 45 63 68 6f 2e 65 63 68 6f
+const TIMEOUT = fixstr('timeout'); //  a7 74 69 6d 65 6f 75 74
+const HEADERS = fixstr('headers'); //  a7 68 65 61 64 65 72 73
+const CODE = fixstr('code'); //        a4 63 6f 64 65
+const MESSAGE = fixstr('message'); //  a7 6d 65 73 73 61 67 65
 
 describe('MessageType', () => {
   it('numbers the message types as wire-v1 does, with 4, 5 and 9 for streams', () => {
@@ -128,7 +127,7 @@ describe('encodeMessage', () => {
     expect(toHex(request.subarray(4))).to.equal(toHex(hex(
       '94 00 01' + //          request, id 1
       toHex(METHOD) + //       "Echo.echo"
-      '81' + toHex(str('customerId')) + toHex(str('cus_1')), // { customerId: "cus_1" }: no cursor key
+      '81' + toHex(fixstr('customerId')) + toHex(fixstr('cus_1')), // { customerId: "cus_1" }: no cursor key
     )));
     const response = encodeMessage({ type: 1, id: 1, result: { note: undefined } }).subarray(4);
     expect(toHex(response)).to.equal('94 01 01 c0 80'); // [1, 1, nil, {}]
@@ -192,7 +191,7 @@ describe('encodeMessage', () => {
         { type: 0, id: 1, method: 'Echo.echo', params: { n: big } },
         { type: 1, id: 1, result: [big] },
       ] as Message[]) {
-        const error = expectRpcError(() => encodeMessage(message), 'INVALID_ARGUMENT', 'outside -2^63 … 2^64-1');
+        const error = expectThrows(() => encodeMessage(message), 'INVALID_ARGUMENT', 'outside -2^63 … 2^64-1');
         expect(error.message).to.include('send it as a string');
       }
     }
@@ -300,7 +299,7 @@ describe('decodeMessage', () => {
     it('accepts params nested so that the message reaches maxDepth (32) and refuses one level more', () => {
       const head = Buffer.concat([hex('94 00 01'), METHOD]); // the message array is level 1
       expect(() => decodeMessage(Buffer.concat([head, repeat(hex('91'), 31), hex('c0')]))).to.not.throw();
-      const error = expectRpcError(() => decodeMessage(Buffer.concat([head, repeat(hex('91'), 32), hex('c0')])), 'INTERNAL', 'maxDepth 32');
+      const error = expectThrows(() => decodeMessage(Buffer.concat([head, repeat(hex('91'), 32), hex('c0')])), 'INTERNAL', 'maxDepth 32');
       expect(error.data).to.deep.equal({ maxDepth: 32 });
     });
 
@@ -308,9 +307,9 @@ describe('decodeMessage', () => {
       const sixItems = hex('92 06 93 01 02 03'); // ping [1, 2, 3]: 6 values
       expect(() => decodeMessage(sixItems, { ...DEFAULT_DECODE_LIMITS, maxItemsPerFrame: 6 })).to.not.throw();
       expect(() => decodeMessage(hex('92 06 91 91 c0'), { ...DEFAULT_DECODE_LIMITS, maxDepth: 3 })).to.not.throw(); // 3 levels
-      const error = expectRpcError(() => decodeMessage(sixItems, { ...DEFAULT_DECODE_LIMITS, maxItemsPerFrame: 5 }), 'RESOURCE_EXHAUSTED');
+      const error = expectThrows(() => decodeMessage(sixItems, { ...DEFAULT_DECODE_LIMITS, maxItemsPerFrame: 5 }), 'RESOURCE_EXHAUSTED');
       expect(error.data).to.deep.equal({ maxItemsPerFrame: 5 });
-      expectRpcError(() => decodeMessage(hex('92 06 91 91 91 c0'), { ...DEFAULT_DECODE_LIMITS, maxDepth: 3 }), 'INTERNAL', 'maxDepth 3');
+      expectThrows(() => decodeMessage(hex('92 06 91 91 91 c0'), { ...DEFAULT_DECODE_LIMITS, maxDepth: 3 }), 'INTERNAL', 'maxDepth 3');
     });
   });
 
@@ -329,14 +328,14 @@ describe('decodeMessage', () => {
     ];
     for (const [name, input, fragment] of hostile) {
       it(`refuses ${name} before msgpackr runs`, () => {
-        const error = expectRpcError(() => decodeMessage(hex(input)), 'INTERNAL', fragment);
+        const error = expectThrows(() => decodeMessage(hex(input)), 'INTERNAL', fragment);
         expect(error.message).to.not.include('evil');
       });
     }
 
     it('refuses the million-empty-maps frame with RESOURCE_EXHAUSTED at the default limits', () => {
       const payload = Buffer.concat([hex('dd 00 0f ff fb'), repeat(hex('80'), 1_048_571)]);
-      expectRpcError(() => decodeMessage(payload), 'RESOURCE_EXHAUSTED', 'maxItemsPerFrame 262144');
+      expectThrows(() => decodeMessage(payload), 'RESOURCE_EXHAUSTED', 'maxItemsPerFrame 262144');
     });
 
     it('wraps a msgpackr failure in a protocol violation that does not quote the peer bytes', () => {
@@ -346,13 +345,13 @@ describe('decodeMessage', () => {
         '81 c4 05 65 76 69 6c 21' + // map of 1, key: bin8 "evil!"
         '01', //                     value 1
       );
-      const error = expectRpcError(() => decodeMessage(payload), 'INTERNAL', 'not a valid MessagePack value');
+      const error = expectThrows(() => decodeMessage(payload), 'INTERNAL', 'not a valid MessagePack value');
       expect(error.message).to.not.include('evil');
       expect(error.cause).to.equal(undefined);
     });
 
     it('keeps no state across frames: an honest frame after a refused record decodes as sent', () => {
-      expectRpcError(() => decodeMessage(hex('92 06 d4 72 40 91 a4 65 76 69 6c 01')), 'INTERNAL');
+      expectThrows(() => decodeMessage(hex('92 06 d4 72 40 91 a4 65 76 69 6c 01')), 'INTERNAL');
       const honest = Buffer.concat([hex('92 06 82 a2 69 64 01 a1 6e 40')]); // ping {id: 1, n: 64}
       expect(decodeMessage(honest)).to.deep.equal({ type: 6, data: { id: 1, n: 64 } });
     });
@@ -361,8 +360,8 @@ describe('decodeMessage', () => {
       const payload = Buffer.concat([
         hex('94 00 01'), METHOD, //            request 1 "Echo.echo"
         hex('82'), //                          params: map of 2
-        str('__proto__'), //                   key "__proto__" (fixstr)
-        hex('81'), str('polluted'), hex('c3'), //   {polluted: true}
+        fixstr('__proto__'), //                   key "__proto__" (fixstr)
+        hex('81'), fixstr('polluted'), hex('c3'), //   {polluted: true}
         hex('a1 61 01'), //                    a: 1
       ]);
       const decoded = decodeMessage(payload) as RequestMessage;
@@ -377,7 +376,7 @@ describe('decodeMessage', () => {
       const payload = Buffer.concat([
         hex('92 06 81'), //                             ping, map of 1
         hex('d9 09'), Buffer.from('__proto__'), //      key "__proto__" as str8
-        hex('81'), str('polluted'), hex('c3'), //        {polluted: true}
+        hex('81'), fixstr('polluted'), hex('c3'), //        {polluted: true}
       ]);
       const decoded = decodeMessage(payload) as { data: Record<string, unknown> };
       expect(polluted()).to.equal(undefined);
@@ -387,9 +386,9 @@ describe('decodeMessage', () => {
 
     it('does not let constructor.prototype keys change Object.prototype', () => {
       const payload = Buffer.concat([
-        hex('92 06 81'), str('constructor'), //       ping {constructor:
-        hex('81'), str('prototype'), //               {prototype:
-        hex('81'), str('polluted'), hex('c3'), //     {polluted: true}}}
+        hex('92 06 81'), fixstr('constructor'), //       ping {constructor:
+        hex('81'), fixstr('prototype'), //               {prototype:
+        hex('81'), fixstr('polluted'), hex('c3'), //     {polluted: true}}}
       ]);
       decodeMessage(payload);
       expect(polluted()).to.equal(undefined);
@@ -399,7 +398,7 @@ describe('decodeMessage', () => {
       const payload = Buffer.concat([
         hex('95 00 01'), METHOD, hex('c0'), //   request 1 "Echo.echo", params nil
         hex('81'), HEADERS, hex('81'), //        meta {headers: {
-        str('__proto__'), str('x'), //           "__proto__": "x"}}
+        fixstr('__proto__'), fixstr('x'), //           "__proto__": "x"}}
       ]);
       const decoded = decodeMessage(payload) as RequestMessage;
       expect(polluted()).to.equal(undefined);
@@ -466,7 +465,7 @@ describe('decodeMessage', () => {
       ['notification meta that is an array', Buffer.concat([hex('94 02'), METHOD, hex('c0 90')]), 'meta must be a map'],
       ['meta.timeout -1', Buffer.concat([request('81'), TIMEOUT, hex('ff')]), 'meta.timeout must be a non-negative integer'],
       ['meta.timeout 1.5', Buffer.concat([request('81'), TIMEOUT, hex('cb 3f f8 00 00 00 00 00 00')]), 'meta.timeout must be'],
-      ['meta.timeout "10"', Buffer.concat([request('81'), TIMEOUT, str('10')]), 'meta.timeout must be'],
+      ['meta.timeout "10"', Buffer.concat([request('81'), TIMEOUT, fixstr('10')]), 'meta.timeout must be'],
       ['meta.timeout true', Buffer.concat([request('81'), TIMEOUT, hex('c3')]), 'meta.timeout must be'],
       ['meta.timeout NaN', Buffer.concat([request('81'), TIMEOUT, hex('cb 7f f8 00 00 00 00 00 00')]), 'meta.timeout must be'],
       ['meta.timeout 2^64-1 (a bigint)', Buffer.concat([request('81'), TIMEOUT, hex('cf ff ff ff ff ff ff ff ff')]), 'meta.timeout must be'],
@@ -547,7 +546,7 @@ describe('encodePongPayload', () => {
   it(`takes data up to MAX_PING_DATA_BYTES (${MAX_PING_DATA_BYTES}) and refuses one byte more as a protocol violation`, () => {
     const pingOf = (size: number): Buffer => Buffer.concat([hex('92 06 c5'), Buffer.from([(size - 3) >> 8, (size - 3) & 0xff]), Buffer.alloc(size - 3)]);
     expect(encodePongPayload(pingOf(MAX_PING_DATA_BYTES)).length).to.equal(MAX_PING_DATA_BYTES + 2);
-    expectRpcError(() => encodePongPayload(pingOf(MAX_PING_DATA_BYTES + 1)), 'INTERNAL', 'ping data of 1025 bytes exceeds 1024');
+    expectThrows(() => encodePongPayload(pingOf(MAX_PING_DATA_BYTES + 1)), 'INTERNAL', 'ping data of 1025 bytes exceeds 1024');
   });
 });
 

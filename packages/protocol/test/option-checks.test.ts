@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import { checkBoolean, checkDuration, checkFunction, checkFunctionList, checkOneOf, checkString, describeOptionValue, MAX_TIMER_MS } from '@tunnelrpc/protocol';
-import { expectRpcError } from './expect-rpc-error.js';
+import { expectThrows } from '@tunnelrpc/test-kit';
 
 describe('option checks', () => {
   describe('#checkBoolean', () => {
@@ -11,7 +11,7 @@ describe('option checks', () => {
 
     for (const [value, shown] of [['false', 'the string "false"'], [1, '1'], [0, '0'], [null, 'null'], [{}, 'an object'], [[], 'an array']] as const) {
       it(`refuses ${shown}, naming the option, the value and the expected type`, () => {
-        const error = expectRpcError(() => checkBoolean('reconnect', value), 'INVALID_ARGUMENT', `option reconnect must be true or false; got ${shown}`);
+        const error = expectThrows(() => checkBoolean('reconnect', value), 'INVALID_ARGUMENT', `option reconnect must be true or false; got ${shown}`);
         expect(error.data).to.deep.include({ option: 'reconnect', expected: 'true or false' });
       });
     }
@@ -21,18 +21,18 @@ describe('option checks', () => {
     it('accepts 0 … MAX_TIMER_MS by default and refuses past either end, fractions and strings', () => {
       expect(checkDuration('idleTimeout', 0)).to.equal(0);
       expect(checkDuration('idleTimeout', MAX_TIMER_MS)).to.equal(MAX_TIMER_MS);
-      expectRpcError(() => checkDuration('idleTimeout', MAX_TIMER_MS + 1), 'INVALID_ARGUMENT', `option idleTimeout must be an integer from 0 to ${MAX_TIMER_MS} (ms); got ${MAX_TIMER_MS + 1}`);
-      expectRpcError(() => checkDuration('idleTimeout', 1, 2), 'INVALID_ARGUMENT', 'from 2 to');
-      expectRpcError(() => checkDuration('idleTimeout', 1.5), 'INVALID_ARGUMENT', 'got 1.5');
-      expectRpcError(() => checkDuration('idleTimeout', '100'), 'INVALID_ARGUMENT', 'got the string "100"');
+      expectThrows(() => checkDuration('idleTimeout', MAX_TIMER_MS + 1), 'INVALID_ARGUMENT', `option idleTimeout must be an integer from 0 to ${MAX_TIMER_MS} (ms); got ${MAX_TIMER_MS + 1}`);
+      expectThrows(() => checkDuration('idleTimeout', 1, 2), 'INVALID_ARGUMENT', 'from 2 to');
+      expectThrows(() => checkDuration('idleTimeout', 1.5), 'INVALID_ARGUMENT', 'got 1.5');
+      expectThrows(() => checkDuration('idleTimeout', '100'), 'INVALID_ARGUMENT', 'got the string "100"');
     });
   });
 
   describe('#checkOneOf', () => {
     it('returns an allowed value and refuses others, listing the allowed ones', () => {
       expect(checkOneOf('handshake', 'upgrade', ['connect', 'upgrade'])).to.equal('upgrade');
-      expectRpcError(() => checkOneOf('handshake', 'CONNECT', ['connect', 'upgrade']), 'INVALID_ARGUMENT', `option handshake must be 'connect' or 'upgrade'; got the string "CONNECT"`);
-      expectRpcError(() => checkOneOf('handshake', 1, ['connect', 'upgrade']), 'INVALID_ARGUMENT', 'got 1');
+      expectThrows(() => checkOneOf('handshake', 'CONNECT', ['connect', 'upgrade']), 'INVALID_ARGUMENT', `option handshake must be 'connect' or 'upgrade'; got the string "CONNECT"`);
+      expectThrows(() => checkOneOf('handshake', 1, ['connect', 'upgrade']), 'INVALID_ARGUMENT', 'got 1');
     });
   });
 
@@ -40,19 +40,19 @@ describe('option checks', () => {
     it('take functions and refuse anything else, saying which item is wrong', () => {
       const fn = (): void => {};
       expect(checkFunction('logger', fn, '(entry) => void')).to.equal(fn);
-      expectRpcError(() => checkFunction('logger', 'console', '(entry) => void'), 'INVALID_ARGUMENT', 'option logger must be a function (entry) => void; got the string "console"');
+      expectThrows(() => checkFunction('logger', 'console', '(entry) => void'), 'INVALID_ARGUMENT', 'option logger must be a function (entry) => void; got the string "console"');
       expect(checkFunctionList('listeners', undefined, 'functions')).to.deep.equal([]);
       expect(Object.isFrozen(checkFunctionList('listeners', [fn], 'functions'))).to.equal(true);
-      expectRpcError(() => checkFunctionList('listeners', [fn, null], 'functions, (event) => void'), 'INVALID_ARGUMENT', 'option listeners must be an array of functions, (event) => void; got an array; item 1 is null');
-      expectRpcError(() => checkFunctionList('listeners', fn, 'functions'), 'INVALID_ARGUMENT', 'got a function');
+      expectThrows(() => checkFunctionList('listeners', [fn, null], 'functions, (event) => void'), 'INVALID_ARGUMENT', 'option listeners must be an array of functions, (event) => void; got an array; item 1 is null');
+      expectThrows(() => checkFunctionList('listeners', fn, 'functions'), 'INVALID_ARGUMENT', 'got a function');
     });
   });
 
   describe('#checkString', () => {
     it('takes a string that passes the test and refuses the rest with the expected form', () => {
       expect(checkString('path', '/_rpc', 'a path', (text) => text.startsWith('/'))).to.equal('/_rpc');
-      expectRpcError(() => checkString('path', 'rpc', 'a path starting with "/"', (text) => text.startsWith('/')), 'INVALID_ARGUMENT', 'option path must be a path starting with "/"; got the string "rpc"');
-      expectRpcError(() => checkString('path', 7, 'a path'), 'INVALID_ARGUMENT', 'got 7');
+      expectThrows(() => checkString('path', 'rpc', 'a path starting with "/"', (text) => text.startsWith('/')), 'INVALID_ARGUMENT', 'option path must be a path starting with "/"; got the string "rpc"');
+      expectThrows(() => checkString('path', 7, 'a path'), 'INVALID_ARGUMENT', 'got 7');
     });
   });
 

@@ -1,12 +1,6 @@
 import { expect } from 'chai';
 import { PROXY_V1_MAX_LENGTH, parseProxyHeader, type ParsedProxyHeader } from '@tunnelrpc/protocol';
-import { expectRpcError } from './expect-rpc-error.js';
-import { hex as plainHex } from './hex.js';
-
-/** hex reads spaced hex in which `//` starts a comment that runs to the end of the line. */
-function hex(text: string): Buffer {
-  return plainHex(text.replace(/\/\/[^\n]*/g, ''));
-}
+import { expectThrows, hex } from '@tunnelrpc/test-kit';
 
 const SIGNATURE = '0d 0a 0d 0a 00 0d 0a 51 55 49 54 0a';
 const AFTER = Buffer.from('CONNECT /_rpc HTTP/1.0\r\n\r\n', 'latin1');
@@ -72,7 +66,7 @@ describe('parseProxyHeader', () => {
       expect(parseProxyHeader(Buffer.from(longest, 'latin1'))?.consumed).to.equal(PROXY_V1_MAX_LENGTH);
       const tooLong = Buffer.from(`PROXY UNKNOWN ${'x'.repeat(PROXY_V1_MAX_LENGTH - 15)}\r\n`, 'latin1');
       expect(parseProxyHeader(tooLong.subarray(0, PROXY_V1_MAX_LENGTH - 1))).to.equal(undefined);
-      expectRpcError(() => parseProxyHeader(tooLong), 'INVALID_ARGUMENT', 'no CRLF within 107 bytes');
+      expectThrows(() => parseProxyHeader(tooLong), 'INVALID_ARGUMENT', 'no CRLF within 107 bytes');
     });
 
     const hostile: Array<[string, string, string]> = [
@@ -92,12 +86,12 @@ describe('parseProxyHeader', () => {
     ];
     for (const [what, text, fragment] of hostile) {
       it(`refuses ${what}`, () => {
-        expectRpcError(() => parseProxyHeader(Buffer.from(text, 'latin1')), 'INVALID_ARGUMENT', fragment);
+        expectThrows(() => parseProxyHeader(Buffer.from(text, 'latin1')), 'INVALID_ARGUMENT', fragment);
       });
     }
 
     it('refuses a wrong first byte at once, without waiting for more', () => {
-      expectRpcError(() => parseProxyHeader(Buffer.from('G', 'latin1')), 'INVALID_ARGUMENT', 'PROXY protocol header');
+      expectThrows(() => parseProxyHeader(Buffer.from('G', 'latin1')), 'INVALID_ARGUMENT', 'PROXY protocol header');
       expect(parseProxyHeader(Buffer.from('PROX', 'latin1'))).to.equal(undefined);
     });
   });
@@ -145,7 +139,7 @@ describe('parseProxyHeader', () => {
     ];
     for (const [what, bytes, fragment] of hostile) {
       it(`refuses ${what}`, () => {
-        expectRpcError(() => parseProxyHeader(hex(bytes)), 'INVALID_ARGUMENT', fragment);
+        expectThrows(() => parseProxyHeader(hex(bytes)), 'INVALID_ARGUMENT', fragment);
       });
     }
 
@@ -156,7 +150,7 @@ describe('parseProxyHeader', () => {
     });
 
     it('refuses a broken signature at its first wrong byte, without waiting for 16 bytes', () => {
-      expectRpcError(() => parseProxyHeader(hex('0d 0a 0d 0a 01')), 'INVALID_ARGUMENT', 'PROXY protocol header');
+      expectThrows(() => parseProxyHeader(hex('0d 0a 0d 0a 01')), 'INVALID_ARGUMENT', 'PROXY protocol header');
     });
   });
 });

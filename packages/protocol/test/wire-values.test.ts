@@ -9,7 +9,7 @@ import {
   parseWithSchema,
   toWireValue,
 } from '@tunnelrpc/protocol';
-import { hex, toHex } from './hex.js';
+import { hex, toHex } from '@tunnelrpc/test-kit';
 
 /** params decodes the params of a literal request `94 00 01 a1 6d <params>` (id 1, method "m"). */
 function params(paramsHex: string): unknown {

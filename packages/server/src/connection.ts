@@ -1,6 +1,9 @@
 /**
- * One tunnel on the server side: a frame decoder fed from the socket, the calls in flight, a coalescing write
- * path with bounds, goaway and close. Everything that can go wrong here costs this one connection only.
+ * One tunnel on the server side: the socket's listeners, the dispatch of each decoded frame, goaway and close, and
+ * the glue between the read path (inbound.ts), the write path (outbound.ts), keepalive (keepalive.ts), the running
+ * calls (calls.ts) and the streams (stream.ts). Everything that can go wrong here costs this one connection only.
+ * Over 400 lines: it is where every frame type meets the connection's state (open, draining, closed) and the
+ * admission of calls and streams; each of those steps already lives in its own module, and what stays is their order.
  */
 import type { Socket } from 'node:net';
 import {

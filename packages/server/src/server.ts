@@ -1,6 +1,7 @@
 /**
  * RpcServer: the method table, the CONNECT takeover on a Node http/https server, the tunnel set, and graceful
  * shutdown. One port keeps serving the application's own HTTP routes.
+ * Over 400 lines: it is the public class, and its TSDoc (the examples on attach, listen and close) is most of it.
  */
 import { createServer, type IncomingMessage, type RequestListener, type Server as HttpServer, type ServerResponse } from 'node:http';
 import type { Server as NetServer, Socket } from 'node:net';

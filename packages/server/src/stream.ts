@@ -1,4 +1,7 @@
 /**
+ * Over 400 lines: a stream (ServerStream) and the table that routes frames to it and lends it the connection
+ * (StreamTable) are written together because each is the other's only host.
+ *
  * ServerStream: one open stream on the server (PROTOCOL.md 12). It runs through the method's interceptors like a
  * call, owns the handler's input (a MessageQueue the handler reads as an AsyncIterable, each message holding its
  * share of the server-wide budget until taken), and pulls the handler's generator only while the tunnel's write

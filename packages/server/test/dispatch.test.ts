@@ -4,22 +4,8 @@ import { setTimeout as delay } from 'node:timers/promises';
 import { z } from 'zod';
 import { MessageType, RpcError, defineService, type Message } from '@tunnelrpc/protocol';
 import { SECRET } from './fixture.js';
-import {
-  cleanup,
-  expectError,
-  expectGoaway,
-  expectNoPollution,
-  expectResponse,
-  expectResult,
-  hex,
-  openTunnel,
-  packValue,
-  rawRequest,
-  request,
-  startServer,
-  type TestServer,
-  type Tunnel,
-} from './helpers.js';
+import { expectErrorResponse, expectGoaway, expectResponse, expectResult, hex, type RawTunnel, request } from '@tunnelrpc/test-kit';
+import { cleanup, expectNoPollution, openTunnel, packValue, rawRequest, startServer, type TestServer } from './helpers.js';
 
 /** until resolves once `condition` holds, looking again every few ms (the mocha timeout bounds it). */
 async function until(condition: () => boolean): Promise<void> {
@@ -28,7 +14,7 @@ async function until(condition: () => boolean): Promise<void> {
 
 describe('RpcServer dispatch', () => {
   let server: TestServer;
-  let tunnel: Tunnel;
+  let tunnel: RawTunnel;
 
   beforeEach(async () => {
     server = await startServer();
@@ -49,15 +35,15 @@ describe('RpcServer dispatch', () => {
     });
 
     it('answers UNIMPLEMENTED to an unknown method with the same id, and keeps the connection', async () => {
-      const error = expectError(await tunnel.call(5, 'Svc.nope', null), 5, 'UNIMPLEMENTED');
+      const error = expectErrorResponse(await tunnel.call(5, 'Svc.nope', null), 5, 'UNIMPLEMENTED');
       expect(error.message).to.include('Svc.nope');
-      expectError(await tunnel.call(6, 'Other.add', null), 6, 'UNIMPLEMENTED');
+      expectErrorResponse(await tunnel.call(6, 'Other.add', null), 6, 'UNIMPLEMENTED');
       await stillWorks();
     });
 
     for (const method of ['__proto__', 'constructor', 'toString', 'hasOwnProperty', 'Svc.__proto__', 'Svc.constructor', 'Svc.hasOwnProperty', '']) {
       it(`answers UNIMPLEMENTED to the method name ${JSON.stringify(method)}`, async () => {
-        expectError(await tunnel.call(3, method, { polluted: true }), 3, 'UNIMPLEMENTED');
+        expectErrorResponse(await tunnel.call(3, method, { polluted: true }), 3, 'UNIMPLEMENTED');
         expect(server.probe.entries).to.have.length(0);
         expectNoPollution();
         await stillWorks();
@@ -102,7 +88,7 @@ describe('RpcServer dispatch', () => {
           await delay(60_000, undefined, { signal: ctx.signal });
         },
       });
-      expectError(await tunnel.call(1, 'Waits.wait', null, { timeout: 50 }), 1, 'DEADLINE_EXCEEDED');
+      expectErrorResponse(await tunnel.call(1, 'Waits.wait', null, { timeout: 50 }), 1, 'DEADLINE_EXCEEDED');
       await until(() => server.logs.some((entry) => entry.method === 'Waits.wait'));
       const entries = server.logs.filter((entry) => entry.method === 'Waits.wait');
       expect(entries.map((entry) => entry.level)).to.deep.equal(['debug']);
@@ -114,7 +100,7 @@ describe('RpcServer dispatch', () => {
       const checking = await startServer({ validateParams: false });
       const peer = await openTunnel(checking.port);
       // Unchecked params make add return a string where the contract says number.
-      const error = expectError(await peer.call(1, 'Svc.add', { a: 'secret-x', b: 'y' }), 1, 'INTERNAL');
+      const error = expectErrorResponse(await peer.call(1, 'Svc.add', { a: 'secret-x', b: 'y' }), 1, 'INTERNAL');
       expect(error.message).to.equal('the result of Svc.add does not match its contract; the server logged the details');
       expect(JSON.stringify(error)).to.not.include('secret-x');
       const logged = checking.logs.find((entry) => entry.method === 'Svc.add');
@@ -141,7 +127,7 @@ describe('RpcServer dispatch', () => {
         },
       });
       const peer = await openTunnel(unchecked.port);
-      const error = expectError(await peer.call(1, 'Deep.tree', null), 1, 'INTERNAL');
+      const error = expectErrorResponse(await peer.call(1, 'Deep.tree', null), 1, 'INTERNAL');
       expect(error.message).to.equal('the result of Deep.tree cannot be sent; the server logged the details');
       expect(error.data).to.deep.equal({ mayHaveRun: true });
       expect(unchecked.logs.find((entry) => entry.method === 'Deep.tree')).to.include({ level: 'error', code: 'INTERNAL' });
@@ -151,7 +137,7 @@ describe('RpcServer dispatch', () => {
 
   describe('invalid params', () => {
     it('answers INVALID_ARGUMENT with the same id and the zod issues in data, and keeps the connection', async () => {
-      const error = expectError(await tunnel.call(11, 'Svc.add', { a: 1, b: 'two' }), 11, 'INVALID_ARGUMENT');
+      const error = expectErrorResponse(await tunnel.call(11, 'Svc.add', { a: 1, b: 'two' }), 11, 'INVALID_ARGUMENT');
       const data = error.data as { issues: { path: unknown[]; code: string }[]; total: number };
       expect(data.issues).to.have.length(1);
       expect(data.issues[0]!.path).to.deep.equal(['b']);
@@ -160,7 +146,7 @@ describe('RpcServer dispatch', () => {
     });
 
     it('answers INVALID_ARGUMENT to extra keys of a strict schema', async () => {
-      expectError(await tunnel.call(12, 'Svc.add', { a: 1, b: 2, c: 3 }), 12, 'INVALID_ARGUMENT');
+      expectErrorResponse(await tunnel.call(12, 'Svc.add', { a: 1, b: 2, c: 3 }), 12, 'INVALID_ARGUMENT');
       await stillWorks();
     });
 
@@ -172,14 +158,14 @@ describe('RpcServer dispatch', () => {
       it(`answers INVALID_ARGUMENT to add with b = ${name}`, async () => {
         // {a: 1, b: <value>}
         await tunnel.write(rawRequest(13, 'Svc.add', Buffer.concat([hex('82 a1 61 01 a1 62'), hex(bytes)])));
-        expectError(await tunnel.next(), 13, 'INVALID_ARGUMENT');
+        expectErrorResponse(await tunnel.next(), 13, 'INVALID_ARGUMENT');
         await stillWorks();
       });
     }
 
     it('caps the issues at 10 for a 100000-element array of the wrong type', async () => {
       const wrong = new Array<string>(100_000).fill('s');
-      const error = expectError(await tunnel.call(14, 'Svc.sum', wrong), 14, 'INVALID_ARGUMENT');
+      const error = expectErrorResponse(await tunnel.call(14, 'Svc.sum', wrong), 14, 'INVALID_ARGUMENT');
       const data = error.data as { issues: unknown[]; total: number };
       expect(data.issues.length).to.be.at.most(10).and.at.least(1);
       expect(data.total).to.equal(100_000);
@@ -216,7 +202,7 @@ describe('RpcServer dispatch', () => {
 
   describe('handler errors', () => {
     it('sends the code, message and data of an RpcError the handler throws', async () => {
-      const error = expectError(
+      const error = expectErrorResponse(
         await tunnel.call(21, 'Svc.fail', { code: 'NOT_FOUND', message: 'no user 42; create it first', data: { user: 42 } }),
         21,
         'NOT_FOUND',
@@ -227,7 +213,7 @@ describe('RpcServer dispatch', () => {
     });
 
     it('marks a rethrown error from another hop as may have run (mayHaveRun describes this hop only)', async () => {
-      const error = expectError(
+      const error = expectErrorResponse(
         await tunnel.call(24, 'Svc.fail', { code: 'UNAVAILABLE', message: 'downstream did not run it', data: { mayHaveRun: false } }),
         24,
         'UNAVAILABLE',
@@ -237,7 +223,7 @@ describe('RpcServer dispatch', () => {
     });
 
     it('sends INTERNAL without the thrown text for a plain Error, and logs the detail', async () => {
-      const error = expectError(await tunnel.call(22, 'Svc.crash', null), 22, 'INTERNAL');
+      const error = expectErrorResponse(await tunnel.call(22, 'Svc.crash', null), 22, 'INTERNAL');
       expect(error.message).to.not.include(SECRET);
       expect(error.message).to.not.include('hunter2');
       expect(error.message).to.include('Svc.crash');
@@ -257,7 +243,7 @@ describe('RpcServer dispatch', () => {
       ['rejectNull', 'returns a promise rejected with null'],
     ] as const) {
       it(`sends INTERNAL when the handler ${what}`, async () => {
-        const error = expectError(await tunnel.call(23, 'Svc.throwValue', kind), 23, 'INTERNAL');
+        const error = expectErrorResponse(await tunnel.call(23, 'Svc.throwValue', kind), 23, 'INTERNAL');
         expect(error.message).to.not.include('x marks the spot');
         expect(error.message).to.not.include(SECRET);
         expect(server.logs.length).to.be.at.least(1);
@@ -268,8 +254,8 @@ describe('RpcServer dispatch', () => {
     it('includes the thrown text in the INTERNAL message when exposeInternalErrors is on', async () => {
       const exposing = await startServer({ exposeInternalErrors: true });
       const other = await openTunnel(exposing.port);
-      expect(expectError(await other.call(1, 'Svc.crash', null), 1, 'INTERNAL').message).to.include(SECRET);
-      expect(expectError(await other.call(2, 'Svc.throwValue', 'string'), 2, 'INTERNAL').message).to.include('x marks the spot');
+      expect(expectErrorResponse(await other.call(1, 'Svc.crash', null), 1, 'INTERNAL').message).to.include(SECRET);
+      expect(expectErrorResponse(await other.call(2, 'Svc.throwValue', 'string'), 2, 'INTERNAL').message).to.include('x marks the spot');
     });
   });
 
@@ -278,7 +264,7 @@ describe('RpcServer dispatch', () => {
       await tunnel.write(request(31, 'Svc.hang', null, { timeout: 100 }));
       const { ctx } = await server.probe.waitFor('hang');
       expect(ctx.signal.aborted).to.equal(false);
-      const error = expectError(await tunnel.next(), 31, 'DEADLINE_EXCEEDED');
+      const error = expectErrorResponse(await tunnel.next(), 31, 'DEADLINE_EXCEEDED');
       expect(error.message).to.include('100 ms');
       expect(ctx.signal.aborted).to.equal(true);
       expect(ctx.signal.reason).to.be.instanceOf(RpcError);
@@ -287,7 +273,7 @@ describe('RpcServer dispatch', () => {
     });
 
     it('answers DEADLINE_EXCEEDED to meta.timeout 0 without running the handler', async () => {
-      expectError(await tunnel.call(32, 'Svc.hang', null, { timeout: 0 }), 32, 'DEADLINE_EXCEEDED');
+      expectErrorResponse(await tunnel.call(32, 'Svc.hang', null, { timeout: 0 }), 32, 'DEADLINE_EXCEEDED');
       expect(server.probe.entered('hang')).to.equal(0);
       await stillWorks();
     });
@@ -296,7 +282,7 @@ describe('RpcServer dispatch', () => {
       await tunnel.write(request(33, 'Svc.hang', null));
       const { ctx } = await server.probe.waitFor('hang');
       await tunnel.send({ type: MessageType.Cancel, id: 33 });
-      expectError(await tunnel.next(), 33, 'CANCELLED');
+      expectErrorResponse(await tunnel.next(), 33, 'CANCELLED');
       expect(ctx.signal.aborted).to.equal(true);
       expect((ctx.signal.reason as RpcError).code).to.equal('CANCELLED');
       // The id is free again.

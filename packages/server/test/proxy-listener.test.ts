@@ -5,7 +5,8 @@
 import { expect } from 'chai';
 import { once } from 'node:events';
 import { RpcServer } from '@tunnelrpc/server';
-import { CONNECT_HEAD, cleanup, dial, exchange, expectError, expectResult, readHead, request, startServer, write, type TestServer } from './helpers.js';
+import { CONNECT_HEAD, expectErrorResponse, expectResult, readTunnelHead, request } from '@tunnelrpc/test-kit';
+import { cleanup, dial, exchange, startServer, write, type TestServer } from './helpers.js';
 
 const V1 = (source: string, port = 40000): Buffer => Buffer.from(`PROXY TCP4 ${source} 127.0.0.1 ${port} 8080\r\n`, 'latin1');
 // v2 PROXY, INET, STREAM, 12 bytes: 203.0.113.7:51000 -> 127.0.0.1:8080
@@ -15,7 +16,7 @@ const V2_LOCAL = Buffer.from('0d0a0d0a000d0a515549540a' + '20' + '00' + '0000', 
 
 async function tunnelWith(port: number, ...chunks: Buffer[]) {
   const socket = await dial(port);
-  const head = readHead(socket);
+  const head = readTunnelHead(socket);
   for (const chunk of chunks) await write(socket, chunk);
   return head;
 }
@@ -47,7 +48,7 @@ describe('RpcServer proxyProtocol', () => {
       const all = Buffer.concat([V2, CONNECT_HEAD]);
       const socket = await dial(port);
       socket.setNoDelay(true);
-      const head = readHead(socket);
+      const head = readTunnelHead(socket);
       for (let i = 0; i < all.length; i++) await write(socket, all.subarray(i, i + 1));
       const tunnel = await head;
       await tunnel.write(request(1, 'Svc.context', null));
@@ -113,7 +114,7 @@ describe('RpcServer proxyProtocol', () => {
       await holder.write(Buffer.concat([request(1, 'Svc.hang', null), request(2, 'Svc.hang', null)]));
       await shared.probe.waitFor('hang', 1);
       const sameNet = await tunnelWith(shared.port, Buffer.concat([V1_TCP6('2001:db8:1:2::abcd'), CONNECT_HEAD]));
-      const refused = expectError(await sameNet.call(1, 'Svc.add', { a: 1, b: 2 }), 1, 'RESOURCE_EXHAUSTED');
+      const refused = expectErrorResponse(await sameNet.call(1, 'Svc.add', { a: 1, b: 2 }), 1, 'RESOURCE_EXHAUSTED');
       expect(refused.message).to.include('its source address holds more than its fair share of maxCallsInFlight 4');
       const nextNet = await tunnelWith(shared.port, Buffer.concat([V1_TCP6('2001:db8:1:3::1'), CONNECT_HEAD]));
       expect(expectResult(await nextNet.call(1, 'Svc.add', { a: 1, b: 2 }), 1)).to.equal(3);
@@ -123,7 +124,7 @@ describe('RpcServer proxyProtocol', () => {
       await v4.write(Buffer.concat([request(1, 'Svc.hang', null), request(2, 'Svc.hang', null)]));
       await mapped.probe.waitFor('hang', 1);
       const v6 = await tunnelWith(mapped.port, Buffer.concat([V1_TCP6('::ffff:198.51.100.1'), CONNECT_HEAD]));
-      expect(expectError(await v6.call(1, 'Svc.add', { a: 1, b: 2 }), 1, 'RESOURCE_EXHAUSTED').message).to.include('its source address holds more');
+      expect(expectErrorResponse(await v6.call(1, 'Svc.add', { a: 1, b: 2 }), 1, 'RESOURCE_EXHAUSTED').message).to.include('its source address holds more');
     });
 
     it('names the header address in its logs', async () => {

@@ -4,20 +4,8 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { MessageType, encodeMessage, type RpcError } from '@tunnelrpc/protocol';
 import type { RpcServer } from '@tunnelrpc/server';
-import {
-  CONNECT_HEAD,
-  cleanup,
-  dial,
-  readReply,
-  write,
-  exchange,
-  expectError,
-  expectGoaway,
-  expectResult,
-  openTunnel,
-  request,
-  startServer,
-} from './helpers.js';
+import { CONNECT_HEAD, expectErrorResponse, expectGoaway, expectResult, request } from '@tunnelrpc/test-kit';
+import { cleanup, dial, readReply, write, exchange, openTunnel, startServer } from './helpers.js';
 
 /** hasSettled tells, after the current I/O turn, whether a promise has settled. */
 async function hasSettled(promise: Promise<unknown>): Promise<boolean> {
@@ -64,7 +52,7 @@ describe('RpcServer shutdown', () => {
       server.probe.release();
       expect(expectResult(await tunnel.next(), 7)).to.equal('released');
       await tunnel.closed;
-      expect(tunnel.reader.pending).to.equal(0);
+      expect(tunnel.pending).to.equal(0);
       await closing;
       expect(server.rpc.connectionCount).to.equal(0);
     });
@@ -102,7 +90,7 @@ describe('RpcServer shutdown', () => {
       await bystander.closed;
       await tunnel.closed;
       // The abandoned call is never answered.
-      expect(tunnel.reader.pending).to.equal(0);
+      expect(tunnel.pending).to.equal(0);
       await closing;
       expect(ctx.signal.aborted).to.equal(true);
       expect((ctx.signal.reason as RpcError).code).to.equal('UNAVAILABLE');
@@ -140,10 +128,10 @@ describe('RpcServer shutdown', () => {
       const closing = server.rpc.close();
       expect(expectGoaway(await tunnel.next(), 'UNAVAILABLE').lastId).to.equal(1);
       await tunnel.send({ type: MessageType.Cancel, id: 1 });
-      expectError(await tunnel.next(), 1, 'CANCELLED');
+      expectErrorResponse(await tunnel.next(), 1, 'CANCELLED');
       expect(ctx.signal.aborted).to.equal(true);
       await tunnel.closed;
-      expect(tunnel.reader.pending).to.equal(0);
+      expect(tunnel.pending).to.equal(0);
       expect(server.probe.entered('add')).to.equal(0);
       await closing;
     });
@@ -177,7 +165,7 @@ describe('RpcServer shutdown', () => {
       server.probe.release();
       expect(expectResult(await tunnel.next(), 1)).to.equal('released');
       await tunnel.closed;
-      expect(tunnel.reader.pending).to.equal(0);
+      expect(tunnel.pending).to.equal(0);
       expect(server.probe.entered('add')).to.equal(0);
     });
 
@@ -186,7 +174,7 @@ describe('RpcServer shutdown', () => {
       const tunnel = await openTunnel(server.port);
       await tunnel.send({ type: MessageType.Goaway, lastId: 0, code: 'UNAVAILABLE', message: 'bye' });
       await tunnel.closed;
-      expect(tunnel.reader.pending).to.equal(0);
+      expect(tunnel.pending).to.equal(0);
     });
 
     it('answers the calls in flight after the client half-closes, then closes', async () => {

@@ -8,7 +8,8 @@ import { setTimeout as delay } from 'node:timers/promises';
 import { z } from 'zod';
 import { MessageType, RpcError, defineService, encodeMessage, type CreditMessage, type Message, type StreamMessageMessage } from '@tunnelrpc/protocol';
 import { RpcServer, type ServerOptions } from '@tunnelrpc/server';
-import { cleanup, expectError, expectGoaway, expectResult, frame, hex, openTunnel, request, track, type Tunnel } from './helpers.js';
+import { expectErrorResponse, expectGoaway, expectResult, frame, hex, type RawTunnel, request } from '@tunnelrpc/test-kit';
+import { cleanup, openTunnel, track } from './helpers.js';
 
 const Streams = defineService('Streams', {
   count: { kind: 'serverStream', input: z.strictObject({ n: z.number().int() }), serverMessage: z.number(), output: z.string() },
@@ -115,14 +116,14 @@ const send = (...messages: Message[]): Buffer => Buffer.concat(messages.map((mes
 const msg = (id: number, message: unknown): Message => ({ type: MessageType.StreamMessage, id, message });
 const grant = (id: number, n: number): Message => ({ type: MessageType.Credit, id, n });
 
-async function expectMessage(tunnel: Tunnel, id: number): Promise<unknown> {
+async function expectMessage(tunnel: RawTunnel, id: number): Promise<unknown> {
   const message = await tunnel.next();
   expect(message.type, JSON.stringify(message)).to.equal(MessageType.StreamMessage);
   expect((message as StreamMessageMessage).id).to.equal(id);
   return (message as StreamMessageMessage).message;
 }
 
-async function expectGrant(tunnel: Tunnel, id: number): Promise<CreditMessage> {
+async function expectGrant(tunnel: RawTunnel, id: number): Promise<CreditMessage> {
   const message = await tunnel.next();
   expect(message.type, JSON.stringify(message)).to.equal(MessageType.Credit);
   expect((message as CreditMessage).id).to.equal(id);
@@ -174,7 +175,7 @@ describe('ServerStream', () => {
     it('answers INVALID_ARGUMENT when the opening lacks meta.maxMessageSize', async () => {
       const { port, observed } = await start();
       const tunnel = await openTunnel(port);
-      const error = expectError(await tunnel.call(1, 'Streams.count', { n: 1 }), 1, 'INVALID_ARGUMENT');
+      const error = expectErrorResponse(await tunnel.call(1, 'Streams.count', { n: 1 }), 1, 'INVALID_ARGUMENT');
       expect(error.message).to.include('meta.maxMessageSize');
       expect(observed.pulls).to.equal(0);
     });
@@ -183,7 +184,7 @@ describe('ServerStream', () => {
       const { port } = await start();
       const tunnel = await openTunnel(port);
       await tunnel.write(open(1, 'big', { bytes: 70_000 }, 4));
-      const error = expectError(await tunnel.next(), 1, 'RESOURCE_EXHAUSTED');
+      const error = expectErrorResponse(await tunnel.next(), 1, 'RESOURCE_EXHAUSTED');
       expect(error.message).to.include('maxMessageSize 65536');
     });
   });
@@ -215,7 +216,7 @@ describe('ServerStream', () => {
       await tunnel.write(send(msg(1, 'three')));
       let next = await tunnel.next();
       while (next.type === MessageType.Credit) next = await tunnel.next();
-      expect(expectError(next, 1, 'INVALID_ARGUMENT').message).to.include('invalid stream message for Streams.sum');
+      expect(expectErrorResponse(next, 1, 'INVALID_ARGUMENT').message).to.include('invalid stream message for Streams.sum');
       await observed.finalsRun();
       expect((observed.finals[0]!.reason as RpcError).code).to.equal('INVALID_ARGUMENT');
     });
@@ -253,7 +254,7 @@ describe('ServerStream', () => {
         await tunnel.write(send({ type: MessageType.Cancel, id: 1 }));
         let next = await tunnel.next();
         while (next.type !== MessageType.Response) next = await tunnel.next();
-        expectError(next, 1, 'CANCELLED');
+        expectErrorResponse(next, 1, 'CANCELLED');
         await observed.finalsRun();
         expect(observed.finals[0]!.method).to.equal(method);
         expect((observed.finals[0]!.reason as RpcError).code).to.equal('CANCELLED');
@@ -265,7 +266,7 @@ describe('ServerStream', () => {
       const tunnel = await openTunnel(port);
       await tunnel.write(open(1, 'hang', null, 5, { timeout: 50 }));
       expect(await expectMessage(tunnel, 1)).to.equal(1);
-      expectError(await tunnel.next(), 1, 'DEADLINE_EXCEEDED');
+      expectErrorResponse(await tunnel.next(), 1, 'DEADLINE_EXCEEDED');
       await observed.finalsRun();
       expect((observed.finals[0]!.reason as RpcError).code).to.equal('DEADLINE_EXCEEDED');
     });
@@ -319,7 +320,7 @@ describe('ServerStream', () => {
       tunnel.socket.end();
       const answers = [await tunnel.next(), await tunnel.next()];
       const sum = answers.find((answer) => answer.type === MessageType.Response && answer.id === 1)!;
-      expect(expectError(sum, 1, 'CANCELLED').message).to.include('not a stream half-close');
+      expect(expectErrorResponse(sum, 1, 'CANCELLED').message).to.include('not a stream half-close');
       expectResult(answers.find((answer) => answer.type === MessageType.Response && answer.id === 2)!, 2);
       await tunnel.closed;
       expect(observed.finals.map((entry) => entry.method)).to.deep.equal(['sum']);
@@ -375,7 +376,7 @@ describe('ServerStream', () => {
       await tunnel.write(Buffer.concat([open(1, 'hang', null, 1), open(2, 'hang', null, 1)]));
       const answers = [await tunnel.next(), await tunnel.next()];
       const refused = answers.find((answer) => answer.type === MessageType.Response)!;
-      expect(expectError(refused, 2, 'RESOURCE_EXHAUSTED').message).to.include('maxStreams 1');
+      expect(expectErrorResponse(refused, 2, 'RESOURCE_EXHAUSTED').message).to.include('maxStreams 1');
     });
 
     it('serves 1,000 concurrent streams on one connection beside unary calls', async () => {
@@ -407,7 +408,7 @@ describe('ServerStream', () => {
   });
 
   describe('violations', () => {
-    const cases: { name: string; setup?: (tunnel: Tunnel) => Promise<void>; bytes: Buffer; says: string; options?: ServerOptions }[] = [
+    const cases: { name: string; setup?: (tunnel: RawTunnel) => Promise<void>; bytes: Buffer; says: string; options?: ServerOptions }[] = [
       {
         name: 'a message beyond credit',
         setup: async (tunnel) => {
@@ -512,7 +513,7 @@ describe('ServerStream', () => {
       const { port } = await start();
       const tunnel = await openTunnel(port);
       expect(expectResult(await tunnel.call(1, 'Streams.nothing', {}), 1)).to.equal('ok');
-      expectError(await tunnel.call(2, 'Streams.nothing', { a: 1 }), 2, 'INVALID_ARGUMENT');
+      expectErrorResponse(await tunnel.call(2, 'Streams.nothing', { a: 1 }), 2, 'INVALID_ARGUMENT');
       await tunnel.write(request(3, 'Streams.sum', {}));
       await expectGrant(tunnel, 3);
       tunnel.socket.end();

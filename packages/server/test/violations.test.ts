@@ -1,21 +1,8 @@
 import { expect } from 'chai';
 import { MessageType, encodeMessage, type GoawayMessage, type RpcError } from '@tunnelrpc/protocol';
 import type { ServerOptions } from '@tunnelrpc/server';
-import {
-  cleanup,
-  expectGoaway,
-  expectNoPeerBytes,
-  expectNoPollution,
-  expectResult,
-  frame,
-  hex,
-  openTunnel,
-  packValue,
-  rawRequest,
-  repeat,
-  request,
-  startServer,
-} from './helpers.js';
+import { expectGoaway, expectNoPeerBytes, expectResult, frame, hex, repeat, request } from '@tunnelrpc/test-kit';
+import { cleanup, expectNoPollution, openTunnel, packValue, rawRequest, startServer } from './helpers.js';
 
 type GoawayCode = 'PROTOCOL_ERROR' | 'RESOURCE_EXHAUSTED';
 
@@ -44,7 +31,7 @@ async function expectViolation(bytes: Buffer, code: GoawayCode, options: ServerO
   if (says !== undefined) expect(goaway.message).to.include(says);
   expectNoPeerBytes(goaway.message, bytes);
   await hostile.closed;
-  expect(hostile.reader.pending, 'nothing follows the goaway').to.equal(0);
+  expect(hostile.pending, 'nothing follows the goaway').to.equal(0);
   expect(server.probe.entries, 'no handler runs for a hostile frame').to.have.length(0);
   expectNoPollution();
   // T12 and every other case: the other connection decodes an honest frame exactly as before.
@@ -203,7 +190,7 @@ describe('RpcServer protocol violations', () => {
     await tunnel.write(Buffer.concat([frame(hex('c1')), request(1, 'Svc.add', { a: 1, b: 2 })]));
     expectGoaway(await tunnel.next(), 'PROTOCOL_ERROR');
     await tunnel.closed;
-    expect(tunnel.reader.pending).to.equal(0);
+    expect(tunnel.pending).to.equal(0);
     expect(server.probe.entries).to.have.length(0);
   });
 
@@ -221,7 +208,7 @@ describe('RpcServer protocol violations', () => {
     expectNoPeerBytes(goaway.message, duplicate);
     await hostile.closed;
     // The first call is not answered after the goaway: the client fails it as the connection closes.
-    expect(hostile.reader.pending).to.equal(0);
+    expect(hostile.pending).to.equal(0);
     expect(ctx.signal.aborted).to.equal(true);
     expect((ctx.signal.reason as RpcError).code).to.equal('CANCELLED');
     expect(server.probe.entered('add')).to.equal(0);
@@ -252,7 +239,7 @@ describe('RpcServer protocol violations', () => {
     const { ctx } = await server.probe.waitFor('hang');
     await tunnel.send({ type: MessageType.Goaway, lastId: 0, code: 'PROTOCOL_ERROR', message: 'you sent garbage' });
     await tunnel.closed;
-    expect(tunnel.reader.pending).to.equal(0);
+    expect(tunnel.pending).to.equal(0);
     expect(ctx.signal.aborted).to.equal(true);
   });
 });

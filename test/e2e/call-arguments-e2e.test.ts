@@ -8,7 +8,8 @@ import type { IncomingMessage } from 'node:http';
 import { connect, createClient, createRpcClient, type ClientOptions, type RpcClient } from '@tunnelrpc/client';
 import { Echo } from '@tunnelrpc/examples';
 import { Cleanup } from '../helpers/cleanup.js';
-import { expectRejection, mayHaveRunOf } from '../helpers/rpc-error.js';
+import { expectRejects } from '@tunnelrpc/test-kit';
+import { mayHaveRunOf } from '../helpers/rpc-error.js';
 import { startEchoServer } from '../helpers/servers.js';
 
 describe('call arguments (client and server)', () => {
@@ -25,13 +26,13 @@ describe('call arguments (client and server)', () => {
     const echo = createClient(Echo, client);
     const running = echo.sleep({ ms: 50 });
     await server.echo.sleepsStarted(1);
-    const bad = await expectRejection(echo.add({ a: 1, b: 2 }, { headers: { 'x-attempt': 2 as unknown as string } }), 'INVALID_ARGUMENT', 'x-attempt');
+    const bad = await expectRejects(echo.add({ a: 1, b: 2 }, { headers: { 'x-attempt': 2 as unknown as string } }), 'INVALID_ARGUMENT', 'x-attempt');
     expect(mayHaveRunOf(bad)).to.equal(false);
-    const badNote = await expectRejection(echo.notify(1, { headers: { 'X-A': 'a', 'x-a': 'b' } }), 'INVALID_ARGUMENT', 'twice');
+    const badNote = await expectRejects(echo.notify(1, { headers: { 'X-A': 'a', 'x-a': 'b' } }), 'INVALID_ARGUMENT', 'twice');
     expect(mayHaveRunOf(badNote)).to.equal(false);
-    await expectRejection(echo.add({ a: 1, b: 2 }, { timeout: -5 }), 'DEADLINE_EXCEEDED', 'deadline had passed already');
+    await expectRejects(echo.add({ a: 1, b: 2 }, { timeout: -5 }), 'DEADLINE_EXCEEDED', 'deadline had passed already');
     const deep = JSON.parse(`${'['.repeat(40)}${']'.repeat(40)}`) as unknown;
-    await expectRejection(client.call('Echo.echo', deep), 'INVALID_ARGUMENT', 'maxDepth');
+    await expectRejects(client.call('Echo.echo', deep), 'INVALID_ARGUMENT', 'maxDepth');
     expect(await running).to.deep.equal({ slept: 50 });
     expect(await echo.add({ a: 2, b: 3 })).to.equal(5);
     expect(server.tunnels.size).to.equal(1);
@@ -45,7 +46,7 @@ describe('call arguments (client and server)', () => {
     await new Promise<void>((resolve) => server.http.close(() => resolve()));
     const client = cleanup.add(createRpcClient(url, { minReconnectDelay: 5, maxReconnectDelay: 20 }), (each) => each.close());
     const echo = createClient(Echo, client);
-    const refused = await expectRejection(echo.add({ a: 1, b: 1 }, { waitForReady: false }), 'UNAVAILABLE', 'waitForReady is false');
+    const refused = await expectRejects(echo.add({ a: 1, b: 1 }, { waitForReady: false }), 'UNAVAILABLE', 'waitForReady is false');
     expect(mayHaveRunOf(refused)).to.equal(false);
     const waiting = echo.add({ a: 20, b: 22 }, { timeout: 60_000 });
     server.http.listen(port, '127.0.0.1');

@@ -6,20 +6,8 @@ import { RpcError, defineService, encodeConnectRequest, encodeMessage } from '@t
 import { z } from 'zod';
 import { RpcServer } from '@tunnelrpc/server';
 import { Probe, Svc, createSvc } from './fixture.js';
-import {
-  CONNECT_HEAD,
-  cleanup,
-  dial,
-  exchange,
-  expectResult,
-  openTunnel,
-  readHead,
-  request,
-  startServer,
-  track,
-  write,
-  type TestServer,
-} from './helpers.js';
+import { CONNECT_HEAD, expectResult, readTunnelHead, request } from '@tunnelrpc/test-kit';
+import { cleanup, dial, exchange, openTunnel, startServer, track, write, type TestServer } from './helpers.js';
 
 // PROTOCOL.md 2.2: the 26 bytes of the one accepted reply, written out rather than taken from the protocol package.
 const CONNECTED = 'HTTP/1.0 200 Connected\r\n\r\n';
@@ -58,7 +46,7 @@ describe('RpcServer handshake', () => {
       const half = Math.floor(frame.length / 2);
       const third = Math.floor((frame.length - half) / 3);
       const socket = await dial(server.port);
-      const headRead = readHead(socket);
+      const headRead = readTunnelHead(socket);
       await write(socket, Buffer.concat([CONNECT_HEAD, frame.subarray(0, half)]));
       // Once the 200 has come back, the server has taken the head (and the half frame with it) off the wire.
       const tunnel = await headRead;
@@ -211,7 +199,7 @@ describe('RpcServer handshake', () => {
       expect(refused.status).to.equal(401);
 
       const socket = await dial(server.port);
-      const headRead = readHead(socket);
+      const headRead = readTunnelHead(socket);
       await write(socket, encodeConnectRequest('/_rpc', '127.0.0.1', { Authorization: 'Bearer good' }));
       const tunnel = await headRead;
       const result = expectResult(await tunnel.call(1, 'Svc.context', null), 1) as { auth: unknown };

@@ -12,7 +12,7 @@ import { connect, createClient, type ClientEvent } from '@tunnelrpc/client';
 import { Health, Reflection, UNREPRESENTABLE_KEY, defineService } from '@tunnelrpc/protocol';
 import { Cleanup } from '../helpers/cleanup.js';
 import { REPO_ROOT } from '../helpers/processes.js';
-import { expectRejection } from '../helpers/rpc-error.js';
+import { expectRejects } from '@tunnelrpc/test-kit';
 import { startEchoServer } from '../helpers/servers.js';
 
 const CLI = join(REPO_ROOT, 'packages/client/dist/cli.js');
@@ -67,7 +67,7 @@ describe('Built-in services', () => {
     it('is absent with healthService: false', async () => {
       const server = await startEchoServer(cleanup, { server: { healthService: false } });
       const health = createClient(Health, cleanup.add(await connect(server.url), (each) => each.close()));
-      await expectRejection(health.check(), 'UNIMPLEMENTED');
+      await expectRejects(health.check(), 'UNIMPLEMENTED');
     });
   });
 
@@ -111,7 +111,7 @@ describe('Built-in services', () => {
     it('is absent with reflectionService: false', async () => {
       const server = await startEchoServer(cleanup, { server: { reflectionService: false } });
       const reflection = createClient(Reflection, cleanup.add(await connect(server.url), (each) => each.close()));
-      await expectRejection(reflection.list(), 'UNIMPLEMENTED');
+      await expectRejects(reflection.list(), 'UNIMPLEMENTED');
     });
   });
 

@@ -3,19 +3,8 @@ import { once } from 'node:events';
 import type { Socket } from 'node:net';
 import { DEFAULT_DECODE_LIMITS, MessageType, RpcError, encodeMessage, scanMessagePack, type ResponseMessage } from '@tunnelrpc/protocol';
 import { RpcServer, type ServerOptions } from '@tunnelrpc/server';
-import {
-  cleanup,
-  expectError,
-  expectGoaway,
-  expectResult,
-  hex,
-  openTunnel,
-  request,
-  startServer,
-  type Tunnel,
-  CONNECT_HEAD,
-  exchange,
-} from './helpers.js';
+import { CONNECT_HEAD, expectErrorResponse, expectGoaway, expectResult, hex, type RawTunnel, request } from '@tunnelrpc/test-kit';
+import { cleanup, openTunnel, startServer, exchange } from './helpers.js';
 
 /**
  * echoOfPayloadSize builds a Svc.echo request whose payload (after the 4-byte header) is exactly `size` bytes, and
@@ -97,7 +86,7 @@ describe('RpcServer limits and timers', () => {
       const tunnel = await openTunnel(server.port);
       const fits = resultSizeForPayload(1024);
       expect((expectResult(await tunnel.call(1, 'Svc.big', { size: fits }), 1) as string).length).to.equal(fits);
-      const error = expectError(await tunnel.call(1, 'Svc.big', { size: fits + 1 }), 1, 'RESOURCE_EXHAUSTED');
+      const error = expectErrorResponse(await tunnel.call(1, 'Svc.big', { size: fits + 1 }), 1, 'RESOURCE_EXHAUSTED');
       expect(error.message).to.include('maxFrameSize 1024');
       expect(error.data).to.deep.equal({ size: 1025, maxFrameSize: 1024, mayHaveRun: true });
       expect(expectResult(await tunnel.call(2, 'Svc.add', { a: 1, b: 2 }), 2)).to.equal(3);
@@ -144,7 +133,7 @@ describe('RpcServer limits and timers', () => {
       expect(goaway.lastId).to.equal(0);
       expect(goaway.message).to.include('idle');
       await tunnel.closed;
-      expect(tunnel.reader.pending).to.equal(0);
+      expect(tunnel.pending).to.equal(0);
     });
 
     it('reports the last request taken as lastId in the idle goaway', async () => {
@@ -213,7 +202,7 @@ describe('RpcServer limits and timers', () => {
       }
       expect(ctx.signal.aborted).to.equal(false);
       await tunnel.send({ type: MessageType.Cancel, id: 1 });
-      expectError(await tunnel.next(), 1, 'CANCELLED');
+      expectErrorResponse(await tunnel.next(), 1, 'CANCELLED');
     });
 
     it('does not ping a client with no call running', async () => {
@@ -341,12 +330,12 @@ describe('RpcServer limits and timers', () => {
         if (code === undefined) {
           expect(expectResult(await other.next(), 2)).to.equal(3);
         } else {
-          expect(expectError(await other.next(), 2, code).message).to.include('maxItemsInFlight');
+          expect(expectErrorResponse(await other.next(), 2, code).message).to.include('maxItemsInFlight');
           expect(server.probe.entered('add')).to.equal(0);
         }
         // Cancelling the held call gives its values back: the same call now fits.
         await tunnel.send({ type: MessageType.Cancel, id: 1 });
-        expectError(await tunnel.next(), 1, 'CANCELLED');
+        expectErrorResponse(await tunnel.next(), 1, 'CANCELLED');
         expect(expectResult(await tunnel.call(3, 'Svc.add', { a: 2, b: 2 }), 3)).to.equal(4);
       });
     }
@@ -360,7 +349,7 @@ describe('RpcServer limits and timers', () => {
       await a.write(request(1, 'Svc.hold', null));
       await b.write(request(1, 'Svc.hold', null));
       await server.probe.waitFor('hold', 1);
-      const error = expectError(await a.call(2, 'Svc.add', { a: 1, b: 2 }), 2, 'RESOURCE_EXHAUSTED');
+      const error = expectErrorResponse(await a.call(2, 'Svc.add', { a: 1, b: 2 }), 2, 'RESOURCE_EXHAUSTED');
       expect(error.message).to.include('maxCallsInFlight 2');
       expect(server.probe.entered('add')).to.equal(0);
       server.probe.release();
@@ -368,11 +357,11 @@ describe('RpcServer limits and timers', () => {
       expect(expectResult(await b.next(), 1)).to.equal('released');
       // The slots are free again, also after calls that ended by cancel or deadline.
       await a.write(request(3, 'Svc.hang', null, { timeout: 50 }));
-      expectError(await a.next(), 3, 'DEADLINE_EXCEEDED');
+      expectErrorResponse(await a.next(), 3, 'DEADLINE_EXCEEDED');
       await b.write(request(3, 'Svc.hang', null));
       await server.probe.waitFor('hang', 1);
       await b.send({ type: MessageType.Cancel, id: 3 });
-      expectError(await b.next(), 3, 'CANCELLED');
+      expectErrorResponse(await b.next(), 3, 'CANCELLED');
       expect(expectResult(await a.call(4, 'Svc.add', { a: 1, b: 2 }), 4)).to.equal(3);
       expect(expectResult(await b.call(4, 'Svc.add', { a: 2, b: 2 }), 4)).to.equal(4);
     });
@@ -392,7 +381,7 @@ describe('RpcServer limits and timers', () => {
 
   describe('maxWriteBuffer and drainTimeout', () => {
     /** flood pauses the client's reading and pipelines `count` calls of Svc.big returning `size` bytes each. */
-    async function flood(tunnel: Tunnel, count: number, size: number): Promise<void> {
+    async function flood(tunnel: RawTunnel, count: number, size: number): Promise<void> {
       tunnel.socket.pause();
       const frames: Buffer[] = [];
       for (let id = 1; id <= count; id++) frames.push(request(id, 'Svc.big', { size }));
@@ -445,7 +434,7 @@ describe('RpcServer limits and timers', () => {
       hog.socket.resume();
       await hog.closed;
       let answers = 0;
-      while (hog.reader.pending > 0) {
+      while (hog.pending > 0) {
         await hog.next();
         answers++;
       }

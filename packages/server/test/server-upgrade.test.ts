@@ -5,42 +5,23 @@
 import { expect } from 'chai';
 import { once } from 'node:events';
 import { createServer, type IncomingMessage } from 'node:http';
-import type { AddressInfo, Socket } from 'node:net';
+import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { parseResponseHead } from '@tunnelrpc/protocol';
 import { RpcServer } from '@tunnelrpc/server';
 import { Probe, Svc, createSvc } from './fixture.js';
-import { FrameReader, Tunnel, cleanup, dial, exchange, expectResult, request, startServer, track, write, type TestServer } from './helpers.js';
+import { expectResult, readTunnelHead, request, type RawTunnel } from '@tunnelrpc/test-kit';
+import { cleanup, dial, exchange, startServer, track, write, type TestServer } from './helpers.js';
 
 // PROTOCOL.md 2.5: the exact reply, written out rather than taken from the protocol package.
 const SWITCHING = 'HTTP/1.1 101 Switching Protocols\r\nUpgrade: tunnelrpc\r\nConnection: Upgrade\r\n\r\n';
 const UPGRADE_HEAD = 'GET /_rpc HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: Upgrade\r\nUpgrade: tunnelrpc\r\n\r\n';
 
-/** openUpgraded sends the Upgrade head (plus `extra` in the same write) and resolves with a Tunnel once 101 came. */
-async function openUpgraded(port: number, extra: Uint8Array = Buffer.alloc(0), head = UPGRADE_HEAD): Promise<Tunnel> {
+/** openUpgraded sends the Upgrade head (plus `extra` in the same write) and resolves with a RawTunnel once 101 came. */
+async function openUpgraded(port: number, extra: Uint8Array = Buffer.alloc(0), head = UPGRADE_HEAD): Promise<RawTunnel> {
   const socket = await dial(port);
-  const tunnel = readSwitch(socket);
+  const tunnel = readTunnelHead(socket, 101);
   await write(socket, Buffer.concat([Buffer.from(head, 'latin1'), extra]));
   return await tunnel;
-}
-
-function readSwitch(socket: Socket): Promise<Tunnel> {
-  return new Promise((resolve, reject) => {
-    let received = Buffer.alloc(0);
-    const onData = (chunk: Buffer): void => {
-      received = Buffer.concat([received, chunk]);
-      const head = parseResponseHead(received);
-      if (head === undefined) return;
-      socket.off('data', onData);
-      if (head.status !== 101) {
-        reject(new Error(`Upgrade refused: ${received.toString('latin1')}`));
-        return;
-      }
-      resolve(new Tunnel(socket, new FrameReader(socket, head.rest), received.subarray(0, received.length - head.rest.length)));
-    };
-    socket.on('data', onData);
-    socket.once('close', () => reject(new Error('closed before a reply head')));
-  });
 }
 
 describe('RpcServer Upgrade handshake', () => {

@@ -5,7 +5,8 @@
 import { expect } from 'chai';
 import { connect } from '@tunnelrpc/client';
 import { encodeMessage } from '@tunnelrpc/protocol';
-import { ScriptedServer, cleanup, expectRejects, track } from './helpers.js';
+import { expectRejects, ScriptedServer } from '@tunnelrpc/test-kit';
+import { cleanup, track } from './helpers.js';
 
 const SWITCHING = 'HTTP/1.1 101 Switching Protocols\r\nUpgrade: tunnelrpc\r\nConnection: Upgrade\r\n\r\n';
 const PING_42 = encodeMessage({ type: 6, data: 42 });
