@@ -95,6 +95,29 @@ describe('Streams through the call pipeline', () => {
       expect(outcomes).to.deep.equal(['Echo.ticks CANCELLED']);
     });
 
+    it('refuses a second next() for a stream instead of running its handler twice', async () => {
+      let runs = 0;
+      const retrying: Interceptor = (next) => async (call) => {
+        if (call.kind !== 'stream') return next(call);
+        const first = next(call);
+        const second = await next(call).then(
+          () => 'resolved',
+          (error: unknown) => (error as RpcError).code,
+        );
+        expect(second).to.equal('FAILED_PRECONDITION');
+        return first;
+      };
+      const counting: Interceptor = (next) => (call) => {
+        if (call.kind === 'stream') call.watch({ sent: () => runs++ });
+        return next(call);
+      };
+      const { echo } = await echoClient({ interceptors: [counting, retrying] });
+      const ticks = echo.ticks({ n: 3 });
+      expect(await collect(ticks)).to.deep.equal([0, 1, 2]);
+      expect(await ticks.result).to.deep.equal({ sent: 3 });
+      expect(runs).to.equal(3);
+    });
+
     it('ends the stream with the error a watcher throws for one message', async () => {
       const refuseSeven: Interceptor = (next) => (call) => {
         if (call.kind === 'stream') {

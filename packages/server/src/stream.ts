@@ -98,6 +98,7 @@ export class ServerStream implements StreamRun {
   #watchers: StreamWatcher[] | undefined;
   // What each message queued for the handler holds of the server-wide budget, oldest first.
   #heldCosts: Cost[] | undefined;
+  #handlerStarted = false;
   // With interceptors: settles the innermost step of the chain when the handler finishes.
   #settle: { resolve: (result: unknown) => void; reject: (error: unknown) => void } | undefined;
 
@@ -152,6 +153,12 @@ export class ServerStream implements StreamRun {
   /** runHandler is the innermost step of the interceptor chain: the handler, settled when it finishes. */
   runHandler(params: unknown, ctx: CallContext): Promise<unknown> {
     if (this.#ended) return Promise.reject(this.#host.endedError(this));
+    // A stream's input and credit belong to one handler run: an interceptor that calls next() again (a retry meant
+    // for unary calls) gets an error instead of a second handler on the same stream.
+    if (this.#handlerStarted) {
+      return Promise.reject(new RpcError('FAILED_PRECONDITION', `next() was called twice for stream ${this.method.path}; a stream's handler runs once, so interceptors must not retry streams`, { mayHaveRun: true }));
+    }
+    this.#handlerStarted = true;
     return new Promise((resolve, reject) => {
       this.#settle = { resolve, reject };
       this.#startHandler(params, ctx);
