@@ -458,13 +458,22 @@ describe('SECURITY.md T1-T25: hostile and fault cases', () => {
       await expectIsolated(r);
     });
 
+    it('fails a typed call INTERNAL, naming both causes, when the handler returns what the contract forbids (results are checked by the client)', async () => {
+      const r = await rig();
+      const Counts = defineService('Counts', { count: { input: z.unknown(), output: z.number().int() } });
+      r.server.rpc.register(Counts, { count: () => 'seven' as unknown as number });
+      const typed = createClient(Counts, r.client);
+      await expectRejects(typed.count(null), 'INTERNAL', "the server's handler returned a wrong value, or client and server run different versions of the contract");
+      await expectIsolated(r);
+    });
+
     // Regression, the other way: a handler result holding an Invalid Date made the client close the tunnel.
     it('answers INTERNAL when a handler returns an Invalid Date, and keeps the tunnel', async () => {
       const r = await rig();
       const Dates = defineService('Dates', { invalid: { input: z.unknown(), output: z.date() } });
       r.server.rpc.register(Dates, { invalid: () => new Date(Number.NaN) });
-      await expectRejects(r.client.call('Dates.invalid', null), 'INTERNAL', 'does not match its contract');
-      // Unchecked, the encoder refuses it: still INTERNAL for that call only.
+      // Results go unchecked by default (the client checks them): the encoder refuses it, INTERNAL for that call only.
+      await expectRejects(r.client.call('Dates.invalid', null), 'INTERNAL', 'could not be encoded');
       const Unchecked = defineService('Unchecked', { invalid: { input: z.unknown(), output: z.unknown() } });
       r.server.rpc.register(Unchecked, { invalid: () => new Date(Number.NaN) });
       await expectRejects(r.client.call('Unchecked.invalid', null), 'INTERNAL', 'could not be encoded');

@@ -114,5 +114,5 @@ function checkResult(spec: MethodSpec, path: string, result: unknown): unknown {
   const parsed = parseWithSchema(spec.output, result);
   if (parsed.success) return parsed.data;
   const summary = summarizeIssues(parsed.issues);
-  throw new RpcError('INTERNAL', `the result of ${path} does not match the contract (${formatIssues(summary.issues)}); client and server disagree on the schema`, summary);
+  throw new RpcError('INTERNAL', `the result of ${path} does not match the contract (${formatIssues(summary.issues)}): the server's handler returned a wrong value, or client and server run different versions of the contract (the server's validateResults option tells which)`, summary);
 }

@@ -208,10 +208,11 @@ export interface ServerOptions<Auth = unknown> {
    */
   validateParams?: boolean;
   /**
-   * Check every handler's result against its method's output schema before it is sent. A result that does not
-   * match is logged (level error, with the method and the issues) and the caller gets INTERNAL without the values:
-   * the bug shows on the server that has it, not as a puzzling error in every client. Turn it off to save the parse
-   * for results you trust. Default true.
+   * Check every handler's result against its method's output schema before it is sent. Off by default: results are
+   * checked once, by the side that receives them (the typed client parses every result against its own copy of the
+   * contract, which is also what catches a server built from another version of it), as params are checked once,
+   * by the server. Turn it on in development and tests to catch a handler's wrong result where it is made: it is
+   * logged (level error, with the method and the issues) and the caller gets INTERNAL without the values.
    */
   validateResults?: boolean;
   /**
@@ -404,7 +405,7 @@ export function resolveServerOptions<Auth>(options: ServerOptions<Auth> = {}): R
     shutdownTimeout: ms('shutdownTimeout', 10_000),
     exposeInternalErrors: flag('exposeInternalErrors', false),
     validateParams: flag('validateParams', true),
-    validateResults: flag('validateResults', true),
+    validateResults: flag('validateResults', false),
     authorize: given.authorize === undefined ? undefined : checkFunction('authorize', given.authorize, '(req, peer) => principal (sync or async)'),
     requireClientCertificate: flag('requireClientCertificate', false),
     logger: checkFunction('logger', orDefault(given.logger, defaultLogger), '(entry) => void'),
