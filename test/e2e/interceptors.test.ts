@@ -13,7 +13,7 @@ import { Echo } from '@tunnelrpc/examples';
 import { defineService } from '@tunnelrpc/protocol';
 import { RpcServer, type ServerOptions, type ServiceImpl } from '@tunnelrpc/server';
 import { Cleanup } from '../helpers/cleanup.js';
-import { expectRejects } from '@tunnelrpc/test-kit';
+import { expectRejects, ScriptedServer } from '@tunnelrpc/test-kit';
 import { mayHaveRunOf } from '../helpers/rpc-error.js';
 import { Counter, listenRpc, startEchoServer } from '../helpers/servers.js';
 
@@ -205,6 +205,21 @@ describe('Interceptors', () => {
       expect(await createClient(Echo, client).add({ a: 1, b: 1 })).to.equal(2);
       expect(await client.call('Echo.echo', 'raw')).to.equal('raw');
       expect(log).to.deep.equal(['a>client:Echo.add', 'b>client:Echo.add', '<b', '<a', 'a>client:Echo.echo', 'b>client:Echo.echo', '<b', '<a']);
+    });
+
+    it('sends no headers map when interceptors wrote none, as a call without interceptors (the request keeps its short meta)', async () => {
+      const server = cleanup.add(await ScriptedServer.start(), (each) => each.close());
+      const passThrough: Interceptor = (next) => (call) => next(call);
+      const connecting = connect(server.url, { reconnect: false, interceptors: [passThrough] });
+      const peer = await server.nextPeer();
+      await peer.head;
+      await peer.accept();
+      const client = cleanup.add(await connecting, (each) => each.close());
+      const answered = client.call('Echo.echo', 'plain', { timeout: 5000 });
+      const request = await peer.nextRequest();
+      expect(request.meta).to.deep.equal({ timeout: 5000 });
+      await peer.respond(request.id, 'plain');
+      expect(await answered).to.equal('plain');
     });
 
     it('sends header and params changes made before next()', async () => {

@@ -124,7 +124,7 @@ export class CallLayer {
     const own = call as ClientUnaryCall;
     const options: Options = {
       ...own.options,
-      headers: call.headers,
+      headers: sentHeaders(call.headers),
       timeout: call.deadline - Date.now(),
       signal: call.signal === NEVER_ABORTED ? undefined : call.signal,
     };
@@ -143,11 +143,18 @@ function innermostStream(call: RpcCall): Promise<unknown> {
   const own = call as ClientStreamCall;
   const options: Options = {
     ...own.options,
-    headers: call.headers,
+    headers: sentHeaders(call.headers),
     timeout: call.deadline - Date.now(),
     signal: call.signal === NEVER_ABORTED ? undefined : call.signal,
   };
   return own.open(call.params, options);
+}
+
+// Interceptors get a headers map to write into; left empty it is not sent. An empty map would cost the request its
+// hand-written meta on both sides (a meta with headers goes through msgpackr and the server's header checks).
+function sentHeaders(headers: Record<string, string>): Record<string, string> | undefined {
+  for (const _name in headers) return headers;
+  return undefined;
 }
 
 function interceptorFailure(method: string, error: unknown): RpcError {
