@@ -16,15 +16,14 @@ import { Packr } from 'msgpackr';
 import { z } from 'zod';
 import { connect, createClient, type ClientOptions, type RpcClient, type TypedClient } from '@tunnelrpc/client';
 import { Echo, createEchoService } from '@tunnelrpc/examples';
+import { RpcError, defineService } from '@tunnelrpc/protocol';
 import {
   MessageType,
-  RpcError,
-  defineService,
   encodeMessage,
   type GoawayMessage,
   type Message,
   type ResponseMessage,
-} from '@tunnelrpc/protocol';
+} from '@tunnelrpc/protocol/internal';
 import { RpcServer, type ServerOptions } from '@tunnelrpc/server';
 import { map, pack, rawRequest, str8 } from '../helpers/bytes.js';
 import { Cleanup } from '../helpers/cleanup.js';

@@ -6,7 +6,8 @@
 import { createRequire } from 'node:module';
 import { endianness } from 'node:os';
 import type { Socket } from 'node:net';
-import { parseTcpInfo, type TcpInfo } from '@tunnelrpc/protocol';
+import { type TcpInfo } from '@tunnelrpc/protocol';
+import { parseTcpInfo } from '@tunnelrpc/protocol/internal';
 
 type GetSockOpt = (fd: number, level: number, name: number, value: Buffer, length: Buffer) => number;
 

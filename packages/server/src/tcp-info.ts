@@ -5,7 +5,8 @@
  */
 import { endianness } from 'node:os';
 import type { Duplex } from 'node:stream';
-import { parseTcpInfo, type TcpInfo } from '@tunnelrpc/protocol';
+import { type TcpInfo } from '@tunnelrpc/protocol';
+import { parseTcpInfo } from '@tunnelrpc/protocol/internal';
 import { loadGetsockopt } from './peer-credentials.js';
 
 // Linux <netinet/in.h> IPPROTO_TCP 6, <netinet/tcp.h> TCP_INFO 11. The buffer is larger than today's struct: the

@@ -8,7 +8,7 @@ import { expect } from 'chai';
 import { once } from 'node:events';
 import type { Server as HttpServer } from 'node:http';
 import { connect, type Socket } from 'node:net';
-import { MessageType, encodeMessage, parseResponseHead } from '@tunnelrpc/protocol';
+import { MessageType, encodeMessage, parseResponseHead } from '@tunnelrpc/protocol/internal';
 import { RpcServer, type LogEntry, type ServerOptions } from '@tunnelrpc/server';
 import { RawTunnel, frame } from '@tunnelrpc/test-kit';
 import { Probe, Svc, createSvc } from './fixture.js';

@@ -1,5 +1,6 @@
 import { expect } from 'chai';
-import { MessageType, encodeMessage, type GoawayMessage, type RpcError } from '@tunnelrpc/protocol';
+import { type RpcError } from '@tunnelrpc/protocol';
+import { MessageType, encodeMessage, type GoawayMessage } from '@tunnelrpc/protocol/internal';
 import type { ServerOptions } from '@tunnelrpc/server';
 import { expectGoaway, expectNoPeerBytes, expectResult, frame, hex, repeat, request } from '@tunnelrpc/test-kit';
 import { cleanup, expectNoPollution, openTunnel, packValue, rawRequest, startServer } from './helpers.js';

@@ -2,7 +2,7 @@
  * Byte builders: literal MessagePack and frame bytes are written as spaced hex, with a comment per field, as in ws
  * receiver.test.js.
  */
-import { encodeFrame } from '@tunnelrpc/protocol';
+import { encodeFrame } from '@tunnelrpc/protocol/internal';
 
 /**
  * hex turns spaced hex such as `'dd ff ff ff ff'` into bytes. Whitespace is ignored and `//` starts a comment that
