@@ -4,9 +4,10 @@
  * wants the reference codec beside PROTOCOL.md. It carries no semver promise: any release may rename, change or
  * remove what is here, so an application imports `@tunnelrpc/protocol` instead.
  *
- * Like the root, nothing here opens a socket. Two blocks touch time: Deadlines runs on the timer functions it is
- * handed, and FrameBatcher flushes at the end of the current tick (process.nextTick). The ambient-call store is
- * the process-wide one the root's currentAmbientCall reads.
+ * Like the root, nothing here opens a socket or loads native code: readTcpInfo calls the getsockopt its caller
+ * binds. Two blocks touch time: Deadlines runs on the timer functions it is handed, and FrameBatcher flushes at the
+ * end of the current tick (process.nextTick). The ambient-call store is the process-wide one the root's
+ * currentAmbientCall reads.
  */
 // The types use Buffer and node: modules: this brings @types/node into a consumer's program whatever its `types`
 // setting (TypeScript 7 defaults to none).
@@ -122,5 +123,6 @@ export type { MessageQueueHooks } from './message-queue.js';
 export { Deadlines } from './deadlines.js';
 export type { DeadlineGroup, DeadlineMember, TimerFunctions } from './deadlines.js';
 
-// ---- Socket facts: TCP_INFO as the kernel lays it out. ----
-export { TCP_INFO_MIN_SIZE, parseTcpInfo } from './tcp-info.js';
+// ---- Socket facts: TCP_INFO as the kernel lays it out, read through the getsockopt a caller hands in. ----
+export { TCP_INFO_MIN_SIZE, parseTcpInfo, readTcpInfo } from './tcp-info.js';
+export type { GetSockOpt } from './tcp-info.js';
