@@ -16,6 +16,7 @@
 // ---- Contracts: method names and kinds, schema checks and what they report. ----
 export { methodKind, methodPath, formatIssues, parseWithSchema, summarizeIssues } from './contract.js';
 export { describeMethod } from './builtin-services.js';
+export { editDistance } from './edit-distance.js';
 export { checkReceivedError, checkThrownError } from './declared-errors.js';
 export { findWireProblem, fromWireValue, hasWireMapping, toWireValue } from './wire-values.js';
 export type { WireProblem } from './wire-values.js';
