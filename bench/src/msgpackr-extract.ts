@@ -9,7 +9,7 @@
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { isNativeAccelerationEnabled } from 'msgpackr';
-import { decodeMessage, encodeMessage } from '@tunnelrpc/protocol';
+import { decodeMessage, encodeMessage } from '@tunnelrpc/protocol/internal';
 import { PAYLOAD_NAMES, createPayload, type PayloadName } from './payload.js';
 
 const ROUNDS = 7;

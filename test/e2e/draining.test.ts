@@ -6,7 +6,8 @@
 import { expect } from 'chai';
 import { z } from 'zod';
 import { connect, createClient } from '@tunnelrpc/client';
-import { MessageType, defineService, encodeMessage } from '@tunnelrpc/protocol';
+import { defineService } from '@tunnelrpc/protocol';
+import { MessageType, encodeMessage } from '@tunnelrpc/protocol/internal';
 import { RpcServer, type ServerOptions } from '@tunnelrpc/server';
 import { Cleanup } from '../helpers/cleanup.js';
 import { RawTunnel } from '@tunnelrpc/test-kit';

@@ -3,9 +3,10 @@
  * and what the client does about it.
  */
 import { expect } from 'chai';
-import { connect, createClient, RpcError } from '@tunnelrpc/client';
+import { connect, createClient } from '@tunnelrpc/client';
 import { FaultBox, type FaultOptions } from '@tunnelrpc/client/testing';
 import { Echo } from '@tunnelrpc/examples';
+import { expectRejects } from '@tunnelrpc/test-kit';
 import { Cleanup } from '../helpers/cleanup.js';
 import { startEchoServer } from '../helpers/servers.js';
 
@@ -18,16 +19,6 @@ describe('FaultBox (@tunnelrpc/client/testing)', () => {
     const box = cleanup.add(await FaultBox.start(server.port!, faults), (each) => each.close());
     const client = cleanup.add(await connect(box.url, { reconnect: false }), (each) => each.close());
     return { box, client, echo: createClient(Echo, client) };
-  }
-
-  async function rejection(promise: Promise<unknown>): Promise<RpcError> {
-    try {
-      await promise;
-    } catch (error) {
-      expect(error).to.be.instanceOf(RpcError);
-      return error as RpcError;
-    }
-    throw new Error('expected a rejection');
   }
 
   it('carries calls and streams with every frame split at every byte, counting requests and responses', async () => {
@@ -56,8 +47,7 @@ describe('FaultBox (@tunnelrpc/client/testing)', () => {
   it('lets a deadline pass with nothing on the wire while held, then carries on once released', async () => {
     const { box, echo } = await through();
     box.hold();
-    const error = await rejection(echo.add({ a: 1, b: 1 }, { timeout: 100 }));
-    expect(error.code).to.equal('DEADLINE_EXCEEDED');
+    await expectRejects(echo.add({ a: 1, b: 1 }, { timeout: 100 }), 'DEADLINE_EXCEEDED');
     box.release();
     expect(await echo.add({ a: 1, b: 2 })).to.equal(3);
   });
@@ -66,8 +56,7 @@ describe('FaultBox (@tunnelrpc/client/testing)', () => {
     const { box, client, echo } = await through();
     expect(await echo.add({ a: 1, b: 1 })).to.equal(2);
     box.set({ dropAfterBytes: box.stats.bytesToClient + 3 });
-    const error = await rejection(echo.echo('x'.repeat(1000)));
-    expect(error.code).to.equal('UNAVAILABLE');
+    const error = await expectRejects(echo.echo('x'.repeat(1000)), 'UNAVAILABLE');
     expect(error.data).to.deep.include({ mayHaveRun: true });
     expect((await client.closed)?.code).to.equal('UNAVAILABLE');
   });
@@ -76,14 +65,12 @@ describe('FaultBox (@tunnelrpc/client/testing)', () => {
     const { box, echo } = await through({ dieAfterCalls: 2 });
     expect(await echo.add({ a: 1, b: 1 })).to.equal(2);
     expect(await echo.add({ a: 1, b: 2 })).to.equal(3);
-    expect((await rejection(echo.add({ a: 1, b: 3 }))).code).to.equal('UNAVAILABLE');
-    const refused = await rejection(connect(box.url, { reconnect: false }));
-    expect(refused.message).to.include('ECONNREFUSED');
+    await expectRejects(echo.add({ a: 1, b: 3 }), 'UNAVAILABLE');
+    await expectRejects(connect(box.url, { reconnect: false }), 'UNAVAILABLE', 'ECONNREFUSED');
   });
 
   it('refuses a target that is not on 127.0.0.1 with INVALID_ARGUMENT', async () => {
-    const error = await rejection(FaultBox.start('http://10.0.0.5:8080/_rpc'));
-    expect(error.code).to.equal('INVALID_ARGUMENT');
+    const error = await expectRejects(FaultBox.start('http://10.0.0.5:8080/_rpc'), 'INVALID_ARGUMENT');
     expect(error.message).to.equal('FaultBox forwards plain TCP on 127.0.0.1 only; got http://10.0.0.5:8080/_rpc');
   });
 });

@@ -16,14 +16,13 @@ import { connect, createClient, type RpcClient } from '@tunnelrpc/client';
 import { Echo, createEchoService } from '@tunnelrpc/examples';
 import { defineService, type RpcError } from '@tunnelrpc/protocol';
 import { RpcServer } from '@tunnelrpc/server';
-import { rawRequest } from '../helpers/bytes.js';
 import { Cleanup } from '../helpers/cleanup.js';
 import { freePort } from '../helpers/boxes.js';
 import { GARBAGE } from '../helpers/hostile-frames.js';
 import { GoClientRun, buildGo, needGo, runGoTest, startGoServer, stopChild, type GoBinaries } from '../helpers/go.js';
 import { REPO_ROOT, waitForLine } from '../helpers/processes.js';
 import { until } from '../helpers/load.js';
-import { expectErrorResponse, expectRejects, expectResult, frame, hex, RawTunnel } from '@tunnelrpc/test-kit';
+import { expectErrorResponse, expectRejects, expectResult, frame, hex, rawRequest, RawTunnel } from '@tunnelrpc/test-kit';
 import { mayHaveRunOf } from '../helpers/rpc-error.js';
 
 /** Probe lets the Node server see what the Go client sent: typed values, deadlines, cancels, a call in flight. */

@@ -10,7 +10,7 @@ import { connect as netConnect } from 'node:net';
 import { Packr } from 'msgpackr';
 import { connect, createClient, type RpcClient, type TypedClient } from '@tunnelrpc/client';
 import { Echo } from '@tunnelrpc/examples';
-import { MessageType, encodeMessage, type GoawayMessage, type Message, type PongMessage, type ResponseMessage } from '@tunnelrpc/protocol';
+import { MessageType, encodeMessage, type GoawayMessage, type Message, type PongMessage, type ResponseMessage } from '@tunnelrpc/protocol/internal';
 import type { ServerOptions } from '@tunnelrpc/server';
 import { Cleanup } from '../helpers/cleanup.js';
 import { Hostile, createHostileService, type HostileState } from '../helpers/hostile-service.js';

@@ -3,7 +3,8 @@
  * beside zod 4.0.0 (the lowest release the peer range allows, and another minor than the workspace's), then
  * compile every ```ts block of the READMEs there with the workspace's tsc (strict, NodeNext, TypeScript 7's default
  * `types: []`, no skipLibCheck) and run the root
- * README's Server and Client against each other. The README examples are compiled as written, so they cannot drift.
+ * README's Server and Client against each other, and import `@tunnelrpc/protocol/internal` through its exports map.
+ * The README examples are compiled as written, so they cannot drift.
  *
  * It needs the npm registry: without it the suite skips, except under CI (CI set), where it fails.
  */
@@ -229,6 +230,9 @@ describe('the packed packages in a fresh project', function () {
     sources.set('run-server.ts', replaceOnce(sources.get('server.ts')!, 'http.listen(8080);',
       "http.listen(0, '127.0.0.1', () => console.log(`port ${(http.address() as import('node:net').AddressInfo).port}`));"));
     sources.set('run-client.ts', replaceOnce(sources.get('client.ts')!, "'http://10.0.0.5:8080/_rpc'", 'process.argv[2]!'));
+    // The building blocks' subpath resolves, types included, through the exports map of the packed manifest.
+    sources.set('internal-subpath.ts', "import { MessageType, encodeFrame } from '@tunnelrpc/protocol/internal';\n" +
+      'const frame: Buffer = encodeFrame(Buffer.from([MessageType.Request]));\nconsole.log(frame.toString(\'hex\'));\n');
     for (const [file, code] of sources) await writeFile(join(app, file), code);
     await writeFile(join(app, 'tsconfig.json'), JSON.stringify({
       compilerOptions: {
@@ -250,6 +254,10 @@ describe('the packed packages in a fresh project', function () {
     const tsc = await run(process.execPath, [join(REPO_ROOT, 'node_modules/typescript/bin/tsc'), '-p', 'tsconfig.json'], app);
     expect(tsc.stdout + tsc.stderr, 'tsc errors in the README examples').to.equal('');
     expect(tsc.code).to.equal(0);
+
+    const internal = await run(process.execPath, ['dist/internal-subpath.js'], app);
+    expect(internal.stderr).to.equal('');
+    expect(internal.stdout).to.equal('0000000100\n');
 
     const server = spawn(process.execPath, ['dist/run-server.js'], { cwd: app, stdio: ['ignore', 'pipe', 'pipe'] });
     const serverOutput = { stdout: '', stderr: '' };

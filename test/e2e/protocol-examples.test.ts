@@ -19,16 +19,16 @@ import { readFileSync } from 'node:fs';
 import { connect as netConnect, type Socket } from 'node:net';
 import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
+import { RpcError } from '@tunnelrpc/protocol';
 import {
   CONNECTED_RESPONSE,
   FrameDecoder,
-  RpcError,
   decodeMessage,
   encodeConnectRequest,
   encodeMessage,
   encodePayload,
   type Message,
-} from '@tunnelrpc/protocol';
+} from '@tunnelrpc/protocol/internal';
 import { Cleanup } from '../helpers/cleanup.js';
 import { startEchoServer, type EchoServer } from '../helpers/servers.js';
 

@@ -6,7 +6,7 @@
 import { expect } from 'chai';
 import { connect, createClient, type RpcClient, type TypedClient } from '@tunnelrpc/client';
 import { Echo } from '@tunnelrpc/examples';
-import { MessageType, encodeMessage, type GoawayMessage, type Message, type StreamMessageMessage } from '@tunnelrpc/protocol';
+import { MessageType, encodeMessage, type GoawayMessage, type Message, type StreamMessageMessage } from '@tunnelrpc/protocol/internal';
 import type { ServerOptions } from '@tunnelrpc/server';
 import { Cleanup } from '../helpers/cleanup.js';
 import { expectRejects, RawTunnel, type ScriptedPeer, ScriptedServer } from '@tunnelrpc/test-kit';

@@ -16,20 +16,19 @@ import { Packr } from 'msgpackr';
 import { z } from 'zod';
 import { connect, createClient, type ClientOptions, type RpcClient, type TypedClient } from '@tunnelrpc/client';
 import { Echo, createEchoService } from '@tunnelrpc/examples';
+import { RpcError, defineService } from '@tunnelrpc/protocol';
 import {
   MessageType,
-  RpcError,
-  defineService,
   encodeMessage,
   type GoawayMessage,
   type Message,
   type ResponseMessage,
-} from '@tunnelrpc/protocol';
+} from '@tunnelrpc/protocol/internal';
 import { RpcServer, type ServerOptions } from '@tunnelrpc/server';
-import { map, pack, rawRequest, str8 } from '../helpers/bytes.js';
+import { map, pack, str8 } from '../helpers/bytes.js';
 import { Cleanup } from '../helpers/cleanup.js';
 import { Hostile, createHostileService, type HostileState } from '../helpers/hostile-service.js';
-import { expectErrorResponse, expectOnlyGoaway, expectRejects, expectResult, fixstr, frame, hex, rawSocket, RawTunnel, type ScriptedPeer, ScriptedServer } from '@tunnelrpc/test-kit';
+import { expectErrorResponse, expectOnlyGoaway, expectRejects, expectResult, fixstr, frame, hex, rawRequest, rawSocket, RawTunnel, type ScriptedPeer, ScriptedServer } from '@tunnelrpc/test-kit';
 import { expectPrototypeClean, mayHaveRunOf } from '../helpers/rpc-error.js';
 import { startEchoServer, type EchoServer } from '../helpers/servers.js';
 

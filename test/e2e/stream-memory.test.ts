@@ -8,7 +8,7 @@
 import { expect } from 'chai';
 import { once } from 'node:events';
 import { createInterface } from 'node:readline';
-import { MessageType, encodeMessage, type CreditMessage, type Message, type ResponseMessage } from '@tunnelrpc/protocol';
+import { MessageType, encodeMessage, type CreditMessage, type Message, type ResponseMessage } from '@tunnelrpc/protocol/internal';
 import { Cleanup } from '../helpers/cleanup.js';
 import { spawnNode, waitForLine } from '../helpers/processes.js';
 import { RawTunnel } from '@tunnelrpc/test-kit';

@@ -9,7 +9,7 @@ import { Cleanup } from '../helpers/cleanup.js';
 import { REPO_ROOT } from '../helpers/processes.js';
 import { RawTunnel } from '@tunnelrpc/test-kit';
 import { startEchoServer } from '../helpers/servers.js';
-import { decodeMessage, encodeMessage } from '@tunnelrpc/protocol';
+import { decodeMessage, encodeMessage } from '@tunnelrpc/protocol/internal';
 
 interface Row {
   direction: 'C → S' | 'S → C';

@@ -8,6 +8,7 @@ import { z } from 'zod';
 import { connect, createClient, RpcError, type MethodErrorOf } from '@tunnelrpc/client';
 import { defineService } from '@tunnelrpc/protocol';
 import { RpcServer } from '@tunnelrpc/server';
+import { expectRejects } from '@tunnelrpc/test-kit';
 import { Cleanup } from '../helpers/cleanup.js';
 
 const reserveInput = z.object({ sku: z.string().max(20), n: z.number().int() });
@@ -63,19 +64,9 @@ describe('typed errors per method', () => {
     return createClient(Stock, client);
   }
 
-  async function rejection(promise: Promise<unknown>): Promise<RpcError> {
-    try {
-      await promise;
-    } catch (error) {
-      expect(error).to.be.instanceOf(RpcError);
-      return error as RpcError;
-    }
-    throw new Error('expected the call to fail');
-  }
-
   it('narrows a declared code to its typed data with is()', async () => {
     const stock = await serve({ code: 'FAILED_PRECONDITION', message: 'only 3 left', data: { available: 3 } });
-    const error = await rejection(stock.reserve({ sku: 'A1', n: 5 }));
+    const error = await expectRejects(stock.reserve({ sku: 'A1', n: 5 }), 'FAILED_PRECONDITION');
     expect(error.is(Stock.methods.reserve, 'FAILED_PRECONDITION')).to.equal(true);
     if (!error.is(Stock.methods.reserve, 'FAILED_PRECONDITION')) return;
     const available: number = error.data.available; // a compile error if data were not narrowed
@@ -89,7 +80,7 @@ describe('typed errors per method', () => {
 
   it('discriminates the union by code', async () => {
     const stock = await serve({ code: 'NOT_FOUND', message: 'no such sku', data: { sku: 'Z9' } });
-    const error = (await rejection(stock.reserve({ sku: 'Z9', n: 1 }))) as MethodErrorOf<typeof Stock.methods.reserve>;
+    const error = (await expectRejects(stock.reserve({ sku: 'Z9', n: 1 }), 'NOT_FOUND')) as MethodErrorOf<typeof Stock.methods.reserve>;
     let said = '';
     if (error.is(Stock.methods.reserve, 'NOT_FOUND')) said = `missing ${error.data.sku}`;
     else if (error.is(Stock.methods.reserve, 'FAILED_PRECONDITION')) said = `only ${error.data.available}`;
@@ -98,15 +89,14 @@ describe('typed errors per method', () => {
 
   it('carries declared data through the wire mapping (a Map arrives as a Map)', async () => {
     const stock = await serve({ code: 'ABORTED', message: 'held elsewhere', data: { held: new Map([['A1', 2]]) } });
-    const error = await rejection(stock.reserve({ sku: 'A1', n: 1 }));
+    const error = await expectRejects(stock.reserve({ sku: 'A1', n: 1 }), 'ABORTED');
     expect(error.is(Stock.methods.reserve, 'ABORTED')).to.equal(true);
     if (error.is(Stock.methods.reserve, 'ABORTED')) expect(error.data.held.get('A1')).to.equal(2);
   });
 
   it('leaves an undeclared code a plain RpcError with its data as sent', async () => {
     const stock = await serve({ code: 'UNAVAILABLE', message: 'warehouse offline', data: { warehouse: 'w1' } });
-    const error = await rejection(stock.reserve({ sku: 'A1', n: 1 }));
-    expect(error.code).to.equal('UNAVAILABLE');
+    const error = await expectRejects(stock.reserve({ sku: 'A1', n: 1 }), 'UNAVAILABLE');
     expect(error.data).to.deep.equal({ warehouse: 'w1', mayHaveRun: true });
     expect(error.is(Stock.methods.reserve, 'FAILED_PRECONDITION')).to.equal(false);
     // @ts-expect-error: reserve does not declare UNAVAILABLE, so is() cannot be asked about it
@@ -117,16 +107,14 @@ describe('typed errors per method', () => {
 
   it('sends INTERNAL when a handler throws a declared code with data its schema refuses (server check)', async () => {
     const stock = await serve({ code: 'FAILED_PRECONDITION', message: 'only some left', data: { available: 'three' } });
-    const error = await rejection(stock.reserve({ sku: 'A1', n: 1 }));
-    expect(error.code).to.equal('INTERNAL');
+    const error = await expectRejects(stock.reserve({ sku: 'A1', n: 1 }), 'INTERNAL');
     expect(error.message).to.match(/^the handler of inventory\.Stock\.reserve failed with FAILED_PRECONDITION, but its data does not match the contract's errors\.FAILED_PRECONDITION schema \(available: /);
     expect(error.is(Stock.methods.reserve, 'FAILED_PRECONDITION')).to.equal(false);
   });
 
   it('fails INTERNAL when the data that arrives breaks the declared schema (client check against an older server)', async () => {
     const stock = await serve({ code: 'FAILED_PRECONDITION', message: 'only some left', data: { available: 'three' } }, true);
-    const error = await rejection(stock.reserve({ sku: 'A1', n: 1 }));
-    expect(error.code).to.equal('INTERNAL');
+    const error = await expectRejects(stock.reserve({ sku: 'A1', n: 1 }), 'INTERNAL');
     expect(error.message).to.match(/^inventory\.Stock\.reserve failed with FAILED_PRECONDITION, but its data does not match the contract's errors\.FAILED_PRECONDITION schema \(available: .*client and server disagree on the schema$/);
     expect((error.cause as RpcError).code).to.equal('FAILED_PRECONDITION');
   });
@@ -135,12 +123,11 @@ describe('typed errors per method', () => {
     const stock = await serve({ code: 'RESOURCE_EXHAUSTED', message: 'slow down', data: { retryAfterMs: 250 } });
     const call = stock.watch({ n: 2 });
     const seen: number[] = [];
-    const error = await rejection((async () => {
+    await expectRejects((async () => {
       for await (const each of call) seen.push(each);
-    })());
+    })(), 'RESOURCE_EXHAUSTED');
     expect(seen).to.deep.equal([0, 1]);
-    expect(error.code).to.equal('RESOURCE_EXHAUSTED');
-    const result = await rejection(call.result);
+    const result = await expectRejects(call.result, 'RESOURCE_EXHAUSTED');
     expect(result.is(Stock.methods.watch, 'RESOURCE_EXHAUSTED')).to.equal(true);
     if (result.is(Stock.methods.watch, 'RESOURCE_EXHAUSTED')) expect(result.data.retryAfterMs).to.equal(250);
   });

@@ -7,7 +7,7 @@
  */
 import { expect } from 'chai';
 import { createRpcClient, RpcError, type ClientOptions, type RpcClient } from '@tunnelrpc/client';
-import { encodeMessage, type Message } from '@tunnelrpc/protocol';
+import { encodeMessage, type Message } from '@tunnelrpc/protocol/internal';
 import { Cleanup } from '../helpers/cleanup.js';
 import { until } from '../helpers/load.js';
 import { type ScriptedPeer, ScriptedServer } from '@tunnelrpc/test-kit';

@@ -10,7 +10,8 @@ import type { AddressInfo } from 'node:net';
 import { expect } from 'chai';
 import { z } from 'zod';
 import { connect, createClient } from '@tunnelrpc/client';
-import { RpcError, defineService, toWireValue, type MethodSpec } from '@tunnelrpc/protocol';
+import { RpcError, defineService, type MethodSpec } from '@tunnelrpc/protocol';
+import { toWireValue } from '@tunnelrpc/protocol/internal';
 import { RpcServer, type ServerOptions, type ServiceImpl } from '@tunnelrpc/server';
 import { Cleanup } from '../helpers/cleanup.js';
 

@@ -1,9 +1,8 @@
 /**
  * Byte builders for hand-made MessagePack: plain values through a records-off Packr, and the pieces a hostile
- * peer assembles by hand (str8 keys, maps of raw entries, requests whose params are raw bytes).
+ * peer assembles by hand (str8 keys, maps of raw entries). Requests with raw fields are the test kit's rawRequest.
  */
 import { Packr } from 'msgpackr';
-import { frame, hex } from '@tunnelrpc/test-kit';
 
 const packr = new Packr({ useRecords: false, moreTypes: false, structuredClone: false, encodeUndefinedAsNil: true });
 
@@ -23,15 +22,4 @@ export function str8(text: string): Buffer {
 export function map(entries: ReadonlyArray<readonly [Buffer, Buffer]>): Buffer {
   if (entries.length > 15) throw new Error('map(): a fixmap holds at most 15 entries');
   return Buffer.concat([Buffer.from([0x80 | entries.length]), ...entries.flat()]);
-}
-
-/**
- * rawRequest is the frame of `[0, id, method, params, meta?]` where each part is either a value to pack or raw
- * bytes (a Buffer) written as they are.
- */
-export function rawRequest(id: unknown, method: unknown, params: unknown, meta?: unknown): Buffer {
-  const part = (value: unknown): Buffer => (Buffer.isBuffer(value) ? value : pack(value));
-  const parts = [hex(meta === undefined ? '94' : '95'), hex('00'), part(id), part(method), part(params)];
-  if (meta !== undefined) parts.push(part(meta));
-  return frame(Buffer.concat(parts));
 }

@@ -18,10 +18,9 @@
  */
 import { Packr } from 'msgpackr';
 import { Echo, createEchoService } from '@tunnelrpc/examples';
+import { ERROR_CODES, RpcError } from '@tunnelrpc/protocol';
 import {
-  ERROR_CODES,
   MessageType,
-  RpcError,
   decodeMessage,
   encodeMessage,
   encodeFrame,
@@ -33,7 +32,7 @@ import {
   type Message,
   type RequestMessage,
   type ResponseMessage,
-} from '@tunnelrpc/protocol';
+} from '@tunnelrpc/protocol/internal';
 import { RpcServer } from '@tunnelrpc/server';
 import { hex, RawTunnel } from '@tunnelrpc/test-kit';
 import { logLine } from './servers.js';

@@ -3,7 +3,7 @@
  * (PROTOCOL.md section 9). The Node server's hostile tests and the Go server's run the same table.
  */
 import { Packr } from 'msgpackr';
-import { MessageType, encodeMessage } from '@tunnelrpc/protocol';
+import { MessageType, encodeMessage } from '@tunnelrpc/protocol/internal';
 import { frame, hex } from '@tunnelrpc/test-kit';
 
 /** deepArrays is a request whose params nest `depth` arrays: 91 × depth, then nil. */

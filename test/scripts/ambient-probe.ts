@@ -6,7 +6,8 @@
  */
 import { z } from 'zod';
 import { createRpcClient } from '@tunnelrpc/client';
-import { MessageType, currentAmbientCall, defineService, encodeMessage } from '@tunnelrpc/protocol';
+import { currentAmbientCall, defineService } from '@tunnelrpc/protocol';
+import { MessageType, encodeMessage } from '@tunnelrpc/protocol/internal';
 import { RpcServer } from '@tunnelrpc/server';
 import { RawTunnel } from '@tunnelrpc/test-kit';
 

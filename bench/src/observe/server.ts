@@ -7,7 +7,7 @@ import { createPrometheus } from '@tunnelrpc/prometheus';
 import { RpcServer, type ServerOptions } from '@tunnelrpc/server';
 import { ChildArgs } from '../child-args.js';
 import { failServer, serveControl } from '../server-control.js';
-import { enableAmbientCalls } from '@tunnelrpc/protocol';
+import { enableAmbientCalls } from '@tunnelrpc/protocol/internal';
 import { PASS_THROUGH, isObserveMode } from './modes.js';
 
 async function main(): Promise<void> {

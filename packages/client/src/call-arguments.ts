@@ -3,7 +3,8 @@
  * or a limit and would close the tunnel under every other call, so each check fails that call alone, unsent
  * (`mayHaveRun: false`), with words that name the value and the fix.
  */
-import { MAX_TIMER_MS, RpcError, lowerCaseHeaderName } from '@tunnelrpc/protocol';
+import { RpcError } from '@tunnelrpc/protocol';
+import { MAX_TIMER_MS, lowerCaseHeaderName } from '@tunnelrpc/protocol/internal';
 import type { ResolvedClientOptions } from './options.js';
 
 /** checkMethod refuses a method that is not a string: on the wire it is a violation (PROTOCOL.md 5.1). @internal */

@@ -1,5 +1,6 @@
 /** One call's state, shared by the client (queueing, retries) and the tunnel it is sent on. */
-import { Deadlines, RpcError, type DeadlineGroup, type TimerFunctions } from '@tunnelrpc/protocol';
+import { RpcError } from '@tunnelrpc/protocol';
+import { Deadlines, type DeadlineGroup, type TimerFunctions } from '@tunnelrpc/protocol/internal';
 import type { StreamCore } from './stream.js';
 
 /** CallTunnel is what a call needs of the tunnel it waits on: the tunnel owns the record while it is there. @internal */

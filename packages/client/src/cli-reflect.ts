@@ -4,6 +4,7 @@
  */
 import { z } from 'zod';
 import { RpcError, UNREPRESENTABLE_KEY, escapePeerText, type MethodDescription, type ServiceDescription } from '@tunnelrpc/protocol';
+import { editDistance } from '@tunnelrpc/protocol/internal';
 
 /** findMethod returns the description of `path` (Service.method), or undefined. @internal */
 export function findMethod(services: readonly ServiceDescription[], path: string): MethodDescription | undefined {
@@ -29,25 +30,16 @@ export function nearestNames(wanted: string, names: readonly string[]): string[]
   // Allow about one typo in four characters: "Stock.reserv" finds "Stock.reserve", "Foo.bar" finds nothing.
   const limit = Math.max(2, Math.floor(wanted.length / 4));
   return names
-    .map((name) => ({ name, distance: editDistance(lower, name.toLowerCase()) }))
+    .map((name) => ({ name, distance: boundedEditDistance(lower, name.toLowerCase()) }))
     .filter((each) => each.distance <= limit)
     .sort((a, b) => a.distance - b.distance || a.name.localeCompare(b.name))
     .slice(0, 3)
     .map((each) => each.name);
 }
 
-// Levenshtein distance, bounded in cost by the name lengths reflection gives (a method name is at most a few hundred).
-function editDistance(a: string, b: string): number {
-  if (a.length > 400 || b.length > 400) return Number.POSITIVE_INFINITY;
-  let previous = Array.from({ length: b.length + 1 }, (_, index) => index);
-  for (let i = 1; i <= a.length; i++) {
-    const current = [i];
-    for (let j = 1; j <= b.length; j++) {
-      current[j] = Math.min(previous[j]! + 1, current[j - 1]! + 1, previous[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
-    }
-    previous = current;
-  }
-  return previous[b.length]!;
+// The names come from the server: their length bounds the cost (a method name is at most a few hundred characters).
+function boundedEditDistance(a: string, b: string): number {
+  return a.length > 400 || b.length > 400 ? Number.POSITIVE_INFINITY : editDistance(a, b);
 }
 
 /**

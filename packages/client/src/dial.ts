@@ -6,7 +6,8 @@
 import { connect as netConnect, type Socket } from 'node:net';
 import { createRequire } from 'node:module';
 import type { ConnectionOptions, TLSSocket } from 'node:tls';
-import { CONTRACT_HEADER, CONTRACT_SKEW_HEADER, RpcError, parseSkewHeader, encodeConnectRequest, encodeUpgradeRequest, escapePeerText, parseResponseHead, type ResponseHead } from '@tunnelrpc/protocol';
+import { RpcError, escapePeerText } from '@tunnelrpc/protocol';
+import { CONTRACT_HEADER, CONTRACT_SKEW_HEADER, parseSkewHeader, encodeConnectRequest, encodeUpgradeRequest, parseResponseHead, type ResponseHead } from '@tunnelrpc/protocol/internal';
 import { acceptsReply, describeRefusal, plainText, refusalCode } from './handshake-reply.js';
 import { openProxyTunnel } from './proxy.js';
 

@@ -10,7 +10,8 @@
  */
 import { once } from 'node:events';
 import { createServer, connect as netConnect, type AddressInfo, type Server, type Socket } from 'node:net';
-import { FrameDecoder, RpcError } from '@tunnelrpc/protocol';
+import { RpcError } from '@tunnelrpc/protocol';
+import { FrameDecoder } from '@tunnelrpc/protocol/internal';
 
 /** FaultOptions are the faults a FaultBox applies; set() changes them while connections run. */
 export interface FaultOptions {

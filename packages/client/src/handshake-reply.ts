@@ -2,7 +2,8 @@
  * What a reply to the tunnelrpc handshake means: the tunnel (200 to a CONNECT, 101 with `Upgrade: tunnelrpc` to an
  * Upgrade), a refusal, and whether a refusal came from the server or from a proxy in between (PROTOCOL.md 2.3, 2.5).
  */
-import { SERVER_MARKER_HEADER, UPGRADE_TOKEN, codeFromHttpStatus, isTunnelrpcReply, type ErrorCode, type ResponseHead } from '@tunnelrpc/protocol';
+import { type ErrorCode } from '@tunnelrpc/protocol';
+import { SERVER_MARKER_HEADER, UPGRADE_TOKEN, codeFromHttpStatus, isTunnelrpcReply, type ResponseHead } from '@tunnelrpc/protocol/internal';
 
 /** HandshakeKind is the way the client asks for a tunnel: `CONNECT <path>`, or `GET <path>` with Upgrade. */
 export type HandshakeKind = 'connect' | 'upgrade';

@@ -5,10 +5,7 @@
  */
 import {
   RpcError,
-  ambientCalls,
   applyInterceptors,
-  enableAmbientCalls,
-  splitMethod,
   type AmbientCall,
   type CallFn,
   type Interceptor,
@@ -18,6 +15,7 @@ import {
   type StreamWatcher,
   type UnaryCall,
 } from '@tunnelrpc/protocol';
+import { ambientCalls, enableAmbientCalls, splitMethod } from '@tunnelrpc/protocol/internal';
 import type { CallOptions, NotifyOptions } from './call-options.js';
 import { checkCallFlags } from './options.js';
 

@@ -10,7 +10,7 @@
  *   while another tunnel answered meanwhile means a frozen replica (SIGSTOP, a stalled event loop) that TCP
  *   still acknowledges: it is failed in a second or two rather than after the 50 s of keepalive.
  */
-import { MAX_UINT32 } from '@tunnelrpc/protocol';
+import { MAX_UINT32 } from '@tunnelrpc/protocol/internal';
 
 /** LivenessHost is what the watches ask of their tunnel. @internal */
 export interface LivenessHost {

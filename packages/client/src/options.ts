@@ -7,12 +7,16 @@
 import { lookup } from 'node:dns/promises';
 import type { ConnectionOptions } from 'node:tls';
 import {
-  MAX_UINT32,
-  describeSkew,
-  encodeContractHeader,
   type ContractSkew,
   type ServiceContract,
   RpcError,
+  type DecodeLimits,
+  type Interceptor,
+} from '@tunnelrpc/protocol';
+import {
+  MAX_UINT32,
+  describeSkew,
+  encodeContractHeader,
   checkBoolean,
   checkDuration,
   checkFunction,
@@ -25,9 +29,7 @@ import {
   orDefault,
   resolveDecodeLimits,
   resolveStreamLimits,
-  type DecodeLimits,
-  type Interceptor,
-} from '@tunnelrpc/protocol';
+} from '@tunnelrpc/protocol/internal';
 import type { ClientListener } from './events.js';
 import type { HandshakeKind } from './handshake-reply.js';
 import { resolveOutlierDetection, type OutlierDetectionOptions, type ResolvedOutlierDetection } from './outlier.js';

@@ -6,7 +6,8 @@
  * maxEjectionPercent of the endpoints (at least one, never all) are out at once. When the time is up the endpoint
  * takes real calls again: they are the probe. Pure deciders: time comes in as arguments.
  */
-import { RpcError, checkInteger, type ErrorCode } from '@tunnelrpc/protocol';
+import { RpcError, type ErrorCode } from '@tunnelrpc/protocol';
+import { checkInteger } from '@tunnelrpc/protocol/internal';
 
 /** OutlierDetectionOptions tune ejection on call outcomes; see ClientOptions.outlierDetection. */
 export interface OutlierDetectionOptions {

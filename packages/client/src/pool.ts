@@ -9,7 +9,8 @@
  */
 import { isIP } from 'node:net';
 import { chooseProxy } from './proxy-env.js';
-import { Deadlines, RpcError, type DeadlineGroup, type TimerFunctions } from '@tunnelrpc/protocol';
+import { RpcError } from '@tunnelrpc/protocol';
+import { Deadlines, type DeadlineGroup, type TimerFunctions } from '@tunnelrpc/protocol/internal';
 import type { Call } from './call.js';
 import { drawTwo, weighedLoad } from './balancer.js';
 import { mayEject, outliersOf } from './outlier.js';

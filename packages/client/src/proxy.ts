@@ -5,7 +5,8 @@
  * handshake has not started yet (undici proxy-agent.js fails likewise with the proxy's status).
  */
 import { connect as netConnect, type Socket } from 'node:net';
-import { RpcError, codeFromHttpStatus, encodeProxyConnectRequest, escapePeerText, parseResponseHead, type ErrorCode, type ResponseHead } from '@tunnelrpc/protocol';
+import { RpcError, escapePeerText, type ErrorCode } from '@tunnelrpc/protocol';
+import { codeFromHttpStatus, encodeProxyConnectRequest, parseResponseHead, type ResponseHead } from '@tunnelrpc/protocol/internal';
 import type { ProxyChoice, ProxyTarget } from './proxy-env.js';
 
 const MAX_BODY_SHOWN = 200;

@@ -3,9 +3,9 @@
  * outgoing request, notification and stream message passes the same three checks (it encodes, it fits, the
  * server's decoder would take its shape), so the tunnel writes a payload only after this said yes.
  */
+import { RpcError } from '@tunnelrpc/protocol';
 import {
   FLAT_MAX_ITEMS,
-  RpcError,
   encodePayloadParts,
   frameTooLarge,
   lastPayloadIsFlat,
@@ -14,7 +14,7 @@ import {
   scanParts,
   type Message,
   type PayloadParts,
-} from '@tunnelrpc/protocol';
+} from '@tunnelrpc/protocol/internal';
 import type { ResolvedClientOptions } from './options.js';
 
 /** Outgoing names what is being sent: it picks the words of a refusal and whether the call may have run. @internal */

@@ -5,9 +5,9 @@
  * routes frames to it; StreamState and CreditLedger (protocol package) decide what is legal.
  */
 import { Duplex } from 'node:stream';
+import { RpcError, type StreamKind, type StreamWatcher } from '@tunnelrpc/protocol';
 import {
   MessageQueue,
-  RpcError,
   StreamState,
   formatIssues,
   parseWithSchema,
@@ -16,9 +16,7 @@ import {
   toWireValue,
   type CreditLedger,
   type Grant,
-  type StreamKind,
-  type StreamWatcher,
-} from '@tunnelrpc/protocol';
+} from '@tunnelrpc/protocol/internal';
 import type { z } from 'zod';
 
 /** StreamSink is the tunnel a stream was sent on, as the stream sees it. @internal */

@@ -5,7 +5,8 @@
  *   unix:/path/to/socket                  unix socket, RPC path /_rpc
  *   http+unix://%2Fpath%2Fto%2Fsocket/path  unix socket with an RPC path (socket path percent-encoded)
  */
-import { DEFAULT_RPC_PATH, RpcError } from '@tunnelrpc/protocol';
+import { RpcError } from '@tunnelrpc/protocol';
+import { DEFAULT_RPC_PATH } from '@tunnelrpc/protocol/internal';
 
 /** DialTarget says where and how to dial. @internal */
 export type DialTarget =

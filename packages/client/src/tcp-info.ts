@@ -2,20 +2,14 @@
  * TCP_INFO of a tunnel's socket, read on demand through libc's getsockopt bound with the optional koffi package,
  * as the server reads SO_PEERCRED and TCP_INFO. Not Linux, no koffi, a unix socket, or a socket already closed:
  * undefined, never a failure.
+ *
+ * The server binds getsockopt the same way in its peer-credentials.ts: koffi is an optional peer of each package, so
+ * each requires it from its own location, and the one package they share (protocol) loads no native code.
  */
 import { createRequire } from 'node:module';
-import { endianness } from 'node:os';
 import type { Socket } from 'node:net';
-import { parseTcpInfo, type TcpInfo } from '@tunnelrpc/protocol';
-
-type GetSockOpt = (fd: number, level: number, name: number, value: Buffer, length: Buffer) => number;
-
-// Linux <netinet/in.h> IPPROTO_TCP 6, <netinet/tcp.h> TCP_INFO 11. The buffer is larger than today's struct: the
-// kernel copies min(length, its size) and says how much in `length`.
-const IPPROTO_TCP = 6;
-const TCP_INFO = 11;
-const BUFFER_SIZE = 256;
-const LITTLE_ENDIAN = endianness() === 'LE';
+import { type TcpInfo } from '@tunnelrpc/protocol';
+import { readTcpInfo, type GetSockOpt } from '@tunnelrpc/protocol/internal';
 
 // undefined: not tried yet; null: unavailable (not Linux, no koffi, no libc.so.6).
 let getsockopt: GetSockOpt | null | undefined;
@@ -35,19 +29,5 @@ function loadGetsockopt(): GetSockOpt | null {
 
 /** tcpInfoOf reads TCP_INFO from a tunnel's socket (plain or TLS over TCP), or returns undefined where it cannot. @internal */
 export function tcpInfoOf(socket: Socket): TcpInfo | undefined {
-  const handle = (socket as unknown as { _handle?: { fd?: unknown; constructor?: { name?: string } } | null })._handle;
-  const kind = handle?.constructor?.name;
-  if (handle == null || (kind !== 'TCP' && kind !== 'TLSWrap') || typeof handle.fd !== 'number' || handle.fd < 0) return undefined;
-  const call = loadGetsockopt();
-  if (call === null) return undefined;
-  const value = Buffer.alloc(BUFFER_SIZE);
-  const length = Buffer.alloc(4);
-  if (LITTLE_ENDIAN) length.writeUInt32LE(BUFFER_SIZE);
-  else length.writeUInt32BE(BUFFER_SIZE);
-  try {
-    if (call(handle.fd, IPPROTO_TCP, TCP_INFO, value, length) !== 0) return undefined;
-  } catch {
-    return undefined;
-  }
-  return parseTcpInfo(value, LITTLE_ENDIAN ? length.readUInt32LE(0) : length.readUInt32BE(0), LITTLE_ENDIAN);
+  return readTcpInfo(socket, loadGetsockopt);
 }

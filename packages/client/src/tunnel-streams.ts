@@ -3,10 +3,10 @@
  * credit ledger and the streams waiting for 'drain', judges the server's stream frames (StreamState, CreditLedger)
  * and routes them; the tunnel decides which ids are calls at all and writes what the streams ask for.
  */
+import { RpcError } from '@tunnelrpc/protocol';
 import {
   CreditLedger,
   MessageType,
-  RpcError,
   encodePayloadParts,
   serverSends,
   type CreditMessage,
@@ -14,7 +14,7 @@ import {
   type PayloadParts,
   type RequestMeta,
   type StreamMessageMessage,
-} from '@tunnelrpc/protocol';
+} from '@tunnelrpc/protocol/internal';
 import type { Call } from './call.js';
 import { encodeOutgoing } from './sender.js';
 import type { StreamCore, StreamSink } from './stream.js';

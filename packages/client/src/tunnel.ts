@@ -7,11 +7,11 @@
  * is built in sender.ts, streams and credit live in tunnel-streams.ts, keepalive in liveness.ts.
  */
 import type { Socket } from 'node:net';
+import { RpcError, escapePeerText, type TcpInfo } from '@tunnelrpc/protocol';
 import {
   FrameDecoder,
   MAX_UINT32,
   MessageType,
-  RpcError,
   decodeFrame,
   encodePayloadParts,
   encodePongPayload,
@@ -19,7 +19,6 @@ import {
   FrameBatcher,
   fromWireError,
   goawayCodeOf,
-  escapePeerText,
   protocolViolation,
   type CreditMessage,
   type GoawayMessage,
@@ -27,8 +26,7 @@ import {
   type RequestMeta,
   type ResponseMessage,
   type StreamMessageMessage,
-  type TcpInfo,
-} from '@tunnelrpc/protocol';
+} from '@tunnelrpc/protocol/internal';
 import { Liveness, type LivenessHost } from './liveness.js';
 import { tcpInfoOf } from './tcp-info.js';
 import { rejectCall, resolveCall, type Call } from './call.js';

@@ -4,12 +4,6 @@
  */
 import {
   RpcError,
-  checkReceivedError,
-  formatIssues,
-  methodPath,
-  parseWithSchema,
-  summarizeIssues,
-  toWireValue,
   type ClientMessageOf,
   type InputOf,
   type MethodSpec,
@@ -17,6 +11,14 @@ import {
   type ParsedServerMessageOf,
   type ServiceContract,
 } from '@tunnelrpc/protocol';
+import {
+  checkReceivedError,
+  formatIssues,
+  methodPath,
+  parseWithSchema,
+  summarizeIssues,
+  toWireValue,
+} from '@tunnelrpc/protocol/internal';
 import type { CallOptions, NotifyOptions, StreamOptions } from './call-options.js';
 import type { RpcClient } from './client.js';
 import type { BidiStreamCall, ServerStreamCall, StreamCall } from './stream.js';

@@ -4,7 +4,7 @@
  */
 import { expect } from 'chai';
 import { connect } from '@tunnelrpc/client';
-import { encodeMessage } from '@tunnelrpc/protocol';
+import { encodeMessage } from '@tunnelrpc/protocol/internal';
 import { expectRejects, ScriptedServer } from '@tunnelrpc/test-kit';
 import { cleanup, track } from './helpers.js';
 

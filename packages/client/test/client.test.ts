@@ -4,7 +4,7 @@
  */
 import { getEventListeners } from 'node:events';
 import { expect } from 'chai';
-import { encodeMessage, type Message, type RequestMessage } from '@tunnelrpc/protocol';
+import { encodeMessage, type Message, type RequestMessage } from '@tunnelrpc/protocol/internal';
 import { expectRejects, frame, hex, type ScriptedPeer } from '@tunnelrpc/test-kit';
 import { cleanup, nextTurn, noted, openTunnel, polluted, type Tunnel } from './helpers.js';
 

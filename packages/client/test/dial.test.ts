@@ -6,7 +6,7 @@ import { once } from 'node:events';
 import { connect as netConnect } from 'node:net';
 import { expect } from 'chai';
 import { connect } from '@tunnelrpc/client';
-import { CONNECTED_RESPONSE, encodeMessage } from '@tunnelrpc/protocol';
+import { CONNECTED_RESPONSE, encodeMessage } from '@tunnelrpc/protocol/internal';
 import { expectRejects, hex, type ScriptedPeer, ScriptedServer } from '@tunnelrpc/test-kit';
 import { cleanup, freePort, nextTurn, polluted, track } from './helpers.js';
 

@@ -9,7 +9,7 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { expect } from 'chai';
 import { connect, createRpcClient, type ClientOptions } from '@tunnelrpc/client';
-import { encodeMessage } from '@tunnelrpc/protocol';
+import { encodeMessage } from '@tunnelrpc/protocol/internal';
 import { expectRejects, type ScriptedPeer, ScriptedServer } from '@tunnelrpc/test-kit';
 import { cleanup, noted, openTunnel, track } from './helpers.js';
 

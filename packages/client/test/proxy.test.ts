@@ -7,7 +7,7 @@ import { expect } from 'chai';
 import { once } from 'node:events';
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { connect } from '@tunnelrpc/client';
-import { CONNECTED_RESPONSE, encodeMessage } from '@tunnelrpc/protocol';
+import { CONNECTED_RESPONSE, encodeMessage } from '@tunnelrpc/protocol/internal';
 import { expectRejects } from '@tunnelrpc/test-kit';
 import { cleanup as cleanupClients, freePort, track } from './helpers.js';
 

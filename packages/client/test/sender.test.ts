@@ -3,7 +3,8 @@
  * here before a byte is written. Bytes in, verdict out: no sockets.
  */
 import { expect } from 'chai';
-import { MessageType, RpcError, decodeMessage, type Message, type PayloadParts } from '@tunnelrpc/protocol';
+import { RpcError } from '@tunnelrpc/protocol';
+import { MessageType, decodeMessage, type Message, type PayloadParts } from '@tunnelrpc/protocol/internal';
 import { expectThrows } from '@tunnelrpc/test-kit';
 // White-box tests of internal modules read them from the package's build: they are not part of its public surface.
 import { encodeOutgoing } from '../dist/sender.js';

@@ -12,7 +12,7 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics, type Metric
 import { ERROR_CODES, RpcError, type Interceptor, type RpcCall, type ServiceContract, type StreamKind, type TcpInfo } from '@tunnelrpc/protocol';
 import type { ServerListener } from '@tunnelrpc/server';
 import type { ClientListener } from '@tunnelrpc/client';
-import { checkBoolean, orDefault } from '@tunnelrpc/protocol';
+import { checkBoolean, orDefault } from '@tunnelrpc/protocol/internal';
 import { serveMetrics } from './serve.js';
 
 /**

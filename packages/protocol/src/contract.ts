@@ -9,6 +9,7 @@ import { findWireProblem, fromWireValue, type WireProblem } from './wire-values.
 import { isErrorCode } from './errors.js';
 
 import type { MethodKind, MethodSpec } from './method-spec.js';
+import { editDistance } from './edit-distance.js';
 
 export type { MethodKind, MethodSpec } from './method-spec.js';
 
@@ -187,18 +188,6 @@ function closest(key: string, candidates: readonly string[]): string | undefined
     }
   }
   return best;
-}
-
-function editDistance(a: string, b: string): number {
-  let previous = Array.from({ length: b.length + 1 }, (_, i) => i);
-  for (let i = 1; i <= a.length; i++) {
-    const current = [i];
-    for (let j = 1; j <= b.length; j++) {
-      current[j] = Math.min(previous[j]! + 1, current[j - 1]! + 1, previous[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
-    }
-    previous = current;
-  }
-  return previous[b.length]!;
 }
 
 /** methodPath is the wire name of a contract method: `"Service.method"`. */

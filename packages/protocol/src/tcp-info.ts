@@ -1,7 +1,7 @@
 /**
  * The kernel's view of a TCP connection, as Linux's getsockopt(fd, IPPROTO_TCP, TCP_INFO) fills `struct tcp_info`
- * (linux/tcp.h). Pure: bytes in, fields out; the call itself lives with the sockets (server and client). Offsets,
- * all fields native-endian:
+ * (linux/tcp.h). Pure: bytes in, fields out. The server and client hand in libc's getsockopt, which they bind with the
+ * optional koffi, so this module never loads native code. Offsets, all fields native-endian:
  *
  *   0  u8  state, ca_state, retransmits, probes, backoff, options, wscales, flags
  *   8  u32 rto, ato, snd_mss, rcv_mss
@@ -11,6 +11,8 @@
  *  92  u32 rcv_rtt, rcv_space, total_retrans
  * 104  u64 pacing_rate, max_pacing_rate, bytes_acked, bytes_received   (Linux 4.1+; 136 bytes up to here)
  */
+
+import { endianness } from 'node:os';
 
 /** TcpInfo is what the kernel says of one TCP connection, read on demand (Linux, with the optional koffi). */
 export interface TcpInfo {
@@ -58,4 +60,38 @@ export function parseTcpInfo(bytes: Uint8Array, length: number, littleEndian = t
     bytesAcked: u64(120),
     bytesReceived: u64(128),
   });
+}
+
+/** GetSockOpt is libc's getsockopt as koffi binds it. @internal */
+export type GetSockOpt = (fd: number, level: number, name: number, value: Buffer, length: Buffer) => number;
+
+// Linux <netinet/in.h> IPPROTO_TCP 6, <netinet/tcp.h> TCP_INFO 11. The buffer is larger than today's struct: the
+// kernel copies min(length, its size) and says how much in `length`.
+const IPPROTO_TCP = 6;
+const TCP_INFO = 11;
+const BUFFER_SIZE = 256;
+const LITTLE_ENDIAN = endianness() === 'LE';
+
+/**
+ * readTcpInfo reads TCP_INFO from a socket (a net.Socket, a TLS socket over TCP, or the Duplex an http server hands
+ * over) through the getsockopt that `bind` returns (null where it cannot be had). A unix socket, a closed socket or
+ * a failed call: undefined, never a failure. `bind` runs only for a TCP socket, so a unix tunnel never loads koffi.
+ * @internal
+ */
+export function readTcpInfo(socket: object, bind: () => GetSockOpt | null): TcpInfo | undefined {
+  const handle = (socket as { _handle?: { fd?: unknown; constructor?: { name?: string } } | null })._handle;
+  const kind = handle?.constructor?.name;
+  if (handle == null || (kind !== 'TCP' && kind !== 'TLSWrap') || typeof handle.fd !== 'number' || handle.fd < 0) return undefined;
+  const call = bind();
+  if (call === null) return undefined;
+  const value = Buffer.alloc(BUFFER_SIZE);
+  const length = Buffer.alloc(4);
+  if (LITTLE_ENDIAN) length.writeUInt32LE(BUFFER_SIZE);
+  else length.writeUInt32BE(BUFFER_SIZE);
+  try {
+    if (call(handle.fd, IPPROTO_TCP, TCP_INFO, value, length) !== 0) return undefined;
+  } catch {
+    return undefined;
+  }
+  return parseTcpInfo(value, LITTLE_ENDIAN ? length.readUInt32LE(0) : length.readUInt32BE(0), LITTLE_ENDIAN);
 }

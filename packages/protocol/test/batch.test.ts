@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { FrameBatcher, FrameDecoder, decodeMessage, encodePayload, encodePayloadParts, payloadLength } from '@tunnelrpc/protocol';
+import { FrameBatcher, FrameDecoder, decodeMessage, encodePayload, encodePayloadParts, payloadLength } from '@tunnelrpc/protocol/internal';
 
 // A sink that records every write, as a socket would receive them.
 function recordingSink(): { writes: Uint8Array[]; sink: { write(buffer: Uint8Array): void } } {

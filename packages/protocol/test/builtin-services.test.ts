@@ -4,7 +4,8 @@
  */
 import { expect } from 'chai';
 import { z } from 'zod';
-import { Health, Reflection, UNREPRESENTABLE_KEY, describeMethod, methodPath } from '@tunnelrpc/protocol';
+import { Health, Reflection, UNREPRESENTABLE_KEY } from '@tunnelrpc/protocol';
+import { describeMethod, methodPath } from '@tunnelrpc/protocol/internal';
 
 describe('Health and Reflection contracts', () => {
   it('are named tunnelrpc.Health.check and tunnelrpc.Reflection.list, both idempotent', () => {

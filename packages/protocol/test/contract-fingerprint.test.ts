@@ -1,6 +1,7 @@
 import { expect } from 'chai';
 import { z } from 'zod';
-import { defineService, encodeContractHeader, encodeSkewHeader, fingerprintMethod, parseContractHeader, parseSkewHeader } from '@tunnelrpc/protocol';
+import { defineService } from '@tunnelrpc/protocol';
+import { encodeContractHeader, encodeSkewHeader, fingerprintMethod, parseContractHeader, parseSkewHeader } from '@tunnelrpc/protocol/internal';
 
 const spec = { input: z.object({ a: z.number(), b: z.string().max(9) }), output: z.number(), idempotent: true };
 

@@ -1,6 +1,7 @@
 import { expect } from 'chai';
 import { z } from 'zod';
-import { defineService, methodKind } from '@tunnelrpc/protocol';
+import { defineService } from '@tunnelrpc/protocol';
+import { methodKind } from '@tunnelrpc/protocol/internal';
 import { expectThrows } from '@tunnelrpc/test-kit';
 
 describe('defineService method kinds', () => {

@@ -1,6 +1,7 @@
 import { expect } from 'chai';
 import { z } from 'zod';
-import { defineService, formatIssues, methodPath, parseWithSchema, summarizeIssues, type WireIssue } from '@tunnelrpc/protocol';
+import { defineService, type WireIssue } from '@tunnelrpc/protocol';
+import { formatIssues, methodPath, parseWithSchema, summarizeIssues } from '@tunnelrpc/protocol/internal';
 import { expectThrows } from '@tunnelrpc/test-kit';
 
 const echoMethod = { input: z.object({ text: z.string() }), output: z.string() };

@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { CreditLedger } from '@tunnelrpc/protocol';
+import { CreditLedger } from '@tunnelrpc/protocol/internal';
 
 describe('CreditLedger', () => {
   describe('#topUp', () => {

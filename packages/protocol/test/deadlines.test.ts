@@ -3,7 +3,7 @@
  * handed in, so the tests drive them by hand.
  */
 import { expect } from 'chai';
-import { Deadlines, type DeadlineGroup, type TimerFunctions } from '@tunnelrpc/protocol';
+import { Deadlines, type DeadlineGroup, type TimerFunctions } from '@tunnelrpc/protocol/internal';
 
 interface Member {
   deadlineGroup: DeadlineGroup | undefined;

@@ -1,5 +1,6 @@
 import { expect } from 'chai';
-import { DEFAULT_DECODE_LIMITS, decodeFrame, decodeMessage, encodePayload, type Message, type RpcError } from '@tunnelrpc/protocol';
+import { type RpcError } from '@tunnelrpc/protocol';
+import { DEFAULT_DECODE_LIMITS, decodeFrame, decodeMessage, encodePayload, type Message } from '@tunnelrpc/protocol/internal';
 import { hex, fixstr, toHex } from '@tunnelrpc/test-kit';
 
 // Decodes `payload` where it lies inside a larger buffer, between bytes that are not MessagePack (0xc1), so that a

@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { decodeMessage, encodeMessage, encodePayload, lastPayloadIsFlat, scanMessagePack, DEFAULT_DECODE_LIMITS, FLAT_MAX_ITEMS } from '@tunnelrpc/protocol';
+import { decodeMessage, encodeMessage, encodePayload, lastPayloadIsFlat, scanMessagePack, DEFAULT_DECODE_LIMITS, FLAT_MAX_ITEMS } from '@tunnelrpc/protocol/internal';
 
 // The hand-written request/response encoder must give what msgpackr's decoder reads back as the same value.
 const VALUES: unknown[] = [

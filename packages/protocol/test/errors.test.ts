@@ -1,18 +1,15 @@
 import { expect } from 'chai';
+import { ERROR_CODES, RpcError, isErrorCode, type ErrorCode } from '@tunnelrpc/protocol';
 import {
-  ERROR_CODES,
-  RpcError,
   codeFromHttpStatus,
   decodeMessage,
   encodeMessage,
   fromWireError,
   goawayCodeOf,
-  isErrorCode,
   protocolViolation,
   toWireError,
-  type ErrorCode,
   type ResponseMessage,
-} from '@tunnelrpc/protocol';
+} from '@tunnelrpc/protocol/internal';
 import { hex } from '@tunnelrpc/test-kit';
 
 describe('ERROR_CODES', () => {

@@ -1,12 +1,6 @@
 import { expect } from 'chai';
-import {
-  DEFAULT_MAX_FRAME_SIZE,
-  FRAME_HEADER_SIZE,
-  FrameDecoder,
-  RpcError,
-  encodeFrame,
-  frameTooLarge,
-} from '@tunnelrpc/protocol';
+import { DEFAULT_MAX_FRAME_SIZE, RpcError } from '@tunnelrpc/protocol';
+import { FRAME_HEADER_SIZE, FrameDecoder, encodeFrame, frameTooLarge } from '@tunnelrpc/protocol/internal';
 import { expectThrows, hex, toHex } from '@tunnelrpc/test-kit';
 
 /** payload returns `length` bytes that differ from frame to frame, so a mix-up between frames shows. */

@@ -13,7 +13,7 @@ import {
   encodeUpgradeRequest,
   isTunnelrpcReply,
   parseResponseHead,
-} from '@tunnelrpc/protocol';
+} from '@tunnelrpc/protocol/internal';
 import { expectThrows, hex, toHex } from '@tunnelrpc/test-kit';
 
 /** latin1 turns header text into bytes one char per byte, as HTTP heads travel. */

@@ -2,7 +2,8 @@
  * applyInterceptors, checkInterceptors and splitMethod: pure, no sockets.
  */
 import { expect } from 'chai';
-import { RpcError, applyInterceptors, checkInterceptors, splitMethod, type CallFn, type Interceptor, type RpcCall } from '@tunnelrpc/protocol';
+import { RpcError, applyInterceptors, type CallFn, type Interceptor, type RpcCall } from '@tunnelrpc/protocol';
+import { checkInterceptors, splitMethod } from '@tunnelrpc/protocol/internal';
 
 const CALL: RpcCall = {
   kind: 'unary',

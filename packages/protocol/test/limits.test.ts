@@ -1,15 +1,17 @@
 import { expect } from 'chai';
 import {
-  DEFAULT_DECODE_LIMITS,
   DEFAULT_MAX_DEPTH,
   DEFAULT_MAX_FRAME_SIZE,
   DEFAULT_MAX_ITEMS_PER_FRAME,
+  type DecodeLimits,
+} from '@tunnelrpc/protocol';
+import {
+  DEFAULT_DECODE_LIMITS,
   MAX_UINT32,
   checkInteger,
   definedOnly,
   resolveDecodeLimits,
-  type DecodeLimits,
-} from '@tunnelrpc/protocol';
+} from '@tunnelrpc/protocol/internal';
 import { expectThrows } from '@tunnelrpc/test-kit';
 
 describe('limit constants', () => {

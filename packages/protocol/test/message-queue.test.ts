@@ -1,5 +1,6 @@
 import { expect } from 'chai';
-import { MessageQueue, RpcError } from '@tunnelrpc/protocol';
+import { RpcError } from '@tunnelrpc/protocol';
+import { MessageQueue } from '@tunnelrpc/protocol/internal';
 
 function queue(): { q: MessageQueue<number>; taken: number[]; abandoned: number[] } {
   const taken: number[] = [];

@@ -1,17 +1,17 @@
 import { expect } from 'chai';
+import { escapePeerText } from '@tunnelrpc/protocol';
 import {
   DEFAULT_DECODE_LIMITS,
   MAX_PING_DATA_BYTES,
   MessageType,
   encodePongPayload,
-  escapePeerText,
   decodeMessage,
   encodeMessage,
   isPlainMap,
   scanMessagePack,
   type Message,
   type RequestMessage,
-} from '@tunnelrpc/protocol';
+} from '@tunnelrpc/protocol/internal';
 import { expectThrows, fixstr, hex, repeat, toHex } from '@tunnelrpc/test-kit';
 
 /** roundTrip encodes a message to a frame and decodes the frame's payload (the bytes after the 4-byte length). */
@@ -563,7 +563,7 @@ describe('escapePeerText', () => {
 
 describe('direct encoders', () => {
   it('write the same bytes as encodePayloadParts for a result and a stream message', async () => {
-    const { encodePayloadParts, encodeResultPayload, encodeStreamMessagePayload, MessageType } = await import('@tunnelrpc/protocol');
+    const { encodePayloadParts, encodeResultPayload, encodeStreamMessagePayload, MessageType } = await import('@tunnelrpc/protocol/internal');
     const join = (parts: ReturnType<typeof encodePayloadParts>): Buffer => (Array.isArray(parts) ? Buffer.concat(parts as Uint8Array[]) : Buffer.from(parts as Uint8Array));
     for (const value of [undefined, null, 1, 'x'.repeat(40), { a: 1, b: [true, null] }, new Uint8Array(20_000).fill(7), 2n ** 63n]) {
       expect(join(encodeResultPayload(9, value))).to.deep.equal(join(encodePayloadParts({ type: MessageType.Response, id: 9, result: value })));
@@ -572,7 +572,8 @@ describe('direct encoders', () => {
   });
 
   it('refuse what cannot be encoded with the same error as encodePayloadParts', async () => {
-    const { RpcError, encodeResultPayload } = await import('@tunnelrpc/protocol');
+    const { RpcError } = await import('@tunnelrpc/protocol');
+    const { encodeResultPayload } = await import('@tunnelrpc/protocol/internal');
     expect(() => encodeResultPayload(1, 2n ** 70n)).to.throw(RpcError, /bigint outside/);
   });
 });

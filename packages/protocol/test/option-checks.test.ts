@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { checkBoolean, checkDuration, checkFunction, checkFunctionList, checkOneOf, checkString, describeOptionValue, MAX_TIMER_MS } from '@tunnelrpc/protocol';
+import { checkBoolean, checkDuration, checkFunction, checkFunctionList, checkOneOf, checkString, describeOptionValue, MAX_TIMER_MS } from '@tunnelrpc/protocol/internal';
 import { expectThrows } from '@tunnelrpc/test-kit';
 
 describe('option checks', () => {

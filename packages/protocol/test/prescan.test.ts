@@ -1,5 +1,6 @@
 import { expect } from 'chai';
-import { DEFAULT_DECODE_LIMITS, scanMessagePack, scanParts, type DecodeLimits, type ErrorCode, type RpcError } from '@tunnelrpc/protocol';
+import { type DecodeLimits, type ErrorCode, type RpcError } from '@tunnelrpc/protocol';
+import { DEFAULT_DECODE_LIMITS, scanMessagePack, scanParts } from '@tunnelrpc/protocol/internal';
 import { expectNoPeerBytes, expectThrows, hex, repeat } from '@tunnelrpc/test-kit';
 
 type ScanLimits = Pick<DecodeLimits, 'maxDepth' | 'maxItemsPerFrame'>;

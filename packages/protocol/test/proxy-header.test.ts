@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { PROXY_V1_MAX_LENGTH, parseProxyHeader, type ParsedProxyHeader } from '@tunnelrpc/protocol';
+import { PROXY_V1_MAX_LENGTH, parseProxyHeader, type ParsedProxyHeader } from '@tunnelrpc/protocol/internal';
 import { expectThrows, hex } from '@tunnelrpc/test-kit';
 
 const SIGNATURE = '0d 0a 0d 0a 00 0d 0a 51 55 49 54 0a';

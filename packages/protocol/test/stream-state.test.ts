@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { StreamState } from '@tunnelrpc/protocol';
+import { StreamState } from '@tunnelrpc/protocol/internal';
 
 describe('StreamState', () => {
   describe('on the server', () => {

@@ -8,7 +8,7 @@ import {
   hasWireMapping,
   parseWithSchema,
   toWireValue,
-} from '@tunnelrpc/protocol';
+} from '@tunnelrpc/protocol/internal';
 import { hex, toHex } from '@tunnelrpc/test-kit';
 
 /** params decodes the params of a literal request `94 00 01 a1 6d <params>` (id 1, method "m"). */

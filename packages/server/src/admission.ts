@@ -3,7 +3,8 @@
  * HTTP compares them), the largest map in the frame, and the params schema. Each refusal is INVALID_ARGUMENT for
  * that call alone, the handler unrun: a well-formed frame is never a reason to close the tunnel.
  */
-import { RpcError, lowerCaseHeaderName, quotePeerText, type DecodeStats } from '@tunnelrpc/protocol';
+import { RpcError, quotePeerText } from '@tunnelrpc/protocol';
+import { lowerCaseHeaderName, type DecodeStats } from '@tunnelrpc/protocol/internal';
 import { parseParams, type RegisteredMethod } from './dispatch.js';
 
 /** RequestLimits are the options the checks follow. @internal */

@@ -2,7 +2,8 @@
  * The built-in services: tunnelrpc.Health (after grpc.health.v1) and tunnelrpc.Reflection. Each is registered by
  * RpcServer unless its option turns it off.
  */
-import { Health, Reflection, describeMethod, splitMethod, type ServiceDescription, type ServingStatus } from '@tunnelrpc/protocol';
+import { Health, Reflection, type ServiceDescription, type ServingStatus } from '@tunnelrpc/protocol';
+import { describeMethod, splitMethod } from '@tunnelrpc/protocol/internal';
 import type { MethodTable } from './dispatch.js';
 import type { ServiceImpl } from './handler-types.js';
 

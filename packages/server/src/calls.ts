@@ -4,7 +4,8 @@
  * deadline passes, the client cancels or the connection goes. The connection admits a call (admission.ts, the
  * budget) and runs a synchronous handler itself; what outlives its frame comes here.
  */
-import { Deadlines, RpcError, type DeadlineGroup, type TimerFunctions } from '@tunnelrpc/protocol';
+import { RpcError } from '@tunnelrpc/protocol';
+import { Deadlines, type DeadlineGroup, type TimerFunctions } from '@tunnelrpc/protocol/internal';
 import type { Cost } from './budget.js';
 import type { HandlerContext } from './context.js';
 import type { RegisteredMethod } from './dispatch.js';

@@ -6,17 +6,15 @@
  * admission of calls and streams; each of those steps already lives in its own module, and what stays is their order.
  */
 import type { Socket } from 'node:net';
+import { RpcError, quotePeerText, escapePeerText, type StreamKind } from '@tunnelrpc/protocol';
 import {
   CONNECTED_RESPONSE,
   serverSends,
   MessageType,
-  RpcError,
   decodeFrame,
   encodePayloadParts,
   encodeResultPayload,
   encodePongPayload,
-  quotePeerText,
-  escapePeerText,
   payloadLength,
   type PayloadParts,
   frameTooLarge,
@@ -30,9 +28,8 @@ import {
   type RequestMessage,
   type CreditMessage,
   type HalfCloseMessage,
-  type StreamKind,
   type StreamMessageMessage,
-} from '@tunnelrpc/protocol';
+} from '@tunnelrpc/protocol/internal';
 import { Account, type Cost } from './budget.js';
 import { checkRequest } from './admission.js';
 import { peerOf } from './peer.js';

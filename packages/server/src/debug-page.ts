@@ -5,7 +5,8 @@
  * Its numbers come from an interceptor like any other, the first (outermost) one.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { describeMethod, RpcError, splitMethod, UNREPRESENTABLE_KEY, type Interceptor, type TcpInfo } from '@tunnelrpc/protocol';
+import { RpcError, UNREPRESENTABLE_KEY, type Interceptor, type TcpInfo } from '@tunnelrpc/protocol';
+import { describeMethod, splitMethod } from '@tunnelrpc/protocol/internal';
 import type { MethodTable } from './dispatch.js';
 import type { PeerAddress } from './handler-types.js';
 import { peerOf } from './peer.js';

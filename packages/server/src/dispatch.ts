@@ -4,21 +4,23 @@
 import { z } from 'zod';
 import {
   RpcError,
-  checkThrownError,
-  formatIssues,
-  fromWireValue,
-  methodPath,
-  parseWithSchema,
   quotePeerText,
-  toWireValue,
-  summarizeIssues,
-  isPlainMap,
-  methodKind,
   type MethodKind,
   type CallFn,
   type MethodSpec,
   type ServiceContract,
 } from '@tunnelrpc/protocol';
+import {
+  checkThrownError,
+  formatIssues,
+  fromWireValue,
+  methodPath,
+  parseWithSchema,
+  toWireValue,
+  summarizeIssues,
+  isPlainMap,
+  methodKind,
+} from '@tunnelrpc/protocol/internal';
 import type { CallContext, ServiceImpl } from './handler-types.js';
 import { streamChain, wrapHandler, type HandlerWrapping } from './intercept.js';
 import type { LogEntry } from './log.js';

@@ -6,7 +6,8 @@
  * frames still go through. The frame clock (frameTimeout) measures the peer only while we are reading.
  */
 import type { Socket } from 'node:net';
-import { FrameDecoder, RpcError } from '@tunnelrpc/protocol';
+import { RpcError } from '@tunnelrpc/protocol';
+import { FrameDecoder } from '@tunnelrpc/protocol/internal';
 
 /** InboundHost is what the read path needs from its connection. @internal */
 export interface InboundHost {

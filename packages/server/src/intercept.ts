@@ -6,10 +6,7 @@
  */
 import {
   RpcError,
-  ambientCalls,
-  ambientCallsWanted,
   applyInterceptors,
-  splitMethod,
   type CallFn,
   type Interceptor,
   type RpcCall,
@@ -18,6 +15,7 @@ import {
   type StreamWatcher,
   type UnaryCall,
 } from '@tunnelrpc/protocol';
+import { ambientCalls, ambientCallsWanted, splitMethod } from '@tunnelrpc/protocol/internal';
 import { HandlerContext } from './context.js';
 import type { CallContext } from './handler-types.js';
 

@@ -3,7 +3,8 @@
  * dropped notification, a handler that crashed on their input), so a peer must not be able to make the server
  * write more log than it sends: past the rate, entries are counted and summed up in one line.
  */
-import { checkFunction, checkInteger, MAX_UINT32, type ErrorCode } from '@tunnelrpc/protocol';
+import { type ErrorCode } from '@tunnelrpc/protocol';
+import { checkFunction, checkInteger, MAX_UINT32 } from '@tunnelrpc/protocol/internal';
 
 /** LogLevel orders entries: debug (expected events), info, warn (a peer misbehaved), error (a bug to look at). */
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error';

@@ -4,6 +4,7 @@
  * Over 400 lines: each option's TSDoc (unit, default, range, what happens at the limit) stands beside its check.
  */
 import type { IncomingMessage } from 'node:http';
+import { type DecodeLimits, type Interceptor } from '@tunnelrpc/protocol';
 import {
   MAX_UINT32,
   checkBoolean,
@@ -19,9 +20,7 @@ import {
   orDefault,
   resolveDecodeLimits,
   resolveStreamLimits,
-  type DecodeLimits,
-  type Interceptor,
-} from '@tunnelrpc/protocol';
+} from '@tunnelrpc/protocol/internal';
 
 import { isIP } from 'node:net';
 import type { ServerListener } from './events.js';

@@ -6,7 +6,8 @@
  * off. A peer holds at most twice maxWriteBuffer plus one frame.
  */
 import type { Socket } from 'node:net';
-import { FrameBatcher, RpcError, payloadLength, type PayloadParts } from '@tunnelrpc/protocol';
+import { RpcError } from '@tunnelrpc/protocol';
+import { FrameBatcher, payloadLength, type PayloadParts } from '@tunnelrpc/protocol/internal';
 
 /** OutboundLimits are the options the write path follows. @internal */
 export interface OutboundLimits {

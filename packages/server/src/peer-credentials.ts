@@ -5,6 +5,7 @@
  */
 import { createRequire } from 'node:module';
 import type { Duplex } from 'node:stream';
+import type { GetSockOpt } from '@tunnelrpc/protocol/internal';
 
 /** PeerCredentials is the process on the other end of a unix socket, as the kernel saw it at connect(). */
 export interface PeerCredentials {
@@ -12,9 +13,6 @@ export interface PeerCredentials {
   readonly gid: number;
   readonly pid: number;
 }
-
-/** GetSockOpt is libc's getsockopt as koffi binds it. @internal */
-export type GetSockOpt = (fd: number, level: number, name: number, value: Buffer, length: Buffer) => number;
 
 // Linux <sys/socket.h>: SOL_SOCKET 1, SO_PEERCRED 17; struct ucred { pid_t pid; uid_t uid; gid_t gid; } (12 bytes).
 const SOL_SOCKET = 1;
@@ -24,7 +22,12 @@ const UCRED_SIZE = 12;
 // undefined: not tried yet; null: unavailable (not Linux, no koffi, no libc.so.6).
 let getsockopt: GetSockOpt | null | undefined;
 
-/** loadGetsockopt binds libc's getsockopt through koffi once; null where that cannot be done. @internal */
+/**
+ * loadGetsockopt binds libc's getsockopt through koffi once; null where that cannot be done. TCP_INFO (peer.ts) uses
+ * it too. The client binds its own in its tcp-info.ts: koffi is an optional peer of each package, so each requires it
+ * from its own location, and the one package they share (protocol) loads no native code.
+ * @internal
+ */
 export function loadGetsockopt(): GetSockOpt | null {
   if (getsockopt !== undefined) return getsockopt;
   getsockopt = null;
@@ -33,7 +36,7 @@ export function loadGetsockopt(): GetSockOpt | null {
     const koffi = createRequire(import.meta.url)('koffi') as { load(path: string): { func(signature: string): GetSockOpt } };
     getsockopt = koffi.load('libc.so.6').func('int getsockopt(int fd, int level, int name, void *value, void *length)');
   } catch {
-    // koffi is optional: without it unix peers simply have no credentials.
+    // koffi is optional: without it unix peers simply have no credentials, and TCP tunnels no TCP_INFO.
   }
   return getsockopt;
 }

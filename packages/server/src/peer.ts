@@ -5,10 +5,10 @@
  */
 import type { Duplex } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
+import { readTcpInfo } from '@tunnelrpc/protocol/internal';
 import type { PeerAddress, PeerCertificate } from './handler-types.js';
 import { peerAddressOf } from './peer-address.js';
-import { peerCredentialsOf } from './peer-credentials.js';
-import { tcpInfoOf } from './tcp-info.js';
+import { loadGetsockopt, peerCredentialsOf } from './peer-credentials.js';
 
 /**
  * peerOf describes the remote end of a tunnel's socket: its address (from a trusted PROXY header when there was
@@ -17,7 +17,7 @@ import { tcpInfoOf } from './tcp-info.js';
 export function peerOf(socket: Duplex): PeerAddress {
   const peer = { ...peerAddressOf(socket) } as PeerAddress;
   // Not enumerable: the peer stays a plain record of facts for logs, JSON and comparisons; the method is read on demand.
-  Object.defineProperty(peer, 'tcpInfo', { value: () => tcpInfoOf(socket), enumerable: false });
+  Object.defineProperty(peer, 'tcpInfo', { value: () => readTcpInfo(socket, loadGetsockopt), enumerable: false });
   const certificate = verifiedCertificateOf(socket);
   if (certificate !== undefined) peer.certificate = certificate;
   const credentials = peerCredentialsOf(socket);

@@ -7,7 +7,8 @@
  */
 import { createServer, type Server, type Socket } from 'node:net';
 import type { Server as HttpServer } from 'node:http';
-import { RpcError, parseProxyHeader, type ParsedProxyHeader } from '@tunnelrpc/protocol';
+import { RpcError } from '@tunnelrpc/protocol';
+import { parseProxyHeader, type ParsedProxyHeader } from '@tunnelrpc/protocol/internal';
 import type { LogEntry } from './log.js';
 import { normalizeAddress, recordPeerAddress } from './peer-address.js';
 

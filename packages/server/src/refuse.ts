@@ -4,7 +4,8 @@
  */
 import { STATUS_CODES, type IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
-import { SERVER_MARKER_HEADER, SERVER_MARKER_VALUE, type ErrorCode } from '@tunnelrpc/protocol';
+import { type ErrorCode } from '@tunnelrpc/protocol';
+import { SERVER_MARKER_HEADER, SERVER_MARKER_VALUE } from '@tunnelrpc/protocol/internal';
 
 // A refused peer that never reads must not hold the socket open forever.
 const REFUSAL_LINGER_MS = 1000;

@@ -6,7 +6,8 @@
 import { createServer, type IncomingMessage, type RequestListener, type Server as HttpServer, type ServerResponse } from 'node:http';
 import type { Server as NetServer, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { CONTRACT_HEADER, Health, Reflection, RpcError, SERVER_MARKER_HEADER, SERVER_MARKER_VALUE, encodeSkewHeader, parseContractHeader, type ServiceContract } from '@tunnelrpc/protocol';
+import { Health, Reflection, RpcError, type ServiceContract } from '@tunnelrpc/protocol';
+import { CONTRACT_HEADER, SERVER_MARKER_HEADER, SERVER_MARKER_VALUE, encodeSkewHeader, parseContractHeader } from '@tunnelrpc/protocol/internal';
 import { Account, FairBudget } from './budget.js';
 import { createHealth, createReflection } from './builtin.js';
 import { DebugPage, type TunnelView } from './debug-page.js';

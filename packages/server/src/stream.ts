@@ -9,11 +9,11 @@
  * connection routes frames to it and writes what it asks for; StreamState and CreditLedger (protocol package)
  * decide what is legal.
  */
+import { RpcError, type StreamKind, type StreamWatcher } from '@tunnelrpc/protocol';
 import {
   CreditLedger,
   MessageQueue,
   MessageType,
-  RpcError,
   StreamState,
   ambientCalls,
   ambientCallsWanted,
@@ -30,10 +30,8 @@ import {
   type HalfCloseMessage,
   type Message,
   type PayloadParts,
-  type StreamKind,
   type StreamMessageMessage,
-  type StreamWatcher,
-} from '@tunnelrpc/protocol';
+} from '@tunnelrpc/protocol/internal';
 import type { Cost } from './budget.js';
 import type { HandlerContext } from './context.js';
 import { prepareStreamMessage, type RegisteredMethod } from './dispatch.js';

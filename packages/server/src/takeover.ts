@@ -4,7 +4,8 @@
  * the same ServerConnection with Node's `head` fed first (ws websocket-server.js completeUpgrade).
  */
 import type { IncomingMessage } from 'node:http';
-import { CONNECTED_RESPONSE, CONTRACT_SKEW_HEADER, SWITCHING_RESPONSE, UPGRADE_TOKEN, fingerprintMethod, type MethodSpec } from '@tunnelrpc/protocol';
+import { type MethodSpec } from '@tunnelrpc/protocol';
+import { CONNECTED_RESPONSE, CONTRACT_SKEW_HEADER, SWITCHING_RESPONSE, UPGRADE_TOKEN, fingerprintMethod } from '@tunnelrpc/protocol/internal';
 
 /** Handshake names the way a tunnel was asked for. @internal */
 export type Handshake = 'connect' | 'upgrade';

@@ -2,10 +2,11 @@ import { expect } from 'chai';
 import { once } from 'node:events';
 import { setTimeout as delay } from 'node:timers/promises';
 import { z } from 'zod';
-import { MessageType, RpcError, defineService, type Message } from '@tunnelrpc/protocol';
+import { RpcError, defineService } from '@tunnelrpc/protocol';
+import { MessageType, type Message } from '@tunnelrpc/protocol/internal';
 import { SECRET } from './fixture.js';
-import { expectErrorResponse, expectGoaway, expectResponse, expectResult, hex, type RawTunnel, request } from '@tunnelrpc/test-kit';
-import { cleanup, expectNoPollution, openTunnel, packValue, rawRequest, startServer, type TestServer } from './helpers.js';
+import { expectErrorResponse, expectGoaway, expectResponse, expectResult, hex, packValue, rawRequest, type RawTunnel, request } from '@tunnelrpc/test-kit';
+import { cleanup, expectNoPollution, openTunnel, startServer, type TestServer } from './helpers.js';
 
 /** until resolves once `condition` holds, looking again every few ms (the mocha timeout bounds it). */
 async function until(condition: () => boolean): Promise<void> {

@@ -8,9 +8,9 @@ import { expect } from 'chai';
 import { once } from 'node:events';
 import type { Server as HttpServer } from 'node:http';
 import { connect, type Socket } from 'node:net';
-import { MessageType, encodeMessage, parseResponseHead } from '@tunnelrpc/protocol';
+import { parseResponseHead } from '@tunnelrpc/protocol/internal';
 import { RpcServer, type LogEntry, type ServerOptions } from '@tunnelrpc/server';
-import { RawTunnel, frame } from '@tunnelrpc/test-kit';
+import { RawTunnel } from '@tunnelrpc/test-kit';
 import { Probe, Svc, createSvc } from './fixture.js';
 
 const sockets = new Set<Socket>();
@@ -112,24 +112,6 @@ export async function readReply(socket: Socket): Promise<HttpReply> {
   const head = parseResponseHead(all);
   if (head === undefined) throw new Error(`no complete HTTP head before close: ${JSON.stringify(all.toString('latin1'))}`);
   return { status: head.status, headers: head.headers, body: head.rest.toString('utf8'), raw: all.toString('latin1') };
-}
-
-// ---- Bytes ----
-
-/** packValue returns the MessagePack bytes of one value, as the protocol package writes it. */
-export function packValue(value: unknown): Buffer {
-  // A pong frame is: 4 length bytes, 92 (array of 2), 07 (type), then the value.
-  return encodeMessage({ type: MessageType.Pong, data: value }).subarray(6);
-}
-
-/**
- * rawRequest returns the frame of a request whose fields are given as raw MessagePack bytes where a Buffer is
- * passed, and packed normally otherwise. Use it to put hostile bytes in one field of an otherwise valid request.
- */
-export function rawRequest(id: unknown, method: unknown, params: unknown, ...meta: unknown[]): Buffer {
-  const field = (value: unknown): Buffer => (Buffer.isBuffer(value) ? value : packValue(value));
-  const fields = [0, id, method, params, ...meta].map(field);
-  return frame(Buffer.concat([Buffer.from([0x90 | fields.length]), ...fields]));
 }
 
 /** expectNoPollution asserts that Object.prototype gained no property from hostile input. */

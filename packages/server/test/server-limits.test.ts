@@ -1,7 +1,8 @@
 import { expect } from 'chai';
 import { once } from 'node:events';
 import type { Socket } from 'node:net';
-import { DEFAULT_DECODE_LIMITS, MessageType, RpcError, encodeMessage, scanMessagePack, type ResponseMessage } from '@tunnelrpc/protocol';
+import { RpcError } from '@tunnelrpc/protocol';
+import { DEFAULT_DECODE_LIMITS, MessageType, encodeMessage, scanMessagePack, type ResponseMessage } from '@tunnelrpc/protocol/internal';
 import { RpcServer, type ServerOptions } from '@tunnelrpc/server';
 import { CONNECT_HEAD, expectErrorResponse, expectGoaway, expectResult, hex, type RawTunnel, request } from '@tunnelrpc/test-kit';
 import { cleanup, openTunnel, startServer, exchange } from './helpers.js';

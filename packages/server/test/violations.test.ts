@@ -1,8 +1,9 @@
 import { expect } from 'chai';
-import { MessageType, encodeMessage, type GoawayMessage, type RpcError } from '@tunnelrpc/protocol';
+import { type RpcError } from '@tunnelrpc/protocol';
+import { MessageType, encodeMessage, type GoawayMessage } from '@tunnelrpc/protocol/internal';
 import type { ServerOptions } from '@tunnelrpc/server';
-import { expectGoaway, expectNoPeerBytes, expectResult, frame, hex, repeat, request } from '@tunnelrpc/test-kit';
-import { cleanup, expectNoPollution, openTunnel, packValue, rawRequest, startServer } from './helpers.js';
+import { expectGoaway, expectNoPeerBytes, expectResult, frame, hex, packValue, rawRequest, repeat, request } from '@tunnelrpc/test-kit';
+import { cleanup, expectNoPollution, openTunnel, startServer } from './helpers.js';
 
 type GoawayCode = 'PROTOCOL_ERROR' | 'RESOURCE_EXHAUSTED';
 

@@ -2,7 +2,7 @@
  * Byte builders: literal MessagePack and frame bytes are written as spaced hex, with a comment per field, as in ws
  * receiver.test.js.
  */
-import { encodeFrame } from '@tunnelrpc/protocol';
+import { MessageType, encodeFrame, encodeMessage } from '@tunnelrpc/protocol/internal';
 
 /**
  * hex turns spaced hex such as `'dd ff ff ff ff'` into bytes. Whitespace is ignored and `//` starts a comment that
@@ -36,4 +36,21 @@ export function fixstr(text: string): Buffer {
   const bytes = Buffer.from(text, 'utf8');
   if (bytes.length > 31) throw new Error(`fixstr(): ${bytes.length} bytes do not fit`);
   return Buffer.concat([Buffer.from([0xa0 | bytes.length]), bytes]);
+}
+
+/** packValue returns the MessagePack bytes of one value, as the protocol package writes it. */
+export function packValue(value: unknown): Buffer {
+  // A pong frame is: 4 length bytes, 92 (array of 2), 07 (type), then the value.
+  return encodeMessage({ type: MessageType.Pong, data: value }).subarray(6);
+}
+
+/**
+ * rawRequest returns the frame of `[0, id, method, params, ...meta]` where each field is raw MessagePack bytes when
+ * a Buffer is passed, and packed as the protocol package packs it otherwise. It puts hostile bytes in one field of
+ * an otherwise valid request; extra trailing fields make a request of the wrong length.
+ */
+export function rawRequest(id: unknown, method: unknown, params: unknown, ...meta: unknown[]): Buffer {
+  const field = (value: unknown): Buffer => (Buffer.isBuffer(value) ? value : packValue(value));
+  const fields = [0, id, method, params, ...meta].map(field);
+  return frame(Buffer.concat([Buffer.from([0x90 | fields.length]), ...fields]));
 }

@@ -18,7 +18,7 @@ import {
   type RequestMeta,
   type ResponseMessage,
   type WireError,
-} from '@tunnelrpc/protocol';
+} from '@tunnelrpc/protocol/internal';
 
 /** CONNECT_HEAD is the head a client sends to open a tunnel on the default path. */
 export const CONNECT_HEAD = encodeConnectRequest('/_rpc', '127.0.0.1');

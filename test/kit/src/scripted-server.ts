@@ -9,7 +9,7 @@ import { createServer, type AddressInfo, type Server, type Socket } from 'node:n
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect } from 'chai';
-import { CONNECTED_RESPONSE, FrameDecoder, MAX_UINT32, decodeMessage, encodeMessage, type Message, type RequestMessage } from '@tunnelrpc/protocol';
+import { CONNECTED_RESPONSE, FrameDecoder, MAX_UINT32, decodeMessage, encodeMessage, type Message, type RequestMessage } from '@tunnelrpc/protocol/internal';
 
 /** ScriptedPeer is the server side of one accepted socket, scripted by the test. */
 export class ScriptedPeer {
