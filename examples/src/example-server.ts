@@ -86,7 +86,8 @@ async function serveWithDebug(port: number, host: string, logger: (entry: LogEnt
   const server = new RpcServer({
     logger: limitedLogger,
     debugPath: DEBUG_PATH,
-    interceptors: [tracing.interceptor, metrics.serverInterceptor],
+    interceptors: [tracing.interceptor],
+    observers: [metrics.serverObserver],
     listeners: [metrics.serverListener, logEvent],
   }).register(Echo, createEchoService()).register(Fleet, createFleetService());
   const http = createServer({ headersTimeout: 10_000, requestTimeout: 10_000, maxHeaderSize: 8192 });

@@ -19,7 +19,7 @@ runClosedLoop(async ({ host, port, concurrency }) => {
   if (mode === 'interceptor') options.interceptors = [PASS_THROUGH];
   if (mode === 'metrics') {
     const metrics = createPrometheus({ services: [Echo] });
-    options.interceptors = [metrics.clientInterceptor];
+    options.observers = [metrics.clientObserver];
     options.listeners = [metrics.clientListener];
   }
   const client = await connect(`http://${host}:${port}/_rpc`, options);

@@ -16,7 +16,7 @@ export const MODE_INFO: Readonly<Record<ObserveMode, string>> = {
   'async-context': 'async, with propagateContext on: the AsyncLocalStorage around a handler that awaits',
   context: 'propagateContext on in a process that also has a client: handlers run in an AsyncLocalStorage',
   interceptor: 'one pass-through interceptor on the server and on the client (a server process without a client)',
-  metrics: '@tunnelrpc/prometheus interceptors and listeners on the server and on the client (no client in the server process)',
+  metrics: '@tunnelrpc/prometheus observers and listeners on the server and on the client (no client in the server process)',
 };
 
 /** isObserveMode narrows a command-line word. */

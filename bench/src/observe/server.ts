@@ -23,7 +23,7 @@ async function main(): Promise<void> {
   if (mode === 'interceptor') options.interceptors = [PASS_THROUGH];
   if (mode === 'metrics') {
     const metrics = createPrometheus({ services: [Echo] });
-    options.interceptors = [metrics.serverInterceptor];
+    options.observers = [metrics.serverObserver];
     options.listeners = [metrics.serverListener];
   }
   // An async handler answers through the connection's promise path (a deadline timer and an in-flight entry per

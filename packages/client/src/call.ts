@@ -1,6 +1,6 @@
 /** One call's state, shared by the client (queueing, retries) and the tunnel it is sent on. */
-import { RpcError } from '@tunnelrpc/protocol';
-import { Deadlines, type DeadlineGroup, type TimerFunctions } from '@tunnelrpc/protocol/internal';
+import { RpcError, type ErrorCode, type ObservedMethod } from '@tunnelrpc/protocol';
+import { Deadlines, type DeadlineGroup, type Observers, type TimerFunctions } from '@tunnelrpc/protocol/internal';
 import type { StreamCore } from './stream.js';
 
 /** CallTunnel is what a call needs of the tunnel it waits on: the tunnel owns the record while it is there. @internal */
@@ -45,6 +45,23 @@ export interface Call {
   readonly stream?: StreamCore | undefined;
   /** Fails the call when its deadline passes (one function per client). */
   readonly expire: (call: Call, timeout: number) => void;
+  /** What the client's observers were told of its start; undefined without observers, and once it settles. */
+  observing: Observation | undefined;
+}
+
+/** Observation is a call's start as ClientOptions.observers heard it. @internal */
+export interface Observation {
+  readonly observers: Observers;
+  readonly method: ObservedMethod;
+  readonly startedAt: number;
+}
+
+// Tells the observers how a call ended, once.
+function observeEnd(call: Call, code: ErrorCode | 'OK'): void {
+  const observing = call.observing;
+  if (observing === undefined) return;
+  call.observing = undefined;
+  observing.observers.ended(observing.method, code, observing.startedAt);
 }
 
 // What a settled call holds in place of its resolvers: nothing that reaches the caller's promise or its result.
@@ -71,6 +88,7 @@ export function resolveCall(call: Call, result: unknown): void {
   const resolve = call.resolve;
   call.resolve = SETTLED;
   call.reject = SETTLED;
+  observeEnd(call, 'OK');
   resolve(result);
 }
 
@@ -80,6 +98,7 @@ export function rejectCall(call: Call, error: RpcError): void {
   const reject = call.reject;
   call.resolve = SETTLED;
   call.reject = SETTLED;
+  observeEnd(call, error.code);
   reject(error);
 }
 

@@ -15,6 +15,7 @@ import { checkHeaders, checkMethod, checkTimeout, toAsyncIterator } from './call
 import type { CallOptions, NotifyOptions, StreamOptions } from './call-options.js';
 import type { EndpointSnapshot } from './endpoint.js';
 import { CallLayer } from './interceptors.js';
+import { ClientObservation } from './observation.js';
 import { checkCallFlags, type ResolvedClientOptions } from './options.js';
 import { Pool, type PoolHost } from './pool.js';
 import { failUnresent, mayResend } from './retries.js';
@@ -37,6 +38,8 @@ export class RpcClient {
   readonly #pool: Pool;
   // Interceptors and ambient deadlines, above queueing, redials and retries: they see each call once.
   readonly #layer: CallLayer;
+  // ClientOptions.observers; undefined without them (the stage then costs nothing).
+  readonly #observation: ClientObservation | undefined;
   // Calls waiting for a tunnel, oldest first.
   #queue: Call[] = [];
   #state: 'open' | 'closing' | 'closed' = 'open';
@@ -67,6 +70,7 @@ export class RpcClient {
     this.#options = options;
     this.#display = targets.map((target) => target.display).join(', ');
     this.#closed = new Promise((resolve) => (this.#resolveClosed = resolve));
+    this.#observation = options.observers.length === 0 ? undefined : new ClientObservation(options.observers);
     this.#layer = new CallLayer(
       (notification, method, params, callOptions) => this.#start(notification, method, params, callOptions),
       options.interceptors,
@@ -255,7 +259,9 @@ export class RpcClient {
         settled: false,
         stream,
         expire: this.#expire,
+        observing: undefined,
       };
+      this.#observation?.begin(call, stream);
       made?.(call);
       callDeadlines.arm(call, timeout, now);
       if (signal !== undefined) {

@@ -69,3 +69,5 @@ export type { ProxyChoice, ProxyTarget } from './proxy-env.js';
 
 // ---- Interceptors: the call shapes they wrap. ----
 export type { CallFn, CallKind, CallSide, Interceptor, RpcCall, StreamCall, StreamWatcher, UnaryCall } from '@tunnelrpc/protocol';
+// ---- Observers: the call counts metrics read, without joining the call's path. ----
+export type { CallObserver, CallType, ObservedMethod } from '@tunnelrpc/protocol';

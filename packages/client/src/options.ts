@@ -12,6 +12,7 @@ import {
   RpcError,
   type DecodeLimits,
   type Interceptor,
+  type CallObserver,
 } from '@tunnelrpc/protocol';
 import {
   MAX_UINT32,
@@ -23,6 +24,7 @@ import {
   checkFunctionList,
   checkInteger,
   checkInterceptors,
+  checkObservers,
   checkOneOf,
   definedOnly,
   optionError,
@@ -191,6 +193,13 @@ export interface ClientOptions {
    */
   interceptors?: readonly Interceptor[];
   /**
+   * Observers hear every call the client sends start and end (method, type, code, seconds), streams and
+   * notifications included, however many attempts it takes, synchronously and without joining the call's path:
+   * the way to count calls (as `@tunnelrpc/prometheus` does) at a few additions per call. A throw in one is
+   * ignored. Default none.
+   */
+  observers?: readonly CallObserver[];
+  /**
    * ms taken off the deadline a call inherits from the inbound call whose handler makes it (CallOptions
    * inheritDeadline), to leave that handler time to answer after the inner call fails. Default 10.
    * Range 0 … 60000.
@@ -306,6 +315,7 @@ export interface ResolvedClientOptions extends DecodeLimits {
   maxStreamMessageSize: number;
   maxStreamCredit: number;
   interceptors: readonly Interceptor[];
+  observers: readonly CallObserver[];
   deadlineMargin: number;
   listeners: readonly ClientListener[];
   tunnelsPerEndpoint: number;
@@ -378,6 +388,7 @@ export function resolveClientOptions(options: ClientOptions = {}): ResolvedClien
     waitForReady: checkBoolean('waitForReady', orDefault(given.waitForReady, true)),
     ...resolveStreamLimits(given, decode.maxFrameSize),
     interceptors: checkInterceptors('interceptors', given.interceptors),
+    observers: checkObservers('observers', given.observers),
     deadlineMargin: checkInteger('deadlineMargin', orDefault(given.deadlineMargin, 10), 0, 60_000),
     listeners: checkFunctionList<ClientListener>('listeners', given.listeners, 'functions, (event) => void'),
     tunnelsPerEndpoint: checkInteger('tunnelsPerEndpoint', orDefault(given.tunnelsPerEndpoint, 1), 1, 256),

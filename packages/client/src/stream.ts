@@ -60,6 +60,8 @@ export class StreamCore {
   #ended = false;
   // Client interceptors' watchers of the messages; undefined without interceptors.
   #watchers: StreamWatcher[] | undefined;
+  /** Tells ClientOptions.observers of each message; undefined without observers. */
+  observe: ((direction: 'sent' | 'received') => void) | undefined;
 
   constructor(kind: StreamKind, method: string, schemas: StreamSchemas, source: AsyncIterator<unknown> | undefined, fail: (error: RpcError) => void) {
     this.kind = kind;
@@ -86,6 +88,7 @@ export class StreamCore {
 
   // Runs the watchers on one message; a throw fails the stream with it (an RpcError as thrown, else INTERNAL).
   #watch(direction: 'sent' | 'received', message: unknown): boolean {
+    this.observe?.(direction);
     const watchers = this.#watchers;
     if (watchers === undefined) return true;
     try {

@@ -2,7 +2,7 @@
  * @tunnelrpc/prometheus: Prometheus metrics for tunnelrpc servers and clients, named after go-grpc-middleware's
  * Prometheus provider (`tunnelrpc_server_started_total{service,method,type}`, `..._handled_total{...,code}`,
  * `..._handling_seconds` with the OpenTelemetry RPC buckets, tunnel gauges and counters, and the
- * `tunnelrpc_client_*` mirror). They are plain interceptors and listeners over prom-client, which is a peer
+ * `tunnelrpc_client_*` mirror). They are plain call observers and listeners over prom-client, which is a peer
  * dependency: install it next to this package. Metrics go to a private Registry unless you pass one.
  *
  * @example
@@ -12,7 +12,7 @@
  * import { Echo } from './echo-contract.js';
  *
  * const metrics = createPrometheus({ services: [Echo] });
- * const rpc = new RpcServer({ interceptors: [metrics.serverInterceptor], listeners: [metrics.serverListener] });
+ * const rpc = new RpcServer({ observers: [metrics.serverObserver], listeners: [metrics.serverListener] });
  * rpc.register(Echo, { add: ({ a, b }) => a + b });
  * const http = createServer();
  * rpc.attach(http);

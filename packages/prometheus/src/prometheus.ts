@@ -1,5 +1,5 @@
 /**
- * createPrometheus: the metrics of go-grpc-middleware's Prometheus provider, for tunnelrpc, as interceptors and
+ * createPrometheus: the metrics of go-grpc-middleware's Prometheus provider, for tunnelrpc, as call observers and
  * event listeners that a user could have written. All metrics sit in one table, registered on a private Registry
  * unless one is given; a second instance on the same registry reuses the metrics instead of failing on a
  * duplicate name.
@@ -9,7 +9,7 @@
  */
 import type { Server as HttpServer } from 'node:http';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics, type Metric } from 'prom-client';
-import { ERROR_CODES, RpcError, type Interceptor, type RpcCall, type ServiceContract, type StreamKind, type TcpInfo } from '@tunnelrpc/protocol';
+import { ERROR_CODES, RpcError, type CallObserver, type ObservedMethod, type ServiceContract, type StreamKind, type TcpInfo } from '@tunnelrpc/protocol';
 import type { ServerListener } from '@tunnelrpc/server';
 import type { ClientListener } from '@tunnelrpc/client';
 import { checkBoolean, orDefault } from '@tunnelrpc/protocol/internal';
@@ -51,16 +51,16 @@ export interface ServeOptions {
   path?: string;
 }
 
-/** TunnelMetrics is what createPrometheus returns: hand the interceptors and listeners to the server and client. */
+/** TunnelMetrics is what createPrometheus returns: hand the observers and listeners to the server and client. */
 export interface TunnelMetrics {
   /** The registry the metrics are on. */
   readonly registry: Registry;
-  /** For ServerOptions.interceptors: started, handled, handling seconds, calls in flight. */
-  readonly serverInterceptor: Interceptor;
+  /** For ServerOptions.observers: started, handled, handling seconds, calls in flight, stream messages. */
+  readonly serverObserver: CallObserver;
   /** For ServerOptions.listeners: tunnels open, opened, refused, bytes in and out; each open tunnel's TCP_INFO gauges, read at scrape time. */
   readonly serverListener: ServerListener;
-  /** For ClientOptions.interceptors: the tunnelrpc_client_* mirror of the server call metrics. */
-  readonly clientInterceptor: Interceptor;
+  /** For ClientOptions.observers: the tunnelrpc_client_* mirror of the server call metrics. */
+  readonly clientObserver: CallObserver;
   /** For ClientOptions.listeners: tunnels open, connects, disconnects and reconnects; each open tunnel's TCP_INFO gauges, read at scrape time. */
   readonly clientListener: ClientListener;
   /** addServices creates every method x code series of `services` at zero (as PrometheusOptions.services). */
@@ -355,8 +355,8 @@ export function createPrometheus(options: PrometheusOptions = {}): TunnelMetrics
 
   return {
     registry,
-    serverInterceptor: measure(server),
-    clientInterceptor: measure(client),
+    serverObserver: observe(server),
+    clientObserver: observe(client),
     serverListener: (event) => {
       switch (event.type) {
         case 'open':
@@ -403,52 +403,33 @@ export function createPrometheus(options: PrometheusOptions = {}): TunnelMetrics
   };
 }
 
-// One interceptor per side: it counts the call once, however many attempts the transport makes below it. Written
-// with then() rather than async/await: one promise a call instead of three, on every call of the process.
-function measure(state: SideState): Interceptor {
-  return (next) => (call: RpcCall) => {
-    const type: CallType = call.kind === 'stream' ? STREAM_TYPES[call.streamKind] : call.notification ? 'notification' : 'unary';
-    const series = call.registered ? state.series(call.service, call.name, call.method, type) : state.series(OTHER_METHOD, OTHER_METHOD, OTHER_METHOD, type);
-    series.started++;
-    if (call.kind === 'stream') {
-      call.watch({
-        received: () => {
-          series.received++;
-        },
-        sent: () => {
-          series.sent++;
-        },
-      });
+// One observer per side. The pipeline hands it the same ObservedMethod for every call of a method and type, so the
+// series is found by that object (one Map lookup) and a call costs a few additions: no closure, no promise.
+function observe(state: SideState): CallObserver {
+  const byMethod = new Map<ObservedMethod, CallSeries>();
+  const seriesOf = (method: ObservedMethod): CallSeries => {
+    let series = byMethod.get(method);
+    if (series === undefined) {
+      series = method.registered ? state.series(method.service, method.name, method.method, method.type) : state.series(OTHER_METHOD, OTHER_METHOD, OTHER_METHOD, method.type);
+      byMethod.set(method, series);
     }
-    state.inFlight++;
-    const started = performance.now();
-    const finish = (code: string): void => {
-      state.inFlight--;
-      state.observe(series, (performance.now() - started) / 1000, code);
-    };
-    let outcome: Promise<unknown>;
-    try {
-      outcome = next(call);
-    } catch (error) {
-      finish(codeOf(error));
-      return Promise.reject(error);
-    }
-    return outcome.then(
-      (result) => {
-        finish('OK');
-        return result;
-      },
-      (error: unknown) => {
-        finish(codeOf(error));
-        throw error;
-      },
-    );
+    return series;
   };
-}
-
-// The server answers INTERNAL for anything that is not an RpcError; count what the caller gets.
-function codeOf(error: unknown): string {
-  return error instanceof RpcError ? error.code : 'INTERNAL';
+  return {
+    callStarted(method) {
+      seriesOf(method).started++;
+      state.inFlight++;
+    },
+    callEnded(method, code, seconds) {
+      state.inFlight--;
+      state.observe(seriesOf(method), seconds, code);
+    },
+    streamMessage(method, direction) {
+      const series = seriesOf(method);
+      if (direction === 'received') series.received++;
+      else series.sent++;
+    },
+  };
 }
 
 function checkBuckets(buckets: readonly number[]): readonly number[] {

@@ -68,7 +68,7 @@ describe('createPrometheus', () => {
   beforeEach(async () => {
     metrics = createPrometheus({ services: [Calc] });
     let pings = 0;
-    rpc = new RpcServer({ interceptors: [metrics.serverInterceptor], listeners: [metrics.serverListener], logger: () => {} }).register(Calc, {
+    rpc = new RpcServer({ observers: [metrics.serverObserver], listeners: [metrics.serverListener], logger: () => {} }).register(Calc, {
       add: ({ a, b }) => a + b,
       fail: ({ code }) => {
         throw new RpcError(code, `failing with ${code} as asked`);
@@ -100,7 +100,7 @@ describe('createPrometheus', () => {
     http.listen(0, '127.0.0.1');
     await once(http, 'listening');
     port = (http.address() as AddressInfo).port;
-    client = await connect(`http://127.0.0.1:${port}/_rpc`, { interceptors: [metrics.clientInterceptor], listeners: [metrics.clientListener] });
+    client = await connect(`http://127.0.0.1:${port}/_rpc`, { observers: [metrics.clientObserver], listeners: [metrics.clientListener] });
   });
 
   afterEach(async () => {

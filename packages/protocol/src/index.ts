@@ -50,6 +50,7 @@ export type { TcpInfo } from './tcp-info.js';
 export { applyInterceptors } from './interceptor.js';
 export type { CallFn, CallKind, CallSide, Interceptor, RpcCall, StreamCall, StreamWatcher, UnaryCall } from './interceptor.js';
 export type { StreamKind } from './stream-state.js';
+export type { CallObserver, CallType, ObservedMethod } from './observer.js';
 export { currentAmbientCall } from './ambient.js';
 export type { AmbientCall } from './ambient.js';
 export { Health, Reflection, SERVING_STATUSES, UNREPRESENTABLE_KEY } from './builtin-services.js';

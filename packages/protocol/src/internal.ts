@@ -127,3 +127,6 @@ export type { DeadlineGroup, DeadlineMember, TimerFunctions } from './deadlines.
 // ---- Socket facts: TCP_INFO as the kernel lays it out, read through the getsockopt a caller hands in. ----
 export { TCP_INFO_MIN_SIZE, parseTcpInfo, readTcpInfo } from './tcp-info.js';
 export type { GetSockOpt } from './tcp-info.js';
+
+// ---- Call observers: the pipeline's metrics stage, run by the server and the client. ----
+export { Observers, checkObservers, observedMethod } from './observer.js';

@@ -4,8 +4,8 @@
  * deadline passes, the client cancels or the connection goes. The connection admits a call (admission.ts, the
  * budget) and runs a synchronous handler itself; what outlives its frame comes here.
  */
-import { RpcError } from '@tunnelrpc/protocol';
-import { Deadlines, type DeadlineGroup, type TimerFunctions } from '@tunnelrpc/protocol/internal';
+import { RpcError, type ErrorCode } from '@tunnelrpc/protocol';
+import { Deadlines, type DeadlineGroup, type Observers, type TimerFunctions } from '@tunnelrpc/protocol/internal';
 import type { Cost } from './budget.js';
 import type { HandlerContext } from './context.js';
 import type { RegisteredMethod } from './dispatch.js';
@@ -14,8 +14,13 @@ import type { RegisteredMethod } from './dispatch.js';
 export interface CallTableHost {
   /** Gives back a call's share of the server-wide budget. */
   releaseCall(cost: Cost): void;
-  /** Answers a call with its result (checked against the contract) or its error; nothing once the tunnel is closed. */
-  answer(id: number, method: RegisteredMethod, error: RpcError | undefined, result: unknown): void;
+  /**
+   * Answers a call with its result (checked against the contract) or its error; nothing once the tunnel is closed.
+   * Returns what its caller was told: 'OK' or the error's code.
+   */
+  answer(id: number, method: RegisteredMethod, error: RpcError | undefined, result: unknown): ErrorCode | 'OK';
+  /** ServerOptions.observers; undefined when there are none. */
+  readonly observers: Observers | undefined;
   /** Maps a handler's throw to the error sent (RpcError as written, anything else INTERNAL), logged. */
   handlerError(thrown: unknown, path: string, ctx: HandlerContext): RpcError;
   /** Runs a callback from a promise or a timer; a throw costs the connection, never the process. */
@@ -36,6 +41,8 @@ interface ActiveCall {
   readonly timeout: number;
   /** What it holds of the server-wide budget (decoded values and frame bytes). */
   readonly cost: Cost;
+  /** When observers were told it started (performance.now()); 0 without observers. */
+  readonly startedAt: number;
 }
 
 const NODE_TIMERS: TimerFunctions = {
@@ -74,8 +81,8 @@ export class CallTable {
    * run waits for the answer of a handler that returned a promise: the call is in flight until it settles, its
    * deadline passes (at `deadline`, Date.now() based) or it is cancelled.
    */
-  run(id: number, method: RegisteredMethod, ctx: HandlerContext, timeout: number, cost: Cost, outcome: unknown): void {
-    const call: ActiveCall = { id, registered: method, ctx, deadlineGroup: undefined, deadlineSlot: 0, timeout, cost };
+  run(id: number, method: RegisteredMethod, ctx: HandlerContext, timeout: number, cost: Cost, outcome: unknown, startedAt: number): void {
+    const call: ActiveCall = { id, registered: method, ctx, deadlineGroup: undefined, deadlineSlot: 0, timeout, cost, startedAt };
     this.#calls.set(id, call);
     const now = Date.now();
     (this.#deadlines ??= this.#makeDeadlines()).arm(call, Math.max(0, ctx.deadline - now), now);
@@ -95,7 +102,7 @@ export class CallTable {
    * runNotification runs a notification's handler (`start`) to its end: its signal is aborted at its deadline too
    * (PROTOCOL.md 8.1 / 5.3), nothing is sent, and a failure is only logged.
    */
-  runNotification(method: RegisteredMethod, ctx: HandlerContext, timeout: number, cost: Cost, start: () => unknown): void {
+  runNotification(method: RegisteredMethod, ctx: HandlerContext, timeout: number, cost: Cost, start: () => unknown, startedAt: number): void {
     this.#notifications.add(ctx);
     const timer = setTimeout(() => {
       ctx.abort(new RpcError('DEADLINE_EXCEEDED', `notification ${method.path} passed its deadline of ${timeout} ms`));
@@ -107,7 +114,8 @@ export class CallTable {
       clearTimeout(timer);
       this.#host.releaseCall(cost);
       this.#notifications.delete(ctx);
-      if (error !== undefined) this.#host.handlerError(error, method.path, ctx);
+      const code = error === undefined ? 'OK' : this.#host.handlerError(error, method.path, ctx).code;
+      this.#host.observers?.ended(method.observedNotification, code, startedAt);
       this.#host.callEnded();
     };
     try {
@@ -122,10 +130,12 @@ export class CallTable {
 
   /** abortAll ends every call and notification with `reason`, unanswered (the connection is closing). */
   abortAll(reason: RpcError): void {
+    const observers = this.#host.observers;
     for (const call of this.#calls.values()) {
       this.#deadlines?.disarm(call);
       this.#host.releaseCall(call.cost);
       call.ctx.abort(reason);
+      observers?.ended(call.registered.observed, reason.code, call.startedAt);
     }
     this.#calls.clear();
     for (const ctx of this.#notifications) ctx.abort(reason);
@@ -145,7 +155,8 @@ export class CallTable {
     this.#deadlines?.disarm(call);
     this.#host.releaseCall(call.cost);
     if (error !== undefined) call.ctx.abort(error);
-    this.#host.answer(call.id, call.registered, error, result);
+    const code = this.#host.answer(call.id, call.registered, error, result);
+    this.#host.observers?.ended(call.registered.observed, code, call.startedAt);
     this.#host.callEnded();
   }
 }

@@ -6,7 +6,7 @@
  * admission of calls and streams; each of those steps already lives in its own module, and what stays is their order.
  */
 import type { Socket } from 'node:net';
-import { RpcError, quotePeerText, escapePeerText, type StreamKind } from '@tunnelrpc/protocol';
+import { RpcError, quotePeerText, escapePeerText, type ErrorCode, type StreamKind } from '@tunnelrpc/protocol';
 import {
   CONNECTED_RESPONSE,
   serverSends,
@@ -29,6 +29,7 @@ import {
   type CreditMessage,
   type HalfCloseMessage,
   type StreamMessageMessage,
+  type Observers,
 } from '@tunnelrpc/protocol/internal';
 import { Account, type Cost } from './budget.js';
 import { checkRequest } from './admission.js';
@@ -38,7 +39,7 @@ import { Keepalive } from './keepalive.js';
 import { CallTable, type CallTableHost } from './calls.js';
 import { Inbound, type InboundHost } from './inbound.js';
 import { Outbound } from './outbound.js';
-import { errorFromHandler, prepareResult, unknownMethod, type MethodTable, type RegisteredMethod } from './dispatch.js';
+import { errorFromHandler, prepareResult, unknownMethod, UNKNOWN_OBSERVED, type MethodTable, type RegisteredMethod } from './dispatch.js';
 import type { PeerAddress } from './handler-types.js';
 import type { ServerEvent } from './events.js';
 import type { LogEntry } from './log.js';
@@ -74,7 +75,12 @@ export interface ConnectionHost {
   readonly draining: AbortSignal;
   /** Hands an event to ServerOptions.listeners, each guarded; undefined when there are none. */
   readonly emit: ((event: ServerEvent) => void) | undefined;
+  /** ServerOptions.observers, each guarded; undefined when there are none (the stage then costs nothing). */
+  readonly observers: Observers | undefined;
 }
+
+/** What a call's answer told its caller: 'OK' for a result, else the error's code (for observers). */
+type AnswerCode = ErrorCode | 'OK';
 
 /** What a request that passed every check holds: its parsed params, its headers, its share of the budget. */
 interface Admitted {
@@ -385,21 +391,33 @@ export class ServerConnection implements InboundHost, CallTableHost {
     if (request.id > this.#highestId) this.#highestId = request.id;
     this.#keepalive.callArrived();
     const method = this.#host.methods.get(request.method) ?? this.#host.methods.unknown(request.method);
+    const observers = this.#host.observers;
     if (method === undefined) {
-      this.#respond(request.id, unknownMethod(request.method), undefined);
+      const startedAt = observers === undefined ? 0 : observers.started(UNKNOWN_OBSERVED);
+      const code = this.#respond(request.id, unknownMethod(request.method), undefined);
+      observers?.ended(UNKNOWN_OBSERVED, code, startedAt);
       return true;
     }
-    if (method.kind !== 'unary') return this.#openStream(request, method, method.kind, bytes);
+    const startedAt = observers === undefined ? 0 : observers.started(method.observed);
+    if (method.kind !== 'unary') {
+      const refused = this.#openStream(request, method, method.kind, bytes, startedAt);
+      if (refused !== undefined) observers?.ended(method.observed, refused, startedAt);
+      return true;
+    }
+    const code = this.#runCall(request, method, bytes, startedAt);
+    if (code !== undefined) observers?.ended(method.observed, code, startedAt);
+    return true;
+  }
+
+  // Admits and runs one unary call. Returns the code of its answer when it was answered here (refused, or a
+  // synchronous handler), undefined when the call table waits for its handler.
+  #runCall(request: RequestMessage, method: RegisteredMethod, bytes: number, startedAt: number): AnswerCode | undefined {
     const timeout = Math.min(request.meta?.timeout ?? this.#options.defaultTimeout, method.spec.maxTimeout ?? this.#options.maxTimeout);
     if (timeout === 0) {
-      this.#respond(request.id, new RpcError('DEADLINE_EXCEEDED', `deadline of ${method.path} had passed before it arrived`, { mayHaveRun: false }), undefined);
-      return true;
+      return this.#respond(request.id, new RpcError('DEADLINE_EXCEEDED', `deadline of ${method.path} had passed before it arrived`, { mayHaveRun: false }), undefined);
     }
     const admitted = this.#admit(method, request.params, request.meta?.headers, bytes);
-    if (admitted instanceof RpcError) {
-      this.#respond(request.id, admitted, undefined);
-      return true;
-    }
+    if (admitted instanceof RpcError) return this.#respond(request.id, admitted, undefined);
     const { input, headers, cost } = admitted;
     const deadline = Date.now() + timeout;
     const ctx = this.#context(method.path, deadline, headers, false);
@@ -409,27 +427,23 @@ export class ServerConnection implements InboundHost, CallTableHost {
       // A handler that answers synchronously needs no timer and no entry in the in-flight map.
       if (!(outcome instanceof Promise) && !isThenable(outcome)) {
         this.#host.releaseCall(this, cost);
-        this.#respondResult(request.id, method, outcome);
-        return true;
+        return this.#respondResult(request.id, method, outcome);
       }
     } catch (error) {
       this.#host.releaseCall(this, cost);
-      this.#respond(request.id, this.#handlerError(error, method.path, ctx), undefined);
-      return true;
+      return this.#respond(request.id, this.#handlerError(error, method.path, ctx), undefined);
     }
-    (this.#table ??= new CallTable(this)).run(request.id, method, ctx, timeout, cost, outcome);
+    (this.#table ??= new CallTable(this)).run(request.id, method, ctx, timeout, cost, outcome, startedAt);
     if (this.#host.emit !== undefined) this.#checkBusy();
-    return true;
+    return undefined;
   }
 
   // PROTOCOL.md 12.1: a request for a stream method opens the stream; the id names it from then on. The checks are
   // a call's, plus the stream count and the client's bound on our messages.
-  #openStream(request: RequestMessage, method: RegisteredMethod, kind: StreamKind, bytes: number): boolean {
+  // The code of its refusal, or undefined once the stream is open.
+  #openStream(request: RequestMessage, method: RegisteredMethod, kind: StreamKind, bytes: number, startedAt: number): AnswerCode | undefined {
     const { maxStreams } = this.#options;
-    const refuse = (error: RpcError): boolean => {
-      this.#respond(request.id, error, undefined);
-      return true;
-    };
+    const refuse = (error: RpcError): AnswerCode => this.#respond(request.id, error, undefined);
     if (this.#streamCount() >= maxStreams) {
       return refuse(new RpcError('RESOURCE_EXHAUSTED', `this connection has maxStreams ${maxStreams} streams open; end some, or open another connection`, { mayHaveRun: false, maxStreams }));
     }
@@ -446,9 +460,9 @@ export class ServerConnection implements InboundHost, CallTableHost {
     const { input, headers, cost } = admitted;
     const ctx = this.#context(method.path, Date.now() + timeout, headers, false);
     this.#streams ??= new StreamTable(this.#streamHost());
-    this.#streams.open(request.id, method, kind, ctx, cost, meta, timeout, input);
+    this.#streams.open(request.id, method, kind, ctx, cost, meta, timeout, input, startedAt);
     if (this.#host.emit !== undefined) this.#checkBusy();
-    return true;
+    return undefined;
   }
 
   // Types 4, 5 and 9 from the client. A frame for a unary call, or for an id never opened, is a violation; one for
@@ -480,13 +494,10 @@ export class ServerConnection implements InboundHost, CallTableHost {
     return {
       options: this.#options,
       log: this.#host.log,
+      observers: this.#host.observers,
       canWrite: () => this.#out.blockedSince === 0 && this.#state !== 'closed',
       write: (payload) => this.#write(payload),
-      respond: (stream, error, result) => {
-        if (this.#state === 'closed') return;
-        if (error === undefined) this.#respondResult(stream.id, stream.method, result);
-        else this.#respond(stream.id, error, undefined);
-      },
+      respond: (stream, error, result) => this.answer(stream.id, stream.method, error, result),
       release: (cost) => this.#host.releaseCall(this, cost),
       hold: (cost) => this.#host.acquireCall(this, cost, 0),
       unhold: (cost) => this.#host.releaseCall(this, cost, 0),
@@ -514,23 +525,27 @@ export class ServerConnection implements InboundHost, CallTableHost {
   #onNotification(notification: NotificationMessage, bytes: number): void {
     if (this.#state !== 'open') return;
     const method = this.#host.methods.get(notification.method);
+    const observers = this.#host.observers;
     if (method === undefined) {
       this.#host.log({ level: 'warn', message: `notification for unknown method ${quotePeerText(notification.method)} dropped`, peer: this.#peerText() });
       return;
     }
+    const startedAt = observers === undefined ? 0 : observers.started(method.observedNotification);
     const timeout = Math.min(notification.meta?.timeout ?? this.#options.defaultTimeout, method.spec.maxTimeout ?? this.#options.maxTimeout);
     if (timeout === 0) {
       this.#host.log({ level: 'warn', message: 'notification dropped: its deadline had passed before it arrived', method: method.path, code: 'DEADLINE_EXCEEDED', peer: this.#peerText() });
+      observers?.ended(method.observedNotification, 'DEADLINE_EXCEEDED', startedAt);
       return;
     }
     const admitted = this.#admit(method, notification.params, notification.meta?.headers, bytes);
     if (admitted instanceof RpcError) {
       this.#host.log({ level: 'warn', message: `notification dropped: ${admitted.message}`, method: method.path, code: admitted.code, peer: this.#peerText() });
+      observers?.ended(method.observedNotification, admitted.code, startedAt);
       return;
     }
     const { input, headers, cost } = admitted;
     const ctx = this.#context(method.path, Date.now() + timeout, headers, true);
-    (this.#table ??= new CallTable(this)).runNotification(method, ctx, timeout, cost, () => method.handler(input, ctx));
+    (this.#table ??= new CallTable(this)).runNotification(method, ctx, timeout, cost, () => method.handler(input, ctx), startedAt);
     if (this.#host.emit !== undefined) this.#checkBusy();
   }
 
@@ -627,10 +642,16 @@ export class ServerConnection implements InboundHost, CallTableHost {
   }
 
   /** answer sends a call's outcome, unless the tunnel has closed (nobody to answer). */
-  answer(id: number, method: RegisteredMethod, error: RpcError | undefined, result: unknown): void {
-    if (this.#state === 'closed') return;
-    if (error === undefined) this.#respondResult(id, method, result);
-    else this.#respond(id, error, undefined);
+  answer(id: number, method: RegisteredMethod, error: RpcError | undefined, result: unknown): AnswerCode {
+    // A result that can no longer be sent reaches its caller as the tunnel's loss.
+    if (this.#state === 'closed') return error?.code ?? 'UNAVAILABLE';
+    if (error === undefined) return this.#respondResult(id, method, result);
+    return this.#respond(id, error, undefined);
+  }
+
+  /** observers: ServerOptions.observers, for the call table's and the streams' ends. */
+  get observers(): Observers | undefined {
+    return this.#host.observers;
   }
 
   /** handlerError maps and logs a handler's failure (see #handlerError). */
@@ -653,17 +674,20 @@ export class ServerConnection implements InboundHost, CallTableHost {
     return this.#table?.notifications ?? 0;
   }
 
-  #respondResult(id: number, method: RegisteredMethod, result: unknown): void {
+  #respondResult(id: number, method: RegisteredMethod, result: unknown): AnswerCode {
     const prepared = prepareResult(method, result, this.#options.validateResults, this.#host.log);
-    if (prepared.ok) this.#respond(id, undefined, prepared.value);
-    else this.#respond(id, prepared.error, undefined);
+    if (prepared.ok) return this.#respond(id, undefined, prepared.value);
+    return this.#respond(id, prepared.error, undefined);
   }
 
-  #respond(id: number, error: RpcError | undefined, result: unknown): void {
+  // Writes the answer; returns what it told the caller (an unencodable or oversized result becomes an error).
+  #respond(id: number, error: RpcError | undefined, result: unknown): AnswerCode {
     let payload: PayloadParts;
+    let code: AnswerCode = error === undefined ? 'OK' : error.code;
     try {
       payload = error === undefined ? encodeResultPayload(id, result) : encodePayloadParts({ type: MessageType.Response, id, error: toWireError(error), result: undefined });
     } catch {
+      code = 'INTERNAL';
       payload = encodePayloadParts({ type: MessageType.Response, id, error: toWireError(new RpcError('INTERNAL', 'the result could not be encoded as MessagePack', { mayHaveRun: true })), result: undefined });
     }
     const length = payloadLength(payload);
@@ -671,9 +695,11 @@ export class ServerConnection implements InboundHost, CallTableHost {
       const tooLarge = frameTooLarge(length, this.#options.maxFrameSize, 'sent');
       // Only answers grow this large, and an answer means the handler ran.
       const data = { ...(tooLarge.data as object), mayHaveRun: true };
+      code = tooLarge.code;
       payload = encodePayloadParts({ type: MessageType.Response, id, error: toWireError(new RpcError(tooLarge.code, tooLarge.message, data)), result: undefined });
     }
     this.#write(payload);
+    return code;
   }
 
   #send(message: Message): void {

@@ -8,9 +8,12 @@ import {
   type MethodKind,
   type CallFn,
   type MethodSpec,
+  type ObservedMethod,
   type ServiceContract,
+  type CallType,
 } from '@tunnelrpc/protocol';
 import {
+  observedMethod,
   checkThrownError,
   formatIssues,
   fromWireValue,
@@ -35,7 +38,20 @@ export interface RegisteredMethod {
   readonly streamChain?: CallFn | undefined;
   /** For a stream method: run its handler as the ambient call (ServerOptions.propagateContext). */
   readonly ambient?: boolean;
+  /** What observers are told of its calls (a stream's, or a unary method's calls)... */
+  readonly observed: ObservedMethod;
+  /** ...and of its notifications. */
+  readonly observedNotification: ObservedMethod;
 }
+
+const STREAM_TYPES: Readonly<Record<Exclude<MethodKind, 'unary'>, CallType>> = { serverStream: 'server_stream', clientStream: 'client_stream', bidiStream: 'bidi_stream' };
+
+/**
+ * What observers are told of calls to a method nobody registered: one method for every such name, so that a
+ * caller's typos cannot grow a series each. @internal
+ */
+export const UNKNOWN_OBSERVED = observedMethod('unknown.unknown', 'unary', false);
+const UNKNOWN_OBSERVED_NOTIFICATION = observedMethod('unknown.unknown', 'notification', false);
 
 /** MethodTable maps wire names to handlers. A Map, so "__proto__" or "toString" is simply not found. @internal */
 export class MethodTable {
@@ -65,10 +81,11 @@ export class MethodTable {
       const handler = spec.errors === undefined ? bound : checkingDeclaredErrors(bound, spec, path, kind);
       if (kind === 'unary') {
         const run = wrapHandler(path, handler as (input: unknown, ctx: CallContext) => unknown, this.#wrapping) as RegisteredMethod['handler'];
-        this.#methods.set(path, { path, spec, kind, handler: run });
+        this.#methods.set(path, { path, spec, kind, handler: run, observed: observedMethod(path, 'unary', true), observedNotification: observedMethod(path, 'notification', true) });
       } else {
         // A stream's handler runs as registered; the same interceptors wrap its whole life (ServerStream.start).
-        this.#methods.set(path, { path, spec, kind, handler, streamChain: streamChain(this.#wrapping), ambient: this.#wrapping.propagateContext });
+        const observed = observedMethod(path, STREAM_TYPES[kind], true);
+        this.#methods.set(path, { path, spec, kind, handler, streamChain: streamChain(this.#wrapping), ambient: this.#wrapping.propagateContext, observed, observedNotification: observed });
       }
     }
   }
@@ -87,7 +104,14 @@ export class MethodTable {
     const fail = (): never => {
       throw unknownMethod(method);
     };
-    return { path: method, spec: UNKNOWN_SPEC, kind: 'unary', handler: wrapHandler(method, fail, this.#wrapping, false) as RegisteredMethod['handler'] };
+    return {
+      path: method,
+      spec: UNKNOWN_SPEC,
+      kind: 'unary',
+      handler: wrapHandler(method, fail, this.#wrapping, false) as RegisteredMethod['handler'],
+      observed: UNKNOWN_OBSERVED,
+      observedNotification: UNKNOWN_OBSERVED_NOTIFICATION,
+    };
   }
 
   /** size counts the registered methods. */

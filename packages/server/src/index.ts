@@ -42,4 +42,5 @@ export { RpcError } from '@tunnelrpc/protocol';
 export type { RpcErrorOptions } from '@tunnelrpc/protocol';
 export type { ErrorCode, TcpInfo } from '@tunnelrpc/protocol';
 export type { AmbientCall, CallFn, CallKind, CallSide, Interceptor, RpcCall, StreamCall, StreamWatcher, UnaryCall } from '@tunnelrpc/protocol';
+export type { CallObserver, CallType, ObservedMethod } from '@tunnelrpc/protocol';
 export { applyInterceptors, currentAmbientCall } from '@tunnelrpc/protocol';

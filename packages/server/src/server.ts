@@ -7,7 +7,7 @@ import { createServer, type IncomingMessage, type RequestListener, type Server a
 import type { Server as NetServer, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { Health, Reflection, RpcError, type ServiceContract } from '@tunnelrpc/protocol';
-import { CONTRACT_HEADER, SERVER_MARKER_HEADER, SERVER_MARKER_VALUE, encodeSkewHeader, parseContractHeader } from '@tunnelrpc/protocol/internal';
+import { CONTRACT_HEADER, SERVER_MARKER_HEADER, SERVER_MARKER_VALUE, encodeSkewHeader, parseContractHeader, Observers } from '@tunnelrpc/protocol/internal';
 import { Account, FairBudget } from './budget.js';
 import { createHealth, createReflection } from './builtin.js';
 import { DebugPage, type TunnelView } from './debug-page.js';
@@ -94,7 +94,12 @@ export class RpcServer<Auth = unknown> {
     this.#budget = new FairBudget(this.#options);
     this.#log = new RateLimitedLog(this.#options.logger, this.#options.maxLogEntriesPerSecond);
     this.#emit = createEmitter(this.#options.listeners, (entry) => this.#log.log(entry));
+    const observers =
+      this.#options.observers.length === 0
+        ? undefined
+        : new Observers(this.#options.observers, (error, hook) => this.#log.log({ level: 'warn', message: `a ServerOptions.observers entry threw in ${hook}; the call is not affected`, error }));
     this.#host = {
+      observers,
       options: this.#options,
       methods: this.#methods,
       draining: this.#draining.signal,

@@ -9,7 +9,7 @@
  * connection routes frames to it and writes what it asks for; StreamState and CreditLedger (protocol package)
  * decide what is legal.
  */
-import { RpcError, type StreamKind, type StreamWatcher } from '@tunnelrpc/protocol';
+import { RpcError, type ErrorCode, type StreamKind, type StreamWatcher } from '@tunnelrpc/protocol';
 import {
   CreditLedger,
   MessageQueue,
@@ -31,6 +31,7 @@ import {
   type Message,
   type PayloadParts,
   type StreamMessageMessage,
+  type Observers,
 } from '@tunnelrpc/protocol/internal';
 import type { Cost } from './budget.js';
 import type { HandlerContext } from './context.js';
@@ -43,6 +44,8 @@ import type { ResolvedServerOptions } from './options.js';
 /** StreamHost is what a stream needs from its connection. @internal */
 export interface StreamHost {
   readonly ledger: CreditLedger;
+  /** ServerOptions.observers; undefined when there are none. */
+  readonly observers: Observers | undefined;
   /** Check client messages against the contract (ServerOptions.validateParams). */
   readonly validateMessages: boolean;
   /** True while the tunnel's write path is below its high-water mark. */
@@ -85,6 +88,8 @@ export class ServerStream implements StreamRun {
   /** The client's bound on each server-to-client message payload, in bytes (meta.maxMessageSize). */
   readonly maxMessageSize: number;
   timer: NodeJS.Timeout | undefined;
+  /** When observers were told it started (performance.now()); 0 without observers. */
+  startedAt = 0;
   readonly input: MessageQueue<unknown>;
   readonly #host: StreamHost;
   #iterator: Pulled | undefined;
@@ -270,7 +275,10 @@ export class ServerStream implements StreamRun {
     if (watchers !== undefined && !this.#watch(watchers, 'sent', message)) return false;
     this.#host.ledger.spend(this.id);
     const refused = this.#host.sendMessage(this, message);
-    if (refused === undefined) return true;
+    if (refused === undefined) {
+      this.#host.observers?.message(this.method.observed, 'sent');
+      return true;
+    }
     this.end(refused);
     return false;
   }
@@ -324,6 +332,7 @@ export class ServerStream implements StreamRun {
       return;
     }
     (this.#heldCosts ??= []).push(cost);
+    this.#host.observers?.message(this.method.observed, 'received');
     this.input.push(value);
   }
 
@@ -398,8 +407,10 @@ export interface StreamTableHost {
   canWrite(): boolean;
   /** Writes one frame payload (the connection's bounded write path). */
   write(payload: PayloadParts): void;
-  /** Answers `[1, id, error, result]`; a result goes through the output schema as for calls. */
-  respond(stream: ServerStream, error: RpcError | undefined, result: unknown): void;
+  /** Answers `[1, id, error, result]`; a result goes through the output schema as for calls. What the caller was told. */
+  respond(stream: ServerStream, error: RpcError | undefined, result: unknown): ErrorCode | 'OK';
+  /** ServerOptions.observers; undefined when there are none. */
+  readonly observers: Observers | undefined;
   /** Gives back the stream's share of the server-wide budget. */
   release(cost: Cost): void;
   /** Takes a share of the server-wide budget for one stream message held for its handler; the refusal if none. */
@@ -424,6 +435,10 @@ export class StreamTable implements StreamHost {
   readonly ledger: CreditLedger;
   readonly validateMessages: boolean;
 
+  get observers(): Observers | undefined {
+    return this.#host.observers;
+  }
+
   constructor(host: StreamTableHost) {
     this.#host = host;
     this.ledger = new CreditLedger(host.options.maxStreamBuffer);
@@ -444,9 +459,10 @@ export class StreamTable implements StreamHost {
    * armed, the first grant of the client's direction goes out before the handler runs (PROTOCOL.md 12.3 rule 4),
    * and the handler starts.
    */
-  open(id: number, method: RegisteredMethod, kind: StreamKind, ctx: HandlerContext, cost: Cost, meta: { credit?: number; maxMessageSize?: number }, timeout: number, input: unknown): void {
+  open(id: number, method: RegisteredMethod, kind: StreamKind, ctx: HandlerContext, cost: Cost, meta: { credit?: number; maxMessageSize?: number }, timeout: number, input: unknown, startedAt: number): void {
     const { maxStreamMessageSize, maxStreamCredit } = this.#host.options;
     const stream = new ServerStream(this, id, method, kind, ctx, cost, meta.maxMessageSize ?? 0);
+    stream.startedAt = startedAt;
     this.#streams.set(id, stream);
     this.ledger.open(id, kind === 'serverStream' ? 0 : maxStreamMessageSize, maxStreamCredit, meta.credit ?? 0);
     stream.timer = setTimeout(() => {
@@ -557,7 +573,8 @@ export class StreamTable implements StreamHost {
     clearTimeout(stream.timer);
     this.#host.release(stream.cost);
     const grants = this.ledger.close(stream.id);
-    this.#host.respond(stream, error, result);
+    const code = this.#host.respond(stream, error, result);
+    this.#host.observers?.ended(stream.method.observed, code, stream.startedAt);
     this.sendGrants(grants);
     this.#host.streamEnded();
   }

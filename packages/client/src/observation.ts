@@ -1,0 +1,54 @@
+/**
+ * The client's side of the call observers (ClientOptions.observers): one ObservedMethod per method name and call
+ * type, made on first use and reused, so that an observer can key its counters by the object; a call's start is
+ * recorded on its record, and call.ts tells the observers its end when it settles.
+ */
+import type { CallObserver, CallType, ObservedMethod, StreamKind } from '@tunnelrpc/protocol';
+import { Observers, observedMethod } from '@tunnelrpc/protocol/internal';
+import type { Call } from './call.js';
+import type { StreamCore } from './stream.js';
+
+// Past this many names, further ones are observed as one: a caller's computed or mistyped names cannot grow an
+// observer's series without bound.
+const MAX_OBSERVED_NAMES = 10_000;
+
+const STREAM_TYPES: Readonly<Record<StreamKind, CallType>> = { serverStream: 'server_stream', clientStream: 'client_stream', bidiStream: 'bidi_stream' };
+
+/** ClientObservation runs a client's observers. @internal */
+export class ClientObservation {
+  readonly #observers: Observers;
+  // Per type, by name: the name the caller passed is looked up as it is (no key string made per call).
+  readonly #known = new Map<CallType, Map<string, ObservedMethod>>();
+  readonly #others = new Map<CallType, ObservedMethod>();
+  #names = 0;
+
+  constructor(observers: readonly CallObserver[]) {
+    // The client has no logger: an observer's throw is its own bug and costs nothing else.
+    this.#observers = new Observers(observers, () => {});
+  }
+
+  /** begin tells the observers that `call` started and records it on the call (and its stream's messages). */
+  begin(call: Call, stream: StreamCore | undefined): void {
+    const type: CallType = stream !== undefined ? STREAM_TYPES[stream.kind] : call.notification ? 'notification' : 'unary';
+    const method = this.#method(call.method, type);
+    const observers = this.#observers;
+    call.observing = { observers, method, startedAt: observers.started(method) };
+    if (stream !== undefined) stream.observe = (direction) => observers.message(method, direction);
+  }
+
+  #method(name: string, type: CallType): ObservedMethod {
+    let ofType = this.#known.get(type);
+    if (ofType === undefined) this.#known.set(type, (ofType = new Map()));
+    const known = ofType.get(name);
+    if (known !== undefined) return known;
+    if (this.#names >= MAX_OBSERVED_NAMES) {
+      let other = this.#others.get(type);
+      if (other === undefined) this.#others.set(type, (other = observedMethod('unknown.unknown', type, false)));
+      return other;
+    }
+    const made = observedMethod(name, type, true);
+    ofType.set(name, made);
+    this.#names++;
+    return made;
+  }
+}
