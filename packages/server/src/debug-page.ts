@@ -2,10 +2,10 @@
  * The debug page (ServerOptions.debugPath): Go's /debug/rpc taken further. Per service a table of methods with
  * their signatures, calls, errors by code and p50/p99 latency; the open tunnels with address, age, calls in flight,
  * calls served and bytes; and the same as JSON (`?format=json`). Off unless asked for, and behind `authorize`.
- * Its numbers come from an interceptor like any other, the first (outermost) one.
+ * Its numbers come from a call observer like any other (ServerOptions.observers), the first one.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { RpcError, UNREPRESENTABLE_KEY, type Interceptor, type TcpInfo } from '@tunnelrpc/protocol';
+import { RpcError, UNREPRESENTABLE_KEY, type CallObserver, type TcpInfo } from '@tunnelrpc/protocol';
 import { describeMethod, splitMethod } from '@tunnelrpc/protocol/internal';
 import type { MethodTable } from './dispatch.js';
 import type { PeerAddress } from './handler-types.js';
@@ -76,24 +76,18 @@ export class DebugPage {
     this.#tunnels = tunnels;
   }
 
-  /** interceptor counts every call by method and outcome; unregistered methods count as `_OTHER`. */
-  readonly interceptor: Interceptor = (next) => async (call) => {
-    const key = call.registered ? call.method : '_OTHER._OTHER';
-    let stats = this.#stats.get(key);
-    if (stats === undefined) {
-      stats = new MethodStats();
-      this.#stats.set(key, stats);
-    }
-    const started = performance.now();
-    let code: string | undefined;
-    try {
-      return await next(call);
-    } catch (error) {
-      code = error instanceof RpcError ? error.code : 'INTERNAL';
-      throw error;
-    } finally {
-      stats.record(performance.now() - started, code);
-    }
+  /** observer counts every call by method and the code its caller got; unregistered methods count as `_OTHER`. */
+  readonly observer: CallObserver = {
+    callStarted: () => {},
+    callEnded: (method, code, seconds) => {
+      const key = method.registered ? method.method : '_OTHER._OTHER';
+      let stats = this.#stats.get(key);
+      if (stats === undefined) {
+        stats = new MethodStats();
+        this.#stats.set(key, stats);
+      }
+      stats.record(seconds * 1000, code === 'OK' ? undefined : code);
+    },
   };
 
   /** matches tells whether a request is for the page. */

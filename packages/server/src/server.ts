@@ -87,17 +87,18 @@ export class RpcServer<Auth = unknown> {
     this.#options = resolveServerOptions(options);
     const debugPath = this.#options.debugPath;
     this.#debug = debugPath === undefined ? undefined : new DebugPage(debugPath, () => this.#methods, this.#options.authorize, () => this.#tunnelViews());
-    // The debug page's counts come from the outermost interceptor, so they match what callers got.
-    this.#methods = new MethodTable(this.#debug === undefined ? this.#options : { ...this.#options, interceptors: [this.#debug.interceptor, ...this.#options.interceptors] });
+    this.#methods = new MethodTable(this.#options);
     if (this.#options.healthService) this.#methods.add(Health, createHealth(this.#methods, () => this.#serving));
     if (this.#options.reflectionService) this.#methods.add(Reflection, createReflection(this.#methods));
     this.#budget = new FairBudget(this.#options);
     this.#log = new RateLimitedLog(this.#options.logger, this.#options.maxLogEntriesPerSecond);
     this.#emit = createEmitter(this.#options.listeners, (entry) => this.#log.log(entry));
+    // The debug page counts through an observer too: its numbers are the codes callers got.
+    const observing = this.#debug === undefined ? this.#options.observers : [this.#debug.observer, ...this.#options.observers];
     const observers =
-      this.#options.observers.length === 0
+      observing.length === 0
         ? undefined
-        : new Observers(this.#options.observers, (error, hook) => this.#log.log({ level: 'warn', message: `a ServerOptions.observers entry threw in ${hook}; the call is not affected`, error }));
+        : new Observers(observing, (error, hook) => this.#log.log({ level: 'warn', message: `a ServerOptions.observers entry threw in ${hook}; the call is not affected`, error }));
     this.#host = {
       observers,
       options: this.#options,
