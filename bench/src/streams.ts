@@ -213,6 +213,8 @@ async function main(): Promise<void> {
     const port = await serve(values.serve as Target);
     process.on('message', (message) => {
       if (message === 'rss') process.send!({ rss: process.memoryUsage().rss });
+      // A clean exit, so that a child run with --cpu-prof writes its profile.
+      if (message === 'exit') process.exit(0);
     });
     process.send!({ port });
     return;
