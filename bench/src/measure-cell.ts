@@ -9,16 +9,20 @@ import { LatencyHistogram } from './histogram.js';
 import { HAS_PROC, readProcessSample } from './proc-stats.js';
 import { cellKey, clientCommand, serverCommand, type CellSpec, type TargetName } from './targets.js';
 
-/** Measurement is the outcome of one window of the cell's clients against one server. */
-export interface Measurement extends Omit<ClientResult, 'histogram'> {
+/** CellPlace says which peer ran which cell: what a measurement and a summary of measurements both carry. */
+export interface CellPlace {
   target: TargetName;
   payload: string;
   bytes: number;
   concurrency: number;
   tunnels: number;
   processes: number;
-  /** cellKey of the cell, e.g. `small:4:16x4`. */
+  /** cellKey of the cell, e.g. `small:256` or `small:4:16x4`. */
   cell: string;
+}
+
+/** Measurement is the outcome of one window of the cell's clients against one server. */
+export interface Measurement extends Omit<ClientResult, 'histogram'>, CellPlace {
   run: number;
   /** Server CPU seconds (user + system) over the window. */
   serverCpuSeconds: number | undefined;

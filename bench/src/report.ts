@@ -1,21 +1,13 @@
 /**
  * Turning measurements into the report: medians per cell and peer, the ratios tunnelrpc/peer, and the table.
  */
-import type { Measurement } from './measure-cell.js';
+import type { CellPlace, Measurement } from './measure-cell.js';
 import { describePayload } from './payload.js';
 import { TARGET_INFO, cellConcurrency, cellKey, totalConcurrency, type CellSpec, type TargetName } from './targets.js';
 
 /** CellSummary is one peer on one cell: the median of each metric over the runs. */
-export interface CellSummary {
+export interface CellSummary extends CellPlace {
   kind: 'cell';
-  target: TargetName;
-  payload: string;
-  bytes: number;
-  concurrency: number;
-  tunnels: number;
-  processes: number;
-  /** cellKey of the cell, e.g. `small:256` or `small:4:16x4`. */
-  cell: string;
   runs: number;
   callsPerSec: number | undefined;
   p50us: number | undefined;
