@@ -21,6 +21,19 @@ export interface CellPlace {
   cell: string;
 }
 
+/** cellPlace is the CellPlace of `target` on `cell`. */
+export function cellPlace(target: TargetName, cell: CellSpec): CellPlace {
+  return {
+    target,
+    payload: cell.payload,
+    bytes: cell.bytes,
+    concurrency: cell.concurrency,
+    tunnels: cell.tunnels,
+    processes: cell.processes,
+    cell: cellKey(cell),
+  };
+}
+
 /** Measurement is the outcome of one window of the cell's clients against one server. */
 export interface Measurement extends Omit<ClientResult, 'histogram'>, CellPlace {
   run: number;
@@ -104,13 +117,7 @@ export async function measureCell(target: TargetName, cell: CellSpec, run: numbe
     const perMillion = (from: number | undefined, to: number | undefined): number | undefined =>
       from === undefined || to === undefined || calls === 0 ? undefined : ((to - from) / calls) * 1e6;
     return {
-      target,
-      payload: cell.payload,
-      bytes: cell.bytes,
-      concurrency: cell.concurrency,
-      tunnels: cell.tunnels,
-      processes: cell.processes,
-      cell: cellKey(cell),
+      ...cellPlace(target, cell),
       run,
       ...merged,
       serverCpuSeconds: before === undefined || after === undefined ? undefined : after.cpuSeconds - before.cpuSeconds,

@@ -1,7 +1,7 @@
 /**
  * Turning measurements into the report: medians per cell and peer, the ratios tunnelrpc/peer, and the table.
  */
-import type { CellPlace, Measurement } from './measure-cell.js';
+import { cellPlace, type CellPlace, type Measurement } from './measure-cell.js';
 import { describePayload } from './payload.js';
 import { TARGET_INFO, cellConcurrency, cellKey, totalConcurrency, type CellSpec, type TargetName } from './targets.js';
 
@@ -45,13 +45,7 @@ export function summarize(measurements: readonly Measurement[], cells: readonly 
       const mib = (bytes: number | undefined): number | undefined => (bytes === undefined ? undefined : bytes / MIB);
       row.push({
         kind: 'cell',
-        target,
-        payload: cell.payload,
-        bytes: cell.bytes,
-        concurrency: cell.concurrency,
-        tunnels: cell.tunnels,
-        processes: cell.processes,
-        cell: key,
+        ...cellPlace(target, cell),
         runs: samples.length,
         callsPerSec: median(samples.map((m) => m.callsPerSec)),
         p50us: median(ok.map((m) => m.p50us)),
