@@ -9,16 +9,33 @@ import { LatencyHistogram } from './histogram.js';
 import { HAS_PROC, readProcessSample } from './proc-stats.js';
 import { cellKey, clientCommand, serverCommand, type CellSpec, type TargetName } from './targets.js';
 
-/** Measurement is the outcome of one window of the cell's clients against one server. */
-export interface Measurement extends Omit<ClientResult, 'histogram'> {
+/** CellPlace says which peer ran which cell: what a measurement and a summary of measurements both carry. */
+export interface CellPlace {
   target: TargetName;
   payload: string;
   bytes: number;
   concurrency: number;
   tunnels: number;
   processes: number;
-  /** cellKey of the cell, e.g. `small:4:16x4`. */
+  /** cellKey of the cell, e.g. `small:256` or `small:4:16x4`. */
   cell: string;
+}
+
+/** cellPlace is the CellPlace of `target` on `cell`. */
+export function cellPlace(target: TargetName, cell: CellSpec): CellPlace {
+  return {
+    target,
+    payload: cell.payload,
+    bytes: cell.bytes,
+    concurrency: cell.concurrency,
+    tunnels: cell.tunnels,
+    processes: cell.processes,
+    cell: cellKey(cell),
+  };
+}
+
+/** Measurement is the outcome of one window of the cell's clients against one server. */
+export interface Measurement extends Omit<ClientResult, 'histogram'>, CellPlace {
   run: number;
   /** Server CPU seconds (user + system) over the window. */
   serverCpuSeconds: number | undefined;
@@ -100,13 +117,7 @@ export async function measureCell(target: TargetName, cell: CellSpec, run: numbe
     const perMillion = (from: number | undefined, to: number | undefined): number | undefined =>
       from === undefined || to === undefined || calls === 0 ? undefined : ((to - from) / calls) * 1e6;
     return {
-      target,
-      payload: cell.payload,
-      bytes: cell.bytes,
-      concurrency: cell.concurrency,
-      tunnels: cell.tunnels,
-      processes: cell.processes,
-      cell: cellKey(cell),
+      ...cellPlace(target, cell),
       run,
       ...merged,
       serverCpuSeconds: before === undefined || after === undefined ? undefined : after.cpuSeconds - before.cpuSeconds,

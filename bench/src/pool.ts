@@ -42,7 +42,12 @@ const CELLS: readonly Cell[] = [
 
 async function startServer(args: readonly string[]): Promise<{ child: ChildProcess; url: string }> {
   const [script, ...rest] = args;
-  const child = spawn(process.execPath, [`${examples}${script!}`, ...rest], { stdio: ['ignore', 'pipe', 'inherit'] });
+  return startListening(`${examples}${script!}`, rest);
+}
+
+// Starts a server script and resolves once it prints "listening URL"; its stdout keeps flowing after that.
+async function startListening(script: string, args: readonly string[]): Promise<{ child: ChildProcess; url: string }> {
+  const child = spawn(process.execPath, [script, ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
   const lines = createInterface({ input: child.stdout! });
   for await (const line of lines) {
     const match = /^listening (\S+)/.exec(line);
@@ -91,18 +96,8 @@ async function measure(cell: Cell, concurrency: number, warmup: number, seconds:
 
 const slowEcho = fileURLToPath(new URL('./servers/slow-echo.js', import.meta.url));
 
-async function startSlowEcho(delayMs: number): Promise<{ child: ChildProcess; url: string }> {
-  const child = spawn(process.execPath, [slowEcho, '--delay', String(delayMs)], { stdio: ['ignore', 'pipe', 'inherit'] });
-  const lines = createInterface({ input: child.stdout! });
-  for await (const line of lines) {
-    const match = /^listening (\S+)/.exec(line);
-    if (match !== null) {
-      lines.close();
-      child.stdout!.resume();
-      return { child, url: match[1]! };
-    }
-  }
-  throw new Error('slow-echo exited before listening');
+function startSlowEcho(delayMs: number): Promise<{ child: ChildProcess; url: string }> {
+  return startListening(slowEcho, ['--delay', String(delayMs)]);
 }
 
 interface GreySample {

@@ -1,21 +1,13 @@
 /**
  * Turning measurements into the report: medians per cell and peer, the ratios tunnelrpc/peer, and the table.
  */
-import type { Measurement } from './measure-cell.js';
+import { cellPlace, type CellPlace, type Measurement } from './measure-cell.js';
 import { describePayload } from './payload.js';
 import { TARGET_INFO, cellConcurrency, cellKey, totalConcurrency, type CellSpec, type TargetName } from './targets.js';
 
 /** CellSummary is one peer on one cell: the median of each metric over the runs. */
-export interface CellSummary {
+export interface CellSummary extends CellPlace {
   kind: 'cell';
-  target: TargetName;
-  payload: string;
-  bytes: number;
-  concurrency: number;
-  tunnels: number;
-  processes: number;
-  /** cellKey of the cell, e.g. `small:256` or `small:4:16x4`. */
-  cell: string;
   runs: number;
   callsPerSec: number | undefined;
   p50us: number | undefined;
@@ -53,13 +45,7 @@ export function summarize(measurements: readonly Measurement[], cells: readonly 
       const mib = (bytes: number | undefined): number | undefined => (bytes === undefined ? undefined : bytes / MIB);
       row.push({
         kind: 'cell',
-        target,
-        payload: cell.payload,
-        bytes: cell.bytes,
-        concurrency: cell.concurrency,
-        tunnels: cell.tunnels,
-        processes: cell.processes,
-        cell: key,
+        ...cellPlace(target, cell),
         runs: samples.length,
         callsPerSec: median(samples.map((m) => m.callsPerSec)),
         p50us: median(ok.map((m) => m.p50us)),

@@ -5,7 +5,6 @@
  * TUNNELRPC_REQUIRE_DEPLOY=1, where it fails.
  */
 import { mkdir, writeFile } from 'node:fs/promises';
-import { request } from 'node:http';
 import { join } from 'node:path';
 import { expect } from 'chai';
 import { chromium, type Browser } from 'playwright-core';
@@ -16,6 +15,7 @@ import { needBox } from '../helpers/boxes.js';
 import { Cleanup } from '../helpers/cleanup.js';
 import { REPO_ROOT } from '../helpers/processes.js';
 import { startEchoServer, type EchoServer } from '../helpers/servers.js';
+import { httpGet, type HttpPage } from '@tunnelrpc/test-kit';
 
 const CHROMIUM_FLAGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
 const TOKEN = 'Bearer debug-s3cret';
@@ -23,17 +23,8 @@ const DEBUG_PATH = '/debug/tunnelrpc';
 /** Where the test leaves its screenshot (not committed; the README's copy is made the same way). */
 export const SCREENSHOT = join(REPO_ROOT, 'test/dist/debug-page.png');
 
-function get(port: number, path: string, headers: Record<string, string> = {}): Promise<{ status: number; type: string; body: string }> {
-  return new Promise((resolve, reject) => {
-    const req = request({ host: '127.0.0.1', port, path, headers }, (res) => {
-      let body = '';
-      res.setEncoding('utf8');
-      res.on('data', (chunk: string) => (body += chunk));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, type: String(res.headers['content-type']), body }));
-    });
-    req.on('error', reject);
-    req.end();
-  });
+function get(port: number, path: string, headers: Record<string, string> = {}): Promise<HttpPage> {
+  return httpGet(`http://127.0.0.1:${port}${path}`, headers);
 }
 
 describe('the debug page in headless Chromium', function () {

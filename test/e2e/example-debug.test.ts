@@ -3,7 +3,6 @@
  * on the one port it prints.
  */
 import type { ChildProcess } from 'node:child_process';
-import { request } from 'node:http';
 import { connect as netConnect } from 'node:net';
 import { expect } from 'chai';
 import { connect, createClient } from '@tunnelrpc/client';
@@ -12,20 +11,7 @@ import { Health, Reflection } from '@tunnelrpc/protocol';
 import { MessageType, encodeMessage } from '@tunnelrpc/protocol/internal';
 import { Cleanup } from '../helpers/cleanup.js';
 import { exitOf, spawnNode, waitForLine } from '../helpers/processes.js';
-import { RawTunnel } from '@tunnelrpc/test-kit';
-
-function get(url: string): Promise<{ status: number; body: string }> {
-  return new Promise((resolve, reject) => {
-    const req = request(url, (res) => {
-      let body = '';
-      res.setEncoding('utf8');
-      res.on('data', (chunk: string) => (body += chunk));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
-    });
-    req.on('error', reject);
-    req.end();
-  });
-}
+import { RawTunnel, httpGet } from '@tunnelrpc/test-kit';
 
 describe('example server --debug', () => {
   const cleanup = new Cleanup();
@@ -43,12 +29,12 @@ describe('example server --debug', () => {
     expect(await createClient(Health, client).check()).to.deep.equal({ status: 'SERVING' });
     expect((await createClient(Reflection, client).list()).services.map((service) => service.name)).to.include('Echo');
 
-    const metrics = await get(`${base}/metrics`);
+    const metrics = await httpGet(`${base}/metrics`);
     expect(metrics.status).to.equal(200);
     expect(metrics.body).to.include('tunnelrpc_server_handled_total{service="Echo",method="add",type="unary",code="OK"} 1\n');
     expect(metrics.body).to.include('tunnelrpc_server_tunnels_open 1\n');
     expect(metrics.body).to.include('process_cpu_seconds_total');
-    const debug = await get(`${base}/debug/tunnelrpc?format=json`);
+    const debug = await httpGet(`${base}/debug/tunnelrpc?format=json`);
     expect(debug.status).to.equal(200);
     const snapshot = JSON.parse(debug.body) as { services: Array<{ name: string; methods: Array<{ name: string; calls: number }> }> };
     expect(snapshot.services.find((service) => service.name === 'Echo')!.methods.find((method) => method.name === 'add')!.calls).to.equal(1);

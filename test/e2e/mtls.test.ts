@@ -3,12 +3,10 @@
  * the verified certificate to `authorize` and to handlers as `ctx.peer.certificate`, and refuses a missing, an
  * expired and a wrong-CA certificate with 401, a reason the client reports as UNAUTHENTICATED, and a log entry.
  */
-import { once } from 'node:events';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
-import type { AddressInfo } from 'node:net';
 import { expect } from 'chai';
 import { z } from 'zod';
 import { connect, type ClientOptions } from '@tunnelrpc/client';
@@ -17,7 +15,7 @@ import { RpcServer, type PeerAddress } from '@tunnelrpc/server';
 import { Cleanup } from '../helpers/cleanup.js';
 import { makePki, type Pki } from '../helpers/pki.js';
 import { runNode } from '../helpers/processes.js';
-import { expectRejects } from '@tunnelrpc/test-kit';
+import { expectRejects, listenAttached } from '@tunnelrpc/test-kit';
 
 const Who = defineService('Who', {
   ami: { input: z.void(), output: z.object({ cn: z.string(), sans: z.array(z.string()), fingerprint: z.string(), auth: z.string() }) },
@@ -53,15 +51,8 @@ describe('mutual TLS', function () {
     });
     // requestCert asks for a certificate; rejectUnauthorized false lets the RpcServer refuse with a reason.
     const https: HttpsServer = createHttpsServer({ key: pki.server.key, cert: pki.server.cert, ca: pki.ca, requestCert: true, rejectUnauthorized: false });
-    rpc.attach(https);
-    https.listen(0, '127.0.0.1');
-    await once(https, 'listening');
-    cleanup.defer(async () => {
-      await rpc.close();
-      https.closeAllConnections();
-      await new Promise<void>((resolve) => https.close(() => resolve()));
-    });
-    return { url: `https://127.0.0.1:${(https.address() as AddressInfo).port}/_rpc`, logs, authorized };
+    const port = await listenAttached(rpc, https, (step) => cleanup.defer(step));
+    return { url: `https://127.0.0.1:${port}/_rpc`, logs, authorized };
   }
 
   const as = (pair?: { key: Buffer; cert: Buffer }): ClientOptions => ({ reconnect: false, tls: { ca: pki.ca, ...(pair ?? {}) } });

@@ -6,7 +6,6 @@
  * one line and skips.
  */
 import { execFileSync } from 'node:child_process';
-import { request } from 'node:http';
 import { expect } from 'chai';
 import { z } from 'zod';
 import { connect, createClient, type TcpInfo } from '@tunnelrpc/client';
@@ -15,6 +14,7 @@ import { RpcServer, type DebugSnapshot } from '@tunnelrpc/server';
 import { Cleanup } from '../helpers/cleanup.js';
 import { until } from '../helpers/load.js';
 import { runNode } from '../helpers/processes.js';
+import { httpGet } from '@tunnelrpc/test-kit';
 
 const Kernel = defineService('Kernel', {
   /** The TCP_INFO the handler reads of its own tunnel, or null where it cannot. */
@@ -27,23 +27,8 @@ function firstLine(error: unknown): string {
   return (stderr === '' ? String((error as Error).message) : stderr).split('\n')[0]!;
 }
 
-function getJson(port: number, path: string): Promise<unknown> {
-  return new Promise((resolve, reject) => {
-    const req = request({ host: '127.0.0.1', port, path }, (res) => {
-      let body = '';
-      res.setEncoding('utf8');
-      res.on('data', (chunk: string) => (body += chunk));
-      res.on('end', () => {
-        try {
-          resolve(JSON.parse(body));
-        } catch (error) {
-          reject(error);
-        }
-      });
-    });
-    req.on('error', reject);
-    req.end();
-  });
+async function getJson(port: number, path: string): Promise<unknown> {
+  return JSON.parse((await httpGet(`http://127.0.0.1:${port}${path}`)).body);
 }
 
 // What a loopback tunnel that carried a few calls must show: a small positive RTT, nothing lost or retransmitted,

@@ -4,9 +4,6 @@
  * results, over a real tunnel on 127.0.0.1. What arrives must deep-equal what zod parsing of the original gives.
  * Every schema of the set either round-trips both ways or is refused by defineService.
  */
-import { once } from 'node:events';
-import { createServer, type Server as HttpServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { expect } from 'chai';
 import { z } from 'zod';
 import { connect, createClient } from '@tunnelrpc/client';
@@ -14,6 +11,7 @@ import { RpcError, defineService, type MethodSpec } from '@tunnelrpc/protocol';
 import { toWireValue } from '@tunnelrpc/protocol/internal';
 import { RpcServer, type ServerOptions, type ServiceImpl } from '@tunnelrpc/server';
 import { Cleanup } from '../helpers/cleanup.js';
+import { listenRpc } from '../helpers/servers.js';
 
 // Fixed so that a failure reproduces; VALUES_SEED=<n> explores others. The seed is in every failure message.
 const SEED = Number(process.env['VALUES_SEED'] ?? 0x5eed_0008);
@@ -199,17 +197,8 @@ describe('Values round-trip by schema (property)', () => {
       impl[`get${i}`] = (input) => toWireValue(each.schema, sent[i]![(input as { index: number }).index]);
     });
     const rpc = new RpcServer({ logger: () => undefined }).register(Values, impl as unknown as ServiceImpl<typeof Values>);
-    const http: HttpServer = createServer();
-    rpc.attach(http);
-    cleanup.defer(async () => {
-      await rpc.close();
-      http.closeAllConnections();
-      if (http.listening) await new Promise<void>((resolve) => http.close(() => resolve()));
-    });
-    http.listen(0, '127.0.0.1');
-    await once(http, 'listening');
-    const { port } = http.address() as AddressInfo;
-    const client = cleanup.add(await connect(`http://127.0.0.1:${port}/_rpc`), (each) => each.close());
+    const { url } = await listenRpc(cleanup, rpc);
+    const client = cleanup.add(await connect(url), (each) => each.close());
     return createClient(Values, client);
   }
 
@@ -255,17 +244,8 @@ describe('Values round-trip by schema (property)', () => {
 
     async function startBilling(options: ServerOptions = {}): Promise<ReturnType<typeof createClient<typeof Billing>>> {
       const rpc = new RpcServer({ logger: () => undefined, ...options }).register(Billing, impl);
-      const http: HttpServer = createServer();
-      rpc.attach(http);
-      cleanup.defer(async () => {
-        await rpc.close();
-        http.closeAllConnections();
-        if (http.listening) await new Promise<void>((resolve) => http.close(() => resolve()));
-      });
-      http.listen(0, '127.0.0.1');
-      await once(http, 'listening');
-      const { port } = http.address() as AddressInfo;
-      return createClient(Billing, cleanup.add(await connect(`http://127.0.0.1:${port}/_rpc`), (each) => each.close()));
+      const { url } = await listenRpc(cleanup, rpc);
+      return createClient(Billing, cleanup.add(await connect(url), (each) => each.close()));
     }
 
     it('sends an optional param holding undefined as absent: list({ customerId, cursor: undefined })', async () => {

@@ -15,6 +15,7 @@ import { promisify } from 'node:util';
 import { RpcServer, type CallContext, type LogEntry, type ServerOptions, type ServiceImpl } from '@tunnelrpc/server';
 import { Echo, createEchoService } from '@tunnelrpc/examples';
 import type { Cleanup } from './cleanup.js';
+import { listenAttached } from '@tunnelrpc/test-kit';
 
 /** logLine renders a log entry as tests match it: `Service.method: message`, or the message alone. */
 export function logLine(entry: LogEntry): string {
@@ -180,15 +181,6 @@ export async function makeSelfSignedCertificate(): Promise<{ key: Buffer; cert: 
 
 /** listenRpc attaches `rpc` to a new http server on 127.0.0.1:0, closed by `cleanup`, and returns its /_rpc URL and port. */
 export async function listenRpc(cleanup: Cleanup, rpc: RpcServer): Promise<{ url: string; port: number }> {
-  const http = createHttpServer();
-  rpc.attach(http);
-  http.listen(0, '127.0.0.1');
-  await once(http, 'listening');
-  cleanup.defer(async () => {
-    await rpc.close();
-    http.closeAllConnections();
-    if (http.listening) await new Promise<void>((resolve) => http.close(() => resolve()));
-  });
-  const { port } = http.address() as AddressInfo;
+  const port = await listenAttached(rpc, createHttpServer(), (step) => cleanup.defer(step));
   return { url: `http://127.0.0.1:${port}/_rpc`, port };
 }

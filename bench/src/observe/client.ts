@@ -6,6 +6,7 @@ import { connect, type ClientOptions } from '@tunnelrpc/client';
 import { Echo } from '@tunnelrpc/examples';
 import { createPrometheus } from '@tunnelrpc/prometheus';
 import { failClient, runClosedLoop } from '../closed-loop.js';
+import { echoDriver } from '../tunnelrpc-echo.js';
 import { PASS_THROUGH, isObserveMode } from './modes.js';
 
 const modeAt = process.argv.indexOf('--mode');
@@ -22,14 +23,5 @@ runClosedLoop(async ({ host, port, concurrency }) => {
     options.observers = [metrics.clientObserver];
     options.listeners = [metrics.clientListener];
   }
-  const client = await connect(`http://${host}:${port}/_rpc`, options);
-  return {
-    call(payload, done) {
-      client.call('Echo.echo', payload).then(
-        (result) => done(undefined, result as Uint8Array),
-        (error: unknown) => done(error),
-      );
-    },
-    close: () => client.close(),
-  };
+  return echoDriver(await connect(`http://${host}:${port}/_rpc`, options));
 }).catch(failClient);

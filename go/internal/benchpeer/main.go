@@ -99,29 +99,28 @@ func main() {
 	flag.Parse()
 	switch *mode {
 	case "server":
-		if *cpuProfile != "" {
-			out, err := os.Create(*cpuProfile)
-			if err != nil {
-				fatal(err)
-			}
-			pprof.StartCPUProfile(out)
-			stopProfile = pprof.StopCPUProfile
-		}
+		startProfile(*cpuProfile)
 		serve(*concurrency)
 	case "client":
-		if *cpuProfile != "" {
-			out, err := os.Create(*cpuProfile)
-			if err != nil {
-				fatal(err)
-			}
-			pprof.StartCPUProfile(out)
-			stopProfile = pprof.StopCPUProfile
-		}
+		startProfile(*cpuProfile)
 		runClient(*host, *port, *concurrency, *connections, *payload, *call, *seconds, *warmup, *waitGo)
 	default:
-		fmt.Fprintln(os.Stderr, "gorpc-bench: -mode server or -mode client")
+		fmt.Fprintln(os.Stderr, "benchpeer: -mode server or -mode client")
 		os.Exit(2)
 	}
+}
+
+// startProfile writes a CPU profile to path until the end (stopProfile), when path is set.
+func startProfile(path string) {
+	if path == "" {
+		return
+	}
+	out, err := os.Create(path)
+	if err != nil {
+		fatal(err)
+	}
+	pprof.StartCPUProfile(out)
+	stopProfile = pprof.StopCPUProfile
 }
 
 func emit(value interface{}) {

@@ -36,6 +36,16 @@ function runCli(args: string[]): Promise<CliRun> {
  * that does not serve reflection), and reads the call's request; returns the peer, the CONNECT head and the request.
  */
 async function acceptCall(server: ScriptedServer, services?: unknown[]) {
+  const { peer, head } = await answerReflection(server, services);
+  const request = await peer.nextRequest();
+  return { peer, head, request };
+}
+
+/**
+ * answerReflection accepts the CLI's next tunnel and answers the tunnelrpc.Reflection.list it opens with, listing
+ * `services` (or UNIMPLEMENTED, as a server without reflection answers, when there are none).
+ */
+async function answerReflection(server: ScriptedServer, services?: unknown[]) {
   const peer = await server.nextPeer();
   const head = await peer.head;
   await peer.accept();
@@ -43,8 +53,7 @@ async function acceptCall(server: ScriptedServer, services?: unknown[]) {
   expect(reflection.method).to.equal('tunnelrpc.Reflection.list');
   if (services === undefined) await peer.fail(reflection.id, 'UNIMPLEMENTED', 'method "tunnelrpc.Reflection.list" is not implemented by this server');
   else await peer.respond(reflection.id, { services });
-  const request = await peer.nextRequest();
-  return { peer, head, request };
+  return { peer, head };
 }
 
 /** expectGracefulClose asserts that the CLI closed the tunnel with goaway UNAVAILABLE and nothing else after. */
@@ -312,11 +321,7 @@ describe('tunnelrpc call (CLI)', () => {
     it('sends nothing, closes the tunnel and exits 1 with the issues when they fail', async () => {
       const server = await ScriptedServer.start();
       const run = runCli(['call', server.url, 'Stock.reserve', '{"sku":"A1","n":0}']);
-      const peer = await server.nextPeer();
-      await peer.head;
-      await peer.accept();
-      const reflection = await peer.nextRequest();
-      await peer.respond(reflection.id, { services });
+      const { peer } = await answerReflection(server, services);
       await expectGracefulClose(peer);
       const { code, stdout, stderr } = await run;
       expect({ code, stdout }).to.deep.equal({ code: 1, stdout: '' });
@@ -326,11 +331,7 @@ describe('tunnelrpc call (CLI)', () => {
     it('exits 1 with UNIMPLEMENTED and the nearest names, sending nothing, for a method reflection does not list', async () => {
       const server = await ScriptedServer.start();
       const run = runCli(['call', server.url, 'Stock.reserv', '{}']);
-      const peer = await server.nextPeer();
-      await peer.head;
-      await peer.accept();
-      const reflection = await peer.nextRequest();
-      await peer.respond(reflection.id, { services });
+      const { peer } = await answerReflection(server, services);
       await expectGracefulClose(peer);
       expect(await run).to.deep.equal({ code: 1, stdout: '', stderr: `UNIMPLEMENTED: ${server.url} has no method Stock.reserv; did you mean Stock.reserve? (tunnelrpc list ${server.url} shows every method)\n` });
     });

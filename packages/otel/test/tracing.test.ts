@@ -3,9 +3,7 @@
  * in-memory exporter, with the parent-child links, kinds, names and RPC attributes; and the no-op path without
  * an SDK.
  */
-import { once } from 'node:events';
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { createServer } from 'node:http';
 import { expect } from 'chai';
 import { SpanKind, SpanStatusCode, context } from '@opentelemetry/api';
 import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks';
@@ -16,6 +14,7 @@ import { connect, createClient, type RpcClient } from '@tunnelrpc/client';
 import { RpcError, defineService } from '@tunnelrpc/protocol';
 import { RpcServer } from '@tunnelrpc/server';
 import { createTracing } from '@tunnelrpc/otel';
+import { listenAttached } from '@tunnelrpc/test-kit';
 
 const Back = defineService('Back', {
   lookup: { input: z.object({ id: z.number() }), output: z.object({ id: z.number(), traceparent: z.string().nullable() }) },
@@ -26,16 +25,7 @@ const Front = defineService('Front', {
 });
 
 async function serve(rpc: RpcServer, closers: Array<() => Promise<void>>): Promise<string> {
-  const http: Server = createServer();
-  rpc.attach(http);
-  http.listen(0, '127.0.0.1');
-  await once(http, 'listening');
-  closers.push(async () => {
-    await rpc.close();
-    http.closeAllConnections();
-    await new Promise<void>((resolve) => http.close(() => resolve()));
-  });
-  return `http://127.0.0.1:${(http.address() as AddressInfo).port}/_rpc`;
+  return `http://127.0.0.1:${await listenAttached(rpc, createServer(), (step) => closers.push(step))}/_rpc`;
 }
 
 describe('createTracing', () => {

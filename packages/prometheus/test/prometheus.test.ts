@@ -12,6 +12,7 @@ import { connect, createClient, type RpcClient } from '@tunnelrpc/client';
 import { ERROR_CODES, RpcError, defineService } from '@tunnelrpc/protocol';
 import { RpcServer } from '@tunnelrpc/server';
 import { OTHER_METHOD, RPC_DURATION_BUCKETS, createPrometheus, type TunnelMetrics } from '@tunnelrpc/prometheus';
+import { httpGet, type HttpPage } from '@tunnelrpc/test-kit';
 
 const Calc = defineService('Calc', {
   add: { input: z.object({ a: z.number(), b: z.number() }), output: z.number() },
@@ -45,17 +46,8 @@ function parseExposition(text: string): Sample[] {
   return samples;
 }
 
-function scrape(port: number, path = '/metrics'): Promise<{ status: number; type: string; body: string }> {
-  return new Promise((resolve, reject) => {
-    const req = request({ host: '127.0.0.1', port, path }, (res) => {
-      let body = '';
-      res.setEncoding('utf8');
-      res.on('data', (chunk: string) => (body += chunk));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, type: String(res.headers['content-type']), body }));
-    });
-    req.on('error', reject);
-    req.end();
-  });
+function scrape(port: number, path = '/metrics'): Promise<HttpPage> {
+  return httpGet(`http://127.0.0.1:${port}${path}`);
 }
 
 describe('createPrometheus', () => {

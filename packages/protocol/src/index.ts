@@ -3,8 +3,9 @@
  *
  * It holds the service contract helpers both sides share, the one error class and its closed code list, the call
  * shapes interceptors wrap, the built-in Health and Reflection contracts, and the defaults of the wire limits the
- * server and client options set. Nothing here opens a socket or starts a timer. One thing is process-wide: the
- * ambient call that currentAmbientCall reads, kept on globalThis so that every copy of this package shares it.
+ * server and client options set. Nothing here opens a socket or starts a timer. The one process-wide state a caller
+ * can observe is the ambient call that currentAmbientCall reads, kept on globalThis so that every copy of this
+ * package shares it.
  *
  * The wire-v1 codec itself (frames, messages, the CONNECT handshake, credit, deadlines) is the subpath
  * `@tunnelrpc/protocol/internal`, for the server and client packages and for tests of peers in other languages.

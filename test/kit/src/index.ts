@@ -5,5 +5,9 @@
  */
 export { fixstr, frame, hex, packValue, rawRequest, repeat, toHex } from './bytes.js';
 export { expectRejects, expectThrows } from './rpc-error.js';
+export { httpGet } from './http-get.js';
+export { listenAttached } from './listen.js';
+export type { Attachable } from './listen.js';
+export type { HttpPage } from './http-get.js';
 export { ScriptedPeer, ScriptedServer } from './scripted-server.js';
 export { CONNECT_HEAD, RawTunnel, expectErrorResponse, expectGoaway, expectNoPeerBytes, expectOnlyGoaway, expectResponse, expectResult, rawSocket, readTunnelHead, readUntil, request } from './raw-tunnel.js';
