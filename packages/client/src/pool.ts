@@ -9,9 +9,10 @@
  */
 import { isIP } from 'node:net';
 import { chooseProxy } from './proxy-env.js';
-import { Deadlines, RpcError, type DeadlineGroup, type TimerFunctions } from '@tunnelrpc/protocol';
+import { RpcError } from '@tunnelrpc/protocol';
 import type { Call } from './call.js';
-import { drawTwo, weighedLoad } from './balancer.js';
+import { AttemptWatches } from './attempt-watch.js';
+import { Picker } from './picker.js';
 import { mayEject, outliersOf } from './outlier.js';
 import { ejectionDelay, resolveDelay } from './ejection.js';
 import { Endpoint, type EndpointHost, type EndpointSnapshot } from './endpoint.js';
@@ -34,22 +35,6 @@ export interface PoolHost {
   /** An idempotent call waited attemptTimeout on its tunnel and was cancelled there: send it again elsewhere. */
   attemptTimedOut(call: Call): void;
 }
-
-// One attempt of an idempotent call under attemptTimeout: which tunnel it went to, and which try it was.
-interface AttemptWatch {
-  readonly call: Call;
-  readonly tunnel: Tunnel;
-  readonly owner: Endpoint;
-  readonly attempt: number;
-  deadlineGroup: DeadlineGroup | undefined;
-  deadlineSlot: number;
-}
-
-// Attempt timers never keep the process alive: the call's own deadline does while it waits.
-const UNREF_TIMERS: TimerFunctions = {
-  set: (run, ms) => setTimeout(run, ms).unref(),
-  clear: (handle) => clearTimeout(handle as NodeJS.Timeout),
-};
 
 // Dial errors that another try will not fix: calls waiting for a tunnel fail with them once every endpoint says so.
 const PERMANENT_REFUSALS: ReadonlySet<string> = new Set(['UNAUTHENTICATED', 'PERMISSION_DENIED', 'UNIMPLEMENTED', 'INVALID_ARGUMENT', 'FAILED_PRECONDITION']);
@@ -77,9 +62,12 @@ export class Pool implements EndpointHost {
   readonly #sourceOf = new Map<Endpoint, Source>();
   // Every live endpoint, in order of creation; closed ones removed from DNS leave it.
   #endpoints: Endpoint[] = [];
-  // Reused per pick: the open tunnels and who owns each.
-  readonly #tunnels: Tunnel[] = [];
-  readonly #owners: Endpoint[] = [];
+  // The candidate tunnels, gathered again after each event that changes them (markStale), not per call.
+  readonly #picker: Picker<Tunnel, Endpoint>;
+  // Calls waiting for answers on every tunnel, and ids in use (those plus abandoned ones): kept by the tunnels'
+  // events so that admission and pendingCalls do not walk every tunnel.
+  #callCount = 0;
+  #idCount = 0;
   #closing = false;
   #closed = false;
   #lastError: RpcError | undefined;
@@ -87,10 +75,7 @@ export class Pool implements EndpointHost {
   #everReady = false;
   // Compares the endpoints' answers every outlierDetection.interval (outlier.ts).
   #outlierTimer: NodeJS.Timeout | undefined;
-  readonly #attempts: Deadlines<AttemptWatch>;
-  // The armed attempt of each idempotent call, disarmed when it is answered: memory follows calls in flight, not
-  // calls made within the last attemptTimeout.
-  readonly #watches = new Map<Call, AttemptWatch>();
+  readonly #attempts: AttemptWatches;
 
   constructor(targets: readonly DialTarget[], options: ResolvedClientOptions, host: PoolHost, random: () => number = Math.random) {
     this.#options = options;
@@ -107,7 +92,8 @@ export class Pool implements EndpointHost {
       resolveDue: 0,
       failed: undefined,
     }));
-    this.#attempts = new Deadlines<AttemptWatch>((watch, timeout) => this.#attemptExpired(watch, timeout), UNREF_TIMERS);
+    this.#picker = new Picker<Tunnel, Endpoint>(() => this.#endpoints, options, random);
+    this.#attempts = new AttemptWatches(options.attemptTimeout, options.maxRetries, (call) => this.#host.attemptTimedOut(call));
   }
 
   /** start creates the endpoints of address URLs and resolves host names; every endpoint starts dialling. */
@@ -143,8 +129,7 @@ export class Pool implements EndpointHost {
 
   /** hasAccepting tells whether some tunnel takes new calls now. */
   get hasAccepting(): boolean {
-    for (const endpoint of this.#endpoints) if (endpoint.open.length > 0) return true;
-    return false;
+    return this.#picker.openCount > 0;
   }
 
   /** canOpen tells whether a tunnel may still open: reconnect is on, or a dial or a resolution is under way. */
@@ -154,16 +139,14 @@ export class Pool implements EndpointHost {
     return this.#endpoints.some((endpoint) => endpoint.dialing) || this.#sources.some((source) => source.resolving);
   }
 
+  /** callCount counts calls waiting for their answers on every tunnel, draining ones included. */
   get callCount(): number {
-    let count = 0;
-    for (const endpoint of this.#endpoints) count += endpoint.callCount;
-    return count;
+    return this.#callCount;
   }
 
+  /** load counts ids in use on every tunnel: calls waiting for answers plus abandoned ones. */
   get load(): number {
-    let load = 0;
-    for (const endpoint of this.#endpoints) load += endpoint.load;
-    return load;
+    return this.#idCount;
   }
 
   get lastError(): RpcError | undefined {
@@ -185,94 +168,22 @@ export class Pool implements EndpointHost {
    * what the tunnel returned: undefined when sent, or the error that keeps this call from being sent.
    */
   trySend(call: Call, timeout?: number): RpcError | undefined | false {
-    const limit = this.#options.maxWriteBuffer;
-    // Most clients hold one tunnel: the balancer's candidate lists are built only once a second one can take it.
-    const tunnels = this.#tunnels;
-    const owners = this.#owners;
-    let tunnel: Tunnel | undefined;
-    let owner: Endpoint | undefined;
-    // Outliers take calls only when no endpoint in service can: a pool never refuses everything for its answers.
-    let spare: Tunnel | undefined;
-    let spareOwner: Endpoint | undefined;
-    for (const endpoint of this.#endpoints) {
-      const outlier = endpoint.outlier;
-      for (const open of endpoint.open) {
-        if (!open.accepting || open.unsentBytes > limit) continue;
-        if (outlier) {
-          if (spare === undefined) {
-            spare = open;
-            spareOwner = endpoint;
-          }
-          continue;
-        }
-        if (tunnel === undefined) {
-          tunnel = open;
-          owner = endpoint;
-          continue;
-        }
-        if (tunnels.length === 0) {
-          tunnels.push(tunnel);
-          owners.push(owner!);
-        }
-        tunnels.push(open);
-        owners.push(endpoint);
-      }
+    const tunnel = this.#picker.pick();
+    if (tunnel === undefined) return false;
+    const owner = this.#picker.owner!;
+    if (call.notification) {
+      const refused = tunnel.notify(call);
+      if (refused === undefined) owner.countSent();
+      return refused;
     }
-    if (tunnel === undefined) {
-      tunnel = spare;
-      owner = spareOwner;
-    }
-    if (tunnel === undefined || owner === undefined) return false;
-    if (tunnels.length > 0) {
-      const index = this.#pick();
-      tunnel = tunnels[index]!;
-      owner = owners[index]!;
-      tunnels.length = 0;
-      owners.length = 0;
-    }
-    const refused = call.notification ? tunnel.notify(call) : tunnel.send(call, timeout);
+    const refused = tunnel.send(call, timeout);
     if (refused === undefined) {
       owner.countSent();
-      const attemptTimeout = this.#options.attemptTimeout;
-      if (attemptTimeout > 0 && call.idempotent && call.stream === undefined && !call.notification) {
-        const earlier = this.#watches.get(call);
-        if (earlier !== undefined) this.#attempts.disarm(earlier);
-        const watch: AttemptWatch = { call, tunnel, owner, attempt: call.attempts, deadlineGroup: undefined, deadlineSlot: 0 };
-        this.#watches.set(call, watch);
-        this.#attempts.arm(watch, attemptTimeout, Date.now());
-      }
+      this.#callCount++;
+      this.#idCount++;
+      this.#attempts.sent(call, tunnel, owner);
     }
     return refused;
-  }
-
-  // Power of two choices over the candidate lists: fewer outstanding calls wins, each weighed by its endpoint's
-  // peak-EWMA latency when latencyAware is on. Ties go to the first drawn.
-  #pick(): number {
-    const tunnels = this.#tunnels;
-    const [first, second] = drawTwo(tunnels.length, this.#random);
-    if (!this.#options.latencyAware) return tunnels[second]!.load < tunnels[first]!.load ? second : first;
-    const now = performance.now();
-    const a = weighedLoad(tunnels[first]!.load, this.#owners[first]!.latencyCost(now));
-    const b = weighedLoad(tunnels[second]!.load, this.#owners[second]!.latencyCost(now));
-    return b < a ? second : first;
-  }
-
-  // An attempt waited attemptTimeout: it counts against its endpoint, and when the call has tries and time left it
-  // is cancelled there (a cancel goes out, the id stays reserved) and handed back to be sent elsewhere.
-  #attemptExpired(watch: AttemptWatch, timeout: number): void {
-    const { call, tunnel, owner } = watch;
-    if (this.#watches.get(call) === watch) this.#watches.delete(call);
-    if (call.settled || call.tunnel !== tunnel || call.attempts !== watch.attempt || this.#closing) return;
-    try {
-      owner.attemptTimedOut(timeout);
-      if (call.attempts > this.#options.maxRetries || call.deadline <= Date.now()) return;
-      tunnel.abandon(call);
-      call.tunnel = undefined;
-      call.mayHaveRun = true;
-      this.#host.attemptTimedOut(call);
-    } catch {
-      // A bug here must not escape the timer: the call still ends at its deadline.
-    }
   }
 
   // Every interval: the endpoints whose answers stand out (outliersOf) are ejected, worst first, within
@@ -292,7 +203,9 @@ export class Pool implements EndpointHost {
       total++;
       if (each.outlier) ejected++;
     }
-    if (mayEject(ejected, total, this.#options.outlierDetection.maxEjectionPercent)) endpoint.ejectOutlier();
+    if (!mayEject(ejected, total, this.#options.outlierDetection.maxEjectionPercent)) return;
+    endpoint.ejectOutlier();
+    this.#picker.markStale();
   }
 
   /**
@@ -316,8 +229,7 @@ export class Pool implements EndpointHost {
     this.#closing = true;
     clearInterval(this.#outlierTimer);
     this.#outlierTimer = undefined;
-    for (const watch of this.#watches.values()) this.#attempts.disarm(watch);
-    this.#watches.clear();
+    this.#attempts.close();
     for (const source of this.#sources) {
       clearTimeout(source.resolveTimer);
       source.resolveTimer = undefined;
@@ -325,11 +237,14 @@ export class Pool implements EndpointHost {
     this.#ready?.reject(new RpcError('UNAVAILABLE', 'close() was called on the client before its first tunnel opened'));
     this.#ready = undefined;
     for (const endpoint of [...this.#endpoints]) endpoint.close();
+    // Their tunnels stopped accepting, and no endpoint is an outlier any more.
+    this.#picker.markStale();
     this.#closeIfDone();
   }
 
   // EndpointHost
   endpointOpened(_endpoint: Endpoint): void {
+    this.#picker.markStale();
     this.#everReady = true;
     this.#ready?.resolve();
     this.#ready = undefined;
@@ -340,11 +255,23 @@ export class Pool implements EndpointHost {
   }
 
   tunnelDraining(_endpoint: Endpoint, refused: Call[]): void {
+    this.#picker.markStale();
+    // Refused calls left the tunnel; their ids stay reserved there.
+    this.#callCount -= refused.length;
     this.#host.tunnelDraining(refused);
   }
 
   tunnelEnded(endpoint: Endpoint, reason: RpcError | undefined, orphans: Call[], refused: Call[]): void {
+    this.#picker.markStale();
+    const released = orphans.length + refused.length;
+    this.#callCount -= released;
+    this.#idCount -= released;
     this.#host.tunnelEnded(reason, orphans, refused, endpoint.target.display);
+  }
+
+  callsReleased(calls: number, ids: number): void {
+    this.#callCount -= calls;
+    this.#idCount -= ids;
   }
 
   tunnelWritable(_endpoint: Endpoint): void {
@@ -365,13 +292,11 @@ export class Pool implements EndpointHost {
   }
 
   callEnded(call: Call): void {
-    const watch = this.#watches.get(call);
-    if (watch === undefined) return;
-    this.#watches.delete(call);
-    this.#attempts.disarm(watch);
+    this.#attempts.ended(call);
   }
 
   outlierReturned(_endpoint: Endpoint): void {
+    this.#picker.markStale();
     this.#host.tunnelReady();
   }
 
@@ -382,6 +307,7 @@ export class Pool implements EndpointHost {
   }
 
   endpointClosed(endpoint: Endpoint): void {
+    this.#picker.markStale();
     const source = this.#sourceOf.get(endpoint);
     // An address that left the DNS answer goes away; after close(), or with reconnect off, it stays listed as closed.
     if (!this.#closing && this.#options.reconnect && source !== undefined) {
@@ -398,6 +324,7 @@ export class Pool implements EndpointHost {
     source.endpoints.set(key, endpoint);
     this.#sourceOf.set(endpoint, source);
     this.#endpoints.push(endpoint);
+    this.#picker.markStale();
     this.#watchIfMany();
     return endpoint;
   }
@@ -495,6 +422,7 @@ export class Pool implements EndpointHost {
     source.resolveFailures = 0;
     const seen = new Set(addresses);
     for (const [address, endpoint] of source.endpoints) if (!seen.has(address)) endpoint.close();
+    this.#picker.markStale();
     for (const address of addresses) {
       if (source.endpoints.has(address)) continue;
       const target = source.target.kind === 'unix' ? source.target : { ...source.target, address };
