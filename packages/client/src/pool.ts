@@ -1,24 +1,19 @@
 /**
- * Pool: the endpoints one client spreads its calls over. It turns the URLs given to connect() into endpoints (a
- * host name into one per address it resolves to, A and AAAA, resolved again after failures and at an interval),
- * routes each call to an open tunnel with the balancer, and reports what its endpoints' tunnels hand back to the
- * client, which decides retries. One URL with an address is a pool of one endpoint (undici agent.js:18-22).
- *
- * Over 400 lines: the pool owns its endpoints and the re-resolution of host names that creates and retires them;
- * picking (balancer.ts), ejection and outlier verdicts (ejection.ts, outlier.ts) are already their own files.
+ * Pool: the endpoints one client spreads its calls over. It makes the endpoints of the URLs given to connect()
+ * (url-source.ts: one per address a host name resolves to), routes each call to an open tunnel (picker.ts), ejects
+ * endpoints whose answers stand out (outlier.ts), and reports what its endpoints' tunnels hand back to the client,
+ * which decides retries. One URL with an address is a pool of one endpoint (undici agent.js:18-22).
  */
-import { isIP } from 'node:net';
-import { chooseProxy } from './proxy-env.js';
 import { RpcError } from '@tunnelrpc/protocol';
 import type { Call } from './call.js';
 import { AttemptWatches } from './attempt-watch.js';
 import { Picker } from './picker.js';
 import { mayEject, outliersOf } from './outlier.js';
-import { ejectionDelay, resolveDelay } from './ejection.js';
 import { Endpoint, type EndpointHost, type EndpointSnapshot } from './endpoint.js';
-import type { ResolvedAddress, ResolvedClientOptions } from './options.js';
+import type { ResolvedClientOptions } from './options.js';
 import type { DialTarget } from './target.js';
 import type { Tunnel } from './tunnel.js';
+import { UrlSource, type UrlSourceHost } from './url-source.js';
 
 /** PoolHost is what the pool tells its client. @internal */
 export interface PoolHost {
@@ -39,27 +34,13 @@ export interface PoolHost {
 // Dial errors that another try will not fix: calls waiting for a tunnel fail with them once every endpoint says so.
 const PERMANENT_REFUSALS: ReadonlySet<string> = new Set(['UNAUTHENTICATED', 'PERMISSION_DENIED', 'UNIMPLEMENTED', 'INVALID_ARGUMENT', 'FAILED_PRECONDITION']);
 
-interface Source {
-  readonly target: DialTarget;
-  /** The host name to resolve; undefined for an IP address or a unix socket. */
-  readonly hostname: string | undefined;
-  readonly endpoints: Map<string, Endpoint>;
-  resolving: boolean;
-  resolvedAt: number;
-  resolveFailures: number;
-  resolveTimer: NodeJS.Timeout | undefined;
-  resolveDue: number;
-  /** The last resolution failed while the source had no endpoint. */
-  failed: RpcError | undefined;
-}
-
 /** Pool routes calls over the tunnels of every endpoint. @internal */
 export class Pool implements EndpointHost {
   readonly #options: ResolvedClientOptions;
   readonly #host: PoolHost;
   readonly #random: () => number;
-  readonly #sources: Source[];
-  readonly #sourceOf = new Map<Endpoint, Source>();
+  readonly #sources: UrlSource[];
+  readonly #sourceOf = new Map<Endpoint, UrlSource>();
   // Every live endpoint, in order of creation; closed ones removed from DNS leave it.
   #endpoints: Endpoint[] = [];
   // The candidate tunnels, gathered again after each event that changes them (markStale), not per call.
@@ -81,17 +62,8 @@ export class Pool implements EndpointHost {
     this.#options = options;
     this.#host = host;
     this.#random = random;
-    this.#sources = targets.map((target) => ({
-      target,
-      hostname: target.kind === 'unix' || isIP(target.host) !== 0 || throughProxy(target, options) ? undefined : target.host,
-      endpoints: new Map(),
-      resolving: false,
-      resolvedAt: 0,
-      resolveFailures: 0,
-      resolveTimer: undefined,
-      resolveDue: 0,
-      failed: undefined,
-    }));
+    const sourceHost = this.#sourceHost();
+    this.#sources = targets.map((target) => new UrlSource(target, options, sourceHost, random));
     this.#picker = new Picker<Tunnel, Endpoint>(() => this.#endpoints, options, random);
     this.#attempts = new AttemptWatches(options.attemptTimeout, options.maxRetries, (call) => this.#host.attemptTimedOut(call));
   }
@@ -109,10 +81,7 @@ export class Pool implements EndpointHost {
       }, detection.interval);
       this.#outlierTimer.unref();
     }
-    for (const source of this.#sources) {
-      if (source.hostname !== undefined) this.#resolve(source);
-      else this.#addEndpoint(source, '', source.target, undefined).start();
-    }
+    for (const source of this.#sources) source.start();
   }
 
   /**
@@ -230,10 +199,7 @@ export class Pool implements EndpointHost {
     clearInterval(this.#outlierTimer);
     this.#outlierTimer = undefined;
     this.#attempts.close();
-    for (const source of this.#sources) {
-      clearTimeout(source.resolveTimer);
-      source.resolveTimer = undefined;
-    }
+    for (const source of this.#sources) source.stop();
     this.#ready?.reject(new RpcError('UNAVAILABLE', 'close() was called on the client before its first tunnel opened'));
     this.#ready = undefined;
     for (const endpoint of [...this.#endpoints]) endpoint.close();
@@ -282,7 +248,7 @@ export class Pool implements EndpointHost {
     this.#lastError = error;
     const source = this.#sourceOf.get(endpoint);
     // A failing address may have left the host name's records: look again, no sooner than minResolveInterval.
-    if (source?.hostname !== undefined && this.#options.reconnect) this.#scheduleResolve(source, true);
+    source?.scheduleResolve(true);
     this.#checkFirstTries();
     this.#host.dialFailed(error);
   }
@@ -319,7 +285,26 @@ export class Pool implements EndpointHost {
     this.#closeIfDone();
   }
 
-  #addEndpoint(source: Source, key: string, target: DialTarget, address: string | undefined): Endpoint {
+  #sourceHost(): UrlSourceHost {
+    const pool = this;
+    return {
+      get closing(): boolean {
+        return pool.#closing;
+      },
+      addEndpoint: (source, key, target, address) => this.#addEndpoint(source, key, target, address),
+      endpointsRetired: () => this.#picker.markStale(),
+      resolveFailed: (source, error) => {
+        this.#lastError = error;
+        if (source.endpoints.size > 0) return;
+        this.#checkFirstTries();
+        this.#host.dialFailed(error);
+        if (!this.#options.reconnect) this.#closeIfDone();
+      },
+      settledWhileClosing: () => this.#closeIfDone(),
+    };
+  }
+
+  #addEndpoint(source: UrlSource, key: string, target: DialTarget, address: string | undefined): Endpoint {
     const endpoint = new Endpoint(target, address, this.#options, this, this.#random);
     source.endpoints.set(key, endpoint);
     this.#sourceOf.set(endpoint, source);
@@ -360,102 +345,6 @@ export class Pool implements EndpointHost {
     ready.reject(new RpcError(code, `none of ${errors.length} endpoints could be reached: ${errors.map((error) => error.message).join('; ')}`, { errors: errors.map((error) => ({ code: error.code, message: error.message })) }));
   }
 
-  #scheduleResolve(source: Source, failed: boolean): void {
-    if (this.#closing || !this.#options.reconnect || source.hostname === undefined || source.resolving) return;
-    const { resolveInterval, minResolveInterval } = this.#options;
-    let delay = resolveDelay(source.resolvedAt, Date.now(), failed, resolveInterval, minResolveInterval);
-    if (delay === undefined) return;
-    // A name that did not resolve at all is retried with the dial backoff, at least minResolveInterval apart.
-    if (source.failed !== undefined) {
-      delay = Math.max(delay, ejectionDelay(source.resolveFailures, this.#options.minReconnectDelay, this.#options.maxReconnectDelay, this.#random));
-    }
-    const due = Date.now() + delay;
-    if (source.resolveTimer !== undefined) {
-      if (source.resolveDue <= due) return;
-      clearTimeout(source.resolveTimer);
-    }
-    source.resolveDue = due;
-    source.resolveTimer = setTimeout(() => {
-      source.resolveTimer = undefined;
-      this.#resolve(source);
-    }, delay);
-    source.resolveTimer.unref();
-  }
-
-  #resolve(source: Source): void {
-    const hostname = source.hostname!;
-    source.resolving = true;
-    let lookup: Promise<readonly ResolvedAddress[]>;
-    try {
-      lookup = Promise.resolve(this.#options.lookup(hostname));
-    } catch (error) {
-      lookup = Promise.reject(error);
-    }
-    lookup
-      .then(
-        (addresses) => this.#resolved(source, addresses),
-        (error: unknown) => this.#resolveFailed(source, error),
-      )
-      .catch((error: unknown) => {
-        // A bug above must not become an unhandled rejection: count it as a failed resolution.
-        try {
-          this.#resolveFailed(source, error);
-        } catch {
-          // Nothing more can be done here; the periodic refresh or the next failure tries again.
-        }
-      });
-  }
-
-  #resolved(source: Source, answer: readonly ResolvedAddress[]): void {
-    source.resolving = false;
-    source.resolvedAt = Date.now();
-    if (this.#closing) {
-      this.#closeIfDone();
-      return;
-    }
-    const addresses = checkAnswer(answer);
-    if (addresses === undefined || addresses.length === 0) {
-      this.#resolveFailed(source, new Error(addresses === undefined ? 'the lookup option returned something other than an array of { address } objects with IP addresses' : 'no addresses'));
-      return;
-    }
-    source.failed = undefined;
-    source.resolveFailures = 0;
-    const seen = new Set(addresses);
-    for (const [address, endpoint] of source.endpoints) if (!seen.has(address)) endpoint.close();
-    this.#picker.markStale();
-    for (const address of addresses) {
-      if (source.endpoints.has(address)) continue;
-      const target = source.target.kind === 'unix' ? source.target : { ...source.target, address };
-      this.#addEndpoint(source, address, target, address).start();
-    }
-    this.#scheduleResolve(source, false);
-  }
-
-  #resolveFailed(source: Source, error: unknown): void {
-    source.resolving = false;
-    source.resolvedAt = Date.now();
-    if (this.#closing) {
-      this.#closeIfDone();
-      return;
-    }
-    source.resolveFailures++;
-    const errno = (error as NodeJS.ErrnoException | undefined)?.code;
-    const why = errno ?? (error instanceof Error ? error.message : String(error));
-    const rpc = new RpcError('UNAVAILABLE', `cannot connect to ${source.target.display}: ${why} (the host name does not resolve)`, errno === undefined ? undefined : { errno }, { cause: error });
-    this.#lastError = rpc;
-    // Addresses resolved before are kept: a DNS hiccup must not take down a fleet that answers.
-    if (source.endpoints.size === 0) {
-      source.failed = rpc;
-      this.#checkFirstTries();
-      this.#host.dialFailed(rpc);
-      if (!this.#options.reconnect) {
-        this.#closeIfDone();
-        return;
-      }
-    }
-    this.#scheduleResolve(source, true);
-  }
-
   // Closed after close(), or with reconnect off once every endpoint is gone and no name is being resolved.
   #closeIfDone(): void {
     if (this.#closed) return;
@@ -465,29 +354,5 @@ export class Pool implements EndpointHost {
     if (!this.#closing && this.#sources.some((source) => source.resolving)) return;
     this.#closed = true;
     this.#host.poolClosed();
-  }
-}
-
-// The addresses of a lookup answer, deduplicated, or undefined when it is not an array of { address } with IPs.
-function checkAnswer(answer: unknown): string[] | undefined {
-  if (!Array.isArray(answer)) return undefined;
-  const out: string[] = [];
-  for (const entry of answer as unknown[]) {
-    const address: unknown = typeof entry === 'object' && entry !== null ? (entry as { address?: unknown }).address : undefined;
-    if (typeof address !== 'string' || isIP(address) === 0) return undefined;
-    if (!out.includes(address)) out.push(address);
-  }
-  return out;
-}
-
-// A target reached through a forward proxy is resolved by the proxy (it may be a name only the proxy's network
-// knows): the pool keeps it as one endpoint and does not look it up itself.
-function throughProxy(target: DialTarget, options: ResolvedClientOptions): boolean {
-  if (target.kind === 'unix') return false;
-  try {
-    return chooseProxy({ tls: target.kind === 'tls', host: target.host, port: target.port }, options.proxy, process.env) !== undefined;
-  } catch {
-    // A bad proxy setting fails the dial itself, with its message.
-    return false;
   }
 }

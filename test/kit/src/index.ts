@@ -5,5 +5,6 @@
  */
 export { fixstr, frame, hex, repeat, toHex } from './bytes.js';
 export { expectRejects, expectThrows } from './rpc-error.js';
+export { mulberry32 } from './random.js';
 export { ScriptedPeer, ScriptedServer } from './scripted-server.js';
 export { CONNECT_HEAD, RawTunnel, expectErrorResponse, expectGoaway, expectNoPeerBytes, expectOnlyGoaway, expectResponse, expectResult, rawSocket, readTunnelHead, readUntil, request } from './raw-tunnel.js';
