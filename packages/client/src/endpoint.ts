@@ -260,19 +260,12 @@ export class Endpoint implements TunnelHost {
     return this.#closed;
   }
 
-  /** callCount and load sum those of its tunnels, draining ones included. */
+  /** callCount sums the calls waiting on its tunnels, draining ones included, for its snapshot. */
   get callCount(): number {
     let count = 0;
     for (const tunnel of this.#open) count += tunnel.callCount;
     for (const tunnel of this.#draining) count += tunnel.callCount;
     return count;
-  }
-
-  get load(): number {
-    let load = 0;
-    for (const tunnel of this.#open) load += tunnel.load;
-    for (const tunnel of this.#draining) load += tunnel.load;
-    return load;
   }
 
   /** countSent records a call written to one of its tunnels. */
