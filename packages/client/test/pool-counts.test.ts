@@ -6,7 +6,6 @@
  */
 import { expect } from 'chai';
 import { connect, type RpcClient } from '@tunnelrpc/client';
-import { MessageType } from '@tunnelrpc/protocol';
 import { ScriptedServer, expectRejects, type ScriptedPeer } from '@tunnelrpc/test-kit';
 import { cleanup, track } from './helpers.js';
 
@@ -44,7 +43,8 @@ describe('Pool counts', () => {
     const givenUp = client.call('Slow.op', null, { timeout: 50 });
     const { id } = await first.nextRequest();
     await expectRejects(givenUp, 'DEADLINE_EXCEEDED');
-    expect(await first.nextMessage()).to.deep.equal({ type: MessageType.Cancel, id });
+    // Type 3: the cancel of the given-up call.
+    expect(await first.nextMessage()).to.deep.equal({ type: 3, id });
     const held = client.call('Hold.op');
     await first.nextRequest();
     expect(client.pendingCalls).to.equal(1);
@@ -76,7 +76,8 @@ describe('Pool counts', () => {
     const refused = client.call('Refused.op');
     await first.nextRequest();
     expect(client.pendingCalls).to.equal(2);
-    await first.send({ type: MessageType.Goaway, lastId: keptRequest.id, code: 'UNAVAILABLE', message: 'draining' });
+    // Type 8: goaway; calls above lastId did not run.
+    await first.send({ type: 8, lastId: keptRequest.id, code: 'UNAVAILABLE', message: 'draining' });
 
     // The refused call did not run: it goes to the next tunnel.
     const second = await acceptNext(server);
