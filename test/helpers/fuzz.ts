@@ -34,20 +34,8 @@ import {
   type ResponseMessage,
 } from '@tunnelrpc/protocol/internal';
 import { RpcServer } from '@tunnelrpc/server';
-import { hex, RawTunnel } from '@tunnelrpc/test-kit';
+import { hex, mulberry32, RawTunnel } from '@tunnelrpc/test-kit';
 import { logLine } from './servers.js';
-
-/** mulberry32 is a tiny seeded PRNG with uniform 32-bit output (public domain, Tommy Ettinger). */
-export function mulberry32(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** Rng wraps a PRNG with the draws the generator needs. */
 export class Rng {

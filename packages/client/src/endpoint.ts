@@ -83,6 +83,8 @@ export interface EndpointHost {
   outlierSuspected(endpoint: Endpoint): void;
   /** A call sent on one of its tunnels was answered or given up there (its attempt timer, if any, can go). */
   callEnded(call: Call): void;
+  /** `calls` stopped waiting for answers on its tunnels and `ids` were freed there: the pool's totals follow. */
+  callsReleased(calls: number, ids: number): void;
   /** Its outlier ejection ended: calls waiting may go to it. */
   outlierReturned(endpoint: Endpoint): void;
   /** Whether any tunnel but `tunnel` (of this endpoint or another) received a frame after `since` (Date.now() ms). */
@@ -196,6 +198,7 @@ export class Endpoint implements TunnelHost {
 
   // TunnelHost: what its answers say.
   callAnswered(_tunnel: Tunnel, call: Call, code: string | undefined): void {
+    this.#host.callsReleased(1, 1);
     if (this.#options.attemptTimeout > 0) this.#host.callEnded(call);
     // A stream's length is its caller's business, not a measure of the server.
     if (!this.watched || call.stream !== undefined) return;
@@ -204,6 +207,8 @@ export class Endpoint implements TunnelHost {
   }
 
   callAbandoned(_tunnel: Tunnel, call: Call): void {
+    // Its id stays reserved until the server answers it or the tunnel ends (idsReleased).
+    this.#host.callsReleased(1, 0);
     if (this.#options.attemptTimeout > 0) this.#host.callEnded(call);
     // An abort before the deadline is the caller's choice; a deadline passed with no answer blames the endpoint.
     if (!this.watched || call.stream !== undefined || call.deadline > Date.now()) return;
@@ -213,6 +218,10 @@ export class Endpoint implements TunnelHost {
 
   othersAnsweredSince(tunnel: Tunnel, since: number): boolean {
     return this.#host.othersAnsweredSince(tunnel, since);
+  }
+
+  idsReleased(_tunnel: Tunnel, count: number): void {
+    this.#host.callsReleased(0, count);
   }
 
   #observe(blamed: boolean, latency: number, now: number): void {
@@ -251,19 +260,12 @@ export class Endpoint implements TunnelHost {
     return this.#closed;
   }
 
-  /** callCount and load sum those of its tunnels, draining ones included. */
+  /** callCount sums the calls waiting on its tunnels, draining ones included, for its snapshot. */
   get callCount(): number {
     let count = 0;
     for (const tunnel of this.#open) count += tunnel.callCount;
     for (const tunnel of this.#draining) count += tunnel.callCount;
     return count;
-  }
-
-  get load(): number {
-    let load = 0;
-    for (const tunnel of this.#open) load += tunnel.load;
-    for (const tunnel of this.#draining) load += tunnel.load;
-    return load;
   }
 
   /** countSent records a call written to one of its tunnels. */

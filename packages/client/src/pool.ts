@@ -1,24 +1,19 @@
 /**
- * Pool: the endpoints one client spreads its calls over. It turns the URLs given to connect() into endpoints (a
- * host name into one per address it resolves to, A and AAAA, resolved again after failures and at an interval),
- * routes each call to an open tunnel with the balancer, and reports what its endpoints' tunnels hand back to the
- * client, which decides retries. One URL with an address is a pool of one endpoint (undici agent.js:18-22).
- *
- * Over 400 lines: the pool owns its endpoints and the re-resolution of host names that creates and retires them;
- * picking (balancer.ts), ejection and outlier verdicts (ejection.ts, outlier.ts) are already their own files.
+ * Pool: the endpoints one client spreads its calls over. It makes the endpoints of the URLs given to connect()
+ * (url-source.ts: one per address a host name resolves to), routes each call to an open tunnel (picker.ts), ejects
+ * endpoints whose answers stand out (outlier.ts), and reports what its endpoints' tunnels hand back to the client,
+ * which decides retries. One URL with an address is a pool of one endpoint (undici agent.js:18-22).
  */
-import { isIP } from 'node:net';
-import { chooseProxy } from './proxy-env.js';
 import { RpcError } from '@tunnelrpc/protocol';
-import { Deadlines, type DeadlineGroup, type TimerFunctions } from '@tunnelrpc/protocol/internal';
 import type { Call } from './call.js';
-import { drawTwo, weighedLoad } from './balancer.js';
+import { AttemptWatches } from './attempt-watch.js';
+import { Picker } from './picker.js';
 import { mayEject, outliersOf } from './outlier.js';
-import { ejectionDelay, resolveDelay } from './ejection.js';
 import { Endpoint, type EndpointHost, type EndpointSnapshot } from './endpoint.js';
-import type { ResolvedAddress, ResolvedClientOptions } from './options.js';
+import type { ResolvedClientOptions } from './options.js';
 import type { DialTarget } from './target.js';
 import type { Tunnel } from './tunnel.js';
+import { UrlSource, type UrlSourceHost } from './url-source.js';
 
 /** PoolHost is what the pool tells its client. @internal */
 export interface PoolHost {
@@ -36,51 +31,24 @@ export interface PoolHost {
   attemptTimedOut(call: Call): void;
 }
 
-// One attempt of an idempotent call under attemptTimeout: which tunnel it went to, and which try it was.
-interface AttemptWatch {
-  readonly call: Call;
-  readonly tunnel: Tunnel;
-  readonly owner: Endpoint;
-  readonly attempt: number;
-  deadlineGroup: DeadlineGroup | undefined;
-  deadlineSlot: number;
-}
-
-// Attempt timers never keep the process alive: the call's own deadline does while it waits.
-const UNREF_TIMERS: TimerFunctions = {
-  set: (run, ms) => setTimeout(run, ms).unref(),
-  clear: (handle) => clearTimeout(handle as NodeJS.Timeout),
-};
-
 // Dial errors that another try will not fix: calls waiting for a tunnel fail with them once every endpoint says so.
 const PERMANENT_REFUSALS: ReadonlySet<string> = new Set(['UNAUTHENTICATED', 'PERMISSION_DENIED', 'UNIMPLEMENTED', 'INVALID_ARGUMENT', 'FAILED_PRECONDITION']);
-
-interface Source {
-  readonly target: DialTarget;
-  /** The host name to resolve; undefined for an IP address or a unix socket. */
-  readonly hostname: string | undefined;
-  readonly endpoints: Map<string, Endpoint>;
-  resolving: boolean;
-  resolvedAt: number;
-  resolveFailures: number;
-  resolveTimer: NodeJS.Timeout | undefined;
-  resolveDue: number;
-  /** The last resolution failed while the source had no endpoint. */
-  failed: RpcError | undefined;
-}
 
 /** Pool routes calls over the tunnels of every endpoint. @internal */
 export class Pool implements EndpointHost {
   readonly #options: ResolvedClientOptions;
   readonly #host: PoolHost;
   readonly #random: () => number;
-  readonly #sources: Source[];
-  readonly #sourceOf = new Map<Endpoint, Source>();
+  readonly #sources: UrlSource[];
+  readonly #sourceOf = new Map<Endpoint, UrlSource>();
   // Every live endpoint, in order of creation; closed ones removed from DNS leave it.
   #endpoints: Endpoint[] = [];
-  // Reused per pick: the open tunnels and who owns each.
-  readonly #tunnels: Tunnel[] = [];
-  readonly #owners: Endpoint[] = [];
+  // The candidate tunnels, gathered again after each event that changes them (markStale), not per call.
+  readonly #picker: Picker<Tunnel, Endpoint>;
+  // Calls waiting for answers on every tunnel, and ids in use (those plus abandoned ones): kept by the tunnels'
+  // events so that admission and pendingCalls do not walk every tunnel.
+  #callCount = 0;
+  #idCount = 0;
   #closing = false;
   #closed = false;
   #lastError: RpcError | undefined;
@@ -88,27 +56,16 @@ export class Pool implements EndpointHost {
   #everReady = false;
   // Compares the endpoints' answers every outlierDetection.interval (outlier.ts).
   #outlierTimer: NodeJS.Timeout | undefined;
-  readonly #attempts: Deadlines<AttemptWatch>;
-  // The armed attempt of each idempotent call, disarmed when it is answered: memory follows calls in flight, not
-  // calls made within the last attemptTimeout.
-  readonly #watches = new Map<Call, AttemptWatch>();
+  readonly #attempts: AttemptWatches;
 
   constructor(targets: readonly DialTarget[], options: ResolvedClientOptions, host: PoolHost, random: () => number = Math.random) {
     this.#options = options;
     this.#host = host;
     this.#random = random;
-    this.#sources = targets.map((target) => ({
-      target,
-      hostname: target.kind === 'unix' || isIP(target.host) !== 0 || throughProxy(target, options) ? undefined : target.host,
-      endpoints: new Map(),
-      resolving: false,
-      resolvedAt: 0,
-      resolveFailures: 0,
-      resolveTimer: undefined,
-      resolveDue: 0,
-      failed: undefined,
-    }));
-    this.#attempts = new Deadlines<AttemptWatch>((watch, timeout) => this.#attemptExpired(watch, timeout), UNREF_TIMERS);
+    const sourceHost = this.#sourceHost();
+    this.#sources = targets.map((target) => new UrlSource(target, options, sourceHost, random));
+    this.#picker = new Picker<Tunnel, Endpoint>(() => this.#endpoints, options, random);
+    this.#attempts = new AttemptWatches(options.attemptTimeout, options.maxRetries, (call) => this.#host.attemptTimedOut(call));
   }
 
   /** start creates the endpoints of address URLs and resolves host names; every endpoint starts dialling. */
@@ -124,10 +81,7 @@ export class Pool implements EndpointHost {
       }, detection.interval);
       this.#outlierTimer.unref();
     }
-    for (const source of this.#sources) {
-      if (source.hostname !== undefined) this.#resolve(source);
-      else this.#addEndpoint(source, '', source.target, undefined).start();
-    }
+    for (const source of this.#sources) source.start();
   }
 
   /**
@@ -144,8 +98,7 @@ export class Pool implements EndpointHost {
 
   /** hasAccepting tells whether some tunnel takes new calls now. */
   get hasAccepting(): boolean {
-    for (const endpoint of this.#endpoints) if (endpoint.open.length > 0) return true;
-    return false;
+    return this.#picker.openCount > 0;
   }
 
   /** canOpen tells whether a tunnel may still open: reconnect is on, or a dial or a resolution is under way. */
@@ -155,16 +108,14 @@ export class Pool implements EndpointHost {
     return this.#endpoints.some((endpoint) => endpoint.dialing) || this.#sources.some((source) => source.resolving);
   }
 
+  /** callCount counts calls waiting for their answers on every tunnel, draining ones included. */
   get callCount(): number {
-    let count = 0;
-    for (const endpoint of this.#endpoints) count += endpoint.callCount;
-    return count;
+    return this.#callCount;
   }
 
+  /** load counts ids in use on every tunnel: calls waiting for answers plus abandoned ones. */
   get load(): number {
-    let load = 0;
-    for (const endpoint of this.#endpoints) load += endpoint.load;
-    return load;
+    return this.#idCount;
   }
 
   get lastError(): RpcError | undefined {
@@ -186,94 +137,22 @@ export class Pool implements EndpointHost {
    * what the tunnel returned: undefined when sent, or the error that keeps this call from being sent.
    */
   trySend(call: Call, timeout?: number): RpcError | undefined | false {
-    const limit = this.#options.maxWriteBuffer;
-    // Most clients hold one tunnel: the balancer's candidate lists are built only once a second one can take it.
-    const tunnels = this.#tunnels;
-    const owners = this.#owners;
-    let tunnel: Tunnel | undefined;
-    let owner: Endpoint | undefined;
-    // Outliers take calls only when no endpoint in service can: a pool never refuses everything for its answers.
-    let spare: Tunnel | undefined;
-    let spareOwner: Endpoint | undefined;
-    for (const endpoint of this.#endpoints) {
-      const outlier = endpoint.outlier;
-      for (const open of endpoint.open) {
-        if (!open.accepting || open.unsentBytes > limit) continue;
-        if (outlier) {
-          if (spare === undefined) {
-            spare = open;
-            spareOwner = endpoint;
-          }
-          continue;
-        }
-        if (tunnel === undefined) {
-          tunnel = open;
-          owner = endpoint;
-          continue;
-        }
-        if (tunnels.length === 0) {
-          tunnels.push(tunnel);
-          owners.push(owner!);
-        }
-        tunnels.push(open);
-        owners.push(endpoint);
-      }
+    const tunnel = this.#picker.pick();
+    if (tunnel === undefined) return false;
+    const owner = this.#picker.owner!;
+    if (call.notification) {
+      const refused = tunnel.notify(call);
+      if (refused === undefined) owner.countSent();
+      return refused;
     }
-    if (tunnel === undefined) {
-      tunnel = spare;
-      owner = spareOwner;
-    }
-    if (tunnel === undefined || owner === undefined) return false;
-    if (tunnels.length > 0) {
-      const index = this.#pick();
-      tunnel = tunnels[index]!;
-      owner = owners[index]!;
-      tunnels.length = 0;
-      owners.length = 0;
-    }
-    const refused = call.notification ? tunnel.notify(call) : tunnel.send(call, timeout);
+    const refused = tunnel.send(call, timeout);
     if (refused === undefined) {
       owner.countSent();
-      const attemptTimeout = this.#options.attemptTimeout;
-      if (attemptTimeout > 0 && call.idempotent && call.stream === undefined && !call.notification) {
-        const earlier = this.#watches.get(call);
-        if (earlier !== undefined) this.#attempts.disarm(earlier);
-        const watch: AttemptWatch = { call, tunnel, owner, attempt: call.attempts, deadlineGroup: undefined, deadlineSlot: 0 };
-        this.#watches.set(call, watch);
-        this.#attempts.arm(watch, attemptTimeout, Date.now());
-      }
+      this.#callCount++;
+      this.#idCount++;
+      this.#attempts.sent(call, tunnel, owner);
     }
     return refused;
-  }
-
-  // Power of two choices over the candidate lists: fewer outstanding calls wins, each weighed by its endpoint's
-  // peak-EWMA latency when latencyAware is on. Ties go to the first drawn.
-  #pick(): number {
-    const tunnels = this.#tunnels;
-    const [first, second] = drawTwo(tunnels.length, this.#random);
-    if (!this.#options.latencyAware) return tunnels[second]!.load < tunnels[first]!.load ? second : first;
-    const now = performance.now();
-    const a = weighedLoad(tunnels[first]!.load, this.#owners[first]!.latencyCost(now));
-    const b = weighedLoad(tunnels[second]!.load, this.#owners[second]!.latencyCost(now));
-    return b < a ? second : first;
-  }
-
-  // An attempt waited attemptTimeout: it counts against its endpoint, and when the call has tries and time left it
-  // is cancelled there (a cancel goes out, the id stays reserved) and handed back to be sent elsewhere.
-  #attemptExpired(watch: AttemptWatch, timeout: number): void {
-    const { call, tunnel, owner } = watch;
-    if (this.#watches.get(call) === watch) this.#watches.delete(call);
-    if (call.settled || call.tunnel !== tunnel || call.attempts !== watch.attempt || this.#closing) return;
-    try {
-      owner.attemptTimedOut(timeout);
-      if (call.attempts > this.#options.maxRetries || call.deadline <= Date.now()) return;
-      tunnel.abandon(call);
-      call.tunnel = undefined;
-      call.mayHaveRun = true;
-      this.#host.attemptTimedOut(call);
-    } catch {
-      // A bug here must not escape the timer: the call still ends at its deadline.
-    }
   }
 
   // Every interval: the endpoints whose answers stand out (outliersOf) are ejected, worst first, within
@@ -293,7 +172,9 @@ export class Pool implements EndpointHost {
       total++;
       if (each.outlier) ejected++;
     }
-    if (mayEject(ejected, total, this.#options.outlierDetection.maxEjectionPercent)) endpoint.ejectOutlier();
+    if (!mayEject(ejected, total, this.#options.outlierDetection.maxEjectionPercent)) return;
+    endpoint.ejectOutlier();
+    this.#picker.markStale();
   }
 
   /**
@@ -317,20 +198,19 @@ export class Pool implements EndpointHost {
     this.#closing = true;
     clearInterval(this.#outlierTimer);
     this.#outlierTimer = undefined;
-    for (const watch of this.#watches.values()) this.#attempts.disarm(watch);
-    this.#watches.clear();
-    for (const source of this.#sources) {
-      clearTimeout(source.resolveTimer);
-      source.resolveTimer = undefined;
-    }
+    this.#attempts.close();
+    for (const source of this.#sources) source.stop();
     this.#ready?.reject(new RpcError('UNAVAILABLE', 'close() was called on the client before its first tunnel opened'));
     this.#ready = undefined;
     for (const endpoint of [...this.#endpoints]) endpoint.close();
+    // Their tunnels stopped accepting, and no endpoint is an outlier any more.
+    this.#picker.markStale();
     this.#closeIfDone();
   }
 
   // EndpointHost
   endpointOpened(_endpoint: Endpoint): void {
+    this.#picker.markStale();
     this.#everReady = true;
     this.#ready?.resolve();
     this.#ready = undefined;
@@ -341,11 +221,23 @@ export class Pool implements EndpointHost {
   }
 
   tunnelDraining(_endpoint: Endpoint, refused: Call[]): void {
+    this.#picker.markStale();
+    // Refused calls left the tunnel; their ids stay reserved there.
+    this.#callCount -= refused.length;
     this.#host.tunnelDraining(refused);
   }
 
   tunnelEnded(endpoint: Endpoint, reason: RpcError | undefined, orphans: Call[], refused: Call[]): void {
+    this.#picker.markStale();
+    const released = orphans.length + refused.length;
+    this.#callCount -= released;
+    this.#idCount -= released;
     this.#host.tunnelEnded(reason, orphans, refused, endpoint.target.display);
+  }
+
+  callsReleased(calls: number, ids: number): void {
+    this.#callCount -= calls;
+    this.#idCount -= ids;
   }
 
   tunnelWritable(_endpoint: Endpoint): void {
@@ -356,7 +248,7 @@ export class Pool implements EndpointHost {
     this.#lastError = error;
     const source = this.#sourceOf.get(endpoint);
     // A failing address may have left the host name's records: look again, no sooner than minResolveInterval.
-    if (source?.hostname !== undefined && this.#options.reconnect) this.#scheduleResolve(source, true);
+    source?.scheduleResolve(true);
     this.#checkFirstTries();
     this.#host.dialFailed(error);
   }
@@ -366,13 +258,11 @@ export class Pool implements EndpointHost {
   }
 
   callEnded(call: Call): void {
-    const watch = this.#watches.get(call);
-    if (watch === undefined) return;
-    this.#watches.delete(call);
-    this.#attempts.disarm(watch);
+    this.#attempts.ended(call);
   }
 
   outlierReturned(_endpoint: Endpoint): void {
+    this.#picker.markStale();
     this.#host.tunnelReady();
   }
 
@@ -383,6 +273,7 @@ export class Pool implements EndpointHost {
   }
 
   endpointClosed(endpoint: Endpoint): void {
+    this.#picker.markStale();
     const source = this.#sourceOf.get(endpoint);
     // An address that left the DNS answer goes away; after close(), or with reconnect off, it stays listed as closed.
     if (!this.#closing && this.#options.reconnect && source !== undefined) {
@@ -394,11 +285,31 @@ export class Pool implements EndpointHost {
     this.#closeIfDone();
   }
 
-  #addEndpoint(source: Source, key: string, target: DialTarget, address: string | undefined): Endpoint {
+  #sourceHost(): UrlSourceHost {
+    const pool = this;
+    return {
+      get closing(): boolean {
+        return pool.#closing;
+      },
+      addEndpoint: (source, key, target, address) => this.#addEndpoint(source, key, target, address),
+      endpointsRetired: () => this.#picker.markStale(),
+      resolveFailed: (source, error) => {
+        this.#lastError = error;
+        if (source.endpoints.size > 0) return;
+        this.#checkFirstTries();
+        this.#host.dialFailed(error);
+        if (!this.#options.reconnect) this.#closeIfDone();
+      },
+      settledWhileClosing: () => this.#closeIfDone(),
+    };
+  }
+
+  #addEndpoint(source: UrlSource, key: string, target: DialTarget, address: string | undefined): Endpoint {
     const endpoint = new Endpoint(target, address, this.#options, this, this.#random);
     source.endpoints.set(key, endpoint);
     this.#sourceOf.set(endpoint, source);
     this.#endpoints.push(endpoint);
+    this.#picker.markStale();
     this.#watchIfMany();
     return endpoint;
   }
@@ -434,101 +345,6 @@ export class Pool implements EndpointHost {
     ready.reject(new RpcError(code, `none of ${errors.length} endpoints could be reached: ${errors.map((error) => error.message).join('; ')}`, { errors: errors.map((error) => ({ code: error.code, message: error.message })) }));
   }
 
-  #scheduleResolve(source: Source, failed: boolean): void {
-    if (this.#closing || !this.#options.reconnect || source.hostname === undefined || source.resolving) return;
-    const { resolveInterval, minResolveInterval } = this.#options;
-    let delay = resolveDelay(source.resolvedAt, Date.now(), failed, resolveInterval, minResolveInterval);
-    if (delay === undefined) return;
-    // A name that did not resolve at all is retried with the dial backoff, at least minResolveInterval apart.
-    if (source.failed !== undefined) {
-      delay = Math.max(delay, ejectionDelay(source.resolveFailures, this.#options.minReconnectDelay, this.#options.maxReconnectDelay, this.#random));
-    }
-    const due = Date.now() + delay;
-    if (source.resolveTimer !== undefined) {
-      if (source.resolveDue <= due) return;
-      clearTimeout(source.resolveTimer);
-    }
-    source.resolveDue = due;
-    source.resolveTimer = setTimeout(() => {
-      source.resolveTimer = undefined;
-      this.#resolve(source);
-    }, delay);
-    source.resolveTimer.unref();
-  }
-
-  #resolve(source: Source): void {
-    const hostname = source.hostname!;
-    source.resolving = true;
-    let lookup: Promise<readonly ResolvedAddress[]>;
-    try {
-      lookup = Promise.resolve(this.#options.lookup(hostname));
-    } catch (error) {
-      lookup = Promise.reject(error);
-    }
-    lookup
-      .then(
-        (addresses) => this.#resolved(source, addresses),
-        (error: unknown) => this.#resolveFailed(source, error),
-      )
-      .catch((error: unknown) => {
-        // A bug above must not become an unhandled rejection: count it as a failed resolution.
-        try {
-          this.#resolveFailed(source, error);
-        } catch {
-          // Nothing more can be done here; the periodic refresh or the next failure tries again.
-        }
-      });
-  }
-
-  #resolved(source: Source, answer: readonly ResolvedAddress[]): void {
-    source.resolving = false;
-    source.resolvedAt = Date.now();
-    if (this.#closing) {
-      this.#closeIfDone();
-      return;
-    }
-    const addresses = checkAnswer(answer);
-    if (addresses === undefined || addresses.length === 0) {
-      this.#resolveFailed(source, new Error(addresses === undefined ? 'the lookup option returned something other than an array of { address } objects with IP addresses' : 'no addresses'));
-      return;
-    }
-    source.failed = undefined;
-    source.resolveFailures = 0;
-    const seen = new Set(addresses);
-    for (const [address, endpoint] of source.endpoints) if (!seen.has(address)) endpoint.close();
-    for (const address of addresses) {
-      if (source.endpoints.has(address)) continue;
-      const target = source.target.kind === 'unix' ? source.target : { ...source.target, address };
-      this.#addEndpoint(source, address, target, address).start();
-    }
-    this.#scheduleResolve(source, false);
-  }
-
-  #resolveFailed(source: Source, error: unknown): void {
-    source.resolving = false;
-    source.resolvedAt = Date.now();
-    if (this.#closing) {
-      this.#closeIfDone();
-      return;
-    }
-    source.resolveFailures++;
-    const errno = (error as NodeJS.ErrnoException | undefined)?.code;
-    const why = errno ?? (error instanceof Error ? error.message : String(error));
-    const rpc = new RpcError('UNAVAILABLE', `cannot connect to ${source.target.display}: ${why} (the host name does not resolve)`, errno === undefined ? undefined : { errno }, { cause: error });
-    this.#lastError = rpc;
-    // Addresses resolved before are kept: a DNS hiccup must not take down a fleet that answers.
-    if (source.endpoints.size === 0) {
-      source.failed = rpc;
-      this.#checkFirstTries();
-      this.#host.dialFailed(rpc);
-      if (!this.#options.reconnect) {
-        this.#closeIfDone();
-        return;
-      }
-    }
-    this.#scheduleResolve(source, true);
-  }
-
   // Closed after close(), or with reconnect off once every endpoint is gone and no name is being resolved.
   #closeIfDone(): void {
     if (this.#closed) return;
@@ -538,29 +354,5 @@ export class Pool implements EndpointHost {
     if (!this.#closing && this.#sources.some((source) => source.resolving)) return;
     this.#closed = true;
     this.#host.poolClosed();
-  }
-}
-
-// The addresses of a lookup answer, deduplicated, or undefined when it is not an array of { address } with IPs.
-function checkAnswer(answer: unknown): string[] | undefined {
-  if (!Array.isArray(answer)) return undefined;
-  const out: string[] = [];
-  for (const entry of answer as unknown[]) {
-    const address: unknown = typeof entry === 'object' && entry !== null ? (entry as { address?: unknown }).address : undefined;
-    if (typeof address !== 'string' || isIP(address) === 0) return undefined;
-    if (!out.includes(address)) out.push(address);
-  }
-  return out;
-}
-
-// A target reached through a forward proxy is resolved by the proxy (it may be a name only the proxy's network
-// knows): the pool keeps it as one endpoint and does not look it up itself.
-function throughProxy(target: DialTarget, options: ResolvedClientOptions): boolean {
-  if (target.kind === 'unix') return false;
-  try {
-    return chooseProxy({ tls: target.kind === 'tls', host: target.host, port: target.port }, options.proxy, process.env) !== undefined;
-  } catch {
-    // A bad proxy setting fails the dial itself, with its message.
-    return false;
   }
 }

@@ -51,6 +51,8 @@ export interface TunnelHost {
   callAbandoned(tunnel: Tunnel, call: Call): void;
   /** Whether any other tunnel of the client received a frame after `since` (Date.now() ms). */
   othersAnsweredSince(tunnel: Tunnel, since: number): boolean;
+  /** `count` abandoned ids were freed: their late answers came, or the tunnel ended. */
+  idsReleased(tunnel: Tunnel, count: number): void;
 }
 
 // Hard stop for a socket we closed whose peer does not take the close.
@@ -365,6 +367,7 @@ export class Tunnel {
     const call = this.#calls.get(response.id);
     if (call === undefined) {
       if (this.#abandoned.delete(response.id)) {
+        this.#host.idsReleased(this, 1);
         this.#endIfDone();
         return true;
       }
@@ -442,6 +445,7 @@ export class Tunnel {
     }
     this.#calls.clear();
     this.#streams.clear();
+    if (this.#abandoned.size > 0) this.#host.idsReleased(this, this.#abandoned.size);
     this.#abandoned.clear();
     this.#host.tunnelEnded(this, reason, orphans, refused);
   }

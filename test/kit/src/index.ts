@@ -9,5 +9,6 @@ export { httpGet } from './http-get.js';
 export { listenAttached } from './listen.js';
 export type { Attachable } from './listen.js';
 export type { HttpPage } from './http-get.js';
+export { mulberry32 } from './random.js';
 export { ScriptedPeer, ScriptedServer } from './scripted-server.js';
 export { CONNECT_HEAD, RawTunnel, expectErrorResponse, expectGoaway, expectNoPeerBytes, expectOnlyGoaway, expectResponse, expectResult, rawSocket, readTunnelHead, readUntil, request } from './raw-tunnel.js';

@@ -1,0 +1,13 @@
+/** Seeded random sources, for tests that must draw the same numbers on every run. */
+
+/** mulberry32 is a tiny seeded PRNG with uniform 32-bit output in [0, 1) (public domain, Tommy Ettinger). */
+export function mulberry32(seed: number): () => number {
+  let state = seed >>> 0;
+  return () => {
+    state = (state + 0x6d2b79f5) >>> 0;
+    let t = state;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
