@@ -7,6 +7,7 @@ import { RpcError } from '@tunnelrpc/protocol';
 import {
   FLAT_MAX_ITEMS,
   encodePayloadParts,
+  encodeRequestPayload,
   frameTooLarge,
   lastPayloadIsFlat,
   payloadLength,
@@ -30,16 +31,40 @@ type SenderLimits = Pick<ResolvedClientOptions, 'maxFrameSize' | 'maxDepth' | 'm
  * @internal
  */
 export function encodeOutgoing(message: Message, what: Outgoing, method: string, maxSize: number, limits: SenderLimits): PayloadParts | RpcError {
-  const mayHaveRun = what === 'stream message';
   let payload: PayloadParts;
   try {
     payload = encodePayloadParts(message);
   } catch (error) {
-    const text = mayHaveRun
-      ? `a message for ${method} cannot be encoded (${(error as Error).message}); the stream was cancelled`
-      : `${subject(what, method)} not sent: its params cannot be encoded (${(error as Error).message})`;
-    return new RpcError('INVALID_ARGUMENT', text, { mayHaveRun }, { cause: error });
+    return unencodable(what, method, error);
   }
+  return checkOutgoing(payload, what, method, maxSize, limits);
+}
+
+/**
+ * encodeRequest is encodeOutgoing for a unary request whose meta is a timeout and headers: encoded from its parts,
+ * with no message or meta object made per call. @internal
+ */
+export function encodeRequest(id: number, method: string, params: unknown, timeout: number, headers: Record<string, string> | undefined, maxSize: number, limits: SenderLimits): PayloadParts | RpcError {
+  let payload: PayloadParts;
+  try {
+    payload = encodeRequestPayload(id, method, params, timeout, headers);
+  } catch (error) {
+    return unencodable('request', method, error);
+  }
+  return checkOutgoing(payload, 'request', method, maxSize, limits);
+}
+
+function unencodable(what: Outgoing, method: string, error: unknown): RpcError {
+  const mayHaveRun = what === 'stream message';
+  const text = mayHaveRun
+    ? `a message for ${method} cannot be encoded (${(error as Error).message}); the stream was cancelled`
+    : `${subject(what, method)} not sent: its params cannot be encoded (${(error as Error).message})`;
+  return new RpcError('INVALID_ARGUMENT', text, { mayHaveRun }, { cause: error });
+}
+
+// It fits the size bound and the server's decoder would take its shape; else the refusal.
+function checkOutgoing(payload: PayloadParts, what: Outgoing, method: string, maxSize: number, limits: SenderLimits): PayloadParts | RpcError {
+  const mayHaveRun = what === 'stream message';
   const length = payloadLength(payload);
   if (length > maxSize) {
     if (mayHaveRun) {

@@ -30,7 +30,7 @@ import {
 import { Liveness, type LivenessHost } from './liveness.js';
 import { tcpInfoOf } from './tcp-info.js';
 import { rejectCall, resolveCall, type Call } from './call.js';
-import { encodeOutgoing } from './sender.js';
+import { encodeOutgoing, encodeRequest } from './sender.js';
 import { TunnelStreams, type TunnelStreamsHost } from './tunnel-streams.js';
 import type { ResolvedClientOptions } from './options.js';
 
@@ -215,12 +215,19 @@ export class Tunnel {
   send(call: Call, timeout = Math.max(0, call.deadline - Date.now())): RpcError | undefined {
     const id = this.#allocateId();
     const stream = call.stream;
-    const meta: RequestMeta = call.headers === undefined ? { timeout } : { timeout, headers: call.headers };
-    if (stream !== undefined) this.#streams.announce(stream, id, meta);
-    const encoded = encodeOutgoing({ type: MessageType.Request, id, method: call.method, params: call.params, meta }, 'request', call.method, this.#options.maxFrameSize, this.#options);
-    if (encoded instanceof RpcError) {
-      if (stream !== undefined) this.#streams.unannounce(id);
-      return encoded;
+    let encoded: PayloadParts | RpcError;
+    if (stream === undefined) {
+      encoded = encodeRequest(id, call.method, call.params, timeout, call.headers, this.#options.maxFrameSize, this.#options);
+      if (encoded instanceof RpcError) return encoded;
+    } else {
+      // A stream's opening carries its credit and message bound in meta, which the stream table writes in.
+      const meta: RequestMeta = call.headers === undefined ? { timeout } : { timeout, headers: call.headers };
+      this.#streams.announce(stream, id, meta);
+      encoded = encodeOutgoing({ type: MessageType.Request, id, method: call.method, params: call.params, meta }, 'request', call.method, this.#options.maxFrameSize, this.#options);
+      if (encoded instanceof RpcError) {
+        this.#streams.unannounce(id);
+        return encoded;
+      }
     }
     call.id = id;
     call.tunnel = this;

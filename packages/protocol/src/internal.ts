@@ -68,6 +68,7 @@ export {
   encodePayload,
   encodePayloadParts,
   encodePongPayload,
+  encodeRequestPayload,
   encodeResultPayload,
   encodeStreamMessagePayload,
   isPlainMap,

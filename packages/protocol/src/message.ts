@@ -164,6 +164,22 @@ export function encodePayloadParts(message: Message): PayloadParts {
 let lastFlat = false;
 
 /**
+ * encodeRequestPayload is encodePayloadParts for a unary request `[0, id, method, params, meta]` whose meta holds
+ * only a timeout and headers, written straight from its parts: the hot path of every call, with no message or
+ * meta object made for it.
+ */
+export function encodeRequestPayload(id: number, method: string, params: unknown, timeout: number | undefined, headers: Record<string, string> | undefined): PayloadParts {
+  try {
+    const payload = envelope.request(id, method, params, timeout, headers);
+    lastFlat = envelope.flat;
+    return payload;
+  } catch (error) {
+    lastFlat = false;
+    throw encodeError(error);
+  }
+}
+
+/**
  * encodeResultPayload is encodePayloadParts for a successful response `[1, id, nil, result]`, written straight
  * from its parts: the hot path of every answered call, with no message object made for it.
  */

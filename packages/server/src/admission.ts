@@ -18,8 +18,23 @@ export interface RequestLimits {
 const EMPTY_HEADERS: Readonly<Record<string, string>> = Object.freeze(Object.create(null) as Record<string, string>);
 
 /**
+ * Admission is where checkRequest leaves what passed: the params as the handler gets them and the headers. One per
+ * connection, read and emptied by the caller right away, so that a call makes no object of its own for it.
+ * @internal
+ */
+export interface Admission {
+  input: unknown;
+  headers: Readonly<Record<string, string>>;
+}
+
+/** newAdmission makes an empty Admission. @internal */
+export function newAdmission(): Admission {
+  return { input: undefined, headers: EMPTY_HEADERS };
+}
+
+/**
  * checkRequest runs the checks for one request or notification; `stats` is what decoding its frame measured. It
- * returns the params as the handler gets them and its headers, or the refusal. @internal
+ * writes the params as the handler gets them and the headers into `into`, or returns the refusal. @internal
  */
 export function checkRequest(
   method: RegisteredMethod,
@@ -27,7 +42,8 @@ export function checkRequest(
   rawHeaders: Record<string, string> | undefined,
   stats: DecodeStats,
   limits: RequestLimits,
-): { input: unknown; headers: Readonly<Record<string, string>> } | RpcError {
+  into: Admission,
+): RpcError | undefined {
   const headers = rawHeaders === undefined ? EMPTY_HEADERS : checkHeaders(method.path, rawHeaders, limits);
   if (headers instanceof RpcError) return headers;
   const largestMap = stats.largestMap ?? 0;
@@ -36,7 +52,9 @@ export function checkRequest(
   }
   const parsed = parseParams(method, params, limits.validateParams);
   if (!parsed.ok) return parsed.error;
-  return { input: parsed.input, headers };
+  into.input = parsed.input;
+  into.headers = headers;
+  return undefined;
 }
 
 // Counts and bytes are bounded because a running call keeps its headers until it ends.

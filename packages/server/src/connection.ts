@@ -32,7 +32,7 @@ import {
   type Observers,
 } from '@tunnelrpc/protocol/internal';
 import { Account, type Cost } from './budget.js';
-import { checkRequest } from './admission.js';
+import { checkRequest, newAdmission, type Admission } from './admission.js';
 import { peerOf } from './peer.js';
 import { HandlerContext } from './context.js';
 import { Keepalive } from './keepalive.js';
@@ -82,13 +82,6 @@ export interface ConnectionHost {
 /** What a call's answer told its caller: 'OK' for a result, else the error's code (for observers). */
 type AnswerCode = ErrorCode | 'OK';
 
-/** What a request that passed every check holds: its parsed params, its headers, its share of the budget. */
-interface Admitted {
-  readonly input: unknown;
-  readonly headers: Readonly<Record<string, string>>;
-  readonly cost: Cost;
-}
-
 // Hard stop for a socket that was told goaway but does not take the close (a peer that never reads).
 const CLOSE_LINGER_MS = 1000;
 const EMPTY_HEADERS: Readonly<Record<string, string>> = Object.freeze(Object.create(null) as Record<string, string>);
@@ -122,6 +115,8 @@ export class ServerConnection implements InboundHost, CallTableHost {
   readonly #in: Inbound;
   readonly #out: Outbound;
   readonly #keepalive: Keepalive;
+  // Where #admit leaves the params and headers of the request it passed (checkRequest), taken at once.
+  readonly #admission: Admission = newAdmission();
   /** What this connection's running calls hold of the server-wide budget. */
   readonly account = new Account();
   /** The account of this connection's source address, when the budget is shared by address. */
@@ -416,9 +411,10 @@ export class ServerConnection implements InboundHost, CallTableHost {
     if (timeout === 0) {
       return this.#respond(request.id, new RpcError('DEADLINE_EXCEEDED', `deadline of ${method.path} had passed before it arrived`, { mayHaveRun: false }), undefined);
     }
-    const admitted = this.#admit(method, request.params, request.meta?.headers, bytes);
-    if (admitted instanceof RpcError) return this.#respond(request.id, admitted, undefined);
-    const { input, headers, cost } = admitted;
+    const cost = this.#admit(method, request.params, request.meta?.headers, bytes);
+    if (cost instanceof RpcError) return this.#respond(request.id, cost, undefined);
+    const headers = this.#admission.headers;
+    const input = this.#takeInput();
     const deadline = Date.now() + timeout;
     const ctx = this.#context(method.path, deadline, headers, false);
     let outcome: unknown;
@@ -455,9 +451,10 @@ export class ServerConnection implements InboundHost, CallTableHost {
     if (timeout === 0) {
       return refuse(new RpcError('DEADLINE_EXCEEDED', `deadline of ${method.path} had passed before it arrived`, { mayHaveRun: false }));
     }
-    const admitted = this.#admit(method, request.params, meta.headers, bytes);
-    if (admitted instanceof RpcError) return refuse(admitted);
-    const { input, headers, cost } = admitted;
+    const cost = this.#admit(method, request.params, meta.headers, bytes);
+    if (cost instanceof RpcError) return refuse(cost);
+    const headers = this.#admission.headers;
+    const input = this.#takeInput();
     const ctx = this.#context(method.path, Date.now() + timeout, headers, false);
     this.#streams ??= new StreamTable(this.#streamHost());
     this.#streams.open(request.id, method, kind, ctx, cost, meta, timeout, input, startedAt);
@@ -513,13 +510,27 @@ export class ServerConnection implements InboundHost, CallTableHost {
 
   // The checks between a decoded request and its handler (admission.ts), then a share of the server-wide budget.
   // Each refusal means the handler did not run.
-  #admit(method: RegisteredMethod, params: unknown, rawHeaders: Record<string, string> | undefined, bytes: number): Admitted | RpcError {
-    const checked = checkRequest(method, params, rawHeaders, DECODE_STATS, this.#options);
-    if (checked instanceof RpcError) return checked;
+  // Checks a request and takes its share of the budget: its cost, or the refusal. What passed is left in
+  // #admission for the caller to take (#takeInput) before anything else can run.
+  #admit(method: RegisteredMethod, params: unknown, rawHeaders: Record<string, string> | undefined, bytes: number): Cost | RpcError {
+    const admission = this.#admission;
+    const refusedCheck = checkRequest(method, params, rawHeaders, DECODE_STATS, this.#options, admission);
+    if (refusedCheck !== undefined) return refusedCheck;
     const cost: Cost = { items: DECODE_STATS.items, bytes };
     const refused = this.#host.acquireCall(this, cost);
-    if (refused !== undefined) return refused;
-    return { input: checked.input, headers: checked.headers, cost };
+    if (refused !== undefined) {
+      admission.input = undefined;
+      return refused;
+    }
+    return cost;
+  }
+
+  // The params admitted last (read the headers first); the slot lets go of both, so it keeps nothing of a call alive.
+  #takeInput(): unknown {
+    const input = this.#admission.input;
+    this.#admission.input = undefined;
+    this.#admission.headers = EMPTY_HEADERS;
+    return input;
   }
 
   #onNotification(notification: NotificationMessage, bytes: number): void {
@@ -537,13 +548,14 @@ export class ServerConnection implements InboundHost, CallTableHost {
       observers?.ended(method.observedNotification, 'DEADLINE_EXCEEDED', startedAt);
       return;
     }
-    const admitted = this.#admit(method, notification.params, notification.meta?.headers, bytes);
-    if (admitted instanceof RpcError) {
-      this.#host.log({ level: 'warn', message: `notification dropped: ${admitted.message}`, method: method.path, code: admitted.code, peer: this.#peerText() });
-      observers?.ended(method.observedNotification, admitted.code, startedAt);
+    const cost = this.#admit(method, notification.params, notification.meta?.headers, bytes);
+    if (cost instanceof RpcError) {
+      this.#host.log({ level: 'warn', message: `notification dropped: ${cost.message}`, method: method.path, code: cost.code, peer: this.#peerText() });
+      observers?.ended(method.observedNotification, cost.code, startedAt);
       return;
     }
-    const { input, headers, cost } = admitted;
+    const headers = this.#admission.headers;
+    const input = this.#takeInput();
     const ctx = this.#context(method.path, Date.now() + timeout, headers, true);
     (this.#table ??= new CallTable(this)).runNotification(method, ctx, timeout, cost, () => method.handler(input, ctx), startedAt);
     if (this.#host.emit !== undefined) this.#checkBusy();
