@@ -64,8 +64,31 @@ function observeEnd(call: Call, code: ErrorCode | 'OK'): void {
   observing.observers.ended(observing.method, code, observing.startedAt);
 }
 
-// What a settled call holds in place of its resolvers: nothing that reaches the caller's promise or its result.
+// What a settled call holds in place of its resolvers (and a new one until it has them): nothing that reaches the
+// caller's promise or its result.
 const SETTLED = (): void => {};
+
+/** NO_RESOLVER is what a record is made with, before promiseFor gives it its caller's resolvers. @internal */
+export const NO_RESOLVER: (value: unknown) => void = SETTLED;
+
+// The executor of every call's promise: one shared function that hands the resolvers over, instead of a closure
+// (and the context it captures) per call. Read back at once by promiseFor, in the same synchronous step.
+let handedResolve: ((value: unknown) => void) | undefined;
+let handedReject: ((error: RpcError) => void) | undefined;
+function handOver(resolve: (value: unknown) => void, reject: (error: RpcError) => void): void {
+  handedResolve = resolve;
+  handedReject = reject;
+}
+
+/** promiseFor makes the caller's promise of `call` and gives the record its resolvers. @internal */
+export function promiseFor(call: Call): Promise<unknown> {
+  const promise = new Promise<unknown>(handOver);
+  call.resolve = handedResolve!;
+  call.reject = handedReject!;
+  handedResolve = undefined;
+  handedReject = undefined;
+  return promise;
+}
 
 // Marks a call done and lets go of everything that could keep its result or params alive: its deadline slot, its
 // abort listener, its tunnel, its params and its resolvers. A settled record may live on (a scavenge may have

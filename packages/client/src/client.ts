@@ -10,7 +10,7 @@
  * methods share private state; its argument checks and retry rules already live in call-arguments.ts and retries.ts.
  */
 import { RpcError, type StreamKind } from '@tunnelrpc/protocol';
-import { callDeadlines, failCall, rejectCall, type Call } from './call.js';
+import { NO_RESOLVER, callDeadlines, failCall, promiseFor, rejectCall, type Call } from './call.js';
 import { checkHeaders, checkMethod, checkTimeout, toAsyncIterator } from './call-arguments.js';
 import type { CallOptions, NotifyOptions, StreamOptions } from './call-options.js';
 import type { EndpointSnapshot } from './endpoint.js';
@@ -237,30 +237,33 @@ export class RpcClient {
       );
     }
     const now = Date.now();
-    return new Promise((resolve, reject) => {
-      const call: Call = {
-        notification,
-        method,
-        params,
-        headers,
-        deadline: now + timeout,
-        idempotent: options.idempotent === true,
-        resolve,
-        reject,
-        signal,
-        onAbort: undefined,
-        deadlineGroup: undefined,
-        deadlineSlot: 0,
-        attempts: 0,
-        sentAt: 0,
-        mayHaveRun: false,
-        tunnel: undefined,
-        id: 0,
-        settled: false,
-        stream,
-        expire: this.#expire,
-        observing: undefined,
-      };
+    // The one record of the call: the tunnel, the deadline timers and the pool hold it, and it lets go of
+    // everything when it settles (call.ts).
+    const call: Call = {
+      notification,
+      method,
+      params,
+      headers,
+      deadline: now + timeout,
+      idempotent: options.idempotent === true,
+      resolve: NO_RESOLVER,
+      reject: NO_RESOLVER,
+      signal,
+      onAbort: undefined,
+      deadlineGroup: undefined,
+      deadlineSlot: 0,
+      attempts: 0,
+      sentAt: 0,
+      mayHaveRun: false,
+      tunnel: undefined,
+      id: 0,
+      settled: false,
+      stream,
+      expire: this.#expire,
+      observing: undefined,
+    };
+    const promise = promiseFor(call);
+    try {
       this.#observation?.begin(call, stream);
       made?.(call);
       callDeadlines.arm(call, timeout, now);
@@ -274,7 +277,11 @@ export class RpcClient {
         signal.addEventListener('abort', call.onAbort, { once: true });
       }
       this.#dispatch(call, timeout);
-    });
+    } catch (error) {
+      // What the promise's executor did before: a throw here fails this call, never the caller's stack.
+      rejectCall(call, RpcError.from(error, 'INTERNAL'));
+    }
+    return promise;
   }
 
   /**
