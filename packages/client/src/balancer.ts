@@ -34,23 +34,3 @@ export function drawTwo(count: number, random: () => number): readonly [number, 
   pair[1] = second;
   return pair;
 }
-
-/** BalancerCandidate is what the pick looks at: calls waiting for answers on it. @internal */
-export interface BalancerCandidate {
-  readonly load: number;
-}
-
-/**
- * pickTunnel returns the candidate with fewer outstanding calls among two drawn at random (distinct when there are
- * two or more), or undefined when there are none. `random` returns a number in [0, 1), as Math.random does; tests
- * pass their own. Ties go to the first drawn, so equal loads still spread at random.
- * @internal
- */
-export function pickTunnel<T extends BalancerCandidate>(candidates: readonly T[], random: () => number): T | undefined {
-  const count = candidates.length;
-  if (count <= 1) return candidates[0];
-  const [first, second] = drawTwo(count, random);
-  const a = candidates[first]!;
-  const b = candidates[second]!;
-  return b.load < a.load ? b : a;
-}

