@@ -42,6 +42,8 @@ interface Entry {
   waiting: boolean;
 }
 
+const NO_GRANTS: readonly Grant[] = Object.freeze([]);
+
 /** CreditLedger keeps both directions' credit for every stream of one connection and the receive budget. */
 export class CreditLedger {
   /** Bytes the peer may make us hold at most, over all streams (maxStreamBuffer). */
@@ -117,14 +119,17 @@ export class CreditLedger {
    * consume frees the reservation of one message the reader took from `id`, and returns the grants to send now:
    * first to streams waiting for room, in order, then to `id` itself.
    */
-  consume(id: number): Grant[] {
+  consume(id: number): readonly Grant[] {
     const entry = this.#streams.get(id);
-    if (entry === undefined || entry.held === 0) return [];
+    if (entry === undefined || entry.held === 0) return NO_GRANTS;
     entry.held--;
     this.#reserved -= entry.size;
-    const grants = this.#serveWaiting();
+    // Runs per message taken: nothing is allocated unless there is something to grant.
+    const grants = this.#waiting.size === 0 ? NO_GRANTS : this.#serveWaiting();
     const n = this.topUp(id);
-    if (n > 0) grants.push({ id, n });
+    if (n === 0) return grants;
+    if (grants === NO_GRANTS) return [{ id, n }];
+    (grants as Grant[]).push({ id, n });
     return grants;
   }
 
