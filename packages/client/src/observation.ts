@@ -32,7 +32,7 @@ export class ClientObservation {
     const type: CallType = stream !== undefined ? STREAM_TYPES[stream.kind] : call.notification ? 'notification' : 'unary';
     const method = this.#method(call.method, type);
     const observers = this.#observers;
-    call.observing = { observers, method, startedAt: observers.started(method) };
+    call.observing = { observers, method, startedAt: observers.started(method, performance.now()) };
     if (stream !== undefined) stream.observe = (direction) => observers.message(method, direction);
   }
 

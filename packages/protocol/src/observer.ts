@@ -79,8 +79,11 @@ export class Observers {
     this.#failed = failed;
   }
 
-  /** started tells every observer and returns the start time (performance.now()) that ended() takes. */
-  started(method: ObservedMethod): number {
+  /**
+   * started tells every observer and returns `at`, the call's start (performance.now() based), for ended(). The
+   * caller reads the clock: the server once per chunk read, for every call that arrived in it.
+   */
+  started(method: ObservedMethod, at: number): number {
     for (const observer of this.#list) {
       try {
         observer.callStarted(method);
@@ -88,7 +91,7 @@ export class Observers {
         this.#failed(error, 'callStarted');
       }
     }
-    return performance.now();
+    return at;
   }
 
   /** ended tells every observer how the call that started at `startedAt` ended. */

@@ -117,6 +117,8 @@ export class ServerConnection implements InboundHost, CallTableHost {
   readonly #keepalive: Keepalive;
   // Where #admit leaves the params and headers of the request it passed (checkRequest), taken at once.
   readonly #admission: Admission = newAdmission();
+  // When the chunk being read arrived (performance.now()), kept only while there are observers.
+  #arrivedAt = 0;
   /** What this connection's running calls hold of the server-wide budget. */
   readonly account = new Account();
   /** The account of this connection's source address, when the budget is shared by address. */
@@ -291,6 +293,8 @@ export class ServerConnection implements InboundHost, CallTableHost {
   #onData(chunk: Buffer): void {
     if (this.#state === 'closed') return;
     this.#lastActivity = Date.now();
+    // One clock read per chunk for every call it brings: when its bytes arrived is when observers see it start.
+    if (this.#host.observers !== undefined) this.#arrivedAt = performance.now();
     this.#keepalive.received(this.#lastActivity);
     this.#in.push(chunk, this.#lastActivity);
   }
@@ -388,12 +392,12 @@ export class ServerConnection implements InboundHost, CallTableHost {
     const method = this.#host.methods.get(request.method) ?? this.#host.methods.unknown(request.method);
     const observers = this.#host.observers;
     if (method === undefined) {
-      const startedAt = observers === undefined ? 0 : observers.started(UNKNOWN_OBSERVED);
+      const startedAt = observers === undefined ? 0 : observers.started(UNKNOWN_OBSERVED, this.#arrivedAt);
       const code = this.#respond(request.id, unknownMethod(request.method), undefined);
       observers?.ended(UNKNOWN_OBSERVED, code, startedAt);
       return true;
     }
-    const startedAt = observers === undefined ? 0 : observers.started(method.observed);
+    const startedAt = observers === undefined ? 0 : observers.started(method.observed, this.#arrivedAt);
     if (method.kind !== 'unary') {
       const refused = this.#openStream(request, method, method.kind, bytes, startedAt);
       if (refused !== undefined) observers?.ended(method.observed, refused, startedAt);
@@ -541,7 +545,7 @@ export class ServerConnection implements InboundHost, CallTableHost {
       this.#host.log({ level: 'warn', message: `notification for unknown method ${quotePeerText(notification.method)} dropped`, peer: this.#peerText() });
       return;
     }
-    const startedAt = observers === undefined ? 0 : observers.started(method.observedNotification);
+    const startedAt = observers === undefined ? 0 : observers.started(method.observedNotification, this.#arrivedAt);
     const timeout = Math.min(notification.meta?.timeout ?? this.#options.defaultTimeout, method.spec.maxTimeout ?? this.#options.maxTimeout);
     if (timeout === 0) {
       this.#host.log({ level: 'warn', message: 'notification dropped: its deadline had passed before it arrived', method: method.path, code: 'DEADLINE_EXCEEDED', peer: this.#peerText() });
