@@ -7,7 +7,7 @@ import { RpcError } from '@tunnelrpc/protocol';
 import { MessageType, decodeMessage, type Message, type PayloadParts } from '@tunnelrpc/protocol/internal';
 import { expectThrows } from '@tunnelrpc/test-kit';
 // White-box tests of internal modules read them from the package's build: they are not part of its public surface.
-import { encodeOutgoing } from '../dist/sender.js';
+import { encodeOutgoing, encodeRequest } from '../dist/sender.js';
 
 const LIMITS = { maxFrameSize: 1024, maxDepth: 32, maxItemsPerFrame: 1000 };
 
@@ -98,5 +98,34 @@ describe('encodeOutgoing', () => {
       const result = encodeOutgoing(request(cyclic), 'request', 'Echo.echo', LIMITS.maxFrameSize, LIMITS);
       if (result instanceof RpcError) throw result;
     }, 'INVALID_ARGUMENT', 'Echo.echo not sent');
+  });
+});
+
+describe('encodeRequest (a unary request from its parts, no message object)', () => {
+  const cases: Array<[string, unknown]> = [
+    ['fit', { a: 1, b: 'two', c: [3] }],
+    ['cannot be encoded', 2n ** 70n],
+    ['are over maxFrameSize', 'x'.repeat(2000)],
+    ['nest deeper than maxDepth', nestedArrays(40)],
+    ['hold a byte array', new Uint8Array(600)],
+  ];
+  for (const [what, params] of cases) {
+    it(`gives the bytes or the refusal encodeOutgoing gives, for params that ${what}`, () => {
+      const direct = encodeRequest(7, 'Echo.echo', params, 1000, undefined, LIMITS.maxFrameSize, LIMITS);
+      const general = encodeOutgoing(request(params), 'request', 'Echo.echo', LIMITS.maxFrameSize, LIMITS);
+      if (general instanceof RpcError) {
+        const error = refusal(direct);
+        expect([error.code, error.message, error.mayHaveRun]).to.deep.equal([general.code, general.message, general.mayHaveRun]);
+        return;
+      }
+      expect(direct).to.not.be.instanceOf(RpcError);
+      expect(joined(direct as PayloadParts).equals(joined(general))).to.equal(true);
+    });
+  }
+
+  it('writes headers into meta, as the general path does', () => {
+    const headers = { 'x-tenant': 'acme' };
+    const direct = encodeRequest(9, 'Echo.echo', null, 250, headers, LIMITS.maxFrameSize, LIMITS);
+    expect(decodeMessage(joined(direct as PayloadParts))).to.deep.equal({ type: MessageType.Request, id: 9, method: 'Echo.echo', params: null, meta: { timeout: 250, headers } });
   });
 });
