@@ -103,7 +103,7 @@ describe('Call observers', () => {
     }
   });
 
-  it('on the server, hear calls refused before any handler: a method nobody registered, a full budget', async () => {
+  it('on the server, hear calls refused before any handler: a method nobody registered, a full budget, a notification nobody takes', async () => {
     const server = recorder();
     const rpc = new RpcServer({ observers: [server.observer], maxCallsInFlight: 1 }).register(Echo, createEchoService());
     const { port } = await rpc.listen(0, '127.0.0.1');
@@ -122,6 +122,10 @@ describe('Call observers', () => {
       'end unary Echo.sleep OK',
     ]);
     expect([...server.methods][0]).to.include({ registered: false });
+    // A notification for a method nobody registered is dropped, and heard as UNIMPLEMENTED.
+    await client.notify('Echo.nothing', null);
+    await until(() => server.events.length === 8);
+    expect(server.events.slice(6)).to.deep.equal(['start notification unknown.unknown', 'end notification unknown.unknown UNIMPLEMENTED']);
   });
 
   it('hear a call cut off with its tunnel, on both sides, once', async () => {

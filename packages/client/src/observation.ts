@@ -3,16 +3,14 @@
  * type, made on first use and reused, so that an observer can key its counters by the object; a call's start is
  * recorded on its record, and call.ts tells the observers its end when it settles.
  */
-import type { CallObserver, CallType, ObservedMethod, StreamKind } from '@tunnelrpc/protocol';
-import { Observers, observedMethod } from '@tunnelrpc/protocol/internal';
+import type { CallObserver, CallType, ObservedMethod } from '@tunnelrpc/protocol';
+import { Observers, callTypeOf, observedMethod } from '@tunnelrpc/protocol/internal';
 import type { Call } from './call.js';
 import type { StreamCore } from './stream.js';
 
 // Past this many names, further ones are observed as one: a caller's computed or mistyped names cannot grow an
 // observer's series without bound.
 const MAX_OBSERVED_NAMES = 10_000;
-
-const STREAM_TYPES: Readonly<Record<StreamKind, CallType>> = { serverStream: 'server_stream', clientStream: 'client_stream', bidiStream: 'bidi_stream' };
 
 /** ClientObservation runs a client's observers. @internal */
 export class ClientObservation {
@@ -29,10 +27,11 @@ export class ClientObservation {
 
   /** begin tells the observers that `call` started and records it on the call (and its stream's messages). */
   begin(call: Call, stream: StreamCore | undefined): void {
-    const type: CallType = stream !== undefined ? STREAM_TYPES[stream.kind] : call.notification ? 'notification' : 'unary';
+    const type = callTypeOf(stream?.kind ?? 'unary', call.notification);
     const method = this.#method(call.method, type);
     const observers = this.#observers;
-    call.observing = { observers, method, startedAt: observers.started(method, performance.now()) };
+    observers.started(method);
+    call.observing = { observers, method, startedAt: performance.now() };
     if (stream !== undefined) stream.observe = (direction) => observers.message(method, direction);
   }
 

@@ -9,10 +9,10 @@
  */
 import type { Server as HttpServer } from 'node:http';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics, type Metric } from 'prom-client';
-import { ERROR_CODES, RpcError, type CallObserver, type ObservedMethod, type ServiceContract, type StreamKind, type TcpInfo } from '@tunnelrpc/protocol';
+import { ERROR_CODES, RpcError, type CallObserver, type ObservedMethod, type CallType, type ServiceContract, type TcpInfo } from '@tunnelrpc/protocol';
 import type { ServerListener } from '@tunnelrpc/server';
 import type { ClientListener } from '@tunnelrpc/client';
-import { checkBoolean, orDefault } from '@tunnelrpc/protocol/internal';
+import { CALL_TYPES, callTypeOf, checkBoolean, orDefault } from '@tunnelrpc/protocol/internal';
 import { serveMetrics } from './serve.js';
 
 /**
@@ -74,10 +74,6 @@ export interface TunnelMetrics {
 }
 
 const CALL_LABELS = ['service', 'method', 'type'] as const;
-// The `type` label, named as go-grpc-middleware names gRPC's call types.
-const CALL_TYPES = ['unary', 'notification', 'server_stream', 'client_stream', 'bidi_stream'] as const;
-type CallType = (typeof CALL_TYPES)[number];
-const STREAM_TYPES: Readonly<Record<StreamKind, CallType>> = { serverStream: 'server_stream', clientStream: 'client_stream', bidiStream: 'bidi_stream' };
 const HANDLED_LABELS = ['service', 'method', 'type', 'code'] as const;
 type CallLabel = (typeof CALL_LABELS)[number];
 type Labels = { service: string; method: string; type: string };
@@ -345,8 +341,7 @@ export function createPrometheus(options: PrometheusOptions = {}): TunnelMetrics
   const addServices = (...services: ServiceContract[]): void => {
     for (const contract of services) {
       for (const [name, spec] of Object.entries(contract.methods)) {
-        const kind = spec.kind ?? 'unary';
-        const type: CallType = kind === 'unary' ? (spec.notification === true ? 'notification' : 'unary') : STREAM_TYPES[kind];
+        const type = callTypeOf(spec.kind ?? 'unary', spec.notification === true);
         for (const side of [server, client]) side.series(contract.name, name, `${contract.name}.${name}`, type, true);
       }
     }

@@ -130,4 +130,4 @@ export { TCP_INFO_MIN_SIZE, parseTcpInfo, readTcpInfo } from './tcp-info.js';
 export type { GetSockOpt } from './tcp-info.js';
 
 // ---- Call observers: the pipeline's metrics stage, run by the server and the client. ----
-export { Observers, checkObservers, observedMethod } from './observer.js';
+export { CALL_TYPES, Observers, callTypeOf, checkObservers, observedMethod } from './observer.js';

@@ -7,11 +7,23 @@
  * tunnel). A stage without observers costs nothing.
  */
 import type { ErrorCode } from './error-codes.js';
+import type { MethodKind } from './method-spec.js';
 import { splitMethod } from './interceptor.js';
 import { describeOptionValue, optionError } from './option-checks.js';
 
 /** CallType names a kind of call as metrics label it (go-grpc-middleware's names, plus notification). */
 export type CallType = 'unary' | 'notification' | 'server_stream' | 'client_stream' | 'bidi_stream';
+
+/** CALL_TYPES lists every CallType. @internal */
+export const CALL_TYPES: readonly CallType[] = Object.freeze(['unary', 'notification', 'server_stream', 'client_stream', 'bidi_stream']);
+
+const STREAM_CALL_TYPES: Readonly<Record<Exclude<MethodKind, 'unary'>, CallType>> = { serverStream: 'server_stream', clientStream: 'client_stream', bidiStream: 'bidi_stream' };
+
+/** callTypeOf is the CallType of a call of `kind`: a unary method's call is a notification when `notification`. @internal */
+export function callTypeOf(kind: MethodKind, notification: boolean): CallType {
+  if (kind === 'unary') return notification ? 'notification' : 'unary';
+  return STREAM_CALL_TYPES[kind];
+}
 
 /**
  * ObservedMethod is what an observer learns about a call: one frozen object per method and call type for the life
@@ -80,10 +92,10 @@ export class Observers {
   }
 
   /**
-   * started tells every observer and returns `at`, the call's start (performance.now() based), for ended(). The
-   * caller reads the clock: the server once per chunk read, for every call that arrived in it.
+   * started tells every observer. The caller keeps the start time (performance.now() based) for ended(): the
+   * server reads the clock once per chunk, for every call that arrived in it.
    */
-  started(method: ObservedMethod, at: number): number {
+  started(method: ObservedMethod): void {
     for (const observer of this.#list) {
       try {
         observer.callStarted(method);
@@ -91,7 +103,6 @@ export class Observers {
         this.#failed(error, 'callStarted');
       }
     }
-    return at;
   }
 
   /** ended tells every observer how the call that started at `startedAt` ended. */

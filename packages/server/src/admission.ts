@@ -15,7 +15,8 @@ export interface RequestLimits {
   readonly validateParams: boolean;
 }
 
-const EMPTY_HEADERS: Readonly<Record<string, string>> = Object.freeze(Object.create(null) as Record<string, string>);
+/** EMPTY_HEADERS is the headers of a request that sent none: one frozen map for all of them. @internal */
+export const EMPTY_HEADERS: Readonly<Record<string, string>> = Object.freeze(Object.create(null) as Record<string, string>);
 
 /**
  * Admission is where checkRequest leaves what passed: the params as the handler gets them and the headers. One per

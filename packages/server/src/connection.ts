@@ -32,14 +32,14 @@ import {
   type Observers,
 } from '@tunnelrpc/protocol/internal';
 import { Account, type Cost } from './budget.js';
-import { checkRequest, newAdmission, type Admission } from './admission.js';
+import { EMPTY_HEADERS, checkRequest, newAdmission, type Admission } from './admission.js';
 import { peerOf } from './peer.js';
 import { HandlerContext } from './context.js';
 import { Keepalive } from './keepalive.js';
 import { CallTable, type CallTableHost } from './calls.js';
 import { Inbound, type InboundHost } from './inbound.js';
 import { Outbound } from './outbound.js';
-import { errorFromHandler, prepareResult, unknownMethod, UNKNOWN_OBSERVED, type MethodTable, type RegisteredMethod } from './dispatch.js';
+import { errorFromHandler, prepareResult, unknownMethod, UNKNOWN_OBSERVED, UNKNOWN_OBSERVED_NOTIFICATION, type MethodTable, type RegisteredMethod } from './dispatch.js';
 import type { PeerAddress } from './handler-types.js';
 import type { ServerEvent } from './events.js';
 import type { LogEntry } from './log.js';
@@ -84,7 +84,6 @@ type AnswerCode = ErrorCode | 'OK';
 
 // Hard stop for a socket that was told goaway but does not take the close (a peer that never reads).
 const CLOSE_LINGER_MS = 1000;
-const EMPTY_HEADERS: Readonly<Record<string, string>> = Object.freeze(Object.create(null) as Record<string, string>);
 // What the last decodeMessage measured; read right after it (decoding is synchronous, one frame at a time).
 const DECODE_STATS: DecodeStats = { items: 0, largestMap: 0 };
 // The connection of each tunneled socket, for the shared socket listeners.
@@ -391,13 +390,15 @@ export class ServerConnection implements InboundHost, CallTableHost {
     this.#keepalive.callArrived();
     const method = this.#host.methods.get(request.method) ?? this.#host.methods.unknown(request.method);
     const observers = this.#host.observers;
+    // When the chunk arrived: every call in it starts then (0, and never read, without observers).
+    const startedAt = this.#arrivedAt;
     if (method === undefined) {
-      const startedAt = observers === undefined ? 0 : observers.started(UNKNOWN_OBSERVED, this.#arrivedAt);
+      observers?.started(UNKNOWN_OBSERVED);
       const code = this.#respond(request.id, unknownMethod(request.method), undefined);
       observers?.ended(UNKNOWN_OBSERVED, code, startedAt);
       return true;
     }
-    const startedAt = observers === undefined ? 0 : observers.started(method.observed, this.#arrivedAt);
+    observers?.started(method.observed);
     if (method.kind !== 'unary') {
       const refused = this.#openStream(request, method, method.kind, bytes, startedAt);
       if (refused !== undefined) observers?.ended(method.observed, refused, startedAt);
@@ -541,11 +542,14 @@ export class ServerConnection implements InboundHost, CallTableHost {
     if (this.#state !== 'open') return;
     const method = this.#host.methods.get(notification.method);
     const observers = this.#host.observers;
+    const startedAt = this.#arrivedAt;
     if (method === undefined) {
       this.#host.log({ level: 'warn', message: `notification for unknown method ${quotePeerText(notification.method)} dropped`, peer: this.#peerText() });
+      observers?.started(UNKNOWN_OBSERVED_NOTIFICATION);
+      observers?.ended(UNKNOWN_OBSERVED_NOTIFICATION, 'UNIMPLEMENTED', startedAt);
       return;
     }
-    const startedAt = observers === undefined ? 0 : observers.started(method.observedNotification, this.#arrivedAt);
+    observers?.started(method.observedNotification);
     const timeout = Math.min(notification.meta?.timeout ?? this.#options.defaultTimeout, method.spec.maxTimeout ?? this.#options.maxTimeout);
     if (timeout === 0) {
       this.#host.log({ level: 'warn', message: 'notification dropped: its deadline had passed before it arrived', method: method.path, code: 'DEADLINE_EXCEEDED', peer: this.#peerText() });

@@ -10,9 +10,9 @@ import {
   type MethodSpec,
   type ObservedMethod,
   type ServiceContract,
-  type CallType,
 } from '@tunnelrpc/protocol';
 import {
+  callTypeOf,
   observedMethod,
   checkThrownError,
   formatIssues,
@@ -44,14 +44,13 @@ export interface RegisteredMethod {
   readonly observedNotification: ObservedMethod;
 }
 
-const STREAM_TYPES: Readonly<Record<Exclude<MethodKind, 'unary'>, CallType>> = { serverStream: 'server_stream', clientStream: 'client_stream', bidiStream: 'bidi_stream' };
-
 /**
  * What observers are told of calls to a method nobody registered: one method for every such name, so that a
  * caller's typos cannot grow a series each. @internal
  */
 export const UNKNOWN_OBSERVED = observedMethod('unknown.unknown', 'unary', false);
-const UNKNOWN_OBSERVED_NOTIFICATION = observedMethod('unknown.unknown', 'notification', false);
+/** UNKNOWN_OBSERVED_NOTIFICATION is UNKNOWN_OBSERVED for notifications. @internal */
+export const UNKNOWN_OBSERVED_NOTIFICATION = observedMethod('unknown.unknown', 'notification', false);
 
 /** MethodTable maps wire names to handlers. A Map, so "__proto__" or "toString" is simply not found. @internal */
 export class MethodTable {
@@ -84,7 +83,7 @@ export class MethodTable {
         this.#methods.set(path, { path, spec, kind, handler: run, observed: observedMethod(path, 'unary', true), observedNotification: observedMethod(path, 'notification', true) });
       } else {
         // A stream's handler runs as registered; the same interceptors wrap its whole life (ServerStream.start).
-        const observed = observedMethod(path, STREAM_TYPES[kind], true);
+        const observed = observedMethod(path, callTypeOf(kind, false), true);
         this.#methods.set(path, { path, spec, kind, handler, streamChain: streamChain(this.#wrapping), ambient: this.#wrapping.propagateContext, observed, observedNotification: observed });
       }
     }
