@@ -20,6 +20,8 @@ export interface RunOptions {
   baseline: string | undefined;
   /** Where Node children write --cpu-prof profiles, or undefined for no profiling. */
   cpuProfDir: string | undefined;
+  /** Extra Node or V8 flags for every Node server and client, e.g. ['--max-semi-space-size=4']. */
+  nodeFlags: string[];
   help: boolean;
 }
 
@@ -56,6 +58,8 @@ ratios tunnelrpc/peer (medians of the interleaved runs), then one JSON line per 
   --results-file PATH  write the results there instead of bench/RESULTS.md (implies --write-results)
   --cpu-prof-dir DIR   run every Node server and client with --cpu-prof, writing the profiles into DIR
                        (summarize them with: node bench/dist/profile-summary.js DIR)
+  --node-flags "F ..." Node or V8 flags for every Node server and client, every peer alike, to measure how
+                       the runtime's settings move the results (e.g. "--max-semi-space-size=4"; bench/PROFILE.md)
   --verbose            pass the children's stderr through
   --help               this text
 
@@ -70,7 +74,7 @@ export function parseRunOptions(argv: readonly string[]): RunOptions {
   const values = new Map<string, string>();
   const flags = new Set<string>();
   const FLAGS = new Set(['json', 'write-results', 'verbose', 'help']);
-  const VALUED = new Set(['target', 'concurrency', 'payload', 'cells', 'seconds', 'warmup', 'runs', 'idle-tunnels', 'results-file', 'cpu-prof-dir', 'baseline']);
+  const VALUED = new Set(['target', 'concurrency', 'payload', 'cells', 'seconds', 'warmup', 'runs', 'idle-tunnels', 'results-file', 'cpu-prof-dir', 'baseline', 'node-flags']);
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!;
     if (arg === '--') continue; // pnpm passes it through before user arguments on some versions
@@ -165,9 +169,17 @@ export function parseRunOptions(argv: readonly string[]): RunOptions {
     resultsFile,
     verbose: flags.has('verbose'),
     cpuProfDir: values.get('cpu-prof-dir'),
+    nodeFlags: nodeFlags(values.get('node-flags')),
     baseline,
     help: flags.has('help'),
   };
+}
+
+function nodeFlags(text: string | undefined): string[] {
+  const flags = (text ?? '').split(/\s+/).filter((flag) => flag !== '');
+  const bad = flags.find((flag) => !flag.startsWith('--'));
+  if (bad !== undefined) throw new Error(`--node-flags takes flags that start with --; got ${JSON.stringify(bad)}`);
+  return flags;
 }
 
 function splitOnce(text: string, separator: string): [string, string | undefined] {

@@ -96,7 +96,7 @@ async function main(): Promise<number> {
       `${options.runs} run(s) of ${options.warmup} s warm-up + ${options.seconds} s; ${machine.cores} cores, Node ${machine.node}`,
   );
 
-  const nodeOptions: string[] = [];
+  const nodeOptions: string[] = [...options.nodeFlags];
   if (options.cpuProfDir !== undefined) {
     const dir = resolve(options.cpuProfDir);
     mkdirSync(dir, { recursive: true });
