@@ -30,6 +30,7 @@ import {
 import { Liveness, type LivenessHost } from './liveness.js';
 import { tcpInfoOf } from './tcp-info.js';
 import { rejectCall, resolveCall, type Call } from './call.js';
+import { CallTable } from './call-table.js';
 import { encodeOutgoing, encodeRequest } from './sender.js';
 import { TunnelStreams, type TunnelStreamsHost } from './tunnel-streams.js';
 import type { ResolvedClientOptions } from './options.js';
@@ -65,7 +66,7 @@ export class Tunnel {
   readonly #target: string;
   readonly #host: TunnelHost;
   readonly #decoder: FrameDecoder;
-  readonly #calls = new Map<number, Call>();
+  readonly #calls = new CallTable<Call>();
   // Ids given up locally (deadline, abort) whose answer may still come: reserved until it does.
   readonly #abandoned = new Set<number>();
   #nextId = 1;
@@ -233,7 +234,7 @@ export class Tunnel {
     call.tunnel = this;
     call.attempts++;
     call.sentAt = performance.now();
-    this.#calls.set(id, call);
+    this.#calls.add(call);
     this.#liveness.callSent();
     if (stream !== undefined) this.#streams.opened(stream, id);
     this.#write(encoded);
@@ -286,7 +287,7 @@ export class Tunnel {
     for (;;) {
       const id = this.#nextId;
       this.#nextId = id === MAX_UINT32 ? 1 : id + 1;
-      if (!this.#calls.has(id) && !this.#abandoned.has(id)) return id;
+      if (this.#calls.slotFree(id) && !this.#abandoned.has(id)) return id;
     }
   }
 
@@ -400,7 +401,8 @@ export class Tunnel {
     }
     if (this.#state === 'open') this.#state = 'draining';
     const refused: Call[] = [];
-    for (const [id, call] of this.#calls) {
+    for (const call of this.#calls.entries()) {
+      const id = call.id;
       if (id <= goaway.lastId) continue;
       // The server drops these unanswered; keep the id reserved in case another implementation answers anyway.
       this.#calls.delete(id);
@@ -445,12 +447,11 @@ export class Tunnel {
     this.#liveness.stop();
     const orphans: Call[] = [];
     const refused: Call[] = [];
-    for (const [id, call] of this.#calls) {
+    for (const call of this.#calls.takeAll()) {
       call.tunnel = undefined;
       call.stream?.unbind();
-      (id > lastId ? refused : orphans).push(call);
+      (call.id > lastId ? refused : orphans).push(call);
     }
-    this.#calls.clear();
     this.#streams.clear();
     if (this.#abandoned.size > 0) this.#host.idsReleased(this, this.#abandoned.size);
     this.#abandoned.clear();
