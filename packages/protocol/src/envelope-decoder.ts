@@ -26,7 +26,9 @@ const range = { start: 0, end: 0 };
 /**
  * readHotMessage reads a message whose frame `bytes[start, end)` scanFrame has just checked, or answers undefined
  * for the general path. `unpackr` decodes the values; `readMeta` turns a meta value other than `{timeout}` into
- * RequestMeta (it throws for a malformed one). Throws what msgpackr throws for a value it cannot decode.
+ * RequestMeta (it throws for a malformed one). A value that is one byte array is read here, as a view of `bytes`
+ * when `viewBytes` (the unpackr's copyBuffers off) or else a copy, as the unpackr would give it. Throws what
+ * msgpackr throws for a value it cannot decode.
  */
 export function readHotMessage(
   bytes: Uint8Array,
@@ -34,7 +36,9 @@ export function readHotMessage(
   end: number,
   unpackr: Unpackr,
   readMeta: (value: unknown) => RequestMeta | undefined,
+  viewBytes = false,
 ): Message | undefined {
+  viewValueBytes = viewBytes;
   const head = bytes[start]!;
   if (head < 0x93 || head > 0x95) return undefined;
   const arity = head & 0x0f;
@@ -114,15 +118,27 @@ function sameBytes(known: Uint8Array, bytes: Uint8Array, from: number): boolean 
   return true;
 }
 
-// One value from bytes[at, next). The one-byte scalars of MessagePack are read here; msgpackr decodes the rest.
+const copyOf = (bytes: Uint8Array, from: number, to: number): Uint8Array => Uint8Array.prototype.slice.call(bytes, from, to);
+
+// Set by readHotMessage for the values of the message it reads.
+let viewValueBytes = false;
+
+// One value from bytes[at, next). The one-byte scalars and a lone byte array are read here (an unpack call costs
+// more than the copy of a small byte array); msgpackr decodes the rest.
 function valueAt(bytes: Uint8Array, at: number, next: number, unpackr: Unpackr): unknown {
+  const b = bytes[at]!;
   if (next === at + 1) {
-    const b = bytes[at]!;
     if (b <= 0x7f) return b;
     if (b >= 0xe0) return b - 0x100;
     if (b === 0xc0) return null;
     if (b === 0xc2) return false;
     if (b === 0xc3) return true;
+  } else if (b === 0xc4 || b === 0xc5 || b === 0xc6) {
+    const from = at + (b === 0xc4 ? 2 : b === 0xc5 ? 3 : 5);
+    const length = b === 0xc4 ? bytes[at + 1]! : b === 0xc5 ? (bytes[at + 1]! << 8) | bytes[at + 2]! : bytes[at + 1]! * 0x1000000 + ((bytes[at + 2]! << 16) | (bytes[at + 3]! << 8) | bytes[at + 4]!);
+    // The same object msgpackr makes: a view, or a copy of the same class as `bytes` (a Buffer from a socket;
+    // Buffer's own slice() would be a view).
+    if (from + length === next) return viewValueBytes ? bytes.subarray(from, next) : copyOf(bytes, from, next);
   }
   range.start = at;
   range.end = next;

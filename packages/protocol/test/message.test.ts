@@ -518,6 +518,25 @@ describe('decodeMessage byte arrays', () => {
     expect(result.every((byte) => byte === 5)).to.equal(true);
   });
 
+  it('gives a Buffer copy of each byte array a request, a result or a stream message holds alone, in every bin form', () => {
+    for (const length of [0, 1, 255, 256, 4000, 60000]) {
+      const bytes = Buffer.alloc(length, 7);
+      const messages: Message[] = [
+        { type: 0, id: 1, method: 'Blob.put', params: bytes, meta: { timeout: 1000 } },
+        { type: 1, id: 2, result: bytes },
+        { type: 4, id: 3, message: bytes },
+      ];
+      for (const message of messages) {
+        const frame = encodeMessage(message).subarray(4);
+        const decoded = decodeMessage(frame) as unknown as Record<string, unknown>;
+        const value = (decoded.params ?? decoded.result ?? decoded.message) as Buffer;
+        expect(Buffer.isBuffer(value), `${length} in type ${message.type}`).to.equal(true);
+        expect(value.equals(bytes), `${length} in type ${message.type}`).to.equal(true);
+        expect(value.buffer === frame.buffer, `${length} in type ${message.type}`).to.equal(false);
+      }
+    }
+  });
+
   it('returns a byte array of a frame of 64 KiB or more as a view of that frame, uncopied', () => {
     const frame = encodeMessage({ type: 1, id: 1, result: Buffer.alloc(64 * 1024, 5) }).subarray(4);
     const { result } = decodeMessage(frame) as { result: Buffer };
