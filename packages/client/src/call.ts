@@ -45,23 +45,25 @@ export interface Call {
   readonly stream?: StreamCore | undefined;
   /** Fails the call when its deadline passes (one function per client). */
   readonly expire: (call: Call, timeout: number) => void;
-  /** What the client's observers were told of its start; undefined without observers, and once it settles. */
-  observing: Observation | undefined;
-}
-
-/** Observation is a call's start as ClientOptions.observers heard it. @internal */
-export interface Observation {
-  readonly observers: Observers;
-  readonly method: ObservedMethod;
-  readonly startedAt: number;
+  /**
+   * The client's observers, told of its start (ClientOptions.observers): undefined without observers, and once it
+   * settles. Fields of the record rather than an object per call.
+   */
+  observers: Observers | undefined;
+  /** The method and type the observers heard it as. */
+  observedMethod: ObservedMethod | undefined;
+  /** performance.now() when the observers heard it start. */
+  observedAt: number;
 }
 
 // Tells the observers how a call ended, once.
 function observeEnd(call: Call, code: ErrorCode | 'OK'): void {
-  const observing = call.observing;
-  if (observing === undefined) return;
-  call.observing = undefined;
-  observing.observers.ended(observing.method, code, observing.startedAt);
+  const observers = call.observers;
+  if (observers === undefined) return;
+  call.observers = undefined;
+  const method = call.observedMethod!;
+  call.observedMethod = undefined;
+  observers.ended(method, code, call.observedAt);
 }
 
 // What a settled call holds in place of its resolvers (and a new one until it has them): nothing that reaches the

@@ -260,7 +260,9 @@ export class RpcClient {
       settled: false,
       stream,
       expire: this.#expire,
-      observing: undefined,
+      observers: undefined,
+      observedMethod: undefined,
+      observedAt: 0,
     };
     const promise = promiseFor(call);
     try {

@@ -31,7 +31,9 @@ export class ClientObservation {
     const method = this.#method(call.method, type);
     const observers = this.#observers;
     observers.started(method);
-    call.observing = { observers, method, startedAt: performance.now() };
+    call.observers = observers;
+    call.observedMethod = method;
+    call.observedAt = performance.now();
     if (stream !== undefined) stream.observe = (direction) => observers.message(method, direction);
   }
 
