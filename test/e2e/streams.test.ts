@@ -256,6 +256,25 @@ describe('streams end to end', () => {
       await probe.finals.reach(2);
     });
 
+    it('keeps a stream open while 1,000 later calls on its tunnel take ids around its slot in the call table', async () => {
+      const { url, probe } = await startStreams(cleanup);
+      const streams = createClient(Streams, await client(url));
+      const hang = streams.hang();
+      const iterator = hang[Symbol.asyncIterator]();
+      expect((await iterator.next()).value).to.equal('started');
+      // Waves of 50 grow the client's table and walk the ids many times past the stream's slot.
+      for (let wave = 0; wave < 20; wave++) {
+        const sums = await Promise.all(Array.from({ length: 50 }, (_, i) => streams.add({ a: wave, b: i })));
+        expect(sums).to.deep.equal(Array.from({ length: 50 }, (_, i) => wave + i));
+      }
+      // The cancel finds the stream by its id: the server's handler hears it and ends.
+      hang.cancel();
+      await expectRejects(hang.result, 'CANCELLED');
+      await probe.finals.reach(1);
+      expect(probe.reasons[0]).to.be.instanceOf(RpcError);
+      expect((probe.reasons[0] as RpcError).code).to.equal('CANCELLED');
+    });
+
     it('a deadline ends a stream DEADLINE_EXCEEDED on both sides', async () => {
       const { url, probe } = await startStreams(cleanup);
       const streams = createClient(Streams, await client(url));
