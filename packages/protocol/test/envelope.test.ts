@@ -8,7 +8,23 @@ const VALUES: unknown[] = [
   '', 'a', 'x'.repeat(31), 'x'.repeat(32), 'é'.repeat(11), 'é'.repeat(16), '日本語テキスト', 'x'.repeat(255), 'x'.repeat(256),
   'y'.repeat(70_000), '😀'.repeat(10), Buffer.alloc(0), Buffer.from([1, 2, 3]), new Uint8Array(300).fill(9), Buffer.alloc(70_000, 7),
   [1, 'two', null], { a: 1, b: [true, { c: 'd' }] }, new Date(1_700_000_000_123), [Buffer.from([5])],
+  Object.fromEntries(Array.from({ length: 15 }, (_, i) => [`k${i}`, i])), Object.fromEntries(Array.from({ length: 20 }, (_, i) => [`k${i}`, i])),
+  { big: Buffer.alloc(20_000, 1), after: 'x', nested: { more: Buffer.alloc(20_000, 2), tail: [1, { t: 2 }] } },
+  Array.from({ length: 20 }, (_, i) => ({ id: i, s: 'x'.repeat(i * 10), when: new Date(i), tags: ['a', 'b'], m: { x: i, y: null } })),
+  nest(12), Array.from({ length: 70 }, (_, i) => i - 35), { '': 0, 'é': 'ü', '1': 'one', __proto__: null },
 ];
+
+function labelOf(value: unknown): string {
+  if (typeof value !== 'object' || value === null) return String(value);
+  const json = JSON.stringify(value, (_key, item: unknown) => (item instanceof Map ? '<Map>' : item));
+  return `${Object.getPrototypeOf(value) === null ? 'null-prototype ' : ''}${json.length > 60 ? `${json.slice(0, 60)}…` : json}`;
+}
+
+function nest(levels: number): unknown {
+  let value: unknown = 'bottom';
+  for (let i = 0; i < levels; i++) value = { level: i, inner: value, list: [value] };
+  return value;
+}
 
 function roundTrip(payload: Uint8Array): unknown {
   scanMessagePack(payload, DEFAULT_DECODE_LIMITS);
@@ -17,7 +33,7 @@ function roundTrip(payload: Uint8Array): unknown {
 
 describe('encodePayload (hand-written envelope)', () => {
   for (const value of VALUES) {
-    const label = Buffer.isBuffer(value) || value instanceof Uint8Array ? `bytes(${value.length})` : typeof value === 'string' ? `string(${value.length})` : String(value);
+    const label = Buffer.isBuffer(value) || value instanceof Uint8Array ? `bytes(${value.length})` : typeof value === 'string' ? `string(${value.length})` : labelOf(value);
     it(`round-trips ${label} as request params, as a result and as a stream message`, () => {
       const request = roundTrip(encodePayload({ type: 0, id: 70_000, method: 'Svc.do', params: value, meta: { timeout: 30_000, headers: { h: 'v' } } }));
       const response = roundTrip(encodePayload({ type: 1, id: 3, result: value }));
@@ -28,6 +44,31 @@ describe('encodePayload (hand-written envelope)', () => {
       expect(roundTrip(encodePayload({ type: 4, id: 70_000, message: value }))).to.deep.equal({ type: 4, id: 70_000, message: expected });
     });
   }
+
+  it('leaves out object keys that hold undefined, as msgpackr does, and writes them in their order', () => {
+    const payload = encodePayload({ type: 1, id: 1, result: { a: undefined, b: 2, c: { d: undefined }, e: [undefined] } });
+    expect(roundTrip(payload)).to.deep.equal({ type: 1, id: 1, result: { b: 2, c: {}, e: [null] } });
+    expect(Object.keys((roundTrip(encodePayload({ type: 1, id: 1, result: { z: 1, a: 2, m: 3 } })) as { result: object }).result)).to.deep.equal(['z', 'a', 'm']);
+  });
+
+  it('keeps every object header right while messages cross slab ends, byte arrays are cut out and objects nest', () => {
+    let seed = 7;
+    const next = (): number => (seed = (seed * 1_103_515_245 + 12_345) % 2 ** 31);
+    for (let i = 0; i < 3000; i++) {
+      const value = {
+        n: i,
+        text: 'q'.repeat(next() % 3000),
+        inner: { bytes: Buffer.alloc(next() % 2 === 0 ? 10 : 17_000, i & 0xff), more: { s: 'r'.repeat(next() % 500), list: [i, { deep: 'x' }] } },
+        after: 'tail',
+      };
+      expect(roundTrip(Buffer.concat([encodePayload({ type: 1, id: i + 1, result: value })]))).to.deep.equal({ type: 1, id: i + 1, result: value });
+    }
+  });
+
+  it('encodes the next message correctly after one that could not be encoded midway', () => {
+    expect(() => encodePayload({ type: 1, id: 1, result: [Buffer.alloc(20_000, 3), { bad: Symbol('no') }] })).to.throw();
+    expect(roundTrip(encodePayload({ type: 1, id: 2, result: { ok: [1, 2] } }))).to.deep.equal({ type: 1, id: 2, result: { ok: [1, 2] } });
+  });
 
   it('writes a request without meta as a 4-element array', () => {
     expect(Buffer.from(encodePayload({ type: 0, id: 1, method: 'A.b', params: 1 })).toString('hex')).to.equal('940001a3412e6201');
