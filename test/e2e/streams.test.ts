@@ -260,8 +260,7 @@ describe('streams end to end', () => {
       const { url, probe } = await startStreams(cleanup);
       const streams = createClient(Streams, await client(url));
       const hang = streams.hang();
-      const iterator = hang[Symbol.asyncIterator]();
-      expect((await iterator.next()).value).to.equal('started');
+      expect((await hang[Symbol.asyncIterator]().next()).value).to.equal('started');
       // Waves of 50 grow the client's table and walk the ids many times past the stream's slot.
       for (let wave = 0; wave < 20; wave++) {
         const sums = await Promise.all(Array.from({ length: 50 }, (_, i) => streams.add({ a: wave, b: i })));
