@@ -26,9 +26,9 @@ const range = { start: 0, end: 0 };
 /**
  * readHotMessage reads a message whose frame `bytes[start, end)` scanFrame has just checked, or answers undefined
  * for the general path. `unpackr` decodes the values; `readMeta` turns a meta value other than `{timeout}` into
- * RequestMeta (it throws for a malformed one). A value that is one byte array is read here, as a view of `bytes`
- * when `viewBytes` (the unpackr's copyBuffers off) or else a copy, as the unpackr would give it. Throws what
- * msgpackr throws for a value it cannot decode.
+ * RequestMeta (it throws for a malformed one). A value that is one byte array is read here, as the unpackr would
+ * give it: a copy when its copyBuffers option is set, else a view of `bytes`. Throws what msgpackr throws for a
+ * value it cannot decode.
  */
 export function readHotMessage(
   bytes: Uint8Array,
@@ -36,9 +36,7 @@ export function readHotMessage(
   end: number,
   unpackr: Unpackr,
   readMeta: (value: unknown) => RequestMeta | undefined,
-  viewBytes = false,
 ): Message | undefined {
-  viewValueBytes = viewBytes;
   const head = bytes[start]!;
   if (head < 0x93 || head > 0x95) return undefined;
   const arity = head & 0x0f;
@@ -120,8 +118,8 @@ function sameBytes(known: Uint8Array, bytes: Uint8Array, from: number): boolean 
 
 const copyOf = (bytes: Uint8Array, from: number, to: number): Uint8Array => Uint8Array.prototype.slice.call(bytes, from, to);
 
-// Set by readHotMessage for the values of the message it reads.
-let viewValueBytes = false;
+// msgpackr keeps its options on the instance, and reads copyBuffers there itself; the typings leave it out.
+const copiesBytes = (unpackr: Unpackr): boolean => (unpackr as { copyBuffers?: boolean }).copyBuffers === true;
 
 // One value from bytes[at, next). The one-byte scalars and a lone byte array are read here (an unpack call costs
 // more than the copy of a small byte array); msgpackr decodes the rest.
@@ -138,7 +136,7 @@ function valueAt(bytes: Uint8Array, at: number, next: number, unpackr: Unpackr):
     const length = b === 0xc4 ? bytes[at + 1]! : b === 0xc5 ? (bytes[at + 1]! << 8) | bytes[at + 2]! : bytes[at + 1]! * 0x1000000 + ((bytes[at + 2]! << 16) | (bytes[at + 3]! << 8) | bytes[at + 4]!);
     // The same object msgpackr makes: a view, or a copy of the same class as `bytes` (a Buffer from a socket;
     // Buffer's own slice() would be a view).
-    if (from + length === next) return viewValueBytes ? bytes.subarray(from, next) : copyOf(bytes, from, next);
+    if (from + length === next) return copiesBytes(unpackr) ? copyOf(bytes, from, next) : bytes.subarray(from, next);
   }
   range.start = at;
   range.end = next;

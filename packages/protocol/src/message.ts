@@ -256,7 +256,7 @@ export function decodeFrame(bytes: Uint8Array, start: number, end: number, limit
   const decoder = end - start >= VIEW_FRAME_BYTES ? viewUnpackr : unpackr;
   let value: unknown;
   try {
-    const hot = readHotMessage(bytes, start, end, decoder, parseMeta, decoder === viewUnpackr);
+    const hot = readHotMessage(bytes, start, end, decoder, parseMeta);
     if (hot !== undefined) return hot;
     value = decoder.unpack(bytes, { start, end });
   } catch (error) {
