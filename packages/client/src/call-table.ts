@@ -57,12 +57,11 @@ export class CallTable<T extends TableEntry> {
 
   /** takeAll empties the table and returns its calls in the order they were sent (ids increase, then wrap). */
   takeAll(): T[] {
-    const all: T[] = [];
-    for (const entry of this.#slots) if (entry !== undefined) all.push(entry);
+    const all = this.entries();
     this.#slots = NO_SLOTS;
     this.#mask = -1;
     this.#size = 0;
-    return sortBySending(all);
+    return all;
   }
 
   /** entries returns the calls in the order they were sent, without removing them. */
