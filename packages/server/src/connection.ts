@@ -524,7 +524,7 @@ export class ServerConnection implements InboundHost, CallTableHost {
     const cost: Cost = { items: DECODE_STATS.items, bytes };
     const refused = this.#host.acquireCall(this, cost);
     if (refused !== undefined) {
-      admission.input = undefined;
+      this.#takeInput();
       return refused;
     }
     return cost;
