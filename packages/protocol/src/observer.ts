@@ -2,9 +2,9 @@
  * Call observers: the metrics stage of the call pipeline. An interceptor joins a call's path (a closure and a
  * promise per call, a handler made asynchronous on the server); an observer only hears that a call started and
  * how it ended, synchronously, with the same method object every time, so that counting a call costs a few
- * additions. The server tells them about every call it admits, the client about every call it sends, streams and
- * notifications included, however the call ends (answered, failed, cancelled, timed out or cut off with its
- * tunnel). A stage without observers costs nothing.
+ * additions. The server tells them about every call it admits, the client about every call its caller makes,
+ * streams and notifications included, however the call ends (answered, failed, cancelled, timed out or cut off
+ * with its tunnel). A stage without observers costs nothing.
  */
 import type { ErrorCode } from './error-codes.js';
 import type { MethodKind } from './method-spec.js';
@@ -49,7 +49,7 @@ export interface ObservedMethod {
  * nothing else.
  */
 export interface CallObserver {
-  /** The call was admitted (server) or sent for the first time (client). */
+  /** The call was admitted (server) or made by its caller (client, which may then wait for a tunnel to send it). */
   callStarted(method: ObservedMethod): void;
   /** The call ended with the code its caller gets ('OK' for a result), `seconds` after it started. */
   callEnded(method: ObservedMethod, code: ErrorCode | 'OK', seconds: number): void;
