@@ -16,7 +16,8 @@ const MAX_DATE_MS = 8.64e15;
 // Shared scan state: a scan is synchronous and never re-entered, and this runs for every frame, so nothing is
 // allocated per scan. remaining[d]: values still to read in the container open at depth d; isMap[d]: that
 // container is a map.
-let scratchRemaining = new Float64Array(33);
+// Counts fit 32 bits: a container's count is checked against the bytes left, and a frame is under 2^32 bytes.
+let scratchRemaining = new Uint32Array(33);
 let scratchIsMap = new Uint8Array(33);
 let scanDepth = 0;
 let scanItems = 0;
@@ -88,7 +89,7 @@ export function scanParts(parts: readonly Uint8Array[], limits: ScanLimits): num
 
 function beginScan(limits: ScanLimits): void {
   if (scratchRemaining.length <= limits.maxDepth) {
-    scratchRemaining = new Float64Array(limits.maxDepth + 1);
+    scratchRemaining = new Uint32Array(limits.maxDepth + 1);
     scratchIsMap = new Uint8Array(limits.maxDepth + 1);
   }
   scratchRemaining[0] = 1;
@@ -122,26 +123,26 @@ function scanRange(buf: Uint8Array, pos: number, end: number, limits: ScanLimits
     while (depth > 0 && remaining[depth] === 0) depth--;
     if (depth === 0 && remaining[0] === 0) break;
     if (pos >= end && !final) break;
-    const isKey = isMap[depth] === 1 && remaining[depth]! % 2 === 0;
+    const isKey = isMap[depth] === 1 && (remaining[depth]! & 1) === 0;
     if (depth === 1 && elementCount < TOP_ELEMENTS) elementAt[elementCount++] = pos;
     remaining[depth]!--;
-    if (++items > maxItemsPerFrame) {
-      throw new RpcError(
-        'RESOURCE_EXHAUSTED',
-        `frame holds more than maxItemsPerFrame ${maxItemsPerFrame} MessagePack values; ` +
-          'send bulk data as bin or str, or raise maxItemsPerFrame on the receiving peer',
-        { maxItemsPerFrame },
-      );
-    }
+    if (++items > maxItemsPerFrame) throw tooManyItems(maxItemsPerFrame);
     if (pos >= end) throw truncated();
     const b = buf[pos++]!;
+    // The one-byte forms that make up most of a message (fixints, short strings) skip the general decoding below.
+    if (b <= 0x7f || b >= 0xe0) continue;
+    if (b >= 0xa0 && b <= 0xbf) {
+      const after = pos + (b & 0x1f);
+      if (after <= end) {
+        pos = after;
+        continue;
+      }
+    }
     let children = -1; // >= 0 when b opens a container
     let map = false;
     let skip = 0;
     let need = 0; // header bytes after b
-    if (b <= 0x7f || b >= 0xe0) {
-      // fixint
-    } else if (b <= 0x8f) {
+    if (b <= 0x8f) {
       children = b & 0x0f;
       map = true;
     } else if (b <= 0x9f) {
@@ -215,11 +216,12 @@ function scanRange(buf: Uint8Array, pos: number, end: number, limits: ScanLimits
     if (skip > 0) {
       if (pos + skip > end) {
         if (final) throw truncated();
+        // The body goes on in the next part.
         scanSkip = pos + skip - end;
         pos = end;
-      } else {
-        pos += skip;
+        break;
       }
+      pos += skip;
     }
     if (children >= 0) {
       if (isKey) throw protocolViolation('a map key is an array or a map; keys must be scalars (strings or integers)');
@@ -242,12 +244,20 @@ function scanRange(buf: Uint8Array, pos: number, end: number, limits: ScanLimits
     } else if (isKey && (b === 0xd6 || b === 0xd7 || b === 0xc7)) {
       throw protocolViolation('a map key is an extension value; keys must be scalars (strings or integers)');
     }
-    if (scanSkip > 0) break;
   }
   scanDepth = depth;
   scanItems = items;
   scanLargestMap = largestMap;
   return pos;
+}
+
+function tooManyItems(maxItemsPerFrame: number): RpcError {
+  return new RpcError(
+    'RESOURCE_EXHAUSTED',
+    `frame holds more than maxItemsPerFrame ${maxItemsPerFrame} MessagePack values; ` +
+      'send bulk data as bin or str, or raise maxItemsPerFrame on the receiving peer',
+    { maxItemsPerFrame },
+  );
 }
 
 function truncated(): RpcError {
