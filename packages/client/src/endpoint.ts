@@ -121,6 +121,11 @@ export class Endpoint implements TunnelHost {
    * ejected for its answers, so a client of one URL does not pay for measuring them.
    */
   watched = false;
+
+  /** TunnelHost.measuresLatency: answers are timed only while watched. */
+  get measuresLatency(): boolean {
+    return this.watched;
+  }
   // What its answers say (outlier.ts): latency for the pick, failures for ejection.
   readonly #latency: PeakEwma;
   #consecutiveFailures = 0;
@@ -201,7 +206,7 @@ export class Endpoint implements TunnelHost {
     this.#host.callsReleased(1, 1);
     if (this.#options.attemptTimeout > 0) this.#host.callEnded(call);
     // A stream's length is its caller's business, not a measure of the server.
-    if (!this.watched || call.stream !== undefined) return;
+    if (!this.watched || call.stream !== undefined || call.sentAt === 0) return;
     const now = performance.now();
     this.#observe(blamesEndpoint(code), now - call.sentAt, now);
   }
@@ -211,7 +216,7 @@ export class Endpoint implements TunnelHost {
     this.#host.callsReleased(1, 0);
     if (this.#options.attemptTimeout > 0) this.#host.callEnded(call);
     // An abort before the deadline is the caller's choice; a deadline passed with no answer blames the endpoint.
-    if (!this.watched || call.stream !== undefined || call.deadline > Date.now()) return;
+    if (!this.watched || call.stream !== undefined || call.sentAt === 0 || call.deadline > Date.now()) return;
     const now = performance.now();
     this.#observe(true, now - call.sentAt, now);
   }

@@ -52,6 +52,8 @@ export interface TunnelHost {
   callAbandoned(tunnel: Tunnel, call: Call): void;
   /** Whether any other tunnel of the client received a frame after `since` (Date.now() ms). */
   othersAnsweredSince(tunnel: Tunnel, since: number): boolean;
+  /** Whether answers here are timed (Call.sentAt): only while there are endpoints to compare. */
+  readonly measuresLatency: boolean;
   /** `count` abandoned ids were freed: their late answers came, or the tunnel ended. */
   idsReleased(tunnel: Tunnel, count: number): void;
 }
@@ -233,7 +235,8 @@ export class Tunnel {
     call.id = id;
     call.tunnel = this;
     call.attempts++;
-    call.sentAt = performance.now();
+    // A clock read per call only while the balancer compares endpoints; 0 marks an attempt left untimed.
+    call.sentAt = this.#host.measuresLatency ? performance.now() : 0;
     this.#calls.add(call);
     this.#liveness.callSent();
     if (stream !== undefined) this.#streams.opened(stream, id);
