@@ -63,7 +63,7 @@ function observeEnd(call: Call, code: ErrorCode | 'OK'): void {
   call.observers = undefined;
   const method = call.observedMethod!;
   call.observedMethod = undefined;
-  observers.ended(method, code, call.observedAt);
+  observers.endedSoon(method, code, call.observedAt);
 }
 
 // What a settled call holds in place of its resolvers (and a new one until it has them): nothing that reaches the

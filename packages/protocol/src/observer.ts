@@ -51,7 +51,11 @@ export interface ObservedMethod {
 export interface CallObserver {
   /** The call was admitted (server) or made by its caller (client, which may then wait for a tunnel to send it). */
   callStarted(method: ObservedMethod): void;
-  /** The call ended with the code its caller gets ('OK' for a result), `seconds` after it started. */
+  /**
+   * The call ended with the code its caller gets ('OK' for a result), `seconds` after it started. Calls answered
+   * together (the server's answers to one read, the client's answers in one read) are told together at the end of
+   * that tick, when their answers leave or reach their callers, with one clock read for all of them.
+   */
   callEnded(method: ObservedMethod, code: ErrorCode | 'OK', seconds: number): void;
   /** A stream message was received or sent on a stream of `method`. */
   streamMessage?(method: ObservedMethod, direction: 'received' | 'sent'): void;
@@ -85,6 +89,11 @@ export function checkObservers(name: string, value: unknown): readonly CallObser
 export class Observers {
   readonly #list: readonly CallObserver[];
   readonly #failed: (error: unknown, hook: string) => void;
+  // Ends waiting for the end of the tick (endedSoon), in parallel arrays reused from tick to tick.
+  readonly #soonMethods: ObservedMethod[] = [];
+  readonly #soonCodes: (ErrorCode | 'OK')[] = [];
+  readonly #soonStarts: number[] = [];
+  #flushScheduled = false;
 
   constructor(list: readonly CallObserver[], failed: (error: unknown, hook: string) => void) {
     this.#list = list;
@@ -100,20 +109,61 @@ export class Observers {
       try {
         observer.callStarted(method);
       } catch (error) {
-        this.#failed(error, 'callStarted');
+        this.#report(error, 'callStarted');
       }
     }
   }
 
-  /** ended tells every observer how the call that started at `startedAt` ended. */
+  /** ended tells every observer now how the call that started at `startedAt` ended. */
   ended(method: ObservedMethod, code: ErrorCode | 'OK', startedAt: number): void {
-    const seconds = (performance.now() - startedAt) / 1000;
+    this.#tell(method, code, (performance.now() - startedAt) / 1000);
+  }
+
+  /**
+   * endedSoon tells the observers at the end of the tick, for a call whose answer was just queued (server) or just
+   * read (client): the answers of one tick leave, or reach their callers, together, so they share one clock read
+   * instead of one each. For answers settled in a socket read, promise callbacks run after it: a caller sees its
+   * result after its observers heard.
+   */
+  endedSoon(method: ObservedMethod, code: ErrorCode | 'OK', startedAt: number): void {
+    this.#soonMethods.push(method);
+    this.#soonCodes.push(code);
+    this.#soonStarts.push(startedAt);
+    if (this.#flushScheduled) return;
+    this.#flushScheduled = true;
+    process.nextTick(flushEnds, this);
+  }
+
+  /** flushEnds tells what endedSoon queued. @internal */
+  flushEnds(): void {
+    this.#flushScheduled = false;
+    const methods = this.#soonMethods;
+    const codes = this.#soonCodes;
+    const starts = this.#soonStarts;
+    const now = performance.now();
+    // An observer that ends another call meanwhile adds to these arrays; the loop tells it too.
+    for (let i = 0; i < methods.length; i++) this.#tell(methods[i]!, codes[i]!, (now - starts[i]!) / 1000);
+    methods.length = 0;
+    codes.length = 0;
+    starts.length = 0;
+  }
+
+  #tell(method: ObservedMethod, code: ErrorCode | 'OK', seconds: number): void {
     for (const observer of this.#list) {
       try {
         observer.callEnded(method, code, seconds);
       } catch (error) {
-        this.#failed(error, 'callEnded');
+        this.#report(error, 'callEnded');
       }
+    }
+  }
+
+  // The report itself must not throw: ends told at the end of the tick have no caller to catch it.
+  #report(error: unknown, hook: string): void {
+    try {
+      this.#failed(error, hook);
+    } catch {
+      // A logger that throws has nowhere left to report to.
     }
   }
 
@@ -124,8 +174,12 @@ export class Observers {
       try {
         observer.streamMessage(method, direction);
       } catch (error) {
-        this.#failed(error, 'streamMessage');
+        this.#report(error, 'streamMessage');
       }
     }
   }
+}
+
+function flushEnds(observers: Observers): void {
+  observers.flushEnds();
 }

@@ -405,7 +405,8 @@ export class ServerConnection implements InboundHost, CallTableHost {
       return true;
     }
     const code = this.#runCall(request, method, bytes, startedAt);
-    if (code !== undefined) observers?.ended(method.observed, code, startedAt);
+    // Answered here: its answer leaves with the tick's batch, and its end is told then.
+    if (code !== undefined) observers?.endedSoon(method.observed, code, startedAt);
     return true;
   }
 
