@@ -19,6 +19,7 @@ export class ClientObservation {
   readonly #known = new Map<CallType, Map<string, ObservedMethod>>();
   readonly #others = new Map<CallType, ObservedMethod>();
   #names = 0;
+  #last: ObservedMethod | undefined;
 
   constructor(observers: readonly CallObserver[]) {
     // The client has no logger: an observer's throw is its own bug and costs nothing else.
@@ -38,6 +39,15 @@ export class ClientObservation {
   }
 
   #method(name: string, type: CallType): ObservedMethod {
+    // Calls come in runs of one method: the last one found is checked before the two Maps.
+    const last = this.#last;
+    if (last !== undefined && last.method === name && last.type === type) return last;
+    const found = this.#find(name, type);
+    if (found.registered) this.#last = found;
+    return found;
+  }
+
+  #find(name: string, type: CallType): ObservedMethod {
     let ofType = this.#known.get(type);
     if (ofType === undefined) this.#known.set(type, (ofType = new Map()));
     const known = ofType.get(name);

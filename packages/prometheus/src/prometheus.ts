@@ -79,6 +79,7 @@ type CallLabel = (typeof CALL_LABELS)[number];
 type Labels = { service: string; method: string; type: string };
 const CODES: readonly string[] = ['OK', ...ERROR_CODES];
 const CODE_INDEX = new Map(CODES.map((code, index) => [code, index]));
+const UNKNOWN_INDEX = CODE_INDEX.get('UNKNOWN')!;
 
 // One series of call metrics (service, method, type), counted in plain numbers on the call path; prom-client reads
 // them only at scrape time (each metric's collect), so a call costs a Map lookup and a few additions, not label
@@ -127,7 +128,7 @@ class SideState {
   }
 
   observe(series: CallSeries, seconds: number, code: string): void {
-    series.handled[CODE_INDEX.get(code) ?? CODE_INDEX.get('UNKNOWN')!]!++;
+    series.handled[code === 'OK' ? 0 : (CODE_INDEX.get(code) ?? UNKNOWN_INDEX)]!++;
     series.sum += seconds;
     series.count++;
     const bounds = this.#bounds;
@@ -402,12 +403,18 @@ export function createPrometheus(options: PrometheusOptions = {}): TunnelMetrics
 // series is found by that object (one Map lookup) and a call costs a few additions: no closure, no promise.
 function observe(state: SideState): CallObserver {
   const byMethod = new Map<ObservedMethod, CallSeries>();
+  // Calls come in runs of one method: the last one found is checked before the Map.
+  let lastMethod: ObservedMethod | undefined;
+  let lastSeries: CallSeries | undefined;
   const seriesOf = (method: ObservedMethod): CallSeries => {
+    if (method === lastMethod) return lastSeries!;
     let series = byMethod.get(method);
     if (series === undefined) {
       series = method.registered ? state.series(method.service, method.name, method.method, method.type) : state.series(OTHER_METHOD, OTHER_METHOD, OTHER_METHOD, method.type);
       byMethod.set(method, series);
     }
+    lastMethod = method;
+    lastSeries = series;
     return series;
   };
   return {
