@@ -5,6 +5,7 @@
  * ratio to `plain` (calls/s, p50, p99, server CPU s per 1M calls). Progress goes to stderr.
  *
  * Options: --seconds S (default 5) --warmup S (1) --runs N (3) --concurrency C (256) --modes a,b (all) --verbose 1
+ *          --cpu-prof-dir DIR (every server and client writes a --cpu-prof profile there; bench/dist/profile-summary.js)
  */
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -31,15 +32,15 @@ interface Run {
   serverCpuSPer1M: number | undefined;
 }
 
-async function measure(mode: ObserveMode, run: number, settings: { seconds: number; warmup: number; concurrency: number; bytes: number; verbose: boolean }): Promise<Run> {
+async function measure(mode: ObserveMode, run: number, settings: { seconds: number; warmup: number; concurrency: number; bytes: number; verbose: boolean; nodeFlags: string[] }): Promise<Run> {
   const label = `observe ${mode} run ${run}`;
-  const server = new ManagedChild(`${label} server`, process.execPath, [resolve(distDir, 'observe/server.js'), '--mode', mode, '--concurrency', String(settings.concurrency)], { cwd: benchDir, verbose: settings.verbose });
+  const server = new ManagedChild(`${label} server`, process.execPath, [...settings.nodeFlags, resolve(distDir, 'observe/server.js'), '--mode', mode, '--concurrency', String(settings.concurrency)], { cwd: benchDir, verbose: settings.verbose });
   let client: ManagedChild | undefined;
   try {
     const announced = await server.next(START_TIMEOUT_MS);
     if (typeof announced.port !== 'number') throw new Error(`${label}: the server did not start: ${JSON.stringify(announced)}`);
     const args = ['--mode', mode, '--port', String(announced.port), '--concurrency', String(settings.concurrency), '--payload', 'small', '--seconds', String(settings.seconds), '--warmup', String(settings.warmup), '--wait-go', '1'];
-    client = new ManagedChild(`${label} client`, process.execPath, [resolve(distDir, 'observe/client.js'), ...args], { cwd: benchDir, verbose: settings.verbose });
+    client = new ManagedChild(`${label} client`, process.execPath, [...settings.nodeFlags, resolve(distDir, 'observe/client.js'), ...args], { cwd: benchDir, verbose: settings.verbose });
     const ready = await client.next(START_TIMEOUT_MS + settings.warmup * 1000);
     if (ready.ready !== true) throw new Error(`${label}: the client failed in the warm-up: ${JSON.stringify(ready)}`);
     const before = readProcessSample(server.pid);
@@ -73,6 +74,10 @@ function median(values: number[]): number {
   return sorted.length % 2 === 1 ? sorted[middle]! : (sorted[middle - 1]! + sorted[middle]!) / 2;
 }
 
+function profileFlags(dir: string): string[] {
+  return dir === '' ? [] : ['--cpu-prof', '--cpu-prof-dir', resolve(dir)];
+}
+
 const round = (value: number, digits = 3): number => Math.round(value * 10 ** digits) / 10 ** digits;
 
 async function main(): Promise<void> {
@@ -85,6 +90,7 @@ async function main(): Promise<void> {
     concurrency: args.number('concurrency', 256),
     bytes: PAYLOADS.small.size,
     verbose: args.number('verbose', 0) === 1,
+    nodeFlags: profileFlags(args.string('cpu-prof-dir', '')),
   };
   const runs = args.number('runs', 3);
   const results: Run[] = [];
