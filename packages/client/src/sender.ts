@@ -5,11 +5,11 @@
  */
 import { RpcError } from '@tunnelrpc/protocol';
 import {
-  FLAT_MAX_ITEMS,
   encodePayloadParts,
   encodeRequestPayload,
   frameTooLarge,
-  lastPayloadIsFlat,
+  lastFlatPayloadDepth,
+  lastFlatPayloadItems,
   payloadLength,
   scanMessagePack,
   scanParts,
@@ -86,8 +86,9 @@ function subject(what: Outgoing, method: string): string {
 // limits (the defaults match the server's), refuses it here for this message alone. Payloads that carry large
 // values uncopied are scanned part by part: joining them cost a 64 KiB copy per call.
 function refusedShape(what: Outgoing, method: string, payload: PayloadParts, limits: SenderLimits): RpcError | undefined {
-  // A flat message (2 levels, a handful of values) fits every limit a peer may set but the tightest item caps.
-  if (lastPayloadIsFlat() && limits.maxItemsPerFrame >= FLAT_MAX_ITEMS) return undefined;
+  // A message the envelope wrote alone had its values and depth counted as it was written.
+  const flatItems = lastFlatPayloadItems();
+  if (flatItems >= 0 && flatItems <= limits.maxItemsPerFrame && lastFlatPayloadDepth() <= limits.maxDepth) return undefined;
   try {
     if (payload instanceof Uint8Array) scanMessagePack(payload, limits);
     else scanParts(payload, limits);

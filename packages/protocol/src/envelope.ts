@@ -1,8 +1,9 @@
 /**
  * A hand-written encoder for the hot messages (requests and responses). msgpackr costs 300 to 700 ns per pack()
  * call whatever the size, which made it the largest cost of a small call; the envelope is a handful of bytes we
- * can write directly. Scalars, strings and byte arrays are written here; any other value (objects, arrays, Dates,
- * Maps) is packed by msgpackr and copied in, so the output is always the same standard MessagePack.
+ * can write directly. Scalars, strings, byte arrays and small plain objects of those (a typical params or result,
+ * and headers) are written here; any other value (arrays, nested objects, Dates, Maps) is packed by msgpackr and
+ * copied in, so the output is always the same standard MessagePack.
  *
  * Output goes into a shared slab: each encoded message is a view of it that is never written again (like
  * msgpackr's own buffers), valid until the caller drops it.
@@ -15,11 +16,10 @@ const ENVELOPE_MARGIN = 64;
 
 const MAX_CACHED_METHODS = 1024;
 
-/**
- * FLAT_MAX_ITEMS is the most MessagePack values a flat message holds: array, type, id, method, one value, then the
- * meta map with its timeout key and value.
- */
-export const FLAT_MAX_ITEMS = 8;
+// Strings shorter than this are copied by a loop when they are ASCII (at most 255, the str8 form's bound).
+const ASCII_LOOP_MAX = 64;
+// Plain objects with more keys than this go to msgpackr whole: the two passes here pay off for small ones.
+const FLAT_OBJECT_MAX_KEYS = 32;
 // Byte arrays this large are sent from the caller's memory, not copied (see PayloadParts).
 const ZERO_COPY_BYTES = 16 * 1024;
 
@@ -60,6 +60,11 @@ export class EnvelopeEncoder {
   #pos = 0;
   // True while the message begun holds no value packed by msgpackr (see flat).
   #flat = true;
+  // MessagePack values written here so far in the message begun (see items), and its nesting (see depth).
+  #items = 0;
+  #depth = 2;
+  // Scratch for #flatObject: holds a value only while it is being written.
+  readonly #flatValues: unknown[] = new Array<unknown>(FLAT_OBJECT_MAX_KEYS).fill(undefined);
 
   constructor(packr: Packr) {
     this.#packr = packr;
@@ -73,17 +78,23 @@ export class EnvelopeEncoder {
     this.#byte(0x00);
     this.#uint(id);
     this.#raw(this.#methodBytes(method));
+    this.#items += 4;
     this.#value(params);
     if (hasMeta) {
       this.#ensure(ENVELOPE_MARGIN);
       this.#byte(0x80 | ((timeout === undefined ? 0 : 1) + (headers === undefined ? 0 : 1)));
+      this.#items++;
       if (timeout !== undefined) {
         this.#raw(TIMEOUT_KEY);
         this.#uint(timeout);
+        this.#items += 2;
       }
       if (headers !== undefined) {
         this.#raw(HEADERS_KEY);
-        this.#packed(headers);
+        this.#items++;
+        // A map in the meta map: the third level.
+        this.#depth = 3;
+        this.#value(headers);
       }
     }
     return this.#end();
@@ -96,6 +107,7 @@ export class EnvelopeEncoder {
     this.#byte(0x01);
     this.#uint(id);
     this.#byte(0xc0);
+    this.#items += 4;
     this.#value(result);
     return this.#end();
   }
@@ -106,6 +118,7 @@ export class EnvelopeEncoder {
     this.#byte(0x93);
     this.#byte(0x04);
     this.#uint(id);
+    this.#items += 3;
     this.#value(message);
     return this.#end();
   }
@@ -128,17 +141,29 @@ export class EnvelopeEncoder {
   }
 
   /**
-   * flat tells whether the last message was written here alone: envelope, scalars, strings and byte arrays, no value
-   * packed by msgpackr. Such a message holds at most FLAT_MAX_ITEMS values, nested at most 2 deep.
+   * flat tells whether the last message was written here alone: envelope, scalars, strings, byte arrays and plain
+   * objects of those, no value packed by msgpackr. Such a message holds `items` values nested `depth` deep.
    */
   get flat(): boolean {
     return this.#flat;
+  }
+
+  /** items counts the MessagePack values of the last message; exact when it is flat. */
+  get items(): number {
+    return this.#items;
+  }
+
+  /** depth is how deep the last message nests (the message array is level 1); exact when it is flat. */
+  get depth(): number {
+    return this.#depth;
   }
 
   #begin(extra: number): void {
     if (SLAB_SIZE - this.#pos < ENVELOPE_MARGIN + extra) this.#newSlab(ENVELOPE_MARGIN + extra);
     this.#start = this.#pos;
     this.#flat = true;
+    this.#items = 0;
+    this.#depth = 2;
   }
 
   #end(): PayloadParts {
@@ -200,6 +225,9 @@ export class EnvelopeEncoder {
   }
 
   #string(text: string): void {
+    // Short ASCII strings (keys, names, ids) are copied here: a call into Buffer's UTF-8 writer costs more than
+    // the loop.
+    if (text.length < ASCII_LOOP_MAX && this.#ascii(text)) return;
     // Short strings: room for 3 bytes per UTF-16 unit, so one pass writes them; longer ones measure first.
     if (text.length < 32) {
       this.#ensure(1 + text.length * 3);
@@ -230,6 +258,28 @@ export class EnvelopeEncoder {
     this.#pos += slab.write(text, this.#pos, 'utf8');
   }
 
+  // Writes `text` as a fixstr or str8 if it is all ASCII; false, having written nothing, if it is not.
+  #ascii(text: string): boolean {
+    const length = text.length;
+    this.#ensure(2 + length);
+    const slab = this.#slab;
+    const head = this.#pos;
+    let pos = head + (length < 32 ? 1 : 2);
+    for (let i = 0; i < length; i++) {
+      const unit = text.charCodeAt(i);
+      if (unit >= 0x80) return false;
+      slab[pos++] = unit;
+    }
+    if (length < 32) {
+      slab[head] = 0xa0 | length;
+    } else {
+      slab[head] = 0xd9;
+      slab[head + 1] = length;
+    }
+    this.#pos = pos;
+    return true;
+  }
+
   #bytes(data: Uint8Array): void {
     const length = data.length;
     this.#ensure(length >= ZERO_COPY_BYTES ? 5 : 5 + length);
@@ -254,8 +304,17 @@ export class EnvelopeEncoder {
     this.#pos += length;
   }
 
+  // One value, at nesting level 2 of the message: a plain object of scalars is written here, anything deeper
+  // through msgpackr.
   #value(value: unknown): void {
+    if (typeof value === 'object' && value !== null && !(value instanceof Uint8Array) && this.#flatObject(value)) return;
+    this.#scalar(value);
+  }
+
+  // A scalar, string or byte array; anything else through msgpackr.
+  #scalar(value: unknown): void {
     this.#ensure(9);
+    this.#items++;
     switch (typeof value) {
       case 'string':
         this.#string(value);
@@ -282,6 +341,56 @@ export class EnvelopeEncoder {
         break;
     }
     this.#packed(value);
+  }
+
+  /**
+   * Writes a plain object whose values are all scalars, strings or byte arrays, as msgpackr would with this
+   * package's options: own enumerable string keys in their order, keys holding undefined left out. Returns false,
+   * having written nothing, for any other object. Each property is read once (a getter may answer differently the
+   * next time): the values wait in a scratch array, emptied before returning so that it keeps none alive.
+   */
+  #flatObject(value: object): boolean {
+    const proto = Object.getPrototypeOf(value) as unknown;
+    if (proto !== Object.prototype && proto !== null) return false;
+    const record = value as Record<string, unknown>;
+    const keys = Object.keys(record);
+    const length = keys.length;
+    if (length > FLAT_OBJECT_MAX_KEYS) return false;
+    const values = this.#flatValues;
+    let count = 0;
+    let flat = true;
+    for (let i = 0; i < length; i++) {
+      const item = record[keys[i]!];
+      values[i] = item;
+      if (item === undefined) continue;
+      count++;
+      if (!isScalar(item)) {
+        flat = false;
+        break;
+      }
+    }
+    try {
+      if (!flat) return false;
+      this.#ensure(3);
+      if (count < 16) {
+        this.#byte(0x80 | count);
+      } else {
+        this.#byte(0xde);
+        this.#byte(0);
+        this.#byte(count);
+      }
+      this.#items++;
+      for (let i = 0; i < length; i++) {
+        const item = values[i];
+        if (item === undefined) continue;
+        this.#items++;
+        this.#string(keys[i]!);
+        this.#scalar(item);
+      }
+      return true;
+    } finally {
+      values.fill(undefined, 0, length);
+    }
   }
 
   // Integers in their smallest integer form (a peer reading an int field must not get a float), others float 64.
@@ -324,5 +433,20 @@ export class EnvelopeEncoder {
     this.#ensure(packed.length);
     this.#slab.set(packed, this.#pos);
     this.#pos += packed.length;
+  }
+}
+
+// What #scalar writes itself: nil, booleans, numbers, strings and plain byte arrays (numbers msgpackr must write,
+// 64-bit integers, go to it from there).
+function isScalar(value: unknown): boolean {
+  switch (typeof value) {
+    case 'string':
+    case 'number':
+    case 'boolean':
+      return true;
+    case 'object':
+      return value === null || (value instanceof Uint8Array && (value.constructor === Uint8Array || value.constructor === Buffer));
+    default:
+      return false;
   }
 }

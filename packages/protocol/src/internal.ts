@@ -72,7 +72,8 @@ export {
   encodeResultPayload,
   encodeStreamMessagePayload,
   isPlainMap,
-  lastPayloadIsFlat,
+  lastFlatPayloadDepth,
+  lastFlatPayloadItems,
 } from './message.js';
 export type {
   CancelMessage,
@@ -89,7 +90,7 @@ export type {
   RequestMeta,
   ResponseMessage,
 } from './message.js';
-export { FLAT_MAX_ITEMS, payloadLength } from './envelope.js';
+export { payloadLength } from './envelope.js';
 export type { PayloadParts } from './envelope.js';
 export { scanMessagePack, scanParts } from './prescan.js';
 export type { ScanStats } from './prescan.js';

@@ -141,7 +141,7 @@ export function encodePayload(message: Message): Uint8Array {
  * but becomes a part of its own (PayloadParts), so it must not change until the call ends.
  */
 export function encodePayloadParts(message: Message): PayloadParts {
-  lastFlat = false;
+  lastFlatItems = -1;
   try {
     let payload: PayloadParts;
     // A stream opening's meta holds more than the envelope writes; it goes through msgpackr like the rest.
@@ -154,14 +154,20 @@ export function encodePayloadParts(message: Message): PayloadParts {
     } else {
       return packr.pack(toTuple(message));
     }
-    lastFlat = envelope.flat;
+    noteFlat();
     return payload;
   } catch (error) {
     throw encodeError(error);
   }
 }
 
-let lastFlat = false;
+let lastFlatItems = -1;
+let lastFlatDepth = 0;
+
+function noteFlat(): void {
+  lastFlatItems = envelope.flat ? envelope.items : -1;
+  lastFlatDepth = envelope.depth;
+}
 
 /**
  * encodeRequestPayload is encodePayloadParts for a unary request `[0, id, method, params, meta]` whose meta holds
@@ -171,10 +177,10 @@ let lastFlat = false;
 export function encodeRequestPayload(id: number, method: string, params: unknown, timeout: number | undefined, headers: Record<string, string> | undefined): PayloadParts {
   try {
     const payload = envelope.request(id, method, params, timeout, headers);
-    lastFlat = envelope.flat;
+    noteFlat();
     return payload;
   } catch (error) {
-    lastFlat = false;
+    lastFlatItems = -1;
     throw encodeError(error);
   }
 }
@@ -186,10 +192,10 @@ export function encodeRequestPayload(id: number, method: string, params: unknown
 export function encodeResultPayload(id: number, result: unknown): PayloadParts {
   try {
     const payload = envelope.result(id, result);
-    lastFlat = envelope.flat;
+    noteFlat();
     return payload;
   } catch (error) {
-    lastFlat = false;
+    lastFlatItems = -1;
     throw encodeError(error);
   }
 }
@@ -198,21 +204,26 @@ export function encodeResultPayload(id: number, result: unknown): PayloadParts {
 export function encodeStreamMessagePayload(id: number, message: unknown): PayloadParts {
   try {
     const payload = envelope.streamMessage(id, message);
-    lastFlat = envelope.flat;
+    noteFlat();
     return payload;
   } catch (error) {
-    lastFlat = false;
+    lastFlatItems = -1;
     throw encodeError(error);
   }
 }
 
 /**
- * lastPayloadIsFlat tells whether the last encodePayloadParts wrote a flat message: envelope, scalars, strings and
- * byte arrays, at most FLAT_MAX_ITEMS values nested at most 2 deep, so that a sender can skip checking its shape
- * against a peer's maxDepth and maxItemsPerFrame. @internal
+ * lastFlatPayloadItems counts the MessagePack values of the last payload encoded here when the envelope wrote it
+ * alone (envelope, scalars, strings, byte arrays and plain objects of those), so that a sender can check it against
+ * a peer's limits without scanning it; -1 for any other payload. @internal
  */
-export function lastPayloadIsFlat(): boolean {
-  return lastFlat;
+export function lastFlatPayloadItems(): number {
+  return lastFlatItems;
+}
+
+/** lastFlatPayloadDepth is how deep that payload nests (2, or 3 with request headers). @internal */
+export function lastFlatPayloadDepth(): number {
+  return lastFlatDepth;
 }
 
 // msgpackr's RangeError for a bigint outside 64 bits advises options we do not use; say what the caller can do.

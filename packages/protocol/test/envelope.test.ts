@@ -1,11 +1,11 @@
 import { expect } from 'chai';
-import { decodeMessage, encodeMessage, encodePayload, lastPayloadIsFlat, scanMessagePack, DEFAULT_DECODE_LIMITS, FLAT_MAX_ITEMS } from '@tunnelrpc/protocol/internal';
+import { decodeMessage, encodeMessage, encodePayload, lastFlatPayloadDepth, lastFlatPayloadItems, scanMessagePack, DEFAULT_DECODE_LIMITS } from '@tunnelrpc/protocol/internal';
 
 // The hand-written request/response encoder must give what msgpackr's decoder reads back as the same value.
 const VALUES: unknown[] = [
   null, undefined, true, false, 0, 1, 127, 128, 255, 256, 65535, 65536, 4294967295, 4294967296, -1, -32, -33, -128,
   -129, -32768, -32769, -2147483648, -2147483649, 2 ** 53 - 1, -(2 ** 53) + 1, 1.5, -0.25, Number.MAX_VALUE, NaN, Infinity,
-  '', 'a', 'x'.repeat(31), 'x'.repeat(32), 'é'.repeat(11), 'é'.repeat(16), '日本語テキスト', 'x'.repeat(255), 'x'.repeat(256),
+  '', 'a', 'x'.repeat(31), 'x'.repeat(32), 'é'.repeat(11), 'é'.repeat(16), '日本語テキスト', 'x'.repeat(63), 'x'.repeat(64), `${'x'.repeat(40)}é`, `é${'x'.repeat(40)}`, 'x'.repeat(255), 'x'.repeat(256),
   'y'.repeat(70_000), '😀'.repeat(10), Buffer.alloc(0), Buffer.from([1, 2, 3]), new Uint8Array(300).fill(9), Buffer.alloc(70_000, 7),
   [1, 'two', null], { a: 1, b: [true, { c: 'd' }] }, new Date(1_700_000_000_123), [Buffer.from([5])],
   Object.fromEntries(Array.from({ length: 15 }, (_, i) => [`k${i}`, i])), Object.fromEntries(Array.from({ length: 20 }, (_, i) => [`k${i}`, i])),
@@ -97,11 +97,8 @@ describe('encodePayload (hand-written envelope)', () => {
   });
 });
 
-describe('lastPayloadIsFlat', () => {
-  // Limits a flat message must always pass: nesting 2 (the least maxDepth allows) and FLAT_MAX_ITEMS values.
-  const TIGHT = { maxDepth: 2, maxItemsPerFrame: FLAT_MAX_ITEMS };
-
-  it('is true only for messages that pass the tightest depth and the FLAT_MAX_ITEMS item cap', () => {
+describe('lastFlatPayloadItems', () => {
+  it('counts exactly the values the scan counts, and the depth the scan allows at the least', () => {
     let flat = 0;
     for (const value of VALUES) {
       for (const message of [
@@ -111,22 +108,70 @@ describe('lastPayloadIsFlat', () => {
         { type: 4 as const, id: 3, message: value },
       ]) {
         const payload = encodePayload(message);
-        if (!lastPayloadIsFlat()) continue;
+        const items = lastFlatPayloadItems();
+        if (items < 0) continue;
         flat++;
-        expect(() => scanMessagePack(payload, TIGHT), JSON.stringify(message)).to.not.throw();
+        const depth = lastFlatPayloadDepth();
+        expect(scanMessagePack(payload, { maxDepth: depth, maxItemsPerFrame: items }), JSON.stringify(message)).to.equal(items);
+        if (depth > 2) expect(() => scanMessagePack(payload, { maxDepth: depth - 1, maxItemsPerFrame: items })).to.throw(/maxDepth/);
       }
     }
-    expect(flat).to.be.greaterThan(100);
+    expect(flat).to.be.greaterThan(150);
   });
 
-  it('is false once any value went through msgpackr, and for messages the envelope does not write', () => {
-    encodePayload({ type: 1, id: 3, result: { a: 1 } });
-    expect(lastPayloadIsFlat()).to.equal(false);
+  it('is -1 once any value went through msgpackr, and for messages the envelope does not write', () => {
+    encodePayload({ type: 1, id: 3, result: { a: 1, list: [1] } });
+    expect(lastFlatPayloadItems()).to.equal(-1);
+    encodePayload({ type: 1, id: 3, result: { a: 1, n: 2 ** 40 } });
+    expect(lastFlatPayloadItems()).to.equal(-1);
     encodePayload({ type: 0, id: 1, method: 'Svc.do', params: 1, meta: { headers: { h: 'v' } } });
-    expect(lastPayloadIsFlat()).to.equal(false);
+    expect([lastFlatPayloadItems(), lastFlatPayloadDepth()]).to.deep.equal([10, 3]);
     encodePayload({ type: 1, id: 3, result: 1 });
-    expect(lastPayloadIsFlat()).to.equal(true);
+    expect([lastFlatPayloadItems(), lastFlatPayloadDepth()]).to.deep.equal([5, 2]);
     encodePayload({ type: 3, id: 3 });
-    expect(lastPayloadIsFlat()).to.equal(false);
+    expect(lastFlatPayloadItems()).to.equal(-1);
+  });
+});
+
+describe('plain objects written by the envelope', () => {
+  const decoded = (result: unknown): unknown => (roundTrip(encodePayload({ type: 1, id: 1, result })) as { result: unknown }).result;
+
+  it('round-trip every scalar kind, with undefined keys left out and key order kept', () => {
+    const value = { z: 1, s: 'text', u: undefined, n: null, t: true, f: -2.5, neg: -70_000, b: Buffer.from([1, 2]), e: '' };
+    expect(decoded(value)).to.deep.equal({ z: 1, s: 'text', n: null, t: true, f: -2.5, neg: -70_000, b: Buffer.from([1, 2]), e: '' });
+    expect(lastFlatPayloadItems()).to.equal(4 + 1 + 2 * 8);
+    // A 64-bit integer is msgpackr's to write: the message is then scanned before it is sent.
+    expect(decoded({ ...value, big: 2 ** 33 })).to.deep.include({ big: 2 ** 33, s: 'text' });
+    expect(lastFlatPayloadItems()).to.equal(-1);
+    expect(Object.keys(decoded({ b: 1, a: 2, 10: 3, 2: 4 }) as object)).to.deep.equal(['2', '10', 'b', 'a']);
+  });
+
+  it('use a 16-bit map header from 16 keys, and leave objects of more than 32 keys to msgpackr', () => {
+    for (const size of [15, 16, 31, 32, 33, 40]) {
+      const value = Object.fromEntries(Array.from({ length: size }, (_, i) => [`key${i}`, i]));
+      expect(decoded(value)).to.deep.equal(value);
+      expect(lastFlatPayloadItems()).to.equal(size <= 32 ? 5 + 2 * size : -1);
+    }
+  });
+
+  it('read each property once, so a getter that changes its answer cannot break the map header', () => {
+    let reads = 0;
+    const value = Object.defineProperty({ a: 1 }, 'flaky', { enumerable: true, get: () => (reads++ === 0 ? 'first' : undefined) });
+    expect(decoded(value)).to.deep.equal({ a: 1, flaky: 'first' });
+    expect(reads).to.equal(1);
+    // Seen holding an object, the whole object goes to msgpackr, which reads it again: a well-formed frame still.
+    let nested = 0;
+    const turning = Object.defineProperty({ a: 1 }, 'turns', { enumerable: true, get: () => (nested++ === 0 ? { deep: true } : 'flat') });
+    expect(decoded(turning)).to.have.keys('a', 'turns');
+  });
+
+  it('leave class instances, null-prototype objects with nested values and symbol keys to the same rules as msgpackr', () => {
+    class Point {
+      constructor(public x: number, public y: number) {}
+    }
+    expect(decoded(new Point(1, 2))).to.deep.equal({ x: 1, y: 2 });
+    const bare = Object.assign(Object.create(null) as Record<string, unknown>, { a: 1, inner: { b: 2 } });
+    expect(decoded(bare)).to.deep.equal({ a: 1, inner: { b: 2 } });
+    expect(decoded({ a: 1, [Symbol('hidden')]: 2 })).to.deep.equal({ a: 1 });
   });
 });
