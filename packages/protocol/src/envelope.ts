@@ -63,8 +63,6 @@ export class EnvelopeEncoder {
   // MessagePack values written here so far in the message begun (see items), and its nesting (see depth).
   #items = 0;
   #depth = 2;
-  // Scratch for #flatObject: holds a value only while it is being written.
-  readonly #flatValues: unknown[] = new Array<unknown>(FLAT_OBJECT_MAX_KEYS).fill(undefined);
 
   constructor(packr: Packr) {
     this.#packr = packr;
@@ -344,10 +342,11 @@ export class EnvelopeEncoder {
   }
 
   /**
-   * Writes a plain object whose values are all scalars, strings or byte arrays, as msgpackr would with this
+   * Writes a plain object whose values are all scalars, strings or small byte arrays, as msgpackr would with this
    * package's options: own enumerable string keys in their order, keys holding undefined left out. Returns false,
-   * having written nothing, for any other object. Each property is read once (a getter may answer differently the
-   * next time): the values wait in a scratch array, emptied before returning so that it keeps none alive.
+   * having written nothing, for any other object. One pass, each property read once (a getter may answer
+   * differently the next time): the map header is written last, and a value it cannot take rewinds the message to
+   * where the object began.
    */
   #flatObject(value: object): boolean {
     const proto = Object.getPrototypeOf(value) as unknown;
@@ -356,41 +355,41 @@ export class EnvelopeEncoder {
     const keys = Object.keys(record);
     const length = keys.length;
     if (length > FLAT_OBJECT_MAX_KEYS) return false;
-    const values = this.#flatValues;
+    // Offsets from the message's start: #ensure may move the message to a new slab.
+    this.#ensure(1);
+    const header = this.#pos - this.#start;
+    const itemsBefore = this.#items;
+    this.#pos++;
     let count = 0;
-    let flat = true;
     for (let i = 0; i < length; i++) {
-      const item = record[keys[i]!];
-      values[i] = item;
+      const key = keys[i]!;
+      const item = record[key];
       if (item === undefined) continue;
+      // Large byte arrays are cut out of the slab (no rewinding past that), and nested values are msgpackr's.
+      if (!isScalar(item) || (item instanceof Uint8Array && item.length >= ZERO_COPY_BYTES)) {
+        this.#pos = this.#start + header;
+        this.#items = itemsBefore;
+        return false;
+      }
       count++;
-      if (!isScalar(item)) {
-        flat = false;
-        break;
-      }
+      this.#string(key);
+      this.#scalar(item);
     }
-    try {
-      if (!flat) return false;
-      this.#ensure(3);
-      if (count < 16) {
-        this.#byte(0x80 | count);
-      } else {
-        this.#byte(0xde);
-        this.#byte(0);
-        this.#byte(count);
-      }
-      this.#items++;
-      for (let i = 0; i < length; i++) {
-        const item = values[i];
-        if (item === undefined) continue;
-        this.#items++;
-        this.#string(keys[i]!);
-        this.#scalar(item);
-      }
+    // The map, and a key and a value per entry.
+    this.#items = itemsBefore + 1 + 2 * count;
+    if (count < 16) {
+      this.#slab[this.#start + header] = 0x80 | count;
       return true;
-    } finally {
-      values.fill(undefined, 0, length);
     }
+    // 16 to 32 entries: a map16 header, 2 bytes longer than the place kept for it.
+    this.#ensure(2);
+    const at = this.#start + header;
+    this.#slab.copyWithin(at + 3, at + 1, this.#pos);
+    this.#slab[at] = 0xde;
+    this.#slab[at + 1] = 0;
+    this.#slab[at + 2] = count;
+    this.#pos += 2;
+    return true;
   }
 
   // Integers in their smallest integer form (a peer reading an int field must not get a float), others float 64.

@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { decodeMessage, encodeMessage, encodePayload, lastFlatPayloadDepth, lastFlatPayloadItems, scanMessagePack, DEFAULT_DECODE_LIMITS } from '@tunnelrpc/protocol/internal';
+import { decodeMessage, encodeMessage, encodePayload, encodePayloadParts, lastFlatPayloadDepth, lastFlatPayloadItems, scanMessagePack, DEFAULT_DECODE_LIMITS } from '@tunnelrpc/protocol/internal';
 
 // The hand-written request/response encoder must give what msgpackr's decoder reads back as the same value.
 const VALUES: unknown[] = [
@@ -151,6 +151,22 @@ describe('plain objects written by the envelope', () => {
       const value = Object.fromEntries(Array.from({ length: size }, (_, i) => [`key${i}`, i]));
       expect(decoded(value)).to.deep.equal(value);
       expect(lastFlatPayloadItems()).to.equal(size <= 32 ? 5 + 2 * size : -1);
+    }
+  });
+
+  it('keep their headers right across slab ends, and rewind cleanly for a nested value or a large byte array met late', () => {
+    let seed = 11;
+    const next = (): number => (seed = (seed * 1_103_515_245 + 12_345) % 2 ** 31);
+    for (let i = 0; i < 2000; i++) {
+      const keys = 1 + (next() % 20);
+      const value: Record<string, unknown> = {};
+      for (let k = 0; k < keys; k++) value[`k${k}`] = k % 3 === 0 ? 'v'.repeat(next() % 4000) : k;
+      const late = i % 3;
+      if (late === 1) value.nested = { x: [i] };
+      if (late === 2) value.large = Buffer.alloc(17_000, i & 0xff);
+      const back = roundTrip(Buffer.concat(([] as Uint8Array[]).concat(encodePayloadParts({ type: 1, id: i + 1, result: value }))));
+      expect(back).to.deep.equal({ type: 1, id: i + 1, result: value });
+      expect(lastFlatPayloadItems()).to.equal(late === 0 ? 5 + 2 * keys : -1);
     }
   });
 
