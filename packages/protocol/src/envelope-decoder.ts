@@ -11,11 +11,12 @@ import type { Unpackr } from 'msgpackr';
 import type { Message, RequestMessage, RequestMeta } from './message-types.js';
 import { elementOffset } from './prescan.js';
 
-// A method name cache indexed by a hash of its bytes: requests name few methods, and making a string of each name
-// per request was a fifth of the decoding. A colliding or hostile stream of names only replaces entries.
-const METHOD_SLOTS = 256;
-const methodBytes: (Uint8Array | undefined)[] = new Array<Uint8Array | undefined>(METHOD_SLOTS).fill(undefined);
-const methodNames: string[] = new Array<string>(METHOD_SLOTS).fill('');
+// A cache of names (methods, map keys) indexed by a hash of their bytes: frames repeat few names, and making a
+// string of each name per request was a fifth of the decoding. A colliding or hostile stream of names only
+// replaces entries.
+const NAME_SLOTS = 512;
+const nameBytes: (Uint8Array | undefined)[] = new Array<Uint8Array | undefined>(NAME_SLOTS).fill(undefined);
+const nameStrings: string[] = new Array<string>(NAME_SLOTS).fill('');
 
 // "timeout" as a fixstr: the one meta key every call sends.
 const TIMEOUT_KEY = [0xa7, 0x74, 0x69, 0x6d, 0x65, 0x6f, 0x75, 0x74];
@@ -91,23 +92,26 @@ function uintAt(bytes: Uint8Array, at: number, next: number): number {
 // An ASCII method name (fixstr or str8) filling bytes[at, next), from the cache when its bytes were seen before.
 function methodAt(bytes: Uint8Array, at: number, next: number): string | undefined {
   const b = bytes[at]!;
-  let from: number;
-  if (b >= 0xa0 && b <= 0xbf) from = at + 1;
-  else if (b === 0xd9) from = at + 2;
-  else return undefined;
-  const length = next - from;
+  if (b >= 0xa0 && b <= 0xbf) return cachedName(bytes, at + 1, next);
+  if (b === 0xd9) return cachedName(bytes, at + 2, next);
+  return undefined;
+}
+
+// The ASCII string of bytes[from, to), from the name cache; undefined if a byte is not ASCII.
+function cachedName(bytes: Uint8Array, from: number, to: number): string | undefined {
+  const length = to - from;
   let hash = length;
-  for (let i = from; i < next; i++) {
+  for (let i = from; i < to; i++) {
     const c = bytes[i]!;
     if (c >= 0x80) return undefined;
     hash = (Math.imul(hash, 31) + c) | 0;
   }
-  const slot = hash & (METHOD_SLOTS - 1);
-  const known = methodBytes[slot];
-  if (known !== undefined && known.length === length && sameBytes(known, bytes, from)) return methodNames[slot];
+  const slot = hash & (NAME_SLOTS - 1);
+  const known = nameBytes[slot];
+  if (known !== undefined && known.length === length && sameBytes(known, bytes, from)) return nameStrings[slot];
   const name = Buffer.from(bytes.buffer, bytes.byteOffset + from, length).toString('latin1');
-  methodBytes[slot] = bytes.slice(from, next);
-  methodNames[slot] = name;
+  nameBytes[slot] = bytes.slice(from, to);
+  nameStrings[slot] = name;
   return name;
 }
 
@@ -121,11 +125,14 @@ const copyOf = (bytes: Uint8Array, from: number, to: number): Uint8Array => Uint
 // msgpackr keeps its options on the instance, and reads copyBuffers there itself; the typings leave it out.
 const copiesBytes = (unpackr: Unpackr): boolean => (unpackr as { copyBuffers?: boolean }).copyBuffers === true;
 
-// One value from bytes[at, next). The one-byte scalars and a lone byte array are read here (an unpack call costs
-// more than the copy of a small byte array); msgpackr decodes the rest.
+// One value from bytes[at, next). The one-byte scalars, a lone byte array and a small map of scalars are read here
+// (an unpack call costs more); msgpackr decodes the rest.
 function valueAt(bytes: Uint8Array, at: number, next: number, unpackr: Unpackr): unknown {
   const b = bytes[at]!;
-  if (next === at + 1) {
+  if (b >= 0x80 && b <= 0x8f && bytes instanceof Buffer) {
+    const object = flatMapAt(bytes, at, next);
+    if (object !== undefined) return object;
+  } else if (next === at + 1) {
     if (b <= 0x7f) return b;
     if (b >= 0xe0) return b - 0x100;
     if (b === 0xc0) return null;
@@ -141,6 +148,78 @@ function valueAt(bytes: Uint8Array, at: number, next: number, unpackr: Unpackr):
   range.start = at;
   range.end = next;
   return unpackr.unpack(bytes, range);
+}
+
+// Keys msgpackr renames so that a decoded map never sets its object's prototype.
+const PROTO_KEY = '__proto__';
+const PROTO_KEY_RENAMED = '__proto_';
+
+/**
+ * A fixmap whose keys are ASCII fixstrs and whose values are nil, booleans, integers up to 32 bits, float 64s or
+ * ASCII strings up to 255 bytes, read as msgpackr reads it with mapsAsObjects: a plain object, keys in order, a
+ * later duplicate key winning, "__proto__" renamed "__proto_". Undefined for any other map (msgpackr reads it).
+ * The pre-scan has checked every length against the frame.
+ */
+function flatMapAt(bytes: Buffer, at: number, next: number): Record<string, unknown> | undefined {
+  const entries = bytes[at]! & 0x0f;
+  const object: Record<string, unknown> = {};
+  let pos = at + 1;
+  for (let i = 0; i < entries; i++) {
+    const k = bytes[pos]!;
+    if (k < 0xa0 || k > 0xbf) return undefined;
+    const keyEnd = pos + 1 + (k & 0x1f);
+    const key = cachedName(bytes, pos + 1, keyEnd);
+    if (key === undefined) return undefined;
+    pos = keyEnd;
+    const b = bytes[pos++]!;
+    let value: unknown;
+    if (b <= 0x7f) {
+      value = b;
+    } else if (b >= 0xe0) {
+      value = b - 0x100;
+    } else if (b >= 0xa0 && b <= 0xbf) {
+      value = asciiAt(bytes, pos, (pos += b & 0x1f));
+    } else {
+      switch (b) {
+        case 0xc0: value = null; break;
+        case 0xc2: value = false; break;
+        case 0xc3: value = true; break;
+        case 0xcc: value = bytes[pos++]; break;
+        case 0xcd: value = bytes.readUInt16BE(pos); pos += 2; break;
+        case 0xce: value = bytes.readUInt32BE(pos); pos += 4; break;
+        case 0xd0: value = bytes.readInt8(pos++); break;
+        case 0xd1: value = bytes.readInt16BE(pos); pos += 2; break;
+        case 0xd2: value = bytes.readInt32BE(pos); pos += 4; break;
+        case 0xcb: value = bytes.readDoubleBE(pos); pos += 8; break;
+        case 0xd9: {
+          const from = pos + 1;
+          value = asciiAt(bytes, from, (pos = from + bytes[from - 1]!));
+          break;
+        }
+        default:
+          return undefined;
+      }
+    }
+    // A string that was not ASCII.
+    if (value === undefined) return undefined;
+    object[key === PROTO_KEY ? PROTO_KEY_RENAMED : key] = value;
+  }
+  return pos === next ? object : undefined;
+}
+
+// The string of bytes[from, to) if they are all ASCII, else undefined (msgpackr decodes UTF-8 its own way).
+function asciiAt(bytes: Buffer, from: number, to: number): string | undefined {
+  if (to - from <= 8) {
+    let text = '';
+    for (let i = from; i < to; i++) {
+      const c = bytes[i]!;
+      if (c >= 0x80) return undefined;
+      text += String.fromCharCode(c);
+    }
+    return text;
+  }
+  for (let i = from; i < to; i++) if (bytes[i]! >= 0x80) return undefined;
+  return bytes.toString('latin1', from, to);
 }
 
 // The meta element: nil, `{timeout: <uint>}` read here, or anything else through msgpackr and readMeta.

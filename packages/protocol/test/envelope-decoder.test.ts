@@ -2,6 +2,7 @@ import { expect } from 'chai';
 import { type RpcError } from '@tunnelrpc/protocol';
 import { DEFAULT_DECODE_LIMITS, decodeFrame, decodeMessage, encodePayload, type Message } from '@tunnelrpc/protocol/internal';
 import { hex, fixstr, toHex } from '@tunnelrpc/test-kit';
+import { Packr } from 'msgpackr';
 
 // Decodes `payload` where it lies inside a larger buffer, between bytes that are not MessagePack (0xc1), so that a
 // decoder reading past its range or from offset 0 fails.
@@ -99,5 +100,55 @@ describe('decodeFrame (in place, with the hand-read envelope)', () => {
         expect((decodeInPlace(payload) as { method: string }).method).to.equal(method);
       }
     }
+  });
+
+  describe('small maps of scalars, read by hand', () => {
+    // msgpackr's own forms (uint16 and the like), not the envelope's: the hand reader must agree with msgpackr on
+    // everything any encoder may send.
+    const packr = new Packr({ useRecords: false, variableMapSize: true });
+    const asResult = (map: unknown): Uint8Array => packr.pack([1, 7, null, map]);
+
+    it('agree with msgpackr on every value form, key order and duplicate key', () => {
+      const values = [0, 1, 127, 128, 255, 256, 65_535, 65_536, 0xffff_ffff, -1, -32, -33, -128, -129, -32_768, -32_769, -(2 ** 31), 1.5, -0.25, NaN, true, false, null, '', 'a', 'x'.repeat(8), 'x'.repeat(9), 'x'.repeat(31), 'x'.repeat(32), 'x'.repeat(255), 'é', 'ascii then é'];
+      let seed = 5;
+      const next = (): number => (seed = (seed * 1_103_515_245 + 12_345) % 2 ** 31);
+      for (let i = 0; i < 3000; i++) {
+        const map: Record<string, unknown> = {};
+        const size = next() % 16;
+        for (let k = 0; k < size; k++) map[['a', 'b', 'key', 'name', 'x'.repeat(20), 'ü', '1'][next() % 7]!] = values[next() % values.length];
+        const payload = asResult(map);
+        expect(decodeInPlace(payload), toHex(payload)).to.deep.equal(decodeMessage(payload));
+      }
+      // A duplicate key: the later value wins, in the first key's place, as msgpackr assigns them.
+      const duplicate = hex('94 01 07 c0 83 a1 61 01 a1 62 02 a1 61 03');
+      expect(decodeInPlace(duplicate)).to.deep.equal(decodeMessage(duplicate));
+      expect(Object.keys((decodeInPlace(duplicate) as { result: object }).result)).to.deep.equal(['a', 'b']);
+    });
+
+    it('rename a "__proto__" key as msgpackr does, so that a map never sets its object\'s prototype', () => {
+      const payload = hex('94 01 07 c0 82 a9' + toHex(Buffer.from('__proto__')) + '81 a1 70 01 a1 61 02');
+      const nested = decodeInPlace(payload);
+      expect(nested).to.deep.equal(decodeMessage(payload));
+      const flat = hex('94 01 07 c0 82 a9' + toHex(Buffer.from('__proto__')) + 'a1 70 a1 61 02');
+      const result = (decodeInPlace(flat) as { result: Record<string, unknown> }).result;
+      expect(result).to.deep.equal((decodeMessage(flat) as { result: unknown }).result);
+      expect(Object.getPrototypeOf(result)).to.equal(Object.prototype);
+      expect(result.__proto_).to.equal('p');
+    });
+
+    it('leave every other map to msgpackr, with the same result', () => {
+      const others = [
+        { nested: { deep: 1 } }, { list: [1] }, { big: 2 ** 40 }, { neg: -(2 ** 40) }, { when: new Date(5) }, { bytes: Buffer.from([1]) },
+        { ['k'.repeat(40)]: 1 }, { é: 1 }, Object.fromEntries(Array.from({ length: 16 }, (_, i) => [`k${i}`, i])),
+      ];
+      for (const map of others) {
+        const payload = asResult(map);
+        expect(decodeInPlace(payload), toHex(payload)).to.deep.equal(decodeMessage(payload));
+      }
+      // float 32, and a key that is an integer.
+      for (const bytes of ['94 01 07 c0 81 a1 66 ca 3f c0 00 00', '94 01 07 c0 81 01 a1 61']) {
+        expect(decodeInPlace(hex(bytes)), bytes).to.deep.equal(decodeMessage(hex(bytes)));
+      }
+    });
   });
 });
