@@ -89,10 +89,12 @@ export function checkObservers(name: string, value: unknown): readonly CallObser
 export class Observers {
   readonly #list: readonly CallObserver[];
   readonly #failed: (error: unknown, hook: string) => void;
-  // Ends waiting for the end of the tick (endedSoon), in parallel arrays reused from tick to tick.
+  // Ends waiting for the end of the tick (endedSoon): the first #soonCount entries of parallel arrays that are
+  // reused from tick to tick (they hold only method objects, code names and numbers, nothing of a call's).
   readonly #soonMethods: ObservedMethod[] = [];
   readonly #soonCodes: (ErrorCode | 'OK')[] = [];
   readonly #soonStarts: number[] = [];
+  #soonCount = 0;
   #flushScheduled = false;
 
   constructor(list: readonly CallObserver[], failed: (error: unknown, hook: string) => void) {
@@ -105,9 +107,10 @@ export class Observers {
    * server reads the clock once per chunk, for every call that arrived in it.
    */
   started(method: ObservedMethod): void {
-    for (const observer of this.#list) {
+    const list = this.#list;
+    for (let i = 0; i < list.length; i++) {
       try {
-        observer.callStarted(method);
+        list[i]!.callStarted(method);
       } catch (error) {
         this.#report(error, 'callStarted');
       }
@@ -126,9 +129,10 @@ export class Observers {
    * result after its observers heard.
    */
   endedSoon(method: ObservedMethod, code: ErrorCode | 'OK', startedAt: number): void {
-    this.#soonMethods.push(method);
-    this.#soonCodes.push(code);
-    this.#soonStarts.push(startedAt);
+    const at = this.#soonCount++;
+    this.#soonMethods[at] = method;
+    this.#soonCodes[at] = code;
+    this.#soonStarts[at] = startedAt;
     if (this.#flushScheduled) return;
     this.#flushScheduled = true;
     process.nextTick(flushEnds, this);
@@ -142,16 +146,15 @@ export class Observers {
     const starts = this.#soonStarts;
     const now = performance.now();
     // An observer that ends another call meanwhile adds to these arrays; the loop tells it too.
-    for (let i = 0; i < methods.length; i++) this.#tell(methods[i]!, codes[i]!, (now - starts[i]!) / 1000);
-    methods.length = 0;
-    codes.length = 0;
-    starts.length = 0;
+    for (let i = 0; i < this.#soonCount; i++) this.#tell(methods[i]!, codes[i]!, (now - starts[i]!) / 1000);
+    this.#soonCount = 0;
   }
 
   #tell(method: ObservedMethod, code: ErrorCode | 'OK', seconds: number): void {
-    for (const observer of this.#list) {
+    const list = this.#list;
+    for (let i = 0; i < list.length; i++) {
       try {
-        observer.callEnded(method, code, seconds);
+        list[i]!.callEnded(method, code, seconds);
       } catch (error) {
         this.#report(error, 'callEnded');
       }
