@@ -11,10 +11,10 @@ export type ObserveMode = (typeof OBSERVE_MODES)[number];
 
 /** MODE_INFO says what each variant adds, for the report. */
 export const MODE_INFO: Readonly<Record<ObserveMode, string>> = {
-  plain: 'no interceptors, propagateContext off (the server as before interceptors)',
+  plain: 'the server and client at their defaults (propagateContext on, no client in the server process, so no store is entered)',
   async: 'plain, but the echo handler is async: the connection path every interceptor puts a call on',
-  'async-context': 'async, with propagateContext on: the AsyncLocalStorage around a handler that awaits',
-  context: 'propagateContext on in a process that also has a client: handlers run in an AsyncLocalStorage',
+  'async-context': 'async, in a server process that also has a client: the AsyncLocalStorage around a handler that awaits',
+  context: 'plain, in a server process that also has a client: handlers run in an AsyncLocalStorage',
   interceptor: 'one pass-through interceptor on the server and on the client (a server process without a client)',
   metrics: '@tunnelrpc/prometheus observers and listeners on the server and on the client (no client in the server process)',
 };

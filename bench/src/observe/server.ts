@@ -15,7 +15,8 @@ async function main(): Promise<void> {
   const mode = args.string('mode');
   if (!isObserveMode(mode)) throw new Error(`unknown --mode ${mode}`);
   const concurrency = args.number('concurrency', 1);
-  const options: ServerOptions = { maxInFlight: Math.max(128, concurrency), propagateContext: mode !== 'plain' && mode !== 'async' };
+  // Every variant runs the server at its defaults (propagateContext on) and adds one thing.
+  const options: ServerOptions = { maxInFlight: Math.max(128, concurrency) };
   const asyncHandler = mode === 'async' || mode === 'async-context';
   // A server process with no tunnelrpc client never enters the store (interceptor and metrics measure that common
   // case); context and async-context measure a server that also makes calls, so has a client.
