@@ -162,6 +162,8 @@ export class EnvelopeEncoder {
   #begin(extra: number): void {
     if (SLAB_SIZE - this.#pos < ENVELOPE_MARGIN + extra) this.#newSlab(ENVELOPE_MARGIN + extra);
     this.#start = this.#pos;
+    // A message that threw midway (a getter, or a value msgpackr refuses) may have left parts behind.
+    this.#parts = undefined;
     this.#flat = true;
     this.#items = 0;
     this.#depth = 2;

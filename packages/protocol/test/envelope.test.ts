@@ -70,6 +70,17 @@ describe('encodePayload (hand-written envelope)', () => {
     expect(roundTrip(encodePayload({ type: 1, id: 2, result: { ok: [1, 2] } }))).to.deep.equal({ type: 1, id: 2, result: { ok: [1, 2] } });
   });
 
+  it('encodes the next message whole after one that threw past a large byte array cut out of the slab', () => {
+    const throwing = Object.defineProperty({}, 'h', {
+      enumerable: true,
+      get: () => {
+        throw new Error('getter bug');
+      },
+    }) as Record<string, string>;
+    expect(() => encodePayload({ type: 0, id: 1, method: 'A.b', params: Buffer.alloc(20_000, 4), meta: { timeout: 5, headers: throwing } })).to.throw(/getter bug/);
+    expect(roundTrip(Buffer.concat(([] as Uint8Array[]).concat(encodePayloadParts({ type: 1, id: 2, result: 'after' }))))).to.deep.equal({ type: 1, id: 2, result: 'after' });
+  });
+
   it('writes a request without meta as a 4-element array', () => {
     expect(Buffer.from(encodePayload({ type: 0, id: 1, method: 'A.b', params: 1 })).toString('hex')).to.equal('940001a3412e6201');
   });
