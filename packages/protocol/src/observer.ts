@@ -1,8 +1,8 @@
 /**
  * Call observers: the metrics stage of the call pipeline. An interceptor joins a call's path (a closure and a
  * promise per call, a handler made asynchronous on the server); an observer only hears that a call started and
- * how it ended, synchronously, with the same method object every time, so that counting a call costs a few
- * additions. The server tells them about every call it admits, the client about every call its caller makes,
+ * how it ended, in plain synchronous calls (the ends of calls answered together at the end of their tick), with the
+ * same method object every time, so that counting a call costs a few additions. The server tells them about every call it admits, the client about every call its caller makes,
  * streams and notifications included, however the call ends (answered, failed, cancelled, timed out or cut off
  * with its tunnel). A stage without observers costs nothing.
  */
